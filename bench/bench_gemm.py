@@ -1,0 +1,144 @@
+"""GEMM throughput of fastnn against NumPy (OpenBLAS), measured in the same process, 1 and 2 threads.
+
+Usage:  python bench/bench_gemm.py [--repeats 9] [--quick] [--markdown]
+
+Each thread count runs in a fresh subprocess (NumPy's thread pool is fixed at import). Two NumPy
+configurations are measured, each against fastnn in the same process:
+  * "numpy (env)"    -- NumPy as this environment configures it (OPENBLAS_CORETYPE may pin a kernel),
+  * "numpy (native)" -- OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset, so OpenBLAS picks its best kernel.
+Timings interleave the two libraries and report medians; ratios > 1 mean fastnn is faster. The FMA peak of
+one core is measured by bench/fma_peak.cpp (compiled on the fly with the system C++ compiler).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SQUARES = [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048)]
+NETWORK = [(64, 128, 784), (64, 10, 128), (6272, 32, 9), (64, 3136, 288), (1600, 512, 128), (64, 512, 128),
+           (100, 100, 100), (1000, 1, 1000)]
+HERE = Path(__file__).resolve().parent
+
+
+def measure(shapes, repeats: int) -> list[dict]:
+    import numpy as np
+
+    import fastnn
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for m, n, k in shapes:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        flops = 2.0 * m * n * k
+        inner = max(1, int(2e8 / flops))  # each timed sample does at least ~0.2 GFLOP of work
+        ours, theirs = [], []
+        fastnn.ops.matmul(a, b), a @ b  # warm up both
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for _ in range(inner):
+                fastnn.ops.matmul(a, b)
+            ours.append((time.perf_counter() - t) / inner)
+            t = time.perf_counter()
+            for _ in range(inner):
+                a @ b
+            theirs.append((time.perf_counter() - t) / inner)
+        t_ours, t_np = float(np.median(ours)), float(np.median(theirs))
+        rows.append({"shape": [m, n, k], "fastnn_gflops": flops / t_ours / 1e9,
+                     "numpy_gflops": flops / t_np / 1e9, "ratio": t_np / t_ours})
+    return rows
+
+
+def openblas_kernel() -> str:
+    try:
+        import threadpoolctl
+
+        for info in threadpoolctl.threadpool_info():
+            if info.get("internal_api") == "openblas":
+                return str(info.get("architecture"))
+    except ImportError:
+        pass
+    return os.environ.get("OPENBLAS_CORETYPE", "unknown")
+
+
+def child(args) -> None:
+    shapes = SQUARES[:2] + NETWORK if args.quick else SQUARES + NETWORK
+    print(json.dumps({"kernel": openblas_kernel(), "rows": measure(shapes, args.repeats)}))
+
+
+def run_child(threads: int, native: bool, args) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    if native:
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
+    cmd = [sys.executable, __file__, "--child", "--repeats", str(args.repeats)] + (["--quick"] if args.quick else [])
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def fma_peak() -> dict:
+    compiler = shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "fma_peak")
+        subprocess.run([compiler, "-O2", "-o", exe, str(HERE / "fma_peak.cpp")], check=True)
+        out = subprocess.run([exe], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0]: float(line.split()[1]) for line in out.splitlines() if line.strip()}
+
+
+def geomean(values) -> float:
+    import math
+
+    values = list(values)
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--quick", action="store_true", help="skip 1024 and 2048 squares")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    import fastnn
+
+    info = fastnn.build_info()
+    peak = fma_peak()
+    print(f"fastnn {info['version']} simd={info['simd']} openmp={info['openmp']} compiler={info['compiler']}")
+    print("one-core FMA peak (GFLOP/s): " + ", ".join(f"{k} {v:.1f}" for k, v in peak.items()))
+    for threads in [int(t) for t in args.threads.split(",")]:
+        env_run, native_run = run_child(threads, False, args), run_child(threads, True, args)
+        print(f"\n### fp32 GEMM, {threads} thread(s), median of {args.repeats}; ratio = NumPy time / fastnn time")
+        print(f"OpenBLAS kernel: env = {env_run['kernel']}, native = {native_run['kernel']}\n")
+        print("| M x N x K | fastnn GFLOP/s | NumPy (env) | ratio | fastnn GFLOP/s | NumPy (native) | ratio |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for e, n in zip(env_run["rows"], native_run["rows"]):
+            m_, n_, k_ = e["shape"]
+            print(f"| {m_}x{n_}x{k_} | {e['fastnn_gflops']:.1f} | {e['numpy_gflops']:.1f} | {e['ratio']:.2f} "
+                  f"| {n['fastnn_gflops']:.1f} | {n['numpy_gflops']:.1f} | {n['ratio']:.2f} |")
+        print(f"| geometric mean | | | {geomean(r['ratio'] for r in env_run['rows']):.2f} | | | "
+              f"{geomean(r['ratio'] for r in native_run['rows']):.2f} |")
+        if threads == 1:
+            for run, label in ((env_run, "env"), (native_run, "native")):
+                for r in run["rows"]:
+                    if r["shape"] == [2048, 2048, 2048] and "avx2" in peak:
+                        print(f"2048^3 single thread ({label} run): {r['fastnn_gflops']:.1f} GFLOP/s = "
+                              f"{100 * r['fastnn_gflops'] / peak['avx2']:.0f}% of the AVX2 FMA peak"
+                              + (f", {100 * r['fastnn_gflops'] / peak['avx512']:.0f}% of the AVX-512 peak"
+                                 if "avx512" in peak else ""))
+
+
+if __name__ == "__main__":
+    main()

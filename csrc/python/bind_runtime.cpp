@@ -1,0 +1,44 @@
+// Bindings for build facts, threads and the SIMD path.
+#include <string>
+
+#include "bindings.h"
+#include "fastnn/parallel.h"
+#include "fastnn/runtime.h"
+
+namespace fastnn::python {
+
+void bind_runtime(py::module_& m) {
+  m.def("build_info", [] {
+    const BuildInfo info = fastnn::build_info();
+    py::dict d;
+    d["version"] = info.version;
+    d["openmp"] = info.openmp;
+    d["cuda"] = info.cuda;
+    d["simd"] = simd_path_name(active_simd_path());
+    d["simd_compiled"] = info.avx2_kernels_compiled ? "generic, avx2+fma" : "generic";
+    d["cpu_avx2_fma"] = cpu_supports_avx2_fma();
+    d["compiler"] = info.compiler;
+    d["build_type"] = info.build_type;
+    d["num_threads"] = get_num_threads();
+    return d;
+  }, "Facts about this build and the code path chosen for this CPU.");
+
+  m.def("get_num_threads", &fastnn::get_num_threads, "Threads the kernels use.");
+  m.def("set_num_threads", [](int n) {
+    if (n < 1)
+      throw py::value_error("set_num_threads: n must be a positive integer, but received " + std::to_string(n));
+    fastnn::set_num_threads(n);
+  }, py::arg("n"), "Sets the number of threads the kernels use (1 in a build without OpenMP).");
+
+  m.def("simd_path", [] { return std::string(simd_path_name(active_simd_path())); });
+  m.def("set_simd_path", [](const std::string& name) {
+    SimdPath path;
+    if (name == "generic") path = SimdPath::kGeneric;
+    else if (name == "avx2+fma" || name == "avx2") path = SimdPath::kAvx2;
+    else throw py::value_error("set_simd_path: expected 'generic' or 'avx2+fma', but received '" + name + "'");
+    if (!fastnn::set_simd_path(path))
+      throw py::value_error("set_simd_path: '" + name + "' is not available on this CPU or build");
+  }, py::arg("name"), "Selects the kernel code path (for tests); 'generic' always works.");
+}
+
+}  // namespace fastnn::python

@@ -1,0 +1,37 @@
+// Tier 2 helpers shared by the bind_*.cpp files: argument validation that turns every bad input into a
+// Python exception naming the op, what it expected and what it received.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+namespace fastnn::python {
+
+namespace py = pybind11;
+
+void bind_runtime(py::module_& m);
+void bind_gemm(py::module_& m);
+
+// "(2, 3)" for error messages.
+std::string shape_str(const py::array& x);
+
+// "(4, 1)": strides in elements, for error messages.
+std::string strides_str(const py::array& x);
+
+// Element kind of a float array: 'f' (float32) or 'd' (float64); raises TypeError otherwise.
+char float_kind(const py::array& x, const char* op, const char* arg);
+
+// Raises ValueError if x does not have `ndim` dimensions.
+void require_ndim(const py::array& x, py::ssize_t ndim, const char* op, const char* arg);
+
+// Stride of axis `axis` in elements; raises ValueError when the byte stride is not a multiple of the
+// item size (views into structured arrays).
+int64_t elem_stride(const py::array& x, py::ssize_t axis, const char* op, const char* arg);
+
+// True when the memory spans of the two arrays intersect.
+bool may_overlap(const py::array& x, const py::array& y);
+
+}  // namespace fastnn::python

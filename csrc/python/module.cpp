@@ -1,0 +1,79 @@
+// fastnn._C: the binding layer (tier 2). The only C++ that includes pybind11. It validates dtype, shape
+// and strides, allocates outputs, releases the GIL and calls exactly one kernel; it does no math.
+#include <algorithm>
+#include <sstream>
+
+#include "bindings.h"
+
+namespace fastnn::python {
+
+std::string shape_str(const py::array& x) {
+  std::ostringstream os;
+  os << "(";
+  for (py::ssize_t i = 0; i < x.ndim(); ++i) {
+    if (i) os << ", ";
+    os << x.shape(i);
+  }
+  if (x.ndim() == 1) os << ",";
+  os << ")";
+  return os.str();
+}
+
+std::string strides_str(const py::array& x) {
+  std::ostringstream os;
+  os << "(";
+  for (py::ssize_t i = 0; i < x.ndim(); ++i) {
+    if (i) os << ", ";
+    os << x.strides(i) / static_cast<py::ssize_t>(x.itemsize());
+  }
+  if (x.ndim() == 1) os << ",";
+  os << ")";
+  return os.str();
+}
+
+char float_kind(const py::array& x, const char* op, const char* arg) {
+  const py::dtype dt = x.dtype();
+  if (dt.kind() == 'f' && dt.itemsize() == 4) return 'f';
+  if (dt.kind() == 'f' && dt.itemsize() == 8) return 'd';
+  throw py::type_error(std::string(op) + ": " + arg + " must be float32 or float64, but received dtype " +
+                       std::string(py::str(dt)));
+}
+
+void require_ndim(const py::array& x, py::ssize_t ndim, const char* op, const char* arg) {
+  if (x.ndim() != ndim)
+    throw py::value_error(std::string(op) + ": " + arg + " must be " + std::to_string(ndim) +
+                          "-D, but received shape " + shape_str(x));
+}
+
+int64_t elem_stride(const py::array& x, py::ssize_t axis, const char* op, const char* arg) {
+  const py::ssize_t bytes = x.strides(axis);
+  const py::ssize_t item = x.itemsize();
+  if (bytes % item != 0)
+    throw py::value_error(std::string(op) + ": " + arg + " has a byte stride (" + std::to_string(bytes) +
+                          ") that is not a multiple of its item size (" + std::to_string(item) + ")");
+  return static_cast<int64_t>(bytes / item);
+}
+
+bool may_overlap(const py::array& x, const py::array& y) {
+  if (x.size() == 0 || y.size() == 0) return false;
+  auto span = [](const py::array& a) {
+    auto lo = reinterpret_cast<std::intptr_t>(a.data());
+    auto hi = lo;
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+      const std::intptr_t extent = static_cast<std::intptr_t>(a.shape(i) - 1) * a.strides(i);
+      if (extent < 0) lo += extent; else hi += extent;
+    }
+    return std::pair<std::intptr_t, std::intptr_t>(lo, hi + a.itemsize());
+  };
+  const auto [xlo, xhi] = span(x);
+  const auto [ylo, yhi] = span(y);
+  return xlo < yhi && ylo < xhi;
+}
+
+}  // namespace fastnn::python
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastnn's compiled kernels (internal; use the fastnn package)";
+  fastnn::python::bind_runtime(m);
+  fastnn::python::bind_gemm(m);
+}

@@ -1,0 +1,33 @@
+"""Shared fixtures: the SIMD paths and thread counts every kernel test runs under."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import backend
+
+_C = backend._C
+
+
+def _available_simd_paths():
+    paths = ["generic"]
+    if fastnn.build_info()["cpu_avx2_fma"]:
+        paths.insert(0, "avx2+fma")
+    return paths
+
+
+@pytest.fixture(params=_available_simd_paths())
+def simd_path(request):
+    """Runs the test once per kernel code path this CPU supports (the portable one always)."""
+    previous = _C.simd_path()
+    _C.set_simd_path(request.param)
+    yield request.param
+    _C.set_simd_path(previous)
+
+
+@pytest.fixture
+def restore_threads():
+    previous = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(previous)

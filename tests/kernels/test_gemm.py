@@ -1,0 +1,225 @@
+"""The GEMM kernel (fastnn._C.gemm) and its reference twin against NumPy, over shape sweeps that cross every
+tile and cache-block edge, all transpose combinations, alpha/beta, the fused epilogue, both SIMD paths and
+both dtypes."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import backend
+
+from fastnn.testing import assert_product_close
+
+DTYPES = [np.float32, np.float64]
+
+# Around the register tiles (MR = 6, NR = 16 / 8), the cache blocks (MC = 144 / 72, KC = 256) and the
+# threading split; 1 and primes; tall, wide and skinny.
+SHAPES = [
+    (1, 1, 1), (1, 7, 3), (7, 1, 3), (3, 5, 1), (2, 3, 4),
+    (5, 15, 7), (6, 16, 8), (7, 17, 9), (11, 13, 17), (12, 32, 31), (13, 33, 29),
+    (48, 24, 255), (50, 40, 256), (37, 41, 257), (71, 9, 513),
+    (143, 31, 64), (144, 32, 64), (145, 33, 64), (73, 47, 100),
+    (290, 7, 33), (3, 290, 33), (1, 300, 200), (300, 1, 200),
+    (101, 103, 107), (64, 10, 128), (97, 4081, 3),
+]
+
+
+def random_matrix(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def stored(rng, rows, cols, trans, dtype):
+    """A matrix whose op() is (rows, cols): stored transposed when trans."""
+    return random_matrix(rng, (cols, rows) if trans else (rows, cols), dtype)
+
+
+def op(x, trans):
+    return x.T if trans else x
+
+
+def expected_gemm(a, b, c, trans_a, trans_b, alpha, beta, bias=None, relu=False):
+    a64, b64 = op(a, trans_a).astype(np.float64), op(b, trans_b).astype(np.float64)
+    out = alpha * (a64 @ b64)
+    magnitude = abs(alpha) * (np.abs(a64) @ np.abs(b64))
+    if beta != 0:
+        out = out + beta * c.astype(np.float64)
+        magnitude = magnitude + abs(beta) * np.abs(c.astype(np.float64))
+    if bias is not None:
+        out = out + bias.astype(np.float64)
+        magnitude = magnitude + np.abs(bias.astype(np.float64))
+    if relu:
+        out = np.maximum(out, 0)
+    return out, magnitude
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_gemm_matches_numpy_all_transposes(simd_path, dtype, m, n, k):
+    rng = np.random.default_rng(m * 10007 + n * 101 + k)
+    for trans_a, trans_b in itertools.product([False, True], repeat=2):
+        a = stored(rng, m, k, trans_a, dtype)
+        b = stored(rng, k, n, trans_b, dtype)
+        c = backend.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+        assert c.dtype == dtype and c.shape == (m, n)
+        expected, magnitude = expected_gemm(a, b, None, trans_a, trans_b, 1.0, 0.0)
+        assert_product_close(c, expected, magnitude, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 17, 9), (37, 41, 257), (145, 33, 64)])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 0.75), (0.0, 2.0), (0.0, 0.0)])
+def test_gemm_alpha_beta_in_place(simd_path, dtype, m, n, k, alpha, beta):
+    rng = np.random.default_rng(1)
+    for trans_a, trans_b in itertools.product([False, True], repeat=2):
+        a = stored(rng, m, k, trans_a, dtype)
+        b = stored(rng, k, n, trans_b, dtype)
+        c0 = random_matrix(rng, (m, n), dtype)
+        c = c0.copy()
+        returned = backend.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta)
+        assert returned is c or np.shares_memory(returned, c)
+        expected, magnitude = expected_gemm(a, b, c0, trans_a, trans_b, alpha, beta)
+        assert_product_close(c, expected, magnitude, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_beta_zero_ignores_nan_in_c(simd_path, dtype):
+    rng = np.random.default_rng(2)
+    a, b = random_matrix(rng, (13, 9), dtype), random_matrix(rng, (9, 21), dtype)
+    c = np.full((13, 21), np.nan, dtype)
+    backend.gemm(a, b, c, beta=0.0)
+    assert np.all(np.isfinite(c))
+    c = np.full((13, 21), np.nan, dtype)
+    backend.gemm(a[:, :0], b[:0], c, beta=0.0)  # K = 0
+    assert np.all(c == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 17, 9), (64, 128, 300), (145, 33, 64)])
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_fused_bias_activation_epilogue(simd_path, dtype, m, n, k, activation):
+    rng = np.random.default_rng(3)
+    a, b = random_matrix(rng, (m, k), dtype), random_matrix(rng, (k, n), dtype)
+    bias = random_matrix(rng, (n,), dtype)
+    c = backend.gemm(a, b, bias=bias, activation=activation)
+    expected, magnitude = expected_gemm(a, b, None, False, False, 1.0, 0.0, bias, activation == "relu")
+    assert_product_close(c, expected, magnitude, dtype)
+    ref = backend.gemm_ref(a, b, bias=bias, activation=activation)
+    assert_product_close(c, ref, magnitude, dtype)
+
+
+def test_relu_epilogue_keeps_nan():
+    a = np.array([[np.nan, 1.0]], np.float32)
+    b = np.ones((2, 3), np.float32)
+    for fn in (backend.gemm, backend.gemm_ref):
+        out = fn(a, b, activation="relu")
+        assert np.all(np.isnan(out))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 15, 7), (13, 33, 29), (37, 41, 257), (145, 33, 64)])
+def test_fast_kernel_matches_reference_kernel(simd_path, dtype, m, n, k):
+    rng = np.random.default_rng(4)
+    for trans_a, trans_b in itertools.product([False, True], repeat=2):
+        a, b = stored(rng, m, k, trans_a, dtype), stored(rng, k, n, trans_b, dtype)
+        c0 = random_matrix(rng, (m, n), dtype)
+        fast = backend.gemm(a, b, c0.copy(), trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-1.5)
+        ref = backend.gemm_ref(a, b, c0.copy(), trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-1.5)
+        _, magnitude = expected_gemm(a, b, c0, trans_a, trans_b, 0.5, -1.5)
+        assert_product_close(fast, ref, magnitude, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(1024, 1024, 1024), (2048, 64, 1100), (7, 3000, 1500), (1000, 1, 1000)])
+def test_large_products(dtype, m, n, k):
+    rng = np.random.default_rng(5)
+    a, b = random_matrix(rng, (m, k), dtype), random_matrix(rng, (k, n), dtype)
+    c = backend.gemm(a, b)
+    expected, magnitude = expected_gemm(a, b, None, False, False, 1.0, 0.0)
+    assert_product_close(c, expected, magnitude, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_and_two_threads_are_bit_identical(restore_threads, dtype):
+    if not fastnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP: one thread only")
+    rng = np.random.default_rng(6)
+    for m, n, k in [(300, 200, 513), (6, 700, 40), (1025, 33, 64), (64, 3136, 288)]:
+        a, b = random_matrix(rng, (m, k), dtype), random_matrix(rng, (k, n), dtype)
+        bias = random_matrix(rng, (n,), dtype)
+        fastnn.set_num_threads(1)
+        one = backend.gemm(a, b, bias=bias, activation="relu")
+        fastnn.set_num_threads(2)
+        two = backend.gemm(a, b, bias=bias, activation="relu")
+        assert np.array_equal(one, two)
+
+
+def test_zero_sized_dimensions():
+    for m, n, k in [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0)]:
+        a, b = np.ones((m, k), np.float32), np.ones((k, n), np.float32)
+        c = backend.gemm(a, b)
+        assert c.shape == (m, n)
+        assert np.all(c == 0)
+
+
+def test_row_strided_views_are_read_in_place():
+    rng = np.random.default_rng(7)
+    big = random_matrix(rng, (40, 30), np.float64)
+    a = big[::3, 2:20]          # row stride 90, unit column stride
+    b = big[::-2, 5:12][:18]    # negative row stride
+    c = backend.gemm(a, b)
+    expected, magnitude = expected_gemm(np.array(a), np.array(b), None, False, False, 1.0, 0.0)
+    assert_product_close(c, expected, magnitude, np.float64)
+
+
+class TestBadInput:
+    def test_inner_dimension_mismatch_names_shapes(self):
+        with pytest.raises(ValueError, match=r"inner dimensions.*\(3, 4\).*\(5, 2\)"):
+            backend.gemm(np.ones((3, 4), np.float32), np.ones((5, 2), np.float32))
+
+    @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float16, object, np.complex64, bool])
+    def test_unsupported_dtype_names_dtype(self, dtype):
+        a = np.ones((2, 2), dtype)
+        with pytest.raises(TypeError, match="float32 or float64"):
+            backend.gemm(a, a)
+
+    def test_mixed_dtypes(self):
+        with pytest.raises(TypeError, match="same dtype"):
+            backend.gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float64))
+
+    def test_wrong_ndim(self):
+        with pytest.raises(ValueError, match="must be 2-D"):
+            backend.gemm(np.ones((2, 2, 2), np.float32), np.ones((2, 2), np.float32))
+
+    def test_non_contiguous_last_axis(self):
+        a = np.ones((4, 8), np.float32)[:, ::2]
+        with pytest.raises(ValueError, match="contiguous along its last axis"):
+            backend.gemm(a, np.ones((4, 4), np.float32))
+
+    def test_bad_c(self):
+        a = np.ones((3, 4), np.float32)
+        b = np.ones((4, 5), np.float32)
+        with pytest.raises(ValueError, match=r"c must have shape \(3, 5\)"):
+            backend.gemm(a, b, np.zeros((5, 3), np.float32))
+        with pytest.raises(TypeError, match="same dtype"):
+            backend.gemm(a, b, np.zeros((3, 5), np.float64))
+        readonly = np.zeros((3, 5), np.float32)
+        readonly.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):
+            backend.gemm(a, b, readonly)
+        with pytest.raises(ValueError, match="needs an input c"):
+            backend.gemm(a, b, beta=1.0)
+
+    def test_c_aliasing_an_input_is_rejected(self):
+        x = np.ones((4, 4), np.float32)
+        with pytest.raises(ValueError, match="share memory"):
+            backend.gemm(x, x, x)
+
+    def test_bad_bias_and_activation(self):
+        a, b = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
+        with pytest.raises(ValueError, match=r"bias must have shape \(5,\)"):
+            backend.gemm(a, b, bias=np.ones(4, np.float32))
+        with pytest.raises(ValueError, match="activation must be one of"):
+            backend.gemm(a, b, activation="swish")
