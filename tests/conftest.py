@@ -31,3 +31,12 @@ def restore_threads():
     previous = fastnn.get_num_threads()
     yield
     fastnn.set_num_threads(previous)
+
+
+@pytest.fixture(params=["auto", "packed", "direct"])
+def gemm_path(request):
+    """Runs the test once per GEMM algorithm (forced for every shape), and once as dispatched by shape."""
+    previous = _C.gemm_path()
+    _C.set_gemm_path(request.param)
+    yield request.param
+    _C.set_gemm_path(previous)

@@ -40,6 +40,18 @@ def _gemm_ready(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def _gemm_operand(x: np.ndarray):
+    """A 2-D array as GEMM storage: (array contiguous along its last axis, transposed flag), copying only
+    when neither axis has a unit stride."""
+    item = x.itemsize
+    rows, cols = x.shape
+    if x.strides[1] == item or cols == 1:
+        return x, False
+    if x.strides[0] == item or rows == 1:
+        return x.T, True
+    return np.ascontiguousarray(x), False
+
+
 def matmul(x1, x2):
     """Matrix product with NumPy's ``matmul`` semantics, computed by fastnn's GEMM.
 
@@ -64,6 +76,11 @@ def matmul(x1, x2):
     if a.dtype != b.dtype:
         dtype = np.promote_types(a.dtype, b.dtype)
         a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and a.size and b.size:
+        # The common case (a Dense layer) goes straight to the kernel: no batch bookkeeping.
+        sa, trans_a = _gemm_operand(a)
+        sb, trans_b = _gemm_operand(b)
+        return backend.gemm(sa, sb, trans_a=trans_a, trans_b=trans_b)
     squeeze_m = a.ndim == 1
     squeeze_n = b.ndim == 1
     if squeeze_m:
