@@ -11,10 +11,7 @@ _C = backend._C
 
 
 def _available_simd_paths():
-    paths = ["generic"]
-    if fastnn.build_info()["cpu_avx2_fma"]:
-        paths.insert(0, "avx2+fma")
-    return paths
+    return list(fastnn.build_info()["simd_available"])
 
 
 @pytest.fixture(params=_available_simd_paths())

@@ -45,6 +45,10 @@ GemmKernelSet<double> generic_kernels_f64();
 GemmKernelSet<float> avx2_kernels_f32();
 GemmKernelSet<double> avx2_kernels_f64();
 #endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+GemmKernelSet<float> avx512_kernels_f32();
+GemmKernelSet<double> avx512_kernels_f64();
+#endif
 
 // The set for the SIMD path active now (runtime.h).
 template <typename T>
