@@ -23,8 +23,12 @@ SHAPES = [
     (48, 24, 255), (50, 40, 256), (37, 41, 257), (71, 9, 513),
     (143, 31, 64), (144, 32, 64), (145, 33, 64), (73, 47, 100),
     (290, 7, 33), (3, 290, 33), (1, 300, 200), (300, 1, 200),
-    (101, 103, 107), (64, 10, 128), (97, 4081, 3),
+    (101, 103, 107), (64, 10, 128), (97, 4081, 3), (25, 64, 47), (24, 65, 48),
 ]
+
+# Either side of the auto dispatcher's thresholds: B of exactly the L2 size or one column more, and
+# 12 or 13 row tiles (MR = 12 with AVX-512, 6 with AVX2).
+THRESHOLD_SHAPES = [(150, 512, 512), (150, 513, 512), (144, 700, 600), (145, 700, 600), (72, 700, 600), (78, 700, 600)]
 
 
 def random_matrix(rng, shape, dtype):
@@ -129,6 +133,18 @@ def test_fast_kernel_matches_reference_kernel(simd_path, gemm_path, dtype, m, n,
         ref = backend.gemm_ref(a, b, c0.copy(), trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-1.5)
         _, magnitude = expected_gemm(a, b, c0, trans_a, trans_b, 0.5, -1.5)
         assert_product_close(fast, ref, magnitude, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", THRESHOLD_SHAPES)
+def test_dispatch_thresholds(simd_path, dtype, m, n, k):
+    rng = np.random.default_rng(m + n + k)
+    for trans_a, trans_b in [(False, False), (True, True)]:
+        a, b = stored(rng, m, k, trans_a, dtype), stored(rng, k, n, trans_b, dtype)
+        bias = random_matrix(rng, (n,), dtype)
+        c = backend.gemm(a, b, trans_a=trans_a, trans_b=trans_b, bias=bias, activation="relu")
+        expected, magnitude = expected_gemm(a, b, None, trans_a, trans_b, 1.0, 0.0, bias, True)
+        assert_product_close(c, expected, magnitude, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

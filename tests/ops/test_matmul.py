@@ -38,13 +38,13 @@ def check(x1, x2):
         ((1, 1, 17, 33), (1, 33, 9)),
     ],
 )
-def test_numpy_semantics(dtype, shape1, shape2):
+def test_numpy_semantics(gemm_path, dtype, shape1, shape2):
     rng = np.random.default_rng(0)
     check(rng.standard_normal(shape1).astype(dtype), rng.standard_normal(shape2).astype(dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_non_contiguous_and_negative_stride_views(dtype):
+def test_non_contiguous_and_negative_stride_views(gemm_path, dtype):
     rng = np.random.default_rng(1)
     base = rng.standard_normal((30, 40)).astype(dtype)
     views = {
@@ -63,6 +63,21 @@ def test_non_contiguous_and_negative_stride_views(dtype):
         check(other.T, v.T)  # the view on the right-hand side, transposed
     batched = rng.standard_normal((4, 9, 8)).astype(dtype)
     check(batched[::-1, :, ::2], batched.transpose(0, 2, 1)[:, ::2, :])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batched_products_many_small_and_few_large(restore_threads, dtype):
+    # Many small products run one per thread; few large ones use all threads per product. Both must give
+    # the same bits for 1 and 2 threads.
+    rng = np.random.default_rng(2)
+    for batch, m, n, k in [(64, 5, 7, 9), (3, 200, 150, 300), (2, 1, 500, 40)]:
+        a = rng.standard_normal((batch, m, k)).astype(dtype)
+        b = rng.standard_normal((batch, k, n)).astype(dtype)
+        fastnn.set_num_threads(1)
+        one = check(a, b)
+        fastnn.set_num_threads(2)
+        two = ops.matmul(a, b)
+        assert np.array_equal(one, two)
 
 
 def test_zero_size_dimensions():
