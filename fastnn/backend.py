@@ -44,8 +44,8 @@ def to_numpy(buffer) -> np.ndarray:
 
 
 def contiguous(buffer):
-    """The buffer in C order (the buffer itself when it already is)."""
-    return np.ascontiguousarray(buffer)
+    """The buffer in C order (the buffer itself when it already is; 0-D stays 0-D)."""
+    return buffer if buffer.flags.c_contiguous else np.ascontiguousarray(buffer).reshape(buffer.shape)
 
 
 def is_buffer(x) -> bool:

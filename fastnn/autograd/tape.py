@@ -203,6 +203,8 @@ def _backprop(roots, seeds, *, tape=None, wanted=(), accumulate=False, retain=Fa
             for p, need, pg in zip(parents, pneeds, pgrads):
                 if not need or pg is None:
                     continue
+                if not backend.is_buffer(pg):  # NumPy returns scalars for 0-D results
+                    pg = backend.asarray(pg)
                 pdata = p._data
                 if pg.shape != pdata.shape:
                     raise RuntimeError(

@@ -46,9 +46,9 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, data) -> "Tensor":
-        """A tensor around an existing buffer (no conversion, no copy)."""
+        """A tensor around an existing buffer (no conversion, no copy; NumPy scalars become 0-D arrays)."""
         t = object.__new__(Tensor)
-        t._data = data
+        t._data = data if backend.is_buffer(data) else backend.asarray(data)
         t._node = None
         t._requires_grad = False
         t.grad = None

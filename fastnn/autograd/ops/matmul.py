@@ -107,6 +107,8 @@ def matmul(x1, x2):
     t2 = x2 if isinstance(x2, Tensor) else Tensor._wrap(b)
 
     def backward(g, needs):
+        if a.ndim == 1 and b.ndim == 1:  # inner product: g is 0-D
+            return (g * b if needs[0] else None, g * a if needs[1] else None)
         a2 = a[np.newaxis, :] if a.ndim == 1 else a
         b2 = b[:, np.newaxis] if b.ndim == 1 else b
         g2 = g

@@ -43,7 +43,7 @@ def mean(x, axis=None, keepdims=False):
                        xp.full(np.sum(a, axis=axes, keepdims=keepdims).shape, np.nan, a.dtype))
 
     def backward(g, needs):
-        return (_expand(g / a.dtype.type(max(count, 1)), a.shape, axes, keepdims),)
+        return (_expand(g / a.dtype.type(count or 1), a.shape, axes, keepdims),)
 
     return record(y, (t,), backward, "mean")
 
