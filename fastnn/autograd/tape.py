@@ -80,7 +80,8 @@ def record(data, parents: tuple, backward, name: str) -> Tensor:
             break
     tapes = ()
     if st.tapes:
-        tapes = tuple(t for t in st.tapes if t._recording and any(t._connected(p) for p in parents))
+        # No short-circuit: _connected also registers every accessed trainable variable with the tape.
+        tapes = tuple(t for t in st.tapes if t._recording and any([t._connected(p) for p in parents]))
     if req or tapes:
         out._node = Node(backward, parents, tapes, name)
         out._requires_grad = req
@@ -433,12 +434,10 @@ class GradientTape:
                     f"GradientTape.gradient: cannot differentiate with respect to a tensor of dtype {s.dtype}; "
                     "sources must be float tensors"
                 )
+        # Only what the tape saw can have a gradient: watched tensors (and variables) and tensors it computed.
+        on_tape = [s for s in flat_sources if id(s) in self._watched or (s._node is not None and self in s._node.tapes)]
         self._used = True
-        try:
-            found = _backprop(targets, seeds, tape=self, wanted=flat_sources, retain=self._persistent)
-        finally:
-            if not self._persistent:
-                self._watched = {}
+        found = _backprop(targets, seeds, tape=self, wanted=on_tape, retain=self._persistent)
         grads = []
         for s in flat_sources:
             g = found.get(id(s))
