@@ -53,8 +53,8 @@ FASTNN_ALWAYS_INLINE T act_fwd(T x, T alpha) {
   else if constexpr (K == ActKind::kSelu)
     return T(kSeluScale) * (x > T(0) ? x : T(kSeluAlpha) * std::expm1(x));
   else if constexpr (K == ActKind::kGelu) return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2)));
-  else if constexpr (K == ActKind::kGeluTanh)
-    return T(0.5) * x * (T(1) + std::tanh(T(kSqrt2OverPi) * (x + T(kGeluCoeff) * x * x * x)));
+  else if constexpr (K == ActKind::kGeluTanh)  // 0.5 x (1 + tanh(u)) = x sigmoid(2u): accurate in the tails
+    return x * sigmoid(T(2 * kSqrt2OverPi) * (x + T(kGeluCoeff) * x * x * x));
   else if constexpr (K == ActKind::kSilu) return x * sigmoid(x);
   else if constexpr (K == ActKind::kLeakyRelu) return x < T(0) ? alpha * x : x;
   else if constexpr (K == ActKind::kSoftplus) return softplus(x);
@@ -77,10 +77,11 @@ FASTNN_ALWAYS_INLINE T act_bwd(T dy, T x, T y, T alpha) {
     const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
     return dy * (cdf + x * pdf);
   } else if constexpr (K == ActKind::kGeluTanh) {
+    // d/dx [x s(2u)] = s + x * 2 s (1 - s) u', with s = sigmoid(2u) = (1 + tanh(u)) / 2.
     const T x2 = x * x;
-    const T t = std::tanh(T(kSqrt2OverPi) * (x + T(kGeluCoeff) * x2 * x));
-    const T dinner = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCoeff) * x2);
-    return dy * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner);
+    const T s = sigmoid(T(2 * kSqrt2OverPi) * (x + T(kGeluCoeff) * x2 * x));
+    const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCoeff) * x2);
+    return dy * (s + T(2) * x * s * (T(1) - s) * du);
   } else if constexpr (K == ActKind::kSilu) {
     const T s = sigmoid(x);
     return dy * s * (T(1) + x * (T(1) - s));
