@@ -11,10 +11,7 @@ _C = backend._C
 
 
 def _available_simd_paths():
-    paths = ["generic"]
-    if fastnn.build_info()["cpu_avx2_fma"]:
-        paths.insert(0, "avx2+fma")
-    return paths
+    return list(fastnn.build_info()["simd_available"])
 
 
 @pytest.fixture(params=_available_simd_paths())
@@ -31,3 +28,12 @@ def restore_threads():
     previous = fastnn.get_num_threads()
     yield
     fastnn.set_num_threads(previous)
+
+
+@pytest.fixture(params=["auto", "packed", "direct"])
+def gemm_path(request):
+    """Runs the test once per GEMM algorithm (forced for every shape), and once as dispatched by shape."""
+    previous = _C.gemm_path()
+    _C.set_gemm_path(request.param)
+    yield request.param
+    _C.set_gemm_path(previous)

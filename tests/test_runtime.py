@@ -16,9 +16,11 @@ def test_build_info_keys():
         assert key in info
     assert info["version"] == fastnn.__version__
     assert isinstance(info["openmp"], bool) and info["cuda"] is False
-    assert info["simd"] in ("avx2+fma", "generic")
-    if info["cpu_avx2_fma"]:
-        assert info["simd"] == "avx2+fma" or os.environ.get("FASTNN_SIMD") == "generic"
+    assert info["simd"] in ("avx512", "avx2+fma", "generic")
+    assert "generic" in info["simd_available"]
+    assert set(info["simd_available"]) <= set(info["simd_compiled"])
+    if "FASTNN_SIMD" not in os.environ:  # the best available path is chosen by default
+        assert info["simd"] == info["simd_available"][-1]
 
 
 def test_set_and_get_num_threads(restore_threads):
@@ -41,11 +43,13 @@ def test_omp_num_threads_is_respected():
     assert out.stdout.strip() == "1"
 
 
-def test_forced_generic_path_from_environment():
+@pytest.mark.parametrize("forced", ["generic", "avx2"])
+def test_simd_path_capped_from_environment(forced):
     code = "import fastnn; print(fastnn.build_info()['simd'])"
-    env = dict(os.environ, FASTNN_SIMD="generic")
+    env = dict(os.environ, FASTNN_SIMD=forced)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "generic"
+    expected = "generic" if forced == "generic" or not fastnn.build_info()["cpu_avx2_fma"] else "avx2+fma"
+    assert out.stdout.strip() == expected
 
 
 def test_python_m_fastnn_self_check():

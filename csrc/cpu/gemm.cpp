@@ -11,11 +11,13 @@
 // arithmetic is always the full vector kernel. The fused epilogue (bias, activation) is applied to each
 // tile right after its last K block, while the tile is still in L1.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "fastnn/common.h"
 #include "fastnn/gemm.h"
 #include "fastnn/parallel.h"
+#include "fastnn/runtime.h"
 #include "gemm_kernels.h"
 
 namespace fastnn::cpu {
@@ -32,13 +34,14 @@ void pack_a_block(T* FASTNN_RESTRICT dst, const T* a, const GemmParams<T>& prm, 
   for (int64_t ir = 0; ir < mcur; ir += MR) {
     const int64_t mr = std::min<int64_t>(MR, mcur - ir);
     if (!prm.trans_a) {
-      // op(A)[i, p] = a[i * lda + p]: read MR rows side by side.
-      for (int64_t i = 0; i < mr; ++i) {
-        const T* src = a + (ic + ir + i) * prm.lda + pc;
-        for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
+      // op(A)[i, p] = a[i * lda + p]: walk the MR rows side by side, writing the panel contiguously.
+      const T* rows[32];
+      for (int64_t i = 0; i < MR; ++i) rows[i] = a + (ic + ir + std::min(i, mr - 1)) * prm.lda + pc;
+      for (int64_t p = 0; p < kc; ++p) {
+        T* d = dst + p * MR;
+        for (int64_t i = 0; i < mr; ++i) d[i] = rows[i][p];
+        for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
       }
-      for (int64_t i = mr; i < MR; ++i)
-        for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = T(0);
     } else {
       // op(A)[i, p] = a[p * lda + i]: each p gives MR contiguous values.
       for (int64_t p = 0; p < kc; ++p) {
@@ -110,15 +113,95 @@ void scale_only(T* c, const GemmParams<T>& p) {
   });
 }
 
-// Each thread keeps its packing buffers between calls (they only grow, to at most one A block and one
-// B block), so steady-state training does no allocation here.
-ScratchBuffer& thread_a_buffer() {
-  static thread_local ScratchBuffer buffer;
-  return buffer;
+// Each thread keeps its scratch buffers between calls (they only grow: at most one A block, one B block
+// and a few vectors), so steady-state training does no allocation here.
+enum ScratchSlot { kPackedA = 0, kPackedB = 1, kVectorX = 2, kVectorY = 3, kSlots = 4 };
+template <typename T>
+T* thread_scratch(ScratchSlot slot, int64_t elements) {
+  static thread_local ScratchBuffer buffers[kSlots];
+  return static_cast<T*>(buffers[slot].reserve(sizeof(T) * static_cast<size_t>(elements > 0 ? elements : 1)));
 }
-ScratchBuffer& thread_b_buffer() {
-  static thread_local ScratchBuffer buffer;
-  return buffer;
+
+// 2*M*N*K below this runs on one thread: waking a second costs more than it saves.
+constexpr double kMinParallelFlops = 2.0e5;
+
+// Matrix-vector products (M == 1 or N == 1): no packing, no wasted tile lanes. The output vector is
+// computed into scratch by the dot-form or axpy-form kernel, then merged into C with alpha, beta and the
+// epilogue.
+template <typename T>
+void gemv_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const GemmParams<T>& p) {
+  const bool column = p.n == 1;  // C is (M, 1); otherwise (1, N)
+  const int64_t len = column ? p.m : p.n, K = p.k;
+  // y[o] = sum_q mat(o, q) * x[q], with mat stored along K ("dot") or along the output ("axpy").
+  const T* mat = column ? a : b;
+  const int64_t ld = column ? p.lda : p.ldb;
+  const bool dot_form = column ? !p.trans_a : p.trans_b;
+  const T* x_src = column ? b : a;
+  const int64_t incx = column ? (p.trans_b ? 1 : p.ldb) : (p.trans_a ? p.lda : 1);
+
+  const T* x = x_src;
+  if (incx != 1 && K > 1) {
+    T* packed = thread_scratch<T>(kVectorX, K);
+    for (int64_t q = 0; q < K; ++q) packed[q] = x_src[q * incx];
+    x = packed;
+  }
+  T* y = thread_scratch<T>(kVectorY, len);
+  const double flops = 2.0 * static_cast<double>(len) * static_cast<double>(K);
+  const int64_t grain = flops < kMinParallelFlops ? len : std::max<int64_t>(64, len / (4 * get_num_threads()));
+  parallel_for(0, len, grain, [&](int64_t o0, int64_t o1) {
+    if (dot_form) ks.gemv_dot(o1 - o0, K, mat + o0 * ld, ld, x, y + o0);
+    else ks.gemv_axpy(o1 - o0, K, mat + o0, ld, x, y + o0);
+  });
+  for (int64_t o = 0; o < len; ++o) {
+    T& out = column ? c[o * p.ldc] : c[o];
+    T value = p.alpha * y[o] + (p.beta == T(0) ? T(0) : p.beta * out);
+    if (p.bias != nullptr) value += p.bias[column ? 0 : o];
+    if (p.activation == Activation::kRelu && value < T(0)) value = T(0);
+    out = value;
+  }
+}
+
+// The direct path: the kernel reads A in place and B by rows, so nothing is packed. It wins when B stays
+// in this core's L2 across the row tiles (on Zen 5 it then runs at 90% of peak, above the packed path,
+// whose packing costs as much as the arithmetic for small products), or when there are so few row tiles
+// that packing B would cost about as much as streaming it from L3 each time. A transposed B is first
+// copied to row-major.
+template <typename T>
+bool use_direct_path(const GemmKernelSet<T>& ks, const GemmParams<T>& p) {
+  const double b_bytes = static_cast<double>(p.k) * static_cast<double>(p.n) * sizeof(T);
+  constexpr int64_t kFewRowTiles = 12;
+  return b_bytes <= static_cast<double>(l2_cache_bytes()) || ceil_div(p.m, ks.mr) <= kFewRowTiles;
+}
+
+template <typename T>
+void direct_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const GemmParams<T>& p) {
+  const int64_t M = p.m, N = p.n, K = p.k, MR = ks.mr, NR = ks.nr;
+  const T* bm = b;
+  int64_t ldb = p.ldb;
+  if (p.trans_b) {
+    T* copy = thread_scratch<T>(kPackedB, K * N);
+    for (int64_t q = 0; q < K; ++q)
+      for (int64_t j = 0; j < N; ++j) copy[q * N + j] = b[j * p.ldb + q];
+    bm = copy;
+    ldb = N;
+  }
+  const int64_t rs_a = p.trans_a ? 1 : p.lda, cs_a = p.trans_a ? p.lda : 1;
+  const bool epilogue = has_epilogue(p);
+  const int64_t row_tiles = ceil_div(M, MR);
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  const int64_t grain = flops < kMinParallelFlops ? row_tiles : 1;
+  parallel_for(0, row_tiles, grain, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = t * MR;
+      const int mr = static_cast<int>(std::min(MR, M - i0));
+      for (int64_t j0 = 0; j0 < N; j0 += NR) {
+        const int nr = static_cast<int>(std::min(NR, N - j0));
+        T* ct = c + i0 * p.ldc + j0;
+        ks.direct(mr, nr, K, a + i0 * rs_a, rs_a, cs_a, bm + j0, ldb, ct, p.ldc, p.alpha, p.beta);
+        if (epilogue) apply_epilogue(ct, p.ldc, mr, nr, p.bias ? p.bias + j0 : nullptr, p.activation);
+      }
+    }
+  });
 }
 
 template <typename T>
@@ -131,14 +214,13 @@ void gemm_packed(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
   // fewer row blocks than threads (small M), the columns of each row block are split as well.
   int64_t threads = get_num_threads();
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  if (flops < 2.0e5) threads = 1;  // too little work to pay for waking a second thread
+  if (flops < kMinParallelFlops) threads = 1;
   int64_t m_blocks = ceil_div(M, ks.mc);
   if (threads > 1 && M >= threads * 4 * MR) m_blocks = round_up(m_blocks, threads);
   const int64_t mc = round_up(ceil_div(M, m_blocks), MR);
   m_blocks = ceil_div(M, mc);
 
-  T* b_packed = static_cast<T*>(thread_b_buffer().reserve(
-      sizeof(T) * static_cast<size_t>(round_up(std::min(N, ks.nc), NR) * std::min(K, ks.kc))));
+  T* b_packed = thread_scratch<T>(kPackedB, round_up(std::min(N, ks.nc), NR) * std::min(K, ks.kc));
 
   for (int64_t jc = 0; jc < N; jc += ks.nc) {
     const int64_t nc = std::min(ks.nc, N - jc);
@@ -158,8 +240,8 @@ void gemm_packed(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
 
       const int64_t tasks = m_blocks * n_splits;
       parallel_for(0, tasks, threads > 1 ? 1 : tasks, [&](int64_t t0, int64_t t1) {
-        T* a_packed = static_cast<T*>(thread_a_buffer().reserve(sizeof(T) * static_cast<size_t>(mc * kc)));
-        alignas(64) T edge_tile[16 * 16];  // MR x NR scratch for partial tiles (MR, NR <= 16)
+        T* a_packed = thread_scratch<T>(kPackedA, mc * kc);
+        alignas(64) T edge_tile[16 * 32];  // MR x NR scratch for partial tiles (MR <= 16, NR <= 32)
         int64_t packed_block = -1;
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t mb = t / n_splits, split = t % n_splits;
@@ -204,6 +286,13 @@ void gemm_packed(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
 
 }  // namespace
 
+namespace {
+std::atomic<int> g_gemm_path{static_cast<int>(GemmPath::kAuto)};
+}  // namespace
+
+void set_gemm_path(GemmPath path) { g_gemm_path.store(static_cast<int>(path), std::memory_order_relaxed); }
+GemmPath gemm_path() { return static_cast<GemmPath>(g_gemm_path.load(std::memory_order_relaxed)); }
+
 template <typename T>
 void gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) {
   if (p.m <= 0 || p.n <= 0) return;
@@ -211,7 +300,17 @@ void gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) {
     scale_only(c, p);
     return;
   }
-  gemm_packed(detail::active_kernels<T>(), c, a, b, p);
+  const GemmKernelSet<T>& ks = detail::active_kernels<T>();
+  const bool vector_shaped = p.m == 1 || p.n == 1;
+  switch (gemm_path()) {
+    case GemmPath::kPacked: gemm_packed(ks, c, a, b, p); return;
+    case GemmPath::kDirect: direct_path(ks, c, a, b, p); return;
+    case GemmPath::kGemv:
+    case GemmPath::kAuto: break;
+  }
+  if (vector_shaped) gemv_path(ks, c, a, b, p);
+  else if (use_direct_path(ks, p)) direct_path(ks, c, a, b, p);
+  else gemm_packed(ks, c, a, b, p);
 }
 
 template <typename T>

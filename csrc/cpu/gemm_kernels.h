@@ -14,13 +14,29 @@ namespace fastnn::cpu::detail {
 template <typename T>
 using MicroKernel = void (*)(int64_t k, const T* a_panel, const T* b_panel, T* c, int64_t ldc, T alpha, T beta);
 
-// A micro-kernel and the cache blocking tuned for it.
+// The direct kernel for small products (no packing): an m x n tile, m <= MR, n <= NR, of
+//   C = alpha * A B + beta * C  with A[i, p] at a[i * rs_a + p * cs_a] and B[p, j] at b[p * ldb + j],
+// summing the whole K in registers. Partial tiles use masked loads and stores, never reading past the edge.
+template <typename T>
+using DirectKernel = void (*)(int m, int n, int64_t k, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
+                              int64_t ldb, T* c, int64_t ldc, T alpha, T beta);
+
+// Matrix-vector products, y written (not accumulated), x and y contiguous:
+//   dot form:  y[i] = sum_p a[i * lda + p] * x[p], i < m      (rows of the matrix along K)
+//   axpy form: y[j] = sum_p x[p] * a[p * lda + j], j < n      (rows of the matrix along the output)
+template <typename T>
+using GemvKernel = void (*)(int64_t rows_or_cols, int64_t k, const T* a, int64_t lda, const T* x, T* y);
+
+// The kernels of one ISA and the cache blocking tuned for them.
 template <typename T>
 struct GemmKernelSet {
   const char* name;
-  int mr, nr;       // register tile
+  int mr, nr;          // register tile
   int64_t mc, kc, nc;  // cache blocks: an MC x KC block of A stays in L2, a KC x NR panel of B in L1
   MicroKernel<T> kernel;
+  DirectKernel<T> direct;
+  GemvKernel<T> gemv_dot;
+  GemvKernel<T> gemv_axpy;
 };
 
 GemmKernelSet<float> generic_kernels_f32();
@@ -28,6 +44,10 @@ GemmKernelSet<double> generic_kernels_f64();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
 GemmKernelSet<float> avx2_kernels_f32();
 GemmKernelSet<double> avx2_kernels_f64();
+#endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+GemmKernelSet<float> avx512_kernels_f32();
+GemmKernelSet<double> avx512_kernels_f64();
 #endif
 
 // The set for the SIMD path active now (runtime.h).

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cstdlib>
 
+#include <unistd.h>
+
 #include "fastnn/parallel.h"
 #include "gemm_kernels.h"
 
@@ -23,14 +25,32 @@ bool detect_avx2_fma() {
 #endif
 }
 
-SimdPath best_path() { return cpu_supports_avx2_fma() ? SimdPath::kAvx2 : SimdPath::kGeneric; }
+bool detect_avx512() {
+#if defined(FASTNN_HAVE_AVX512_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  // Like the AVX2 check, this also requires the OS to save the zmm and mask registers.
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
 
-// FASTNN_SIMD=generic in the environment forces the portable kernels (for testing and for
-// bisecting a suspected SIMD bug on a user's machine).
+SimdPath best_path() {
+  if (cpu_supports_avx512()) return SimdPath::kAvx512;
+  if (cpu_supports_avx2_fma()) return SimdPath::kAvx2;
+  return SimdPath::kGeneric;
+}
+
+// FASTNN_SIMD=generic|avx2 in the environment caps the kernels at that path (for testing, benchmarking
+// one ISA against another, and bisecting a suspected SIMD bug on a user's machine).
 SimdPath initial_path() {
   const char* forced = std::getenv("FASTNN_SIMD");
-  if (forced != nullptr && std::string(forced) == "generic") return SimdPath::kGeneric;
-  return best_path();
+  const SimdPath best = best_path();
+  if (forced == nullptr) return best;
+  const std::string name(forced);
+  if (name == "generic") return SimdPath::kGeneric;
+  if ((name == "avx2" || name == "avx2+fma") && best != SimdPath::kGeneric) return SimdPath::kAvx2;
+  return best;
 }
 
 std::atomic<int>& path_storage() {
@@ -72,13 +92,45 @@ bool cpu_supports_avx2_fma() {
 
 SimdPath active_simd_path() { return static_cast<SimdPath>(path_storage().load(std::memory_order_relaxed)); }
 
+bool cpu_supports_avx512() {
+  static const bool supported = detect_avx512();
+  return supported;
+}
+
+bool simd_path_available(SimdPath path) {
+  switch (path) {
+    case SimdPath::kGeneric: return true;
+    case SimdPath::kAvx2: return cpu_supports_avx2_fma();
+    case SimdPath::kAvx512: return cpu_supports_avx512();
+  }
+  return false;
+}
+
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+    int64_t reported = 0;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    reported = static_cast<int64_t>(sysconf(_SC_LEVEL2_CACHE_SIZE));
+#endif
+    return reported > 0 ? reported : int64_t{512} * 1024;
+  }();
+  return bytes;
+}
+
 bool set_simd_path(SimdPath path) {
-  if (path == SimdPath::kAvx2 && !cpu_supports_avx2_fma()) return false;
+  if (!simd_path_available(path)) return false;
   path_storage().store(static_cast<int>(path), std::memory_order_relaxed);
   return true;
 }
 
-const char* simd_path_name(SimdPath path) { return path == SimdPath::kAvx2 ? "avx2+fma" : "generic"; }
+const char* simd_path_name(SimdPath path) {
+  switch (path) {
+    case SimdPath::kAvx512: return "avx512";
+    case SimdPath::kAvx2: return "avx2+fma";
+    case SimdPath::kGeneric: break;
+  }
+  return "generic";
+}
 
 BuildInfo build_info() {
   BuildInfo info;
@@ -92,6 +144,11 @@ BuildInfo build_info() {
 #else
   info.avx2_kernels_compiled = false;
 #endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  info.avx512_kernels_compiled = true;
+#else
+  info.avx512_kernels_compiled = false;
+#endif
   return info;
 }
 
@@ -104,6 +161,10 @@ const GemmKernelSet<float>& active_kernels<float>() {
   static const GemmKernelSet<float> avx2 = avx2_kernels_f32();
   if (active_simd_path() == SimdPath::kAvx2) return avx2;
 #endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  static const GemmKernelSet<float> avx512 = avx512_kernels_f32();
+  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+#endif
   return generic;
 }
 
@@ -113,6 +174,10 @@ const GemmKernelSet<double>& active_kernels<double>() {
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
   static const GemmKernelSet<double> avx2 = avx2_kernels_f64();
   if (active_simd_path() == SimdPath::kAvx2) return avx2;
+#endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  static const GemmKernelSet<double> avx512 = avx512_kernels_f64();
+  if (active_simd_path() == SimdPath::kAvx512) return avx512;
 #endif
   return generic;
 }

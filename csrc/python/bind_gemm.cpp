@@ -187,6 +187,17 @@ void bind_gemm(py::module_& m) {
         }, py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::kw_only(), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("bias") = py::none(),
         py::arg("activation") = "linear", "The reference triple-loop twin of gemm (same arguments).");
+  m.def("gemm_path", [] {
+    static const char* names[] = {"auto", "packed", "direct", "gemv"};
+    return std::string(names[static_cast<int>(cpu::gemm_path())]);
+  });
+  m.def("set_gemm_path", [](const std::string& name) {
+    if (name == "auto") cpu::set_gemm_path(cpu::GemmPath::kAuto);
+    else if (name == "packed") cpu::set_gemm_path(cpu::GemmPath::kPacked);
+    else if (name == "direct") cpu::set_gemm_path(cpu::GemmPath::kDirect);
+    else if (name == "gemv") cpu::set_gemm_path(cpu::GemmPath::kGemv);
+    else throw py::value_error("set_gemm_path: expected 'auto', 'packed', 'direct' or 'gemv', but received '" + name + "'");
+  }, py::arg("name"), "Forces one GEMM algorithm for every shape (for tests); 'auto' picks by shape.");
   m.def("batched_matmul", &batched_matmul, py::arg("a"), py::arg("b"),
         "(batch, M, K) @ (batch, K, N) -> new (batch, M, N) array; any strides, zero for broadcast operands.");
 }

@@ -15,8 +15,17 @@ void bind_runtime(py::module_& m) {
     d["openmp"] = info.openmp;
     d["cuda"] = info.cuda;
     d["simd"] = simd_path_name(active_simd_path());
-    d["simd_compiled"] = info.avx2_kernels_compiled ? "generic, avx2+fma" : "generic";
+    py::list compiled;
+    compiled.append("generic");
+    if (info.avx2_kernels_compiled) compiled.append("avx2+fma");
+    if (info.avx512_kernels_compiled) compiled.append("avx512");
+    d["simd_compiled"] = compiled;
+    py::list available;
+    for (SimdPath path : {SimdPath::kGeneric, SimdPath::kAvx2, SimdPath::kAvx512})
+      if (simd_path_available(path)) available.append(simd_path_name(path));
+    d["simd_available"] = available;
     d["cpu_avx2_fma"] = cpu_supports_avx2_fma();
+    d["cpu_avx512"] = cpu_supports_avx512();
     d["compiler"] = info.compiler;
     d["build_type"] = info.build_type;
     d["num_threads"] = get_num_threads();
@@ -35,7 +44,8 @@ void bind_runtime(py::module_& m) {
     SimdPath path;
     if (name == "generic") path = SimdPath::kGeneric;
     else if (name == "avx2+fma" || name == "avx2") path = SimdPath::kAvx2;
-    else throw py::value_error("set_simd_path: expected 'generic' or 'avx2+fma', but received '" + name + "'");
+    else if (name == "avx512") path = SimdPath::kAvx512;
+    else throw py::value_error("set_simd_path: expected 'generic', 'avx2+fma' or 'avx512', but received '" + name + "'");
     if (!fastnn::set_simd_path(path))
       throw py::value_error("set_simd_path: '" + name + "' is not available on this CPU or build");
   }, py::arg("name"), "Selects the kernel code path (for tests); 'generic' always works.");

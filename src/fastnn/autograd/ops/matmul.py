@@ -43,8 +43,25 @@ def _gemm_ready(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def _gemm_operand(x: np.ndarray):
+    """A 2-D array as GEMM storage: (array contiguous along its last axis, transposed flag), copying only
+    when neither axis has a unit stride."""
+    item = x.itemsize
+    rows, cols = x.shape
+    if x.strides[1] == item or cols == 1:
+        return x, False
+    if x.strides[0] == item or rows == 1:
+        return x.T, True
+    return np.ascontiguousarray(x), False
+
+
 def matmul_arrays(a: np.ndarray, b: np.ndarray, shape1=None, shape2=None) -> np.ndarray:
     """NumPy ``matmul`` of two float buffers of one dtype, on the GEMM kernel (no autograd)."""
+    if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and a.size and b.size:
+        # The common case (a Dense layer, and its backward products) goes straight to the kernel.
+        sa, trans_a = _gemm_operand(a)
+        sb, trans_b = _gemm_operand(b)
+        return backend.gemm(sa, sb, trans_a=trans_a, trans_b=trans_b)
     shape1 = a.shape if shape1 is None else shape1
     shape2 = b.shape if shape2 is None else shape2
     if a.ndim == 0 or b.ndim == 0:

@@ -71,9 +71,10 @@ def build_info() -> dict:
     """Facts about this build of fastnn and the kernels chosen for this CPU.
 
     Returns:
-        dict with ``version``, ``openmp`` (bool), ``cuda`` (bool), ``simd`` (the active kernel path,
-        ``"avx2+fma"`` or ``"generic"``), ``simd_compiled``, ``cpu_avx2_fma``, ``compiler``,
-        ``build_type`` and ``num_threads``.
+        dict with ``version``, ``openmp`` (bool), ``cuda`` (bool), ``simd`` (the active kernel path:
+        ``"avx512"``, ``"avx2+fma"`` or ``"generic"``), ``simd_available`` (paths this CPU can run),
+        ``simd_compiled``, ``cpu_avx2_fma``, ``cpu_avx512``, ``compiler``, ``build_type`` and
+        ``num_threads``.
 
     Example:
         >>> fastnn.build_info()["simd"]

@@ -21,8 +21,9 @@ def _median_seconds(fn, repeats: int = 7) -> float:
 def main() -> int:
     info = fastnn.build_info()
     print(f"fastnn {info['version']}")
-    for key in ("simd", "simd_compiled", "cpu_avx2_fma", "openmp", "num_threads", "cuda", "compiler", "build_type"):
-        print(f"  {key:14s} {info[key]}")
+    for key in ("simd", "simd_available", "simd_compiled", "openmp", "num_threads", "cuda", "compiler", "build_type"):
+        value = info[key]
+        print(f"  {key:14s} {', '.join(value) if isinstance(value, list) else value}")
 
     rng = np.random.default_rng(0)
     n = 512

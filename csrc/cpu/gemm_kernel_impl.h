@@ -1,0 +1,212 @@
+// The GEMM kernel bodies, written once over a SIMD vector type V (simd/vec_*.h provides F32x8, F64x4,
+// F32x16, ...). Each ISA's translation unit includes its vector header, then this file, and instantiates
+// the templates for its own types inside its anonymous namespace, so the same source yields the AVX-512,
+// AVX2 and baseline kernels without any of them leaking into another through the linker.
+#pragma once
+
+#include <cstdint>
+
+#include "fastnn/common.h"
+#include "gemm_kernels.h"
+
+namespace fastnn::cpu::detail {
+namespace {
+
+// C[i, j] = alpha * acc[i][j] + beta * C[i, j] for i < m, j < n (beta == 0: C is not read).
+template <class V, int MR, int NV>
+FASTNN_ALWAYS_INLINE void store_tile(const V (&acc)[MR][NV], typename V::Scalar* c, int64_t ldc,
+                                     typename V::Scalar alpha, typename V::Scalar beta, int m, int n) {
+  using T = typename V::Scalar;
+  constexpr int W = V::kWidth;
+  const V va = V::set1(alpha);
+  const V vb = V::set1(beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m) break;
+    T* ci = c + i * ldc;
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      const int nj = n - j * W;
+      if (nj <= 0) break;
+      V r = mul(va, acc[i][j]);
+      if (nj >= W) {
+        if (beta != T(0)) r = fmadd(vb, V::loadu(ci + j * W), r);
+        r.storeu(ci + j * W);
+      } else {
+        if (beta != T(0)) r = fmadd(vb, V::load_first(ci + j * W, nj), r);
+        r.store_first(ci + j * W, nj);
+      }
+    }
+  }
+}
+
+// The packed micro-kernel (contract in gemm_kernels.h): an MR x (NV * W) tile from packed panels.
+template <class V, int MR, int NV>
+void packed_kernel(int64_t k, const typename V::Scalar* a, const typename V::Scalar* b, typename V::Scalar* c,
+                   int64_t ldc, typename V::Scalar alpha, typename V::Scalar beta) {
+  constexpr int W = V::kWidth;
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+  for (int64_t p = 0; p < k; ++p) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V av = V::broadcast(a + i);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(av, bv[j], acc[i][j]);
+    }
+    a += MR;
+    b += NV * W;
+  }
+  store_tile<V, MR, NV>(acc, c, ldc, alpha, beta, MR, NV * W);
+}
+
+// The direct (unpacked) kernel for small products: an m x n tile (m = MR rows exactly, n <= NV * W) of
+// C = alpha * A B + beta * C, reading A[i, p] at a[i * rs_a + p * cs_a] and row p of B at b + p * ldb.
+// kFullN: n == NV * W, so B rows load without masks.
+template <class V, int MR, int NV, bool kFullN>
+void direct_tile(int n, int64_t k, const typename V::Scalar* a, int64_t rs_a, int64_t cs_a,
+                 const typename V::Scalar* b, int64_t ldb, typename V::Scalar* c, int64_t ldc,
+                 typename V::Scalar alpha, typename V::Scalar beta) {
+  constexpr int W = V::kWidth;
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+  for (int64_t p = 0; p < k; ++p) {
+    V bv[NV];
+    const typename V::Scalar* bp = b + p * ldb;
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      if (kFullN) {
+        bv[j] = V::loadu(bp + j * W);
+      } else {
+        const int nj = n - j * W;  // >= 1: the dispatcher picked NV = ceil(n / W)
+        bv[j] = V::load_first(bp + j * W, nj < W ? nj : W);
+      }
+    }
+    const typename V::Scalar* ap = a + p * cs_a;
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V av = V::broadcast(ap + i * rs_a);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(av, bv[j], acc[i][j]);
+    }
+  }
+  store_tile<V, MR, NV>(acc, c, ldc, alpha, beta, MR, n);
+}
+
+// Dispatches a direct tile of m <= MR rows and n <= NV * W columns to the instantiation with exactly m
+// rows and ceil(n / W) vectors.
+template <class V, int MR, int NV>
+void direct_kernel(int m, int n, int64_t k, const typename V::Scalar* a, int64_t rs_a, int64_t cs_a,
+                   const typename V::Scalar* b, int64_t ldb, typename V::Scalar* c, int64_t ldc,
+                   typename V::Scalar alpha, typename V::Scalar beta) {
+  if constexpr (MR > 1) {
+    if (m < MR) {
+      direct_kernel<V, MR - 1, NV>(m, n, k, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta);
+      return;
+    }
+  }
+  constexpr int W = V::kWidth;
+  if constexpr (NV > 1) {
+    if (n <= (NV - 1) * W) {
+      direct_kernel<V, MR, NV - 1>(m, n, k, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta);
+      return;
+    }
+  }
+  if (n == NV * W) direct_tile<V, MR, NV, true>(n, k, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta);
+  else direct_tile<V, MR, NV, false>(n, k, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta);
+}
+
+// Dot form of matrix-vector: y[i] = sum_p a[i * lda + p] * x[p] for i < m (rows of a and x contiguous).
+// Every row is summed the same way (two interleaved vector accumulators, then a masked tail), so the
+// result for a row does not depend on which rows share its group.
+template <class V>
+void gemv_dot(int64_t m, int64_t k, const typename V::Scalar* a, int64_t lda, const typename V::Scalar* x,
+              typename V::Scalar* y) {
+  constexpr int W = V::kWidth;
+  constexpr int R = 4;  // rows per group: 8 independent accumulators
+  int64_t i = 0;
+  for (; i + R <= m; i += R) {
+    V acc0[R], acc1[R];
+    for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = V::zero();
+    int64_t p = 0;
+    for (; p + 2 * W <= k; p += 2 * W) {
+      const V x0 = V::loadu(x + p), x1 = V::loadu(x + p + W);
+      for (int r = 0; r < R; ++r) {
+        acc0[r] = fmadd(V::loadu(a + (i + r) * lda + p), x0, acc0[r]);
+        acc1[r] = fmadd(V::loadu(a + (i + r) * lda + p + W), x1, acc1[r]);
+      }
+    }
+    for (; p < k; p += W) {
+      const int left = k - p < W ? static_cast<int>(k - p) : W;
+      const V x0 = V::load_first(x + p, left);
+      for (int r = 0; r < R; ++r) acc0[r] = fmadd(V::load_first(a + (i + r) * lda + p, left), x0, acc0[r]);
+    }
+    for (int r = 0; r < R; ++r) y[i + r] = add(acc0[r], acc1[r]).reduce_add();
+  }
+  for (; i < m; ++i) {
+    V acc0 = V::zero(), acc1 = V::zero();
+    int64_t p = 0;
+    for (; p + 2 * W <= k; p += 2 * W) {
+      acc0 = fmadd(V::loadu(a + i * lda + p), V::loadu(x + p), acc0);
+      acc1 = fmadd(V::loadu(a + i * lda + p + W), V::loadu(x + p + W), acc1);
+    }
+    for (; p < k; p += W) {
+      const int left = k - p < W ? static_cast<int>(k - p) : W;
+      acc0 = fmadd(V::load_first(a + i * lda + p, left), V::load_first(x + p, left), acc0);
+    }
+    y[i] = add(acc0, acc1).reduce_add();
+  }
+}
+
+// Axpy form of matrix-vector: y[j] = sum_p x[p] * a[p * lda + j] for j < n (rows of a contiguous).
+template <class V>
+void gemv_axpy(int64_t n, int64_t k, const typename V::Scalar* a, int64_t lda, const typename V::Scalar* x,
+               typename V::Scalar* y) {
+  constexpr int W = V::kWidth;
+  constexpr int B = 8;  // vectors per column block
+  int64_t j = 0;
+  for (; j + B * W <= n; j += B * W) {
+    V acc[B];
+    for (int v = 0; v < B; ++v) acc[v] = V::zero();
+    for (int64_t p = 0; p < k; ++p) {
+      const V xp = V::broadcast(x + p);
+      const typename V::Scalar* ap = a + p * lda + j;
+      for (int v = 0; v < B; ++v) acc[v] = fmadd(xp, V::loadu(ap + v * W), acc[v]);
+    }
+    for (int v = 0; v < B; ++v) acc[v].storeu(y + j + v * W);
+  }
+  for (; j < n; j += W) {
+    const int width = n - j < W ? static_cast<int>(n - j) : W;
+    V acc = V::zero();
+    for (int64_t p = 0; p < k; ++p) acc = fmadd(V::broadcast(x + p), V::load_first(a + p * lda + j, width), acc);
+    acc.store_first(y + j, width);
+  }
+}
+
+template <class V, int MR, int NV>
+GemmKernelSet<typename V::Scalar> make_kernel_set(const char* name, int64_t mc, int64_t kc, int64_t nc) {
+  GemmKernelSet<typename V::Scalar> set;
+  set.name = name;
+  set.mr = MR;
+  set.nr = NV * V::kWidth;
+  set.mc = mc;
+  set.kc = kc;
+  set.nc = nc;
+  set.kernel = &packed_kernel<V, MR, NV>;
+  set.direct = &direct_kernel<V, MR, NV>;
+  set.gemv_dot = &gemv_dot<V>;
+  set.gemv_axpy = &gemv_axpy<V>;
+  return set;
+}
+
+}  // namespace
+}  // namespace fastnn::cpu::detail
