@@ -76,4 +76,5 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn's compiled kernels (internal; use the fastnn package)";
   fastnn::python::bind_runtime(m);
   fastnn::python::bind_gemm(m);
+  fastnn::python::bind_elementwise(m);
 }

@@ -6,8 +6,12 @@ Example:
     (2, 4)
 """
 from fastnn.backend import build_info, get_num_threads, set_num_threads
+from fastnn.autograd import GradientTape, Tensor, Variable, no_grad
 from fastnn import ops
 
 __version__ = build_info()["version"]
 
-__all__ = ["build_info", "get_num_threads", "set_num_threads", "ops", "__version__"]
+__all__ = [
+    "build_info", "get_num_threads", "set_num_threads", "ops", "__version__",
+    "Tensor", "Variable", "GradientTape", "no_grad",
+]

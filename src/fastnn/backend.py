@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 try:
     from fastnn import _C
 except ImportError as exc:  # pragma: no cover - only without a build
@@ -19,6 +21,50 @@ except ImportError as exc:  # pragma: no cover - only without a build
 gemm = _C.gemm
 gemm_ref = _C.gemm_ref
 batched_matmul = _C.batched_matmul
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tensor storage. A fastnn.Tensor keeps its values in one buffer (``tensor._data``) that is created and reached
+# only through the helpers below; today the buffer is a NumPy array in host memory. The autograd ops do the work
+# NumPy already does at full speed through ``xp`` (NumPy's namespace: a device array type that implements NumPy's
+# dispatch protocols, as CuPy does, goes through it unchanged) and call the C++ kernels through the wrappers
+# below, which are where a device backend dispatches on the buffer type.
+# ---------------------------------------------------------------------------------------------------------------
+xp = np
+device = "cpu"
+
+
+def asarray(data, dtype=None):
+    """A buffer holding ``data`` (no copy when it already is a buffer of that dtype)."""
+    return np.asarray(data, dtype=dtype)
+
+
+def to_numpy(buffer) -> np.ndarray:
+    """The buffer as a NumPy array (zero-copy on the CPU)."""
+    return buffer
+
+
+def contiguous(buffer):
+    """The buffer in C order (the buffer itself when it already is; 0-D stays 0-D)."""
+    return buffer if buffer.flags.c_contiguous else np.ascontiguousarray(buffer).reshape(buffer.shape)
+
+
+def is_buffer(x) -> bool:
+    return isinstance(x, np.ndarray)
+
+
+# Elementwise kernels (csrc/cpu/elementwise.cpp). Inputs must be C-contiguous float32/float64 buffers.
+activation_forward = _C.activation_forward
+activation_backward = _C.activation_backward
+softmax_forward = _C.softmax_forward
+softmax_backward = _C.softmax_backward
+log_softmax_forward = _C.log_softmax_forward
+log_softmax_backward = _C.log_softmax_backward
+sparse_xent_forward = _C.sparse_xent_forward
+sparse_xent_backward = _C.sparse_xent_backward
+dense_xent_forward = _C.dense_xent_forward
+dense_xent_backward = _C.dense_xent_backward
+bias_add_forward = _C.bias_add_forward
+bias_add_backward = _C.bias_add_backward
 
 
 def build_info() -> dict:

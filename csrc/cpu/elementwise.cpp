@@ -1,0 +1,432 @@
+// Elementwise kernels (see fastnn/elementwise.h). Every loop is a parallel_for over independent elements or
+// rows, so results do not depend on the thread count.
+#include "fastnn/elementwise.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "fastnn/parallel.h"
+
+namespace fastnn::cpu {
+namespace {
+
+constexpr int64_t kElemGrain = 1 << 14;   // elements per chunk for cheap per-element loops
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
+constexpr double kSqrt2OverPi = 0.79788456080286535587989211986876;
+constexpr double kInvSqrt2 = 0.70710678118654752440084436210485;
+constexpr double kInvSqrt2Pi = 0.39894228040143267793994605993438;
+constexpr double kGeluCoeff = 0.044715;
+
+int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(cols, 1)); }
+
+// Stable logistic: never evaluates exp of a large positive number.
+template <typename T>
+FASTNN_ALWAYS_INLINE T sigmoid(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);  // also the NaN path: NaN >= 0 is false and exp(NaN) is NaN
+  return e / (T(1) + e);
+}
+
+// log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)).
+template <typename T>
+FASTNN_ALWAYS_INLINE T softplus(T x) {
+  return (x > T(0) ? x : T(0)) + std::log1p(std::exp(-std::fabs(x)));
+}
+
+// The comparisons are written so that NaN falls through to an expression that yields NaN.
+template <typename T>
+FASTNN_ALWAYS_INLINE T relu6(T x) {
+  return x < T(0) ? T(0) : (x > T(6) ? T(6) : x);
+}
+
+template <ActKind K, typename T>
+FASTNN_ALWAYS_INLINE T act_fwd(T x, T alpha) {
+  if constexpr (K == ActKind::kRelu) return x < T(0) ? T(0) : x;
+  else if constexpr (K == ActKind::kRelu6) return relu6(x);
+  else if constexpr (K == ActKind::kSigmoid) return sigmoid(x);
+  else if constexpr (K == ActKind::kTanh) return std::tanh(x);
+  else if constexpr (K == ActKind::kElu) return x > T(0) ? x : alpha * std::expm1(x);
+  else if constexpr (K == ActKind::kSelu)
+    return T(kSeluScale) * (x > T(0) ? x : T(kSeluAlpha) * std::expm1(x));
+  else if constexpr (K == ActKind::kGelu) return T(0.5) * x * (T(1) + std::erf(x * T(kInvSqrt2)));
+  else if constexpr (K == ActKind::kGeluTanh)  // 0.5 x (1 + tanh(u)) = x sigmoid(2u): accurate in the tails
+    return x * sigmoid(T(2 * kSqrt2OverPi) * (x + T(kGeluCoeff) * x * x * x));
+  else if constexpr (K == ActKind::kSilu) return x * sigmoid(x);
+  else if constexpr (K == ActKind::kLeakyRelu) return x < T(0) ? alpha * x : x;
+  else if constexpr (K == ActKind::kSoftplus) return softplus(x);
+  else if constexpr (K == ActKind::kSoftsign) return x / (T(1) + std::fabs(x));
+  else return relu6(x + T(3)) / T(6);  // kHardSigmoid
+}
+
+// Derivative times dy. x is the input, y the forward output.
+template <ActKind K, typename T>
+FASTNN_ALWAYS_INLINE T act_bwd(T dy, T x, T y, T alpha) {
+  if constexpr (K == ActKind::kRelu) return x > T(0) ? dy : T(0);
+  else if constexpr (K == ActKind::kRelu6) return (x > T(0) && x < T(6)) ? dy : T(0);
+  else if constexpr (K == ActKind::kSigmoid) return dy * y * (T(1) - y);
+  else if constexpr (K == ActKind::kTanh) return dy * (T(1) - y * y);
+  else if constexpr (K == ActKind::kElu) return x > T(0) ? dy : dy * (y + alpha);
+  else if constexpr (K == ActKind::kSelu)
+    return x > T(0) ? dy * T(kSeluScale) : dy * (y + T(kSeluScale * kSeluAlpha));
+  else if constexpr (K == ActKind::kGelu) {
+    const T cdf = T(0.5) * (T(1) + std::erf(x * T(kInvSqrt2)));
+    const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
+    return dy * (cdf + x * pdf);
+  } else if constexpr (K == ActKind::kGeluTanh) {
+    // d/dx [x s(2u)] = s + x * 2 s (1 - s) u', with s = sigmoid(2u) = (1 + tanh(u)) / 2.
+    const T x2 = x * x;
+    const T s = sigmoid(T(2 * kSqrt2OverPi) * (x + T(kGeluCoeff) * x2 * x));
+    const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCoeff) * x2);
+    return dy * (s + T(2) * x * s * (T(1) - s) * du);
+  } else if constexpr (K == ActKind::kSilu) {
+    const T s = sigmoid(x);
+    return dy * s * (T(1) + x * (T(1) - s));
+  } else if constexpr (K == ActKind::kLeakyRelu) return x > T(0) ? dy : dy * alpha;
+  else if constexpr (K == ActKind::kSoftplus) return dy * sigmoid(x);
+  else if constexpr (K == ActKind::kSoftsign) {
+    const T d = T(1) + std::fabs(x);
+    return dy / (d * d);
+  } else return (x > T(-3) && x < T(3)) ? dy / T(6) : T(0);  // kHardSigmoid
+}
+
+template <ActKind K, typename T>
+void fwd_loop(T* y, const T* x, int64_t n, T alpha) {
+  parallel_for(0, n, kElemGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = act_fwd<K>(x[i], alpha);
+  });
+}
+
+template <ActKind K, typename T>
+void bwd_loop(T* dx, const T* dy, const T* x, const T* y, int64_t n, T alpha) {
+  parallel_for(0, n, kElemGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dx[i] = act_bwd<K>(dy[i], x[i], y[i], alpha);
+  });
+}
+
+// Calls f(std::integral_constant<ActKind, k>{}) so each kind gets its own inlined loop.
+template <typename F>
+void dispatch(ActKind k, const F& f) {
+#define FASTNN_CASE(K) \
+  case ActKind::K:     \
+    f(std::integral_constant<ActKind, ActKind::K>{}); return;
+  switch (k) {
+    FASTNN_CASE(kRelu) FASTNN_CASE(kRelu6) FASTNN_CASE(kSigmoid) FASTNN_CASE(kTanh) FASTNN_CASE(kElu)
+    FASTNN_CASE(kSelu) FASTNN_CASE(kGelu) FASTNN_CASE(kGeluTanh) FASTNN_CASE(kSilu) FASTNN_CASE(kLeakyRelu)
+    FASTNN_CASE(kSoftplus) FASTNN_CASE(kSoftsign) FASTNN_CASE(kHardSigmoid)
+  }
+#undef FASTNN_CASE
+}
+
+// Max of a row; NaN anywhere in the row makes the result NaN (so it propagates like NumPy's reference).
+template <typename T>
+FASTNN_ALWAYS_INLINE T row_max(const T* x, int64_t cols) {
+  T m = -std::numeric_limits<T>::infinity();
+  bool nan = false;
+  for (int64_t j = 0; j < cols; ++j) {
+    m = x[j] > m ? x[j] : m;
+    nan |= x[j] != x[j];
+  }
+  return nan ? std::numeric_limits<T>::quiet_NaN() : m;
+}
+
+// log(sum(exp(x))) of a row, max-shifted. A row containing NaN or +inf, or made only of -inf, gives NaN, as the
+// max-shifted NumPy reference does; an empty row gives -inf.
+template <typename T>
+FASTNN_ALWAYS_INLINE T row_lse(const T* x, int64_t cols) {
+  const T m = row_max(x, cols);
+  T s = 0;
+  for (int64_t j = 0; j < cols; ++j) s += std::exp(x[j] - m);
+  return m + std::log(s);
+}
+
+}  // namespace
+
+template <typename T>
+void activation_forward(T* y, const T* x, int64_t n, const ActivationParams& p) {
+  const T alpha = static_cast<T>(p.alpha);
+  dispatch(p.kind, [&](auto k) { fwd_loop<decltype(k)::value>(y, x, n, alpha); });
+}
+
+template <typename T>
+void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, const ActivationParams& p) {
+  const T alpha = static_cast<T>(p.alpha);
+  dispatch(p.kind, [&](auto k) { bwd_loop<decltype(k)::value>(dx, dy, x, y, n, alpha); });
+}
+
+template <typename T>
+void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
+  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* xr = x + r * cols;
+      T* yr = y + r * cols;
+      const T m = row_max(xr, cols);
+      T s = 0;
+      for (int64_t j = 0; j < cols; ++j) {
+        yr[j] = std::exp(xr[j] - m);
+        s += yr[j];
+      }
+      const T inv = T(1) / s;
+      for (int64_t j = 0; j < cols; ++j) yr[j] *= inv;
+    }
+  });
+}
+
+template <typename T>
+void softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double m = -std::numeric_limits<double>::infinity();
+    bool nan = false;
+    for (int64_t j = 0; j < cols; ++j) {
+      m = std::max<double>(m, x[r * cols + j]);
+      nan |= std::isnan(x[r * cols + j]);
+    }
+    if (nan) m = std::numeric_limits<double>::quiet_NaN();
+    double s = 0;
+    for (int64_t j = 0; j < cols; ++j) s += std::exp(double(x[r * cols + j]) - m);
+    for (int64_t j = 0; j < cols; ++j) y[r * cols + j] = static_cast<T>(std::exp(double(x[r * cols + j]) - m) / s);
+  }
+}
+
+template <typename T>
+void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
+  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* dyr = dy + r * cols;
+      const T* yr = y + r * cols;
+      T* dxr = dx + r * cols;
+      T dot = 0;
+      for (int64_t j = 0; j < cols; ++j) dot += dyr[j] * yr[j];
+      for (int64_t j = 0; j < cols; ++j) dxr[j] = yr[j] * (dyr[j] - dot);
+    }
+  });
+}
+
+template <typename T>
+void softmax_backward_ref(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double dot = 0;
+    for (int64_t j = 0; j < cols; ++j) dot += double(dy[r * cols + j]) * y[r * cols + j];
+    for (int64_t j = 0; j < cols; ++j)
+      dx[r * cols + j] = static_cast<T>(double(y[r * cols + j]) * (double(dy[r * cols + j]) - dot));
+  }
+}
+
+template <typename T>
+void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
+  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* xr = x + r * cols;
+      T* yr = y + r * cols;
+      const T m = row_max(xr, cols);
+      T s = 0;
+      for (int64_t j = 0; j < cols; ++j) s += std::exp(xr[j] - m);
+      const T shift = m + std::log(s);
+      for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] - shift;
+    }
+  });
+}
+
+template <typename T>
+void log_softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double m = -std::numeric_limits<double>::infinity();
+    bool nan = false;
+    for (int64_t j = 0; j < cols; ++j) {
+      m = std::max<double>(m, x[r * cols + j]);
+      nan |= std::isnan(x[r * cols + j]);
+    }
+    if (nan) m = std::numeric_limits<double>::quiet_NaN();
+    double s = 0;
+    for (int64_t j = 0; j < cols; ++j) s += std::exp(double(x[r * cols + j]) - m);
+    const double lse = m + std::log(s);
+    for (int64_t j = 0; j < cols; ++j) y[r * cols + j] = static_cast<T>(double(x[r * cols + j]) - lse);
+  }
+}
+
+template <typename T>
+void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
+  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* dyr = dy + r * cols;
+      const T* yr = y + r * cols;
+      T* dxr = dx + r * cols;
+      T s = 0;
+      for (int64_t j = 0; j < cols; ++j) s += dyr[j];
+      for (int64_t j = 0; j < cols; ++j) dxr[j] = dyr[j] - std::exp(yr[j]) * s;
+    }
+  });
+}
+
+template <typename T>
+void log_softmax_backward_ref(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0;
+    for (int64_t j = 0; j < cols; ++j) s += dy[r * cols + j];
+    for (int64_t j = 0; j < cols; ++j)
+      dx[r * cols + j] = static_cast<T>(double(dy[r * cols + j]) - std::exp(double(y[r * cols + j])) * s);
+  }
+}
+
+template <typename T>
+void sparse_xent_forward(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols) {
+  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* xr = logits + r * cols;
+      lse[r] = row_lse(xr, cols);
+      loss[r] = lse[r] - xr[labels[r]];
+    }
+  });
+}
+
+template <typename T>
+void sparse_xent_forward_ref(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols) {
+  std::vector<double> logp(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t j = 0; j < cols; ++j) m = std::max<double>(m, logits[r * cols + j]);
+    double s = 0;
+    for (int64_t j = 0; j < cols; ++j) s += std::exp(double(logits[r * cols + j]) - m);
+    lse[r] = static_cast<T>(m + std::log(s));
+    loss[r] = static_cast<T>(m + std::log(s) - double(logits[r * cols + labels[r]]));
+  }
+}
+
+template <typename T>
+void sparse_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* lse, const int64_t* labels,
+                          int64_t rows, int64_t cols) {
+  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* xr = logits + r * cols;
+      T* dr = dlogits + r * cols;
+      const T g = dloss[r];
+      const T l = lse[r];
+      for (int64_t j = 0; j < cols; ++j) dr[j] = g * std::exp(xr[j] - l);
+      dr[labels[r]] -= g;
+    }
+  });
+}
+
+template <typename T>
+void dense_xent_forward(T* loss, T* lse, const T* logits, const T* target, int64_t rows, int64_t cols) {
+  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* xr = logits + r * cols;
+      const T* tr = target + r * cols;
+      const T l = row_lse(xr, cols);
+      T acc = 0;
+      for (int64_t j = 0; j < cols; ++j) acc += tr[j] * (l - xr[j]);
+      lse[r] = l;
+      loss[r] = acc;
+    }
+  });
+}
+
+template <typename T>
+void dense_xent_forward_ref(T* loss, T* lse, const T* logits, const T* target, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t j = 0; j < cols; ++j) m = std::max<double>(m, logits[r * cols + j]);
+    double s = 0;
+    for (int64_t j = 0; j < cols; ++j) s += std::exp(double(logits[r * cols + j]) - m);
+    const double l = m + std::log(s);
+    double acc = 0;
+    for (int64_t j = 0; j < cols; ++j) acc -= double(target[r * cols + j]) * (double(logits[r * cols + j]) - l);
+    lse[r] = static_cast<T>(l);
+    loss[r] = static_cast<T>(acc);
+  }
+}
+
+template <typename T>
+void dense_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* lse, const T* target, int64_t rows,
+                         int64_t cols) {
+  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const T* xr = logits + r * cols;
+      const T* tr = target + r * cols;
+      T* dr = dlogits + r * cols;
+      T tsum = 0;
+      for (int64_t j = 0; j < cols; ++j) tsum += tr[j];
+      const T g = dloss[r];
+      const T l = lse[r];
+      for (int64_t j = 0; j < cols; ++j) dr[j] = g * (std::exp(xr[j] - l) * tsum - tr[j]);
+    }
+  });
+}
+
+template <typename T>
+void bias_add_forward(T* y, const T* x, const T* b, int64_t rows, int64_t cols) {
+  parallel_for(0, rows, row_grain(cols), [&](int64_t rb, int64_t re) {
+    for (int64_t r = rb; r < re; ++r) {
+      const T* xr = x + r * cols;
+      T* yr = y + r * cols;
+      for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] + b[j];
+    }
+  });
+}
+
+template <typename T>
+void bias_add_backward(T* db, const T* dy, int64_t rows, int64_t cols) {
+  // Fixed-size row blocks summed into per-block partials, then the partials reduced in block order: the
+  // summation order depends only on rows and cols, never on the thread count.
+  constexpr int64_t kRowBlock = 256;
+  const int64_t blocks = ceil_div(rows, kRowBlock);
+  if (blocks <= 1) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < cols; ++j) db[j] += dy[r * cols + j];
+    return;
+  }
+  std::vector<T> partial(static_cast<size_t>(blocks * cols), T(0));
+  T* part = partial.data();
+  parallel_for(0, blocks, 1, [&](int64_t bb, int64_t be) {
+    for (int64_t blk = bb; blk < be; ++blk) {
+      T* pr = part + blk * cols;
+      const int64_t r1 = std::min(rows, (blk + 1) * kRowBlock);
+      for (int64_t r = blk * kRowBlock; r < r1; ++r)
+        for (int64_t j = 0; j < cols; ++j) pr[j] += dy[r * cols + j];
+    }
+  });
+  parallel_for(0, cols, 1024, [&](int64_t jb, int64_t je) {
+    for (int64_t blk = 0; blk < blocks; ++blk)
+      for (int64_t j = jb; j < je; ++j) db[j] += part[blk * cols + j];
+  });
+}
+
+template <typename T>
+void bias_add_backward_ref(T* db, const T* dy, int64_t rows, int64_t cols) {
+  for (int64_t j = 0; j < cols; ++j) {
+    double s = 0;
+    for (int64_t r = 0; r < rows; ++r) s += dy[r * cols + j];
+    db[j] += static_cast<T>(s);
+  }
+}
+
+#define FASTNN_INSTANTIATE(T)                                                                                    \
+  template void activation_forward<T>(T*, const T*, int64_t, const ActivationParams&);                           \
+  template void activation_backward<T>(T*, const T*, const T*, const T*, int64_t, const ActivationParams&);      \
+  template void softmax_forward<T>(T*, const T*, int64_t, int64_t);                                              \
+  template void softmax_forward_ref<T>(T*, const T*, int64_t, int64_t);                                          \
+  template void softmax_backward<T>(T*, const T*, const T*, int64_t, int64_t);                                   \
+  template void softmax_backward_ref<T>(T*, const T*, const T*, int64_t, int64_t);                               \
+  template void log_softmax_forward<T>(T*, const T*, int64_t, int64_t);                                          \
+  template void log_softmax_forward_ref<T>(T*, const T*, int64_t, int64_t);                                      \
+  template void log_softmax_backward<T>(T*, const T*, const T*, int64_t, int64_t);                               \
+  template void log_softmax_backward_ref<T>(T*, const T*, const T*, int64_t, int64_t);                           \
+  template void sparse_xent_forward<T>(T*, T*, const T*, const int64_t*, int64_t, int64_t);                      \
+  template void sparse_xent_forward_ref<T>(T*, T*, const T*, const int64_t*, int64_t, int64_t);                  \
+  template void sparse_xent_backward<T>(T*, const T*, const T*, const T*, const int64_t*, int64_t, int64_t);     \
+  template void dense_xent_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t);                             \
+  template void dense_xent_forward_ref<T>(T*, T*, const T*, const T*, int64_t, int64_t);                         \
+  template void dense_xent_backward<T>(T*, const T*, const T*, const T*, const T*, int64_t, int64_t);            \
+  template void bias_add_forward<T>(T*, const T*, const T*, int64_t, int64_t);                                   \
+  template void bias_add_backward<T>(T*, const T*, int64_t, int64_t);                                           \
+  template void bias_add_backward_ref<T>(T*, const T*, int64_t, int64_t);
+
+FASTNN_INSTANTIATE(float)
+FASTNN_INSTANTIATE(double)
+#undef FASTNN_INSTANTIATE
+
+}  // namespace fastnn::cpu

@@ -1,0 +1,96 @@
+// Elementwise kernels: activations (forward + backward), softmax / log-softmax over the last axis, fused
+// log-softmax + crossentropy, bias add. Tier 1: pure C++, contiguous buffers, outputs first, int64_t sizes,
+// templates instantiated for float and double. Numerically stable forms throughout (sigmoid and softplus for
+// large |x|, max-shifted softmax and log-sum-exp). NaN inputs propagate to NaN outputs like NumPy.
+#pragma once
+
+#include <cstdint>
+
+namespace fastnn {
+
+enum class ActKind : int {
+  kRelu = 0,
+  kRelu6,
+  kSigmoid,
+  kTanh,
+  kElu,          // alpha * expm1(x) for x <= 0
+  kSelu,         // scale * elu(x, alpha) with the fixed SELU constants
+  kGelu,         // exact: 0.5 x (1 + erf(x / sqrt 2))
+  kGeluTanh,     // tanh approximation (keras.ops.gelu's default approximate=True)
+  kSilu,         // x * sigmoid(x)
+  kLeakyRelu,    // x < 0 ? alpha * x : x
+  kSoftplus,     // log(1 + exp(x)), stable
+  kSoftsign,     // x / (1 + |x|)
+  kHardSigmoid,  // relu6(x + 3) / 6 (Keras 3)
+};
+
+struct ActivationParams {
+  ActKind kind = ActKind::kRelu;
+  double alpha = 1.0;  // elu: alpha; leaky_relu: negative slope; unused otherwise
+};
+
+namespace cpu {
+
+// y = act(x); x and y have n elements (may be the same buffer).
+template <typename T>
+void activation_forward(T* y, const T* x, int64_t n, const ActivationParams& p);
+
+// dx = dy * act'(x). y = act(x) is the forward output (used by sigmoid, tanh, elu, selu); dx may alias dy.
+template <typename T>
+void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, const ActivationParams& p);
+
+// x, y are (rows, cols) row-major: y = softmax(x) along each row (max-shifted).
+template <typename T>
+void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols);
+template <typename T>
+void softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols);
+// dx = y * (dy - sum(dy * y)) per row.
+template <typename T>
+void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols);
+template <typename T>
+void softmax_backward_ref(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols);
+
+// y = x - logsumexp(x) per row.
+template <typename T>
+void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols);
+template <typename T>
+void log_softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols);
+// dx = dy - exp(y) * sum(dy) per row.
+template <typename T>
+void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols);
+template <typename T>
+void log_softmax_backward_ref(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols);
+
+// Fused log-softmax + crossentropy. logits is (rows, cols). Forward writes the per-row loss and the per-row
+// log-sum-exp `lse` (what the backward needs).
+//   sparse: loss[r] = lse[r] - logits[r, labels[r]]; every label must be in [0, cols) (callers validate).
+//   dense:  loss[r] = sum_j target[r, j] * (lse[r] - logits[r, j]).
+template <typename T>
+void sparse_xent_forward(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols);
+template <typename T>
+void sparse_xent_forward_ref(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols);
+// dlogits[r, j] = dloss[r] * (exp(logits[r, j] - lse[r]) - [j == labels[r]]).
+template <typename T>
+void sparse_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* lse, const int64_t* labels,
+                          int64_t rows, int64_t cols);
+template <typename T>
+void dense_xent_forward(T* loss, T* lse, const T* logits, const T* target, int64_t rows, int64_t cols);
+template <typename T>
+void dense_xent_forward_ref(T* loss, T* lse, const T* logits, const T* target, int64_t rows, int64_t cols);
+// dlogits[r, j] = dloss[r] * (exp(logits[r, j] - lse[r]) * sum_k target[r, k] - target[r, j]).
+template <typename T>
+void dense_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* lse, const T* target, int64_t rows,
+                         int64_t cols);
+
+// x, y are (rows, cols), b is (cols,): y = x + b (broadcast over rows). y may alias x.
+template <typename T>
+void bias_add_forward(T* y, const T* x, const T* b, int64_t rows, int64_t cols);
+// db += column sums of dy (parameter gradients accumulate). Summation order depends only on rows and cols,
+// so the result is bit-identical for any thread count.
+template <typename T>
+void bias_add_backward(T* db, const T* dy, int64_t rows, int64_t cols);
+template <typename T>
+void bias_add_backward_ref(T* db, const T* dy, int64_t rows, int64_t cols);
+
+}  // namespace cpu
+}  // namespace fastnn

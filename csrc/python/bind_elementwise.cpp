@@ -1,0 +1,336 @@
+// Bindings for the elementwise kernels: activations, softmax / log-softmax, fused crossentropy, bias add.
+// Each function validates dtype (TypeError naming it), shape and C-contiguity (ValueError), allocates the
+// outputs, releases the GIL and calls exactly one kernel. Callers (fastnn.autograd) pass contiguous arrays.
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bindings.h"
+#include "fastnn/elementwise.h"
+
+namespace fastnn::python {
+namespace {
+
+ActKind parse_kind(const std::string& name) {
+  static const std::unordered_map<std::string, ActKind> kinds = {
+      {"relu", ActKind::kRelu},         {"relu6", ActKind::kRelu6},           {"sigmoid", ActKind::kSigmoid},
+      {"tanh", ActKind::kTanh},         {"elu", ActKind::kElu},               {"selu", ActKind::kSelu},
+      {"gelu", ActKind::kGelu},         {"gelu_tanh", ActKind::kGeluTanh},    {"silu", ActKind::kSilu},
+      {"leaky_relu", ActKind::kLeakyRelu}, {"softplus", ActKind::kSoftplus}, {"softsign", ActKind::kSoftsign},
+      {"hard_sigmoid", ActKind::kHardSigmoid}};
+  auto it = kinds.find(name);
+  if (it == kinds.end())
+    throw py::value_error("activation: unknown activation '" + name +
+                          "'; expected one of relu, relu6, sigmoid, tanh, elu, selu, gelu, gelu_tanh, silu, "
+                          "leaky_relu, softplus, softsign, hard_sigmoid");
+  return it->second;
+}
+
+void require_contiguous(const py::array& x, const std::string& op, const char* arg) {
+  if (!(x.flags() & py::array::c_style))
+    throw py::value_error(op + ": " + arg + " must be C-contiguous, but received element strides " +
+                          strides_str(x));
+}
+
+// Checks dtype kind and C-contiguity of x; returns the kind.
+char check_float(const py::array& x, const std::string& op, const char* arg) {
+  const char k = float_kind(x, op.c_str(), arg);
+  require_contiguous(x, op, arg);
+  return k;
+}
+
+void require_like(const py::array& x, const py::array& ref, char kind, const std::string& op, const char* arg,
+                  const char* ref_name) {
+  if (float_kind(x, op.c_str(), arg) != kind)
+    throw py::type_error(op + ": " + arg + " must have the dtype of " + ref_name + " (" +
+                         std::string(py::str(ref.dtype())) + "), but received " + std::string(py::str(x.dtype())));
+  require_contiguous(x, op, arg);
+  bool same = x.ndim() == ref.ndim();
+  for (py::ssize_t i = 0; same && i < x.ndim(); ++i) same = x.shape(i) == ref.shape(i);
+  if (!same)
+    throw py::value_error(op + ": " + arg + " must have the shape of " + ref_name + " " + shape_str(ref) +
+                          ", but received shape " + shape_str(x));
+}
+
+int64_t size_without_last(const py::array& x) {
+  int64_t n = 1;
+  for (py::ssize_t i = 0; i + 1 < x.ndim(); ++i) n *= x.shape(i);
+  return n;
+}
+
+// x must be a C-contiguous 1-D array of `rows` elements of kind `kind`.
+void require_vector(const py::array& x, int64_t rows, char kind, const std::string& op, const char* arg) {
+  if (float_kind(x, op.c_str(), arg) != kind)
+    throw py::type_error(op + ": " + arg + " must have the dtype of the logits, but received " +
+                         std::string(py::str(x.dtype())));
+  require_contiguous(x, op, arg);
+  if (x.ndim() != 1 || x.shape(0) != rows)
+    throw py::value_error(op + ": " + arg + " must have shape (" + std::to_string(rows) + ",), but received shape " +
+                          shape_str(x));
+}
+
+py::array new_like(const py::array& x) { return py::array(x.dtype(), std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim())); }
+
+template <typename T>
+T* ptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+template <typename T>
+const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
+
+py::array activation_forward(const py::array& x, const std::string& name, double alpha) {
+  const std::string op = name;
+  ActivationParams p{parse_kind(name), alpha};
+  const char k = check_float(x, op, "x");
+  py::array y = new_like(x);
+  const int64_t n = x.size();
+  {
+    py::gil_scoped_release release;
+    if (k == 'f') cpu::activation_forward(ptr<float>(y), cptr<float>(x), n, p);
+    else cpu::activation_forward(ptr<double>(y), cptr<double>(x), n, p);
+  }
+  return y;
+}
+
+py::array activation_backward(const py::array& dy, const py::array& x, const py::array& y, const std::string& name,
+                              double alpha) {
+  const std::string op = name + " (backward)";
+  ActivationParams p{parse_kind(name), alpha};
+  const char k = check_float(x, op, "x");
+  require_like(dy, x, k, op, "dy", "x");
+  require_like(y, x, k, op, "y", "x");
+  py::array dx = new_like(x);
+  const int64_t n = x.size();
+  {
+    py::gil_scoped_release release;
+    if (k == 'f') cpu::activation_backward(ptr<float>(dx), cptr<float>(dy), cptr<float>(x), cptr<float>(y), n, p);
+    else cpu::activation_backward(ptr<double>(dx), cptr<double>(dy), cptr<double>(x), cptr<double>(y), n, p);
+  }
+  return dx;
+}
+
+// softmax / log_softmax over the last axis, fast or reference.
+py::array softmax_like_forward(const py::array& x, bool log, bool reference) {
+  const std::string op = log ? "log_softmax" : "softmax";
+  const char k = check_float(x, op, "x");
+  if (x.ndim() == 0) throw py::value_error(op + ": x must have at least 1 dimension, but received shape ()");
+  py::array y = new_like(x);
+  const int64_t cols = x.shape(x.ndim() - 1);
+  const int64_t rows = size_without_last(x);
+  {
+    py::gil_scoped_release release;
+    if (k == 'f') {
+      auto f = log ? (reference ? cpu::log_softmax_forward_ref<float> : cpu::log_softmax_forward<float>)
+                   : (reference ? cpu::softmax_forward_ref<float> : cpu::softmax_forward<float>);
+      f(ptr<float>(y), cptr<float>(x), rows, cols);
+    } else {
+      auto f = log ? (reference ? cpu::log_softmax_forward_ref<double> : cpu::log_softmax_forward<double>)
+                   : (reference ? cpu::softmax_forward_ref<double> : cpu::softmax_forward<double>);
+      f(ptr<double>(y), cptr<double>(x), rows, cols);
+    }
+  }
+  return y;
+}
+
+py::array softmax_like_backward(const py::array& dy, const py::array& y, bool log, bool reference) {
+  const std::string op = std::string(log ? "log_softmax" : "softmax") + " (backward)";
+  const char k = check_float(y, op, "y");
+  require_like(dy, y, k, op, "dy", "y");
+  if (y.ndim() == 0) throw py::value_error(op + ": y must have at least 1 dimension, but received shape ()");
+  py::array dx = new_like(y);
+  const int64_t cols = y.shape(y.ndim() - 1);
+  const int64_t rows = size_without_last(y);
+  {
+    py::gil_scoped_release release;
+    if (k == 'f') {
+      auto f = log ? (reference ? cpu::log_softmax_backward_ref<float> : cpu::log_softmax_backward<float>)
+                   : (reference ? cpu::softmax_backward_ref<float> : cpu::softmax_backward<float>);
+      f(ptr<float>(dx), cptr<float>(dy), cptr<float>(y), rows, cols);
+    } else {
+      auto f = log ? (reference ? cpu::log_softmax_backward_ref<double> : cpu::log_softmax_backward<double>)
+                   : (reference ? cpu::softmax_backward_ref<double> : cpu::softmax_backward<double>);
+      f(ptr<double>(dx), cptr<double>(dy), cptr<double>(y), rows, cols);
+    }
+  }
+  return dx;
+}
+
+// logits (rows, cols), labels (rows,) int64 in [0, cols).
+void check_labels(const py::array& logits, const py::array& labels, const std::string& op) {
+  if (logits.ndim() != 2)
+    throw py::value_error(op + ": logits must be 2-D (rows, classes), but received shape " + shape_str(logits));
+  if (!labels.dtype().is(py::dtype::of<int64_t>()))
+    throw py::type_error(op + ": labels must be int64, but received dtype " + std::string(py::str(labels.dtype())));
+  require_contiguous(labels, op, "labels");
+  if (labels.ndim() != 1 || labels.shape(0) != logits.shape(0))
+    throw py::value_error(op + ": labels must have shape (" + std::to_string(logits.shape(0)) +
+                          ",), but received shape " + shape_str(labels));
+  const int64_t cols = logits.shape(1);
+  const int64_t* lp = static_cast<const int64_t*>(labels.data());
+  for (py::ssize_t r = 0; r < labels.shape(0); ++r)
+    if (lp[r] < 0 || lp[r] >= cols)
+      throw py::value_error(op + ": label " + std::to_string(lp[r]) + " at position " + std::to_string(r) +
+                            " is outside the valid range [0, " + std::to_string(cols) + ")");
+}
+
+py::tuple sparse_xent_forward(const py::array& logits, const py::array& labels, bool reference) {
+  const std::string op = "sparse_categorical_crossentropy";
+  const char k = check_float(logits, op, "logits");
+  check_labels(logits, labels, op);
+  const int64_t rows = logits.shape(0), cols = logits.shape(1);
+  py::array loss(logits.dtype(), std::vector<py::ssize_t>{rows});
+  py::array lse(logits.dtype(), std::vector<py::ssize_t>{rows});
+  const int64_t* lp = static_cast<const int64_t*>(labels.data());
+  {
+    py::gil_scoped_release release;
+    if (k == 'f') {
+      auto f = reference ? cpu::sparse_xent_forward_ref<float> : cpu::sparse_xent_forward<float>;
+      f(ptr<float>(loss), ptr<float>(lse), cptr<float>(logits), lp, rows, cols);
+    } else {
+      auto f = reference ? cpu::sparse_xent_forward_ref<double> : cpu::sparse_xent_forward<double>;
+      f(ptr<double>(loss), ptr<double>(lse), cptr<double>(logits), lp, rows, cols);
+    }
+  }
+  return py::make_tuple(loss, lse);
+}
+
+py::array sparse_xent_backward(const py::array& dloss, const py::array& logits, const py::array& lse,
+                               const py::array& labels) {
+  const std::string op = "sparse_categorical_crossentropy (backward)";
+  const char k = check_float(logits, op, "logits");
+  check_labels(logits, labels, op);
+  require_vector(dloss, logits.shape(0), k, op, "dloss");
+  require_vector(lse, logits.shape(0), k, op, "lse");
+  const int64_t rows = logits.shape(0), cols = logits.shape(1);
+  py::array d = new_like(logits);
+  const int64_t* lp = static_cast<const int64_t*>(labels.data());
+  {
+    py::gil_scoped_release release;
+    if (k == 'f')
+      cpu::sparse_xent_backward(ptr<float>(d), cptr<float>(dloss), cptr<float>(logits), cptr<float>(lse), lp, rows, cols);
+    else
+      cpu::sparse_xent_backward(ptr<double>(d), cptr<double>(dloss), cptr<double>(logits), cptr<double>(lse), lp, rows,
+                                cols);
+  }
+  return d;
+}
+
+py::tuple dense_xent_forward(const py::array& logits, const py::array& target, bool reference) {
+  const std::string op = "categorical_crossentropy";
+  const char k = check_float(logits, op, "logits");
+  if (logits.ndim() != 2)
+    throw py::value_error(op + ": logits must be 2-D (rows, classes), but received shape " + shape_str(logits));
+  require_like(target, logits, k, op, "target", "logits");
+  const int64_t rows = logits.shape(0), cols = logits.shape(1);
+  py::array loss(logits.dtype(), std::vector<py::ssize_t>{rows});
+  py::array lse(logits.dtype(), std::vector<py::ssize_t>{rows});
+  {
+    py::gil_scoped_release release;
+    if (k == 'f') {
+      auto f = reference ? cpu::dense_xent_forward_ref<float> : cpu::dense_xent_forward<float>;
+      f(ptr<float>(loss), ptr<float>(lse), cptr<float>(logits), cptr<float>(target), rows, cols);
+    } else {
+      auto f = reference ? cpu::dense_xent_forward_ref<double> : cpu::dense_xent_forward<double>;
+      f(ptr<double>(loss), ptr<double>(lse), cptr<double>(logits), cptr<double>(target), rows, cols);
+    }
+  }
+  return py::make_tuple(loss, lse);
+}
+
+py::array dense_xent_backward(const py::array& dloss, const py::array& logits, const py::array& lse,
+                              const py::array& target) {
+  const std::string op = "categorical_crossentropy (backward)";
+  const char k = check_float(logits, op, "logits");
+  if (logits.ndim() != 2)
+    throw py::value_error(op + ": logits must be 2-D (rows, classes), but received shape " + shape_str(logits));
+  require_like(target, logits, k, op, "target", "logits");
+  require_vector(dloss, logits.shape(0), k, op, "dloss");
+  require_vector(lse, logits.shape(0), k, op, "lse");
+  const int64_t rows = logits.shape(0), cols = logits.shape(1);
+  py::array d = new_like(logits);
+  {
+    py::gil_scoped_release release;
+    if (k == 'f')
+      cpu::dense_xent_backward(ptr<float>(d), cptr<float>(dloss), cptr<float>(logits), cptr<float>(lse),
+                               cptr<float>(target), rows, cols);
+    else
+      cpu::dense_xent_backward(ptr<double>(d), cptr<double>(dloss), cptr<double>(logits), cptr<double>(lse),
+                               cptr<double>(target), rows, cols);
+  }
+  return d;
+}
+
+py::array bias_add_forward(const py::array& x, const py::array& b) {
+  const std::string op = "bias_add";
+  const char k = check_float(x, op, "x");
+  if (float_kind(b, op.c_str(), "bias") != k)
+    throw py::type_error(op + ": bias must have the dtype of x (" + std::string(py::str(x.dtype())) +
+                         "), but received " + std::string(py::str(b.dtype())));
+  require_contiguous(b, op, "bias");
+  if (x.ndim() == 0 || b.ndim() != 1 || b.shape(0) != x.shape(x.ndim() - 1))
+    throw py::value_error(op + ": bias must be 1-D with the size of x's last axis; received x of shape " +
+                          shape_str(x) + " and bias of shape " + shape_str(b));
+  py::array y = new_like(x);
+  const int64_t cols = b.shape(0), rows = size_without_last(x);
+  {
+    py::gil_scoped_release release;
+    if (k == 'f') cpu::bias_add_forward(ptr<float>(y), cptr<float>(x), cptr<float>(b), rows, cols);
+    else cpu::bias_add_forward(ptr<double>(y), cptr<double>(x), cptr<double>(b), rows, cols);
+  }
+  return y;
+}
+
+// Returns the column sums of dy over all leading axes (a new zero-initialised array accumulated into).
+py::array bias_add_backward(const py::array& dy, bool reference) {
+  const std::string op = "bias_add (backward)";
+  const char k = check_float(dy, op, "dy");
+  if (dy.ndim() == 0) throw py::value_error(op + ": dy must have at least 1 dimension, but received shape ()");
+  const int64_t cols = dy.shape(dy.ndim() - 1), rows = size_without_last(dy);
+  py::array db(dy.dtype(), std::vector<py::ssize_t>{cols});
+  {
+    py::gil_scoped_release release;
+    if (k == 'f') {
+      std::fill_n(ptr<float>(db), cols, 0.0f);
+      (reference ? cpu::bias_add_backward_ref<float> : cpu::bias_add_backward<float>)(ptr<float>(db), cptr<float>(dy),
+                                                                                      rows, cols);
+    } else {
+      std::fill_n(ptr<double>(db), cols, 0.0);
+      (reference ? cpu::bias_add_backward_ref<double> : cpu::bias_add_backward<double>)(ptr<double>(db),
+                                                                                        cptr<double>(dy), rows, cols);
+    }
+  }
+  return db;
+}
+
+}  // namespace
+
+void bind_elementwise(py::module_& m) {
+  m.def("activation_forward", &activation_forward, py::arg("x"), py::arg("name"), py::arg("alpha") = 1.0,
+        "y = act(x) elementwise for a C-contiguous float32/float64 x; name is one of relu, relu6, sigmoid, tanh, "
+        "elu, selu, gelu, gelu_tanh, silu, leaky_relu, softplus, softsign, hard_sigmoid; alpha is elu's alpha "
+        "or leaky_relu's negative slope.");
+  m.def("activation_backward", &activation_backward, py::arg("dy"), py::arg("x"), py::arg("y"), py::arg("name"),
+        py::arg("alpha") = 1.0, "dx = dy * act'(x), given x and the forward output y.");
+  m.def("softmax_forward", [](const py::array& x, bool reference) { return softmax_like_forward(x, false, reference); },
+        py::arg("x"), py::arg("reference") = false, "softmax over the last axis");
+  m.def("softmax_backward",
+        [](const py::array& dy, const py::array& y, bool reference) { return softmax_like_backward(dy, y, false, reference); },
+        py::arg("dy"), py::arg("y"), py::arg("reference") = false, "dx = y * (dy - sum(dy * y, -1))");
+  m.def("log_softmax_forward", [](const py::array& x, bool reference) { return softmax_like_forward(x, true, reference); },
+        py::arg("x"), py::arg("reference") = false, "log-softmax over the last axis");
+  m.def("log_softmax_backward",
+        [](const py::array& dy, const py::array& y, bool reference) { return softmax_like_backward(dy, y, true, reference); },
+        py::arg("dy"), py::arg("y"), py::arg("reference") = false, "dx = dy - exp(y) * sum(dy, -1)");
+  m.def("sparse_xent_forward", &sparse_xent_forward, py::arg("logits"), py::arg("labels"),
+        py::arg("reference") = false, "(loss, lse) for 2-D logits and int64 labels");
+  m.def("sparse_xent_backward", &sparse_xent_backward, py::arg("dloss"), py::arg("logits"), py::arg("lse"),
+        py::arg("labels"), "gradient w.r.t. the logits");
+  m.def("dense_xent_forward", &dense_xent_forward, py::arg("logits"), py::arg("target"), py::arg("reference") = false,
+        "(loss, lse) for 2-D logits and same-shape targets");
+  m.def("dense_xent_backward", &dense_xent_backward, py::arg("dloss"), py::arg("logits"), py::arg("lse"),
+        py::arg("target"), "gradient w.r.t. the logits");
+  m.def("bias_add_forward", &bias_add_forward, py::arg("x"), py::arg("bias"), "x + bias over the last axis");
+  m.def("bias_add_backward", &bias_add_backward, py::arg("dy"), py::arg("reference") = false,
+        "column sums of dy over all leading axes");
+}
+
+}  // namespace fastnn::python

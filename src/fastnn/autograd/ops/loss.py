@@ -1,0 +1,144 @@
+"""Crossentropies with keras.ops's semantics (``target`` first, ``output`` second, per-sample losses).
+
+``from_logits=True`` runs the fused log-softmax + crossentropy C++ kernel (or the stable sigmoid form for the
+binary case); otherwise probabilities are clipped to [epsilon, 1 - epsilon] with epsilon = 1e-7, as Keras does
+(categorical_crossentropy also renormalises ``output / sum(output)`` first).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastnn import backend
+from fastnn.autograd.ops import elementwise as ew
+from fastnn.autograd.ops import reduce
+from fastnn.autograd.ops._util import float_tensor, normalize_axis, tensor, xp
+from fastnn.autograd.tape import record
+
+EPSILON = 1e-7  # keras.config.epsilon()
+
+
+def _same_shape(op, t, o):
+    if t.shape != o.shape:
+        raise ValueError(
+            f"{op}: target and output must have the same shape, but received target.shape={t.shape} and "
+            f"output.shape={o.shape}"
+        )
+
+
+def _to_rows(a, ax):
+    """(..., C) rows of a with ``ax`` moved last, C-contiguous and 2-D."""
+    moved = xp.moveaxis(a, ax, -1) if ax != a.ndim - 1 else a
+    return backend.contiguous(moved.reshape(-1, a.shape[ax]) if moved.size else moved.reshape(0, a.shape[ax])), moved.shape
+
+
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """-sum(target * log(softmax-probabilities), axis), one loss per sample.
+
+    Args:
+        target: one-hot (or soft) labels, the shape of ``output``.
+        output: probabilities, or logits when ``from_logits``.
+        axis: the class axis.
+    """
+    op = "categorical_crossentropy"
+    o = float_tensor(output, op)
+    t = float_tensor(target, op)
+    _same_shape(op, t, o)
+    if o.ndim == 0:
+        raise ValueError(f"{op}: output must have at least 1 dimension, but received shape ()")
+    ax = normalize_axis(axis, o.ndim, op)[0]
+    if not from_logits:
+        o = ew.divide(o, reduce.sum(o, axis=ax, keepdims=True))
+        o = ew.clip(o, EPSILON, 1.0 - EPSILON)
+        return ew.negative(reduce.sum(ew.multiply(t, ew.log(o)), axis=ax))
+    dt = np.result_type(o.dtype, t.dtype)
+    logits, moved_shape = _to_rows(o._data.astype(dt, copy=False), ax)
+    labels, _ = _to_rows(t._data.astype(dt, copy=False), ax)
+    loss, lse = backend.dense_xent_forward(logits, labels)
+    out_shape = moved_shape[:-1]
+
+    def backward(g, needs):
+        g1 = backend.contiguous(g.reshape(-1).astype(dt, copy=False))
+        grads = []
+        for need, fn in ((needs[0], _dlabels), (needs[1], _dlogits)):
+            if not need:
+                grads.append(None)
+                continue
+            d = fn(g1).reshape(moved_shape)
+            grads.append(xp.moveaxis(d, -1, ax) if ax != len(moved_shape) - 1 else d)
+        return tuple(grads)
+
+    def _dlogits(g1):
+        return backend.dense_xent_backward(g1, logits, lse, labels)
+
+    def _dlabels(g1):
+        return -g1[:, None] * (logits - lse[:, None])
+
+    return record(loss.reshape(out_shape), (t, o), backward, op)
+
+
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Crossentropy with integer class labels: -log(probability of the label), one loss per sample.
+
+    Args:
+        target: integer labels of shape ``output.shape[:-1]`` (a trailing axis of length 1 is squeezed).
+        output: probabilities, or logits when ``from_logits``, classes along the last axis.
+
+    Out-of-range labels raise ValueError.
+    """
+    op = "sparse_categorical_crossentropy"
+    o = float_tensor(output, op)
+    lab = tensor(target, op)._data
+    if o.ndim == 0:
+        raise ValueError(f"{op}: output must have at least 1 dimension, but received shape ()")
+    ax = normalize_axis(axis, o.ndim, op)[0]
+    if ax != o.ndim - 1:
+        raise ValueError(f"{op}: only axis=-1 is supported (as in Keras), but received axis={axis}")
+    if lab.ndim == o.ndim and lab.shape[-1] == 1:
+        lab = lab[..., 0]
+    if lab.shape != o.shape[:-1]:
+        raise ValueError(
+            f"{op}: target must have shape output.shape[:-1] = {o.shape[:-1]}, but received target.shape="
+            f"{lab.shape} and output.shape={o.shape}"
+        )
+    if lab.dtype.kind == "f":
+        lab = lab.astype(np.int64)
+    if lab.dtype.kind not in "iub":
+        raise TypeError(f"{op}: target must hold integer labels, but received dtype {lab.dtype}")
+    if not from_logits:
+        # As Keras's TensorFlow backend: log of the clipped probabilities, used as logits.
+        o = ew.log(ew.clip(o, EPSILON, 1.0 - EPSILON))
+    logits, moved_shape = _to_rows(o._data, o.ndim - 1)
+    labels = backend.contiguous(lab.reshape(-1).astype(np.int64, copy=False))
+    loss, lse = backend.sparse_xent_forward(logits, labels)
+
+    def backward(g, needs):
+        g1 = backend.contiguous(g.reshape(-1))
+        return (backend.sparse_xent_backward(g1, logits, lse, labels).reshape(o.shape),)
+
+    return record(loss.reshape(o.shape[:-1]), (o,), backward, op)
+
+
+def binary_crossentropy(target, output, from_logits=False):
+    """Elementwise -(target * log(p) + (1 - target) * log(1 - p)), with p = sigmoid(output) when
+    ``from_logits`` (computed as max(x, 0) - x * z + log(1 + exp(-|x|))), else p = clip(output, eps, 1 - eps)."""
+    op = "binary_crossentropy"
+    o = float_tensor(output, op)
+    t = float_tensor(target, op)
+    _same_shape(op, t, o)
+    if not from_logits:
+        p = ew.clip(o, EPSILON, 1.0 - EPSILON)
+        return ew.negative(ew.add(ew.multiply(t, ew.log(p)),
+                                  ew.multiply(ew.subtract(1.0, t), ew.log(ew.subtract(1.0, p)))))
+    (tt, ot), (z, x) = ew.promote(op, t, o)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = xp.maximum(x, 0) - x * z + xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(g, needs):
+        gz = -g * x if needs[0] else None
+        gx = None
+        if needs[1]:
+            s = backend.activation_forward(backend.contiguous(x), "sigmoid", 1.0)
+            gx = g * (s - z)
+        return gz, gx
+
+    return record(loss, (tt, ot), backward, op)

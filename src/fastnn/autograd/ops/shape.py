@@ -1,0 +1,351 @@
+"""Shape and indexing ops: reshape, transpose, expand_dims, squeeze, broadcast_to, concatenate, stack, split,
+pad, tile, repeat, take, one_hot, indexing (``tensor[...]``), cast and identity.
+
+View-producing ops (reshape, transpose, basic slicing) share the input's buffer, as NumPy does; tensors are
+immutable, so the sharing is invisible except through ``Variable.assign``.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from fastnn.autograd import dtypes
+from fastnn.autograd.ops._util import int_shape, normalize_axis, promote, tensor, unbroadcast, xp
+from fastnn.autograd.tape import record
+from fastnn.autograd.tensor import Tensor
+
+
+def identity(x):
+    """The same values, as a new graph node (gradients pass through)."""
+    t = tensor(x, "identity")
+    return record(t._data, (t,), lambda g, needs: (g,), "identity")
+
+
+def cast(x, dtype):
+    """x converted to ``dtype``. Differentiable between float dtypes; a cast to an integer dtype has no gradient."""
+    t = tensor(x, "cast")
+    dt = dtypes.standardize_dtype(dtype, "cast")
+    a = t._data
+    if a.dtype == dt:
+        return t
+    y = a.astype(dt)
+    if dt.kind != "f" or a.dtype.kind != "f":
+        return Tensor._wrap(y)
+    return record(y, (t,), lambda g, needs: (g.astype(a.dtype),), "cast")
+
+
+def reshape(x, newshape):
+    """x with a new shape of the same size (one axis may be -1)."""
+    t = tensor(x, "reshape")
+    a = t._data
+    shape = int_shape(newshape, "reshape")
+    try:
+        y = a.reshape(shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} (size {a.size}) into shape {shape}") from None
+    return record(y, (t,), lambda g, needs: (g.reshape(a.shape),), "reshape")
+
+
+def transpose(x, axes=None):
+    """Permutes the axes (reverses them when ``axes`` is None)."""
+    t = tensor(x, "transpose")
+    a = t._data
+    if axes is None:
+        axes = tuple(range(a.ndim))[::-1]
+    else:
+        axes = tuple(int(i) for i in axes)
+        if sorted(i % max(a.ndim, 1) for i in axes) != list(range(a.ndim)) or len(axes) != a.ndim:
+            raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
+        axes = tuple(i % a.ndim for i in axes)
+    inverse = tuple(np.argsort(axes))
+    return record(xp.transpose(a, axes), (t,), lambda g, needs: (xp.transpose(g, inverse),), "transpose")
+
+
+def moveaxis(x, source, destination):
+    """Moves axes to new positions (NumPy ``moveaxis``)."""
+    t = tensor(x, "moveaxis")
+    order = np.moveaxis(np.arange(t.ndim), source, destination) if t.ndim else ()
+    return transpose(t, tuple(int(i) for i in np.argsort(order))) if t.ndim else t
+
+
+def expand_dims(x, axis):
+    """Inserts axes of length 1 at ``axis`` (an int or a tuple)."""
+    t = tensor(x, "expand_dims")
+    a = t._data
+    try:
+        y = xp.expand_dims(a, axis)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"expand_dims: invalid axis {axis!r} for an input of shape {a.shape}: {exc}") from None
+    return record(y, (t,), lambda g, needs: (g.reshape(a.shape),), "expand_dims")
+
+
+def squeeze(x, axis=None):
+    """Removes axes of length 1 (all of them when ``axis`` is None)."""
+    t = tensor(x, "squeeze")
+    a = t._data
+    axes = normalize_axis(axis, a.ndim, "squeeze")
+    if axes is not None:
+        bad = [i for i in axes if a.shape[i] != 1]
+        if bad:
+            raise ValueError(f"squeeze: cannot squeeze axis {bad[0]} of shape {a.shape}: its length is not 1")
+    y = xp.squeeze(a, axis=axes)
+    return record(y, (t,), lambda g, needs: (g.reshape(a.shape),), "squeeze")
+
+
+def broadcast_to(x, shape):
+    """x broadcast to ``shape``."""
+    t = tensor(x, "broadcast_to")
+    a = t._data
+    shape = int_shape(shape, "broadcast_to")
+    try:
+        y = xp.broadcast_to(a, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {a.shape} to shape {shape}") from None
+    return record(y, (t,), lambda g, needs: (unbroadcast(g, a.shape),), "broadcast_to")
+
+
+def concatenate(xs, axis=0):
+    """Joins tensors along an existing axis."""
+    if not isinstance(xs, (list, tuple)) or not xs:
+        raise ValueError("concatenate: expected a non-empty list of tensors")
+    ts, bufs = promote("concatenate", *xs)
+    nd = bufs[0].ndim
+    if nd == 0 or any(b.ndim != nd for b in bufs):
+        raise ValueError(f"concatenate: all inputs need the same rank >= 1, but received shapes {[b.shape for b in bufs]}")
+    ax = normalize_axis(axis, nd, "concatenate")[0]
+    try:
+        y = xp.concatenate(bufs, axis=ax)
+    except ValueError:
+        raise ValueError(
+            f"concatenate: the shapes {[b.shape for b in bufs]} must agree on every axis except axis {ax}"
+        ) from None
+    bounds = np.cumsum([0] + [b.shape[ax] for b in bufs])
+
+    def backward(g, needs):
+        out = []
+        for i, need in enumerate(needs):
+            if need:
+                idx = [slice(None)] * g.ndim
+                idx[ax] = slice(int(bounds[i]), int(bounds[i + 1]))
+                out.append(g[tuple(idx)])
+            else:
+                out.append(None)
+        return tuple(out)
+
+    return record(y, tuple(ts), backward, "concatenate")
+
+
+def stack(x, axis=0):
+    """Joins tensors of one shape along a new axis."""
+    if not isinstance(x, (list, tuple)) or not x:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    ts, bufs = promote("stack", *x)
+    if any(b.shape != bufs[0].shape for b in bufs):
+        raise ValueError(f"stack: all inputs must have the same shape, but received shapes {[b.shape for b in bufs]}")
+    ax = normalize_axis(axis, bufs[0].ndim + 1, "stack")[0]
+    y = xp.stack(bufs, axis=ax)
+
+    def backward(g, needs):
+        return tuple(xp.take(g, i, axis=ax) if need else None for i, need in enumerate(needs))
+
+    return record(y, tuple(ts), backward, "stack")
+
+
+def split(x, indices_or_sections, axis=0):
+    """Splits x along ``axis`` into equal sections (an int) or at the given indices; returns a list."""
+    t = tensor(x, "split")
+    a = t._data
+    ax = normalize_axis(axis, a.ndim, "split")[0]
+    n = a.shape[ax]
+    if isinstance(indices_or_sections, numbers.Integral):
+        k = int(indices_or_sections)
+        if k <= 0 or n % k:
+            raise ValueError(f"split: axis {ax} of length {n} (shape {a.shape}) cannot be split into {k} equal sections")
+        bounds = [i * (n // k) for i in range(k + 1)]
+    else:
+        idx = [int(i) for i in indices_or_sections]
+        bounds = [0] + [min(max(i if i >= 0 else i + n, 0), n) for i in idx] + [n]
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        key = [slice(None)] * a.ndim
+        key[ax] = slice(lo, max(lo, hi))
+        out.append(getitem(t, tuple(key)))
+    return out
+
+
+def pad(x, pad_width, mode="constant", constant_values=None):
+    """Pads x like NumPy's ``pad`` (modes constant, edge, reflect, symmetric, wrap are differentiable)."""
+    t = tensor(x, "pad")
+    a = t._data
+    pw = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (a.ndim, 2)) if a.ndim else np.zeros((0, 2), np.int64)
+    if (pw < 0).any():
+        raise ValueError(f"pad: pad_width must be non-negative, but received {pad_width!r}")
+    if mode == "constant":
+        y = xp.pad(a, pw, mode="constant", constant_values=0 if constant_values is None else constant_values)
+        key = tuple(slice(int(lo), int(lo) + s) for (lo, _), s in zip(pw, a.shape))
+
+        def backward(g, needs):
+            return (g[key],)
+    elif mode in ("edge", "reflect", "symmetric", "wrap"):
+        if constant_values is not None:
+            raise ValueError(f"pad: constant_values only applies to mode='constant', not {mode!r}")
+        try:
+            y = xp.pad(a, pw, mode=mode)
+        except ValueError as exc:
+            raise ValueError(f"pad: {exc} (input shape {a.shape}, mode {mode!r})") from None
+        # Each output element copies one input element: pad the input's flat indices the same way.
+        src = xp.pad(np.arange(a.size).reshape(a.shape), pw, mode=mode)
+
+        def backward(g, needs):
+            return (xp.bincount(src.reshape(-1), weights=g.reshape(-1), minlength=a.size).astype(a.dtype).reshape(a.shape),)
+    else:
+        raise ValueError(
+            f"pad: mode must be one of 'constant', 'edge', 'reflect', 'symmetric', 'wrap', but received {mode!r}"
+        )
+    return record(y, (t,), backward, "pad")
+
+
+def _gather_backward(a_shape, dtype, index_fn):
+    """Backward of an op whose output element i copies input element src[i] (src from index_fn)."""
+
+    def backward(g, needs):
+        gx = xp.zeros(a_shape, dtype)
+        xp.add.at(gx, index_fn(), g)
+        return (gx,)
+
+    return backward
+
+
+def tile(x, repeats):
+    """Repeats the whole of x ``repeats`` times along each axis (NumPy ``tile``)."""
+    t = tensor(x, "tile")
+    a = t._data
+    reps = int_shape(repeats, "tile")
+    if any(r < 0 for r in reps):
+        raise ValueError(f"tile: repeats must be non-negative, but received {repeats!r}")
+    y = xp.tile(a, reps)
+    nd = max(a.ndim, len(reps))
+    shape = (1,) * (nd - a.ndim) + a.shape
+    reps = (1,) * (nd - len(reps)) + reps
+
+    def backward(g, needs):
+        inter = []
+        for r, s in zip(reps, shape):
+            inter += [r, s]
+        gx = g.reshape(inter).sum(axis=tuple(range(0, 2 * nd, 2)))
+        return (gx.reshape(a.shape),)
+
+    return record(y, (t,), backward, "tile")
+
+
+def repeat(x, repeats, axis=None):
+    """Repeats each element (NumPy ``repeat``); ``repeats`` is an int or one count per element along axis."""
+    t = tensor(x, "repeat")
+    if axis is None:
+        t = reshape(t, (-1,) if t.size else (0,))
+        axis = 0
+    ax = normalize_axis(axis, t.ndim, "repeat")[0]
+    n = t.shape[ax]
+    reps = np.asarray(repeats.numpy() if isinstance(repeats, Tensor) else repeats)
+    try:
+        idx = np.repeat(np.arange(n), reps)
+    except ValueError as exc:
+        raise ValueError(f"repeat: {exc} (axis {ax} has length {n})") from None
+    return take(t, idx, axis=ax)
+
+
+def take(x, indices, axis=None):
+    """Elements of x at ``indices`` along ``axis`` (of the flattened x when None); negative indices count from
+    the end. Out-of-range indices raise IndexError."""
+    t = tensor(x, "take")
+    a = t._data
+    idx = np.asarray(indices.numpy() if isinstance(indices, Tensor) else indices)
+    if idx.dtype.kind == "f":
+        idx = idx.astype(np.int64)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"take: indices must be integers, but received dtype {idx.dtype}")
+    if axis is None:
+        flat = a.reshape(-1)
+        try:
+            y = xp.take(flat, idx)
+        except IndexError as exc:
+            raise IndexError(f"take: {exc} (input shape {a.shape})") from None
+
+        def backward(g, needs):
+            gx = xp.zeros(a.size, a.dtype)
+            xp.add.at(gx, idx, g)
+            return (gx.reshape(a.shape),)
+    else:
+        ax = normalize_axis(axis, a.ndim, "take")[0]
+        try:
+            y = xp.take(a, idx, axis=ax)
+        except IndexError as exc:
+            raise IndexError(f"take: {exc} (input shape {a.shape}, axis {ax})") from None
+
+        def backward(g, needs):
+            gx = xp.zeros(a.shape, a.dtype)
+            key = (slice(None),) * ax + (idx,)
+            xp.add.at(gx, key, g)
+            return (gx,)
+
+    return record(y, (t,), backward, "take")
+
+
+def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
+    """One-hot encoding of integer x: a new axis of length ``num_classes`` (float32 by default); indices outside
+    [0, num_classes) give all-zero vectors (as in TensorFlow)."""
+    if sparse:
+        raise ValueError("one_hot: sparse=True is not supported")
+    a = tensor(x, "one_hot")._data
+    if a.dtype.kind not in "iub":
+        raise TypeError(f"one_hot: x must hold integers, but received dtype {a.dtype}")
+    dt = dtypes.standardize_dtype(dtype, "one_hot") or dtypes.floatx
+    y = (a[..., None] == np.arange(int(num_classes))).astype(dt)
+    ax = normalize_axis(axis, a.ndim + 1, "one_hot")[0]
+    if ax != a.ndim:
+        y = np.moveaxis(y, -1, ax)
+    return Tensor._wrap(y)
+
+
+# -- indexing ---------------------------------------------------------------------------------------------------
+def _index_part(k):
+    if isinstance(k, Tensor):
+        return k._data
+    if isinstance(k, list):
+        return np.asarray(k)
+    return k
+
+
+def _is_basic(key) -> bool:
+    for k in key:
+        if k is None or k is Ellipsis or isinstance(k, slice):
+            continue
+        if isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)):
+            continue
+        return False
+    return True
+
+
+def getitem(x, key):
+    """``x[key]`` with NumPy semantics: ints, slices, None, Ellipsis, integer arrays and boolean masks.
+    Repeated integer indices accumulate their gradients."""
+    t = tensor(x, "getitem")
+    a = t._data
+    key = tuple(_index_part(k) for k in key) if isinstance(key, tuple) else (_index_part(key),)
+    try:
+        y = a[key]
+    except IndexError as exc:
+        raise IndexError(f"getitem: {exc} (tensor shape {a.shape})") from None
+    basic = _is_basic(key)
+    y = xp.asarray(y)
+
+    def backward(g, needs):
+        gx = xp.zeros(a.shape, a.dtype)
+        if basic:
+            gx[key] = g
+        else:
+            xp.add.at(gx, key, g)
+        return (gx,)
+
+    return record(y, (t,), backward, "getitem")
