@@ -59,6 +59,8 @@ def matmul_arrays(a: np.ndarray, b: np.ndarray, shape1=None, shape2=None) -> np.
     """NumPy ``matmul`` of two float buffers of one dtype, on the GEMM kernel (no autograd)."""
     if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and a.size and b.size:
         # The common case (a Dense layer, and its backward products) goes straight to the kernel.
+        if a.strides[1] == a.itemsize and b.strides[1] == b.itemsize:
+            return backend.gemm(a, b)
         sa, trans_a = _gemm_operand(a)
         sb, trans_b = _gemm_operand(b)
         return backend.gemm(sa, sb, trans_a=trans_a, trans_b=trans_b)
