@@ -43,16 +43,24 @@ def measure(shapes, repeats: int) -> list[dict]:
         flops = 2.0 * m * n * k
         inner = max(1, int(2e8 / flops))  # each timed sample does at least ~0.2 GFLOP of work
         ours, theirs = [], []
-        matmul_arrays(a, b), a @ b  # warm up both
-        for _ in range(repeats):
-            t = time.perf_counter()
-            for _ in range(inner):
-                matmul_arrays(a, b)
-            ours.append((time.perf_counter() - t) / inner)
-            t = time.perf_counter()
-            for _ in range(inner):
-                a @ b
-            theirs.append((time.perf_counter() - t) / inner)
+
+        def sample(fn, out):
+            for _ in range(repeats):
+                t = time.perf_counter()
+                for _ in range(inner):
+                    fn(a, b)
+                out.append((time.perf_counter() - t) / inner)
+
+        # Whole blocks per library, with a pause between: after a call, each library's idle worker threads
+        # spin for a while, and on 2 cores a spinning pool of one library would steal the core the other
+        # library's second thread needs, so per-call interleaving would measure the interference.
+        for _ in range(2):
+            matmul_arrays(a, b)  # warm-up
+            sample(matmul_arrays, ours)
+            time.sleep(0.2)
+            np.matmul(a, b)
+            sample(np.matmul, theirs)
+            time.sleep(0.2)
         t_ours, t_np = float(np.median(ours)), float(np.median(theirs))
         rows.append({"shape": [m, n, k], "fastnn_gflops": flops / t_ours / 1e9,
                      "numpy_gflops": flops / t_np / 1e9, "ratio": t_np / t_ours})
