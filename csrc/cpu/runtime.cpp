@@ -71,7 +71,7 @@ int get_num_threads() {
 
 void set_num_threads(int n) {
 #if defined(FASTNN_WITH_OPENMP)
-  g_num_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed);
+  g_num_threads.store(n < 1 ? 1 : (n > kMaxThreads ? kMaxThreads : n), std::memory_order_relaxed);
 #else
   (void)n;
 #endif

@@ -158,8 +158,11 @@ py::array softmax_like_backward(const py::array& dy, const py::array& y, bool lo
 void check_labels(const py::array& logits, const py::array& labels, const std::string& op) {
   if (logits.ndim() != 2)
     throw py::value_error(op + ": logits must be 2-D (rows, classes), but received shape " + shape_str(logits));
-  if (!labels.dtype().is(py::dtype::of<int64_t>()))
-    throw py::type_error(op + ": labels must be int64, but received dtype " + std::string(py::str(labels.dtype())));
+  const py::dtype ldt = labels.dtype();
+  if (ldt.kind() != 'i' || ldt.itemsize() != 8 || !native_byte_order(ldt))
+    throw py::type_error(op + ": labels must be int64 in native byte order, but received dtype " +
+                         std::string(py::str(ldt)));
+  require_aligned(labels, op.c_str(), "labels");
   require_contiguous(labels, op, "labels");
   if (labels.ndim() != 1 || labels.shape(0) != logits.shape(0))
     throw py::value_error(op + ": labels must have shape (" + std::to_string(logits.shape(0)) +

@@ -98,6 +98,9 @@ py::array gemm_impl(const py::array& a, const py::array& b, py::object c_obj, bo
                             ",), but received shape " + shape_str(bias_arr));
     if (p.n > 1 && elem_stride(bias_arr, 0, op, "bias") != 1)
       throw py::value_error(std::string(op) + ": bias must be contiguous");
+    // The epilogue writes C while it reads the bias: a bias inside c would be read after being overwritten.
+    if (may_overlap(bias_arr, c))
+      throw py::value_error(std::string(op) + ": bias must not share memory with c");
     bias = static_cast<const T*>(bias_arr.data());
   }
   p.bias = bias;

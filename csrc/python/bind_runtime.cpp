@@ -34,8 +34,9 @@ void bind_runtime(py::module_& m) {
 
   m.def("get_num_threads", &fastnn::get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", [](int n) {
-    if (n < 1)
-      throw py::value_error("set_num_threads: n must be a positive integer, but received " + std::to_string(n));
+    if (n < 1 || n > kMaxThreads)
+      throw py::value_error("set_num_threads: n must be an integer in [1, " + std::to_string(kMaxThreads) +
+                            "], but received " + std::to_string(n));
     fastnn::set_num_threads(n);
   }, py::arg("n"), "Sets the number of threads the kernels use (1 in a build without OpenMP).");
 

@@ -22,8 +22,16 @@ std::string shape_str(const py::array& x);
 // "(4, 1)": strides in elements, for error messages.
 std::string strides_str(const py::array& x);
 
-// Element kind of a float array: 'f' (float32) or 'd' (float64); raises TypeError otherwise.
+// Element kind of a float array: 'f' (float32) or 'd' (float64). Raises TypeError for any other dtype,
+// byte-swapped floats included, and ValueError for a buffer not aligned to its item size (the kernels
+// dereference T* directly; a misaligned float load is undefined behaviour).
 char float_kind(const py::array& x, const char* op, const char* arg);
+
+// True when the dtype's byte order is this machine's.
+bool native_byte_order(const py::dtype& dt);
+
+// Raises ValueError when x's data is not aligned to its item size.
+void require_aligned(const py::array& x, const char* op, const char* arg);
 
 // Raises ValueError if x does not have `ndim` dimensions.
 void require_ndim(const py::array& x, py::ssize_t ndim, const char* op, const char* arg);

@@ -31,12 +31,32 @@ std::string strides_str(const py::array& x) {
   return os.str();
 }
 
+bool native_byte_order(const py::dtype& dt) {
+  const char order = dt.byteorder();
+  if (order == '=' || order == '|') return true;
+  const uint16_t probe = 1;
+  const bool little = *reinterpret_cast<const unsigned char*>(&probe) == 1;
+  return order == (little ? '<' : '>');
+}
+
+void require_aligned(const py::array& x, const char* op, const char* arg) {
+  if (!(x.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error(std::string(op) + ": " + arg +
+                          " must be aligned to its item size, but received a misaligned view (copy it first)");
+}
+
 char float_kind(const py::array& x, const char* op, const char* arg) {
   const py::dtype dt = x.dtype();
-  if (dt.kind() == 'f' && dt.itemsize() == 4) return 'f';
-  if (dt.kind() == 'f' && dt.itemsize() == 8) return 'd';
-  throw py::type_error(std::string(op) + ": " + arg + " must be float32 or float64, but received dtype " +
-                       std::string(py::str(dt)));
+  char kind = 0;
+  // A byte-swapped float32 has kind 'f' and item size 4 too, but the kernels read native floats: reject it.
+  if (dt.kind() == 'f' && dt.itemsize() == 4 && native_byte_order(dt)) kind = 'f';
+  if (dt.kind() == 'f' && dt.itemsize() == 8 && native_byte_order(dt)) kind = 'd';
+  if (kind == 0)
+    throw py::type_error(std::string(op) + ": " + arg + " must be float32 or float64" +
+                         (native_byte_order(dt) ? ", but received dtype " : " in native byte order, but received dtype ") +
+                         std::string(py::str(dt)) + (native_byte_order(dt) ? "" : " (byte-swapped)"));
+  require_aligned(x, op, arg);
+  return kind;
 }
 
 void require_ndim(const py::array& x, py::ssize_t ndim, const char* op, const char* arg) {

@@ -83,6 +83,9 @@ def build_info() -> dict:
     return dict(_C.build_info())
 
 
+MAX_THREADS = 1024  # csrc/include/fastnn/parallel.h kMaxThreads
+
+
 def get_num_threads() -> int:
     """The number of threads fastnn's kernels use (OMP_NUM_THREADS or the core count by default)."""
     return _C.get_num_threads()
@@ -92,13 +95,13 @@ def set_num_threads(n: int) -> None:
     """Sets the number of threads fastnn's kernels use.
 
     Args:
-        n: a positive int. A build without OpenMP accepts it and keeps running on one thread.
+        n: an int in [1, 1024]. A build without OpenMP accepts it and keeps running on one thread.
 
     Example:
         >>> fastnn.set_num_threads(1)
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"set_num_threads: n must be a positive int, but received {n!r} of type {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"set_num_threads: n must be a positive int, but received {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be an int in [1, {MAX_THREADS}], but received {n}")
     _C.set_num_threads(int(n))

@@ -16,10 +16,13 @@
 
 namespace fastnn {
 
+// The most threads set_num_threads accepts (a team of a million threads would exhaust the process).
+constexpr int kMaxThreads = 1024;
+
 // Thread count used by every kernel. Defaults to OpenMP's (which honours OMP_NUM_THREADS); always 1 in a
 // build without OpenMP.
 int get_num_threads();
-// Sets the thread count for subsequent kernels (n >= 1; clamped to 1 without OpenMP).
+// Sets the thread count for subsequent kernels (clamped to [1, kMaxThreads]; always 1 without OpenMP).
 void set_num_threads(int n);
 bool openmp_enabled();
 

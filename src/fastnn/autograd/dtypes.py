@@ -88,6 +88,16 @@ def result_type(*dtypes):
     return out
 
 
+def native(arr):
+    """``arr`` itself, or a copy when it is byte-swapped or misaligned: the C++ kernels read native, aligned
+    values (a byte-swapped float32 is still a float32 to Keras, so it is converted, not rejected)."""
+    if not arr.dtype.isnative:
+        return arr.astype(arr.dtype.newbyteorder("="))
+    if not arr.flags.aligned:
+        return arr.copy()
+    return arr
+
+
 def to_buffer(x, dtype=None, op: str = "convert_to_tensor"):
     """A buffer for ``x`` following Keras's convert_to_tensor: Python floats -> float32, ints -> int32 (int64 when
     they do not fit), NumPy arrays keep their dtype and are not copied."""
@@ -111,6 +121,7 @@ def to_buffer(x, dtype=None, op: str = "convert_to_tensor"):
                     arr = arr.astype(_INT32)
     if arr.dtype.kind not in _ALLOWED_KINDS:
         raise TypeError(f"{op}: expected an array of numbers, but received dtype {arr.dtype}")
+    arr = native(arr)
     if dtype is not None:
         dt = standardize_dtype(dtype, op)
         if arr.dtype != dt:

@@ -1,0 +1,98 @@
+"""Regression tests for the bugs the hardening work (sanitizers, fuzzing) found in the binding layer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _C, ops
+
+
+def _misaligned(shape, dtype=np.float32):
+    """A C-contiguous view whose data pointer is one byte off its item alignment."""
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.zeros(n + 16, np.uint8)
+    view = raw[1:1 + n].view(dtype).reshape(shape)
+    assert not view.flags.aligned
+    view[...] = np.arange(view.size, dtype=dtype).reshape(shape) - 2
+    return view
+
+
+class TestByteSwappedFloats:
+    """'>f4' has kind 'f' and item size 4; the bindings used to read its bytes as native floats (wrong answers)."""
+
+    x = (np.arange(6).reshape(2, 3) - 2).astype(">f4")
+
+    @pytest.mark.parametrize("call", [
+        lambda x: _C.gemm(x, np.ones((3, 2), np.float32)),
+        lambda x: _C.gemm(np.ones((3, 2), np.float32).T.copy(), x.T.copy()),
+        lambda x: _C.activation_forward(x, "relu"),
+        lambda x: _C.softmax_forward(x),
+        lambda x: _C.batched_matmul(x[None], np.ones((1, 3, 2), np.float32)),
+    ])
+    def test_bindings_reject_them(self, call):
+        with pytest.raises(TypeError, match="native byte order"):
+            call(self.x)
+
+    def test_labels_must_be_native_int64(self):
+        with pytest.raises(TypeError, match="labels must be int64"):
+            _C.sparse_xent_forward(np.ones((2, 3), np.float32), np.array([0, 1], ">i8"))
+
+    @pytest.mark.parametrize("op,ref", [
+        (ops.relu, lambda x: np.maximum(x, 0)),
+        (ops.softmax, lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True)),
+        (lambda x: ops.matmul(x, x.T), lambda x: x @ x.T),
+        (lambda x: ops.bias_add(x, np.ones(3, ">f4")), lambda x: x + 1),
+    ])
+    def test_ops_convert_them(self, op, ref):
+        out = op(self.x)
+        np.testing.assert_allclose(np.asarray(out), ref(self.x.astype(np.float64)), rtol=1e-6, atol=1e-6)
+        assert out.dtype.isnative
+
+
+class TestMisalignedViews:
+    """Scalar loads through a misaligned float* are undefined behaviour (UBSan's alignment check)."""
+
+    @pytest.mark.parametrize("call", [
+        lambda x: _C.gemm(x, np.ones((3, 2), np.float32)),
+        lambda x: _C.activation_forward(x, "tanh"),
+        lambda x: _C.log_softmax_forward(x),
+        lambda x: _C.bias_add_forward(x, np.ones(3, np.float32)),
+        lambda x: _C.bias_add_backward(x),
+    ])
+    def test_bindings_reject_them(self, call):
+        with pytest.raises(ValueError, match="aligned"):
+            call(_misaligned((2, 3)))
+
+    def test_misaligned_labels(self):
+        labels = _misaligned((2,), np.int64)
+        labels[...] = 0
+        with pytest.raises(ValueError, match="aligned"):
+            _C.sparse_xent_forward(np.ones((2, 3), np.float32), labels)
+
+    @pytest.mark.parametrize("op,ref", [
+        (ops.relu, lambda x: np.maximum(x, 0)),
+        (ops.sigmoid, lambda x: 1 / (1 + np.exp(-x))),
+        (lambda x: ops.matmul(x, x.T), lambda x: x @ x.T),
+        (ops.log_softmax, lambda x: x - np.log(np.exp(x).sum(-1, keepdims=True))),
+    ])
+    def test_ops_copy_them(self, op, ref):
+        x = _misaligned((2, 3))
+        np.testing.assert_allclose(np.asarray(op(x)), ref(x.astype(np.float64)), rtol=1e-6, atol=1e-6)
+
+
+def test_gemm_bias_inside_c_is_rejected():
+    # The epilogue used to read the bias after the tile it lives in had been overwritten: wrong answers.
+    c = np.ones((2, 2))
+    with pytest.raises(ValueError, match="bias must not share memory with c"):
+        _C.gemm(np.ones((2, 2)), np.ones((2, 2)), c, bias=c[0])
+
+
+@pytest.mark.parametrize("n", [0, -1, 1025, 10**6, 2**31])
+def test_thread_count_is_bounded(n, restore_threads):
+    # set_num_threads(10**6) used to be accepted: the next large kernel would try to start a million threads.
+    with pytest.raises(ValueError, match="set_num_threads"):
+        fastnn.set_num_threads(n)
+    if n < 2**31:
+        with pytest.raises(ValueError, match="set_num_threads"):
+            _C.set_num_threads(n)
