@@ -77,7 +77,10 @@ FASTNN_ALWAYS_INLINE T act_bwd(T dy, T x, T y, T alpha) {
     const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
     return dy * (cdf + x * pdf);
   } else if constexpr (K == ActKind::kGeluTanh) {
-    // d/dx [x s(2u)] = s + x * 2 s (1 - s) u', with s = sigmoid(2u) = (1 + tanh(u)) / 2.
+    // d/dx [x s(2u)] = s + x * 2 s (1 - s) u', with s = sigmoid(2u) = (1 + tanh(u)) / 2. Beyond |x| = 30,
+    // s (1 - s) is below e^-1900 (exactly 0 in float and double) while x * u' overflows in float32 for
+    // |x| > 1e19, and 0 * inf would make the gradient NaN: return the limit (1 or 0) there.
+    if (std::fabs(x) > T(30)) return x > T(0) ? dy : T(0) * dy;
     const T x2 = x * x;
     const T s = sigmoid(T(2 * kSqrt2OverPi) * (x + T(kGeluCoeff) * x2 * x));
     const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluCoeff) * x2);

@@ -4,7 +4,8 @@
 // op(B) is (K, N): B is stored (K, N) with row stride ldb, or (N, K) when trans_b. C is (M, N) with row
 // stride ldc. Elements within a row are contiguous; row strides may be any int64 (zero and negative
 // included), so broadcast and reversed views need no copy. C must not overlap A or B.
-// beta == 0 overwrites C without reading it (NaN in C does not propagate), as in BLAS.
+// beta == 0 overwrites C without reading it (NaN in C does not propagate), and alpha == 0 (or K == 0) reads
+// neither A nor B (C = beta * C + bias), as in BLAS.
 #pragma once
 
 #include <cstdint>

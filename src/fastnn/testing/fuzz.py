@@ -1,0 +1,308 @@
+"""The shared fuzzing harness behind ``tests/fuzz`` (needs ``hypothesis``, the ``test`` extra).
+
+Every Python entry point into C++ is called with random shapes (0, 1, primes, occasionally large), dtypes
+(float32 / float64, and int, float16, bool, complex, object that must raise TypeError), memory layouts (C order,
+padded rows, transposed, sliced, negative strides, zero-stride broadcasts, misaligned and byte-swapped buffers),
+NaN / inf / signed zeros / denormals, mismatched arguments and out-of-range hyper-parameters. Each call must either
+return the NumPy reference's answer or raise the documented exception type (``TypeError`` for dtypes,
+``ValueError`` for shapes, strides, aliasing and values); anything else, a crash included, fails the run.
+
+Budgets are hypothesis settings profiles chosen by the ``FASTNN_FUZZ`` environment variable:
+
+- ``ci`` (default): derandomized (the same cases every run), ~100 cases per ``_C`` function and ~20 per op row,
+  a few thousand cases in all;
+- ``sanitize``: the same, with fewer cases, for the run under ASan/UBSan (``.ci/sanitize``);
+- ``long``: random seeds, 25x the cases and larger arrays, for an opt-in soak (``FASTNN_FUZZ=long pytest tests/fuzz``).
+
+``COUNTS`` records the cases each target ran; ``tests/fuzz/conftest.py`` prints them (and writes them to the JSON file
+named by ``FASTNN_FUZZ_REPORT``).
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+PROFILE = os.environ.get("FASTNN_FUZZ", "ci")
+_COMMON = dict(deadline=None, suppress_health_check=list(HealthCheck), print_blob=True)
+settings.register_profile("ci", max_examples=100, derandomize=True, database=None, **_COMMON)
+settings.register_profile("sanitize", max_examples=25, derandomize=True, database=None, **_COMMON)
+settings.register_profile("long", max_examples=2500, derandomize=False, **_COMMON)
+if PROFILE not in ("ci", "sanitize", "long"):
+    raise ValueError(f"FASTNN_FUZZ must be one of ci, sanitize, long, but is {PROFILE!r}")
+settings.load_profile(PROFILE)
+
+# Largest number of elements one fuzzed array may have (the long profile goes further).
+MAX_ELEMENTS = 1 << 20 if PROFILE == "long" else 1 << 16
+# Cases run per target in this process: {target name: count}.
+COUNTS: collections.Counter = collections.Counter()
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+BAD_DTYPES = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.float16), np.dtype(np.bool_),
+              np.dtype(np.complex64), np.dtype(object), np.dtype(np.longdouble))
+SPECIALS = (np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-310, 1e30, -1e30)
+
+# Sizes the shapes draw from: edges (0, 1), primes that cross tile and block sizes, powers of two and neighbours.
+SMALL_SIZES = (0, 1, 1, 2, 3, 5, 7, 8, 13, 16, 17, 31, 33, 64)
+LARGE_SIZES = (127, 257, 509, 1021, 1031, 2053, 4099)
+
+
+def size(large_weight: int = 1):
+    """A dimension: mostly small, sometimes large."""
+    return st.one_of(st.sampled_from(SMALL_SIZES), st.sampled_from(LARGE_SIZES)) if large_weight else \
+        st.sampled_from(SMALL_SIZES)
+
+
+@st.composite
+def shapes(draw, min_dims=0, max_dims=4):
+    """A shape whose element count stays under MAX_ELEMENTS (one axis may be large)."""
+    nd = draw(st.integers(min_dims, max_dims))
+    dims = [draw(size()) for _ in range(nd)]
+    while int(np.prod(dims, dtype=np.int64)) > MAX_ELEMENTS:
+        i = int(np.argmax(dims))
+        dims[i] = max(1, dims[i] // 4)
+    return tuple(dims)
+
+
+def values(rng, shape, dtype, special_rate=0.0, scale=3.0):
+    """Random values of ``shape`` in ``dtype``; a fraction ``special_rate`` replaced by NaN, inf, +-0, denormals,
+    huge values."""
+    x = np.asarray(rng.standard_normal(shape) * scale)
+    if special_rate and x.size:
+        mask = np.asarray(rng.random(shape) < special_rate)
+        x[mask] = rng.choice(np.array(SPECIALS), size=int(mask.sum()))
+    with np.errstate(over="ignore"):
+        return x.astype(dtype)
+
+
+LAYOUTS = ("c", "c", "rows", "neg", "f", "sliced", "bcast", "misaligned", "swapped")
+
+
+def layout(x: np.ndarray, kind: str) -> np.ndarray:
+    """A view (or copy) of ``x`` with the same values and shape in memory layout ``kind``:
+
+    c: C order; rows: rows padded (row stride above the width, last axis contiguous); neg: negative strides on every
+    axis; negrows: negative stride on the first axis only; f: Fortran order (transposed storage); sliced: every other element along the last axis; bcast: a
+    zero-stride broadcast along the first axis (read-only; only when the values repeat along it, otherwise C order);
+    misaligned: the data one byte off its alignment; swapped: byte-swapped dtype.
+    """
+    if x.dtype.hasobject and kind in ("misaligned", "swapped"):
+        return x
+    if x.ndim == 0 or kind == "c":
+        return np.ascontiguousarray(x) if kind == "c" else x
+    if kind == "rows":
+        pad = np.zeros(x.shape[:-1] + (x.shape[-1] + 3,), x.dtype)
+        pad[..., :x.shape[-1]] = x
+        return pad[..., :x.shape[-1]]
+    if kind == "neg":
+        flipped = np.ascontiguousarray(x[(slice(None, None, -1),) * x.ndim])
+        return flipped[(slice(None, None, -1),) * x.ndim]
+    if kind == "negrows":
+        return np.ascontiguousarray(x[::-1])[::-1]
+    if kind == "f":
+        return np.asfortranarray(x)
+    if kind == "sliced":
+        big = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), x.dtype)
+        big[..., ::2] = x
+        return big[..., ::2]
+    if kind == "bcast":
+        if x.shape[0] > 1 and x.size and np.array_equal(x, np.broadcast_to(x[:1], x.shape), equal_nan=True):
+            return np.broadcast_to(x[:1], x.shape)
+        return x
+    if kind == "misaligned":
+        raw = np.zeros(x.nbytes + 2 * x.itemsize, np.uint8)
+        out = raw[1:1 + x.nbytes].view(x.dtype).reshape(x.shape)
+        out[...] = x
+        return out
+    if kind == "swapped":
+        return x.astype(x.dtype.newbyteorder("S"))
+    raise ValueError(kind)
+
+
+def repeat_rows(x: np.ndarray) -> np.ndarray:
+    """x with every index of axis 0 equal to index 0 (so a zero-stride broadcast view reproduces it)."""
+    if x.ndim and x.shape[0] > 1:
+        x[...] = x[:1]
+    return x
+
+
+def c_ready(*arrays) -> bool:
+    """What the elementwise bindings accept: C-contiguous, aligned, native float32/float64."""
+    return all(a.dtype in FLOATS and a.dtype.isnative and a.flags.c_contiguous and a.flags.aligned for a in arrays)
+
+
+def dtype_ok(*arrays) -> bool:
+    return all(a.dtype in FLOATS and a.dtype.isnative for a in arrays)
+
+
+def expect(call, reference, check, *, errors=(TypeError, ValueError), must_raise=None):
+    """Runs ``call()``. With ``must_raise`` (an exception type or tuple) the call must raise it. Otherwise the
+    call must return a result that ``check(result, reference())`` accepts, or raise one of ``errors`` when
+    ``errors`` is not empty (callers pass ``errors=()`` for valid input). Returns the result or None."""
+    if must_raise is not None:
+        try:
+            call()
+        except must_raise:
+            return None
+        except Exception as exc:  # noqa: BLE001 - the wrong exception type is the finding
+            raise AssertionError(f"expected {must_raise}, but the call raised {type(exc).__name__}: {exc}") from exc
+        raise AssertionError(f"expected {must_raise}, but the call returned normally")
+    try:
+        out = call()
+    except errors:
+        return None
+    check(out, reference())
+    return out
+
+
+def assert_close(actual, expected, rtol, atol):
+    """assert_allclose with NaN in the same places, infinities equal, and a shape and dtype-kind check."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    a = actual.astype(np.float64)
+    e = expected.astype(np.float64)
+    nan_a, nan_e = np.isnan(a), np.isnan(e)
+    if not np.array_equal(nan_a, nan_e):
+        idx = np.argwhere(nan_a != nan_e)[:5].tolist()
+        raise AssertionError(f"NaN pattern differs at {idx}: actual {a[tuple(np.array(idx).T)]}, "
+                             f"expected {e[tuple(np.array(idx).T)]}")
+    np.testing.assert_allclose(a[~nan_a], e[~nan_e], rtol=rtol, atol=atol)
+
+
+def tolerances(dtype):
+    """(rtol, atol) of a float32 / float64 kernel result against a float64 reference of the same formula."""
+    return (2e-5, 1e-6) if np.dtype(dtype) == np.float32 else (1e-11, 1e-13)
+
+
+def daz(x, dtype):
+    """x (float64) with the values that are denormal in ``dtype`` replaced by signed zeros: the kernels run with
+    denormals-are-zero (DAZ/FTZ, see parallel.h), so such inputs count as zero there."""
+    tiny = np.finfo(dtype).tiny
+    x = np.array(x, np.float64)
+    small = np.abs(x) < tiny
+    x[small] = np.copysign(0.0, x[small])
+    return x
+
+
+# -- NumPy references of the elementwise kernels (float64, the kernels' formulas) --------------------------------------
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+_C0 = math.sqrt(2 / math.pi)
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def sigmoid(x):
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def act_forward(name, x, alpha):
+    with np.errstate(all="ignore"):
+        if name == "relu":
+            return np.where(x < 0, 0.0, x)
+        if name == "relu6":
+            return np.where(x < 0, 0.0, np.where(x > 6, 6.0, x))
+        if name == "sigmoid":
+            return sigmoid(x)
+        if name == "tanh":
+            return np.tanh(x)
+        if name == "elu":
+            return np.where(x > 0, x, alpha * np.expm1(x))
+        if name == "selu":
+            return SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(x))
+        if name == "gelu":
+            return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+        if name == "gelu_tanh":
+            return x * sigmoid(2 * _C0 * (x + 0.044715 * x**3))
+        if name == "silu":
+            return x * sigmoid(x)
+        if name == "leaky_relu":
+            return np.where(x < 0, alpha * x, x)
+        if name == "softplus":
+            return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        if name == "softsign":
+            return x / (1 + np.abs(x))
+        if name == "hard_sigmoid":
+            v = x + 3
+            return np.where(v < 0, 0.0, np.where(v > 6, 6.0, v)) / 6
+    raise ValueError(name)
+
+
+def act_backward(name, dy, x, y, alpha):
+    with np.errstate(all="ignore"):
+        if name == "relu":
+            return np.where(x > 0, dy, 0.0)
+        if name == "relu6":
+            return np.where((x > 0) & (x < 6), dy, 0.0)
+        if name == "sigmoid":
+            return dy * y * (1 - y)
+        if name == "tanh":
+            return dy * (1 - y * y)
+        if name == "elu":
+            return np.where(x > 0, dy, dy * (y + alpha))
+        if name == "selu":
+            return np.where(x > 0, dy * SELU_SCALE, dy * (y + SELU_SCALE * SELU_ALPHA))
+        if name == "gelu":
+            cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+            return dy * (cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi))
+        if name == "gelu_tanh":
+            s = sigmoid(2 * _C0 * (x + 0.044715 * x**3))
+            d = dy * (s + 2 * x * s * (1 - s) * _C0 * (1 + 3 * 0.044715 * x * x))
+            return np.where(np.abs(x) > 30, np.where(x > 0, dy, 0.0 * dy), d)  # the limits, where s(1-s) = 0
+        if name == "silu":
+            s = sigmoid(x)
+            return dy * s * (1 + x * (1 - s))
+        if name == "leaky_relu":
+            return np.where(x > 0, dy, dy * alpha)
+        if name == "softplus":
+            return dy * sigmoid(x)
+        if name == "softsign":
+            return dy / (1 + np.abs(x)) ** 2
+        if name == "hard_sigmoid":
+            return np.where((x > -3) & (x < 3), dy / 6, 0.0)
+    raise ValueError(name)
+
+
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "elu", "selu", "gelu", "gelu_tanh", "silu", "leaky_relu",
+               "softplus", "softsign", "hard_sigmoid")
+
+
+def row_max(x):
+    """Max over the last axis, NaN when the row has a NaN, -inf for an empty row."""
+    if x.shape[-1] == 0:
+        return np.full(x.shape[:-1] + (1,), -np.inf)
+    return np.max(x, axis=-1, keepdims=True)
+
+
+def log_softmax(x):
+    with np.errstate(all="ignore"):
+        m = row_max(x)
+        return x - (m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True)))
+
+
+def softmax(x):
+    with np.errstate(all="ignore"):
+        m = row_max(x)
+        e = np.exp(x - m)
+        return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def lse(x):
+    with np.errstate(all="ignore"):
+        m = row_max(x)
+        return (m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True)))[..., 0]
+
+
+@dataclass
+class Target:
+    """One fuzz target: a name (a ``fastnn._C`` function or a public op) and its hypothesis test."""
+
+    name: str
+    test: object

@@ -1,0 +1,712 @@
+"""Property-based fuzzing of every function in ``fastnn._C`` (harness: ``fastnn.testing.fuzz``).
+
+Each test draws a valid call and, a good part of the time, corrupts one argument (dtype, layout, shape, aliasing,
+hyper-parameter, Python type). A valid call must return the NumPy reference's answer; a corrupted one must raise the
+documented exception type (TypeError for dtypes and Python types, ValueError for shapes, strides, aliasing and
+values). ``FUZZ_TARGETS`` must name every public function of ``fastnn._C``: a new binding without a fuzz target
+fails ``test_every_binding_has_a_fuzz_target``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastnn
+from fastnn import _C
+from fastnn.testing import fuzz as fz
+
+ERR = (TypeError, ValueError)
+
+
+def _rng(data):
+    return np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+
+
+def _special_rate(data):
+    return data.draw(st.sampled_from([0.0, 0.0, 0.05, 0.3]), label="special_rate")
+
+
+def _dtype(data, bad_rate=True):
+    if bad_rate:
+        return data.draw(st.one_of(st.sampled_from(fz.FLOATS), st.sampled_from(fz.FLOATS),
+                                   st.sampled_from(fz.FLOATS), st.sampled_from(fz.BAD_DTYPES)), label="dtype")
+    return data.draw(st.sampled_from(fz.FLOATS), label="dtype")
+
+
+def _array(data, rng, shape, dtype, layouts=fz.LAYOUTS, label="x", special_rate=None, scale=3.0):
+    rate = _special_rate(data) if special_rate is None else special_rate
+    kind = data.draw(st.sampled_from(layouts), label=f"{label}_layout")
+    if dtype in fz.FLOATS:
+        x = fz.values(rng, shape, dtype, rate, scale)
+    elif dtype == np.dtype(object):
+        x = np.empty(shape, object)
+        x[...] = 1.5
+    else:
+        x = np.asarray(rng.integers(0, 2, size=shape)).astype(dtype)
+    if kind == "bcast":
+        x = fz.repeat_rows(x)
+    return fz.layout(x, kind)
+
+
+# -- GEMM ---------------------------------------------------------------------------------------------------------------
+
+def _gemm_operand_ok(x):
+    return (fz.dtype_ok(x) and x.flags.aligned and x.ndim == 2 and x.strides[0] % x.itemsize == 0
+            and (x.size == 0 or x.shape[1] <= 1 or x.strides[1] == x.itemsize))
+
+
+GEMM_LAYOUTS_OK = ("c", "c", "rows", "negrows", "bcast")
+GEMM_SPECIALS = (np.nan, np.inf, -np.inf, 0.0, -0.0)
+
+
+def _gemm_values(rng, shape, dtype, rate):
+    x = rng.uniform(-2, 2, size=shape)
+    if rate and x.size:
+        mask = rng.random(shape) < rate
+        x[mask] = rng.choice(np.array(GEMM_SPECIALS), size=int(mask.sum()))
+    return x.astype(dtype)
+
+
+def _gemm_case(data, fn):
+    rng = _rng(data)
+    dtype = _dtype(data, bad_rate=False)
+    m, n, k = (data.draw(fz.size(), label=s) for s in "mnk")
+    limit = fz.MAX_ELEMENTS * 8
+    while m * n * k > limit or m * k > fz.MAX_ELEMENTS or k * n > fz.MAX_ELEMENTS or m * n > fz.MAX_ELEMENTS:
+        if m >= n and m >= k:
+            m //= 2
+        elif n >= k:
+            n //= 2
+        else:
+            k //= 2
+    trans_a, trans_b = data.draw(st.booleans(), label="trans_a"), data.draw(st.booleans(), label="trans_b")
+    alpha = data.draw(st.sampled_from([1.0, 1.0, -0.5, 0.0, 2.0, np.nan]), label="alpha")
+    beta = data.draw(st.sampled_from([0.0, 0.0, 1.0, -1.5, np.nan]), label="beta")
+    rate = _special_rate(data)
+    use_c = beta != 0.0 or data.draw(st.booleans(), label="use_c")
+    use_bias = data.draw(st.booleans(), label="use_bias")
+    activation = data.draw(st.sampled_from(["linear", "relu", "identity"]), label="activation")
+
+    A = _gemm_values(rng, (m, k), dtype, rate)
+    B = _gemm_values(rng, (k, n), dtype, rate)
+    C = _gemm_values(rng, (m, n), dtype, rate)
+    bias = _gemm_values(rng, (n,), dtype, rate) if use_bias else None
+
+    def stored(M, trans, label):
+        kind = data.draw(st.sampled_from(GEMM_LAYOUTS_OK), label=f"{label}_layout")
+        S = np.ascontiguousarray(M.T if trans else M)
+        if kind == "bcast":
+            fz.repeat_rows(S)
+            M[...] = S.T if trans else S
+        return fz.layout(S, kind)
+
+    a, b = stored(A, trans_a, "a"), stored(B, trans_b, "b")
+    c = (fz.layout(C.copy(), data.draw(st.sampled_from(["c", "rows"]), label="c_layout")) if use_c else None)
+    kwargs = dict(trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, bias=bias, activation=activation)
+    args = [a, b, c]
+
+    corruption = data.draw(st.sampled_from([None] * 6 + [
+        "a_dtype", "b_dtype", "a_layout", "b_layout", "inner", "c_shape", "c_dtype", "c_readonly", "c_alias",
+        "bias_shape", "bias_dtype", "bias_in_c", "activation", "beta_without_c", "python_type", "ndim"]),
+        label="corruption")
+    must = None
+    if corruption in ("a_dtype", "b_dtype"):
+        i = 0 if corruption == "a_dtype" else 1
+        bad = data.draw(st.sampled_from(fz.BAD_DTYPES + (np.dtype(">f4"), np.dtype(">f8"))), label="bad_dtype")
+        args[i] = args[i].astype(bad) if bad != np.dtype(object) else np.full(args[i].shape, 1.0, object)
+        must = TypeError
+    elif corruption in ("a_layout", "b_layout"):
+        i = 0 if corruption == "a_layout" else 1
+        x = np.ascontiguousarray(args[i])
+        bad = fz.layout(x, data.draw(st.sampled_from(["f", "sliced", "misaligned", "neg"]), label="bad_layout"))
+        args[i] = bad
+        must = None if _gemm_operand_ok(bad) else ValueError
+    elif corruption == "inner":
+        sa = args[0]
+        args[0] = np.zeros((sa.shape[0] + (1 if trans_a else 0), sa.shape[1] + (0 if trans_a else 1)), dtype)
+        must = ValueError
+    elif corruption == "c_shape":
+        args[2] = np.zeros((m + 1, n), dtype)
+        must = ValueError
+    elif corruption == "c_dtype":
+        args[2] = np.zeros((m, n), np.float32 if dtype == np.float64 else np.float64)
+        must = TypeError
+    elif corruption == "c_readonly":
+        cc = np.zeros((m, n), dtype)
+        cc.flags.writeable = False
+        args[2] = cc
+        must = ValueError
+    elif corruption == "c_alias" and m * n > 0 and k == n and not trans_a:
+        args[2] = args[0] if args[0].flags.writeable else None
+        must = ValueError if args[2] is not None else None
+    elif corruption == "bias_shape":
+        kwargs["bias"] = np.zeros(n + 1, dtype)
+        must = ValueError
+    elif corruption == "bias_dtype" and True:
+        kwargs["bias"] = np.zeros(n, np.float32 if dtype == np.float64 else np.float64)
+        must = TypeError
+    elif corruption == "bias_in_c" and m * n > 0 and args[2] is not None:
+        kwargs["bias"] = args[2][0]
+        must = ValueError
+    elif corruption == "activation":
+        kwargs["activation"] = data.draw(st.sampled_from(["", "RELU", "sigmoid", "relu ", "x" * 300]), label="bad")
+        must = ValueError
+    elif corruption == "beta_without_c":
+        args[2] = None
+        kwargs["beta"] = 0.5
+        must = ValueError
+    elif corruption == "python_type":
+        which = data.draw(st.sampled_from(["a_list", "b_none", "alpha_str", "trans_str"]), label="bad_type")
+        if which == "a_list":
+            args[0] = args[0].tolist()
+        elif which == "b_none":
+            args[1] = None
+        elif which == "alpha_str":
+            kwargs["alpha"] = "1.0"
+        else:
+            kwargs["trans_a"] = "yes"
+        must = TypeError
+    elif corruption == "ndim":
+        args[0] = args[0].reshape(args[0].shape + (1,))
+        must = ValueError
+
+    def reference():
+        prod = 0.0
+        with np.errstate(all="ignore"):
+            A64, B64 = A.astype(np.float64), B.astype(np.float64)
+            if alpha != 0.0 and k > 0:
+                # np.einsum, not BLAS: IEEE NaN / inf propagation through every product, like the kernel.
+                prod = alpha * (np.einsum("ik,kj->ij", A64, B64) if rate else A64 @ B64)
+            v = prod + (0.0 if beta == 0.0 else beta * C.astype(np.float64)) + np.zeros((m, n))
+            if bias is not None:
+                v = v + bias.astype(np.float64)
+            if activation == "relu":
+                v = np.where(v < 0, 0.0, v)
+        return v
+
+    def check(out, ref):
+        assert out.dtype == dtype and out.shape == (m, n)
+        if c is not None:
+            assert out is c or np.shares_memory(out, c)
+        with np.errstate(all="ignore"):
+            mag = (abs(alpha) * (np.abs(A.astype(np.float64)) @ np.abs(B.astype(np.float64))) if k and alpha == alpha
+                   else 0.0) + np.abs(C.astype(np.float64)) + (0 if bias is None else np.abs(bias.astype(np.float64)))
+        finite = np.isfinite(ref) & np.isfinite(mag)
+        eps = np.finfo(dtype).eps
+        o = np.asarray(out, np.float64)
+        assert np.array_equal(np.isnan(o), np.isnan(ref)), "NaN pattern differs"
+        inf = np.isinf(ref)
+        assert np.array_equal(o[inf], ref[inf]), "infinities differ"
+        err = np.abs(o - ref)[finite]
+        bound = (4 * (k + 4) * eps * np.broadcast_to(mag, ref.shape))[finite] + 1e-30
+        assert np.all(err <= bound), f"max excess {np.max(err - bound)}"
+
+    fz.COUNTS[fn.__name__] += 1
+    fz.expect(lambda: fn(*args, **kwargs), reference, check, errors=(), must_raise=must)
+
+
+@given(st.data())
+def test_gemm(data):
+    _gemm_case(data, _C.gemm)
+
+
+@given(st.data())
+def test_gemm_ref(data):
+    _gemm_case(data, _C.gemm_ref)
+
+
+@given(st.data())
+def test_batched_matmul(data):
+    rng = _rng(data)
+    dtype = _dtype(data)
+    batch, m, n, k = (data.draw(st.sampled_from((0, 1, 2, 3, 5, 8, 17, 33)), label=s) for s in ("batch", "m", "n", "k"))
+    A = fz.values(rng, (batch, m, k), dtype, 0.0) if dtype in fz.FLOATS else np.ones((batch, m, k), dtype)
+    B = fz.values(rng, (batch, k, n), dtype, 0.0) if dtype in fz.FLOATS else np.ones((batch, k, n), dtype)
+
+    def view(X, label):
+        kind = data.draw(st.sampled_from(["c", "T", "neg", "bcast", "sliced", "strided", "misaligned", "swapped"]),
+                         label=label)
+        if kind == "T":  # each matrix stored transposed
+            return np.ascontiguousarray(X.transpose(0, 2, 1)).transpose(0, 2, 1)
+        if kind == "strided":  # no unit stride along either matrix axis
+            big = np.zeros((X.shape[0], 2 * X.shape[1], 2 * X.shape[2]), X.dtype)
+            big[:, ::2, ::2] = X
+            return big[:, ::2, ::2]
+        if kind == "bcast" and X.shape[0] > 1:
+            X[...] = X[:1]
+        return fz.layout(X, kind)
+
+    a, b = view(A, "a_layout"), view(B, "b_layout")
+    if data.draw(st.booleans(), label="mismatch"):
+        b = np.zeros((batch, k + 1, n), dtype)
+
+    def unit_ok(x):
+        if x.size == 0:
+            return True
+        item = x.itemsize
+        s1, s2 = x.strides[1], x.strides[2]
+        return all(s % item == 0 for s in x.strides) and (s2 == item or x.shape[2] == 1 or s1 == item or x.shape[1] == 1)
+
+    valid = (fz.dtype_ok(a, b) and a.dtype == b.dtype and a.flags.aligned and b.flags.aligned and a.shape[2] == b.shape[1]
+             and unit_ok(a) and unit_ok(b))
+    fz.COUNTS["batched_matmul"] += 1
+    if not valid:
+        fz.expect(lambda: _C.batched_matmul(a, b), None, None, must_raise=ERR)
+        return
+
+    def check(out, ref):
+        assert out.shape == (batch, m, n) and out.dtype == dtype
+        rtol, _ = fz.tolerances(dtype)
+        mag = np.abs(A.astype(np.float64)) @ np.abs(B.astype(np.float64))
+        assert np.all(np.abs(out - ref) <= 4 * (k + 4) * np.finfo(dtype).eps * mag + 1e-30)
+
+    fz.expect(lambda: _C.batched_matmul(a, b), lambda: A.astype(np.float64) @ B.astype(np.float64), check, errors=())
+
+
+# -- activations ---------------------------------------------------------------------------------------------------------
+
+def _act_name(data):
+    return data.draw(st.one_of(st.sampled_from(fz.ACTIVATIONS), st.sampled_from(fz.ACTIVATIONS),
+                               st.sampled_from(["", "ReLU", "swish", "softmax", "gelu ", "x" * 200])), label="name")
+
+
+def _alpha(data):
+    return data.draw(st.one_of(st.sampled_from([1.0, 0.2, 0.01, 0.0, -1.0]),
+                               st.floats(allow_nan=True, allow_infinity=True)), label="alpha")
+
+
+@given(st.data())
+def test_activation_forward(data):
+    rng = _rng(data)
+    dtype = _dtype(data)
+    x = _array(data, rng, data.draw(fz.shapes(), label="shape"), dtype)
+    name, alpha = _act_name(data), _alpha(data)
+    valid = fz.c_ready(x) and name in fz.ACTIVATIONS
+    fz.COUNTS["activation_forward"] += 1
+    if not valid:
+        must = ERR if not fz.dtype_ok(x) and name not in fz.ACTIVATIONS else \
+            TypeError if not fz.dtype_ok(x) else ValueError
+        fz.expect(lambda: _C.activation_forward(x, name, alpha), None, None, must_raise=must)
+        return
+    a = float(np.asarray(alpha, dtype)) if np.isfinite(alpha) or True else alpha
+    with np.errstate(all="ignore"):
+        a = float(np.float32(alpha)) if dtype == np.float32 else alpha
+
+    def check(out, ref):
+        assert out.dtype == dtype and out.shape == x.shape
+        rtol, atol = fz.tolerances(dtype)
+        fz.assert_close(out, ref.astype(dtype) if dtype == np.float32 else ref, rtol, atol)
+
+    fz.expect(lambda: _C.activation_forward(x, name, alpha),
+              lambda: fz.act_forward(name, fz.daz(x, dtype), a), check, errors=())
+
+
+@given(st.data())
+def test_activation_backward(data):
+    rng = _rng(data)
+    dtype = _dtype(data)
+    shape = data.draw(fz.shapes(), label="shape")
+    name, alpha = _act_name(data), _alpha(data)
+    x = fz.values(rng, shape, dtype, _special_rate(data)) if dtype in fz.FLOATS else np.ones(shape, dtype)
+    with np.errstate(all="ignore"):
+        a = float(np.float32(alpha)) if dtype == np.float32 else alpha
+        y = (np.asarray(fz.act_forward(name if name in fz.ACTIVATIONS else "relu", x.astype(np.float64), a))
+             .astype(dtype) if dtype in fz.FLOATS else x)
+    dy = fz.values(rng, shape, dtype, 0.0) if dtype in fz.FLOATS else np.ones(shape, dtype)
+    args = [dy, x, y]
+    corruption = data.draw(st.sampled_from([None, None, None, "shape", "layout", "dtype"]), label="corruption")
+    i = data.draw(st.integers(0, 2), label="which")
+    if corruption == "shape":
+        args[i] = np.zeros(shape + (2,), dtype if dtype in fz.FLOATS else np.float32)
+    elif corruption == "layout":
+        args[i] = fz.layout(np.ascontiguousarray(args[i]), data.draw(st.sampled_from(fz.LAYOUTS), label="layout"))
+    elif corruption == "dtype":
+        args[i] = args[i].astype(np.float32 if dtype == np.float64 else np.float64)
+    kinds = {a_.dtype for a_ in args}
+    valid = (fz.c_ready(*args) and len(kinds) == 1 and all(a_.shape == shape for a_ in args)
+             and name in fz.ACTIVATIONS)
+    fz.COUNTS["activation_backward"] += 1
+    if not valid:
+        fz.expect(lambda: _C.activation_backward(*args, name, alpha), None, None, must_raise=ERR)
+        return
+
+    def check(out, ref):
+        assert out.dtype == dtype and out.shape == shape
+        rtol, atol = fz.tolerances(dtype)
+        fz.assert_close(out, ref.astype(dtype) if dtype == np.float32 else ref, rtol * 10, atol)
+
+    d64, x64, y64 = (fz.daz(v, dtype) for v in args)
+    fz.expect(lambda: _C.activation_backward(*args, name, alpha), lambda: fz.act_backward(name, d64, x64, y64, a),
+              check, errors=())
+
+
+# -- softmax / log-softmax -----------------------------------------------------------------------------------------------
+
+def _softmax_like(data, fn_name, forward_ref):
+    fn = getattr(_C, fn_name)
+    rng = _rng(data)
+    dtype = _dtype(data)
+    x = _array(data, rng, data.draw(fz.shapes(), label="shape"), dtype)
+    reference = data.draw(st.booleans(), label="reference")
+    fz.COUNTS[fn_name] += 1
+    if not fz.c_ready(x) or x.ndim == 0:
+        fz.expect(lambda: fn(x, reference), None, None, must_raise=TypeError if not fz.dtype_ok(x) else ValueError)
+        return
+
+    def check(out, ref):
+        assert out.dtype == dtype and out.shape == x.shape
+        rtol, atol = fz.tolerances(dtype)
+        fz.assert_close(out, ref, rtol * 10, atol * 10)
+
+    fz.expect(lambda: fn(x, reference), lambda: forward_ref(x.astype(np.float64)), check, errors=())
+
+
+@given(st.data())
+def test_softmax_forward(data):
+    _softmax_like(data, "softmax_forward", fz.softmax)
+
+
+@given(st.data())
+def test_log_softmax_forward(data):
+    _softmax_like(data, "log_softmax_forward", fz.log_softmax)
+
+
+def _softmax_like_backward(data, fn_name, log):
+    fn = getattr(_C, fn_name)
+    rng = _rng(data)
+    dtype = _dtype(data)
+    shape = data.draw(fz.shapes(min_dims=0), label="shape")
+    if dtype in fz.FLOATS:
+        logits = fz.values(rng, shape, np.float64, _special_rate(data))
+        y = (fz.log_softmax(logits) if log else fz.softmax(logits)).astype(dtype) if len(shape) else logits.astype(dtype)
+        dy = fz.values(rng, shape, dtype, 0.0)
+    else:
+        y = dy = np.ones(shape, dtype)
+    args = [dy, y]
+    corruption = data.draw(st.sampled_from([None, None, "shape", "layout", "dtype"]), label="corruption")
+    i = data.draw(st.integers(0, 1), label="which")
+    if corruption == "shape":
+        args[i] = np.zeros(shape + (2,), np.float32)
+    elif corruption == "layout":
+        args[i] = fz.layout(np.ascontiguousarray(args[i]), data.draw(st.sampled_from(fz.LAYOUTS), label="layout"))
+    elif corruption == "dtype":
+        args[i] = args[i].astype(np.float32 if args[i].dtype == np.float64 else np.float64)
+    reference = data.draw(st.booleans(), label="reference")
+    valid = fz.c_ready(*args) and args[0].dtype == args[1].dtype and args[0].shape == args[1].shape == shape \
+        and len(shape) > 0
+    fz.COUNTS[fn_name] += 1
+    if not valid:
+        fz.expect(lambda: fn(*args, reference), None, None, must_raise=ERR)
+        return
+
+    def ref():
+        d, yy = args[0].astype(np.float64), args[1].astype(np.float64)
+        with np.errstate(all="ignore"):
+            if log:
+                return d - np.exp(yy) * d.sum(-1, keepdims=True)
+            return yy * (d - (d * yy).sum(-1, keepdims=True))
+
+    def check(out, r):
+        assert out.dtype == dtype and out.shape == shape
+        rtol, atol = fz.tolerances(dtype)
+        mag = np.abs(args[0].astype(np.float64)).sum(-1, keepdims=True) + 1
+        fz.assert_close(out / mag, r / mag, rtol * 10, atol * 10)
+
+    fz.expect(lambda: fn(*args, reference), ref, check, errors=())
+
+
+@given(st.data())
+def test_softmax_backward(data):
+    _softmax_like_backward(data, "softmax_backward", log=False)
+
+
+@given(st.data())
+def test_log_softmax_backward(data):
+    _softmax_like_backward(data, "log_softmax_backward", log=True)
+
+
+# -- crossentropies ------------------------------------------------------------------------------------------------------
+
+def _xent_inputs(data, dense):
+    rng = _rng(data)
+    dtype = _dtype(data)
+    rows = data.draw(st.sampled_from((0, 1, 2, 3, 7, 64, 513)), label="rows")
+    cols = data.draw(st.sampled_from((0, 1, 2, 3, 10, 31, 1000)), label="cols")
+    logits = _array(data, rng, (rows, cols), dtype, layouts=("c", "c", "c", "rows", "f", "misaligned", "swapped"))
+    if dense:
+        t = rng.random((rows, cols))
+        labels = (t / np.maximum(t.sum(-1, keepdims=True), 1e-12)).astype(dtype if dtype in fz.FLOATS else np.float32)
+    else:
+        labels = rng.integers(0, max(cols, 1), size=rows).astype(np.int64)
+    corruption = data.draw(st.sampled_from([None, None, None, "label_range", "label_dtype", "label_shape",
+                                            "logits_ndim", "label_layout"]), label="corruption")
+    if corruption == "label_range" and rows:
+        labels = labels.copy()
+        if dense:
+            labels = np.zeros((rows, cols + 1), labels.dtype)
+        else:
+            labels[data.draw(st.integers(0, rows - 1), label="pos")] = data.draw(
+                st.sampled_from([-1, cols, cols + 5, 2**62, -(2**63)]), label="bad_label")
+    elif corruption == "label_dtype":
+        labels = labels.astype(data.draw(st.sampled_from([np.int32, np.float32, np.uint64, ">i8", np.float16])))
+    elif corruption == "label_shape":
+        labels = np.zeros((rows + 1,) + labels.shape[1:], labels.dtype)
+    elif corruption == "logits_ndim":
+        logits = logits.reshape(logits.shape + (1,))
+    elif corruption == "label_layout":
+        labels = fz.layout(np.ascontiguousarray(labels), data.draw(st.sampled_from(["sliced", "misaligned", "neg"])))
+    return rng, dtype, logits, labels, corruption
+
+
+def _labels_ok(logits, labels, dense):
+    if dense:
+        return (labels.dtype == logits.dtype and fz.c_ready(labels) and labels.shape == logits.shape)
+    return (labels.dtype == np.dtype(np.int64) and labels.dtype.isnative and labels.flags.c_contiguous
+            and labels.flags.aligned and labels.ndim == 1 and labels.shape[0] == logits.shape[0]
+            and bool(np.all((labels >= 0) & (labels < logits.shape[1]))))
+
+
+def _xent_ref(logits, labels, dense):
+    x = logits.astype(np.float64)
+    with np.errstate(all="ignore"):
+        l = fz.lse(x)
+        if dense:
+            loss = np.sum(labels.astype(np.float64) * (l[:, None] - x), axis=-1)
+        else:
+            loss = l - x[np.arange(x.shape[0]), labels] if x.shape[0] else np.zeros(0)
+    return loss, l
+
+
+def _xent_forward(data, dense):
+    name = "dense_xent_forward" if dense else "sparse_xent_forward"
+    fn = getattr(_C, name)
+    rng, dtype, logits, labels, _ = _xent_inputs(data, dense)
+    reference = data.draw(st.booleans(), label="reference")
+    valid = fz.c_ready(logits) and logits.ndim == 2 and _labels_ok(logits, labels, dense)
+    fz.COUNTS[name] += 1
+    if not valid:
+        fz.expect(lambda: fn(logits, labels, reference), None, None, must_raise=ERR)
+        return
+
+    def check(out, ref):
+        loss, l = out
+        assert loss.dtype == dtype and loss.shape == (logits.shape[0],) and l.shape == loss.shape
+        rtol, atol = fz.tolerances(dtype)
+        scale = np.abs(logits.astype(np.float64)).max(-1) + 1 if logits.size else 1
+        fz.assert_close(l / scale, ref[1] / scale, rtol * 10, atol * 10)
+        fz.assert_close(loss / scale, ref[0] / scale, rtol * 10, atol * 10)
+
+    fz.expect(lambda: fn(logits, labels, reference), lambda: _xent_ref(logits, labels, dense), check, errors=())
+
+
+@given(st.data())
+def test_sparse_xent_forward(data):
+    _xent_forward(data, dense=False)
+
+
+@given(st.data())
+def test_dense_xent_forward(data):
+    _xent_forward(data, dense=True)
+
+
+def _xent_backward(data, dense):
+    name = "dense_xent_backward" if dense else "sparse_xent_backward"
+    fn = getattr(_C, name)
+    rng, dtype, logits, labels, _ = _xent_inputs(data, dense)
+    rows = logits.shape[0] if logits.ndim else 0
+    if fz.c_ready(logits) and logits.ndim == 2:
+        l = fz.lse(logits.astype(np.float64)).astype(dtype)
+        dloss = fz.values(rng, (rows,), dtype, 0.0)
+    else:
+        l = dloss = np.zeros(rows, np.float32)
+    args = [dloss, logits, l, labels]
+    bad_vec = data.draw(st.sampled_from([None, None, None, "dloss_shape", "lse_dtype", "dloss_layout"]), label="vec")
+    if bad_vec == "dloss_shape":
+        args[0] = np.zeros(rows + 1, dloss.dtype)
+    elif bad_vec == "lse_dtype":
+        args[2] = l.astype(np.float32 if l.dtype == np.float64 else np.float64)
+    elif bad_vec == "dloss_layout":
+        args[0] = fz.layout(np.ascontiguousarray(dloss), data.draw(st.sampled_from(["sliced", "misaligned", "swapped"])))
+    valid = (fz.c_ready(logits) and logits.ndim == 2 and _labels_ok(logits, labels, dense)
+             and all(fz.c_ready(v) and v.dtype == logits.dtype and v.shape == (rows,) for v in (args[0], args[2])))
+    fz.COUNTS[name] += 1
+    if not valid:
+        fz.expect(lambda: fn(*args), None, None, must_raise=ERR)
+        return
+
+    def ref():
+        x = logits.astype(np.float64)
+        g = args[0].astype(np.float64)[:, None]
+        with np.errstate(all="ignore"):
+            p = np.exp(x - args[2].astype(np.float64)[:, None])
+            if dense:
+                t = labels.astype(np.float64)
+                return g * (p * t.sum(-1, keepdims=True) - t)
+            onehot = np.zeros_like(x)
+            onehot[np.arange(rows), labels] = 1.0
+            return g * (p - onehot)
+
+    def check(out, r):
+        assert out.dtype == dtype and out.shape == logits.shape
+        rtol, atol = fz.tolerances(dtype)
+        scale = np.abs(args[0].astype(np.float64))[:, None] * (np.abs(logits.astype(np.float64)).max(-1, initial=0)[:, None] + 1) + 1
+        fz.assert_close(out / scale, r / scale, rtol * 10, atol * 10)
+
+    fz.expect(lambda: fn(*args), ref, check, errors=())
+
+
+@given(st.data())
+def test_sparse_xent_backward(data):
+    _xent_backward(data, dense=False)
+
+
+@given(st.data())
+def test_dense_xent_backward(data):
+    _xent_backward(data, dense=True)
+
+
+# -- bias add ------------------------------------------------------------------------------------------------------------
+
+@given(st.data())
+def test_bias_add_forward(data):
+    rng = _rng(data)
+    dtype = _dtype(data)
+    x = _array(data, rng, data.draw(fz.shapes(), label="shape"), dtype)
+    cols = x.shape[-1] if x.ndim else 1
+    bdtype = data.draw(st.sampled_from([x.dtype, x.dtype, x.dtype, np.dtype(np.float32), np.dtype(np.float64)]))
+    b = _array(data, rng, (cols + data.draw(st.sampled_from([0, 0, 0, 1]), label="bias_extra"),), bdtype,
+               layouts=("c", "c", "c", "sliced", "neg", "misaligned", "swapped"), label="b")
+    valid = fz.c_ready(x, b) and x.dtype == b.dtype and x.ndim > 0 and b.shape == (x.shape[-1],)
+    fz.COUNTS["bias_add_forward"] += 1
+    if not valid:
+        fz.expect(lambda: _C.bias_add_forward(x, b), None, None, must_raise=ERR)
+        return
+
+    def check(out, ref):
+        assert out.dtype == dtype and out.shape == x.shape
+        fz.assert_close(out, ref.astype(dtype), 0, 0)  # one rounding: must be exact
+
+    fz.expect(lambda: _C.bias_add_forward(x, b), lambda: x.astype(np.float64) + b.astype(np.float64), check, errors=())
+
+
+@given(st.data())
+def test_bias_add_backward(data):
+    rng = _rng(data)
+    dtype = _dtype(data)
+    dy = _array(data, rng, data.draw(fz.shapes(), label="shape"), dtype, special_rate=0.0)
+    reference = data.draw(st.booleans(), label="reference")
+    fz.COUNTS["bias_add_backward"] += 1
+    if not fz.c_ready(dy) or dy.ndim == 0:
+        fz.expect(lambda: _C.bias_add_backward(dy, reference), None, None, must_raise=ERR)
+        return
+
+    def check(out, ref):
+        assert out.dtype == dtype and out.shape == (dy.shape[-1],)
+        rows = dy.size // max(dy.shape[-1], 1)
+        mag = np.abs(dy.astype(np.float64)).reshape(-1, dy.shape[-1]).sum(0) if dy.size else 0
+        assert np.all(np.abs(out - ref) <= 2 * (rows + 2) * np.finfo(dtype).eps * mag + 1e-30)
+
+    fz.expect(lambda: _C.bias_add_backward(dy, reference),
+              lambda: dy.astype(np.float64).reshape(-1, dy.shape[-1]).sum(0), check, errors=())
+
+
+# -- runtime -------------------------------------------------------------------------------------------------------------
+
+ANY_VALUE = st.one_of(st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=20), st.none(),
+                      st.booleans(), st.just([1]))
+
+
+@given(st.data())
+def test_set_num_threads(data):
+    previous = _C.get_num_threads()
+    n = data.draw(st.one_of(st.integers(-5, 1100), ANY_VALUE), label="n")
+    fz.COUNTS["set_num_threads"] += 1
+    try:
+        if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= fastnn.backend.MAX_THREADS:
+            _C.set_num_threads(n)
+            assert _C.get_num_threads() == (n if fastnn.build_info()["openmp"] else 1)
+        elif isinstance(n, (int, float)) and not isinstance(n, bool) and not (isinstance(n, float)):
+            fz.expect(lambda: _C.set_num_threads(n), None, None, must_raise=(TypeError, ValueError))
+        else:
+            try:
+                _C.set_num_threads(n)  # pybind11 may convert a bool; then it must be a valid count
+                assert 1 <= _C.get_num_threads() <= fastnn.backend.MAX_THREADS
+            except (TypeError, ValueError):
+                pass
+        fz.expect(lambda: fastnn.set_num_threads(n), None, None, must_raise=(TypeError, ValueError)) \
+            if not (isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 1024) else fastnn.set_num_threads(n)
+        x = np.ones((300, 300), np.float32)  # a kernel still runs correctly with the thread count now set
+        np.testing.assert_allclose(_C.gemm(x, x), np.full((300, 300), 300.0))
+    finally:
+        _C.set_num_threads(previous)
+
+
+@given(st.data())
+def test_get_num_threads(data):
+    fz.COUNTS["get_num_threads"] += 1
+    assert 1 <= _C.get_num_threads() <= fastnn.backend.MAX_THREADS
+    with pytest.raises(TypeError):
+        _C.get_num_threads(data.draw(ANY_VALUE, label="extra"))
+
+
+def _path_setter(data, getter, setter, valid_names):
+    previous = getter()
+    name = data.draw(st.one_of(st.sampled_from(valid_names), st.text(max_size=12), ANY_VALUE), label="name")
+    fz.COUNTS[setter.__name__] += 1
+    fz.COUNTS[getter.__name__] += 1
+    try:
+        try:
+            setter(name)
+        except (TypeError, ValueError):
+            assert getter() == previous
+        else:
+            assert name in valid_names
+        a = np.arange(12, dtype=np.float32).reshape(3, 4)
+        np.testing.assert_allclose(_C.gemm(a, a.T.copy()), a @ a.T)
+    finally:
+        setter(previous)
+
+
+@given(st.data())
+def test_set_simd_path(data):
+    _path_setter(data, _C.simd_path, _C.set_simd_path, fastnn.build_info()["simd_available"] + ["avx2"] *
+                 ("avx2+fma" in fastnn.build_info()["simd_available"]))
+
+
+@given(st.data())
+def test_set_gemm_path(data):
+    _path_setter(data, _C.gemm_path, _C.set_gemm_path, ["auto", "packed", "direct", "gemv"])
+
+
+@given(st.data())
+def test_build_info(data):
+    fz.COUNTS["build_info"] += 1
+    info = _C.build_info()
+    assert {"version", "openmp", "cuda", "simd", "compiler", "num_threads"} <= set(info)
+    with pytest.raises(TypeError):
+        _C.build_info(data.draw(ANY_VALUE, label="extra"))
+
+
+# -- the registry ------------------------------------------------------------------------------------------------------
+
+FUZZ_TARGETS = {
+    "gemm": test_gemm, "gemm_ref": test_gemm_ref, "batched_matmul": test_batched_matmul,
+    "activation_forward": test_activation_forward, "activation_backward": test_activation_backward,
+    "softmax_forward": test_softmax_forward, "softmax_backward": test_softmax_backward,
+    "log_softmax_forward": test_log_softmax_forward, "log_softmax_backward": test_log_softmax_backward,
+    "sparse_xent_forward": test_sparse_xent_forward, "sparse_xent_backward": test_sparse_xent_backward,
+    "dense_xent_forward": test_dense_xent_forward, "dense_xent_backward": test_dense_xent_backward,
+    "bias_add_forward": test_bias_add_forward, "bias_add_backward": test_bias_add_backward,
+    "set_num_threads": test_set_num_threads, "get_num_threads": test_get_num_threads,
+    "set_simd_path": test_set_simd_path, "simd_path": test_set_simd_path,
+    "set_gemm_path": test_set_gemm_path, "gemm_path": test_set_gemm_path, "build_info": test_build_info,
+}
+
+
+def test_every_binding_has_a_fuzz_target():
+    public = {name for name in dir(_C) if not name.startswith("_")}
+    missing = sorted(public - set(FUZZ_TARGETS))
+    assert not missing, f"fastnn._C functions without a fuzz target in tests/fuzz (add one to FUZZ_TARGETS): {missing}"
+    assert not sorted(set(FUZZ_TARGETS) - public), "FUZZ_TARGETS names functions fastnn._C no longer has"
