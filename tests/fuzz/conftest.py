@@ -12,10 +12,10 @@ def pytest_terminal_summary(terminalreporter):
     if not fuzz.COUNTS:
         return
     total = sum(fuzz.COUNTS.values())
-    terminalreporter.write_sep("-", f"fuzz ({fuzz.PROFILE} profile): {total} cases over {len(fuzz.COUNTS)} targets, "
-                                    "0 crashes")
+    terminalreporter.write_sep("-", f"fuzz ({fuzz.PROFILE} profile): {total} cases over {len(fuzz.COUNTS)} targets "
+                                    f"({sum(fuzz.RAISED.values())} raised as documented), 0 crashes")
     report = os.environ.get("FASTNN_FUZZ_REPORT")
     if report:
         with open(report, "w") as f:
-            json.dump({"profile": fuzz.PROFILE, "total": total, "targets": dict(sorted(fuzz.COUNTS.items()))}, f,
-                      indent=1)
+            json.dump({"profile": fuzz.PROFILE, "total": total, "raised": sum(fuzz.RAISED.values()),
+                       "targets": {k: [v, fuzz.RAISED[k]] for k, v in sorted(fuzz.COUNTS.items())}}, f, indent=1)

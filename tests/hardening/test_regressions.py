@@ -96,3 +96,22 @@ def test_thread_count_is_bounded(n, restore_threads):
     if n < 2**31:
         with pytest.raises(ValueError, match="set_num_threads"):
             _C.set_num_threads(n)
+
+
+def test_moveaxis_moves_the_axis():
+    # ops.moveaxis used to return its input unchanged (it permuted a 1-D index array instead of the axes).
+    x = np.arange(24.0).reshape(2, 3, 4)
+    assert ops.moveaxis(x, 0, -1).shape == (3, 4, 2)
+    np.testing.assert_array_equal(ops.moveaxis(x, 0, -1).numpy(), np.moveaxis(x, 0, -1))
+    np.testing.assert_array_equal(ops.moveaxis(x, (0, 2), (2, 0)).numpy(), np.moveaxis(x, (0, 2), (2, 0)))
+    with pytest.raises(ValueError, match="moveaxis"):
+        ops.moveaxis(x, 3, 0)
+    with pytest.raises(ValueError, match="moveaxis"):
+        ops.moveaxis(x, (0, 1), 0)
+
+
+@pytest.mark.parametrize("shape", [(2.5,), (2, 1.0), (True, 2), "ab"])
+def test_creation_shapes_must_be_integers(shape):
+    # ops.zeros((2.5,)) used to truncate the float to a shape of (2,).
+    with pytest.raises(TypeError, match="shape must be"):
+        ops.zeros(shape)

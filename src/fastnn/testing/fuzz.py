@@ -39,8 +39,16 @@ settings.load_profile(PROFILE)
 
 # Largest number of elements one fuzzed array may have (the long profile goes further).
 MAX_ELEMENTS = 1 << 20 if PROFILE == "long" else 1 << 16
-# Cases run per target in this process: {target name: count}.
+# Cases run per target in this process: {target name: count}; RAISED: how many of them raised (as documented).
 COUNTS: collections.Counter = collections.Counter()
+RAISED: collections.Counter = collections.Counter()
+_current = [""]
+
+
+def case(target: str) -> None:
+    """Counts one case of ``target`` (call at the start of each example)."""
+    COUNTS[target] += 1
+    _current[0] = target
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 BAD_DTYPES = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.float16), np.dtype(np.bool_),
@@ -93,8 +101,10 @@ def layout(x: np.ndarray, kind: str) -> np.ndarray:
     """
     if x.dtype.hasobject and kind in ("misaligned", "swapped"):
         return x
-    if x.ndim == 0 or kind == "c":
-        return np.ascontiguousarray(x) if kind == "c" else x
+    if x.ndim == 0:
+        return x.copy()
+    if kind == "c":
+        return np.ascontiguousarray(x)
     if kind == "rows":
         pad = np.zeros(x.shape[:-1] + (x.shape[-1] + 3,), x.dtype)
         pad[..., :x.shape[-1]] = x
@@ -148,6 +158,7 @@ def expect(call, reference, check, *, errors=(TypeError, ValueError), must_raise
         try:
             call()
         except must_raise:
+            RAISED[_current[0]] += 1
             return None
         except Exception as exc:  # noqa: BLE001 - the wrong exception type is the finding
             raise AssertionError(f"expected {must_raise}, but the call raised {type(exc).__name__}: {exc}") from exc
@@ -155,6 +166,7 @@ def expect(call, reference, check, *, errors=(TypeError, ValueError), must_raise
     try:
         out = call()
     except errors:
+        RAISED[_current[0]] += 1
         return None
     check(out, reference())
     return out

@@ -117,6 +117,10 @@ def int_shape(shape, op: str) -> tuple:
     if isinstance(shape, numbers.Integral):
         return (int(shape),)
     try:
-        return tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"{op}: shape must be an int or a sequence of ints, but received {shape!r}") from None
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    # Only integers: int(2.5) would silently truncate a float dimension to 2.
+    if dims is None or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in dims):
+        raise TypeError(f"{op}: shape must be an int or a sequence of ints, but received {shape!r}")
+    return tuple(int(s) for s in dims)

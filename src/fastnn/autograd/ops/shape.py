@@ -65,8 +65,30 @@ def transpose(x, axes=None):
 def moveaxis(x, source, destination):
     """Moves axes to new positions (NumPy ``moveaxis``)."""
     t = tensor(x, "moveaxis")
-    order = np.moveaxis(np.arange(t.ndim), source, destination) if t.ndim else ()
-    return transpose(t, tuple(int(i) for i in np.argsort(order))) if t.ndim else t
+    nd = t.ndim
+
+    def axes(a, arg):
+        seq = tuple(a) if isinstance(a, (tuple, list)) else (a,)
+        out = []
+        for v in seq:
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+                raise TypeError(f"moveaxis: {arg} must be an int or a sequence of ints, but received {a!r}")
+            if not -nd <= v < nd:
+                raise ValueError(f"moveaxis: {arg} axis {v} is out of bounds for an input of rank {nd}")
+            out.append(int(v) % nd)
+        if len(set(out)) != len(out):
+            raise ValueError(f"moveaxis: repeated axis in {arg} {a!r}")
+        return out
+
+    src, dst = axes(source, "source"), axes(destination, "destination")
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: source {source!r} and destination {destination!r} must have the same number "
+                         "of elements")
+    # NumPy's algorithm: the remaining axes in order, then each moved axis inserted at its destination.
+    order = [a for a in range(nd) if a not in src]
+    for d, s_ in sorted(zip(dst, src)):
+        order.insert(d, s_)
+    return transpose(t, tuple(order))
 
 
 def expand_dims(x, axis):
