@@ -11,14 +11,15 @@ void gemm_ref(T* c, const T* a, const T* b, const GemmParams<T>& p) {
   for (int64_t i = 0; i < p.m; ++i) {
     for (int64_t j = 0; j < p.n; ++j) {
       T sum = 0;
-      // alpha == 0: A and B are not read (BLAS semantics, as cpu::gemm), so NaN in them does not propagate.
-      for (int64_t k = 0; p.alpha != T(0) && k < p.k; ++k) {
+      // alpha == 0 or K == 0: no product (BLAS semantics, as cpu::gemm): NaN in A, B or alpha does not propagate.
+      const bool product = p.alpha != T(0) && p.k > 0;
+      for (int64_t k = 0; product && k < p.k; ++k) {
         const T aik = p.trans_a ? a[k * p.lda + i] : a[i * p.lda + k];
         const T bkj = p.trans_b ? b[j * p.ldb + k] : b[k * p.ldb + j];
         sum += aik * bkj;
       }
       T& cij = c[i * p.ldc + j];
-      T value = (p.alpha == T(0) ? T(0) : p.alpha * sum) + (p.beta == T(0) ? T(0) : p.beta * cij);
+      T value = (product ? p.alpha * sum : T(0)) + (p.beta == T(0) ? T(0) : p.beta * cij);
       if (p.bias != nullptr) value += p.bias[j];
       if (p.activation == Activation::kRelu && value < T(0)) value = T(0);  // NaN stays NaN
       cij = value;
