@@ -6,6 +6,7 @@ row on one thread, and parallel_for's split depends only on the range and the th
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 import pytest
@@ -22,7 +23,11 @@ def _digest(arrays) -> str:
     return h.hexdigest()
 
 
-def _train(threads, seed=0, dtype="float32", steps=30, batch=600, sizes=(48, 300, 300, 10)):
+# Under ASan/UBSan (.ci/sanitize) a few steps exercise the same code paths at a tenth of the cost.
+STEPS = 4 if os.environ.get("FASTNN_UNDER_SANITIZER") else 30
+
+
+def _train(threads, seed=0, dtype="float32", steps=STEPS, batch=600, sizes=(48, 300, 300, 10)):
     # batch 600 > 256: the bias gradient takes its multi-block (parallel) path; 300-wide layers make every GEMM
     # large enough to run on both threads.
     fastnn.set_num_threads(threads)
