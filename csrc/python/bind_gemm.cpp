@@ -90,8 +90,11 @@ py::array gemm_impl(const py::array& a, const py::array& b, py::object c_obj, bo
   p.ldc = p.m > 1 ? elem_stride(c, 0, op, "c") : p.n;
 
   const T* bias = nullptr;
+  // Declared out here: when bias is not an ndarray (a list, say), the cast makes a temporary array that must live
+  // until the kernel has run (it used to be freed at the end of the if block: a heap use-after-free).
+  py::array bias_arr;
   if (!bias_obj.is_none()) {
-    py::array bias_arr = py::cast<py::array>(bias_obj);
+    bias_arr = py::cast<py::array>(bias_obj);
     require_same_dtype(bias_arr, sizeof(T) == 4 ? 'f' : 'd', op, "bias");
     if (bias_arr.ndim() != 1 || bias_arr.shape(0) != p.n)
       throw py::value_error(std::string(op) + ": bias must have shape (" + std::to_string(p.n) +

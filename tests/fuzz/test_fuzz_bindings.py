@@ -108,7 +108,7 @@ def _gemm_case(data, fn):
 
     corruption = data.draw(st.sampled_from([None] * 16 + [
         "a_dtype", "b_dtype", "a_layout", "b_layout", "inner", "c_shape", "c_dtype", "c_readonly", "c_alias",
-        "bias_shape", "bias_dtype", "bias_in_c", "activation", "beta_without_c", "python_type", "ndim"]),
+        "bias_shape", "bias_dtype", "bias_in_c", "activation", "beta_without_c", "python_type", "ndim", "bias_list"]),
         label="corruption")
     must = None
     if corruption in ("a_dtype", "b_dtype"):
@@ -167,6 +167,9 @@ def _gemm_case(data, fn):
         else:
             kwargs["trans_a"] = "yes"
         must = TypeError
+    elif corruption == "bias_list" and use_bias:
+        kwargs["bias"] = bias.tolist()  # converted by the binding (float64 lists match float64 only)
+        must = TypeError if dtype == np.float32 else None
     elif corruption == "ndim":
         args[0] = args[0].reshape(args[0].shape + (1,))
         must = ValueError

@@ -115,3 +115,13 @@ def test_creation_shapes_must_be_integers(shape):
     # ops.zeros((2.5,)) used to truncate the float to a shape of (2,).
     with pytest.raises(TypeError, match="shape must be"):
         ops.zeros(shape)
+
+
+@pytest.mark.parametrize("n", [3, 400, 5000])
+def test_gemm_bias_given_as_a_list(n):
+    # The binding converted a list bias into a temporary array that was freed before the kernel read it (a heap
+    # use-after-free that AddressSanitizer reported once the list was longer than NumPy's small-buffer cache).
+    a, b = np.ones((4, 3)), np.ones((3, n))
+    bias = list(np.arange(n, dtype=np.float64))
+    np.testing.assert_array_equal(_C.gemm(a, b, bias=bias), 3.0 + np.arange(n)[None, :].repeat(4, 0))
+    np.testing.assert_array_equal(_C.gemm_ref(a, b, bias=bias), 3.0 + np.arange(n)[None, :].repeat(4, 0))
