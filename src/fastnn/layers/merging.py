@@ -41,6 +41,9 @@ class _Merge(Layer):
         return self._merged_shape([tuple(s) for s in input_shape])
 
     def call(self, inputs):
+        shapes = [tuple(x.shape) for x in inputs]
+        self._check(shapes)
+        self._merged_shape(shapes)
         out = inputs[0]
         for x in inputs[1:]:
             out = self._op(out, x)
@@ -128,6 +131,9 @@ class Concatenate(_Merge):
         return tuple(out)
 
     def call(self, inputs):
+        shapes = [tuple(x.shape) for x in inputs]
+        self._check(shapes)
+        self._merged_shape(shapes)
         return _shape.concatenate(list(inputs), axis=self.axis)
 
     def get_config(self):

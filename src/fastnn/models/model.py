@@ -580,7 +580,9 @@ class Model(Layer):
                         nan_reported = True
                     if self.stop_training:
                         break
-                epoch_logs = dict(self.get_metrics_result())
+                # As Keras: the metrics' results, or the last step's logs when a custom train_step returns others.
+                results = self.get_metrics_result()
+                epoch_logs = dict(results) if set(logs) <= set(results) else dict(logs)
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     val_logs = self.evaluate(val[0], val[1], batch_size=validation_batch_size or batch_size,
                                              sample_weight=val[2], verbose=0, steps=validation_steps,
