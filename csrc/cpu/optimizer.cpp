@@ -12,7 +12,8 @@
 namespace fastnn::cpu {
 namespace {
 
-constexpr int64_t kGrain = 16384;
+// Updates are memory-bound: only large tensors are worth splitting across threads.
+constexpr int64_t kGrain = int64_t{1} << 17;
 
 template <typename T>
 inline T prep_grad(T g, T scale, T clip) {

@@ -336,3 +336,24 @@ def test_nan_loss_is_reported_and_terminate_on_nan_stops():
     with pytest.warns(RuntimeWarning, match="loss became nan"):
         h = m.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[fastnn.callbacks.TerminateOnNaN()])
     assert len(h.history["loss"]) == 1 and np.isnan(h.history["loss"][0])
+
+
+def test_frozen_nested_model_is_not_trained():
+    base = fastnn.Sequential([fastnn.Input((4,)), layers.Dense(3, activation="relu")], name="base")
+    base.trainable = False
+    assert not base.layers[0].kernel.trainable
+    inp = fastnn.Input((4,))
+    model = fastnn.Model(inp, layers.Dense(1, name="head")(base(inp)))
+    assert [w.path for w in model.trainable_weights] == ["head/kernel", "head/bias"]
+    assert len(model.non_trainable_weights) == 2
+    frozen = base.get_weights()
+    x, y = _xy(32)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=2, verbose=0)
+    for a, b in zip(base.get_weights(), frozen):
+        np.testing.assert_array_equal(a, b)
+    out = []
+    model.summary(print_fn=out.append)
+    assert " Trainable params: 4 (16.00 B)" in out[0] and " Non-trainable params: 15 (60.00 B)" in out[0]
+    base.trainable = True
+    assert len(model.trainable_weights) == 4

@@ -325,7 +325,7 @@ class Layer:
         self._trainable = value
         for v in self._trainable_variables:
             v.trainable = value
-        for layer in self._tracked_layers:
+        for layer in self._sublayers():
             layer.trainable = value
 
     def _sublayers(self):
@@ -350,17 +350,28 @@ class Layer:
 
     @property
     def trainable_weights(self) -> list:
+        """The weights training updates: none when this layer is frozen, and only the trainable ones of
+        sublayers that are not frozen themselves."""
         if not self.trainable:
             return []
-        return [w for w in self.weights if w.trainable]
+        out, seen = [], set()
+        for w in self._trainable_variables:
+            if w.trainable and id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+        for layer in self._sublayers():
+            for w in layer.trainable_weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
 
     trainable_variables = trainable_weights
 
     @property
     def non_trainable_weights(self) -> list:
-        if not self.trainable:
-            return self.weights
-        return [w for w in self.weights if not w.trainable]
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
 
     non_trainable_variables = non_trainable_weights
 
