@@ -29,7 +29,7 @@ void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, dou
                       const OptimizerParams& p) {
   const T scale = static_cast<T>(grad_scale);
   const T clip = static_cast<T>(p.clipvalue);
-  const T wd = static_cast<T>(p.weight_decay_lr);
+  const T wd = static_cast<T>(p.weight_decay);
   const T lr = static_cast<T>(p.lr);
   const T eps = static_cast<T>(p.epsilon);
   const T b1 = static_cast<T>(p.beta1), b2 = static_cast<T>(p.beta2);
@@ -38,7 +38,7 @@ void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, dou
     for (int64_t i = lo; i < hi; ++i) {
       const T g = prep_grad(grad[i], scale, clip);
       T w = var[i];
-      if (wd != T(0)) w -= w * wd;
+      if (wd != T(0)) w -= w * wd * lr;  // Keras's order: (var * weight_decay) * lr
       switch (p.kind) {
         case OptKind::kSGD: {
           const T mom = static_cast<T>(p.momentum);

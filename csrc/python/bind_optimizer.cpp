@@ -100,7 +100,7 @@ void bind_optimizer(py::module_& m) {
     p.u_prod_t = get(params, "u_prod_t", 1.0);
     p.u_prod_t1 = get(params, "u_prod_t1", 1.0);
     p.beta2_power = get(params, "beta2_power", 1.0);
-    p.weight_decay_lr = get(params, "weight_decay_lr", 0.0);
+    p.weight_decay = get(params, "weight_decay", 0.0);
     p.clipvalue = get(params, "clipvalue", 0.0);
 
     Tensors t;

@@ -193,3 +193,75 @@ def test_layer_names_and_weight_layouts_match_keras():
     # "dense/kernel". Compare the layer part.
     assert [w.path for w in fm.weights] == ["/".join(w.path.split("/")[-2:]) for w in km.weights]
     assert fm.count_params() == km.count_params()
+
+
+MORE_OPTIMIZERS = [
+    ("sgd_nesterov", lambda lib: lib.optimizers.SGD(0.02, momentum=0.9, nesterov=True, clipnorm=1.0)),
+    ("adam_amsgrad_global_clipnorm", lambda lib: lib.optimizers.Adam(0.003, amsgrad=True, global_clipnorm=1.0)),
+    ("adamw", lambda lib: lib.optimizers.AdamW(0.003)),
+    ("sgd_weight_decay", lambda lib: lib.optimizers.SGD(0.05, momentum=0.5, weight_decay=0.1)),
+    ("rmsprop_centered_momentum", lambda lib: lib.optimizers.RMSprop(0.002, momentum=0.5, centered=True)),
+    ("adadelta", lambda lib: lib.optimizers.Adadelta(1.0)),
+    ("adamax", lambda lib: lib.optimizers.Adamax(0.003)),
+    ("nadam", lambda lib: lib.optimizers.Nadam(0.003)),
+    ("sgd_exponential_decay", lambda lib: lib.optimizers.SGD(lib.optimizers.schedules.ExponentialDecay(0.1, 4, 0.5))),
+    ("adam_cosine_decay", lambda lib: lib.optimizers.Adam(lib.optimizers.schedules.CosineDecay(0.01, 10))),
+    ("sgd_piecewise", lambda lib: lib.optimizers.SGD(lib.optimizers.schedules.PiecewiseConstantDecay([5], [0.1, 0.01]))),
+]
+
+
+@pytest.mark.parametrize("name,make_opt", MORE_OPTIMIZERS, ids=[o[0] for o in MORE_OPTIMIZERS])
+def test_more_optimizers_match_keras(name, make_opt):
+    x, y = _data(256)
+    km, fm, kh, fh = _train_pair(lambda lib: _seed_mlp(lib, rate=0.0), make_opt, "mse", x, y)
+    np.testing.assert_allclose(fh["loss"], kh["loss"], rtol=1e-3)
+    # The bulk of the weights: each element's error relative to its array's scale, over the whole model. (Once one
+    # op rounds differently from TensorFlow's, e.g. weight decay or a clip scale, Adam-type updates amplify the
+    # rounding noise of near-zero gradients into visible steps on a few bias elements.)
+    err = np.concatenate([(np.abs(a - b) / np.abs(b).max()).ravel()
+                          for a, b in zip(fm.get_weights(), km.get_weights())])
+    assert np.percentile(err, 99) < 1e-3 and err.max() < 2e-2
+
+
+def test_functional_two_outputs_with_loss_weights_match_keras():
+    def build(lib):
+        inp = lib.Input((INPUT_DIM,))
+        h = lib.layers.Dense(16, activation="relu")(inp)
+        a = lib.layers.Dense(1, name="reg")(h)
+        b = lib.layers.Dense(3, activation="softmax", name="cls")(lib.layers.Concatenate()([h, inp]))
+        return lib.Model(inp, [a, b])
+
+    x, y = _data(128)
+    labels = np.argmax(y, axis=1)
+    km, fm = _pair(build)
+    for m, lib in ((km, keras), (fm, fastnn)):
+        m.compile(optimizer=lib.optimizers.SGD(0.05), loss=["mse", "sparse_categorical_crossentropy"],
+                  loss_weights=[0.3, 1.0])
+    kh = km.fit(x, [y[:, :1], labels], batch_size=16, epochs=2, shuffle=False, verbose=0).history
+    fh = fm.fit(x, [y[:, :1], labels], batch_size=16, epochs=2, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(fh["loss"], kh["loss"], rtol=1e-3)
+    for a, b in zip(fm.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(b).max())
+
+
+def test_sample_weight_class_weight_and_regularizer_match_keras():
+    def build(lib):
+        return lib.models.Sequential([
+            lib.Input((INPUT_DIM,)),
+            lib.layers.Dense(16, activation="tanh", kernel_regularizer=lib.regularizers.L2(0.01)),
+            lib.layers.Dense(4, activation="softmax", bias_regularizer="l1"),
+        ])
+
+    x, labels = _data(96, classes=4)
+    sw = np.linspace(0.2, 2.0, 96).astype("float32")
+    for kw in ({"sample_weight": sw}, {"class_weight": {0: 1.0, 1: 2.0, 2: 0.5, 3: 1.5}}):
+        km, fm = _pair(build)
+        for m, lib in ((km, keras), (fm, fastnn)):
+            m.compile(optimizer=lib.optimizers.Adagrad(0.1), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        kh = km.fit(x, labels, batch_size=32, epochs=2, shuffle=False, verbose=0, **kw).history
+        fh = fm.fit(x, labels, batch_size=32, epochs=2, shuffle=False, verbose=0, **kw).history
+        np.testing.assert_allclose(fh["loss"], kh["loss"], rtol=1e-3)
+        np.testing.assert_allclose(fh["accuracy"], kh["accuracy"], atol=1.5 / 96)
+        for a, b in zip(fm.get_weights(), km.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(b).max())

@@ -3,7 +3,7 @@
 // The caller (fastnn.optimizers) computes the step-dependent scalars (bias corrections, Nadam's momentum
 // schedule) once per step and passes them in OptimizerParams; the kernel does the per-element work:
 //   g = clip(g * grad_scale, -clipvalue, clipvalue)     (clipnorm / global_clipnorm give grad_scale)
-//   var -= var * weight_decay_lr                         (decoupled weight decay, before the update)
+//   var -= var * weight_decay * lr                       (decoupled weight decay, before the update)
 //   the optimizer's update of var and its slot arrays s0, s1, s2.
 #pragma once
 
@@ -24,7 +24,7 @@ struct OptimizerParams {
   double rho = 0.9;        // RMSprop, Adadelta
   double alpha = 0.0;      // Adam: lr * sqrt(1 - beta2^t) / (1 - beta1^t); Adamax: lr / (1 - beta1^t)
   double u_t = 0.0, u_t1 = 0.0, u_prod_t = 1.0, u_prod_t1 = 1.0, beta2_power = 1.0;  // Nadam
-  double weight_decay_lr = 0.0;  // var -= var * weight_decay * lr before the update (0: none)
+  double weight_decay = 0.0;  // var -= var * weight_decay * lr before the update (0: none)
   double clipvalue = 0.0;        // > 0: clip each gradient element to [-clipvalue, clipvalue]
 };
 

@@ -199,7 +199,7 @@ class Optimizer:
             slot_lists = [None if self._slot_names[k] is None else [s[k] for s in slots]
                           for k in range(len(self._slot_names))]
             p = dict(params)
-            p["weight_decay_lr"] = self.weight_decay * lr if decays else 0.0
+            p["weight_decay"] = self.weight_decay if decays else 0.0
             backend._C.optimizer_update(self._kind, [v._data for v in vs], [grads[i] for i in idx], slot_lists,
                                         None if scales is None else [scales[i] for i in idx], p)
         for v in variables:
