@@ -239,7 +239,12 @@ def test_functional_two_outputs_with_loss_weights_match_keras():
                   loss_weights=[0.3, 1.0])
     kh = km.fit(x, [y[:, :1], labels], batch_size=16, epochs=2, shuffle=False, verbose=0).history
     fh = fm.fit(x, [y[:, :1], labels], batch_size=16, epochs=2, shuffle=False, verbose=0).history
-    np.testing.assert_allclose(fh["loss"], kh["loss"], rtol=1e-3)
+    assert sorted(fh) == sorted(kh) == ["cls_loss", "loss", "reg_loss"]
+    for key in kh:
+        np.testing.assert_allclose(fh[key], kh[key], rtol=1e-3)
+    # evaluate's list order: loss, the per-output losses, then the rest by name
+    np.testing.assert_allclose(fm.evaluate(x, [y[:, :1], labels], verbose=0),
+                               km.evaluate(x, [y[:, :1], labels], verbose=0), rtol=1e-3)
     for a, b in zip(fm.get_weights(), km.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(b).max())
 

@@ -174,7 +174,7 @@ class Functional(Model):
                     l, ni, ti = t._history
                     conn.append(f"{l.name}[{ni}][{ti}]")
             n_params = sum(int(__import__('numpy').prod(w.shape)) for w in layer.weights)
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape, n_params, "\n".join(conn) or "-"))
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, n_params, ",\n".join(conn) or "-"))
         lines = summary_lines(self, rows, connected=True, line_length=line_length)
         (print_fn or print)("\n".join(lines))
 

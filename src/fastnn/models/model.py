@@ -633,7 +633,13 @@ class Model(Layer):
         return self._flatten_in_order(logs)
 
     def _flatten_in_order(self, logs):
-        names = [m.name for m in self.metrics]
+        # Keras 3's order: the loss, then (one output) the compiled metrics in compile order or (several outputs)
+        # the per-output losses in output order, then every other value sorted by name.
+        names = ["loss"]
+        if self._per_output_loss_trackers:
+            names += [t.name for t in self._per_output_loss_trackers]
+        else:
+            names += [cm.obj.name for cm in self._compiled_metrics or [] if cm.obj is not None]
         out = [logs[k] for k in names if k in logs]
         out += [logs[k] for k in sorted(logs) if k not in names]
         return out[0] if len(out) == 1 else out

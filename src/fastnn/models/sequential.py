@@ -98,6 +98,7 @@ class Sequential(Model):
                 raise ValueError(f'Sequential model "{self.name}": layer "{layer.name}" returned several outputs; '
                                  "Sequential models need one output per layer (use the functional API)")
         if self._seq_layers:
+            unique_name("functional")  # Keras's Sequential builds an anonymous Functional: keep the names in step
             self._graph = Functional(input_layer.output_tensor, x, name=self.name)
             self.input_spec = self._graph.input_spec
             self.output_names = [self._seq_layers[-1].name]
