@@ -539,6 +539,8 @@ class Layer:
             out = self.call(*args, **kwargs)
         finally:
             _ctx.training = prev
+        if isinstance(out, Tensor):  # shown by summary() for models built by calling them
+            self._last_output_shape = (None,) + tuple(out.shape[1:])
         if self.activity_regularizer is not None:
             for o in flatten(out):
                 if isinstance(o, Tensor):
