@@ -270,3 +270,67 @@ def test_sample_weight_class_weight_and_regularizer_match_keras():
         np.testing.assert_allclose(fh["accuracy"], kh["accuracy"], atol=1.5 / 96)
         for a, b in zip(fm.get_weights(), km.get_weights()):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(b).max())
+
+
+def test_reshaping_and_merging_layers_match_keras():
+    def build(lib):
+        L = lib.layers
+        a, b = lib.Input((INPUT_DIM,)), lib.Input((INPUT_DIM,))
+        h = L.Dense(8, activation="tanh")(a)
+        g = L.Dense(8, activation="sigmoid")(b)
+        merged = [L.Add()([h, g]), L.Subtract()([h, g]), L.Multiply()([h, g]), L.Average()([h, g]),
+                  L.Maximum()([h, g]), L.Minimum()([h, g])]
+        c = L.Concatenate()(merged)
+        r = L.Permute((2, 1))(L.Reshape((6, 8))(c))
+        rep = L.Flatten()(L.RepeatVector(2)(L.Dense(3)(L.Flatten()(r))))
+        out = L.Dense(2, activation=lambda t: t ** 2)(L.Activation("relu")(rep))
+        return lib.Model([a, b], out)
+
+    km, fm = _pair(build)
+    x1, _ = _data(20, seed=8)
+    x2, _ = _data(20, seed=9)
+    np.testing.assert_allclose(fm.predict([x1, x2], verbose=0), km.predict([x1, x2], verbose=0), rtol=1e-5,
+                               atol=1e-6)
+
+
+def _numbers_out(text):
+    import re
+
+    text = re.sub(r"\d+(ms|us|s)/step", "T/step", text)  # timings differ, units with them
+    return re.sub(r"\d+(\.\d+)?(e[-+]\d+)?", "N", text)
+
+
+def test_progress_line_format_matches_keras(capsys):
+    x, y = _data(256)
+    for verbose in (2,):
+        km, fm = _pair(lambda lib: _seed_mlp(lib, rate=0.0))
+        for m, lib in ((km, keras), (fm, fastnn)):
+            m.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+        capsys.readouterr()
+        km.fit(x, y, epochs=2, verbose=verbose, validation_split=0.25)
+        k = capsys.readouterr().out
+        fm.fit(x, y, epochs=2, verbose=verbose, validation_split=0.25)
+        f = capsys.readouterr().out
+        assert _numbers_out(f) == _numbers_out(k), (f, k)
+
+
+def test_progress_bar_final_lines_match_keras(capsys):
+    """verbose=1: fastnn prints, off a terminal, exactly the final frame of each of Keras's redrawn bars."""
+    import re
+
+    x, y = _data(256)
+    km, fm = _pair(lambda lib: _seed_mlp(lib, rate=0.0))
+    for m in (km, fm):
+        m.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    capsys.readouterr()
+    km.fit(x, y, epochs=2, verbose=1, validation_split=0.25)
+    k = capsys.readouterr().out
+    fm.fit(x, y, epochs=2, verbose=1, validation_split=0.25)
+    f = capsys.readouterr().out
+    k_lines = []
+    for line in k.split("\n"):
+        frame = re.sub(r"\x1b\[[0-9;]*m", "", line.split("\r")[-1].replace("\b", "")).rstrip()
+        if frame:
+            k_lines.append(frame)
+    f_lines = [l.rstrip() for l in f.split("\n") if l.strip()]
+    assert [_numbers_out(l) for l in f_lines] == [_numbers_out(l) for l in k_lines], (f_lines, k_lines)
