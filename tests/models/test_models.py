@@ -357,3 +357,38 @@ def test_frozen_nested_model_is_not_trained():
     assert " Trainable params: 4 (16.00 B)" in out[0] and " Non-trainable params: 15 (60.00 B)" in out[0]
     base.trainable = True
     assert len(model.trainable_weights) == 4
+
+
+def test_batches_are_views_without_shuffle_and_permutations_with():
+    x = np.arange(40, dtype="float32").reshape(10, 4)
+    y = np.arange(10, dtype="float32").reshape(10, 1)
+    seen = []
+
+    class Spy(fastnn.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = layers.Dense(1)
+
+        def call(self, x):
+            return self.d(x)
+
+        def train_step(self, data):
+            xb, yb = data[0], data[1]
+            seen.append((xb, yb))
+            return {}
+
+    m = Spy()
+    m.compile(optimizer="sgd", loss="mse")
+    m.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    assert [len(b[0]) for b in seen] == [4, 4, 2]
+    assert all(np.shares_memory(b[0], x) and np.shares_memory(b[1], y) for b in seen)  # slices, no copies
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in seen])[:, 0], np.arange(10))
+    seen.clear()
+    fastnn.utils.set_random_seed(1)
+    m.fit(x, y, batch_size=4, epochs=2, shuffle=True, verbose=0)
+    epochs = [np.concatenate([b[1] for b in seen[:3]])[:, 0], np.concatenate([b[1] for b in seen[3:]])[:, 0]]
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(10))  # every sample once per epoch
+    assert epochs[0].tolist() != epochs[1].tolist() and epochs[0].tolist() != list(range(10))
+    for xb, yb in seen:  # x and y stay paired
+        np.testing.assert_array_equal(xb[:, 0] / 4, yb[:, 0])
