@@ -392,3 +392,22 @@ def test_batches_are_views_without_shuffle_and_permutations_with():
     assert epochs[0].tolist() != epochs[1].tolist() and epochs[0].tolist() != list(range(10))
     for xb, yb in seen:  # x and y stay paired
         np.testing.assert_array_equal(xb[:, 0] / 4, yb[:, 0])
+
+
+def test_subclassed_model_build_creates_weights():
+    class Net(fastnn.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = [layers.Dense(5, activation="relu"), layers.Dense(3)]
+
+        def call(self, x):
+            for layer in self.hidden:
+                x = layer(x)
+            return x
+
+    net = Net()
+    net.build((None, 4))
+    assert net.built and net.count_params() == 4 * 5 + 5 + 5 * 3 + 3
+    out = []
+    net.summary(print_fn=out.append)
+    assert "│ dense_1 (Dense)                 │ (None, 3)" in out[0]

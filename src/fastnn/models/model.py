@@ -164,6 +164,25 @@ class Model(Layer):
         self._loss_objs = None
         self._per_output_loss_trackers = []
 
+    # -- building -------------------------------------------------------------------------------------------------
+    def build(self, input_shape=None):
+        """Builds a subclassed model for ``input_shape`` (batch axis included) by running ``call`` once on zeros,
+        so its layers create their weights (``summary`` and ``count_params`` then work before any data)."""
+        if input_shape is None:
+            self.built = True
+            return
+        from fastnn.layers.layer import _shape_by_running
+
+        self._build_input_shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) and all(
+            d is None or isinstance(d, int) for d in input_shape) else input_shape
+        _shape_by_running(self, input_shape)
+        self.built = True
+
+    def _maybe_build(self, shapes):
+        # A subclassed model's layers build themselves during its first call; no separate dummy pass.
+        self.built = True
+        self._build_input_shape = shapes
+
     # -- structure ------------------------------------------------------------------------------------------------
     @property
     def layers(self) -> list:
