@@ -49,16 +49,14 @@ def _as_array(x, what):
 
 
 def _standardize(data, what):
+    """Arrays as NumPy: a dict stays a dict, a list / tuple of arrays (several inputs or outputs) stays a list,
+    anything else (an array, a Tensor, nested lists of numbers) becomes one array."""
     if data is None:
         return None
     if isinstance(data, dict):
         return {k: _as_array(v, f"{what}[{k!r}]") for k, v in data.items()}
-    if isinstance(data, (list, tuple)) and data and all(
-            isinstance(d, (np.ndarray, Tensor)) or (isinstance(d, (list, tuple)) and d and
-                                                   isinstance(d[0], (list, tuple, np.ndarray))) for d in data) \
-            and not all(isinstance(d, (int, float)) for d in data):
-        if all(isinstance(d, (np.ndarray, Tensor)) for d in data):
-            return [_as_array(d, f"{what}[{i}]") for i, d in enumerate(data)]
+    if isinstance(data, (list, tuple)) and data and all(isinstance(d, (np.ndarray, Tensor)) for d in data):
+        return [_as_array(d, f"{what}[{i}]") for i, d in enumerate(data)]
     return _as_array(data, what)
 
 
@@ -511,8 +509,6 @@ class Model(Layer):
     def _prepare(self, x, y, sample_weight, what):
         if x is None:
             raise ValueError(f"{what}: `x` must be given (NumPy arrays or fastnn Tensors)")
-        if isinstance(x, tuple) and y is None and len(x) in (2, 3) and not getattr(self, "_multi_input", False):
-            pass
         x = _standardize(x, "x")
         y = _standardize(y, "y")
         sample_weight = _standardize(sample_weight, "sample_weight")
