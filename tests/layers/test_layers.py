@@ -189,3 +189,16 @@ def test_regularizers_add_losses():
     got = [float(l) for l in layer.losses]
     assert got == pytest.approx([0.5 * 6.0, 0.01 * 2.0])
     assert float(fastnn.regularizers.L1L2(l1=0.1, l2=0.2)(np.array([1.0, -2.0]))) == pytest.approx(0.1 * 3 + 0.2 * 5)
+
+
+def test_activity_regularizer_is_divided_by_batch_size_and_reset_per_call():
+    d = layers.Dense(2, activity_regularizer=fastnn.regularizers.L1(1.0), kernel_initializer="ones")
+    x = np.ones((4, 3), "float32")
+    y = d(x)
+    assert [float(l) for l in d.losses] == pytest.approx([float(np.abs(y.numpy()).sum()) / 4])
+    d(x)
+    assert len(d.losses) == 1
+    m = fastnn.Sequential([fastnn.Input((3,)), d])
+    m(x)
+    m(x)
+    assert len(m.losses) == 1

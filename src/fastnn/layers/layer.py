@@ -51,6 +51,7 @@ def shape_str(shape) -> str:
 class _Context(threading.local):
     def __init__(self):
         self.training = None
+        self.depth = 0  # nesting of eager layer calls: the outermost call resets activity losses
 
 
 _ctx = _Context()
@@ -535,10 +536,14 @@ class Layer:
         if not self._call_has_mask:
             kwargs.pop("mask", None)
         _ctx.training = training
+        if _ctx.depth == 0:  # as Keras: each outermost call starts with fresh activity losses
+            self._clear_activity_losses()
+        _ctx.depth += 1
         try:
             out = self.call(*args, **kwargs)
         finally:
             _ctx.training = prev
+            _ctx.depth -= 1
         if isinstance(out, Tensor):  # shown by summary() for models built by calling them
             self._last_output_shape = (None,) + tuple(out.shape[1:])
         if self.activity_regularizer is not None:
