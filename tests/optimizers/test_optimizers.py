@@ -285,3 +285,32 @@ def test_custom_loop_with_gradient_tape():
         grads = tape.gradient(loss, layer.trainable_weights)
         opt.apply_gradients(zip(grads, layer.trainable_weights))
     assert float(loss) < 1e-3
+
+
+def test_binding_rejects_every_malformed_list():
+    _C = fastnn.backend._C
+    a, g = np.zeros(3, "float32"), np.ones(3, "float32")
+    m = np.zeros(3, "float32")
+    cases = [
+        (TypeError, "must be a NumPy array", lambda: _C.optimizer_update("sgd", [a], [[1.0, 2.0, 3.0]], [], None, {})),
+        (ValueError, "1 variables but 2 gradients", lambda: _C.optimizer_update("sgd", [a], [g, g], [], None, {})),
+        (ValueError, "has 2 arrays for 1 variables",
+         lambda: _C.optimizer_update("sgd", [a], [g], [[m, m]], None, {"momentum": 0.9})),
+        (ValueError, "at most 3 slot lists", lambda: _C.optimizer_update("adam", [a], [g], [[m]] * 4, None, {})),
+        (ValueError, "grad_scales", lambda: _C.optimizer_update("sgd", [a], [g], [], [1.0, 2.0], {})),
+        (ValueError, r"slots\[0\]\[0\] has shape \(4,\)",
+         lambda: _C.optimizer_update("sgd", [a], [g], [[np.zeros(4, "float32")]], None, {"momentum": 0.9})),
+        (TypeError, "share one dtype",
+         lambda: _C.optimizer_update("sgd", [a, np.zeros(2)], [g, np.ones(2)], [], None, {})),
+        (TypeError, "float32 or float64",
+         lambda: _C.optimizer_update("sgd", [np.zeros(3, "int32")], [np.zeros(3, "int32")], [], None, {})),
+        (ValueError, "overlaps", lambda: _C.optimizer_update("sgd", [a], [g], [[a]], None, {"momentum": 0.9})),
+        (ValueError, "C-contiguous", lambda: _C.sum_squares([np.zeros(6)[::2]])),
+        (TypeError, "float32 or float64", lambda: _C.sum_squares([np.zeros(3, "int64")])),
+    ]
+    for exc, match, fn in cases:
+        with pytest.raises(exc, match=match):
+            fn()
+    np.testing.assert_array_equal(a, 0)  # nothing was written by a rejected call
+    assert _C.sum_squares([np.arange(4.0), np.ones(2, "float32")]) == [14.0, 2.0]
+    _C.optimizer_update("sgd", [], [], [], None, {})  # no variables: a no-op
