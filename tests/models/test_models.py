@@ -411,3 +411,18 @@ def test_subclassed_model_build_creates_weights():
     out = []
     net.summary(print_fn=out.append)
     assert "│ dense_1 (Dense)                 │ (None, 3)" in out[0]
+
+
+def test_weighted_metrics_use_sample_weight_and_metrics_do_not():
+    x, y = _xy(16)
+    sw = np.zeros(16, "float32")
+    sw[:8] = 1.0
+    m = fastnn.Sequential([fastnn.Input((4,)), layers.Dense(1)])
+    m.compile(optimizer=fastnn.optimizers.SGD(0.0), loss="mse", metrics=["mae"], weighted_metrics=["mae"])
+    logs = m.evaluate(x, y, sample_weight=sw, verbose=0, return_dict=True)
+    err = np.abs(m.predict(x, verbose=0) - y)[:, 0]
+    assert logs["mae"] == pytest.approx(err.mean(), rel=1e-5)
+    assert logs["weighted_mae"] == pytest.approx(err[:8].mean(), rel=1e-5)
+    m.compile(optimizer=fastnn.optimizers.SGD(0.0), loss="mse", weighted_metrics=["mae"])
+    logs = m.evaluate(x, y, sample_weight=sw, verbose=0, return_dict=True)
+    assert sorted(logs) == ["loss", "mae"] and logs["mae"] == pytest.approx(err[:8].mean(), rel=1e-5)

@@ -121,10 +121,10 @@ def _class_weights_to_sample_weights(y, class_weight):
 
 
 class _CompiledMetric:
-    __slots__ = ("spec", "output", "obj", "display")
+    __slots__ = ("spec", "output", "obj", "weighted", "spec_name")
 
     def __init__(self, spec, output):
-        self.spec, self.output, self.obj, self.display = spec, output, None, None
+        self.spec, self.output, self.obj, self.weighted, self.spec_name = spec, output, None, False, None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -365,12 +365,13 @@ class Model(Layer):
                     cm = _CompiledMetric(m, i)
                     cm.obj = self._make_metric(m, y_flat[i], p_flat[i])
                     base = cm.obj.name
-                    if weighted:
-                        base = "weighted_" + base
+                    if weighted and any(not c.weighted and c.output == i and c.spec_name == base for c in compiled):
+                        base = "weighted_" + base  # as Keras: only to tell it from an unweighted twin
                         cm.obj.name = base
+                    cm.spec_name = base
                     if n > 1:
                         cm.obj.name = f"{names[i]}_{base}"
-                    cm.display = weighted
+                    cm.weighted = weighted
                     compiled.append(cm)
         self._compiled_metrics = compiled
 
@@ -443,7 +444,7 @@ class Model(Layer):
         for cm in self._compiled_metrics:
             i = cm.output
             cm.obj.update_state(y_flat[i], p_flat[i].numpy() if isinstance(p_flat[i], Tensor) else p_flat[i],
-                                sample_weight=sw_flat[i] if cm.display else None)
+                                sample_weight=sw_flat[i] if cm.weighted else None)
         if self._per_output_loss_trackers and getattr(self, "_last_output_losses", None):
             n = len(flatten(x)[0]) if x is not None else 1
             for t, l in zip(self._per_output_loss_trackers, self._last_output_losses):
