@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 
 #include "fastnn/common.h"
 
@@ -54,15 +55,24 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
   if (threads > max_chunks) threads = static_cast<int>(max_chunks);
 #if defined(FASTNN_WITH_OPENMP)
   if (threads > 1 && !omp_in_parallel()) {
+    // An exception may not leave an OpenMP region (it would terminate the process): the first one a
+    // worker throws (e.g. std::bad_alloc) is carried out and rethrown on the calling thread.
+    std::exception_ptr error;
 #pragma omp parallel num_threads(threads)
     {
-      DenormalsAreZero ftz;
-      const int64_t tid = omp_get_thread_num();
-      const int64_t team = omp_get_num_threads();
-      const int64_t chunk_begin = begin + range * tid / team;
-      const int64_t chunk_end = begin + range * (tid + 1) / team;
-      if (chunk_begin < chunk_end) body(chunk_begin, chunk_end);
+      try {
+        DenormalsAreZero ftz;
+        const int64_t tid = omp_get_thread_num();
+        const int64_t team = omp_get_num_threads();
+        const int64_t chunk_begin = begin + range * tid / team;
+        const int64_t chunk_end = begin + range * (tid + 1) / team;
+        if (chunk_begin < chunk_end) body(chunk_begin, chunk_end);
+      } catch (...) {
+#pragma omp critical(fastnn_parallel_for_error)
+        if (!error) error = std::current_exception();
+      }
     }
+    if (error) std::rethrow_exception(error);
     return;
   }
 #endif
