@@ -242,7 +242,10 @@ class _Confusion(Metric):
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         if top_k is not None:
             raise ValueError(f"{type(self).__name__}: top_k is not supported by fastnn yet")
-        self.thresholds = 0.5 if thresholds is None else thresholds
+        if thresholds is not None and not isinstance(thresholds, (int, float, np.floating)):
+            raise ValueError(f"{type(self).__name__}: only one scalar threshold is supported by fastnn yet, but "
+                             f"received thresholds={thresholds!r}")
+        self.thresholds = 0.5 if thresholds is None else float(thresholds)
         self.class_id = class_id
         super().__init__(name=name, dtype=dtype)
 
