@@ -169,8 +169,12 @@ void gemv_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const G
 template <typename T>
 bool use_direct_path(const GemmKernelSet<T>& ks, const GemmParams<T>& p) {
   const double b_bytes = static_cast<double>(p.k) * static_cast<double>(p.n) * sizeof(T);
+  const bool b_fits_l2 = b_bytes <= static_cast<double>(l2_cache_bytes());
   constexpr int64_t kFewRowTiles = 12;
-  return b_bytes <= static_cast<double>(l2_cache_bytes()) || ceil_div(p.m, ks.mr) <= kFewRowTiles;
+  // A transposed B is copied whole first, so a large one goes to the packed path, which copies it in
+  // cache-sized blocks instead.
+  if (p.trans_b) return b_fits_l2;
+  return b_fits_l2 || ceil_div(p.m, ks.mr) <= kFewRowTiles;
 }
 
 template <typename T>

@@ -12,6 +12,27 @@
 namespace fastnn::cpu::detail {
 namespace {
 
+// The register tile: MR rows of NV vectors of accumulators.
+template <class V, int MR, int NV>
+FASTNN_ALWAYS_INLINE void zero_tile(V (&acc)[MR][NV]) {
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+}
+
+// One rank-1 update of the tile: acc[i][j] += a[i * rs] * b[j], with a[i * rs] broadcast from memory.
+template <class V, int MR, int NV>
+FASTNN_ALWAYS_INLINE void rank1_update(V (&acc)[MR][NV], const V (&bv)[NV], const typename V::Scalar* a,
+                                       int64_t rs) {
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    const V av = V::broadcast(a + i * rs);
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(av, bv[j], acc[i][j]);
+  }
+}
+
 // C[i, j] = alpha * acc[i][j] + beta * C[i, j] for i < m, j < n (beta == 0: C is not read).
 template <class V, int MR, int NV>
 FASTNN_ALWAYS_INLINE void store_tile(const V (&acc)[MR][NV], typename V::Scalar* c, int64_t ldc,
@@ -46,20 +67,12 @@ void packed_kernel(int64_t k, const typename V::Scalar* a, const typename V::Sca
                    int64_t ldc, typename V::Scalar alpha, typename V::Scalar beta) {
   constexpr int W = V::kWidth;
   V acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+  zero_tile<V, MR, NV>(acc);
   for (int64_t p = 0; p < k; ++p) {
     V bv[NV];
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const V av = V::broadcast(a + i);
-#pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(av, bv[j], acc[i][j]);
-    }
+    rank1_update<V, MR, NV>(acc, bv, a, 1);
     a += MR;
     b += NV * W;
   }
@@ -75,10 +88,7 @@ void direct_tile(int n, int64_t k, const typename V::Scalar* a, int64_t rs_a, in
                  typename V::Scalar alpha, typename V::Scalar beta) {
   constexpr int W = V::kWidth;
   V acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+  zero_tile<V, MR, NV>(acc);
   for (int64_t p = 0; p < k; ++p) {
     V bv[NV];
     const typename V::Scalar* bp = b + p * ldb;
@@ -92,12 +102,7 @@ void direct_tile(int n, int64_t k, const typename V::Scalar* a, int64_t rs_a, in
       }
     }
     const typename V::Scalar* ap = a + p * cs_a;
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const V av = V::broadcast(ap + i * rs_a);
-#pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) acc[i][j] = fmadd(av, bv[j], acc[i][j]);
-    }
+    rank1_update<V, MR, NV>(acc, bv, ap, rs_a);
   }
   store_tile<V, MR, NV>(acc, c, ldc, alpha, beta, MR, n);
 }

@@ -29,6 +29,7 @@ void bind_runtime(py::module_& m) {
     d["compiler"] = info.compiler;
     d["build_type"] = info.build_type;
     d["num_threads"] = get_num_threads();
+    d["contended_regions"] = detail::contended_regions();
     return d;
   }, "Facts about this build and the code path chosen for this CPU.");
 

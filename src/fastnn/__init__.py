@@ -15,3 +15,28 @@ __all__ = [
     "build_info", "get_num_threads", "set_num_threads", "ops", "__version__",
     "Tensor", "Variable", "GradientTape", "no_grad",
 ]
+
+# The Keras model API is imported on first use, so `import fastnn` stays fast.
+_LAZY_MODULES = ("layers", "models", "optimizers", "losses", "metrics", "activations", "initializers", "callbacks",
+                 "utils", "datasets", "regularizers", "constraints")
+_LAZY_NAMES = {"Sequential": "fastnn.models", "Model": "fastnn.models", "Input": "fastnn.layers",
+               "Layer": "fastnn.layers", "InputSpec": "fastnn.layers", "KerasTensor": "fastnn.layers"}
+__all__ += list(_LAZY_MODULES) + list(_LAZY_NAMES)
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY_MODULES:
+        module = importlib.import_module(f"fastnn.{name}")
+        globals()[name] = module
+        return module
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -615,6 +615,149 @@ def test_bias_add_backward(data):
               errors=())
 
 
+# -- optimizers ----------------------------------------------------------------------------------------------------------
+
+OPT_SLOTS = {"sgd": 1, "adam": 3, "adagrad": 1, "rmsprop": 3, "adadelta": 2, "adamax": 2, "nadam": 2}
+
+
+def _opt_reference(kind, params, var, grad, slots, scale):
+    """NumPy float64 twins of the SGD and Adam updates (Keras 3 formulas); None for the other kinds."""
+    lr = params.get("lr", 0.01)
+    g = grad * scale
+    if params.get("clipvalue", 0.0) > 0:
+        g = np.clip(g, -params["clipvalue"], params["clipvalue"])
+    w = var - var * params.get("weight_decay", 0.0) * lr
+    if kind == "sgd":
+        mom = params.get("momentum", 0.0)
+        if mom == 0.0:
+            return w - g * lr
+        m = -g * lr + slots[0] * mom
+        return w + ((-g * lr + m * mom) if params.get("nesterov", 0.0) else m)
+    if kind == "adam":
+        b1, b2, eps = params.get("beta1", 0.9), params.get("beta2", 0.999), params.get("epsilon", 1e-7)
+        m = slots[0] + (g - slots[0]) * (1 - b1)
+        v = slots[1] + (g * g - slots[1]) * (1 - b2)
+        if params.get("amsgrad", 0.0):
+            v = np.maximum(slots[2], v)
+        return w - (m * params.get("alpha", 0.0)) / (np.sqrt(v) + eps)
+    return None
+
+
+@given(st.data())
+def test_optimizer_update(data):
+    fz.case("optimizer_update")
+    rng = _rng(data)
+    kind = data.draw(st.sampled_from(sorted(OPT_SLOTS) + ["", "SGD", "lamb"]), label="kind")
+    dtype = _dtype(data, bad_rate=False)
+    count = data.draw(st.sampled_from([1, 2, 0, 3]), label="count")
+    shapes_ = [data.draw(fz.shapes(max_dims=3), label=f"shape{i}") for i in range(count)]
+    params = {"lr": data.draw(st.sampled_from([0.01, 0.1, 0.0, 1.0]), label="lr")}
+    for key, choices in (("momentum", [0.0, 0.9]), ("nesterov", [0.0, 1.0]), ("amsgrad", [0.0, 1.0]),
+                         ("centered", [0.0, 1.0]), ("weight_decay", [0.0, 0.01]), ("clipvalue", [0.0, 0.5]),
+                         ("alpha", [0.001, 0.01])):
+        params[key] = data.draw(st.sampled_from(choices), label=key)
+    vars_ = [fz.values(rng, s, dtype) for s in shapes_]
+    grads = [fz.values(rng, s, dtype) for s in shapes_]
+    nslots = OPT_SLOTS.get(kind, 1)
+    slots = [[np.asarray(np.abs(fz.values(rng, s, dtype))) for s in shapes_] for _ in range(nslots)]
+    scales = data.draw(st.sampled_from([None, "ones", "half"]), label="scales")
+    grad_scales = None if scales is None else [1.0 if scales == "ones" else 0.5] * count
+    originals = [v.copy() for v in vars_]
+    slot_originals = [[a.copy() for a in lst] for lst in slots]
+    args = dict(kind=kind, variables=vars_, grads=grads, slots=slots, grad_scales=grad_scales, params=params)
+
+    corruption = data.draw(st.sampled_from([None] * 8 + [
+        "grad_dtype", "grad_shape", "grad_layout", "var_readonly", "var_layout", "count", "slot_missing",
+        "slot_count", "alias", "not_array", "scales_len", "scales_type", "param_type", "too_many_slots"]),
+        label="corruption")
+    must = None
+    if kind not in OPT_SLOTS:
+        must = ValueError
+    if corruption and count:
+        i = data.draw(st.integers(0, count - 1), label="position")
+        if corruption == "grad_dtype":
+            grads[i] = grads[i].astype(np.float32 if dtype == np.float64 else np.float64)
+            must = must or TypeError
+        elif corruption == "grad_shape":
+            grads[i] = np.zeros(shapes_[i] + (2,), dtype)
+            must = must or ValueError
+        elif corruption == "grad_layout" and grads[i].ndim and grads[i].size > 1:
+            bad = fz.layout(grads[i], data.draw(st.sampled_from(["sliced", "misaligned", "swapped"]), label="bad"))
+            grads[i] = bad
+            must = must or (TypeError, ValueError)
+        elif corruption == "var_readonly":
+            vars_[i].flags.writeable = False
+            must = must or ValueError
+        elif corruption == "var_layout" and vars_[i].ndim and vars_[i].size > 1:
+            vars_[i] = fz.layout(vars_[i], data.draw(st.sampled_from(["sliced", "misaligned", "swapped"]), label="bad"))
+            must = must or (TypeError, ValueError)
+        elif corruption == "count":
+            grads.append(grads[0])
+            must = must or ValueError
+        elif corruption == "slot_missing" and kind in ("adam", "adagrad", "adadelta", "adamax", "nadam"):
+            args["slots"] = []
+            must = must or ValueError
+        elif corruption == "slot_count" and (kind != "sgd" or params["momentum"] != 0.0):
+            slots[0] = slots[0][:-1]
+            must = must or ValueError
+        elif corruption == "alias" and vars_[i].size:
+            grads[i] = vars_[i]
+            must = must or ValueError
+        elif corruption == "not_array":
+            grads[i] = grads[i].tolist()
+            must = must or TypeError
+        elif corruption == "scales_len":
+            args["grad_scales"] = [1.0] * (count + 1)
+            must = must or ValueError
+        elif corruption == "scales_type":
+            args["grad_scales"] = ["x"] * count
+            must = must or TypeError
+        elif corruption == "param_type":
+            params["lr"] = "fast"
+            must = must or TypeError
+        elif corruption == "too_many_slots":
+            args["slots"] = slots + [slots[0]] * 3
+            must = must or ValueError
+    if must is not None:
+        fz.expect(lambda: _C.optimizer_update(**args), None, None, must_raise=must)
+        return
+
+    def check(_, ref):
+        for i, (v, v0) in enumerate(zip(vars_, originals)):
+            assert v.shape == v0.shape and v.dtype == dtype
+            expected = _opt_reference(kind, params, v0.astype(np.float64), grads[i].astype(np.float64),
+                                      [lst[i].astype(np.float64) for lst in slot_originals],
+                                      1.0 if grad_scales is None else grad_scales[i])
+            if expected is not None:  # the other kinds are checked against Keras in tests/optimizers
+                rtol, atol = fz.tolerances(dtype)
+                fz.assert_close(v, expected, rtol * 10, atol * 10)
+
+    fz.expect(lambda: _C.optimizer_update(**args), lambda: None, check, errors=())
+
+
+@given(st.data())
+def test_sum_squares(data):
+    fz.case("sum_squares")
+    rng = _rng(data)
+    arrays = [_array(data, rng, data.draw(fz.shapes(max_dims=3), label=f"shape{i}"), _dtype(data), label=f"a{i}",
+                     special_rate=0.0) for i in range(data.draw(st.integers(0, 3), label="count"))]
+    if data.draw(st.integers(0, 9), label="not_array") == 9 and arrays:
+        arrays[0] = arrays[0].tolist()
+        fz.expect(lambda: _C.sum_squares(arrays), None, None, must_raise=TypeError)
+        return
+    if not all(fz.c_ready(a) for a in arrays):
+        fz.expect(lambda: _C.sum_squares(arrays), None, None, must_raise=ERR)
+        return
+
+    def check(out, ref):
+        assert len(out) == len(ref)
+        for o, r, a in zip(out, ref, arrays):
+            assert abs(o - r) <= 1e-6 * (r + 1e-30) * max(1, a.size) ** 0.5, (o, r)
+
+    fz.expect(lambda: _C.sum_squares(arrays), lambda: [float(np.sum(a.astype(np.float64) ** 2)) for a in arrays],
+              check, errors=())
+
+
 # -- runtime -------------------------------------------------------------------------------------------------------------
 
 ANY_VALUE = st.one_of(st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=20), st.none(),
@@ -705,6 +848,7 @@ FUZZ_TARGETS = {
     "set_num_threads": test_set_num_threads, "get_num_threads": test_get_num_threads,
     "set_simd_path": test_set_simd_path, "simd_path": test_set_simd_path,
     "set_gemm_path": test_set_gemm_path, "gemm_path": test_set_gemm_path, "build_info": test_build_info,
+    "optimizer_update": test_optimizer_update, "sum_squares": test_sum_squares,
 }
 
 

@@ -86,7 +86,7 @@ def shapes(draw, min_dims=0, max_dims=4):
 def values(rng, shape, dtype, special_rate=0.0, scale=3.0):
     """Random values of ``shape`` in ``dtype``; a fraction ``special_rate`` replaced by NaN, inf, +-0, denormals,
     huge values."""
-    assert int(np.prod(shape, dtype=np.int64)) <= 4 * MAX_ELEMENTS, f"fuzz harness: shape {shape} is over budget"
+    assert int(np.prod(shape, dtype=np.int64)) <= 16 * MAX_ELEMENTS, f"fuzz harness: shape {shape} is over budget"
     x = np.asarray(rng.standard_normal(shape) * scale)
     if special_rate and x.size:
         mask = np.asarray(rng.random(shape) < special_rate)

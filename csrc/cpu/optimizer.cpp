@@ -1,0 +1,151 @@
+// Fused optimizer updates (see fastnn/optimizer.h). Each element's arithmetic is independent of the others,
+// so the results do not depend on the thread count. The formulas follow keras/src/optimizers/*.py, computed
+// in the variable's dtype like Keras does.
+#include "fastnn/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "fastnn/parallel.h"
+
+namespace fastnn::cpu {
+namespace {
+
+// Updates are memory-bound: only large tensors are worth splitting across threads.
+constexpr int64_t kGrain = int64_t{1} << 17;
+
+template <typename T>
+inline T prep_grad(T g, T scale, T clip) {
+  g *= scale;
+  if (clip > T(0)) g = std::min(std::max(g, -clip), clip);
+  return g;
+}
+
+}  // namespace
+
+template <typename T>
+void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, double grad_scale,
+                      const OptimizerParams& p) {
+  const T scale = static_cast<T>(grad_scale);
+  const T clip = static_cast<T>(p.clipvalue);
+  const T wd = static_cast<T>(p.weight_decay);
+  const T lr = static_cast<T>(p.lr);
+  const T eps = static_cast<T>(p.epsilon);
+  const T b1 = static_cast<T>(p.beta1), b2 = static_cast<T>(p.beta2);
+  const T one = T(1);
+  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T g = prep_grad(grad[i], scale, clip);
+      T w = var[i];
+      if (wd != T(0)) w -= w * wd * lr;  // Keras's order: (var * weight_decay) * lr
+      switch (p.kind) {
+        case OptKind::kSGD: {
+          const T mom = static_cast<T>(p.momentum);
+          if (s0) {  // m = momentum * m - lr * g
+            const T m = -g * lr + s0[i] * mom;
+            s0[i] = m;
+            w += p.nesterov ? (-g * lr + m * mom) : m;
+          } else {
+            w -= g * lr;
+          }
+          break;
+        }
+        case OptKind::kAdam: {
+          const T m = s0[i] + (g - s0[i]) * (one - b1);
+          T v = s1[i] + (g * g - s1[i]) * (one - b2);
+          s0[i] = m;
+          s1[i] = v;
+          if (p.amsgrad) {
+            v = std::max(s2[i], v);
+            s2[i] = v;
+          }
+          w -= (m * static_cast<T>(p.alpha)) / (std::sqrt(v) + eps);
+          break;
+        }
+        case OptKind::kAdagrad: {
+          const T acc = s0[i] + g * g;
+          s0[i] = acc;
+          w -= (lr * g) / std::sqrt(acc + eps);
+          break;
+        }
+        case OptKind::kRMSprop: {
+          const T rho = static_cast<T>(p.rho);
+          const T vel = rho * s0[i] + (one - rho) * g * g;
+          s0[i] = vel;
+          T denom = vel + eps;
+          if (p.centered) {
+            const T avg = rho * s2[i] + (one - rho) * g;
+            s2[i] = avg;
+            denom = vel - avg * avg + eps;
+          }
+          const T inc = lr * g / std::sqrt(denom);
+          if (s1) {
+            const T m = static_cast<T>(p.momentum) * s1[i] + inc;
+            s1[i] = m;
+            w -= m;
+          } else {
+            w -= inc;
+          }
+          break;
+        }
+        case OptKind::kAdadelta: {
+          const T rho = static_cast<T>(p.rho);
+          const T ag = rho * s0[i] + (one - rho) * g * g;
+          s0[i] = ag;
+          const T delta = -std::sqrt(s1[i] + eps) * g / std::sqrt(ag + eps);
+          s1[i] = rho * s1[i] + (one - rho) * delta * delta;
+          w += lr * delta;
+          break;
+        }
+        case OptKind::kAdamax: {
+          const T m = s0[i] + (g - s0[i]) * (one - b1);
+          const T u = std::max(b2 * s1[i], std::abs(g));
+          s0[i] = m;
+          s1[i] = u;
+          w -= static_cast<T>(p.alpha) * m / (u + eps);
+          break;
+        }
+        case OptKind::kNadam: {
+          const T m = s0[i] + (g - s0[i]) * (one - b1);
+          const T v = s1[i] + (g * g - s1[i]) * (one - b2);
+          s0[i] = m;
+          s1[i] = v;
+          const T m_hat = static_cast<T>(p.u_t1) * m / (one - static_cast<T>(p.u_prod_t1)) +
+                          (one - static_cast<T>(p.u_t)) * g / (one - static_cast<T>(p.u_prod_t));
+          const T v_hat = v / (one - static_cast<T>(p.beta2_power));
+          w -= (m_hat * lr) / (std::sqrt(v_hat) + eps);
+          break;
+        }
+      }
+      var[i] = w;
+    }
+  });
+}
+
+template <typename T>
+double sum_squares(const T* x, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> partial(static_cast<size_t>(std::max<int64_t>(blocks, 1)), 0.0);
+  parallel_for(0, blocks, 4, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; ++b) {
+      double s = 0.0;
+      const int64_t end = std::min(n, (b + 1) * kBlock);
+      for (int64_t i = b * kBlock; i < end; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+      partial[static_cast<size_t>(b)] = s;
+    }
+  });
+  double total = 0.0;
+  for (int64_t b = 0; b < blocks; ++b) total += partial[static_cast<size_t>(b)];
+  return total;
+}
+
+template void optimizer_update<float>(float*, float*, float*, float*, const float*, int64_t, double,
+                                      const OptimizerParams&);
+template void optimizer_update<double>(double*, double*, double*, double*, const double*, int64_t, double,
+                                       const OptimizerParams&);
+template double sum_squares<float>(const float*, int64_t);
+template double sum_squares<double>(const double*, int64_t);
+
+}  // namespace fastnn::cpu

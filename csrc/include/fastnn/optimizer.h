@@ -1,0 +1,46 @@
+// Fused optimizer updates: one call updates every variable of a model (Keras 3's update formulas).
+// Tier 1: pure C++, contiguous buffers, outputs first, int64_t sizes, templates for float and double.
+// The caller (fastnn.optimizers) computes the step-dependent scalars (bias corrections, Nadam's momentum
+// schedule) once per step and passes them in OptimizerParams; the kernel does the per-element work:
+//   g = clip(g * grad_scale, -clipvalue, clipvalue)     (clipnorm / global_clipnorm give grad_scale)
+//   var -= var * weight_decay * lr                       (decoupled weight decay, before the update)
+//   the optimizer's update of var and its slot arrays s0, s1, s2.
+#pragma once
+
+#include <cstdint>
+
+namespace fastnn {
+
+enum class OptKind : int { kSGD = 0, kAdam, kAdagrad, kRMSprop, kAdadelta, kAdamax, kNadam };
+
+struct OptimizerParams {
+  OptKind kind = OptKind::kSGD;
+  double lr = 0.01;
+  double momentum = 0.0;   // SGD, RMSprop
+  bool nesterov = false;   // SGD
+  bool amsgrad = false;    // Adam: s2 holds v_hat
+  bool centered = false;   // RMSprop: s2 holds the average gradient
+  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-7;
+  double rho = 0.9;        // RMSprop, Adadelta
+  double alpha = 0.0;      // Adam: lr * sqrt(1 - beta2^t) / (1 - beta1^t); Adamax: lr / (1 - beta1^t)
+  double u_t = 0.0, u_t1 = 0.0, u_prod_t = 1.0, u_prod_t1 = 1.0, beta2_power = 1.0;  // Nadam
+  double weight_decay = 0.0;  // var -= var * weight_decay * lr before the update (0: none)
+  double clipvalue = 0.0;        // > 0: clip each gradient element to [-clipvalue, clipvalue]
+};
+
+namespace cpu {
+
+// Slot arrays per kind (null where unused), each with n elements like var and grad:
+//   SGD: s0 = momentum (when momentum != 0)      Adam: s0 = m, s1 = v, s2 = v_hat (amsgrad)
+//   Adagrad: s0 = accumulator                      RMSprop: s0 = velocity, s1 = momentum, s2 = average gradient
+//   Adadelta: s0 = accumulated grad, s1 = accumulated delta    Adamax: s0 = m, s1 = u    Nadam: s0 = m, s1 = v
+template <typename T>
+void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, double grad_scale,
+                      const OptimizerParams& p);
+
+// sum(x * x) in double (for clipnorm / global_clipnorm); fixed blocks, so thread-count independent.
+template <typename T>
+double sum_squares(const T* x, int64_t n);
+
+}  // namespace cpu
+}  // namespace fastnn

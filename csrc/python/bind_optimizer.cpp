@@ -1,0 +1,206 @@
+// Bindings for the fused optimizer kernels: one call updates every variable. Validates the lists (same
+// length, float32/float64, C-contiguous, writeable where written, matching dtypes and shapes), releases the
+// GIL and loops over the tensors in C++.
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <pybind11/stl.h>
+
+#include "bindings.h"
+#include "fastnn/optimizer.h"
+
+namespace fastnn::python {
+namespace {
+
+struct Tensors {
+  std::vector<py::array> vars, grads;
+  std::vector<std::vector<py::array>> slots;  // [slot][tensor]; empty vector: slot unused
+};
+
+OptKind parse_kind(const std::string& name) {
+  static const std::unordered_map<std::string, OptKind> kinds = {
+      {"sgd", OptKind::kSGD},           {"adam", OptKind::kAdam},     {"adagrad", OptKind::kAdagrad},
+      {"rmsprop", OptKind::kRMSprop},   {"adadelta", OptKind::kAdadelta}, {"adamax", OptKind::kAdamax},
+      {"nadam", OptKind::kNadam}};
+  auto it = kinds.find(name);
+  if (it == kinds.end())
+    throw py::value_error("optimizer_update: unknown kind '" + name +
+                          "'; expected one of sgd, adam, adagrad, rmsprop, adadelta, adamax, nadam");
+  return it->second;
+}
+
+void check_array(const py::array& a, const py::array& ref, bool writeable, const std::string& what, size_t i) {
+  const std::string name = what + "[" + std::to_string(i) + "]";
+  const char k = float_kind(a, "optimizer_update", name.c_str());
+  if (k != float_kind(ref, "optimizer_update", "variables"))
+    throw py::type_error("optimizer_update: " + name + " has dtype " + std::string(py::str(a.dtype())) +
+                         ", but variables[" + std::to_string(i) + "] has dtype " + std::string(py::str(ref.dtype())));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error("optimizer_update: " + name + " must be C-contiguous, but received element strides " +
+                          strides_str(a));
+  if (writeable && !a.writeable())
+    throw py::value_error("optimizer_update: " + name + " must be writeable");
+  bool same = a.ndim() == ref.ndim();
+  for (py::ssize_t d = 0; same && d < a.ndim(); ++d) same = a.shape(d) == ref.shape(d);
+  if (!same)
+    throw py::value_error("optimizer_update: " + name + " has shape " + shape_str(a) + ", but variables[" +
+                          std::to_string(i) + "] has shape " + shape_str(ref));
+}
+
+std::vector<py::array> to_arrays(const py::sequence& seq, const std::string& what) {
+  std::vector<py::array> out;
+  out.reserve(py::len(seq));
+  for (size_t i = 0; i < py::len(seq); ++i) {
+    py::object o = seq[i];
+    if (!py::isinstance<py::array>(o))
+      throw py::type_error("optimizer_update: " + what + "[" + std::to_string(i) + "] must be a NumPy array, but "
+                           "received " + std::string(py::str(py::type::of(o).attr("__name__"))));
+    out.push_back(py::reinterpret_borrow<py::array>(o));
+  }
+  return out;
+}
+
+double get(const py::dict& d, const char* key, double dflt) {
+  if (!d.contains(key)) return dflt;
+  try {
+    return py::cast<double>(d[key]);
+  } catch (const py::cast_error&) {  // pybind11 reports a failed cast as RuntimeError; the contract is TypeError
+    throw py::type_error(std::string("optimizer_update: params['") + key + "'] must be a number, but received " +
+                         std::string(py::str(py::type::of(d[key]).attr("__name__"))));
+  }
+}
+
+template <typename T>
+void run(const Tensors& t, const std::vector<double>& scales, const OptimizerParams& p) {
+  for (size_t i = 0; i < t.vars.size(); ++i) {
+    auto ptr = [&](size_t s) -> T* {
+      if (s >= t.slots.size() || t.slots[s].empty()) return nullptr;
+      return static_cast<T*>(const_cast<void*>(t.slots[s][i].data()));
+    };
+    cpu::optimizer_update<T>(static_cast<T*>(const_cast<void*>(t.vars[i].data())), ptr(0), ptr(1), ptr(2),
+                             static_cast<const T*>(t.grads[i].data()), static_cast<int64_t>(t.vars[i].size()),
+                             scales.empty() ? 1.0 : scales[i], p);
+  }
+}
+
+}  // namespace
+
+void bind_optimizer(py::module_& m) {
+  m.def("optimizer_update", [](const std::string& kind, const py::sequence& variables, const py::sequence& grads,
+                               const py::sequence& slots, py::object grad_scales, const py::dict& params) {
+    OptimizerParams p;
+    p.kind = parse_kind(kind);
+    p.lr = get(params, "lr", 0.01);
+    p.momentum = get(params, "momentum", 0.0);
+    p.nesterov = get(params, "nesterov", 0.0) != 0.0;
+    p.amsgrad = get(params, "amsgrad", 0.0) != 0.0;
+    p.centered = get(params, "centered", 0.0) != 0.0;
+    p.beta1 = get(params, "beta1", 0.9);
+    p.beta2 = get(params, "beta2", 0.999);
+    p.epsilon = get(params, "epsilon", 1e-7);
+    p.rho = get(params, "rho", 0.9);
+    p.alpha = get(params, "alpha", 0.0);
+    p.u_t = get(params, "u_t", 0.0);
+    p.u_t1 = get(params, "u_t1", 0.0);
+    p.u_prod_t = get(params, "u_prod_t", 1.0);
+    p.u_prod_t1 = get(params, "u_prod_t1", 1.0);
+    p.beta2_power = get(params, "beta2_power", 1.0);
+    p.weight_decay = get(params, "weight_decay", 0.0);
+    p.clipvalue = get(params, "clipvalue", 0.0);
+
+    Tensors t;
+    t.vars = to_arrays(variables, "variables");
+    t.grads = to_arrays(grads, "grads");
+    if (t.grads.size() != t.vars.size())
+      throw py::value_error("optimizer_update: " + std::to_string(t.vars.size()) + " variables but " +
+                            std::to_string(t.grads.size()) + " gradients");
+    if (py::len(slots) > 3)
+      throw py::value_error("optimizer_update: at most 3 slot lists, but received " + std::to_string(py::len(slots)));
+    for (size_t s = 0; s < py::len(slots); ++s) {
+      py::object o = slots[s];
+      if (o.is_none()) { t.slots.emplace_back(); continue; }
+      auto arrays = to_arrays(py::reinterpret_borrow<py::sequence>(o), "slots[" + std::to_string(s) + "]");
+      if (!arrays.empty() && arrays.size() != t.vars.size())
+        throw py::value_error("optimizer_update: slots[" + std::to_string(s) + "] has " + std::to_string(arrays.size()) +
+                              " arrays for " + std::to_string(t.vars.size()) + " variables");
+      t.slots.push_back(std::move(arrays));
+    }
+    auto has = [&](size_t s) { return s < t.slots.size() && !t.slots[s].empty(); };
+    auto need = [&](size_t s, const char* what) {
+      if (!has(s) && !t.vars.empty())
+        throw py::value_error("optimizer_update: " + kind + " needs slots[" + std::to_string(s) + "] (" + what + ")");
+    };
+    switch (p.kind) {
+      case OptKind::kSGD: if (p.momentum != 0.0) need(0, "momentums"); break;
+      case OptKind::kAdam: need(0, "m"); need(1, "v"); if (p.amsgrad) need(2, "v_hat"); break;
+      case OptKind::kAdagrad: need(0, "accumulators"); break;
+      case OptKind::kRMSprop: need(0, "velocities"); if (p.momentum > 0.0) need(1, "momentums");
+                              if (p.centered) need(2, "average gradients"); break;
+      case OptKind::kAdadelta: need(0, "accumulated grads"); need(1, "accumulated deltas"); break;
+      case OptKind::kAdamax: need(0, "m"); need(1, "u"); break;
+      case OptKind::kNadam: need(0, "m"); need(1, "v"); break;
+    }
+    if (p.kind == OptKind::kSGD && p.momentum == 0.0 && has(0)) t.slots[0].clear();
+    if (p.kind == OptKind::kRMSprop && p.momentum <= 0.0 && has(1)) t.slots[1].clear();
+    for (size_t i = 0; i < t.vars.size(); ++i) {
+      float_kind(t.vars[i], "optimizer_update", ("variables[" + std::to_string(i) + "]").c_str());
+      check_array(t.vars[i], t.vars[i], true, "variables", i);
+      check_array(t.grads[i], t.vars[i], false, "grads", i);
+      if (may_overlap(t.grads[i], t.vars[i]))
+        throw py::value_error("optimizer_update: grads[" + std::to_string(i) + "] overlaps variables[" +
+                              std::to_string(i) + "]");
+      for (size_t s = 0; s < t.slots.size(); ++s) {
+        if (t.slots[s].empty()) continue;
+        check_array(t.slots[s][i], t.vars[i], true, "slots[" + std::to_string(s) + "]", i);
+        if (may_overlap(t.slots[s][i], t.vars[i]))
+          throw py::value_error("optimizer_update: slots[" + std::to_string(s) + "][" + std::to_string(i) +
+                                "] overlaps variables[" + std::to_string(i) + "]");
+      }
+    }
+    std::vector<double> scales;
+    if (!grad_scales.is_none()) {
+      try {
+        scales = py::cast<std::vector<double>>(grad_scales);
+      } catch (const py::cast_error&) {
+        throw py::type_error("optimizer_update: grad_scales must be a sequence of numbers or None, but received " +
+                             std::string(py::str(grad_scales)).substr(0, 80));
+      }
+      if (scales.size() != t.vars.size())
+        throw py::value_error("optimizer_update: " + std::to_string(scales.size()) + " grad_scales for " +
+                              std::to_string(t.vars.size()) + " variables");
+    }
+    if (t.vars.empty()) return;
+    const bool is_f32 = float_kind(t.vars[0], "optimizer_update", "variables[0]") == 'f';
+    for (size_t i = 1; i < t.vars.size(); ++i) {
+      if ((float_kind(t.vars[i], "optimizer_update", "variables") == 'f') != is_f32)
+        throw py::type_error("optimizer_update: all variables must share one dtype; pass float32 and float64 "
+                             "variables in separate calls");
+    }
+    py::gil_scoped_release release;
+    if (is_f32) run<float>(t, scales, p); else run<double>(t, scales, p);
+  }, py::arg("kind"), py::arg("variables"), py::arg("grads"), py::arg("slots"), py::arg("grad_scales") = py::none(),
+     py::arg("params") = py::dict(),
+     "Updates every variable in place with one optimizer step (Keras 3 formulas); see fastnn/optimizer.h.");
+
+  m.def("sum_squares", [](const py::sequence& arrays) {
+    auto xs = to_arrays(arrays, "arrays");
+    std::vector<double> out(xs.size());
+    for (size_t i = 0; i < xs.size(); ++i) {
+      float_kind(xs[i], "sum_squares", ("arrays[" + std::to_string(i) + "]").c_str());
+      if (!(xs[i].flags() & py::array::c_style))
+        throw py::value_error("sum_squares: arrays[" + std::to_string(i) + "] must be C-contiguous");
+    }
+    {
+      py::gil_scoped_release release;
+      for (size_t i = 0; i < xs.size(); ++i) {
+        const int64_t n = static_cast<int64_t>(xs[i].size());
+        out[i] = xs[i].itemsize() == 4 ? cpu::sum_squares(static_cast<const float*>(xs[i].data()), n)
+                                       : cpu::sum_squares(static_cast<const double*>(xs[i].data()), n);
+      }
+    }
+    return out;
+  }, py::arg("arrays"), "Per-array sum of squares (float64 accumulation), for gradient clipping by norm.");
+}
+
+}  // namespace fastnn::python

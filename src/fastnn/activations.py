@@ -1,0 +1,111 @@
+"""Activation functions by name (``keras.activations``): ``get("relu")`` gives the function.
+
+Every activation takes and returns fastnn Tensors and is differentiable. Custom callables work too, e.g.
+``Dense(64, activation=lambda x: x ** 2)``, because operators on Tensors are differentiable ops.
+"""
+from __future__ import annotations
+
+from fastnn import _registry
+from fastnn.autograd.ops import activation as _act
+from fastnn.autograd.ops import elementwise as _ew
+
+
+def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """max(x, 0) (with Keras's optional negative_slope, max_value and threshold)."""
+    if negative_slope == 0.0 and max_value is None and threshold == 0.0:
+        return _act.relu(x)
+    y = _ew.where(_ew.greater_equal(x, threshold), x, _ew.multiply(negative_slope, _ew.subtract(x, threshold)))
+    if max_value is not None:
+        y = _ew.minimum(y, max_value)
+    return y
+
+
+def linear(x):
+    return x
+
+
+def sigmoid(x):
+    return _act.sigmoid(x)
+
+
+def tanh(x):
+    return _act.tanh(x)
+
+
+def softmax(x, axis=-1):
+    return _act.softmax(x, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    return _act.log_softmax(x, axis=axis)
+
+
+def elu(x, alpha=1.0):
+    return _act.elu(x, alpha)
+
+
+def selu(x):
+    return _act.selu(x)
+
+
+def gelu(x, approximate=False):
+    """Keras's activations.gelu defaults to the exact (erf) form."""
+    return _act.gelu(x, approximate=approximate)
+
+
+def silu(x):
+    return _act.silu(x)
+
+
+swish = silu
+
+
+def leaky_relu(x, negative_slope=0.2):
+    return _act.leaky_relu(x, negative_slope)
+
+
+def relu6(x):
+    return _act.relu6(x)
+
+
+def softplus(x):
+    return _act.softplus(x)
+
+
+def softsign(x):
+    return _act.softsign(x)
+
+
+def hard_sigmoid(x):
+    return _act.hard_sigmoid(x)
+
+
+def exponential(x):
+    return _ew.exp(x)
+
+
+_TABLE = {f.__name__: f for f in (relu, linear, sigmoid, tanh, softmax, log_softmax, elu, selu, gelu, silu,
+                                   leaky_relu, relu6, softplus, softsign, hard_sigmoid, exponential)}
+_TABLE["swish"] = silu
+
+
+def get(identifier):
+    """The activation function for a name, None (linear) or a callable (returned as is)."""
+    if identifier is None:
+        return linear
+    if isinstance(identifier, str):
+        return _registry.lookup("activation function", _TABLE, identifier, instantiate=False)
+    if callable(identifier):
+        return identifier
+    raise ValueError(f"Could not interpret activation function identifier: {identifier!r}")
+
+
+def serialize(activation):
+    name = getattr(activation, "__name__", None)
+    if name in _TABLE and _TABLE[name] is activation:
+        return name
+    return activation
+
+
+def deserialize(config):
+    return get(config)

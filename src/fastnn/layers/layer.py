@@ -1,0 +1,685 @@
+"""The Layer base class, symbolic KerasTensors for the functional API, InputSpec and layer variables.
+
+A layer validates and stores its arguments in ``__init__``, creates its weights in ``build(input_shape)`` with
+``add_weight``, computes in ``call(inputs, training=None, mask=None)`` on fastnn Tensors (differentiable ops), and
+describes itself with ``compute_output_shape`` and ``get_config``. Calling a layer on NumPy arrays or Tensors runs
+it eagerly; calling it on KerasTensors (from ``fastnn.Input``) records a node of the functional graph.
+
+Example:
+    >>> class Scale(fastnn.layers.Layer):
+    ...     def build(self, input_shape):
+    ...         self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+    ...     def call(self, x):
+    ...         return x * self.w
+    >>> Scale()(np.ones((2, 3), "float32")).shape
+    (2, 3)
+"""
+from __future__ import annotations
+
+import collections
+import inspect
+import re
+import threading
+
+import numpy as np
+
+from fastnn.autograd import Tensor, Variable, no_grad
+from fastnn.autograd import dtypes as _dtypes
+
+_NAME_UIDS = collections.Counter()
+
+
+def unique_name(base: str) -> str:
+    """Keras's automatic names: the first ``dense``, then ``dense_1``, ``dense_2``, ..."""
+    _NAME_UIDS[base] += 1
+    n = _NAME_UIDS[base]
+    return base if n == 1 else f"{base}_{n - 1}"
+
+
+def to_snake_case(name: str) -> str:
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def shape_str(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Call context: the `training` flag flows from the outermost call into nested layers (as in Keras).
+# ---------------------------------------------------------------------------------------------------------------
+class _Context(threading.local):
+    def __init__(self):
+        self.training = None
+        self.depth = 0  # nesting of eager layer calls: the outermost call resets activity losses
+
+
+_ctx = _Context()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Symbolic tensors
+# ---------------------------------------------------------------------------------------------------------------
+class KerasTensor:
+    """A symbolic tensor of the functional API: a shape (None for the batch axis), a dtype and the layer call
+    that produced it."""
+
+    _uid = 0
+
+    def __init__(self, shape, dtype="float32", history=None, name=None):
+        self.shape = tuple(None if d is None else int(d) for d in shape)
+        self.dtype = str(np.dtype(dtype))
+        self._history = history  # (layer, node_index, tensor_index)
+        KerasTensor._uid += 1
+        self.name = name or f"keras_tensor_{KerasTensor._uid}"
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, sparse=False, name={self.name}>"
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(
+            "A KerasTensor is symbolic: it is a placeholder for the functional API (fastnn.Input / Model(inputs, "
+            "outputs)) and has no values. Call the model on NumPy arrays to compute values."
+        )
+
+    # Operators on symbolic tensors become anonymous Lambda layers, so `x ** 2` works in functional graphs.
+    def _op(self, fn, name, *others):
+        from fastnn.layers.core import Lambda
+
+        return Lambda(fn, name=unique_name(name))([self, *others]) if others else Lambda(fn, name=unique_name(name))(self)
+
+    def __add__(self, o):
+        return _binary_symbolic(self, o, lambda a, b: a + b, "add")
+
+    def __radd__(self, o):
+        return _binary_symbolic(self, o, lambda a, b: b + a, "add")
+
+    def __sub__(self, o):
+        return _binary_symbolic(self, o, lambda a, b: a - b, "subtract")
+
+    def __rsub__(self, o):
+        return _binary_symbolic(self, o, lambda a, b: b - a, "subtract")
+
+    def __mul__(self, o):
+        return _binary_symbolic(self, o, lambda a, b: a * b, "multiply")
+
+    def __rmul__(self, o):
+        return _binary_symbolic(self, o, lambda a, b: b * a, "multiply")
+
+    def __truediv__(self, o):
+        return _binary_symbolic(self, o, lambda a, b: a / b, "divide")
+
+    def __pow__(self, o):
+        return _binary_symbolic(self, o, lambda a, b: a ** b, "power")
+
+    def __neg__(self):
+        from fastnn.layers.core import Lambda
+
+        return Lambda(lambda a: -a, name=unique_name("negative"))(self)
+
+    def __matmul__(self, o):
+        return _binary_symbolic(self, o, lambda a, b: a @ b, "matmul")
+
+
+def _binary_symbolic(x, other, fn, name):
+    from fastnn.layers.core import Lambda
+
+    if isinstance(other, KerasTensor):
+        return Lambda(lambda ab: fn(ab[0], ab[1]), name=unique_name(name))([x, other])
+    return Lambda(lambda a: fn(a, other), name=unique_name(name))(x)
+
+
+class Node:
+    """One call of a layer in a functional graph."""
+
+    def __init__(self, layer, args, kwargs, outputs):
+        self.layer = layer
+        self.args = args          # the call's positional args (nested structures of KerasTensors or constants)
+        self.kwargs = kwargs      # other call arguments (may hold KerasTensors too)
+        self.outputs = outputs    # nested structure of output KerasTensors
+        self.input_tensors = [t for t in flatten((args, kwargs)) if isinstance(t, KerasTensor)]
+        self.output_tensors = [t for t in flatten(outputs) if isinstance(t, KerasTensor)]
+
+    @property
+    def parent_nodes(self):
+        return [t._history[0]._inbound_nodes[t._history[1]] for t in self.input_tensors]
+
+
+def flatten(structure):
+    out = []
+    stack = [structure]
+    while stack:
+        s = stack.pop()
+        if isinstance(s, (list, tuple)):
+            stack.extend(reversed(s))
+        elif isinstance(s, dict):
+            stack.extend(s[k] for k in reversed(sorted(s)))
+        else:
+            out.append(s)
+    return out
+
+
+def map_structure(fn, structure):
+    if isinstance(structure, list):
+        return [map_structure(fn, s) for s in structure]
+    if isinstance(structure, tuple):
+        return tuple(map_structure(fn, s) for s in structure)
+    if isinstance(structure, dict):
+        return {k: map_structure(fn, v) for k, v in structure.items()}
+    return fn(structure)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# InputSpec
+# ---------------------------------------------------------------------------------------------------------------
+class InputSpec:
+    """What a layer accepts: ``ndim``, ``min_ndim``, ``max_ndim``, ``axes`` ({axis: size}) and ``shape``."""
+
+    def __init__(self, dtype=None, shape=None, ndim=None, max_ndim=None, min_ndim=None, axes=None,
+                 allow_last_axis_squeeze=False, name=None, optional=False):
+        self.dtype = dtype
+        self.shape = tuple(shape) if shape is not None else None
+        self.ndim = len(self.shape) if self.shape is not None else ndim
+        self.max_ndim, self.min_ndim = max_ndim, min_ndim
+        self.axes = {int(k): v for k, v in (axes or {}).items()}
+        self.name = name
+        self.optional = optional
+
+
+def assert_input_compatibility(specs, inputs, layer_name):
+    """Raises Keras's ValueError when ``inputs`` (shapes) do not match the layer's input specs."""
+    if specs is None:
+        return
+    specs = specs if isinstance(specs, (list, tuple)) else [specs]
+    flat = flatten(inputs)
+    if len(specs) > 1 and len(flat) != len(specs):
+        raise ValueError(f'Layer "{layer_name}" expects {len(specs)} input(s), but it received {len(flat)} input '
+                         "tensors.")
+    for i, (spec, x) in enumerate(zip(specs, flat)):
+        if spec is None:
+            continue
+        shape = tuple(x.shape)
+        ndim = len(shape)
+        head = f'Input {i} of layer "{layer_name}" is incompatible with the layer: '
+        if spec.ndim is not None and ndim != spec.ndim:
+            raise ValueError(f"{head}expected ndim={spec.ndim}, found ndim={ndim}. Full shape received: {shape_str(shape)}")
+        if spec.max_ndim is not None and ndim > spec.max_ndim:
+            raise ValueError(f"{head}expected max_ndim={spec.max_ndim}, found ndim={ndim}")
+        if spec.min_ndim is not None and ndim < spec.min_ndim:
+            raise ValueError(f"{head}expected min_ndim={spec.min_ndim}, found ndim={ndim}. Full shape received: "
+                             f"{shape_str(shape)}")
+        for axis, value in spec.axes.items():
+            if value is None:
+                continue
+            if axis >= ndim or axis < -ndim:
+                raise ValueError(f"{head}expected axis {axis} of input shape to have value {value}, but received "
+                                 f"input with shape {shape_str(shape)}")
+            got = shape[axis]
+            if got is not None and got != value:
+                raise ValueError(f"{head}expected axis {axis} of input shape to have value {value}, but received "
+                                 f"input with shape {shape_str(shape)}")
+        if spec.shape is not None:
+            for want, got in zip(spec.shape, shape):
+                if want is not None and got is not None and want != got:
+                    raise ValueError(f"{head}expected shape={shape_str(spec.shape)}, found shape={shape_str(shape)}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Layer variables
+# ---------------------------------------------------------------------------------------------------------------
+class LayerVariable(Variable):
+    """A Variable created by ``Layer.add_weight``: it knows its layer path, regularizer and constraint."""
+
+    __slots__ = ("regularizer", "constraint", "_path")
+
+    @property
+    def path(self):
+        return self._path
+
+    def __repr__(self):
+        return f"<Variable path={self._path}, shape={self.shape}, dtype={self.dtype}>"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Layer
+# ---------------------------------------------------------------------------------------------------------------
+_BASE_KWARGS = {"input_shape", "input_dim", "batch_input_shape", "batch_size", "weights", "activity_regularizer",
+                "autocast", "input_length"}
+
+
+class Layer:
+    """Base class of every layer (and of Model).
+
+    Args:
+        trainable: whether the layer's weights are updated by training (``layer.trainable = False`` freezes it).
+        name: unique name; defaults to the snake-cased class name made unique (``dense``, ``dense_1``, ...).
+        dtype: the dtype of the weights and computations (float32 by default).
+        input_shape: (first layer of a Sequential model) the shape of one sample, without the batch axis.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls)
+        # Attributes the base needs even if a subclass sets attributes before calling super().__init__().
+        object.__setattr__(obj, "_tracked_layers", [])
+        object.__setattr__(obj, "_trainable_variables", [])
+        object.__setattr__(obj, "_non_trainable_variables", [])
+        return obj
+
+    def __init__(self, *, activity_regularizer=None, trainable=True, dtype=None, autocast=True, name=None, **kwargs):
+        unknown = set(kwargs) - _BASE_KWARGS
+        if unknown:
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                            f"{ {k: kwargs[k] for k in sorted(unknown)} }")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a string, but received {name!r}")
+        self.name = name or unique_name(to_snake_case(type(self).__name__))
+        self._trainable = bool(trainable)
+        self.dtype = str(_dtypes.standardize_dtype(dtype, type(self).__name__) or _dtypes.floatx)
+        self.built = False
+        self.input_spec = None
+        self.supports_masking = False
+        self._inbound_nodes = []
+        self._activity_losses = []
+        from fastnn import regularizers
+
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._build_input_shape = None
+        input_shape = kwargs.get("input_shape")
+        batch_input_shape = kwargs.get("batch_input_shape")
+        if kwargs.get("input_dim") is not None and input_shape is None:
+            input_shape = (kwargs["input_dim"],)
+        if input_shape is not None:
+            if isinstance(input_shape, int):
+                input_shape = (input_shape,)
+            batch_input_shape = (kwargs.get("batch_size"),) + tuple(input_shape)
+        self._batch_input_shape = tuple(batch_input_shape) if batch_input_shape is not None else None
+        self._initial_weights = kwargs.get("weights")
+        cls = type(self)
+        sig = _call_signature(cls)
+        self._call_has_training = "training" in sig or _has_var_kw(cls)
+        self._call_has_mask = "mask" in sig
+
+    # -- attribute tracking -----------------------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if isinstance(value, Layer) and not name.startswith("_inbound"):
+            if value is not self and all(value is not l for l in self._tracked_layers):
+                self._tracked_layers.append(value)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Layer) for v in value) and \
+                not name.startswith("_"):
+            for v in value:
+                if v is not self and all(v is not l for l in self._tracked_layers):
+                    self._tracked_layers.append(v)
+        object.__setattr__(self, name, value)
+
+    # -- trainable / weights ----------------------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        value = bool(value)
+        self._trainable = value
+        for v in self._trainable_variables:
+            v.trainable = value
+        for layer in self._sublayers():
+            layer.trainable = value
+
+    def _sublayers(self):
+        return list(self._tracked_layers)
+
+    @property
+    def weights(self) -> list:
+        """All variables: this layer's trainable then non-trainable ones, then those of its sublayers (Keras order)."""
+        out, seen = [], set()
+        for w in self._trainable_variables + self._non_trainable_variables:
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+        for layer in self._sublayers():
+            for w in layer.weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    variables = weights
+
+    @property
+    def trainable_weights(self) -> list:
+        """The weights training updates: none when this layer is frozen, and only the trainable ones of
+        sublayers that are not frozen themselves."""
+        if not self.trainable:
+            return []
+        out, seen = [], set()
+        for w in self._trainable_variables:
+            if w.trainable and id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+        for layer in self._sublayers():
+            for w in layer.trainable_weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self) -> list:
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
+
+    non_trainable_variables = non_trainable_weights
+
+    def get_weights(self) -> list:
+        """The weights as a list of NumPy arrays (copies), in Keras's order."""
+        return [np.array(w.numpy(), copy=True) for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Sets the weights from a list of arrays in ``get_weights`` order; shapes must match."""
+        params = self.weights
+        weights = list(weights)
+        if len(params) != len(weights):
+            raise ValueError(
+                f'Layer "{self.name}" expected {len(params)} weight(s), but it received {len(weights)} input '
+                f"weight(s). Weights expected: {[w.path for w in params]}"
+            )
+        for p, w in zip(params, weights):
+            w = np.asarray(w)
+            if tuple(p.shape) != tuple(w.shape):
+                raise ValueError(
+                    f'Layer "{self.name}" weight shape mismatch for {p.path}: expected shape {tuple(p.shape)}, but '
+                    f"received shape {tuple(w.shape)}"
+                )
+        for p, w in zip(params, weights):
+            p.assign(np.asarray(w))
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(f'You tried to call `count_params` on layer "{self.name}", but the layer isn\'t built. '
+                             "You can build it manually via: `layer.build(input_shape)`.")
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, regularizer=None,
+                   constraint=None, name=None, **kwargs):
+        """Creates a weight Variable of this layer.
+
+        Args:
+            shape: tuple of ints (default ``()``).
+            initializer: name, Initializer or callable; default "glorot_uniform" for floats ("zeros" otherwise).
+            trainable: whether training updates it.
+            regularizer, constraint: names or objects.
+            name: the variable name (its path is ``layer_name/name``).
+        """
+        from fastnn import constraints as _constraints
+        from fastnn import initializers as _initializers
+        from fastnn import regularizers as _regularizers
+
+        shape = () if shape is None else tuple(int(s) for s in shape)
+        dt = _dtypes.standardize_dtype(dtype, "add_weight") or np.dtype(self.dtype)
+        if initializer is None:
+            initializer = "glorot_uniform" if dt.kind == "f" else "zeros"
+        init = _initializers.get(initializer)
+        value = init(shape, dtype=str(dt))
+        name = name or f"variable_{len(self._trainable_variables) + len(self._non_trainable_variables)}"
+        v = LayerVariable(value, dtype=dt, trainable=trainable and self.trainable, name=name)
+        v._trainable = bool(trainable) and self.trainable
+        v._requires_grad = v._trainable and dt.kind == "f"
+        v.regularizer = _regularizers.get(regularizer)
+        v.constraint = _constraints.get(constraint)
+        v._path = f"{self.name}/{name}"
+        (self._trainable_variables if trainable else self._non_trainable_variables).append(v)
+        return v
+
+    @property
+    def losses(self) -> list:
+        """Regularization penalties (Tensors) of this layer's weights and sublayers', plus activity losses."""
+        out = []
+        for w in self.weights:
+            reg = getattr(w, "regularizer", None)
+            if reg is not None and w.trainable:
+                out.append(reg(w))
+        out.extend(self._collect_activity_losses())
+        return out
+
+    def _collect_activity_losses(self):
+        out = list(self._activity_losses)
+        for layer in self._sublayers():
+            out.extend(layer._collect_activity_losses())
+        return out
+
+    def _clear_activity_losses(self):
+        self._activity_losses = []
+        for layer in self._sublayers():
+            layer._clear_activity_losses()
+
+    def add_loss(self, loss):
+        self._activity_losses.append(loss)
+
+    # -- build / call -----------------------------------------------------------------------------------------
+    def build(self, input_shape=None):
+        self.built = True
+
+    def call(self, inputs, *args, **kwargs):
+        raise NotImplementedError(f"Layer {type(self).__name__} does not implement call()")
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for ``input_shape`` (batch axis None). The default runs ``call`` on zeros."""
+        return _shape_by_running(self, input_shape)
+
+    def _maybe_build(self, shapes):
+        if self.built:
+            return
+        sig = inspect.signature(self.build)
+        if len(sig.parameters) == 0:
+            self.build()
+        else:
+            self.build(shapes)
+        self.built = True
+        self._build_input_shape = shapes
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+
+    def __call__(self, *args, **kwargs):
+        if not args:
+            if "inputs" in kwargs:
+                args = (kwargs.pop("inputs"),)
+            else:
+                raise TypeError(f'Layer "{self.name}": call() needs the input tensor(s) as first argument')
+        if not hasattr(self, "_inbound_nodes"):
+            raise RuntimeError(f"{type(self).__name__}: super().__init__() was not called in __init__")
+        flat = flatten((args, kwargs))
+        if any(isinstance(t, KerasTensor) for t in flat):
+            return self._symbolic_call(args, kwargs)
+        return self._eager_call(args, kwargs)
+
+    def _convert_input(self, x):
+        if isinstance(x, Tensor):
+            if x.dtype.kind == "f" and x.dtype != np.dtype(self.dtype) and self._autocast():
+                from fastnn.autograd.ops.shape import cast
+
+                return cast(x, self.dtype)
+            return x
+        if isinstance(x, (np.ndarray, list, float, int, np.generic)) and not isinstance(x, bool):
+            a = np.asarray(x)
+            if a.dtype.kind == "f" and a.dtype != np.dtype(self.dtype) and self._autocast():
+                a = a.astype(self.dtype)
+            elif a.dtype.kind not in "biuf":
+                raise TypeError(f'Layer "{self.name}": cannot convert input of dtype {a.dtype} to a tensor')
+            return Tensor._wrap(a)
+        return x
+
+    def _autocast(self):
+        return True
+
+    def _eager_call(self, args, kwargs):
+        inputs = map_structure(self._convert_input, args[0])
+        args = (inputs,) + tuple(args[1:])
+        shapes = _shapes_of(inputs)
+        if not self.built:
+            if self.input_spec is not None:
+                assert_input_compatibility(self.input_spec, inputs, self.name)
+            self._maybe_build(_with_none_batch_if_list(shapes))
+        assert_input_compatibility(self.input_spec, inputs, self.name)
+        training = kwargs.pop("training", None)
+        prev = _ctx.training
+        if training is None:
+            training = prev
+        if self._call_has_training:
+            kwargs["training"] = training
+        if not self._call_has_mask:
+            kwargs.pop("mask", None)
+        _ctx.training = training
+        if _ctx.depth == 0:  # as Keras: each outermost call starts with fresh activity losses
+            self._clear_activity_losses()
+        _ctx.depth += 1
+        try:
+            out = self.call(*args, **kwargs)
+        finally:
+            _ctx.training = prev
+            _ctx.depth -= 1
+        if isinstance(out, Tensor):  # shown by summary() for models built by calling them
+            self._last_output_shape = (None,) + tuple(out.shape[1:])
+        if self.activity_regularizer is not None:
+            for o in flatten(out):
+                if isinstance(o, Tensor):
+                    from fastnn.autograd.ops import reduce as _reduce
+                    from fastnn.autograd.ops import elementwise as _ew
+
+                    n = o.shape[0] if o.ndim else 1
+                    self._activity_losses.append(_ew.divide(self.activity_regularizer(o), float(max(n, 1))))
+        return out
+
+    def _symbolic_call(self, args, kwargs):
+        inputs = args[0]
+        for t in flatten(inputs):
+            if not isinstance(t, KerasTensor):
+                raise ValueError(
+                    f'Layer "{self.name}": in a functional model every input must be a symbolic tensor from '
+                    f"fastnn.Input or another layer, but received {type(t).__name__}"
+                )
+        shapes = _shapes_of(inputs)
+        assert_input_compatibility(self.input_spec, inputs, self.name)
+        if not self.built:
+            self._maybe_build(shapes)
+        assert_input_compatibility(self.input_spec, inputs, self.name)
+        out_shapes = self.compute_output_shape(shapes)
+        out_dtype = self._output_dtype(inputs)
+        node_index = len(self._inbound_nodes)
+
+        counter = iter(range(10**9))
+
+        def make(shape):
+            return KerasTensor(shape, out_dtype, history=(self, node_index, next(counter)))
+
+        if _is_shape(out_shapes):
+            outputs = make(out_shapes)
+        else:
+            outputs = map_structure_shapes(make, out_shapes)
+        call_kwargs = {k: v for k, v in kwargs.items()}
+        node = Node(self, args, call_kwargs, outputs)
+        self._inbound_nodes.append(node)
+        return outputs
+
+    def _output_dtype(self, inputs):
+        return self.dtype
+
+    # -- config -----------------------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = self._batch_input_shape
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_build_config(self):
+        return {"input_shape": self._build_input_shape} if self._build_input_shape is not None else None
+
+    # -- graph introspection ----------------------------------------------------------------------------------
+    @property
+    def input(self):
+        if not self._inbound_nodes:
+            raise AttributeError(f'Layer "{self.name}" has never been called and thus has no defined input.')
+        node = self._inbound_nodes[0]
+        ins = node.input_tensors
+        return ins[0] if len(ins) == 1 else ins
+
+    @property
+    def output(self):
+        if not self._inbound_nodes:
+            raise AttributeError(f'Layer "{self.name}" has no inbound nodes (it was never called on a symbolic '
+                                 "tensor).")
+        return self._inbound_nodes[0].outputs
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _is_shape(s) -> bool:
+    return isinstance(s, tuple) and all(d is None or isinstance(d, (int, np.integer)) for d in s)
+
+
+def map_structure_shapes(fn, shapes):
+    if _is_shape(shapes):
+        return fn(shapes)
+    if isinstance(shapes, list):
+        return [map_structure_shapes(fn, s) for s in shapes]
+    if isinstance(shapes, tuple):
+        return tuple(map_structure_shapes(fn, s) for s in shapes)
+    if isinstance(shapes, dict):
+        return {k: map_structure_shapes(fn, v) for k, v in shapes.items()}
+    raise TypeError(f"not a shape: {shapes!r}")
+
+
+def _shapes_of(inputs):
+    if isinstance(inputs, (list, tuple)):
+        return [_shapes_of(x) for x in inputs]
+    if isinstance(inputs, dict):
+        return {k: _shapes_of(v) for k, v in inputs.items()}
+    return tuple(getattr(inputs, "shape", ()))
+
+
+def _with_none_batch_if_list(shapes):
+    return shapes
+
+
+def _call_signature(cls):
+    try:
+        return inspect.signature(cls.call).parameters
+    except (TypeError, ValueError):
+        return {}
+
+
+def _has_var_kw(cls):
+    return any(p.kind == inspect.Parameter.VAR_KEYWORD for p in _call_signature(cls).values())
+
+
+def _shape_by_running(layer, input_shape):
+    """Output shape(s) of ``layer`` for ``input_shape`` by calling it on zeros (None axes become 1), under
+    no_grad and in inference mode; the batch axis of the results becomes None again."""
+
+    def dummy(shape):
+        return Tensor._wrap(np.zeros(tuple(1 if d is None else d for d in shape), dtype=layer.dtype))
+
+    if _is_shape(input_shape):
+        inputs = dummy(input_shape)
+    else:
+        inputs = map_structure_shapes(dummy, input_shape)
+    prev = _ctx.training
+    _ctx.training = False
+    try:
+        with no_grad():
+            kwargs = {"training": False} if layer._call_has_training else {}
+            out = layer.call(inputs, **kwargs)
+    finally:
+        _ctx.training = prev
+    return map_structure(lambda t: (None,) + tuple(t.shape[1:]), out)

@@ -1,0 +1,282 @@
+"""Functional models: a graph of layer calls from symbolic inputs to outputs, executed on autograd Tensors.
+
+Example:
+    >>> inputs = fastnn.Input((784,))
+    >>> x = fastnn.layers.Dense(64, activation="relu")(inputs)
+    >>> model = fastnn.Model(inputs, fastnn.layers.Dense(10)(x))
+"""
+from __future__ import annotations
+
+from fastnn.autograd import Tensor
+from fastnn.layers.input_layer import InputLayer
+from fastnn.layers.layer import (InputSpec, KerasTensor, Layer, flatten, map_structure, shape_str, unique_name)
+from fastnn.models.model import Model
+
+
+def _node_of(t: KerasTensor):
+    layer, node_index, _ = t._history
+    return layer._inbound_nodes[node_index]
+
+
+def build_graph(inputs, outputs, model_name):
+    """Topologically ordered nodes from ``inputs`` to ``outputs`` (iterative post-order DFS) and the layers in
+    order of first use, input layers first. Raises ValueError for tensors not connected to the inputs."""
+    input_ids = {id(t) for t in inputs}
+    order, state = [], {}
+    for out in outputs:
+        if not isinstance(out, KerasTensor) or out._history is None:
+            raise ValueError(f'Model "{model_name}": every output must be a symbolic tensor produced by a layer '
+                             f"(from fastnn.Input and layer calls), but received {out!r}")
+        stack = [(_node_of(out), False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                if state.get(id(node)) != 2:
+                    state[id(node)] = 2
+                    order.append(node)
+                continue
+            if state.get(id(node)):
+                continue
+            state[id(node)] = 1
+            stack.append((node, True))
+            for t in reversed(node.input_tensors):
+                if id(t) in input_ids:
+                    pnode = _node_of(t)
+                    if state.get(id(pnode)) != 2:
+                        state[id(pnode)] = 2
+                        order.append(pnode)
+                    continue
+                if t._history is None:
+                    raise ValueError(f'Model "{model_name}": graph disconnected at {t!r}')
+                pnode = _node_of(t)
+                if isinstance(pnode.layer, InputLayer) and id(t) not in input_ids:
+                    raise ValueError(
+                        f"Graph disconnected: cannot find parent for tensor {t!r} at layer \"{node.layer.name}\". "
+                        f"The following previous layers were accessed without issue: "
+                        f"{[n.layer.name for n in order]}. Pass every fastnn.Input the outputs depend on as an input "
+                        f'of model "{model_name}".')
+                if state.get(id(pnode)) != 2:
+                    stack.append((pnode, False))
+    layers, seen = [], set()
+    for t in inputs:
+        l = t._history[0]
+        if id(l) not in seen:
+            seen.add(id(l))
+            layers.append(l)
+    for node in order:
+        if id(node.layer) not in seen:
+            seen.add(id(node.layer))
+            layers.append(node.layer)
+    return order, layers
+
+
+class Functional(Model):
+    """A model defined by ``Model(inputs, outputs)``: several inputs and outputs (lists or dicts), shared layers
+    (one layer called at several places) and nested models work."""
+
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        Model.__init__(self, name=name or unique_name("functional"), trainable=trainable, **kwargs)
+        self._init_graph(inputs, outputs)
+
+    def _init_graph(self, inputs, outputs):
+        flat_in = flatten(inputs)
+        for t in flat_in:
+            if not isinstance(t, KerasTensor) or t._history is None or not isinstance(t._history[0], InputLayer):
+                raise ValueError(f'Model "{self.name}": inputs must be tensors from fastnn.Input(...), but received '
+                                 f"{t!r}")
+        if isinstance(inputs, dict):
+            self._input_keys = list(inputs.keys())
+        else:
+            self._input_keys = None
+        self._inputs_struct = inputs
+        self._outputs_struct = outputs
+        self.inputs = flat_in
+        self.outputs = flatten(outputs)
+        self._nodes, self._graph_layers = build_graph(self.inputs, self.outputs, self.name)
+        self.output_names = list(outputs.keys()) if isinstance(outputs, dict) else \
+            [t._history[0].name for t in self.outputs]
+        self.input_names = [t._history[0].name for t in self.inputs]
+        self.input_spec = [InputSpec(shape=t.shape) for t in self.inputs]
+        self._multi_input = len(self.inputs) > 1
+        self.built = True
+
+    def _sublayers(self):
+        return list(self._graph_layers)
+
+    @property
+    def layers(self):
+        return list(self._graph_layers)
+
+    def _order_inputs(self, inputs):
+        if isinstance(inputs, dict):
+            keys = self._input_keys or self.input_names
+            missing = [k for k in keys if k not in inputs]
+            if missing:
+                raise ValueError(f'Model "{self.name}": missing input(s) {missing}; expected keys {keys}')
+            return [inputs[k] for k in keys]
+        flat = flatten(inputs)
+        if len(flat) != len(self.inputs):
+            raise ValueError(f'Layer "{self.name}" expects {len(self.inputs)} input(s), but it received {len(flat)} '
+                             "input tensors.")
+        return flat
+
+    def __call__(self, *args, **kwargs):
+        if args and isinstance(args[0], dict) and not any(isinstance(v, KerasTensor) for v in args[0].values()):
+            args = (self._order_inputs(args[0]),) + args[1:]
+        return super().__call__(*args, **kwargs)
+
+    def call(self, inputs, training=None, mask=None):
+        flat = self._order_inputs(inputs)
+        values = {}
+        for kt, v in zip(self.inputs, flat):
+            values[id(kt)] = v
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            get = lambda t: values[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
+            args = map_structure(get, node.args)
+            kw = map_structure(get, node.kwargs)
+            out = node.layer(*args, **kw)
+            for kt, v in zip(node.output_tensors, flatten(out)):
+                values[id(kt)] = v
+        return map_structure(lambda t: values[id(t)], self._outputs_struct)
+
+    def compute_output_shape(self, input_shape):
+        shapes_in = flatten_shapes(input_shape)
+        shapes = {}
+        for kt, s in zip(self.inputs, shapes_in):
+            shapes[id(kt)] = tuple(s)
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            get = lambda t: shapes[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
+            arg_shapes = map_structure(get, node.args[0]) if node.args else None
+            out = node.layer.compute_output_shape(arg_shapes)
+            outs = [out] if isinstance(out, tuple) and all(d is None or isinstance(d, int) for d in out) else list(out)
+            for kt, s in zip(node.output_tensors, outs):
+                shapes[id(kt)] = tuple(s)
+        res = [shapes[id(t)] for t in self.outputs]
+        return res[0] if len(res) == 1 and not isinstance(self._outputs_struct, (list, tuple, dict)) else res
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
+                layer_range=None):
+        from fastnn.models.summary import _fmt_shape, summary_lines
+
+        rows = []
+        node_ids = {id(n) for n in self._nodes}
+        for layer in self.layers:
+            nodes = [n for n in layer._inbound_nodes if id(n) in node_ids]
+            outs = nodes[0].output_tensors if nodes else []
+            shape = _fmt_shape([o.shape for o in outs] if len(outs) > 1 else (outs[0].shape if outs else None))
+            conn = []
+            for n in nodes:
+                for t in n.input_tensors:
+                    l, ni, ti = t._history
+                    conn.append(f"{l.name}[{ni}][{ti}]")
+            n_params = sum(int(__import__('numpy').prod(w.shape)) for w in layer.weights)
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, n_params, ",\n".join(conn) or "-"))
+        lines = summary_lines(self, rows, connected=True, line_length=line_length)
+        (print_fn or print)("\n".join(lines))
+
+    def get_config(self):
+        node_ids = {id(n) for n in self._nodes}
+        layer_configs = []
+        for layer in self.layers:
+            nodes = [n for n in layer._inbound_nodes if id(n) in node_ids]
+            inbound = []
+            for n in nodes:
+                if isinstance(layer, InputLayer):
+                    continue
+                inbound.append({"args": _serialize_args(n.args, node_ids), "kwargs":
+                                _serialize_args(n.kwargs, node_ids)})
+            layer_configs.append({"class_name": type(layer).__name__, "name": layer.name,
+                                  "config": layer.get_config(), "inbound_nodes": inbound})
+
+        def ref(t):
+            l, ni, ti = t._history
+            return [l.name, _model_node_index(l, ni, node_ids), ti]
+
+        return {"name": self.name, "trainable": self.trainable, "layers": layer_configs,
+                "input_layers": map_structure(ref, self._inputs_struct),
+                "output_layers": map_structure(ref, self._outputs_struct)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from fastnn.models.sequential import deserialize_layer
+
+        created = {}
+        outputs_by_node = {}
+        for lc in config["layers"]:
+            layer = deserialize_layer(lc, custom_objects)
+            created[lc["name"]] = layer
+            if isinstance(layer, InputLayer):
+                outputs_by_node[(lc["name"], 0)] = [layer.output_tensor]
+        # Replay the calls in order (layers are listed in execution order of first use).
+        pending = [(lc["name"], i, node) for lc in config["layers"] for i, node in enumerate(lc["inbound_nodes"])]
+        progress = True
+        while pending and progress:
+            progress = False
+            rest = []
+            for name, i, node in pending:
+                try:
+                    args = _deserialize_args(node["args"], outputs_by_node)
+                    kwargs = _deserialize_args(node["kwargs"], outputs_by_node)
+                except KeyError:
+                    rest.append((name, i, node))
+                    continue
+                out = created[name](*args, **kwargs)
+                outputs_by_node[(name, i)] = flatten(out)
+                progress = True
+            pending = rest
+        if pending:
+            raise ValueError(f"Functional.from_config: could not reconnect layers {[p[0] for p in pending]}")
+
+        def get(r):
+            return outputs_by_node[(r[0], r[1])][r[2]]
+
+        inputs = _map_refs(get, config["input_layers"])
+        outputs = _map_refs(get, config["output_layers"])
+        return cls(inputs, outputs, name=config.get("name"), trainable=config.get("trainable", True))
+
+
+def flatten_shapes(s):
+    if isinstance(s, tuple) and all(d is None or isinstance(d, int) for d in s):
+        return [s]
+    if isinstance(s, dict):
+        return [tuple(v) for v in s.values()]
+    return [tuple(x) for x in s]
+
+
+def _model_node_index(layer, node_index, node_ids):
+    """The index of the node among this layer's nodes that belong to the model."""
+    nodes = [i for i, n in enumerate(layer._inbound_nodes) if id(n) in node_ids]
+    return nodes.index(node_index) if node_index in nodes else 0
+
+
+def _serialize_args(structure, node_ids):
+    def f(t):
+        if isinstance(t, KerasTensor):
+            l, ni, ti = t._history
+            return {"__keras_tensor__": [l.name, _model_node_index(l, ni, node_ids), ti]}
+        return t
+
+    return map_structure(f, structure)
+
+
+def _deserialize_args(structure, outputs_by_node):
+    if isinstance(structure, dict) and "__keras_tensor__" in structure:
+        name, ni, ti = structure["__keras_tensor__"]
+        return outputs_by_node[(name, ni)][ti]
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_deserialize_args(s, outputs_by_node) for s in structure)
+    if isinstance(structure, dict):
+        return {k: _deserialize_args(v, outputs_by_node) for k, v in structure.items()}
+    return structure
+
+
+def _map_refs(fn, refs):
+    if isinstance(refs, dict):
+        return {k: _map_refs(fn, v) for k, v in refs.items()}
+    if isinstance(refs, list) and refs and isinstance(refs[0], str):
+        return fn(refs)
+    return [_map_refs(fn, r) for r in refs]

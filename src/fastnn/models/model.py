@@ -1,0 +1,748 @@
+"""``Model``: a Layer that trains. compile / fit / evaluate / predict, train_on_batch / test_on_batch /
+predict_on_batch, overridable ``train_step`` / ``test_step`` / ``predict_step``, summary, get_layer.
+
+``Model(inputs, outputs)`` builds a functional model (``fastnn.models.functional.Functional``); subclasses define
+``call``. The fit loop slices NumPy batches (views when not shuffling), runs the forward pass on autograd Tensors,
+differentiates with a GradientTape and applies all gradients with one fused optimizer call.
+
+Example:
+    >>> model = fastnn.Sequential([fastnn.Input((4,)), fastnn.layers.Dense(3, activation="softmax")])
+    >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    >>> history = model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from fastnn import callbacks as _callbacks
+from fastnn import losses as _losses
+from fastnn import metrics as _metrics
+from fastnn import optimizers as _optimizers
+from fastnn import utils as _utils
+from fastnn.autograd import GradientTape, Tensor, no_grad
+from fastnn.autograd.ops import elementwise as _ew
+from fastnn.layers.layer import Layer, flatten, map_structure
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data helpers
+# ---------------------------------------------------------------------------------------------------------------
+def _as_array(x, what):
+    if isinstance(x, Tensor):
+        return x.numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        a = np.asarray(x)
+    except Exception as exc:  # noqa: BLE001
+        raise TypeError(f"{what}: expected a NumPy array, a fastnn Tensor or a list of numbers, but received "
+                        f"{type(x).__name__}") from exc
+    if a.dtype == object:
+        raise TypeError(f"{what}: expected numeric arrays, but received an object array (ragged lists?)")
+    if a.dtype.kind == "f" and a.dtype != np.float32 and not isinstance(x, np.ndarray):
+        a = a.astype("float32")
+    return a
+
+
+def _standardize(data, what):
+    """Arrays as NumPy: a dict stays a dict, a list / tuple of arrays (several inputs or outputs) stays a list,
+    anything else (an array, a Tensor, nested lists of numbers) becomes one array."""
+    if data is None:
+        return None
+    if isinstance(data, dict):
+        return {k: _as_array(v, f"{what}[{k!r}]") for k, v in data.items()}
+    if isinstance(data, (list, tuple)) and data and all(isinstance(d, (np.ndarray, Tensor)) for d in data):
+        return [_as_array(d, f"{what}[{i}]") for i, d in enumerate(data)]
+    return _as_array(data, what)
+
+
+def _num_samples(*structures):
+    sizes = {}
+    for name, s in structures:
+        if s is None:
+            continue
+        for i, a in enumerate(flatten(s)):
+            if a.ndim == 0:
+                raise ValueError(f"{name}: expected arrays with a batch axis, but received a scalar")
+            sizes.setdefault(a.shape[0], []).append(name)
+    if len(sizes) > 1:
+        detail = ", ".join(f"{', '.join(sorted(set(v)))} size {k}" for k, v in sizes.items())
+        raise ValueError("Data cardinality is ambiguous. Make sure all arrays contain the same number of samples: "
+                         f"{detail}")
+    return next(iter(sizes)) if sizes else 0
+
+
+def _slice(structure, index):
+    if structure is None:
+        return None
+    return map_structure(lambda a: a[index], structure)
+
+
+def _to_float(v):
+    if isinstance(v, Tensor):
+        v = v.numpy()
+    if isinstance(v, np.ndarray):
+        return float(v) if v.size == 1 else v
+    if isinstance(v, (np.generic, numbers.Number)):
+        return float(v)
+    return v
+
+
+def _check_batch_size(batch_size, what="batch_size"):
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+        raise ValueError(f"{what} must be a positive int, but received {batch_size!r}")
+    return int(batch_size)
+
+
+def _class_weights_to_sample_weights(y, class_weight):
+    if isinstance(y, (list, dict)):
+        raise ValueError("`class_weight` is only supported for models with a single output.")
+    y = np.asarray(y)
+    if y.ndim > 1 and y.shape[-1] > 1:
+        labels = np.argmax(y, axis=-1)
+    else:
+        labels = y.reshape(y.shape[0], -1)[:, 0] if y.ndim > 1 else y
+        labels = np.round(labels).astype("int64")
+    keys = np.array(sorted(class_weight))
+    missing = set(np.unique(labels).tolist()) - set(int(k) for k in keys)
+    if missing:
+        raise ValueError(f"`class_weight` must contain all classes in the data. The classes {sorted(missing)} exist "
+                         f"in the data but not in `class_weight`.")
+    lut = np.zeros(int(max(keys.max(), labels.max())) + 1, dtype="float32")
+    for k, w in class_weight.items():
+        lut[int(k)] = w
+    return lut[labels]
+
+
+class _CompiledMetric:
+    __slots__ = ("spec", "output", "obj", "weighted", "spec_name")
+
+    def __init__(self, spec, output):
+        self.spec, self.output, self.obj, self.weighted, self.spec_name = spec, output, None, False, None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------------------------
+class Model(Layer):
+    """A trainable stack of layers: the Keras training API.
+
+    ``Model(inputs, outputs)`` creates a functional model; subclass Model and define ``call`` for a custom one.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (len(args) >= 2 or "inputs" in kwargs or ("outputs" in kwargs and args)):
+            from fastnn.models.functional import Functional
+
+            return Functional.__new__(Functional, *args, **kwargs)
+        return super().__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        if type(self) is Model or (args or "inputs" in kwargs):
+            if args or "inputs" in kwargs:
+                raise TypeError("Model(inputs, outputs) creates a functional model; it cannot be combined with "
+                                "subclassing")
+        trainable = kwargs.pop("trainable", True)
+        name = kwargs.pop("name", None)
+        dtype = kwargs.pop("dtype", None)
+        super().__init__(trainable=trainable, name=name, dtype=dtype, **kwargs)
+        self.optimizer = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._in_fit = False
+        self._loss_tracker = None
+        self._compiled_metrics = []
+        self._loss_objs = None
+        self._per_output_loss_trackers = []
+
+    # -- building -------------------------------------------------------------------------------------------------
+    def build(self, input_shape=None):
+        """Builds a subclassed model for ``input_shape`` (batch axis included) by running ``call`` once on zeros,
+        so its layers create their weights (``summary`` and ``count_params`` then work before any data)."""
+        if input_shape is None:
+            self.built = True
+            return
+        from fastnn.layers.layer import _shape_by_running
+
+        self._build_input_shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) and all(
+            d is None or isinstance(d, int) for d in input_shape) else input_shape
+        _shape_by_running(self, input_shape)
+        self.built = True
+
+    def _maybe_build(self, shapes):
+        # A subclassed model's layers build themselves during its first call; no separate dummy pass.
+        self.built = True
+        self._build_input_shape = shapes
+
+    # -- structure ------------------------------------------------------------------------------------------------
+    @property
+    def layers(self) -> list:
+        return list(self._sublayers())
+
+    def get_layer(self, name=None, index=None):
+        """The layer with this ``name`` or at this ``index`` of ``layers``."""
+        if index is not None and name is not None:
+            raise ValueError(f"Provide only a layer name or a layer index. Received: index={index}, name={name}.")
+        if index is not None:
+            if len(self.layers) <= index:
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
+                                 f"{len(self.layers)} layers.")
+            return self.layers[index]
+        if name is not None:
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self.layers]}.")
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(f'You tried to call `count_params` on model "{self.name}", but the model is not built. '
+                             "Call it on data or build it with `model.build(input_shape)` first.")
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
+                layer_range=None):
+        """Prints Keras's table: layer (type), output shape, parameter count, and the parameter totals."""
+        from fastnn.models.summary import summary_lines
+
+        rows = []
+        for layer in self.layers:
+            shape = self._summary_shape(layer)
+            n = sum(int(np.prod(w.shape)) for w in layer.weights) if layer.built else "0 (unbuilt)"
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, n, ""))
+        lines = summary_lines(self, rows, connected=False, line_length=line_length)
+        out = print_fn or print
+        out("\n".join(lines))
+
+    def _summary_shape(self, layer):
+        from fastnn.models.summary import _fmt_shape
+
+        shape = getattr(layer, "_last_output_shape", None)
+        if layer._inbound_nodes:
+            try:
+                outs = layer._inbound_nodes[-1].output_tensors
+                shape = [o.shape for o in outs] if len(outs) > 1 else outs[0].shape
+            except (AttributeError, IndexError):
+                pass
+        return _fmt_shape(shape)
+
+    # -- compile --------------------------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+        """Configures training.
+
+        Args:
+            optimizer: name ("adam", "sgd", ...) or Optimizer instance.
+            loss: name, function, Loss instance, or a list / dict of them (one per output).
+            loss_weights: list or dict of floats weighting the per-output losses.
+            metrics: list of names ("accuracy", "mae", ...), functions or Metric instances; or a list / dict per
+                output.
+        """
+        self.optimizer = _optimizers.get(optimizer)
+        self._loss_spec = loss
+        self._loss_weights_spec = loss_weights
+        # Resolve names now so a typo fails at compile, not in the middle of fit.
+        for l in flatten(loss) if isinstance(loss, (list, tuple, dict)) else [loss]:
+            if l is not None:
+                _losses.get(l)
+        self._metrics_spec = metrics
+        for m in (flatten(metrics) if isinstance(metrics, (list, tuple, dict)) else [metrics]):
+            if m is not None and not (isinstance(m, str) and m.lower() in ("accuracy", "acc")):
+                _metrics.get(m)
+        self._weighted_metrics_spec = weighted_metrics
+        self._loss_tracker = _metrics.Mean(name="loss")
+        self._loss_objs = None
+        self._compiled_metrics = None
+        self._per_output_loss_trackers = []
+        self.compiled = True
+        self.stop_training = False
+
+    def _assert_compiled(self, method):
+        if not self.compiled or self.optimizer is None and method in ("fit", "train_on_batch"):
+            raise RuntimeError(f"You must call `compile()` before using the model in `{method}()`. (Model "
+                               f'"{self.name}")')
+
+    @property
+    def metrics(self) -> list:
+        """The stateful metrics: the loss tracker ("loss") first, then the compiled metrics."""
+        out = []
+        if self._loss_tracker is not None:
+            out.append(self._loss_tracker)
+        for cm in self._compiled_metrics or []:
+            if cm.obj is not None:
+                out.append(cm.obj)
+        out.extend(self._per_output_loss_trackers)
+        return out
+
+    @property
+    def metrics_names(self) -> list:
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self):
+        for m in self.metrics:
+            m.reset_state()
+
+    def _output_names(self, n):
+        names = getattr(self, "output_names", None)
+        if names and len(names) == n:
+            return list(names)
+        return [f"output_{i}" for i in range(n)]
+
+    def _flat_y(self, y, n, names, what):
+        if y is None:
+            return [None] * n
+        if isinstance(y, dict):
+            missing = [k for k in names if k not in y]
+            if missing:
+                raise ValueError(f"{what}: the dict is missing the output(s) {missing}; expected keys {names}")
+            return [y[k] for k in names]
+        if isinstance(y, (list, tuple)) and n > 1:
+            if len(y) != n:
+                raise ValueError(f"{what}: the model has {n} outputs, but {len(y)} targets were given")
+            return list(y)
+        if n != 1:
+            raise ValueError(f"{what}: the model has {n} outputs; pass a list or dict of {n} targets")
+        return [y]
+
+    def _build_compiled(self, y_flat, p_flat):
+        n = len(p_flat)
+        names = self._output_names(n)
+        spec = self._loss_spec
+        if isinstance(spec, dict):
+            unknown = set(spec) - set(names)
+            if unknown:
+                raise ValueError(f"compile: loss keys {sorted(unknown)} do not match the output names {names}")
+            objs = [spec.get(k) for k in names]
+        elif isinstance(spec, (list, tuple)):
+            if len(spec) != n:
+                raise ValueError(f"compile: {len(spec)} losses were given for a model with {n} outputs")
+            objs = list(spec)
+        else:
+            objs = [spec] * n
+        self._loss_objs = []
+        for o in objs:
+            fn = _losses.get(o) if o is not None else None
+            if fn is not None and not isinstance(fn, _losses.Loss):
+                fn = _losses.LossFunctionWrapper(fn)
+            self._loss_objs.append(fn)
+        w = self._loss_weights_spec
+        if w is None:
+            self._loss_w = [1.0] * n
+        elif isinstance(w, dict):
+            self._loss_w = [float(w.get(k, 1.0)) for k in names]
+        elif isinstance(w, (list, tuple)):
+            if len(w) != n:
+                raise ValueError(f"compile: {len(w)} loss_weights were given for a model with {n} outputs")
+            self._loss_w = [float(v) for v in w]
+        else:
+            self._loss_w = [float(w)] * n
+        if n > 1:
+            self._per_output_loss_trackers = [_metrics.Mean(name=f"{nm}_loss") for nm, l in zip(names, self._loss_objs)
+                                              if l is not None]
+        # Metrics
+        compiled = []
+        for weighted, mspec in ((False, self._metrics_spec), (True, self._weighted_metrics_spec)):
+            if mspec is None:
+                continue
+            if isinstance(mspec, dict):
+                per = [mspec.get(k) or [] for k in names]
+            elif n > 1 and isinstance(mspec, (list, tuple)) and mspec and all(
+                    isinstance(m, (list, tuple)) or m is None for m in mspec):
+                per = [m or [] for m in mspec]
+            else:
+                per = [mspec] * n
+            for i, ms in enumerate(per):
+                ms = ms if isinstance(ms, (list, tuple)) else [ms]
+                for m in ms:
+                    cm = _CompiledMetric(m, i)
+                    cm.obj = self._make_metric(m, y_flat[i], p_flat[i])
+                    base = cm.obj.name
+                    if weighted and any(not c.weighted and c.output == i and c.spec_name == base for c in compiled):
+                        base = "weighted_" + base  # as Keras: only to tell it from an unweighted twin
+                        cm.obj.name = base
+                    cm.spec_name = base
+                    if n > 1:
+                        cm.obj.name = f"{names[i]}_{base}"
+                    cm.weighted = weighted
+                    compiled.append(cm)
+        self._compiled_metrics = compiled
+
+    @staticmethod
+    def _make_metric(identifier, y_true, y_pred):
+        if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+            ps = tuple(y_pred.shape)
+            ts = tuple(np.shape(y_true)) if y_true is not None else ps
+            if ps and ps[-1] == 1:
+                obj = _metrics.BinaryAccuracy(name=identifier)
+            elif len(ts) == len(ps) - 1 or (ts and ts[-1] == 1 and ps and ps[-1] > 1):
+                obj = _metrics.SparseCategoricalAccuracy(name=identifier)
+            else:
+                obj = _metrics.CategoricalAccuracy(name=identifier)
+            return obj
+        obj = _metrics.get(identifier)
+        if isinstance(obj, _metrics.Metric):
+            if isinstance(identifier, str):
+                obj.name = identifier
+            return obj
+        return _metrics.MeanMetricWrapper(obj, name=identifier if isinstance(identifier, str) else
+                                          getattr(obj, "__name__", "metric"))
+
+    # -- loss and metrics -----------------------------------------------------------------------------------------
+    def _flat_pred(self, y_pred):
+        if isinstance(y_pred, dict):
+            names = self._output_names(len(y_pred))
+            return [y_pred[k] for k in names] if all(k in y_pred for k in names) else list(y_pred.values())
+        if isinstance(y_pred, (list, tuple)):
+            return list(y_pred)
+        return [y_pred]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The total loss: the compiled losses (weighted by ``loss_weights``) plus the layers' regularization
+        losses. Override it for custom objectives."""
+        p_flat = self._flat_pred(y_pred)
+        y_flat = self._flat_y(y, len(p_flat), self._output_names(len(p_flat)), "compute_loss: y")
+        if self._loss_objs is None or self._compiled_metrics is None:
+            self._build_compiled(y_flat, p_flat)
+        total = None
+        sw_flat = self._flat_y(sample_weight, len(p_flat), self._output_names(len(p_flat)), "sample_weight") \
+            if isinstance(sample_weight, (dict, list, tuple)) else [sample_weight] * len(p_flat)
+        self._last_output_losses = []
+        for fn, w, yt, yp, sw in zip(self._loss_objs, self._loss_w, y_flat, p_flat, sw_flat):
+            if fn is None:
+                continue
+            if yt is None:
+                raise ValueError("compute_loss: the model was compiled with a loss, but no targets `y` were given")
+            l = fn(yt, yp, sample_weight=sw)
+            self._last_output_losses.append(l)
+            l = _ew.multiply(l, w) if w != 1.0 else l
+            total = l if total is None else _ew.add(total, l)
+        for reg in self.losses:
+            total = reg if total is None else _ew.add(total, reg)
+        if total is None:
+            if self._loss_spec is None:
+                raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
+            total = Tensor(0.0)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the compiled metrics with a batch and returns ``get_metrics_result()``."""
+        p_flat = self._flat_pred(y_pred)
+        names = self._output_names(len(p_flat))
+        y_flat = self._flat_y(y, len(p_flat), names, "y")
+        if self._compiled_metrics is None:
+            self._build_compiled(y_flat, p_flat)
+        sw_flat = self._flat_y(sample_weight, len(p_flat), names, "sample_weight") \
+            if isinstance(sample_weight, (dict, list, tuple)) else [sample_weight] * len(p_flat)
+        for cm in self._compiled_metrics:
+            i = cm.output
+            cm.obj.update_state(y_flat[i], p_flat[i].numpy() if isinstance(p_flat[i], Tensor) else p_flat[i],
+                                sample_weight=sw_flat[i] if cm.weighted else None)
+        if self._per_output_loss_trackers and getattr(self, "_last_output_losses", None):
+            n = len(flatten(x)[0]) if x is not None else 1
+            for t, l in zip(self._per_output_loss_trackers, self._last_output_losses):
+                t.update_state(float(l.numpy()), sample_weight=n)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self) -> dict:
+        """{name: value} for every metric, sorted by name (as Keras's logs)."""
+        out = {}
+        for m in self.metrics:
+            r = m.result()
+            if isinstance(r, dict):
+                out.update({k: _to_float(v) for k, v in r.items()})
+            else:
+                out[m.name] = _to_float(r)
+        return dict(sorted(out.items()))
+
+    # -- steps ----------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _unpack(data):
+        if isinstance(data, tuple):
+            if len(data) == 1:
+                return data[0], None, None
+            if len(data) == 2:
+                return data[0], data[1], None
+            if len(data) == 3:
+                return data
+        return data, None, None
+
+    def train_step(self, data):
+        """One optimization step on a batch ``(x, y, sample_weight)``; returns the logs. Override for custom
+        training (the default: forward in training mode, compute_loss, GradientTape, optimizer.apply)."""
+        x, y, sample_weight = self._unpack(data)
+        variables = self.trainable_weights
+        self._clear_activity_losses()
+        with GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        if variables:
+            grads = tape.gradient(loss, variables)
+            self.optimizer.apply(grads, variables)
+        n = len(flatten(x)[0])
+        self._loss_tracker.update_state(float(loss.numpy()), sample_weight=n)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def test_step(self, data):
+        """One evaluation step (inference mode): updates the loss tracker and the metrics; returns the logs."""
+        x, y, sample_weight = self._unpack(data)
+        self._clear_activity_losses()
+        with no_grad():
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        n = len(flatten(x)[0])
+        self._loss_tracker.update_state(float(loss.numpy()), sample_weight=n)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def predict_step(self, data):
+        x, _, _ = self._unpack(data)
+        with no_grad():
+            return self(x, training=False)
+
+    # -- fit ------------------------------------------------------------------------------------------------------
+    def _prepare(self, x, y, sample_weight, what):
+        if x is None:
+            raise ValueError(f"{what}: `x` must be given (NumPy arrays or fastnn Tensors)")
+        x = _standardize(x, "x")
+        y = _standardize(y, "y")
+        sample_weight = _standardize(sample_weight, "sample_weight")
+        n = _num_samples(("x", x), ("y", y), ("sample_weight", sample_weight))
+        return x, y, sample_weight, n
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """Trains the model on NumPy data for ``epochs`` epochs; returns a ``History``.
+
+        Args:
+            x, y: arrays (or lists / dicts of arrays for several inputs / outputs) with the same first axis.
+            batch_size: samples per step (32). epochs: index of the last epoch (training starts at initial_epoch).
+            verbose: "auto" / 1 (progress bar; one line per epoch when stdout is not a terminal), 2 (one line per
+                epoch), 0 (silent).
+            callbacks: list of Callback.
+            validation_split: fraction of the data (taken from the end, before shuffling) held out for validation.
+            validation_data: (x_val, y_val) or (x_val, y_val, sample_weight_val); overrides validation_split.
+            shuffle: reshuffle the training data every epoch (with fastnn's seeded generator).
+            class_weight: {class index: weight}, turned into sample weights.
+            sample_weight: per-sample weights.
+            steps_per_epoch: batches per epoch (the data is cycled, reshuffled at each pass).
+        """
+        self._assert_compiled("fit")
+        batch_size = _check_batch_size(batch_size)
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+            raise ValueError(f"fit: epochs must be a non-negative int, but received {epochs!r}")
+        if verbose not in ("auto", 0, 1, 2):
+            raise ValueError(f"fit: verbose must be 'auto', 0, 1 or 2, but received {verbose!r}")
+        x, y, sample_weight, n = self._prepare(x, y, sample_weight, "fit")
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
+            sample_weight = _class_weights_to_sample_weights(y, class_weight)
+        val = None
+        if validation_data is not None:
+            vd = tuple(validation_data)
+            if len(vd) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                                 f"val_sample_weight), but received a tuple of length {len(vd)}")
+            vx, vy, vsw, _ = self._prepare(vd[0], vd[1], vd[2] if len(vd) == 3 else None, "fit (validation_data)")
+            val = (vx, vy, vsw)
+        elif validation_split:
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"validation_split must be a float in (0, 1), but received {validation_split}")
+            split = int(math.floor(n * (1.0 - validation_split)))
+            if split == 0 or split == n:
+                raise ValueError(f"validation_split={validation_split} leaves no training or no validation data for "
+                                 f"{n} samples")
+            val = (_slice(x, slice(split, None)), _slice(y, slice(split, None)),
+                   _slice(sample_weight, slice(split, None)))
+            x, y, sample_weight = _slice(x, slice(0, split)), _slice(y, slice(0, split)), \
+                _slice(sample_weight, slice(0, split))
+            n = split
+        if n == 0:
+            raise ValueError("fit: the training data is empty (0 samples)")
+        steps = steps_per_epoch or int(math.ceil(n / batch_size))
+        cbs = _callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self)
+        cbs.set_params({"verbose": verbose, "epochs": epochs, "steps": steps})
+        self.stop_training = False
+        self._in_fit = True
+        rng = _utils.rng()
+        batches = _BatchIterator(n, batch_size, shuffle, rng, steps_per_epoch)
+        logs = {}
+        nan_reported = False
+        try:
+            cbs.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                self.reset_metrics()
+                cbs.on_epoch_begin(epoch)
+                for step, index in enumerate(batches.epoch()):
+                    cbs.on_train_batch_begin(step)
+                    data = (_slice(x, index), _slice(y, index), _slice(sample_weight, index))
+                    if data[2] is None:
+                        data = data[:2] if data[1] is not None else (data[0],)
+                    logs = {k: _to_float(v) for k, v in self.train_step(data).items()}
+                    cbs.on_train_batch_end(step, logs)
+                    loss = logs.get("loss")
+                    if not nan_reported and isinstance(loss, float) and not math.isfinite(loss):
+                        warnings.warn(f"fit: the loss became {loss} at epoch {epoch + 1}, batch {step + 1}; training "
+                                      "diverged (use fastnn.callbacks.TerminateOnNaN to stop at once)",
+                                      RuntimeWarning, stacklevel=2)
+                        nan_reported = True
+                    if self.stop_training:
+                        break
+                # As Keras: the metrics' results, or the last step's logs when a custom train_step returns others.
+                results = self.get_metrics_result()
+                epoch_logs = dict(results) if set(logs) <= set(results) else dict(logs)
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self.evaluate(val[0], val[1], batch_size=validation_batch_size or batch_size,
+                                             sample_weight=val[2], verbose=0, steps=validation_steps,
+                                             return_dict=True, _callbacks=cbs)
+                    epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                cbs.on_epoch_end(epoch, epoch_logs)
+                logs = epoch_logs
+                if self.stop_training:
+                    break
+            cbs.on_train_end(logs)
+        finally:
+            self._in_fit = False
+        return self.history
+
+    # -- evaluate / predict ---------------------------------------------------------------------------------------
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """The loss and metrics over the data (inference mode). Returns a scalar (loss only), a list
+        ``[loss, metric...]``, or a dict with ``return_dict=True``."""
+        inner = kwargs.pop("_callbacks", None)
+        if kwargs:
+            raise TypeError(f"evaluate: unexpected arguments {sorted(kwargs)}")
+        if not self.compiled:
+            raise RuntimeError(f"You must call `compile()` before using the model in `evaluate()`. (Model "
+                               f'"{self.name}")')
+        batch_size = _check_batch_size(batch_size)
+        x, y, sample_weight, n = self._prepare(x, y, sample_weight, "evaluate")
+        if inner is not None:
+            cbs = inner
+        else:
+            cbs = _callbacks.CallbackList(callbacks, add_progbar=verbose != 0, model=self)
+            total = steps or int(math.ceil(n / batch_size))
+            cbs.set_params({"verbose": verbose, "epochs": 1, "steps": total})
+        self.reset_metrics()
+        cbs.on_test_begin()
+        logs = {}
+        for step, index in enumerate(_BatchIterator(n, batch_size, False, None, None).epoch()):
+            if steps is not None and step >= steps:
+                break
+            cbs.on_test_batch_begin(step)
+            data = (_slice(x, index), _slice(y, index), _slice(sample_weight, index))
+            logs = {k: _to_float(v) for k, v in self.test_step(data).items()}
+            cbs.on_test_batch_end(step, logs)
+        logs = self.get_metrics_result()
+        cbs.on_test_end(logs)
+        if return_dict:
+            return logs
+        return self._flatten_in_order(logs)
+
+    def _flatten_in_order(self, logs):
+        # Keras 3's order: the loss, then (one output) the compiled metrics in compile order or (several outputs)
+        # the per-output losses in output order, then every other value sorted by name.
+        names = ["loss"]
+        if self._per_output_loss_trackers:
+            names += [t.name for t in self._per_output_loss_trackers]
+        else:
+            names += [cm.obj.name for cm in self._compiled_metrics or [] if cm.obj is not None]
+        out = [logs[k] for k in names if k in logs]
+        out += [logs[k] for k in sorted(logs) if k not in names]
+        return out[0] if len(out) == 1 else out
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The model's outputs on ``x`` (inference mode), batch by batch, as NumPy arrays."""
+        batch_size = _check_batch_size(batch_size)
+        x = _standardize(x, "x")
+        n = _num_samples(("x", x))
+        cbs = _callbacks.CallbackList(callbacks, add_progbar=verbose != 0, model=self)
+        total = steps or int(math.ceil(n / batch_size))
+        cbs.set_params({"verbose": verbose, "epochs": 1, "steps": total})
+        cbs.on_predict_begin()
+        outs = []
+        for step, index in enumerate(_BatchIterator(n, batch_size, False, None, None).epoch()):
+            if steps is not None and step >= steps:
+                break
+            cbs.on_predict_batch_begin(step)
+            out = self.predict_step((_slice(x, index),))
+            outs.append(map_structure(lambda t: t.numpy() if isinstance(t, Tensor) else np.asarray(t), out))
+            cbs.on_predict_batch_end(step, {"outputs": out})
+        cbs.on_predict_end()
+        if not outs:
+            raise ValueError("predict: the input is empty (0 samples)")
+        first = outs[0]
+        if isinstance(first, (list, tuple)):
+            return type(first)(np.concatenate([o[i] for o in outs]) for i in range(len(first))) \
+                if isinstance(first, list) else tuple(np.concatenate([o[i] for o in outs]) for i in range(len(first)))
+        if isinstance(first, dict):
+            return {k: np.concatenate([o[k] for o in outs]) for k in first}
+        return np.concatenate(outs)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One training step on one batch; metrics keep accumulating until ``reset_metrics()``."""
+        self._assert_compiled("train_on_batch")
+        x, y, sample_weight, _ = self._prepare(x, y, sample_weight, "train_on_batch")
+        if class_weight is not None:
+            sample_weight = _class_weights_to_sample_weights(y, class_weight)
+        logs = {k: _to_float(v) for k, v in self.train_step((x, y, sample_weight)).items()}
+        return logs if return_dict else self._flatten_in_order(logs)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        if not self.compiled:
+            raise RuntimeError("You must call `compile()` before using the model in `test_on_batch()`.")
+        x, y, sample_weight, _ = self._prepare(x, y, sample_weight, "test_on_batch")
+        logs = {k: _to_float(v) for k, v in self.test_step((x, y, sample_weight)).items()}
+        return logs if return_dict else self._flatten_in_order(logs)
+
+    def predict_on_batch(self, x):
+        out = self.predict_step((_standardize(x, "x"),))
+        return map_structure(lambda t: t.numpy() if isinstance(t, Tensor) else np.asarray(t), out)
+
+    # -- config ---------------------------------------------------------------------------------------------------
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {"optimizer": _optimizers.serialize(self.optimizer), "loss": _losses.serialize(self._loss_spec)
+                if not isinstance(self._loss_spec, (list, dict)) else self._loss_spec,
+                "loss_weights": self._loss_weights_spec, "metrics": self._metrics_spec}
+
+
+class _BatchIterator:
+    """Index batches over n samples: slices when not shuffling (views), index arrays when shuffling. With
+    ``steps_per_epoch`` the position carries over between epochs and wraps around (reshuffling)."""
+
+    def __init__(self, n, batch_size, shuffle, rng, steps_per_epoch):
+        self.n, self.batch_size, self.shuffle, self.rng = n, batch_size, shuffle, rng
+        self.steps_per_epoch = steps_per_epoch
+        self._order = None
+        self._pos = 0
+
+    def _new_pass(self):
+        self._order = self.rng.permutation(self.n) if self.shuffle else None
+        self._pos = 0
+
+    def _next(self):
+        if self._order is None and self.shuffle or self._pos >= self.n:
+            self._new_pass()
+        start, stop = self._pos, min(self._pos + self.batch_size, self.n)
+        self._pos = stop
+        return self._order[start:stop] if self._order is not None else slice(start, stop)
+
+    def epoch(self):
+        if self.steps_per_epoch is None:
+            self._new_pass()
+            while self._pos < self.n:
+                yield self._next()
+        else:
+            for _ in range(self.steps_per_epoch):
+                yield self._next()

@@ -1,0 +1,84 @@
+"""One harness every layer test goes through (in the spirit of Keras's ``run_layer_test``): build, output shape
+(eager and symbolic), weight counts, config round trip, one training step, and bad input."""
+from __future__ import annotations
+
+import numpy as np
+
+import fastnn
+
+
+def _random(shape, rng, dtype="float32"):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def run_layer_test(layer_cls, init_kwargs, input_shape, expected_output_shape, *,
+                   expected_num_trainable_weights=0, expected_num_non_trainable_weights=0, input_data=None,
+                   bad_input_shape=None, bad_input_match=None, run_training_check=True, seed=0):
+    """Checks a layer class.
+
+    Args:
+        layer_cls: the class; init_kwargs: its arguments.
+        input_shape: the full input shape (batch axis included), or a list of shapes for multi-input layers.
+        expected_output_shape: the full output shape for that input.
+        bad_input_shape: an input shape the built layer must reject with a ValueError naming the layer.
+    """
+    rng = np.random.default_rng(seed)
+    multi = isinstance(input_shape, list)
+    if input_data is None:
+        input_data = [_random(s, rng) for s in input_shape] if multi else _random(input_shape, rng)
+
+    # 1. Eager call: build + output shape + weights.
+    layer = layer_cls(**init_kwargs)
+    out = layer(input_data)
+    assert tuple(out.shape) == tuple(expected_output_shape), (out.shape, expected_output_shape)
+    assert layer.built
+    assert len(layer.trainable_weights) == expected_num_trainable_weights
+    assert len(layer.non_trainable_weights) == expected_num_non_trainable_weights
+    assert len(layer.get_weights()) == expected_num_trainable_weights + expected_num_non_trainable_weights
+
+    # 2. Symbolic call: compute_output_shape with a None batch axis.
+    fresh = layer_cls(**init_kwargs)
+    if multi:
+        sym_in = [fastnn.Input(shape=tuple(s[1:])) for s in input_shape]
+    else:
+        sym_in = fastnn.Input(shape=tuple(input_shape[1:]))
+    sym_out = fresh(sym_in)
+    assert sym_out.shape == (None,) + tuple(expected_output_shape[1:]), (sym_out.shape, expected_output_shape)
+
+    # 3. Config round trip: the same config, and the same outputs with the same weights.
+    config = layer.get_config()
+    clone = layer_cls.from_config(config)
+    assert clone.get_config() == config
+    clone(input_data)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(np.asarray(clone(input_data)), np.asarray(layer(input_data)), rtol=1e-6, atol=1e-6)
+
+    # 4. One training step through a functional model: finite loss, trainable weights move.
+    if run_training_check:
+        model = fastnn.Model(sym_in, sym_out)
+        model.compile(optimizer=fastnn.optimizers.SGD(0.01), loss="mse")
+        before = [w.copy() for w in fresh.get_weights()]
+        target = rng.standard_normal((input_shape[0][0] if multi else input_shape[0],) +
+                                     tuple(expected_output_shape[1:])).astype("float32")
+        loss = model.train_on_batch(input_data, target)
+        assert np.isfinite(loss)
+        if expected_num_trainable_weights:
+            after = fresh.get_weights()
+            assert any(not np.array_equal(a, b) for a, b in zip(before, after)), "training did not move weights"
+
+    # 5. Bad input: a ValueError naming the layer.
+    if bad_input_shape is not None:
+        bad = [_random(s, rng) for s in bad_input_shape] if isinstance(bad_input_shape, list) else \
+            _random(bad_input_shape, rng)
+        try:
+            layer(bad)
+        except ValueError as exc:
+            msg = str(exc)
+            assert f'"{layer.name}"' in msg, msg
+            if bad_input_match is not None:
+                import re
+
+                assert re.search(bad_input_match, msg), msg
+        else:
+            raise AssertionError(f"{layer_cls.__name__} accepted an input of shape {bad_input_shape}")
+    return layer
