@@ -125,3 +125,11 @@ def test_gemm_bias_given_as_a_list(n):
     bias = list(np.arange(n, dtype=np.float64))
     np.testing.assert_array_equal(_C.gemm(a, b, bias=bias), 3.0 + np.arange(n)[None, :].repeat(4, 0))
     np.testing.assert_array_equal(_C.gemm_ref(a, b, bias=bias), 3.0 + np.arange(n)[None, :].repeat(4, 0))
+
+
+@pytest.mark.parametrize("kwargs", [dict(params={"lr": "fast"}), dict(grad_scales=["x"]), dict(grad_scales=3)])
+def test_optimizer_update_bad_numbers_are_type_errors(kwargs):
+    # pybind11 turned these failed casts into RuntimeError; the contract for a wrong type is TypeError.
+    v, g = np.zeros(3, np.float32), np.ones(3, np.float32)
+    with pytest.raises(TypeError, match="optimizer_update"):
+        _C.optimizer_update("sgd", [v], [g], [], **kwargs)
