@@ -71,15 +71,33 @@ double get(const py::dict& d, const char* key, double dflt) {
   }
 }
 
-template <typename T>
-void run(const Tensors& t, const std::vector<double>& scales, const OptimizerParams& p) {
+// One variable's raw pointers and size, taken while the GIL is held: py::array accessors may touch reference
+// counts (pybind11 asserts the GIL for that in builds without NDEBUG), so none runs after the GIL is released.
+struct Raw {
+  void* var;
+  void* slot[3];
+  const void* grad;
+  int64_t n;
+};
+
+std::vector<Raw> raw_pointers(const Tensors& t) {
+  std::vector<Raw> out(t.vars.size());
   for (size_t i = 0; i < t.vars.size(); ++i) {
-    auto ptr = [&](size_t s) -> T* {
-      if (s >= t.slots.size() || t.slots[s].empty()) return nullptr;
-      return static_cast<T*>(const_cast<void*>(t.slots[s][i].data()));
-    };
-    cpu::optimizer_update<T>(static_cast<T*>(const_cast<void*>(t.vars[i].data())), ptr(0), ptr(1), ptr(2),
-                             static_cast<const T*>(t.grads[i].data()), static_cast<int64_t>(t.vars[i].size()),
+    out[i].var = const_cast<void*>(t.vars[i].data());
+    for (size_t s = 0; s < 3; ++s)
+      out[i].slot[s] = s < t.slots.size() && !t.slots[s].empty() ? const_cast<void*>(t.slots[s][i].data()) : nullptr;
+    out[i].grad = t.grads[i].data();
+    out[i].n = static_cast<int64_t>(t.vars[i].size());
+  }
+  return out;
+}
+
+template <typename T>
+void run(const std::vector<Raw>& raw, const std::vector<double>& scales, const OptimizerParams& p) {
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const Raw& r = raw[i];
+    cpu::optimizer_update<T>(static_cast<T*>(r.var), static_cast<T*>(r.slot[0]), static_cast<T*>(r.slot[1]),
+                             static_cast<T*>(r.slot[2]), static_cast<const T*>(r.grad), r.n,
                              scales.empty() ? 1.0 : scales[i], p);
   }
 }
@@ -177,8 +195,9 @@ void bind_optimizer(py::module_& m) {
         throw py::type_error("optimizer_update: all variables must share one dtype; pass float32 and float64 "
                              "variables in separate calls");
     }
+    const std::vector<Raw> raw = raw_pointers(t);
     py::gil_scoped_release release;
-    if (is_f32) run<float>(t, scales, p); else run<double>(t, scales, p);
+    if (is_f32) run<float>(raw, scales, p); else run<double>(raw, scales, p);
   }, py::arg("kind"), py::arg("variables"), py::arg("grads"), py::arg("slots"), py::arg("grad_scales") = py::none(),
      py::arg("params") = py::dict(),
      "Updates every variable in place with one optimizer step (Keras 3 formulas); see fastnn/optimizer.h.");
@@ -191,13 +210,20 @@ void bind_optimizer(py::module_& m) {
       if (!(xs[i].flags() & py::array::c_style))
         throw py::value_error("sum_squares: arrays[" + std::to_string(i) + "] must be C-contiguous");
     }
+    // Sizes, item sizes and pointers are read with the GIL held (itemsize() goes through a dtype object).
+    std::vector<const void*> data(xs.size());
+    std::vector<int64_t> sizes(xs.size());
+    std::vector<bool> is_f32(xs.size());
+    for (size_t i = 0; i < xs.size(); ++i) {
+      data[i] = xs[i].data();
+      sizes[i] = static_cast<int64_t>(xs[i].size());
+      is_f32[i] = xs[i].itemsize() == 4;
+    }
     {
       py::gil_scoped_release release;
-      for (size_t i = 0; i < xs.size(); ++i) {
-        const int64_t n = static_cast<int64_t>(xs[i].size());
-        out[i] = xs[i].itemsize() == 4 ? cpu::sum_squares(static_cast<const float*>(xs[i].data()), n)
-                                       : cpu::sum_squares(static_cast<const double*>(xs[i].data()), n);
-      }
+      for (size_t i = 0; i < xs.size(); ++i)
+        out[i] = is_f32[i] ? cpu::sum_squares(static_cast<const float*>(data[i]), sizes[i])
+                           : cpu::sum_squares(static_cast<const double*>(data[i]), sizes[i]);
     }
     return out;
   }, py::arg("arrays"), "Per-array sum of squares (float64 accumulation), for gradient clipping by norm.");
