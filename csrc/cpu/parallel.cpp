@@ -16,7 +16,7 @@ namespace {
 
 constexpr int64_t kMinBackoffNs = 50'000'000;     // 50 ms
 constexpr int64_t kMaxBackoffNs = 2'000'000'000;  // 2 s
-constexpr int64_t kSlackNs = 200'000;             // a join may always take this long (wake-ups, last chunk)
+constexpr int64_t kSlackNs = 200000;
 
 std::atomic<int64_t> g_serial_until_ns{0};
 std::atomic<int64_t> g_backoff_ns{kMinBackoffNs};
