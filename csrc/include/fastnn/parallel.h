@@ -35,7 +35,7 @@ int64_t monotonic_ns();
 bool threads_allowed_now();
 // Times of the calling thread: before the fork, on entering the region, when its share was done, after the join.
 void report_region(int64_t start_ns, int64_t enter_ns, int64_t done_ns, int64_t end_ns);
-// How many regions the guard found waiting on a descheduled thread since start-up (for build_info/tests).
+// How many regions waited on a late thread since start-up (for build_info and tests).
 int64_t contended_regions();
 }  // namespace detail
 
