@@ -23,7 +23,8 @@ constexpr int64_t kSlackNs = 200000;
 std::atomic<int64_t> g_serial_until_ns{0};
 std::atomic<int64_t> g_backoff_ns{kMinBackoffNs};
 std::atomic<int64_t> g_contended_regions{0};
-std::atomic<int> g_slow_in_a_row{0};
+std::atomic<int64_t> g_first_slow_ns{0};  // start of the current run of slow regions (0: none)
+constexpr int64_t kPersistNs = 20'000'000;  // 20 ms of nothing but slow regions means contention
 std::atomic<int> g_clean_in_a_row{0};
 constexpr int kCleanToReset = 16;  // clean regions in a row before the back-off period shrinks again
 
@@ -45,15 +46,18 @@ void report_region(int64_t start_ns, int64_t enter_ns, int64_t done_ns, int64_t 
   const int64_t work = done_ns - enter_ns;
   const int64_t waited = (enter_ns - start_ns) + (end_ns - done_ns);
   if (waited <= work + kSlackNs) {
-    g_slow_in_a_row.store(0, std::memory_order_relaxed);
+    g_first_slow_ns.store(0, std::memory_order_relaxed);
     if (g_clean_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1 >= kCleanToReset)
       g_backoff_ns.store(kMinBackoffNs, std::memory_order_relaxed);
     return;
   }
   g_clean_in_a_row.store(0, std::memory_order_relaxed);
   g_contended_regions.fetch_add(1, std::memory_order_relaxed);
-  if (g_slow_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1 >= 2) {
-    g_slow_in_a_row.store(0, std::memory_order_relaxed);
+  const int64_t first_slow = g_first_slow_ns.load(std::memory_order_relaxed);
+  if (first_slow == 0) {
+    g_first_slow_ns.store(start_ns, std::memory_order_relaxed);
+  } else if (end_ns - first_slow >= kPersistNs) {
+    g_first_slow_ns.store(0, std::memory_order_relaxed);
     const int64_t backoff = g_backoff_ns.load(std::memory_order_relaxed);
     g_serial_until_ns.store(end_ns + backoff, std::memory_order_relaxed);
     g_backoff_ns.store(backoff * 2 < kMaxBackoffNs ? backoff * 2 : kMaxBackoffNs, std::memory_order_relaxed);
