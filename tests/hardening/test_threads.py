@@ -132,3 +132,29 @@ def test_concurrent_predict_on_one_model():
         t.join()
     for o in outs:
         assert np.array_equal(o, expected)
+
+
+def test_busy_machine_falls_back_without_changing_results(restore_threads):
+    """With another process spinning on a core, 2-thread kernels may fall back to the calling thread (the
+    oversubscription guard in csrc/cpu/parallel.cpp); whichever way each call runs, the results are the bits
+    one thread gives, and every call completes."""
+    if not fastnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP: one thread only")
+    import subprocess
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((256, 512)).astype(np.float32)
+    b = rng.standard_normal((512, 384)).astype(np.float32)
+    bias = rng.standard_normal(384).astype(np.float32)
+    fastnn.set_num_threads(1)
+    expected = _C.gemm(a, b, bias=bias, activation="relu")
+    before = fastnn.build_info()["contended_regions"]
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 20\nwhile time.time() < end: pass"])
+    try:
+        fastnn.set_num_threads(2)
+        for _ in range(200):
+            assert np.array_equal(_C.gemm(a, b, bias=bias, activation="relu"), expected)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert fastnn.build_info()["contended_regions"] >= before
