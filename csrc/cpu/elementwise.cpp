@@ -178,18 +178,32 @@ void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
   });
 }
 
+namespace {
+
+// The reference twins' shared first pass over a row, in double: its max m (NaN if any element is NaN) and
+// s = sum_j exp(x[j] - m).
+template <typename T>
+void ref_row_max_sum_exp(const T* x, int64_t cols, double* max_out, double* sum_out) {
+  double m = -std::numeric_limits<double>::infinity();
+  bool nan = false;
+  for (int64_t j = 0; j < cols; ++j) {
+    m = std::max<double>(m, x[j]);
+    nan |= std::isnan(x[j]);
+  }
+  if (nan) m = std::numeric_limits<double>::quiet_NaN();
+  double s = 0;
+  for (int64_t j = 0; j < cols; ++j) s += std::exp(double(x[j]) - m);
+  *max_out = m;
+  *sum_out = s;
+}
+
+}  // namespace
+
 template <typename T>
 void softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
-    double m = -std::numeric_limits<double>::infinity();
-    bool nan = false;
-    for (int64_t j = 0; j < cols; ++j) {
-      m = std::max<double>(m, x[r * cols + j]);
-      nan |= std::isnan(x[r * cols + j]);
-    }
-    if (nan) m = std::numeric_limits<double>::quiet_NaN();
-    double s = 0;
-    for (int64_t j = 0; j < cols; ++j) s += std::exp(double(x[r * cols + j]) - m);
+    double m, s;
+    ref_row_max_sum_exp(x + r * cols, cols, &m, &s);
     for (int64_t j = 0; j < cols; ++j) y[r * cols + j] = static_cast<T>(std::exp(double(x[r * cols + j]) - m) / s);
   }
 }
@@ -236,15 +250,8 @@ void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
 template <typename T>
 void log_softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
-    double m = -std::numeric_limits<double>::infinity();
-    bool nan = false;
-    for (int64_t j = 0; j < cols; ++j) {
-      m = std::max<double>(m, x[r * cols + j]);
-      nan |= std::isnan(x[r * cols + j]);
-    }
-    if (nan) m = std::numeric_limits<double>::quiet_NaN();
-    double s = 0;
-    for (int64_t j = 0; j < cols; ++j) s += std::exp(double(x[r * cols + j]) - m);
+    double m, s;
+    ref_row_max_sum_exp(x + r * cols, cols, &m, &s);
     const double lse = m + std::log(s);
     for (int64_t j = 0; j < cols; ++j) y[r * cols + j] = static_cast<T>(double(x[r * cols + j]) - lse);
   }
