@@ -238,10 +238,7 @@ void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = x + r * cols;
       T* yr = y + r * cols;
-      const T m = row_max(xr, cols);
-      T s = 0;
-      for (int64_t j = 0; j < cols; ++j) s += std::exp(xr[j] - m);
-      const T shift = m + std::log(s);
+      const T shift = row_lse(xr, cols);
       for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] - shift;
     }
   });
@@ -294,14 +291,12 @@ void sparse_xent_forward(T* loss, T* lse, const T* logits, const int64_t* labels
 
 template <typename T>
 void sparse_xent_forward_ref(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols) {
-  std::vector<double> logp(static_cast<size_t>(cols));
   for (int64_t r = 0; r < rows; ++r) {
-    double m = -std::numeric_limits<double>::infinity();
-    for (int64_t j = 0; j < cols; ++j) m = std::max<double>(m, logits[r * cols + j]);
-    double s = 0;
-    for (int64_t j = 0; j < cols; ++j) s += std::exp(double(logits[r * cols + j]) - m);
-    lse[r] = static_cast<T>(m + std::log(s));
-    loss[r] = static_cast<T>(m + std::log(s) - double(logits[r * cols + labels[r]]));
+    double m, s;
+    ref_row_max_sum_exp(logits + r * cols, cols, &m, &s);
+    const double l = m + std::log(s);
+    lse[r] = static_cast<T>(l);
+    loss[r] = static_cast<T>(l - double(logits[r * cols + labels[r]]));
   }
 }
 
@@ -338,10 +333,8 @@ void dense_xent_forward(T* loss, T* lse, const T* logits, const T* target, int64
 template <typename T>
 void dense_xent_forward_ref(T* loss, T* lse, const T* logits, const T* target, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
-    double m = -std::numeric_limits<double>::infinity();
-    for (int64_t j = 0; j < cols; ++j) m = std::max<double>(m, logits[r * cols + j]);
-    double s = 0;
-    for (int64_t j = 0; j < cols; ++j) s += std::exp(double(logits[r * cols + j]) - m);
+    double m, s;
+    ref_row_max_sum_exp(logits + r * cols, cols, &m, &s);
     const double l = m + std::log(s);
     double acc = 0;
     for (int64_t j = 0; j < cols; ++j) acc -= double(target[r * cols + j]) * (double(logits[r * cols + j]) - l);
