@@ -107,13 +107,16 @@ class TestVariable:
     def test_assign_family(self):
         v = fastnn.Variable(np.zeros(3), name="bias")
         assert v.name == "bias" and v.path == "bias" and v.trainable and v.requires_grad
-        buffer = v.numpy()
+        buffer_id = id(v._data)
         assert v.assign([1.0, 2.0, 3.0]) is v
         v.assign_add(np.ones(3))
         v.assign_sub(fastnn.Tensor([0.5, 0.5, 0.5]))
         np.testing.assert_array_equal(v.numpy(), [1.5, 2.5, 3.5])
-        assert v.numpy() is buffer  # updated in place
-        assert isinstance(v.value, fastnn.Tensor) and v.value.tolist() == [1.5, 2.5, 3.5]
+        assert id(v._data) == buffer_id  # updated in place: nothing else held the buffer
+        held = v.numpy()
+        v.assign_add(np.ones(3))
+        np.testing.assert_array_equal(held, [1.5, 2.5, 3.5])  # an array taken earlier is a snapshot (copy-on-write)
+        assert isinstance(v.value, fastnn.Tensor) and v.value.tolist() == [2.5, 3.5, 4.5]
 
     def test_defaults_and_initializers(self):
         assert fastnn.Variable(1.0).dtype == np.float32

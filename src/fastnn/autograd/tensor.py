@@ -12,6 +12,8 @@ Example:
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from fastnn import backend
@@ -327,7 +329,8 @@ class Variable(Tensor):
         if dt is None:
             is_array = backend.is_buffer(value) or isinstance(value, Tensor)
             dt = dtypes.to_buffer(value, op="Variable").dtype if is_array else dtypes.floatx
-        data = np.array(dtypes.to_buffer(value, dt, op="Variable"), copy=True)  # a Variable owns its storage
+        # A Variable owns its storage, in C order (the fused optimizer kernel and copy-on-write rely on both).
+        data = np.array(dtypes.to_buffer(value, dt, op="Variable"), copy=True, order="C")
         if shape is not None and tuple(shape) != data.shape:
             raise ValueError(
                 f"Variable {self._name!r}: the initial value has shape {data.shape}, but shape={tuple(shape)} "
@@ -373,22 +376,68 @@ class Variable(Tensor):
             )
         return arr
 
+    # -- updates: copy-on-write ----------------------------------------------------------------------------------
+    # Tensors are values (TensorFlow's semantics): a tensor computed from a variable, a view of it (reshape,
+    # transpose, w[0], detach, value), the buffers a live graph node saved for its backward, and an array the user
+    # took zero-copy (numpy(), np.asarray) all keep the values they saw when the variable changes later. An update
+    # therefore writes in place only when nothing but this Variable references its buffer; otherwise it writes
+    # into a fresh buffer that replaces ``_data`` and leaves the old one to its holders. Every such holder keeps a
+    # Python reference to the ndarray (backward closures capture the ndarrays, NumPy views keep their ``.base``,
+    # exported buffers keep their exporter), so the reference count of ``_data`` tells "held" from "private"
+    # without any bookkeeping in the ops. The common case (an optimizer step after the graph was freed) stays in
+    # place.
+    def _buffer_is_shared(self) -> bool:
+        data = self._data
+        # _PRIVATE_REFCOUNT is this same count taken on a fresh Variable at import (so the interpreter's own
+        # conventions, such as the temporary reference of the call, cancel out).
+        return (sys.getrefcount(data) > _PRIVATE_REFCOUNT or data.base is not None
+                or not data.flags.writeable or not data.flags.c_contiguous)
+
+    def _own_buffer(self) -> np.ndarray:
+        """The buffer an in-place update may write: ``_data`` when nothing else holds it, else a private C-ordered
+        copy that becomes ``_data`` (the old buffer stays with its holders). Kernels that update variables in place
+        (the fused optimizer) call this right before writing; the returned array must not be kept across calls."""
+        if self._buffer_is_shared():
+            self._data = np.array(self._data, copy=True, order="C")
+        return self._data
+
     def assign(self, value) -> "Variable":
-        """Sets the value in place (cast to the variable's dtype); the shape must match."""
-        np.copyto(self._data, self._checked(value, "assign"), casting="unsafe")
+        """Sets the value (cast to the variable's dtype); the shape must match. Tensors and arrays computed from
+        or viewing the old value keep it (see the copy-on-write note above)."""
+        arr = self._checked(value, "assign")
+        if self._buffer_is_shared():
+            self._data = np.array(arr, dtype=self._data.dtype, copy=True, order="C")
+        else:
+            np.copyto(self._data, arr, casting="unsafe")
         return self
 
     def assign_add(self, value) -> "Variable":
-        self._data += self._checked(value, "assign_add").astype(self._data.dtype, copy=False)
-        return self
+        return self._update(np.add, self._checked(value, "assign_add"))
 
     def assign_sub(self, value) -> "Variable":
-        self._data -= self._checked(value, "assign_sub").astype(self._data.dtype, copy=False)
+        return self._update(np.subtract, self._checked(value, "assign_sub"))
+
+    def _update(self, ufunc, arr) -> "Variable":
+        arr = arr.astype(self._data.dtype, copy=False)
+        if self._buffer_is_shared():
+            self._data = ufunc(self._data, arr, out=np.empty(self._data.shape, self._data.dtype))
+        else:
+            ufunc(self._data, arr, out=self._data)
         return self
 
     def __repr__(self) -> str:
         body = np.array2string(self._data, separator=", ", prefix="  ")
         return f"<fastnn.Variable path={self._name}, shape={self.shape}, dtype={self.dtype}, value={body}>"
+
+
+def _measure_private_refcount() -> int:
+    probe = Variable(np.zeros(1, np.float32))
+    data = probe._data
+    return sys.getrefcount(data)  # counted exactly as _buffer_is_shared counts
+
+
+_PRIVATE_REFCOUNT = 0
+_PRIVATE_REFCOUNT = _measure_private_refcount()
 
 
 # The op modules import this one, so they are bound here, after Tensor and Variable exist.

@@ -200,7 +200,7 @@ class Optimizer:
                           for k in range(len(self._slot_names))]
             p = dict(params)
             p["weight_decay"] = self.weight_decay if decays else 0.0
-            backend._C.optimizer_update(self._kind, [v._data for v in vs], [grads[i] for i in idx], slot_lists,
+            backend._C.optimizer_update(self._kind, [v._own_buffer() for v in vs], [grads[i] for i in idx], slot_lists,
                                         None if scales is None else [scales[i] for i in idx], p)
         for v in variables:
             c = getattr(v, "constraint", None)
