@@ -207,8 +207,8 @@ class Orthogonal(_Random):
         q, r = np.linalg.qr(a)
         q = q * np.sign(np.diag(r))
         if rows < cols:
-            q = q.T
-        return (self.gain * q.reshape(shape)).astype(_dtype(dtype))
+            q = q.T  # a Fortran-ordered view: the C-order copy below is what variables and kernels expect
+        return np.ascontiguousarray((self.gain * q.reshape(shape)).astype(_dtype(dtype)))
 
     def get_config(self):
         return {"gain": self.gain, "seed": self.seed}
