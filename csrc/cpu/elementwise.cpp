@@ -70,8 +70,8 @@ FASTNN_ALWAYS_INLINE T act_bwd(T dy, T x, T y, T alpha) {
   else if constexpr (K == ActKind::kSigmoid) return dy * y * (T(1) - y);
   else if constexpr (K == ActKind::kTanh) return dy * (T(1) - y * y);
   else if constexpr (K == ActKind::kElu) return x > T(0) ? dy : dy * (y + alpha);
-  else if constexpr (K == ActKind::kSelu)
-    return x > T(0) ? dy * T(kSeluScale) : dy * (y + T(kSeluScale * kSeluAlpha));
+  else if constexpr (K == ActKind::kSelu)  // at x = 0 TensorFlow takes the linear side's slope, scale (not scale*alpha)
+    return x >= T(0) ? dy * T(kSeluScale) : dy * (y + T(kSeluScale * kSeluAlpha));
   else if constexpr (K == ActKind::kGelu) {
     const T cdf = T(0.5) * (T(1) + std::erf(x * T(kInvSqrt2)));
     const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);

@@ -19,6 +19,10 @@ def _sig(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def _U(x):
+    return math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+
+
 ACTIVATIONS = {
     # name: (alpha, forward reference, derivative reference)
     "relu": (1.0, lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0),
@@ -27,10 +31,13 @@ ACTIVATIONS = {
     "tanh": (1.0, np.tanh, lambda x: 1 - np.tanh(x) ** 2),
     "elu": (0.7, lambda x: np.where(x > 0, x, 0.7 * np.expm1(x)), lambda x: np.where(x > 0, 1, 0.7 * np.exp(x))),
     "selu": (1.0, lambda x: SELU_S * np.where(x > 0, x, SELU_A * np.expm1(x)),
-             lambda x: SELU_S * np.where(x > 0, 1, SELU_A * np.exp(x))),
+             lambda x: SELU_S * np.where(x >= 0, 1, SELU_A * np.exp(x))),
     "gelu": (1.0, lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),
              lambda x: 0.5 * (1 + _erf(x / math.sqrt(2))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)),
-    "gelu_tanh": (1.0, lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))), None),
+    "gelu_tanh": (1.0, lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+                  # d/dx 0.5 x (1 + tanh u) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u', u = c (x + k x^3)
+                  lambda x: (0.5 * (1 + np.tanh(_U(x))) + 0.5 * x * (1 - np.tanh(_U(x)) ** 2)
+                             * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x**2))),
     "silu": (1.0, lambda x: x * _sig(x), lambda x: _sig(x) * (1 + x * (1 - _sig(x)))),
     "leaky_relu": (0.2, lambda x: np.where(x >= 0, x, 0.2 * x), lambda x: np.where(x > 0, 1, 0.2)),
     "softplus": (1.0, lambda x: np.logaddexp(0, x), _sig),
@@ -59,13 +66,51 @@ def test_activation_forward_backward_vs_numpy(name, dtype):
         np.testing.assert_allclose(y, fwd(x.astype(np.float64)), rtol=rtol, atol=atol)
         dy = rng.standard_normal(n).astype(dtype)
         dx = _C.activation_backward(dy, x, y, name, alpha)
-        if deriv is not None:
+        with np.errstate(over="ignore"):  # gelu_tanh's formula overflows x**3 in float64 only beyond 1e100
             np.testing.assert_allclose(dx, dy * deriv(x.astype(np.float64)), rtol=10 * rtol, atol=10 * atol)
-        else:  # numeric derivative of the float64 kernel itself
-            xd = x.astype(np.float64)
-            h = 1e-6
-            num = (_C.activation_forward(xd + h, name, alpha) - _C.activation_forward(xd - h, name, alpha)) / (2 * h)
-            np.testing.assert_allclose(dx, dy * num, rtol=1e-4 if dtype == np.float32 else 1e-7, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activation_backward_against_float64_central_differences(dtype):
+    # Independent of every formula above: the derivative of the NumPy forward reference in float64.
+    x = np.array([-5.0, -2.5, -0.7, 0.3, 1.1, 2.9, 4.2, 7.5])
+    h = 1e-6
+    for name, (alpha, fwd, _) in ACTIVATIONS.items():
+        numeric = (fwd(x + h) - fwd(x - h)) / (2 * h)
+        xt = x.astype(dtype)
+        dx = _C.activation_backward(np.ones_like(xt), xt, _C.activation_forward(xt, name, alpha), name, alpha)
+        np.testing.assert_allclose(dx, numeric, rtol=1e-5 if dtype == np.float32 else 1e-8, atol=1e-7,
+                                   err_msg=name)
+
+
+# d act / dx at the kinks, as TensorFlow 2.21 computes them (keras.ops.<name> under tf.GradientTape; the live
+# cross-check is tests/e2e/test_keras_autograd.py).
+TF_KINK_DERIVATIVES = [
+    ("relu", 1.0, [0.0], [0.0]),
+    ("relu6", 1.0, [0.0, 6.0], [0.0, 0.0]),
+    ("leaky_relu", 0.2, [0.0], [0.2]),
+    ("leaky_relu", 0.1, [0.0], [0.1]),
+    ("elu", 1.0, [0.0], [1.0]),
+    ("elu", 0.5, [0.0], [0.5]),            # keras.ops.elu(x, 0.5) = where(x > 0, elu(x), 0.5 * elu(x))
+    ("selu", 1.0, [0.0], [1.0507009873554805]),
+    ("hard_sigmoid", 1.0, [-3.0, 3.0], [0.0, 0.0]),
+    ("softplus", 1.0, [0.0], [0.5]),
+    ("softsign", 1.0, [0.0], [1.0]),
+    ("gelu", 1.0, [0.0], [0.5]),
+    ("gelu_tanh", 1.0, [0.0], [0.5]),
+    ("silu", 1.0, [0.0], [0.5]),
+    ("sigmoid", 1.0, [0.0], [0.25]),
+    ("tanh", 1.0, [0.0], [1.0]),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, alpha, xs, expected", TF_KINK_DERIVATIVES)
+def test_activation_derivative_at_kinks_matches_tensorflow(name, alpha, xs, expected, dtype):
+    x = np.array(xs, dtype)
+    y = _C.activation_forward(x, name, alpha)
+    dx = _C.activation_backward(np.ones_like(x), x, y, name, alpha)
+    np.testing.assert_allclose(dx, expected, rtol=1e-7 if dtype == np.float32 else 1e-15, atol=0)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -101,6 +146,29 @@ def test_softmax_family_vs_numpy_and_reference(dtype):
         g = dy.astype(np.float64)
         np.testing.assert_allclose(_C.softmax_backward(dy, _C.softmax_forward(x)),
                                    sm * (g - (g * sm).sum(-1, keepdims=True)), rtol=1e-4, atol=1e-5 if dtype == np.float32 else 1e-12)
+        # log_softmax: dx = dy - softmax(x) * sum(dy), from the float64 NumPy softmax (not from fastnn's kernels).
+        np.testing.assert_allclose(_C.log_softmax_backward(dy, _C.log_softmax_forward(x)),
+                                   g - np.exp(xd - lse) * g.sum(-1, keepdims=True),
+                                   rtol=1e-4, atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_log_softmax_backward_against_float64_central_differences():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 6)) * 3
+    dy = rng.standard_normal((4, 6))
+
+    def objective(z):  # sum(dy * log_softmax(z)) with NumPy only
+        m = z.max(-1, keepdims=True)
+        return (dy * (z - m - np.log(np.exp(z - m).sum(-1, keepdims=True)))).sum()
+
+    numeric = np.zeros_like(x)
+    h = 1e-6
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        numeric[i] = (objective(x + e) - objective(x - e)) / (2 * h)
+    np.testing.assert_allclose(_C.log_softmax_backward(dy, _C.log_softmax_forward(x)), numeric, rtol=1e-7,
+                               atol=1e-8)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

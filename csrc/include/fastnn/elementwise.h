@@ -36,6 +36,8 @@ template <typename T>
 void activation_forward(T* y, const T* x, int64_t n, const ActivationParams& p);
 
 // dx = dy * act'(x). y = act(x) is the forward output (used by sigmoid, tanh, elu, selu); dx may alias dy.
+// At a kink the derivative is TensorFlow's: relu 0 at 0; relu6 0 at 0 and 6; leaky_relu alpha at 0; elu and selu
+// the linear side's slope (1, scale) at 0; hard_sigmoid 0 at -3 and 3.
 template <typename T>
 void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, const ActivationParams& p);
 
