@@ -6,17 +6,38 @@ Every activation takes and returns fastnn Tensors and is differentiable. Custom 
 from __future__ import annotations
 
 from fastnn import _registry
+from fastnn.autograd.ops import _util
 from fastnn.autograd.ops import activation as _act
 from fastnn.autograd.ops import elementwise as _ew
 
 
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
-    """max(x, 0) (with Keras's optional negative_slope, max_value and threshold)."""
+    """max(x, 0), with Keras's optional ``negative_slope`` (below ``threshold``), ``max_value`` and ``threshold``
+    (values at or below it become 0).
+
+    Composed exactly as ``keras.activations.relu`` composes it, so values and derivatives agree with Keras at the
+    kinks too (x == threshold gives 0; x == max_value has derivative 0 when max_value is 6, 1 otherwise).
+    """
     if negative_slope == 0.0 and max_value is None and threshold == 0.0:
         return _act.relu(x)
-    y = _ew.where(_ew.greater_equal(x, threshold), x, _ew.multiply(negative_slope, _ew.subtract(x, threshold)))
-    if max_value is not None:
-        y = _ew.minimum(y, max_value)
+    x = _util.float_tensor(x, "relu")
+    if negative_slope != 0.0:
+        if max_value is None and threshold == 0:
+            return _act.leaky_relu(x, negative_slope)
+        shifted = _ew.add(_ew.negative(x), threshold) if threshold != 0 else _ew.negative(x)
+        negative_part = _act.relu(shifted)
+    clip_max = max_value is not None
+    if threshold != 0:
+        y = _ew.where(_ew.greater(x, threshold), x, 0.0)
+    elif max_value == 6:
+        y = _act.relu6(x)  # Keras takes the relu6 kernel here: derivative 0 at 6, unlike clip's 1
+        clip_max = False
+    else:
+        y = _act.relu(x)
+    if clip_max:
+        y = _ew.clip(y, 0.0, max_value)
+    if negative_slope != 0.0:
+        y = _ew.subtract(y, _ew.multiply(negative_slope, negative_part))
     return y
 
 
