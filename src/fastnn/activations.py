@@ -105,9 +105,85 @@ def exponential(x):
     return _ew.exp(x)
 
 
+def celu(x, alpha=1.0):
+    """Continuously differentiable ELU: max(x, 0) + alpha * (exp(min(x, 0) / alpha) - 1)."""
+    return _act.celu(x, alpha=alpha)
+
+
+def glu(x, axis=-1):
+    """Gated linear unit: a * sigmoid(b), x split into halves a, b along ``axis``."""
+    return _act.glu(x, axis=axis)
+
+
+def hard_shrink(x, threshold=0.5):
+    """x where |x| > threshold, else 0."""
+    return _act.hard_shrink(x, threshold=threshold)
+
+
+def hard_silu(x):
+    """x * hard_sigmoid(x) (also called hard_swish)."""
+    return _act.hard_silu(x)
+
+
+hard_swish = hard_silu
+
+
+def hard_tanh(x):
+    """x clipped to [-1, 1]."""
+    return _act.hard_tanh(x)
+
+
+def log_sigmoid(x):
+    """log(sigmoid(x))."""
+    return _act.log_sigmoid(x)
+
+
+def mish(x):
+    """x * tanh(softplus(x))."""
+    return _act.mish(x)
+
+
+def soft_shrink(x, threshold=0.5):
+    """x - threshold above threshold, x + threshold below -threshold, 0 between."""
+    return _act.soft_shrink(x, threshold=threshold)
+
+
+def sparse_plus(x):
+    """0 for x <= -1, (x + 1)^2 / 4 for -1 < x < 1, x for x >= 1."""
+    return _act.sparse_plus(x)
+
+
+def sparse_sigmoid(x):
+    """0 for x <= -1, (x + 1) / 2 for -1 < x < 1, 1 for x >= 1."""
+    return _act.sparse_sigmoid(x)
+
+
+def sparsemax(x, axis=-1):
+    """Projection onto the probability simplex along ``axis`` (see fastnn.ops.sparsemax)."""
+    return _act.sparsemax(x, axis=axis)
+
+
+def squareplus(x, b=4):
+    """(x + sqrt(x^2 + b)) / 2."""
+    return _act.squareplus(x, b=b)
+
+
+def tanh_shrink(x):
+    """x - tanh(x)."""
+    return _act.tanh_shrink(x)
+
+
+def threshold(x, threshold, default_value):
+    """x where x > threshold, else default_value."""
+    return _act.threshold(x, threshold, default_value)
+
+
 _TABLE = {f.__name__: f for f in (relu, linear, sigmoid, tanh, softmax, log_softmax, elu, selu, gelu, silu,
-                                   leaky_relu, relu6, softplus, softsign, hard_sigmoid, exponential)}
+                                   leaky_relu, relu6, softplus, softsign, hard_sigmoid, exponential, celu, glu,
+                                   hard_shrink, hard_silu, hard_tanh, log_sigmoid, mish, soft_shrink, sparse_plus,
+                                   sparse_sigmoid, sparsemax, squareplus, tanh_shrink, threshold)}
 _TABLE["swish"] = silu
+_TABLE["hard_swish"] = hard_silu
 
 
 def get(identifier):

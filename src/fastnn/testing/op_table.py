@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from fastnn import ops
+from fastnn import activations, ops
 
 UNARY_SHAPES = [(3, 4), (), (1,), (1, 1), (0, 3), (2, 1, 3)]
 BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3)), ((0, 3), (3,)), ((1, 1), (1,))]
@@ -104,6 +104,29 @@ def _log_softmax(x, axis=-1):
 
 def _gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def _ref_sparsemax(x, axis=-1):
+    """The simplex projection by bisection on tau (sum(max(z - tau, 0)) = 1): independent of the sort-based op."""
+    z = np.moveaxis(np.asarray(x, np.float64), axis, -1)
+    if z.size == 0:
+        return np.moveaxis(z, -1, axis)
+    lo = z.min(axis=-1, keepdims=True) - 1.0  # the sum is >= 1 here
+    hi = z.max(axis=-1, keepdims=True)        # and 0 here
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        over = np.maximum(z - mid, 0).sum(axis=-1, keepdims=True) > 1
+        lo, hi = np.where(over, mid, lo), np.where(over, hi, mid)
+    return np.moveaxis(np.maximum(z - (lo + hi) / 2, 0), -1, axis)
+
+
+def _ref_glu(x, axis=-1):
+    a, b = np.split(x, 2, axis=axis)
+    return a * _sigmoid(b)
+
+
+def _ref_sparse_plus(x):
+    return np.where(x <= -1, 0.0, np.where(x < 1, (x + 1) ** 2 / 4, x))
 
 
 def _ref_sparse_xent(labels, logits):
@@ -275,6 +298,37 @@ OP_TABLE = [
     OpSpec("log_softmax", ops.log_softmax, _log_softmax, ROW_SHAPES),
     OpSpec("log_softmax_axis1", lambda x: ops.log_softmax(x, axis=1), lambda x: _log_softmax(x, 1),
            [(2, 3, 4), (3, 5)]),
+    # -- Keras 3's further activations (composites, and sparsemax's own op) ------------------------------------
+    OpSpec("celu", ops.celu, lambda x: np.where(x > 0, x, np.expm1(x)), kinks=(0.0,)),
+    OpSpec("celu_alpha", lambda x: ops.celu(x, alpha=0.5), lambda x: np.where(x > 0, x, 0.5 * np.expm1(x / 0.5)),
+           kinks=(0.0,)),
+    OpSpec("expm1", ops.expm1, np.expm1),
+    OpSpec("glu", ops.glu, _ref_glu, [(3, 4), (2, 2, 6), (1, 2), (0, 4)], domain=(-4.0, 4.0)),
+    OpSpec("glu_axis0", lambda x: ops.glu(x, axis=0), lambda x: _ref_glu(x, 0), [(4, 3), (2, 1)]),
+    OpSpec("hard_shrink", ops.hard_shrink, lambda x: np.where(np.abs(x) > 0.5, x, 0.0), kinks=(-0.5, 0.5)),
+    OpSpec("hard_shrink_threshold", lambda x: ops.hard_shrink(x, threshold=1.2),
+           lambda x: np.where(np.abs(x) > 1.2, x, 0.0), kinks=(-1.2, 1.2)),
+    OpSpec("hard_silu", ops.hard_silu, lambda x: x * np.clip(x + 3, 0, 6) / 6, domain=(-4.0, 4.0),
+           kinks=(-3.0, 3.0)),
+    OpSpec("hard_swish", ops.hard_swish, lambda x: x * np.minimum(np.maximum(x + 3, 0), 6) / 6, domain=(-4.0, 4.0),
+           kinks=(-3.0, 3.0)),
+    OpSpec("hard_tanh", ops.hard_tanh, lambda x: np.clip(x, -1, 1), kinks=(-1.0, 1.0)),
+    OpSpec("log_sigmoid", ops.log_sigmoid, lambda x: -np.logaddexp(0, -x), domain=(-6.0, 6.0)),
+    OpSpec("log_sigmoid_large", lambda x: ops.log_sigmoid(x * 100.0), lambda x: -np.logaddexp(0, -100.0 * x),
+           kinks=(0.0,), grad_rtol=1e-3),
+    OpSpec("mish", lambda x: activations.mish(x), lambda x: x * np.tanh(np.log1p(np.exp(x))), domain=(-6.0, 6.0)),
+    OpSpec("soft_shrink", ops.soft_shrink, lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.5, 0), kinks=(-0.5, 0.5)),
+    OpSpec("soft_shrink_threshold", lambda x: ops.soft_shrink(x, threshold=0.25),
+           lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.25, 0), kinks=(-0.25, 0.25)),
+    OpSpec("sparse_plus", ops.sparse_plus, _ref_sparse_plus, kinks=(-1.0, 1.0)),
+    OpSpec("sparse_sigmoid", ops.sparse_sigmoid, lambda x: np.clip((x + 1) / 2, 0, 1), kinks=(-1.0, 1.0)),
+    OpSpec("sparsemax", ops.sparsemax, _ref_sparsemax, ROW_SHAPES, domain=(-1.5, 1.5)),
+    OpSpec("sparsemax_axis0", lambda x: ops.sparsemax(x, axis=0), lambda x: _ref_sparsemax(x, 0),
+           [(5, 3), (2, 4, 3), (1, 1)], domain=(-1.5, 1.5)),
+    OpSpec("squareplus", ops.squareplus, lambda x: (x + np.sqrt(x * x + 4)) / 2),
+    OpSpec("squareplus_b", lambda x: ops.squareplus(x, b=0.5), lambda x: (x + np.sqrt(x * x + 0.5)) / 2),
+    OpSpec("tanh_shrink", ops.tanh_shrink, lambda x: x - np.tanh(x)),
+    OpSpec("threshold", lambda x: ops.threshold(x, 0.3, -2.0), lambda x: np.where(x > 0.3, x, -2.0), kinks=(0.3,)),
     # -- crossentropies ------------------------------------------------------------------------------------------
     OpSpec("sparse_cce_logits", lambda t, o: ops.sparse_categorical_crossentropy(t, o, from_logits=True),
            _ref_sparse_xent, [((4,), (4, 3)), ((2, 3), (2, 3, 5)), ((1,), (1, 3)), ((0,), (0, 3))], ("int:3", "float")),

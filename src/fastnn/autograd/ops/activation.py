@@ -119,3 +119,154 @@ def log_softmax(x, axis=-1):
     from fastnn.autograd.ops import elementwise, reduce
 
     return elementwise.subtract(x, reduce.logsumexp(x, axis=axis, keepdims=True))
+
+
+# -- Keras 3's further activations ---------------------------------------------------------------------------------
+# Composed from differentiable ops exactly as Keras's TensorFlow backend composes them (keras/src/backend/tensorflow
+# /nn.py), so values, gradients and the derivatives at kinks (from the ops' tie rules, which are TensorFlow's)
+# agree with Keras. sparsemax is its own op (forward and backward below).
+def _ew():
+    from fastnn.autograd.ops import elementwise
+
+    return elementwise
+
+
+def celu(x, alpha=1.0):
+    """max(x, 0) + alpha * expm1(min(x, 0) / alpha)."""
+    e = _ew()
+    t = float_tensor(x, "celu")
+    alpha = float(alpha)
+    if alpha == 0.0:
+        raise ValueError("celu: alpha must be non-zero (it divides x), but received alpha=0.0")
+    return e.add(e.maximum(t, 0.0), e.multiply(alpha, e.expm1(e.divide(e.minimum(t, 0.0), alpha))))
+
+
+def glu(x, axis=-1):
+    """a * sigmoid(b), where a and b are the two halves of x along ``axis``."""
+    from fastnn.autograd.ops import shape
+
+    t = float_tensor(x, "glu")
+    if t.ndim == 0:
+        raise ValueError("glu: x must have at least 1 dimension, but received shape ()")
+    ax = normalize_axis(axis, t.ndim, "glu")[0]
+    if t.shape[ax] % 2:
+        raise ValueError(f"glu: axis size must be divisible by 2. Received: x.shape={t.shape} with axis={axis}")
+    a, b = shape.split(t, 2, axis=ax)
+    return _ew().multiply(a, sigmoid(b))
+
+
+def hard_shrink(x, threshold=0.5):
+    """x where |x| > threshold, else 0."""
+    e = _ew()
+    t = float_tensor(x, "hard_shrink")
+    return e.where(e.greater(e.abs(t), threshold), t, 0.0)
+
+
+def hard_silu(x):
+    """x * hard_sigmoid(x): 0 below -3, x above 3, x (x + 3) / 6 between."""
+    t = float_tensor(x, "hard_silu")
+    return _ew().multiply(t, hard_sigmoid(t))
+
+
+hard_swish = hard_silu
+
+
+def hard_tanh(x):
+    """x clipped to [-1, 1]."""
+    return _ew().clip(float_tensor(x, "hard_tanh"), -1.0, 1.0)
+
+
+def log_sigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x), stable for large |x|."""
+    e = _ew()
+    return e.negative(softplus(e.negative(float_tensor(x, "log_sigmoid"))))
+
+
+def mish(x):
+    """x * tanh(softplus(x))."""
+    t = float_tensor(x, "mish")
+    return _ew().multiply(t, tanh(softplus(t)))
+
+
+def soft_shrink(x, threshold=0.5):
+    """x - threshold above threshold, x + threshold below -threshold, 0 between."""
+    e = _ew()
+    t = float_tensor(x, "soft_shrink")
+    inner = e.where(e.less(t, -threshold), e.add(t, threshold), 0.0)
+    return e.where(e.greater(t, threshold), e.subtract(t, threshold), inner)
+
+
+def sparse_plus(x):
+    """0 for x <= -1, (x + 1)^2 / 4 for -1 < x < 1, x for x >= 1."""
+    e = _ew()
+    t = float_tensor(x, "sparse_plus")
+    inner = e.where(e.less(t, 1.0), e.multiply(0.25, e.square(e.add(t, 1.0))), t)
+    return e.where(e.less_equal(t, -1.0), 0.0, inner)
+
+
+def sparse_sigmoid(x):
+    """0 for x <= -1, (x + 1) / 2 for -1 < x < 1, 1 for x >= 1."""
+    e = _ew()
+    t = float_tensor(x, "sparse_sigmoid")
+    inner = e.where(e.greater_equal(t, 1.0), 1.0, e.multiply(0.5, e.add(t, 1.0)))
+    return e.where(e.less_equal(t, -1.0), 0.0, inner)
+
+
+def squareplus(x, b=4):
+    """(x + sqrt(x^2 + b)) / 2; ``b`` >= 0 sets the smoothness."""
+    e = _ew()
+    t = float_tensor(x, "squareplus")
+    if isinstance(b, bool) or not isinstance(b, numbers.Real):
+        raise TypeError(f"squareplus: b must be a number, but received b={b!r}")
+    return e.divide(e.add(t, e.sqrt(e.add(e.square(t), float(b)))), 2.0)
+
+
+def tanh_shrink(x):
+    """x - tanh(x)."""
+    t = float_tensor(x, "tanh_shrink")
+    return _ew().subtract(t, tanh(t))
+
+
+def threshold(x, threshold, default_value):
+    """x where x > threshold, else default_value."""
+    e = _ew()
+    t = float_tensor(x, "threshold")
+    return e.where(e.greater(t, threshold), t, default_value)
+
+
+def sparsemax(x, axis=-1):
+    """The Euclidean projection of x onto the probability simplex along ``axis`` (Martins & Astudillo, 2016):
+    max(x - tau, 0) with tau chosen so that the result sums to 1.
+
+    Keras 3.15.1 computes tau from the sum of the cumulative sums over the support instead of the k-th cumulative
+    sum, which is wrong whenever the support has more than one element (keras-team/keras#23425, fixed upstream by
+    #23469); fastnn follows the paper (and the fixed Keras). The gradient is the projection's Jacobian:
+    dx = s * (g - sum(s * g) / |S|), s the support indicator.
+    """
+    t = float_tensor(x, "sparsemax")
+    a = t._data
+    if a.ndim == 0:
+        raise ValueError("sparsemax: x must have at least 1 dimension, but received shape ()")
+    ax = normalize_axis(axis, a.ndim, "sparsemax")[0]
+    z = xp.moveaxis(a, ax, -1)
+    n = z.shape[-1]
+    if n == 0 or z.size == 0:
+        y = xp.zeros_like(z)
+        support = xp.zeros(z.shape, bool)
+    else:
+        zs = -xp.sort(-z, axis=-1)  # descending
+        cs = xp.cumsum(zs, axis=-1)
+        r = xp.arange(1, n + 1, dtype=a.dtype)
+        k = xp.sum(zs - (cs - 1) / r > 0, axis=-1, keepdims=True)  # the support size (>= 1 for finite x)
+        cs_k = xp.take_along_axis(cs, xp.maximum(k - 1, 0), axis=-1)
+        tau = (cs_k - 1) / k.astype(a.dtype)
+        y = xp.maximum(z - tau, 0).astype(a.dtype, copy=False)
+        support = y > 0
+    size = xp.maximum(support.sum(axis=-1, keepdims=True), 1).astype(a.dtype)
+
+    def backward(g, needs):
+        gm = xp.where(support, xp.moveaxis(g, ax, -1), 0)
+        dx = gm - support * (gm.sum(axis=-1, keepdims=True) / size)
+        return (xp.moveaxis(dx, -1, ax),)
+
+    return record(xp.moveaxis(y, -1, ax), (t,), backward, "sparsemax")

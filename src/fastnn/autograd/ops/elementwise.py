@@ -159,6 +159,11 @@ def exp(x):
     return _unary("exp", x, xp.exp, lambda g, a, y: g * y)
 
 
+def expm1(x):
+    """exp(x) - 1, accurate near 0."""
+    return _unary("expm1", x, xp.expm1, lambda g, a, y: g * (y + 1))
+
+
 def log(x):
     return _unary("log", x, xp.log, lambda g, a, y: g / a)
 
