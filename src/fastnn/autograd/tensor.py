@@ -1,8 +1,9 @@
 """fastnn.Tensor and fastnn.Variable.
 
-A Tensor wraps one storage buffer (``_data``, a NumPy array on the CPU, created only through
-``fastnn.backend``) and, when it was computed by a differentiable op while gradients are recorded, the graph node
-that made it (``_node``). Tensors are immutable; Variables are mutable through ``assign``.
+A Tensor wraps one storage buffer (``_data``, a NumPy array on the CPU) and, when it was computed by a
+differentiable op while gradients are recorded, the graph node that made it (``_node``). Tensors are immutable;
+Variables are mutable through ``assign`` (copy-on-write, so tensors are values as in TensorFlow: see
+``Variable._buffer_is_shared``).
 
 Example:
     >>> x = fastnn.Tensor([1.0, 2.0], requires_grad=True)

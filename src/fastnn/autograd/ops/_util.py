@@ -8,7 +8,7 @@ import numpy as np
 from fastnn.autograd import dtypes
 from fastnn.autograd.tensor import Tensor
 
-xp = np  # see fastnn.backend.xp
+xp = np  # NumPy itself, not fastnn.backend.xp yet: routing the ops through the backend is the next issue
 
 
 def tensor(x, op: str, dtype=None) -> Tensor:
