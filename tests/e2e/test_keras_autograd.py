@@ -165,3 +165,10 @@ def test_gradient_after_an_in_place_update_matches_tensorflow(update):
     np.testing.assert_array_equal(ftape.gradient(fy, fw).numpy(), expected)
     np.testing.assert_array_equal(expected, [2.0, 4.0, 6.0])
     np.testing.assert_array_equal(fw.numpy(), kw.numpy())
+
+
+@pytest.mark.parametrize("name, ours, theirs", PAIRS, ids=[p[0] for p in PAIRS])
+def test_non_finite_values_match_keras(name, ours, theirs):
+    x = np.array([np.nan, np.inf, -np.inf], "float32")
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(ours(x).numpy(), np.asarray(theirs(x)), err_msg=name)

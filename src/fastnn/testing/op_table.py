@@ -111,18 +111,28 @@ def _ref_sparsemax(x, axis=-1):
     z = np.moveaxis(np.asarray(x, np.float64), axis, -1)
     if z.size == 0:
         return np.moveaxis(z, -1, axis)
+    # -inf entries take no part (probability 0); a NaN or +inf makes the row NaN; an all -inf row is NaN too.
+    poisoned = np.any(np.isnan(z) | (z == np.inf), axis=-1, keepdims=True) | np.all(z == -np.inf, -1, keepdims=True)
+    finite_min = np.min(np.where(np.isfinite(z), z, np.inf), axis=-1, keepdims=True)
+    z = np.where(z == -np.inf, np.where(np.isfinite(finite_min), finite_min, 0.0) - 2.0, z)
+    z = np.where(poisoned, 0.0, z)
     lo = z.min(axis=-1, keepdims=True) - 1.0  # the sum is >= 1 here
     hi = z.max(axis=-1, keepdims=True)        # and 0 here
     for _ in range(200):
         mid = (lo + hi) / 2
         over = np.maximum(z - mid, 0).sum(axis=-1, keepdims=True) > 1
         lo, hi = np.where(over, mid, lo), np.where(over, hi, mid)
-    return np.moveaxis(np.maximum(z - (lo + hi) / 2, 0), -1, axis)
+    return np.moveaxis(np.where(poisoned, np.nan, np.maximum(z - (lo + hi) / 2, 0)), -1, axis)
 
 
 def _ref_glu(x, axis=-1):
     a, b = np.split(x, 2, axis=axis)
     return a * _sigmoid(b)
+
+
+def _ref_soft_shrink(x, threshold):
+    shrunk = np.sign(x) * np.maximum(np.abs(x) - threshold, 0)
+    return np.where(np.isnan(x), 0.0, shrunk)  # Keras: NaN fails both comparisons and becomes 0
 
 
 def _ref_sparse_plus(x):
@@ -317,9 +327,9 @@ OP_TABLE = [
     OpSpec("log_sigmoid_large", lambda x: ops.log_sigmoid(x * 100.0), lambda x: -np.logaddexp(0, -100.0 * x),
            kinks=(0.0,), grad_rtol=1e-3),
     OpSpec("mish", lambda x: activations.mish(x), lambda x: x * np.tanh(np.log1p(np.exp(x))), domain=(-6.0, 6.0)),
-    OpSpec("soft_shrink", ops.soft_shrink, lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.5, 0), kinks=(-0.5, 0.5)),
-    OpSpec("soft_shrink_threshold", lambda x: ops.soft_shrink(x, threshold=0.25),
-           lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.25, 0), kinks=(-0.25, 0.25)),
+    OpSpec("soft_shrink", ops.soft_shrink, lambda x: _ref_soft_shrink(x, 0.5), kinks=(-0.5, 0.5)),
+    OpSpec("soft_shrink_threshold", lambda x: ops.soft_shrink(x, threshold=0.25), lambda x: _ref_soft_shrink(x, 0.25),
+           kinks=(-0.25, 0.25)),
     OpSpec("sparse_plus", ops.sparse_plus, _ref_sparse_plus, kinks=(-1.0, 1.0)),
     OpSpec("sparse_sigmoid", ops.sparse_sigmoid, lambda x: np.clip((x + 1) / 2, 0, 1), kinks=(-1.0, 1.0)),
     OpSpec("sparsemax", ops.sparsemax, _ref_sparsemax, ROW_SHAPES, domain=(-1.5, 1.5)),

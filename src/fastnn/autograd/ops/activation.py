@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from fastnn import backend
 from fastnn.autograd.ops._util import float_tensor, normalize_axis, xp
 from fastnn.autograd.tape import record
@@ -254,13 +256,19 @@ def sparsemax(x, axis=-1):
         y = xp.zeros_like(z)
         support = xp.zeros(z.shape, bool)
     else:
-        zs = -xp.sort(-z, axis=-1)  # descending
-        cs = xp.cumsum(zs, axis=-1)
-        r = xp.arange(1, n + 1, dtype=a.dtype)
-        k = xp.sum(zs - (cs - 1) / r > 0, axis=-1, keepdims=True)  # the support size (>= 1 for finite x)
-        cs_k = xp.take_along_axis(cs, xp.maximum(k - 1, 0), axis=-1)
-        tau = (cs_k - 1) / k.astype(a.dtype)
-        y = xp.maximum(z - tau, 0).astype(a.dtype, copy=False)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            zs = -xp.sort(-z, axis=-1)  # descending
+            cs = xp.cumsum(zs, axis=-1)
+            r = xp.arange(1, n + 1, dtype=a.dtype)
+            k = xp.sum(zs - (cs - 1) / r > 0, axis=-1, keepdims=True)  # the support size (>= 1 for finite x)
+            cs_k = xp.take_along_axis(cs, xp.maximum(k - 1, 0), axis=-1)
+            tau = (cs_k - 1) / k.astype(a.dtype)
+        with np.errstate(invalid="ignore"):
+            y = xp.maximum(z - tau, 0).astype(a.dtype, copy=False)
+            # -inf entries get 0 by the formula; a NaN or +inf anywhere makes the whole row NaN (as softmax does).
+            poisoned = xp.any(xp.isnan(z) | (z == xp.inf), axis=-1, keepdims=True)
+            if poisoned.any():
+                y = xp.where(poisoned, xp.nan, y).astype(a.dtype, copy=False)
         support = y > 0
     size = xp.maximum(support.sum(axis=-1, keepdims=True), 1).astype(a.dtype)
 
