@@ -268,7 +268,7 @@ def act_backward(name, dy, x, y, alpha):
         if name == "elu":
             return np.where(x > 0, dy, dy * (y + alpha))
         if name == "selu":
-            return np.where(x > 0, dy * SELU_SCALE, dy * (y + SELU_SCALE * SELU_ALPHA))
+            return np.where(x >= 0, dy * SELU_SCALE, dy * (y + SELU_SCALE * SELU_ALPHA))  # TF: scale at 0
         if name == "gelu":
             cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
             return dy * (cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi))
