@@ -220,3 +220,20 @@ def test_every_op_differentiates_the_values_it_saw(row, shapes):
             assert got is None
         else:
             np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fastnn.Variable(np.zeros((2, 3), "float32")),
+    lambda: fastnn.Variable(fastnn.Tensor(np.zeros((2, 3), "float32"))),
+    lambda: fastnn.Variable(lambda shape, dtype: np.zeros(shape, dtype), shape=(2, 3)),
+    lambda: fastnn.Variable(np.asfortranarray(np.zeros((2, 3), "float32"))),
+    lambda: fastnn.Variable(np.zeros((2, 3), "float32"), trainable=False),
+    lambda: fastnn.layers.Dense(3).add_weight(shape=(2, 3), initializer="zeros", name="k"),
+])
+def test_every_way_of_making_a_variable_starts_private(make):
+    v = make()
+    address = _address(v)
+    v.assign(np.ones((2, 3), "float32"))
+    v.assign_add(np.ones((2, 3), "float32"))
+    assert _address(v) == address
+    np.testing.assert_array_equal(v.numpy(), 2.0)

@@ -437,7 +437,6 @@ def _measure_private_refcount() -> int:
     return sys.getrefcount(data)  # counted exactly as _buffer_is_shared counts
 
 
-_PRIVATE_REFCOUNT = 0
 _PRIVATE_REFCOUNT = _measure_private_refcount()
 
 
