@@ -24,13 +24,13 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-import weakref
 
 import numpy as np
 
 from fastnn import _registry
 from fastnn.autograd import Tensor
 from fastnn.autograd import dtypes as _dtypes
+from fastnn.autograd.keras_attrs import _MASKS, get_keras_mask, set_keras_logits, set_keras_mask  # noqa: F401
 from fastnn.autograd.ops import activation as _act
 from fastnn.autograd.ops import elementwise as _ew
 from fastnn.autograd.ops import loss as _xent
@@ -43,37 +43,9 @@ EPSILON = 1e-7  # keras.config.epsilon()
 
 
 # -- masks -----------------------------------------------------------------------------------------------------
-# Keras keeps a mask as the attribute `_keras_mask` of a tensor. fastnn's Tensor has __slots__, so the masks live in
-# a side table keyed by the tensor's id and dropped when the tensor dies (a weakref callback). A masking layer (or
-# a loss function such as sparse_categorical_crossentropy with ignore_class) calls set_keras_mask(tensor, mask);
-# Loss.__call__ reads the mask of y_pred and of the per-sample losses with get_keras_mask.
-_MASKS: dict = {}
-
-
-def set_keras_mask(x, mask):
-    """Attaches ``mask`` (a boolean array or Tensor broadcastable to ``x``, or None to remove it) to the tensor
-    ``x``, as keras.src.backend.set_keras_mask does. Loss.__call__ honours the mask of ``y_pred``."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"set_keras_mask: x must be a fastnn Tensor, but received {type(x).__name__}")
-    key = id(x)
-    old = _MASKS.pop(key, None)
-    if old is not None:
-        old[0].detach()
-    if mask is None:
-        return
-    finalizer = weakref.finalize(x, _MASKS.pop, key, None)
-    finalizer.atexit = False
-    _MASKS[key] = (finalizer, mask)
-
-
-def get_keras_mask(x):
-    """The mask attached to ``x`` by set_keras_mask (or an attribute ``_keras_mask``), else None."""
-    mask = getattr(x, "_keras_mask", None)
-    if mask is not None:
-        return mask
-    entry = _MASKS.get(id(x)) if isinstance(x, Tensor) else None
-    return None if entry is None else entry[1]
-
+# Keras keeps a mask as the attribute `_keras_mask` of a tensor. A masking layer (or a loss function such as
+# sparse_categorical_crossentropy with ignore_class) calls set_keras_mask(tensor, mask); Loss.__call__ reads the mask
+# of y_pred and of the per-sample losses with get_keras_mask (fastnn.autograd.keras_attrs keeps them).
 
 # -- helpers ---------------------------------------------------------------------------------------------------
 def _as_float(y_true, y_pred, op):
@@ -197,7 +169,11 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
     if label_smoothing:
         y_true = _ew.add(_ew.multiply(y_true, 1.0 - label_smoothing), 0.5 * label_smoothing)
     if from_logits:
-        y_pred = _act.sigmoid(y_pred)
+        logits = y_pred
+        y_pred = _act.sigmoid(logits)
+        # TensorFlow's sigmoid records its logits, so Keras's bce term below is computed from the logits (exact for
+        # saturated probabilities); do the same.
+        set_keras_logits(y_pred, logits)
     bce = _xent.binary_crossentropy(y_true, y_pred, from_logits=False)
     one_minus_true = _ew.subtract(1.0, y_true)
     p_t = _ew.add(_ew.multiply(y_true, y_pred), _ew.multiply(one_minus_true, _ew.subtract(1.0, y_pred)))

@@ -403,3 +403,41 @@ def test_issue9_ignore_class_example():
         kv = float(keras.losses.SparseCategoricalCrossentropy(ignore_class=ignore)(y_true, y_pred))
         fv = float(F.SparseCategoricalCrossentropy(ignore_class=ignore)(y_true, y_pred).numpy())
         assert fv == pytest.approx(kv, rel=1e-6)
+
+
+def test_crossentropies_use_the_logits_of_a_softmax_or_sigmoid_output_as_keras_tensorflow():
+    """Keras's TensorFlow backend records the input of softmax / sigmoid (`_keras_logits`) and its crossentropies
+    use it instead of the clipped probabilities; fastnn's crossentropies do the same for a Tensor annotated with
+    keras_attrs.set_keras_logits (what a softmax / sigmoid activation is to call). Saturated logits show it:
+    clipping would change the value and zero the gradient."""
+    from fastnn.autograd.keras_attrs import set_keras_logits
+
+    x = np.array([[30.0, 0.0, -30.0], [0.0, 1.0, 2.0], [-25.0, 3.0, 1.0]], "float32")
+    onehot = np.array([[0, 0, 1.0], [1, 0, 0], [1, 0, 0]], "float32")
+    labels = np.array([2, 0, 0])
+    cases = [("CategoricalCrossentropy", keras.activations.softmax, fastnn.activations.softmax, onehot),
+             ("SparseCategoricalCrossentropy", keras.activations.softmax, fastnn.activations.softmax, labels),
+             ("BinaryCrossentropy", keras.activations.sigmoid, fastnn.activations.sigmoid, onehot),
+             ("BinaryFocalCrossentropy", keras.activations.sigmoid, fastnn.activations.sigmoid, onehot)]
+    for name, k_act, f_act, y in cases:
+        kx = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            kv = getattr(keras.losses, name)()(y, k_act(kx))
+        kg = tape.gradient(kv, kx)
+        fx = fastnn.Variable(x)
+        with fastnn.GradientTape() as tape:
+            probabilities = f_act(fx)
+            set_keras_logits(probabilities, fx)
+            fv = getattr(F, name)()(y, probabilities)
+        fg = tape.gradient(fv, fx)
+        np.testing.assert_allclose(fv.numpy(), np.asarray(kv), rtol=RTOL, err_msg=name)
+        np.testing.assert_allclose(fg.numpy(), np.asarray(kg), rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+def test_binary_focal_from_logits_is_exact_for_saturated_logits():
+    y = np.array([[0, 1, 1], [1, 0, 0]], "float32")
+    x = np.array([[40.0, -35.0, 2.0], [-50.0, 20.0, 0.5]], "float32")
+    for kw in ({"from_logits": True}, {"from_logits": True, "apply_class_balancing": True, "gamma": 0.5}):
+        kv = np.asarray(keras.losses.BinaryFocalCrossentropy(**kw)(y, x))
+        fv = F.BinaryFocalCrossentropy(**kw)(y, x).numpy()
+        np.testing.assert_allclose(fv, kv, rtol=RTOL)

@@ -366,3 +366,29 @@ def test_compile_with_new_loss_names_records_the_config():
         loss = model.evaluate(x, y, verbose=0)
     expected = losses.CategoricalFocalCrossentropy(gamma=1.0)(y, model.predict(x, verbose=0))
     assert float(np.ravel(loss)[0]) == pytest.approx(_value(expected), rel=1e-5)
+
+
+# -- the logits of a softmax / sigmoid output (Keras's TensorFlow backend: `_keras_logits`) --------------------------
+def test_crossentropies_use_recorded_logits_of_saturated_outputs():
+    from fastnn.autograd.keras_attrs import set_keras_logits
+
+    x = np.array([[30.0, 0.0, -30.0], [0.0, 1.0, 2.0]], "float32")
+    y = np.array([[0, 0, 1.0], [1, 0, 0]], "float32")
+    v = fastnn.Variable(x)
+    with fastnn.GradientTape() as tape:
+        p = fastnn.activations.softmax(v)
+        set_keras_logits(p, v)
+        loss = losses.CategoricalCrossentropy()(y, p)
+    # Keras: 31.20380210876465 (clipped probabilities would give 9.2628508)
+    assert _value(loss) == pytest.approx(31.20380210876465, rel=REL)
+    np.testing.assert_allclose(tape.gradient(loss, v).numpy(), [[0.5, 4.6788115e-14, -0.5],
+                                                               [-0.45498472, 0.12236424, 0.33262047]],
+                               rtol=1e-6, atol=1e-7)
+    assert _value(losses.SparseCategoricalCrossentropy()(np.array([2, 0]), p)) == pytest.approx(31.20380210876465,
+                                                                                                 rel=REL)
+    s = fastnn.activations.sigmoid(fastnn.Tensor(x))
+    set_keras_logits(s, fastnn.Tensor(x))
+    assert _value(losses.BinaryCrossentropy()(y, s)) == pytest.approx(10.804413795471191, rel=REL)
+    assert _value(losses.BinaryFocalCrossentropy()(y, s)) == pytest.approx(10.449753761291504, rel=REL)
+    with pytest.warns(UserWarning, match="does not represent logits"):
+        losses.binary_crossentropy(y, s, from_logits=True)

@@ -1,20 +1,38 @@
 """Crossentropies with keras.ops's semantics (``target`` first, ``output`` second, per-sample losses).
 
+When ``output`` is the result of a softmax or sigmoid that recorded its logits (keras_attrs.set_keras_logits), the
+logits are used as if ``from_logits=True`` had been given, as Keras's TensorFlow backend does: no clipping, so
+saturated probabilities keep their gradient.
+
 ``from_logits=True`` runs the fused log-softmax + crossentropy C++ kernel (or the stable sigmoid form for the
 binary case); otherwise probabilities are clipped to [epsilon, 1 - epsilon] with epsilon = 1e-7, as Keras does
 (categorical_crossentropy also renormalises ``output / sum(output)`` first).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from fastnn import backend
+from fastnn.autograd.keras_attrs import get_keras_logits
 from fastnn.autograd.ops import elementwise as ew
 from fastnn.autograd.ops import reduce
 from fastnn.autograd.ops._util import float_tensor, normalize_axis, tensor, xp
 from fastnn.autograd.tape import record
 
 EPSILON = 1e-7  # keras.config.epsilon()
+
+
+def _get_logits(output, from_logits, activation, op):
+    """(output, from_logits), or (the logits output was computed from, True): Keras's _get_logits."""
+    logits = get_keras_logits(output)
+    if logits is None:
+        return output, from_logits
+    if from_logits:
+        warnings.warn(f'"`{op}` received `from_logits=True`, but the `output` argument was produced by a {activation} '
+                      "activation and thus does not represent logits. Was this intended?", stacklevel=3)
+    return logits, True
 
 
 def _same_shape(op, t, o):
@@ -40,6 +58,7 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
         axis: the class axis.
     """
     op = "categorical_crossentropy"
+    output, from_logits = _get_logits(output, from_logits, "Softmax", op)
     o = float_tensor(output, op)
     t = float_tensor(target, op)
     _same_shape(op, t, o)
@@ -86,6 +105,7 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
     Out-of-range labels raise ValueError.
     """
     op = "sparse_categorical_crossentropy"
+    output, from_logits = _get_logits(output, from_logits, "Softmax", op)
     o = float_tensor(output, op)
     lab = tensor(target, op)._data
     if o.ndim == 0:
@@ -122,6 +142,7 @@ def binary_crossentropy(target, output, from_logits=False):
     """Elementwise -(target * log(p) + (1 - target) * log(1 - p)), with p = sigmoid(output) when
     ``from_logits`` (computed as max(x, 0) - x * z + log(1 + exp(-|x|))), else p = clip(output, eps, 1 - eps)."""
     op = "binary_crossentropy"
+    output, from_logits = _get_logits(output, from_logits, "Sigmoid", op)
     o = float_tensor(output, op)
     t = float_tensor(target, op)
     _same_shape(op, t, o)
