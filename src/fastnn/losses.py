@@ -280,9 +280,11 @@ def poisson(y_true, y_pred):
 def _l2_normalize(x, axis):
     """keras.ops.normalize (order 2): x * min(rsqrt(sum(x ** 2, axis)), 1 / epsilon)."""
     square_sum = _reduce.sum(_ew.square(x), axis=axis, keepdims=True)
-    with np.errstate(divide="ignore"):
-        inv_norm = _ew.minimum(_ew.power(square_sum, -0.5), 1.0 / EPSILON)
-    return _ew.multiply(x, inv_norm)
+    # rsqrt(s) <= 1 / epsilon exactly when s >= epsilon ** 2. Below that the cap is a constant with no gradient, as in
+    # TensorFlow; the inner where keeps rsqrt(0) = inf (whose backward is 0 * inf = nan) out of the graph.
+    uncapped = _ew.greater_equal(square_sum, EPSILON * EPSILON)
+    rsqrt = _ew.power(_ew.where(uncapped, square_sum, 1.0), -0.5)
+    return _ew.multiply(x, _ew.where(uncapped, rsqrt, 1.0 / EPSILON))
 
 
 def cosine_similarity(y_true, y_pred, axis=-1):

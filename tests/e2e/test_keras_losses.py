@@ -441,3 +441,31 @@ def test_binary_focal_from_logits_is_exact_for_saturated_logits():
         kv = np.asarray(keras.losses.BinaryFocalCrossentropy(**kw)(y, x))
         fv = F.BinaryFocalCrossentropy(**kw)(y, x).numpy()
         np.testing.assert_allclose(fv, kv, rtol=RTOL)
+
+
+EDGE_CASES = [  # degenerate inputs where a careless formula gives nan or a different branch
+    ("Circle", {}, np.array([0, 1, 2]), np.eye(3, dtype="float32"), None),  # no positive pairs: every loss 0
+    ("CosineSimilarity", {}, np.array([[1.0, 2, 3], [0, 0, 0]], "float32"),
+     np.array([[0.0, 0, 0], [1, 2, 3]], "float32"), None),  # zero vectors
+    ("SparseCategoricalCrossentropy", {"ignore_class": 1}, np.array([1, 1]),
+     np.array([[0.2, 0.8], [0.5, 0.5]], "float32"), None),  # everything ignored
+    ("MeanSquaredError", {"reduction": "mean_with_sample_weight"}, np.ones((2, 2), "float32"),
+     np.zeros((2, 2), "float32"), np.zeros(2, "float32")),  # all weights zero
+    ("Dice", {}, np.zeros((2, 2), "float32"), np.zeros((2, 2), "float32"), None),
+    ("KLDivergence", {}, np.array([[0.0, 1]], "float32"), np.array([[0.0, 1]], "float32"), None),
+    ("Poisson", {}, np.array([[0.0, 1]], "float32"), np.array([[0.0, 1]], "float32"), None),
+    ("MeanSquaredLogarithmicError", {}, np.array([[0.0, 1]], "float32"), np.array([[-1.0, 1]], "float32"), None),
+    ("Huber", {}, np.array([[0.0, 1]], "float32"), np.array([[1.0, 3]], "float32"), None),  # |error| == delta
+    ("Hinge", {}, np.array([[0.0, 1]], "float32"), np.array([[-1.0, 1]], "float32"), None),  # on the kink
+    ("CategoricalHinge", {}, np.array([[0.0, 1]], "float32"), np.array([[0.0, -1]], "float32"), None),
+    ("BinaryCrossentropy", {}, np.array([[0.0, 1]], "float32"), np.array([[0.0, 1]], "float32"), None),  # clipped
+    ("MeanAbsoluteError", {}, np.array([[0.0, 1]], "float32"), np.array([[0.0, 1]], "float32"), None),  # |0|'
+]
+
+
+@pytest.mark.parametrize("name, kwargs, y_true, y_pred, sw", EDGE_CASES, ids=[c[0] for c in EDGE_CASES])
+def test_degenerate_inputs_match_keras(name, kwargs, y_true, y_pred, sw):
+    kv, kg = _keras_value_and_grad(getattr(keras.losses, name)(**kwargs), y_true, y_pred, sw)
+    fv, fg = _fastnn_value_and_grad(getattr(F, name)(**kwargs), y_true, y_pred, sw)
+    np.testing.assert_allclose(fv, kv, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(fg, kg, rtol=RTOL, atol=ATOL)

@@ -392,3 +392,14 @@ def test_crossentropies_use_recorded_logits_of_saturated_outputs():
     assert _value(losses.BinaryFocalCrossentropy()(y, s)) == pytest.approx(10.449753761291504, rel=REL)
     with pytest.warns(UserWarning, match="does not represent logits"):
         losses.binary_crossentropy(y, s, from_logits=True)
+
+
+def test_cosine_similarity_gradient_at_a_zero_vector_is_finite_as_tensorflow():
+    y_true = np.array([[1.0, 2, 3], [0, 0, 0]], "float32")
+    p = fastnn.Variable(np.array([[0.0, 0, 0], [1, 2, 3]], "float32"))
+    with fastnn.GradientTape() as tape:
+        loss = losses.CosineSimilarity()(y_true, p)
+    assert _value(loss) == 0.0
+    # TensorFlow: the 1 / epsilon cap of keras.ops.normalize is a constant, so the zero row gets 1e7 * y_true_hat / 2
+    np.testing.assert_allclose(tape.gradient(loss, p).numpy(), [[-1336306.1, -2672612.2, -4008918.5], [0, 0, 0]],
+                               rtol=1e-6)
