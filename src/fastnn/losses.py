@@ -359,6 +359,25 @@ def categorical_generalized_cross_entropy(y_true, y_pred, q):
     return _ew.divide(_ew.subtract(1.0, _ew.power(p, q)), q)
 
 
+def ctc(y_true, y_pred):
+    """CTC loss of (batch, max_length) integer labels padded with 0 (the blank, class 0) against (batch, max_length,
+    num_classes) logits; every output sequence has the full length."""
+    y_true = tensor(y_true, "ctc")
+    y_pred = float_tensor(y_pred, "ctc")
+    if len(y_true.shape) != 2:
+        raise ValueError("Targets `y_true` are expected to be a tensor of shape `(batch_size, max_length)` in integer "
+                         f"format. Received: y_true.shape={tuple(y_true.shape)}")
+    if len(y_pred.shape) != 3:
+        raise ValueError("Logits `y_pred` are expected to be a tensor of shape `(batch_size, max_length, num_classes)`."
+                         f" Received: y_pred.shape={tuple(y_pred.shape)}")
+    mask_index = 0
+    labels = np.asarray(y_true.numpy()).astype(np.int32)
+    batch, steps = y_pred.shape[0], y_pred.shape[1]
+    label_length = np.sum(labels != mask_index, axis=-1).astype(np.int32)
+    input_length = np.full((batch,), steps, dtype=np.int32)
+    return _xent.ctc_loss(labels, y_pred, label_length, input_length, mask_index=mask_index)
+
+
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 mape = MAPE = mean_absolute_percentage_error
@@ -788,6 +807,16 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         return config
 
 
+class CTC(LossFunctionWrapper):
+    """Connectionist temporal classification loss (labels padded with the blank 0)."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="ctc", dtype=None):
+        super().__init__(ctc, name=name, reduction=reduction, dtype=dtype)
+
+    def get_config(self):
+        return Loss.get_config(self)
+
+
 class Dice(LossFunctionWrapper):
     """Dice loss; ``axis=None`` reduces over everything (one value per batch)."""
 
@@ -867,13 +896,13 @@ _FUNCTIONS = {
     "kullback_leibler_divergence": kl_divergence,
     "hinge": hinge, "squared_hinge": squared_hinge, "categorical_hinge": categorical_hinge, "poisson": poisson,
     "cosine_similarity": cosine_similarity, "dice": dice, "tversky": tversky, "circle": circle,
-    "categorical_generalized_cross_entropy": categorical_generalized_cross_entropy,
+    "categorical_generalized_cross_entropy": categorical_generalized_cross_entropy, "ctc": ctc,
 }
 _CLASSES = {c.__name__: c for c in (
     Loss, LossFunctionWrapper, MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
     MeanSquaredLogarithmicError, Huber, LogCosh, BinaryCrossentropy, BinaryFocalCrossentropy, CategoricalCrossentropy,
     CategoricalFocalCrossentropy, SparseCategoricalCrossentropy, KLDivergence, Hinge, SquaredHinge, CategoricalHinge,
-    Poisson, CosineSimilarity, Dice, Tversky, Circle, CategoricalGeneralizedCrossEntropy)}
+    Poisson, CosineSimilarity, CTC, Dice, Tversky, Circle, CategoricalGeneralizedCrossEntropy)}
 _TABLE = {**_FUNCTIONS, **_CLASSES}
 
 

@@ -403,3 +403,36 @@ def test_cosine_similarity_gradient_at_a_zero_vector_is_finite_as_tensorflow():
     # TensorFlow: the 1 / epsilon cap of keras.ops.normalize is a constant, so the zero row gets 1e7 * y_true_hat / 2
     np.testing.assert_allclose(tape.gradient(loss, p).numpy(), [[-1336306.1, -2672612.2, -4008918.5], [0, 0, 0]],
                                rtol=1e-6)
+
+
+def test_keras_loss_function_wrapper_config_deserializes():
+    config = {"class_name": "LossFunctionWrapper", "config": {
+        "name": "loss_function_wrapper", "reduction": "sum", "fn": {
+            "module": "builtins", "class_name": "function", "config": "mean_absolute_error",
+            "registered_name": "function"}}}
+    loss = losses.get(config)
+    assert loss.fn is losses.mean_absolute_error and loss.reduction == "sum"
+    assert _value(loss(A, B)) == pytest.approx(float(np.abs(A - B).mean(-1).sum()), rel=REL)
+    with pytest.raises(ValueError, match="unknown loss function 'nope'"):
+        losses.LossFunctionWrapper.from_config({"fn": "nope"})
+
+
+KERAS_CTC = [4.891139984130859, 5.167621612548828]
+KERAS_CTC_GRAD = [[-0.13801434636116028, -0.22751495242118835, 0.1380021572113037, 0.22752711176872253],
+                  [-0.016843117773532867, -0.1706337034702301, 0.1751788705587387, 0.01229798048734665]]
+
+
+def test_ctc():
+    # Keras 3.15.1 (tf.nn.ctc_loss, blank 0): labels padded with 0, one with a repeated label
+    labels = np.array([[1, 2, 0], [3, 3, 1]])
+    logits = (np.arange(2 * 6 * 4).reshape(2, 6, 4) % 7 - 3).astype("float32") / 2
+    expected = KERAS_CTC
+    np.testing.assert_allclose(losses.ctc(labels, logits).numpy(), expected, rtol=REL)
+    v = fastnn.Variable(logits)
+    with fastnn.GradientTape() as tape:
+        loss = losses.CTC()(labels, v)
+    assert _value(loss) == pytest.approx(float(np.mean(expected)), rel=REL)
+    np.testing.assert_allclose(tape.gradient(loss, v).numpy()[0, :2], KERAS_CTC_GRAD, rtol=1e-5, atol=1e-7)
+    assert losses.CTC().get_config() == {"name": "ctc", "reduction": "sum_over_batch_size"}
+    with pytest.raises(ValueError, match="y_true.shape"):
+        losses.ctc(labels[0], logits)
