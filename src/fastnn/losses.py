@@ -413,9 +413,19 @@ def _divide_no_nan(x, y):
 
 
 def _resolve_dtype(dtype):
+    """The compute dtype of a Loss: floatx for None, a policy's compute_dtype, "mixed_float16" -> float16."""
     if dtype is None:
         return _dtypes.floatx
-    return np.dtype(_dtypes.standardize_dtype(getattr(dtype, "compute_dtype", dtype), "loss"))
+    dtype = getattr(dtype, "compute_dtype", dtype)
+    if isinstance(dtype, str) and dtype.startswith("mixed_"):
+        dtype = dtype[len("mixed_"):]
+    try:
+        dt = _dtypes.standardize_dtype(dtype, "Loss")
+    except TypeError as exc:
+        raise ValueError(f"Loss: invalid argument `dtype`: {exc}") from None
+    if dt.kind != "f":
+        raise ValueError(f"Loss: argument `dtype` must be a float dtype, but received dtype={dtype!r}")
+    return dt
 
 
 def apply_mask(sample_weight, mask, dtype, reduction):
@@ -926,5 +936,13 @@ def serialize(loss):
     return _registry.serialize(loss)
 
 
-def deserialize(config):
-    return get(config)
+def deserialize(name, custom_objects=None):
+    """A loss from its config dict or name; ``custom_objects`` maps further names to classes / functions."""
+    if custom_objects:
+        if isinstance(name, str) and name in custom_objects:
+            obj = custom_objects[name]
+            return obj() if isinstance(obj, type) else obj
+        if isinstance(name, dict) and name.get("class_name") in custom_objects:
+            cls = custom_objects[name["class_name"]]
+            return cls.from_config(name.get("config") or {})
+    return get(name)

@@ -436,3 +436,22 @@ def test_ctc():
     assert losses.CTC().get_config() == {"name": "ctc", "reduction": "sum_over_batch_size"}
     with pytest.raises(ValueError, match="y_true.shape"):
         losses.ctc(labels[0], logits)
+
+
+def test_loss_dtype_argument():
+    assert losses.MeanSquaredError(dtype="mixed_float16").dtype == "float16"  # Keras: the policy's compute dtype
+    assert losses.MeanSquaredError(dtype="float16")(A, B).numpy().dtype == np.float16
+    with pytest.raises(ValueError, match="`dtype` must be a float dtype"):
+        losses.MeanSquaredError(dtype="int32")
+    with pytest.raises(ValueError, match="invalid argument `dtype`"):
+        losses.MeanSquaredError(dtype="not_a_dtype")
+
+
+def test_deserialize_with_custom_objects():
+    class Scaled(losses.Loss):
+        def call(self, y_true, y_pred):
+            return losses.mean_absolute_error(y_true, y_pred)
+
+    loss = losses.deserialize({"class_name": "Scaled", "config": {"name": "s"}}, custom_objects={"Scaled": Scaled})
+    assert isinstance(loss, Scaled) and loss.name == "s"
+    assert losses.deserialize("MeanSquaredError").name == "mean_squared_error"
