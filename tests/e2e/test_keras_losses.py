@@ -200,7 +200,8 @@ def _fastnn_value_and_grad(loss, y_true, y_pred, sw):
 
 def _case_id(case):
     name, kwargs, data, _ = case
-    return name + "-" + data.__name__.strip("_") + ("-" + "-".join(f"{k}={v}" for k, v in kwargs.items()) if kwargs else "")
+    options = "-".join(f"{k}={v}" for k, v in kwargs.items())
+    return f"{name}-{data.__name__.strip('_')}" + (f"-{options}" if options else "")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
@@ -224,7 +225,8 @@ def test_loss_value_and_gradient_match_keras(case):
                         warnings.simplefilter("ignore")
                         kv, kg = _keras_value_and_grad(k_loss, y_true, y_pred, sw)
                         fv, fg = _fastnn_value_and_grad(f_loss, y_true, y_pred, sw)
-                    where = f"{name}({kwargs}) seed={seed} shape={shape} reduction={reduction!r} sw={np.shape(sw) if sw is not None else None}"
+                    sw_shape = None if sw is None else np.shape(sw)
+                    where = f"{name}({kwargs}) seed={seed} shape={shape} reduction={reduction!r} sw={sw_shape}"
                     assert fv.shape == kv.shape, where
                     np.testing.assert_allclose(fv, kv, rtol=RTOL, atol=ATOL, err_msg="value " + where)
                     # Rounding errors of a gradient element scale with the terms summed into it, so the absolute
