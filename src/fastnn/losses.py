@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 
 import numpy as np
@@ -481,9 +480,11 @@ def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum
 
 
 def _convert_structure(x, dtype):
+    """Each tensor of a structure (a dict, or a list / tuple of Tensors) converted to ``dtype``; a (nested) list of
+    numbers is data, one tensor."""
     if isinstance(x, dict):
         return {k: _convert_structure(v, dtype) for k, v in x.items()}
-    if isinstance(x, (list, tuple)) and not (x and isinstance(x[0], numbers.Number)):
+    if isinstance(x, (list, tuple)) and x and all(isinstance(v, (Tensor, dict)) for v in x):
         return type(x)(_convert_structure(v, dtype) for v in x)
     return _float(x, dtype)
 

@@ -455,3 +455,12 @@ def test_deserialize_with_custom_objects():
     loss = losses.deserialize({"class_name": "Scaled", "config": {"name": "s"}}, custom_objects={"Scaled": Scaled})
     assert isinstance(loss, Scaled) and loss.name == "s"
     assert losses.deserialize("MeanSquaredError").name == "mean_squared_error"
+
+
+def test_ignore_class_minus_one_and_python_list_inputs():
+    labels = np.array([0, -1, 2, -1])
+    got = losses.SparseCategoricalCrossentropy(ignore_class=-1)(labels, P_SPARSE)
+    kept = losses.SparseCategoricalCrossentropy()(labels[[0, 2]], P_SPARSE[[0, 2]])
+    assert _value(got) == pytest.approx(_value(kept), rel=REL)  # the mean over the kept entries
+    nested = losses.MeanSquaredError()([[0.0, 1.0], [1.0, 0.0]], [[0.5, 0.5], [0.5, 0.5]])
+    assert _value(nested) == pytest.approx(0.25, rel=REL)
