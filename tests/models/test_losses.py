@@ -464,3 +464,19 @@ def test_ignore_class_minus_one_and_python_list_inputs():
     assert _value(got) == pytest.approx(_value(kept), rel=REL)  # the mean over the kept entries
     nested = losses.MeanSquaredError()([[0.0, 1.0], [1.0, 0.0]], [[0.5, 0.5], [0.5, 0.5]])
     assert _value(nested) == pytest.approx(0.25, rel=REL)
+
+
+def test_softmax_and_sigmoid_outputs_carry_their_logits_into_crossentropy():
+    """Keras's TensorFlow backend: a crossentropy of softmax(z) / sigmoid(z) computes from z, not from the clipped
+    probabilities (Keras 3.15.1 gives 60.0 and 40.0 here; clipping would give -log(1e-7) = 16.118)."""
+    z = fastnn.Variable(np.array([[30.0, 0.0, -30.0]], "float32"))
+    y = np.array([[0.0, 0.0, 1.0]], "float32")
+    with fastnn.GradientTape() as tape:
+        loss = fastnn.losses.categorical_crossentropy(y, fastnn.activations.softmax(z))
+    np.testing.assert_allclose(np.asarray(loss), [60.0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(tape.gradient(loss, z)), [[1.0, 0.0, -1.0]], atol=1e-6)
+    model = fastnn.Sequential([fastnn.Input((3,)), fastnn.layers.Activation("softmax")])
+    model.compile(loss="categorical_crossentropy")
+    np.testing.assert_allclose(model.evaluate(np.asarray(z), y, verbose=0), 60.0, rtol=1e-6)
+    bce = fastnn.losses.binary_crossentropy(np.array([[1.0]], "float32"), fastnn.ops.sigmoid(np.array([[-40.0]], "float32")))
+    np.testing.assert_allclose(np.asarray(bce), [40.0], rtol=1e-6)

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from fastnn import backend
+from fastnn.autograd.keras_attrs import set_keras_logits
 from fastnn.autograd.ops._util import float_tensor, normalize_axis, xp
 from fastnn.autograd.tape import record
 
@@ -35,8 +36,8 @@ def relu6(x):
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)), stable for large |x|."""
-    return _act(x, "sigmoid", "sigmoid")
+    """1 / (1 + exp(-x)), stable for large |x|. The output remembers its logits (see _remember_logits)."""
+    return _remember_logits(_act(x, "sigmoid", "sigmoid"), x)
 
 
 def tanh(x):
@@ -105,13 +106,23 @@ def _last_axis(x, op, axis, forward, backward_kernel):
     return record(xp.moveaxis(y, -1, ax) if moved else y, (t,), backward, op)
 
 
+def _remember_logits(out, x):
+    """Records ``x`` as the logits of ``out`` (a softmax or sigmoid), as Keras's TensorFlow backend sets
+    ``output._keras_logits``: the crossentropies then compute from the logits instead of clipped probabilities
+    (a saturated softmax gives Keras's 60.0, not log(1e-7) = 16.1, and keeps its gradient)."""
+    set_keras_logits(out, float_tensor(x, "logits"))
+    return out
+
+
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along ``axis`` (max-shifted). A tuple axis normalises over several axes."""
     if isinstance(axis, numbers.Integral):
-        return _last_axis(x, "softmax", axis, backend.softmax_forward, backend.softmax_backward)
-    from fastnn.autograd.ops import elementwise, reduce
+        out = _last_axis(x, "softmax", axis, backend.softmax_forward, backend.softmax_backward)
+    else:
+        from fastnn.autograd.ops import elementwise
 
-    return elementwise.exp(log_softmax(x, axis))
+        out = elementwise.exp(log_softmax(x, axis))
+    return _remember_logits(out, x)
 
 
 def log_softmax(x, axis=-1):
