@@ -336,3 +336,78 @@ def test_issue_9_pr_auc_interpolation_numbers():
         k.update_state(y_true, y_pred)
         f.update_state(y_true, y_pred)
         assert float(f.result()) == pytest.approx(float(k.result()), rel=1e-6, abs=1e-7)
+
+
+WEIGHT_SHAPE_CASES = [c for c in CASES if "IoU" not in c[0] and c[0] not in ("FBetaScore", "F1Score")
+                      and not (c[0] == "CosineSimilarity" and c[1])]
+
+
+@pytest.mark.parametrize("weight_form", ["column", "scalar"])
+@pytest.mark.parametrize("name,kwargs,kind", WEIGHT_SHAPE_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(WEIGHT_SHAPE_CASES)])
+def test_metric_matches_keras_with_column_and_scalar_weights(name, kwargs, kind, weight_form):
+    rng = np.random.default_rng(11)
+    k_metric = getattr(keras.metrics, name)(**kwargs)
+    f_metric = getattr(fastnn.metrics, name)(**kwargs)
+    for n in BATCHES:
+        y_true, y_pred = _data(kind, n, rng)
+        sw = rng.uniform(0, 2, (n, 1)).astype("float32") if weight_form == "column" else np.float32(rng.uniform(0, 2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                k_metric.update_state(y_true, y_pred, sample_weight=sw)
+            except Exception as e:  # a weight shape Keras rejects must be rejected by fastnn too
+                with pytest.raises(Exception):
+                    f_metric.update_state(y_true, y_pred, sample_weight=sw)
+                pytest.skip(f"Keras rejects it too: {type(e).__name__}")
+            f_metric.update_state(y_true, y_pred, sample_weight=sw)
+        np.testing.assert_allclose(np.asarray(f_metric.result()), np.asarray(k_metric.result()), rtol=2e-5,
+                                   atol=2e-6, err_msg=f"{name}{kwargs}")
+
+
+SEQUENCE_CASES = [("MeanSquaredError", {}), ("MeanAbsoluteError", {}), ("RootMeanSquaredError", {}),
+                  ("CategoricalAccuracy", {}), ("BinaryAccuracy", {}), ("CategoricalCrossentropy", {}),
+                  ("AUC", {}), ("Precision", {}), ("Recall", {"thresholds": [0.3, 0.6]}), ("TruePositives", {}),
+                  ("CosineSimilarity", {}), ("KLDivergence", {}), ("TopKCategoricalAccuracy", {"k": 2})]
+
+
+@pytest.mark.parametrize("weighted", [None, "per_sample", "per_step"])
+@pytest.mark.parametrize("name,kwargs", SEQUENCE_CASES)
+def test_sequence_outputs_match_keras(name, kwargs, weighted):
+    """(batch, steps, classes) outputs, weighted per sample or per time step (Keras's temporal weights)."""
+    rng = np.random.default_rng(4)
+    k_metric = getattr(keras.metrics, name)(**kwargs)
+    f_metric = getattr(fastnn.metrics, name)(**kwargs)
+    for n in (3, 5):
+        scores = rng.uniform(0, 1, (n, 4, 3)).astype("float32")
+        y_pred = scores / scores.sum(-1, keepdims=True)
+        y_true = np.eye(3, dtype="float32")[rng.integers(0, 3, (n, 4))]
+        sw = {None: None, "per_sample": rng.uniform(0, 2, n).astype("float32"),
+              "per_step": rng.uniform(0, 2, (n, 4)).astype("float32")}[weighted]
+        try:
+            k_metric.update_state(y_true, y_pred, sample_weight=sw)
+        except Exception:  # the confusion metrics cannot broadcast (n,) weights to (n, steps, classes) in Keras
+            with pytest.raises(ValueError, match="sample_weight of shape"):
+                f_metric.update_state(y_true, y_pred, sample_weight=sw)
+            return
+        f_metric.update_state(y_true, y_pred, sample_weight=sw)
+        np.testing.assert_allclose(np.asarray(f_metric.result()), np.asarray(k_metric.result()), rtol=2e-5,
+                                   atol=2e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("name,kwargs,kind", [("AUC", {}, "binary"), ("MeanSquaredError", {}, "regression"),
+                                              ("Precision", {"thresholds": [0.2, 0.5]}, "binary"),
+                                              ("R2Score", {}, "regression"), ("F1Score", {}, "multilabel")])
+def test_float64_metrics_match_keras(name, kwargs, kind):
+    rng = np.random.default_rng(8)
+    k_metric = getattr(keras.metrics, name)(dtype="float64", **kwargs)
+    f_metric = getattr(fastnn.metrics, name)(dtype="float64", **kwargs)
+    for n in BATCHES:
+        y_true, y_pred = _data(kind, n, rng)
+        y_pred = y_pred.astype("float64")
+        k_metric.update_state(y_true, y_pred)
+        f_metric.update_state(y_true, y_pred)
+    expected = np.asarray(k_metric.result())
+    got = np.asarray(f_metric.result())
+    assert got.dtype == expected.dtype  # float64 for the means and F-scores, float32 (Keras's floatx state) else
+    np.testing.assert_allclose(got, expected, rtol=1e-9 if got.dtype == np.float64 else 2e-6)

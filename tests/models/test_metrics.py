@@ -341,8 +341,12 @@ def test_mean_metric_wrapper_config_round_trip():
     assert float(rebuilt(y, p)) == float(m(y, p)) == pytest.approx(0.875)  # Keras 3.15
 
 
-def test_results_take_the_metric_dtype():
+def test_results_take_the_metric_dtype_as_keras():
     y, p, _ = DATA["b"]
-    assert metrics.AUC(dtype="float64")(y, p).dtype == np.float64
+    # Keras 3.15 keeps the confusion counts and R2Score's sums in float32 variables whatever the dtype
+    assert metrics.AUC(dtype="float64")(y, p).dtype == np.float32
+    assert metrics.R2Score(dtype="float64")(DATA["r"][0], DATA["r"][1]).dtype == np.float32
+    assert metrics.MeanSquaredError(dtype="float64")(y, p).dtype == np.float64
+    assert metrics.F1Score(dtype="float64")(DATA["l"][0], DATA["l"][1]).dtype == np.float64
     assert metrics.Mean()([1.0, 2.0]).dtype == np.float32
     assert metrics.Precision(thresholds=[0.2, 0.7])(y, p).dtype == np.float32

@@ -90,9 +90,17 @@ class Metric:
         self.update_state(*args, **kwargs)
         return self.result()
 
+    # The dtype of the state and the result. Keras creates some metrics' variables in floatx whatever their dtype
+    # (the confusion metrics, AUC, R2Score): those set this to "float32".
+    _variable_dtype = None
+
+    @property
+    def variable_dtype(self):
+        return self._variable_dtype or self.dtype
+
     def _result(self, value):
-        """``value`` in the metric's dtype: a NumPy scalar for a 0-d value, an array otherwise."""
-        return np.asarray(value, dtype=self.dtype)[()]
+        """``value`` in the state's dtype: a NumPy scalar for a 0-d value, an array otherwise."""
+        return np.asarray(value, dtype=self.variable_dtype)[()]
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}

@@ -154,6 +154,8 @@ def update_confusion_matrix(y_true, y_pred, thresholds, *, dtype="float32", top_
 class _ConfusionMatrixConditionCount(Metric):
     """One weighted count (tp, fp, tn or fn) at each of ``thresholds`` (default 0.5)."""
 
+    _variable_dtype = "float32"  # as Keras: the counts are floatx variables whatever the dtype
+
     _count = None
 
     def __init__(self, thresholds=None, name=None, dtype=None):
@@ -166,7 +168,7 @@ class _ConfusionMatrixConditionCount(Metric):
         self.accumulator = np.zeros(len(self.thresholds))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.dtype, sample_weight=sample_weight,
+        counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.variable_dtype, sample_weight=sample_weight,
                                          thresholds_distributed_evenly=self._thresholds_distributed_evenly,
                                          owner=type(self).__name__)
         self.accumulator = self.accumulator + counts[self._count]
@@ -199,6 +201,7 @@ class FalseNegatives(_ConfusionMatrixConditionCount):
 
 
 class _PrecisionRecall(Metric):
+    _variable_dtype = "float32"  # as Keras: the counts are floatx variables whatever the dtype
     _counts = ()
 
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
@@ -215,7 +218,7 @@ class _PrecisionRecall(Metric):
             setattr(self, count, np.zeros(len(self.thresholds)))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.dtype, top_k=self.top_k,
+        counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.variable_dtype, top_k=self.top_k,
                                          class_id=self.class_id, sample_weight=sample_weight,
                                          thresholds_distributed_evenly=self._thresholds_distributed_evenly,
                                          owner=type(self).__name__)
@@ -256,6 +259,8 @@ class Recall(_PrecisionRecall):
 class SensitivitySpecificityBase(Metric):
     """Confusion counts at ``num_thresholds`` evenly spaced thresholds in [0, 1] for the "X at Y" metrics."""
 
+    _variable_dtype = "float32"  # as Keras: the counts are floatx variables whatever the dtype
+
     def __init__(self, value, num_thresholds=200, class_id=None, name=None, dtype=None):
         if not isinstance(num_thresholds, (int, np.integer)) or num_thresholds <= 0:
             raise ValueError(f"{type(self).__name__}: argument `num_thresholds` must be an integer > 0. "
@@ -276,7 +281,7 @@ class SensitivitySpecificityBase(Metric):
             setattr(self, f"_{count}", np.zeros(len(self.thresholds)))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.dtype, class_id=self.class_id,
+        counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.variable_dtype, class_id=self.class_id,
                                          sample_weight=sample_weight,
                                          thresholds_distributed_evenly=self._thresholds_distributed_evenly,
                                          owner=type(self).__name__)
@@ -391,6 +396,8 @@ class AUC(Metric):
         from_logits: apply a sigmoid to the predictions first.
     """
 
+    _variable_dtype = "float32"  # as Keras: the counts are floatx variables whatever the dtype
+
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None, dtype=None,
                  thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False):
         if curve not in _CURVES:
@@ -449,8 +456,8 @@ class AUC(Metric):
                                  f"Full shape received for y_pred: {y_pred.shape}")
             self._build(y_pred.shape[1])
         if self._from_logits:
-            y_pred = 1.0 / (1.0 + np.exp(-y_pred.astype(self.dtype, copy=False)))
-        counts = update_confusion_matrix(y_true, y_pred, self._thresholds, dtype=self.dtype,
+            y_pred = 1.0 / (1.0 + np.exp(-y_pred.astype(self.variable_dtype, copy=False)))
+        counts = update_confusion_matrix(y_true, y_pred, self._thresholds, dtype=self.variable_dtype,
                                          sample_weight=sample_weight, multi_label=self.multi_label,
                                          label_weights=None if self.multi_label else self.label_weights,
                                          thresholds_distributed_evenly=self._thresholds_distributed_evenly,

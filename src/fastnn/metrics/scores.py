@@ -120,6 +120,8 @@ class R2Score(Metric):
         num_regressors: the number of independent regressors for the adjusted R2 (0: plain R2).
     """
 
+    _variable_dtype = "float32"  # as Keras: floatx variables whatever the dtype
+
     def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score", dtype=None):
         valid = (None, "uniform_average", "variance_weighted_average")
         if class_aggregation not in valid:
@@ -141,7 +143,7 @@ class R2Score(Metric):
             np.zeros(columns) if columns else 0.0 for _ in range(4))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = to_numpy(y_true, self.dtype).astype("float64")
+        y_true = to_numpy(y_true, self.dtype).astype("float64")  # Keras converts the inputs to the dtype
         y_pred = to_numpy(y_pred, self.dtype).astype("float64")
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
         _check_2d("R2Score", y_true, y_pred)
