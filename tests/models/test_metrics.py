@@ -276,6 +276,8 @@ def test_bad_inputs_raise_clear_errors():
         metrics.Recall(class_id=0).update_state([1, 0], [0.3, 0.6])
     with pytest.raises(ValueError, match="rank 2 when multi_label=True"):
         metrics.AUC(multi_label=True).update_state(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"built for 3 labels, so y_pred must have shape \(batch, 3\)"):
+        metrics.AUC(multi_label=True, num_labels=3).update_state(np.zeros((2, 4)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="F1Score expects 2D inputs"):
         metrics.F1Score().update_state([1, 0], [0.3, 0.6])
     with pytest.raises(ValueError, match="sample_weight of shape"):
@@ -350,3 +352,9 @@ def test_results_take_the_metric_dtype_as_keras():
     assert metrics.F1Score(dtype="float64")(DATA["l"][0], DATA["l"][1]).dtype == np.float64
     assert metrics.Mean()([1.0, 2.0]).dtype == np.float32
     assert metrics.Precision(thresholds=[0.2, 0.7])(y, p).dtype == np.float32
+
+
+def test_star_import_gives_every_public_name():
+    namespace = {}
+    exec("from fastnn.metrics import *", namespace)
+    assert {"AUC", "F1Score", "OneHotMeanIoU", "mean_squared_error", "categorical_hinge", "get"} <= set(namespace)

@@ -149,8 +149,8 @@ def get(identifier):
     raise ValueError(f"Could not interpret metric identifier: {identifier!r}")
 
 
-__all__ = sorted([cls.__name__ for cls in ALL_OBJECTS] + list(_FUNCTIONS) + list(_LATE_LOSS_FUNCTIONS)
-                 + ["get", "serialize", "deserialize"])
+__all__ = sorted([cls.__name__ for cls in ALL_OBJECTS] + list(_FUNCTIONS) + ["get", "serialize", "deserialize"]
+                 + [n for n in _LATE_LOSS_FUNCTIONS if n == "categorical_hinge" or hasattr(_losses, n)])
 
 
 def __dir__():

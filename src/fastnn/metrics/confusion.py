@@ -455,6 +455,9 @@ class AUC(Metric):
                 raise ValueError(f"AUC: y_pred must have rank 2 when multi_label=True. Found rank {y_pred.ndim}. "
                                  f"Full shape received for y_pred: {y_pred.shape}")
             self._build(y_pred.shape[1])
+        elif self.multi_label and (y_pred.ndim != 2 or y_pred.shape[1] != self._num_labels):
+            raise ValueError(f"AUC: multi_label=True was built for {self._num_labels} labels, so y_pred must have "
+                             f"shape (batch, {self._num_labels}), but received shape {y_pred.shape}")
         if self._from_logits:
             y_pred = 1.0 / (1.0 + np.exp(-y_pred.astype(self.variable_dtype, copy=False)))
         counts = update_confusion_matrix(y_true, y_pred, self._thresholds, dtype=self.variable_dtype,
