@@ -358,3 +358,37 @@ def test_star_import_gives_every_public_name():
     namespace = {}
     exec("from fastnn.metrics import *", namespace)
     assert {"AUC", "F1Score", "OneHotMeanIoU", "mean_squared_error", "categorical_hinge", "get"} <= set(namespace)
+
+
+def test_a_custom_metric_written_the_keras_way():
+    """The custom metric of Keras's Metric docstring: variables from add_variable, reset_state zeroes them."""
+
+    class BinaryTruePositives(metrics.Metric):
+        def __init__(self, name="binary_true_positives", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.true_positives = self.add_variable(shape=(), initializer="zeros", name="true_positives")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            values = np.logical_and(np.asarray(y_true, bool), np.asarray(y_pred, bool)).astype(self.dtype)
+            if sample_weight is not None:
+                values = values * np.asarray(sample_weight, self.dtype)
+            self.true_positives.assign(self.true_positives.numpy() + values.sum())
+
+        def result(self):
+            return self.true_positives
+
+    m = BinaryTruePositives()
+    m.update_state([1, 1, 0, 1], [1, 0, 1, 1], sample_weight=[1.0, 1.0, 1.0, 0.5])
+    assert float(m.result()) == 1.5 and m.variables == [m.true_positives]
+    m.reset_state()
+    assert float(m.result()) == 0.0
+
+    class Overridden(metrics.Metric):  # a reset_state that needs the subclass's attributes
+        def __init__(self):
+            super().__init__()
+            self.total = self.add_weight(initializer="ones")
+
+        def reset_state(self):
+            self.total.assign(1.0)
+
+    assert float(Overridden().total.numpy()) == 1.0

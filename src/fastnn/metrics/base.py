@@ -75,10 +75,36 @@ class Metric:
     def __init__(self, name=None, dtype=None):
         self.name = name or auto_name(type(self).__name__)
         self.dtype = _check_dtype(type(self).__name__, dtype or "float32")
-        self.reset_state()
+        self._tracked_variables = []
+        # fastnn's metrics keep their state in attributes that their reset_state creates. A user's subclass written
+        # the Keras way adds variables after this call and may override reset_state to use them, so only fastnn's
+        # own reset_state runs here.
+        if getattr(type(self).reset_state, "__module__", "").startswith("fastnn.metrics"):
+            self.reset_state()
+
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
+        """A state variable (not trainable), as Keras's ``Metric.add_variable``; ``reset_state`` zeroes it."""
+        from fastnn import initializers
+        from fastnn.autograd import Variable
+
+        variable = Variable(initializers.get(initializer if initializer is not None else "zeros"), shape=tuple(shape),
+                            dtype=dtype or self.variable_dtype, trainable=False, aggregation=aggregation, name=name)
+        self._tracked_variables.append(variable)
+        return variable
+
+    def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
+        """Keras's older name for ``add_variable``."""
+        return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
+
+    @property
+    def variables(self):
+        """The variables made by ``add_variable`` (fastnn's own metrics keep their state as NumPy attributes)."""
+        return list(self._tracked_variables)
 
     def reset_state(self):
-        pass
+        """Zeroes every variable made by ``add_variable`` (as Keras's default)."""
+        for variable in self._tracked_variables:
+            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
 
     def update_state(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
