@@ -392,3 +392,9 @@ def test_a_custom_metric_written_the_keras_way():
             self.total.assign(1.0)
 
     assert float(Overridden().total.numpy()) == 1.0
+
+
+def test_a_nan_prediction_is_never_positive_as_in_keras():
+    y, p = [1, 1, 0, 1], np.array([np.nan, 0.8, 0.3, 0.5], "float32")
+    np.testing.assert_allclose(metrics.Recall(thresholds=[0.2, 0.7])(y, p), [0.6666667, 0.33333334])  # Keras 3.15
+    np.testing.assert_allclose(metrics.Precision(thresholds=[0.2, 0.7])(y, p), [0.6666667, 1.0])  # Keras 3.15

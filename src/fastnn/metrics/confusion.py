@@ -142,13 +142,26 @@ def update_confusion_matrix(y_true, y_pred, thresholds, *, dtype="float32", top_
         fp = np.cumsum(bucket_sums(false_labels)[::-1], axis=0)[::-1]
         return {"tp": tp, "fp": fp, "tn": false_labels.sum(axis=0) - fp, "fn": true_labels.sum(axis=0) - tp}
 
-    # Direct path: compare every prediction with every threshold, shape (T, N) or (T, N, labels).
-    shape = (num_thresholds,) + (1,) * y_pred.ndim
-    above = y_pred[None] > thresholds.reshape(shape)
-    return {"tp": np.sum(np.where(above, true_labels[None], 0), axis=1),
-            "fp": np.sum(np.where(above, false_labels[None], 0), axis=1),
-            "tn": np.sum(np.where(above, 0, false_labels[None]), axis=1),
-            "fn": np.sum(np.where(above, 0, true_labels[None]), axis=1)}
+    # Direct path: the weight of the predictions > t for every threshold t, from the sorted predictions and their
+    # cumulative weights (O((N + T) log N) instead of a (T, N) comparison table).
+    if multi_label:
+        columns = [_counts_at_thresholds(y_pred[:, j], true_labels[:, j], false_labels[:, j], thresholds)
+                   for j in range(y_pred.shape[1])]
+        return {count: np.stack([c[count] for c in columns], axis=1) for count in _COUNTS}
+    return _counts_at_thresholds(y_pred, true_labels, false_labels, thresholds)
+
+
+def _counts_at_thresholds(predictions, true_weights, false_weights, thresholds):
+    """tp / fp / tn / fn at each threshold for 1-D predictions: a prediction is positive when it is > t (a NaN
+    prediction never is)."""
+    predictions = np.where(np.isnan(predictions), -np.inf, predictions)
+    order = np.argsort(predictions, kind="stable")
+    sorted_predictions = predictions[order]
+    true_below = np.concatenate([[0.0], np.cumsum(true_weights[order])])  # weight of the first i predictions
+    false_below = np.concatenate([[0.0], np.cumsum(false_weights[order])])
+    at_or_below = np.searchsorted(sorted_predictions, thresholds, side="right")  # how many are <= t
+    fn, tn = true_below[at_or_below], false_below[at_or_below]
+    return {"tp": true_below[-1] - fn, "fp": false_below[-1] - tn, "tn": tn, "fn": fn}
 
 
 class _ConfusionMatrixConditionCount(Metric):
