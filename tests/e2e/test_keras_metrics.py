@@ -411,3 +411,59 @@ def test_float64_metrics_match_keras(name, kwargs, kind):
     got = np.asarray(f_metric.result())
     assert got.dtype == expected.dtype  # float64 for the means and F-scores, float32 (Keras's floatx state) else
     np.testing.assert_allclose(got, expected, rtol=1e-9 if got.dtype == np.float64 else 2e-6)
+
+
+def _binary_metrics(lib):
+    m = lib.metrics
+    return [m.AUC(name="roc_auc"), m.AUC(curve="PR", name="pr_auc"), m.AUC(num_thresholds=17, name="auc17"),
+            m.Precision(name="precision"), m.Recall(thresholds=0.3, name="recall"), m.TruePositives(name="tp"),
+            m.FalseNegatives(name="fn"), m.BinaryAccuracy(name="binary_accuracy"),
+            m.PrecisionAtRecall(0.6, name="p_at_r"), m.SensitivityAtSpecificity(0.4, name="s_at_s"),
+            m.F1Score(threshold=0.5, average="micro", name="f1"), m.BinaryIoU(name="iou", dtype="float32"),
+            m.BinaryCrossentropy(name="bce"), m.MeanSquaredError(name="mse"), "mae", "binary_crossentropy", "auc"]
+
+
+def _categorical_metrics(lib):
+    m = lib.metrics
+    return [m.CategoricalAccuracy(name="ca"), m.TopKCategoricalAccuracy(k=2, name="top2"),
+            m.AUC(multi_label=True, name="auc_ml"), m.Precision(top_k=1, name="p_top1"),
+            m.Recall(class_id=1, name="r_c1"), m.F1Score(average="macro", name="f1"),
+            m.FBetaScore(beta=2.0, average="weighted", name="f2"), m.OneHotMeanIoU(3, name="iou", dtype="float32"),
+            m.CategoricalHinge(name="chinge"), m.KLDivergence(name="kld"), m.CosineSimilarity(name="cos"),
+            m.R2Score(name="r2"), m.PearsonCorrelation(name="pearson"), m.ConcordanceCorrelation(name="ccc"),
+            "accuracy", "categorical_crossentropy", "cosine_similarity"]
+
+
+@pytest.mark.parametrize("task", ["binary", "categorical"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_compiled_metrics_in_fit_and_evaluate_match_keras(task, weighted):
+    """Every metric through compile / fit / evaluate, batches of 8 with a partial last one, learning rate 0 (so
+    both libraries see the same predictions in every batch)."""
+    rng = np.random.default_rng(21)
+    x = rng.normal(size=(37, 6)).astype("float32")
+    if task == "binary":
+        units, activation, loss, y = 1, "sigmoid", "binary_crossentropy", rng.integers(0, 2, (37, 1)).astype("float32")
+        make = _binary_metrics
+    else:
+        units, activation, loss = 3, "softmax", "categorical_crossentropy"
+        y = np.eye(3, dtype="float32")[rng.integers(0, 3, 37)]
+        make = _categorical_metrics
+    sw = rng.uniform(0.2, 2.0, 37).astype("float32") if weighted else None
+    results = {}
+    for lib in (keras, fastnn):
+        lib.utils.clear_session()
+        model = lib.Sequential([lib.Input((6,)), lib.layers.Dense(units, activation=activation)])
+        model.compile(optimizer=lib.optimizers.SGD(learning_rate=0.0), loss=loss, metrics=make(lib))
+        if lib is fastnn:
+            model.set_weights(results["weights"])
+        else:
+            results["weights"] = model.get_weights()
+        history = model.fit(x, y, sample_weight=sw, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        evaluated = model.evaluate(x, y, sample_weight=sw, batch_size=8, verbose=0, return_dict=True)
+        results[lib.__name__] = ({k: np.asarray(v[-1]) for k, v in history.history.items()},
+                                 {k: np.asarray(v) for k, v in evaluated.items()})
+    (k_hist, k_eval), (f_hist, f_eval) = results["keras"], results["fastnn"]
+    assert sorted(f_hist) == sorted(k_hist) and sorted(f_eval) == sorted(k_eval)
+    for key in k_hist:
+        np.testing.assert_allclose(f_hist[key], k_hist[key], rtol=5e-5, atol=5e-6, err_msg=f"fit {key}")
+        np.testing.assert_allclose(f_eval[key], k_eval[key], rtol=5e-5, atol=5e-6, err_msg=f"evaluate {key}")
