@@ -169,6 +169,8 @@ CASES = [
     ("CategoricalCrossentropy", {}, "categorical"),
     ("CategoricalCrossentropy", {"label_smoothing": 0.1}, "categorical"),
     ("SparseCategoricalCrossentropy", {}, "sparse"),
+    ("SparseCategoricalCrossentropy", {"ignore_class": 2}, "sparse"),
+    ("SparseCategoricalCrossentropy", {"from_logits": True}, "sparse"),
     ("KLDivergence", {}, "categorical"),
     ("Poisson", {}, "positive"),
     ("Hinge", {}, "hinge"),

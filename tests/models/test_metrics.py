@@ -398,3 +398,13 @@ def test_a_nan_prediction_is_never_positive_as_in_keras():
     y, p = [1, 1, 0, 1], np.array([np.nan, 0.8, 0.3, 0.5], "float32")
     np.testing.assert_allclose(metrics.Recall(thresholds=[0.2, 0.7])(y, p), [0.6666667, 0.33333334])  # Keras 3.15
     np.testing.assert_allclose(metrics.Precision(thresholds=[0.2, 0.7])(y, p), [0.6666667, 1.0])  # Keras 3.15
+
+
+def test_sparse_categorical_crossentropy_ignore_class_counts_as_keras():
+    y = np.array([0, 1, 2, 1])
+    p = np.array([[0.7, 0.2, 0.1], [0.3, 0.4, 0.3], [0.2, 0.2, 0.6], [0.1, 0.8, 0.1]], "float32")
+    # Keras 3.15: unweighted, the ignored samples count with a loss of 0; weighted, they leave the count
+    assert float(metrics.SparseCategoricalCrossentropy(ignore_class=1)(y, p)) == pytest.approx(0.2168751, rel=1e-6)
+    m = metrics.SparseCategoricalCrossentropy(ignore_class=1)
+    m.update_state(y[:, None], p, sample_weight=[1.0, 2.0, 3.0, 4.0])
+    assert float(m.result()) == pytest.approx(0.4722879, rel=1e-6)

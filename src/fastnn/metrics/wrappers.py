@@ -175,6 +175,18 @@ class SparseCategoricalCrossentropy(_Wrapper):
         super().__init__(_losses.sparse_categorical_crossentropy, name=name, dtype=dtype, from_logits=from_logits,
                          ignore_class=ignore_class, axis=axis)
 
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if self.ignore_class is not None and sample_weight is not None:
+            # Keras's loss masks the ignored samples, and its Mean applies that mask to sample weights only: weighted,
+            # the ignored samples drop out of the count; unweighted, they count with a loss of 0.
+            labels = to_numpy(y_true)
+            if labels.ndim == to_numpy(y_pred).ndim and labels.shape[-1] == 1:
+                labels = labels[..., 0]
+            valid, sample_weight = squeeze_or_expand_to_same_rank((labels != self.ignore_class).astype("float64"),
+                                                                  to_numpy(sample_weight, "float64"))
+            sample_weight = sample_weight * valid
+        super().update_state(y_true, y_pred, sample_weight)
+
 
 class KLDivergence(_Wrapper):
     """The running mean of ``kl_divergence``."""
