@@ -1,0 +1,242 @@
+"""The metric base classes (``Metric``, ``Mean``, ``Sum``, ``MeanMetricWrapper``), Keras's automatic metric names
+and the NumPy helpers every metric shares.
+
+Metrics are not differentiable: they read their inputs as NumPy arrays (``Tensor.numpy()``), accumulate their state
+in NumPy and never build gradient graphs.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from fastnn.autograd import Tensor, no_grad
+
+EPSILON = 1e-7  # keras.backend.epsilon()
+
+
+def to_numpy(x, dtype=None):
+    """A NumPy view of a Tensor, array-like or scalar (cast to ``dtype`` when given)."""
+    if isinstance(x, Tensor):
+        x = x.numpy()
+    x = np.asarray(x)
+    return x if dtype is None else x.astype(dtype, copy=False)
+
+
+def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
+    """Keras's rule on NumPy arrays: when the ranks differ by one and the longer has a trailing axis of 1, squeeze it
+    (or, with ``expand_rank_1``, expand a rank-1 partner instead)."""
+    r1, r2 = x1.ndim, x2.ndim
+    if r1 == r2 + 1 and x1.shape[-1] == 1:
+        if r2 == 1 and expand_rank_1:
+            x2 = x2[..., None]
+        else:
+            x1 = x1[..., 0]
+    if r2 == r1 + 1 and x2.shape[-1] == 1:
+        if r1 == 1 and expand_rank_1:
+            x1 = x1[..., None]
+        else:
+            x2 = x2[..., 0]
+    return x1, x2
+
+
+def keras_snake_case(name: str) -> str:
+    """keras.src.utils.naming.to_snake_case: ``"BinaryIoU"`` -> ``"binary_io_u"``, ``"F1Score"`` -> ``"f1_score"``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def auto_name(class_name: str) -> str:
+    """Keras's ``auto_name``: the snake-case class name made unique by the global name counter that layers use too
+    (``recall``, ``recall_1``, ...); ``fastnn.utils.clear_session()`` resets it."""
+    from fastnn.layers.layer import unique_name  # the one counter shared with layer names, as in Keras
+
+    return unique_name(keras_snake_case(class_name))
+
+
+def _check_dtype(owner, dtype):
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        raise ValueError(f"{owner}: dtype must be a NumPy dtype name such as 'float32', but received "
+                         f"dtype={dtype!r}") from None
+
+
+class Metric:
+    """Base class of stateful metrics: ``update_state(...)``, ``result()``, ``reset_state()``; calling the metric
+    updates it and returns the result.
+
+    Args:
+        name: the metric name; ``None`` gives Keras's automatic name (the snake-case class name, uniquified).
+        dtype: the dtype of the state and of the result (default "float32").
+    """
+
+    def __init__(self, name=None, dtype=None):
+        self.name = name or auto_name(type(self).__name__)
+        self.dtype = _check_dtype(type(self).__name__, dtype or "float32")
+        self._tracked_variables = []
+        # fastnn's metrics keep their state in attributes that their reset_state creates. A user's subclass written
+        # the Keras way adds variables after this call and may override reset_state to use them, so only fastnn's
+        # own reset_state runs here.
+        if getattr(type(self).reset_state, "__module__", "").startswith("fastnn.metrics"):
+            self.reset_state()
+
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
+        """A state variable (not trainable), as Keras's ``Metric.add_variable``; ``reset_state`` zeroes it."""
+        from fastnn import initializers
+        from fastnn.autograd import Variable
+
+        variable = Variable(initializers.get(initializer if initializer is not None else "zeros"), shape=tuple(shape),
+                            dtype=dtype or self.variable_dtype, trainable=False, aggregation=aggregation, name=name)
+        self._tracked_variables.append(variable)
+        return variable
+
+    def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
+        """Keras's older name for ``add_variable``."""
+        return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
+
+    @property
+    def variables(self):
+        """The variables made by ``add_variable`` (fastnn's own metrics keep their state as NumPy attributes)."""
+        return list(self._tracked_variables)
+
+    def reset_state(self):
+        """Zeroes every variable made by ``add_variable`` (as Keras's default)."""
+        for variable in self._tracked_variables:
+            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+
+    def update_state(self, *args, **kwargs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def result(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        self.update_state(*args, **kwargs)
+        return self.result()
+
+    # The dtype of the state and the result. Keras creates some metrics' variables in floatx whatever their dtype
+    # (the confusion metrics, AUC, R2Score): those set this to "float32".
+    _variable_dtype = None
+
+    @property
+    def variable_dtype(self):
+        return self._variable_dtype or self.dtype
+
+    def _result(self, value):
+        """``value`` in the state's dtype: a NumPy scalar for a 0-d value, an array otherwise."""
+        return np.asarray(value, dtype=self.variable_dtype)[()]
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+def reduce_to_samplewise_values(values, sample_weight, reduce_fn):
+    """keras.src.metrics.reduction_metrics.reduce_to_samplewise_values on NumPy: one value per sample (``reduce_fn``
+    over the axes beyond the weights' rank, then over the non-batch axes) and the matching per-sample weights."""
+    values = to_numpy(values, "float64")
+    if sample_weight is not None:
+        sample_weight = to_numpy(sample_weight, "float64")
+        values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
+        weight_ndim, values_ndim = sample_weight.ndim, values.ndim
+        if values_ndim > weight_ndim:
+            values = reduce_fn(values, axis=tuple(range(weight_ndim, values_ndim)))
+        try:
+            sample_weight = np.broadcast_to(sample_weight, values.shape)
+        except ValueError:
+            raise ValueError(f"sample_weight of shape {sample_weight.shape} cannot be broadcast to the values of shape "
+                             f"{values.shape}") from None
+        values = values * sample_weight
+        if weight_ndim > 1:
+            sample_weight = reduce_fn(sample_weight, axis=tuple(range(1, weight_ndim)))
+    if values.ndim > 1:
+        values = reduce_fn(values, axis=tuple(range(1, values.ndim)))
+    return values, sample_weight
+
+
+class Sum(Metric):
+    """The (weighted) sum of every value passed to ``update_state(values, sample_weight=None)``."""
+
+    def __init__(self, name="sum", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def reset_state(self):
+        self.total = 0.0
+
+    def update_state(self, values, sample_weight=None):
+        values, _ = reduce_to_samplewise_values(values, sample_weight, np.sum)
+        self.total += float(np.sum(values))
+
+    def result(self):
+        return self._result(self.total)
+
+
+class Mean(Metric):
+    """The (weighted) mean of the values passed to ``update_state(values, sample_weight=None)``.
+
+    As in Keras, each sample (row) counts once: values with more than one axis are first averaged over their
+    non-batch axes, and ``count`` grows by the number of samples (or by the sum of the per-sample weights).
+    """
+
+    def __init__(self, name="mean", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def reset_state(self):
+        self.total = 0.0
+        self.count = 0.0
+
+    def update_state(self, values, sample_weight=None):
+        values, sample_weight = reduce_to_samplewise_values(values, sample_weight, np.mean)
+        self.total += float(np.sum(values))
+        if sample_weight is not None:
+            self.count += float(np.sum(sample_weight))
+        else:
+            self.count += float(values.shape[0]) if values.ndim >= 1 else 1.0
+
+    def result(self):
+        return self._result(self.total / self.count if self.count else 0.0)
+
+
+class MeanMetricWrapper(Mean):
+    """A Mean over the per-sample values of ``fn(y_true, y_pred, **kwargs)``.
+
+    Args:
+        fn: the metric function ``fn(y_true, y_pred, **kwargs)``.
+        name: the metric name (default: Keras's automatic ``mean_metric_wrapper``).
+        dtype: the result dtype.
+        **kwargs: passed on to ``fn``.
+    """
+
+    def __init__(self, fn, name=None, dtype=None, **kwargs):
+        if not callable(fn):
+            raise TypeError(f"MeanMetricWrapper: fn must be callable, but received fn={fn!r}")
+        self._fn = fn
+        self._fn_kwargs = kwargs
+        super().__init__(name=name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        with no_grad():
+            values = to_numpy(self._fn(y_true, y_pred, **self._fn_kwargs))
+        super().update_state(values, sample_weight)
+
+    def get_config(self):
+        from fastnn import _registry
+
+        return {**Metric.get_config(self), "fn": _registry.serialize(self._fn), **self._fn_kwargs}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("fn"), str):
+            from fastnn.metrics import get_function
+
+            config["fn"] = get_function(config["fn"])
+        return cls(**config)
