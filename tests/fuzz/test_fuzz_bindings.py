@@ -810,7 +810,13 @@ def _path_setter(data, getter, setter, valid_names):
         else:
             assert name in valid_names
         a = np.arange(12, dtype=np.float32).reshape(3, 4)
-        np.testing.assert_allclose(_C.gemm(a, a.T.copy()), a @ a.T)
+        if _C.gemm_path() == "gemv":  # forced GEMV has no matrix-matrix algorithm: it raises instead of running another
+            with pytest.raises(ValueError, match="'gemv' needs M == 1 or N == 1"):
+                _C.gemm(a, a.T.copy())
+        else:
+            np.testing.assert_allclose(_C.gemm(a, a.T.copy()), a @ a.T)
+        np.testing.assert_allclose(_C.gemm(a[:1], a.T.copy()), a[:1] @ a.T)
+        np.testing.assert_allclose(_C.gemm(a, a[:1].T.copy()), a @ a[:1].T)
     finally:
         setter(previous)
 
@@ -824,6 +830,11 @@ def test_set_simd_path(data):
 @given(st.data())
 def test_set_gemm_path(data):
     _path_setter(data, _C.gemm_path, _C.set_gemm_path, ["auto", "packed", "direct", "gemv"])
+
+
+@given(st.data())
+def test_set_oversubscription_guard(data):
+    _path_setter(data, _C.oversubscription_guard, _C.set_oversubscription_guard, ["auto", "off", "serial"])
 
 
 @given(st.data())
@@ -848,6 +859,8 @@ FUZZ_TARGETS = {
     "set_num_threads": test_set_num_threads, "get_num_threads": test_get_num_threads,
     "set_simd_path": test_set_simd_path, "simd_path": test_set_simd_path,
     "set_gemm_path": test_set_gemm_path, "gemm_path": test_set_gemm_path, "build_info": test_build_info,
+    "set_oversubscription_guard": test_set_oversubscription_guard,
+    "oversubscription_guard": test_set_oversubscription_guard,
     "optimizer_update": test_optimizer_update, "sum_squares": test_sum_squares,
 }
 
