@@ -49,6 +49,19 @@ void bind_runtime(py::module_& m) {
     d["serialized_regions"] = detail::serialized_regions();
     d["concurrent_regions"] = detail::concurrent_regions();
     d["oversubscription_guard"] = guard_mode_name(detail::guard_mode());
+    // The active GEMM kernel set's register tile (mr x nr) and cache blocks (mc, kc, nc), per dtype.
+    py::dict blocking;
+    for (bool f64 : {false, true}) {
+      const GemmBlocking b = gemm_blocking(f64);
+      py::dict one;
+      one["mr"] = b.mr;
+      one["nr"] = b.nr;
+      one["mc"] = b.mc;
+      one["kc"] = b.kc;
+      one["nc"] = b.nc;
+      blocking[f64 ? "float64" : "float32"] = one;
+    }
+    d["gemm_blocking"] = blocking;
     return d;
   }, "Facts about this build and the code path chosen for this CPU.");
 
