@@ -86,8 +86,8 @@ class DenormalsAreZero {
 #endif
 };
 
-// Calls body(chunk_begin, chunk_end) over [begin, end) split into contiguous chunks of at least `grain`
-// iterations (a few per thread). Runs inline when the range is small, when one thread is configured, when
+// Calls body(chunk_begin, chunk_end) over [begin, end) (end - begin must fit in int64) split into contiguous
+// chunks of at least `grain` iterations (a few per thread). Runs inline when the range is small, when one thread is configured, when
 // already inside a parallel region (no nested teams), or when another Python thread's region is running
 // (its team already holds the cores).
 //
