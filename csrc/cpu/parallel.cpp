@@ -123,6 +123,11 @@ void leave_region(const RegionEntry& entry, int team, int64_t start_ns, int64_t 
   judge(start_ns, enter_ns, done_ns, end_ns);
 }
 
+bool& running_inline() {
+  static thread_local bool inline_now = false;
+  return inline_now;
+}
+
 int64_t parallel_regions() { return g_parallel_regions.load(std::memory_order_relaxed); }
 int64_t contended_regions() { return g_contended_regions.load(std::memory_order_relaxed); }
 int64_t serialized_regions() { return g_serialized_regions.load(std::memory_order_relaxed); }

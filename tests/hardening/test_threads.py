@@ -208,6 +208,26 @@ def test_guard_backing_off_runs_regions_on_the_calling_thread(restore_threads, g
                                   concurrent_regions=0)
 
 
+def test_regions_nested_in_an_inline_region_are_not_counted(restore_threads, guard_mode):
+    """Many small products run one per thread (an outer region); each product is large enough to split on its
+    own. When the outer region runs inline, the products' regions nested in it run inline too and count as
+    nothing: not as regions beside another thread's (there is none)."""
+    if not fastnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP: one thread only")
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 64, 64))
+    b = rng.standard_normal((4, 64, 64))
+    fastnn.set_num_threads(1)
+    expected = _C.batched_matmul(a, b)
+    fastnn.set_num_threads(2)
+    guard_mode("serial")
+    before = _counters()
+    for _ in range(3):
+        assert np.array_equal(_C.batched_matmul(a, b), expected)
+    assert _since(before) == dict(parallel_regions=0, contended_regions=0, serialized_regions=3,
+                                  concurrent_regions=0)
+
+
 def test_busy_machine_falls_back_without_changing_results(restore_threads, guard_mode):
     """With another process spinning on a core, 2-thread kernels may fall back to the calling thread (the
     oversubscription guard in csrc/cpu/parallel.cpp); whichever way each call runs, the results are the bits

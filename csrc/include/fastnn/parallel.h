@@ -53,6 +53,10 @@ RegionEntry enter_region();
 void leave_region(const RegionEntry& entry, int team, int64_t start_ns, int64_t enter_ns, int64_t done_ns,
                   int64_t end_ns);
 
+// True on a thread while it runs a region's body inline after enter_region refused it a team: a parallel_for
+// nested in that body stays inline too, and is not counted as a region of its own.
+bool& running_inline();
+
 // Counters since start-up (for build_info and tests): regions that ran on a team of more than one thread;
 // regions whose end waited on a late thread (contention); regions run inline because the guard was backing off;
 // regions run inline because another thread's region was in flight.
@@ -108,14 +112,18 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
   int threads = get_num_threads();
   if (threads > max_chunks) threads = static_cast<int>(max_chunks);
 #if defined(FASTNN_WITH_OPENMP)
-  if (threads > 1 && !omp_in_parallel()) {
+  if (threads > 1 && !omp_in_parallel() && !detail::running_inline()) {
     const detail::RegionEntry entry = detail::enter_region();
     if (!entry.fork) {
       // Inline; leave_region runs however body ends (an exception included).
       struct Leave {
         const detail::RegionEntry& e;
-        ~Leave() { detail::leave_region(e, 1, 0, 0, 0, 0); }
+        ~Leave() {
+          detail::running_inline() = false;
+          detail::leave_region(e, 1, 0, 0, 0, 0);
+        }
       } leave{entry};
+      detail::running_inline() = true;
       body(begin, end);
       return;
     }
