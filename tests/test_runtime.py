@@ -21,6 +21,34 @@ def test_build_info_keys():
     assert set(info["simd_available"]) <= set(info["simd_compiled"])
     if "FASTNN_SIMD" not in os.environ:  # the best available path is chosen by default
         assert info["simd"] == info["simd_available"][-1]
+    for counter in ("parallel_regions", "contended_regions", "serialized_regions", "concurrent_regions"):
+        assert isinstance(info[counter], int) and info[counter] >= 0
+    assert info["oversubscription_guard"] in ("auto", "off", "serial")
+    for dtype in ("float32", "float64"):
+        blocking = info["gemm_blocking"][dtype]
+        assert set(blocking) == {"mr", "nr", "mc", "kc", "nc"} and all(v > 0 for v in blocking.values())
+        assert blocking["mc"] % blocking["mr"] == 0
+
+
+def test_parallel_regions_counts_regions_that_ran_on_several_threads(restore_threads):
+    import numpy as np
+
+    from fastnn import _C
+
+    a = np.ones((300, 300), np.float32)
+    previous = _C.oversubscription_guard()
+    try:
+        _C.set_oversubscription_guard("off")
+        fastnn.set_num_threads(1)
+        before = fastnn.build_info()["parallel_regions"]
+        _C.gemm(a, a)
+        assert fastnn.build_info()["parallel_regions"] == before
+        fastnn.set_num_threads(2)
+        _C.gemm(a, a)
+        grew = fastnn.build_info()["parallel_regions"] - before
+        assert grew >= 1 if fastnn.build_info()["openmp"] else grew == 0
+    finally:
+        _C.set_oversubscription_guard(previous)
 
 
 def test_set_and_get_num_threads(restore_threads):

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -150,18 +151,21 @@ FASTNN_ALWAYS_INLINE T row_lse(const T* x, int64_t cols) {
 
 template <typename T>
 void activation_forward(T* y, const T* x, int64_t n, const ActivationParams& p) {
+  DenormalsAreZero ftz;
   const T alpha = static_cast<T>(p.alpha);
   dispatch(p.kind, [&](auto k) { fwd_loop<decltype(k)::value>(y, x, n, alpha); });
 }
 
 template <typename T>
 void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, const ActivationParams& p) {
+  DenormalsAreZero ftz;
   const T alpha = static_cast<T>(p.alpha);
   dispatch(p.kind, [&](auto k) { bwd_loop<decltype(k)::value>(dx, dy, x, y, n, alpha); });
 }
 
 template <typename T>
 void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = x + r * cols;
@@ -201,6 +205,7 @@ void ref_row_max_sum_exp(const T* x, int64_t cols, double* max_out, double* sum_
 
 template <typename T>
 void softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   for (int64_t r = 0; r < rows; ++r) {
     double m, s;
     ref_row_max_sum_exp(x + r * cols, cols, &m, &s);
@@ -210,6 +215,7 @@ void softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols) {
 
 template <typename T>
 void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* dyr = dy + r * cols;
@@ -224,6 +230,7 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols
 
 template <typename T>
 void softmax_backward_ref(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   for (int64_t r = 0; r < rows; ++r) {
     double dot = 0;
     for (int64_t j = 0; j < cols; ++j) dot += double(dy[r * cols + j]) * y[r * cols + j];
@@ -234,6 +241,7 @@ void softmax_backward_ref(T* dx, const T* dy, const T* y, int64_t rows, int64_t 
 
 template <typename T>
 void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = x + r * cols;
@@ -246,6 +254,7 @@ void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
 
 template <typename T>
 void log_softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   for (int64_t r = 0; r < rows; ++r) {
     double m, s;
     ref_row_max_sum_exp(x + r * cols, cols, &m, &s);
@@ -256,6 +265,7 @@ void log_softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols) {
 
 template <typename T>
 void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* dyr = dy + r * cols;
@@ -270,6 +280,7 @@ void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t 
 
 template <typename T>
 void log_softmax_backward_ref(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   for (int64_t r = 0; r < rows; ++r) {
     double s = 0;
     for (int64_t j = 0; j < cols; ++j) s += dy[r * cols + j];
@@ -278,45 +289,85 @@ void log_softmax_backward_ref(T* dx, const T* dy, const T* y, int64_t rows, int6
   }
 }
 
+namespace {
+
+// The first out-of-range label the rows [b, e) of one chunk met, merged into the kernel's report. The label is
+// read once, checked and used as read: the caller's buffer may change meanwhile (another Python thread), and a
+// second read could pass a check the first failed.
+class LabelChecker {
+ public:
+  explicit LabelChecker(int64_t cols) : cols_(cols) {}
+  // Returns false (and records it) when `label`, read for row r, is outside [0, cols).
+  bool ok(int64_t r, int64_t label) {
+    if (label >= 0 && label < cols_) return true;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (first_.row < 0 || r < first_.row) first_ = LabelError{r, label};
+    return false;
+  }
+  LabelError result() const { return first_; }
+
+ private:
+  int64_t cols_;
+  std::mutex mutex_;
+  LabelError first_;
+};
+
+}  // namespace
+
 template <typename T>
-void sparse_xent_forward(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols) {
+LabelError sparse_xent_forward(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
+  LabelChecker check(cols);
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = logits + r * cols;
+      const int64_t label = labels[r];
       lse[r] = row_lse(xr, cols);
-      loss[r] = lse[r] - xr[labels[r]];
+      loss[r] = check.ok(r, label) ? lse[r] - xr[label] : std::numeric_limits<T>::quiet_NaN();
     }
   });
+  return check.result();
 }
 
 template <typename T>
-void sparse_xent_forward_ref(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols) {
+LabelError sparse_xent_forward_ref(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows,
+                                   int64_t cols) {
+  DenormalsAreZero ftz;
+  LabelChecker check(cols);
   for (int64_t r = 0; r < rows; ++r) {
     double m, s;
     ref_row_max_sum_exp(logits + r * cols, cols, &m, &s);
     const double l = m + std::log(s);
+    const int64_t label = labels[r];
     lse[r] = static_cast<T>(l);
-    loss[r] = static_cast<T>(l - double(logits[r * cols + labels[r]]));
+    loss[r] = check.ok(r, label) ? static_cast<T>(l - double(logits[r * cols + label]))
+                                 : std::numeric_limits<T>::quiet_NaN();
   }
+  return check.result();
 }
 
 template <typename T>
-void sparse_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* lse, const int64_t* labels,
-                          int64_t rows, int64_t cols) {
+LabelError sparse_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* lse, const int64_t* labels,
+                                int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
+  LabelChecker check(cols);
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = logits + r * cols;
       T* dr = dlogits + r * cols;
       const T g = dloss[r];
       const T l = lse[r];
+      const int64_t label = labels[r];
       for (int64_t j = 0; j < cols; ++j) dr[j] = g * std::exp(xr[j] - l);
-      dr[labels[r]] -= g;
+      if (check.ok(r, label)) dr[label] -= g;
     }
   });
+  return check.result();
 }
 
 template <typename T>
 void dense_xent_forward(T* loss, T* lse, const T* logits, const T* target, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = logits + r * cols;
@@ -332,6 +383,7 @@ void dense_xent_forward(T* loss, T* lse, const T* logits, const T* target, int64
 
 template <typename T>
 void dense_xent_forward_ref(T* loss, T* lse, const T* logits, const T* target, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   for (int64_t r = 0; r < rows; ++r) {
     double m, s;
     ref_row_max_sum_exp(logits + r * cols, cols, &m, &s);
@@ -346,6 +398,7 @@ void dense_xent_forward_ref(T* loss, T* lse, const T* logits, const T* target, i
 template <typename T>
 void dense_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* lse, const T* target, int64_t rows,
                          int64_t cols) {
+  DenormalsAreZero ftz;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = logits + r * cols;
@@ -362,6 +415,7 @@ void dense_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* l
 
 template <typename T>
 void bias_add_forward(T* y, const T* x, const T* b, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   parallel_for(0, rows, row_grain(cols), [&](int64_t rb, int64_t re) {
     for (int64_t r = rb; r < re; ++r) {
       const T* xr = x + r * cols;
@@ -373,6 +427,7 @@ void bias_add_forward(T* y, const T* x, const T* b, int64_t rows, int64_t cols) 
 
 template <typename T>
 void bias_add_backward(T* db, const T* dy, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   // Fixed-size row blocks summed into per-block partials, then the partials reduced in block order: the
   // summation order depends only on rows and cols, never on the thread count.
   constexpr int64_t kRowBlock = 256;
@@ -400,6 +455,7 @@ void bias_add_backward(T* db, const T* dy, int64_t rows, int64_t cols) {
 
 template <typename T>
 void bias_add_backward_ref(T* db, const T* dy, int64_t rows, int64_t cols) {
+  DenormalsAreZero ftz;
   for (int64_t j = 0; j < cols; ++j) {
     double s = 0;
     for (int64_t r = 0; r < rows; ++r) s += dy[r * cols + j];
@@ -418,9 +474,9 @@ void bias_add_backward_ref(T* db, const T* dy, int64_t rows, int64_t cols) {
   template void log_softmax_forward_ref<T>(T*, const T*, int64_t, int64_t);                                      \
   template void log_softmax_backward<T>(T*, const T*, const T*, int64_t, int64_t);                               \
   template void log_softmax_backward_ref<T>(T*, const T*, const T*, int64_t, int64_t);                           \
-  template void sparse_xent_forward<T>(T*, T*, const T*, const int64_t*, int64_t, int64_t);                      \
-  template void sparse_xent_forward_ref<T>(T*, T*, const T*, const int64_t*, int64_t, int64_t);                  \
-  template void sparse_xent_backward<T>(T*, const T*, const T*, const T*, const int64_t*, int64_t, int64_t);     \
+  template LabelError sparse_xent_forward<T>(T*, T*, const T*, const int64_t*, int64_t, int64_t);                \
+  template LabelError sparse_xent_forward_ref<T>(T*, T*, const T*, const int64_t*, int64_t, int64_t);            \
+  template LabelError sparse_xent_backward<T>(T*, const T*, const T*, const T*, const int64_t*, int64_t, int64_t); \
   template void dense_xent_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t);                             \
   template void dense_xent_forward_ref<T>(T*, T*, const T*, const T*, int64_t, int64_t);                         \
   template void dense_xent_backward<T>(T*, const T*, const T*, const T*, const T*, int64_t, int64_t);            \

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "fastnn/common.h"
 #include "fastnn/gemm.h"
@@ -113,8 +115,9 @@ void scale_only(T* c, const GemmParams<T>& p) {
   });
 }
 
-// Each thread keeps its scratch buffers between calls (they only grow: at most one A block, one B block
-// and a few vectors), so steady-state training does no allocation here.
+// Each thread keeps its scratch buffers between calls (at most one A block, one B block and one GEMV block of
+// outputs: requests within the kernel set's cache blocks, see CallScratch), so steady-state training does no
+// allocation here.
 enum ScratchSlot { kPackedA = 0, kPackedB = 1, kVectorX = 2, kVectorY = 3, kSlots = 4 };
 template <typename T>
 T* thread_scratch(ScratchSlot slot, int64_t elements) {
@@ -122,11 +125,35 @@ T* thread_scratch(ScratchSlot slot, int64_t elements) {
   return static_cast<T*>(buffers[slot].reserve(sizeof(T) * static_cast<size_t>(elements > 0 ? elements : 1)));
 }
 
+// Scratch for one call whose size the shape decides (a strided GEMV vector, a transposed B copied whole for a
+// forced direct path): the thread's kept buffer when the request fits in the kernel set's packed B block (the
+// largest buffer the packed path keeps), otherwise a buffer of the call's own, freed when it ends. So the
+// memory kept between calls stays bounded by the cache blocks, whatever the shapes.
+template <typename T>
+class CallScratch {
+ public:
+  CallScratch(const GemmKernelSet<T>& ks, ScratchSlot slot, int64_t elements) {
+    const int64_t kept_limit = std::max(ks.kc * round_up(ks.nc, ks.nr), ks.mc * ks.kc);
+    if (elements <= kept_limit) data_ = thread_scratch<T>(slot, elements);
+    else data_ = static_cast<T*>(own_.reserve(sizeof(T) * static_cast<size_t>(elements)));
+  }
+  T* data() const { return data_; }
+
+ private:
+  ScratchBuffer own_;
+  T* data_ = nullptr;
+};
+
 // 2*M*N*K below this runs on one thread: waking a second costs more than it saves.
 constexpr double kMinParallelFlops = 2.0e5;
 
-// Matrix-vector products (M == 1 or N == 1): no packing, no wasted tile lanes. The output vector is
-// computed into scratch by the dot-form or axpy-form kernel, then merged into C with alpha, beta and the
+// Outputs per GEMV block: a thread computes one block of the output vector into its scratch and merges it into
+// C at once, so that scratch stays this small whatever the length (the blocking does not change any output:
+// each is summed the same way wherever its block starts).
+constexpr int64_t kGemvBlock = 4096;
+
+// Matrix-vector products (M == 1 or N == 1): no packing, no wasted tile lanes. Each block of the output vector
+// is computed into scratch by the dot-form or axpy-form kernel, then merged into C with alpha, beta and the
 // epilogue.
 template <typename T>
 void gemv_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const GemmParams<T>& p) {
@@ -140,25 +167,31 @@ void gemv_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const G
   const int64_t incx = column ? (p.trans_b ? 1 : p.ldb) : (p.trans_a ? p.lda : 1);
 
   const T* x = x_src;
-  if (incx != 1 && K > 1) {
-    T* packed = thread_scratch<T>(kVectorX, K);
+  const bool gather_x = incx != 1 && K > 1;
+  CallScratch<T> x_copy(ks, kVectorX, gather_x ? K : 0);
+  if (gather_x) {
+    T* packed = x_copy.data();
     for (int64_t q = 0; q < K; ++q) packed[q] = x_src[q * incx];
     x = packed;
   }
-  T* y = thread_scratch<T>(kVectorY, len);
   const double flops = 2.0 * static_cast<double>(len) * static_cast<double>(K);
   const int64_t grain = flops < kMinParallelFlops ? len : std::max<int64_t>(64, len / (4 * get_num_threads()));
   parallel_for(0, len, grain, [&](int64_t o0, int64_t o1) {
-    if (dot_form) ks.gemv_dot(o1 - o0, K, mat + o0 * ld, ld, x, y + o0);
-    else ks.gemv_axpy(o1 - o0, K, mat + o0, ld, x, y + o0);
+    T* y = thread_scratch<T>(kVectorY, std::min(kGemvBlock, o1 - o0));
+    for (int64_t b0 = o0; b0 < o1; b0 += kGemvBlock) {
+      const int64_t rows = std::min(kGemvBlock, o1 - b0);
+      if (dot_form) ks.gemv_dot(rows, K, mat + b0 * ld, ld, x, y);
+      else ks.gemv_axpy(rows, K, mat + b0, ld, x, y);
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t o = b0 + i;
+        T& out = column ? c[o * p.ldc] : c[o];
+        T value = p.alpha * y[i] + (p.beta == T(0) ? T(0) : p.beta * out);
+        if (p.bias != nullptr) value += p.bias[column ? 0 : o];
+        if (p.activation == Activation::kRelu && value < T(0)) value = T(0);
+        out = value;
+      }
+    }
   });
-  for (int64_t o = 0; o < len; ++o) {
-    T& out = column ? c[o * p.ldc] : c[o];
-    T value = p.alpha * y[o] + (p.beta == T(0) ? T(0) : p.beta * out);
-    if (p.bias != nullptr) value += p.bias[column ? 0 : o];
-    if (p.activation == Activation::kRelu && value < T(0)) value = T(0);
-    out = value;
-  }
 }
 
 // The direct path: the kernel reads A in place and B by rows, so nothing is packed. It wins when B stays
@@ -182,8 +215,9 @@ void direct_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
   const int64_t M = p.m, N = p.n, K = p.k, MR = ks.mr, NR = ks.nr;
   const T* bm = b;
   int64_t ldb = p.ldb;
+  CallScratch<T> b_copy(ks, kPackedB, p.trans_b ? K * N : 0);
   if (p.trans_b) {
-    T* copy = thread_scratch<T>(kPackedB, K * N);
+    T* copy = b_copy.data();
     for (int64_t q = 0; q < K; ++q)
       for (int64_t j = 0; j < N; ++j) copy[q * N + j] = b[j * p.ldb + q];
     bm = copy;
@@ -299,17 +333,23 @@ GemmPath gemm_path() { return static_cast<GemmPath>(g_gemm_path.load(std::memory
 
 template <typename T>
 void gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) {
+  DenormalsAreZero ftz;  // every path, the serial parts (GEMV merge, copies) included
   if (p.m <= 0 || p.n <= 0) return;
+  const bool vector_shaped = p.m == 1 || p.n == 1;
+  const GemmPath path = gemm_path();
+  if (path == GemmPath::kGemv && !vector_shaped)
+    throw std::invalid_argument("gemm: the forced GEMM path 'gemv' needs M == 1 or N == 1, but op(a) @ op(b) is (" +
+                                std::to_string(p.m) + ", " + std::to_string(p.n) +
+                                "); set_gemm_path('auto') picks by shape");
   if (p.k <= 0 || p.alpha == T(0)) {
     scale_only(c, p);
     return;
   }
   const GemmKernelSet<T>& ks = detail::active_kernels<T>();
-  const bool vector_shaped = p.m == 1 || p.n == 1;
-  switch (gemm_path()) {
+  switch (path) {
     case GemmPath::kPacked: gemm_packed(ks, c, a, b, p); return;
     case GemmPath::kDirect: direct_path(ks, c, a, b, p); return;
-    case GemmPath::kGemv:
+    case GemmPath::kGemv: gemv_path(ks, c, a, b, p); return;
     case GemmPath::kAuto: break;
   }
   if (vector_shaped) gemv_path(ks, c, a, b, p);
@@ -320,6 +360,7 @@ void gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) {
 template <typename T>
 void gemm_strided_batched(T* c, int64_t stride_c, const T* a, int64_t stride_a, const T* b, int64_t stride_b,
                           int64_t batch, const GemmParams<T>& p) {
+  DenormalsAreZero ftz;
   if (batch <= 0) return;
   const double flops = 2.0 * static_cast<double>(p.m) * static_cast<double>(p.n) * static_cast<double>(p.k);
   // Many small products: one product per thread at a time (the inner gemm then runs single-threaded,

@@ -3,11 +3,13 @@
 #include <algorithm>
 
 #include "fastnn/gemm.h"
+#include "fastnn/parallel.h"
 
 namespace fastnn::cpu {
 
 template <typename T>
 void gemm_ref(T* c, const T* a, const T* b, const GemmParams<T>& p) {
+  DenormalsAreZero ftz;  // the fast kernel's rule, so the twins agree on denormal inputs too
   for (int64_t i = 0; i < p.m; ++i) {
     for (int64_t j = 0; j < p.n; ++j) {
       T sum = 0;

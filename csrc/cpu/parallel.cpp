@@ -6,10 +6,18 @@
 // 8 ms on 2 threads while one other process spun). The guard notices regions whose barriers waited far
 // longer than their work took, runs the following regions on the calling thread alone for a back-off
 // period, then tries threads again; the period doubles while the machine stays busy and shrinks back once
-// threads have run cleanly for a while. It acts on two slow regions in a row, not one: in a VM the first region after an idle spell
-// also waits (the host takes up to several ms to wake a halted vCPU), but the next one does not.
+// threads have run cleanly for a while. It acts on slow regions that persist for 20 ms, not on one: in a VM the
+// first region after an idle spell also waits (the host takes up to several ms to wake a halted vCPU), but the
+// next one does not.
+//
+// Several Python threads may call kernels at once. Only one top-level region of the process runs a team at a
+// time; a region that starts while another is in flight runs on its calling thread (the cores are taken), and
+// a team region that another thread entered a region beside is not judged: its waits were caused by this
+// process, not by another one. The guard's state changes under a mutex (once per region, far below the cost
+// of the region itself); the counters are atomic increments.
 #include <atomic>
 #include <chrono>
+#include <mutex>
 
 #include "fastnn/parallel.h"
 
@@ -19,14 +27,51 @@ namespace {
 constexpr int64_t kMinBackoffNs = 50'000'000;     // 50 ms
 constexpr int64_t kMaxBackoffNs = 2'000'000'000;  // 2 s
 constexpr int64_t kSlackNs = 200000;
-
-std::atomic<int64_t> g_serial_until_ns{0};
-std::atomic<int64_t> g_backoff_ns{kMinBackoffNs};
-std::atomic<int64_t> g_contended_regions{0};
-std::atomic<int64_t> g_first_slow_ns{0};  // start of the current run of slow regions (0: none)
 constexpr int64_t kPersistNs = 20'000'000;  // 20 ms of nothing but slow regions means contention
-std::atomic<int> g_clean_in_a_row{0};
-constexpr int kCleanToReset = 16;  // clean regions in a row before the back-off period shrinks again
+constexpr int kCleanToReset = 16;           // clean regions in a row before the back-off period shrinks again
+
+std::atomic<int> g_mode{static_cast<int>(GuardMode::kAuto)};
+std::atomic<int64_t> g_serial_until_ns{0};  // read without the lock by every region; written under it
+
+// The guard's judgement, changed only under g_guard_mutex.
+std::mutex g_guard_mutex;
+int64_t g_backoff_ns = kMinBackoffNs;
+int64_t g_first_slow_ns = 0;  // start of the current run of slow regions (0: none)
+int g_clean_in_a_row = 0;
+
+// Threads inside an eligible top-level region now (forked or inline), and a count bumped by each one that
+// entered while another was inside.
+std::atomic<int> g_callers_in_flight{0};
+std::atomic<int64_t> g_overlap_epoch{0};
+
+std::atomic<int64_t> g_parallel_regions{0};
+std::atomic<int64_t> g_contended_regions{0};
+std::atomic<int64_t> g_serialized_regions{0};
+std::atomic<int64_t> g_concurrent_regions{0};
+
+// Judges one team region that no other region overlapped (the former load-then-store sequence, now atomic
+// as a whole).
+void judge(int64_t start_ns, int64_t enter_ns, int64_t done_ns, int64_t end_ns) {
+  // Both ends of a region can wait for a descheduled worker: the fork (libgomp docks the whole team
+  // before starting it) and the join barrier.
+  const int64_t work = done_ns - enter_ns;
+  const int64_t waited = (enter_ns - start_ns) + (end_ns - done_ns);
+  std::lock_guard<std::mutex> lock(g_guard_mutex);
+  if (waited <= work + kSlackNs) {
+    g_first_slow_ns = 0;
+    if (++g_clean_in_a_row >= kCleanToReset) g_backoff_ns = kMinBackoffNs;
+    return;
+  }
+  g_clean_in_a_row = 0;
+  g_contended_regions.fetch_add(1, std::memory_order_relaxed);
+  if (g_first_slow_ns == 0) {
+    g_first_slow_ns = start_ns;
+  } else if (end_ns - g_first_slow_ns >= kPersistNs) {
+    g_first_slow_ns = 0;
+    g_serial_until_ns.store(end_ns + g_backoff_ns, std::memory_order_relaxed);
+    g_backoff_ns = g_backoff_ns * 2 < kMaxBackoffNs ? g_backoff_ns * 2 : kMaxBackoffNs;
+  }
+}
 
 }  // namespace
 
@@ -36,34 +81,56 @@ int64_t monotonic_ns() {
       .count();
 }
 
-bool threads_allowed_now() {
-  return monotonic_ns() >= g_serial_until_ns.load(std::memory_order_relaxed);
+void set_guard_mode(GuardMode mode) {
+  g_mode.store(static_cast<int>(mode), std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(g_guard_mutex);  // a fresh start: no back-off carried over
+  g_serial_until_ns.store(0, std::memory_order_relaxed);
+  g_backoff_ns = kMinBackoffNs;
+  g_first_slow_ns = 0;
+  g_clean_in_a_row = 0;
 }
 
-void report_region(int64_t start_ns, int64_t enter_ns, int64_t done_ns, int64_t end_ns) {
-  // Both ends of a region can wait for a descheduled worker: the fork (libgomp docks the whole team
-  // before starting it) and the join barrier.
-  const int64_t work = done_ns - enter_ns;
-  const int64_t waited = (enter_ns - start_ns) + (end_ns - done_ns);
-  if (waited <= work + kSlackNs) {
-    g_first_slow_ns.store(0, std::memory_order_relaxed);
-    if (g_clean_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1 >= kCleanToReset)
-      g_backoff_ns.store(kMinBackoffNs, std::memory_order_relaxed);
-    return;
+GuardMode guard_mode() { return static_cast<GuardMode>(g_mode.load(std::memory_order_relaxed)); }
+
+RegionEntry enter_region() {
+  RegionEntry entry;
+  const bool alone = g_callers_in_flight.fetch_add(1, std::memory_order_acq_rel) == 0;
+  if (!alone) {
+    g_overlap_epoch.fetch_add(1, std::memory_order_acq_rel);
+    g_concurrent_regions.fetch_add(1, std::memory_order_relaxed);
+    return entry;
   }
-  g_clean_in_a_row.store(0, std::memory_order_relaxed);
-  g_contended_regions.fetch_add(1, std::memory_order_relaxed);
-  const int64_t first_slow = g_first_slow_ns.load(std::memory_order_relaxed);
-  if (first_slow == 0) {
-    g_first_slow_ns.store(start_ns, std::memory_order_relaxed);
-  } else if (end_ns - first_slow >= kPersistNs) {
-    g_first_slow_ns.store(0, std::memory_order_relaxed);
-    const int64_t backoff = g_backoff_ns.load(std::memory_order_relaxed);
-    g_serial_until_ns.store(end_ns + backoff, std::memory_order_relaxed);
-    g_backoff_ns.store(backoff * 2 < kMaxBackoffNs ? backoff * 2 : kMaxBackoffNs, std::memory_order_relaxed);
+  const GuardMode mode = guard_mode();
+  const bool backing_off = mode == GuardMode::kSerial ||
+                           (mode == GuardMode::kAuto &&
+                            monotonic_ns() < g_serial_until_ns.load(std::memory_order_relaxed));
+  if (backing_off) {
+    g_serialized_regions.fetch_add(1, std::memory_order_relaxed);
+    return entry;
   }
+  entry.fork = true;
+  entry.overlap_epoch = g_overlap_epoch.load(std::memory_order_acquire);
+  return entry;
 }
 
+void leave_region(const RegionEntry& entry, int team, int64_t start_ns, int64_t enter_ns, int64_t done_ns,
+                  int64_t end_ns) {
+  const bool overlapped = entry.fork && g_overlap_epoch.load(std::memory_order_acquire) != entry.overlap_epoch;
+  g_callers_in_flight.fetch_sub(1, std::memory_order_acq_rel);
+  if (!entry.fork || team <= 1) return;
+  g_parallel_regions.fetch_add(1, std::memory_order_relaxed);
+  if (overlapped || guard_mode() != GuardMode::kAuto) return;
+  judge(start_ns, enter_ns, done_ns, end_ns);
+}
+
+bool& running_inline() {
+  static thread_local bool inline_now = false;
+  return inline_now;
+}
+
+int64_t parallel_regions() { return g_parallel_regions.load(std::memory_order_relaxed); }
 int64_t contended_regions() { return g_contended_regions.load(std::memory_order_relaxed); }
+int64_t serialized_regions() { return g_serialized_regions.load(std::memory_order_relaxed); }
+int64_t concurrent_regions() { return g_concurrent_regions.load(std::memory_order_relaxed); }
 
 }  // namespace fastnn::detail

@@ -183,4 +183,15 @@ const GemmKernelSet<double>& active_kernels<double>() {
 }
 
 }  // namespace cpu::detail
+namespace {
+template <typename T>
+GemmBlocking blocking_of(const cpu::detail::GemmKernelSet<T>& ks) {
+  return GemmBlocking{ks.mr, ks.nr, ks.mc, ks.kc, ks.nc};
+}
+}  // namespace
+
+GemmBlocking gemm_blocking(bool f64) {
+  return f64 ? blocking_of(cpu::detail::active_kernels<double>()) : blocking_of(cpu::detail::active_kernels<float>());
+}
+
 }  // namespace fastnn

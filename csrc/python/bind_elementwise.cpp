@@ -1,6 +1,10 @@
 // Bindings for the elementwise kernels: activations, softmax / log-softmax, fused crossentropy, bias add.
 // Each function validates dtype (TypeError naming it), shape and C-contiguity (ValueError), allocates the
-// outputs, releases the GIL and calls exactly one kernel. Callers (fastnn.autograd) pass contiguous arrays.
+// outputs, takes every pointer and size it needs while it holds the GIL (no py::array accessor runs after the
+// GIL is released: a free-threaded CPython may change an array beside it), releases the GIL and calls exactly
+// one kernel. Callers (fastnn.autograd) pass contiguous arrays. Contents are never validated before the GIL is
+// released and trusted after it (another thread may write the buffer in between): the kernels check labels as
+// they read them and report back.
 #include <algorithm>
 #include <string>
 #include <unordered_map>
@@ -72,10 +76,15 @@ void require_vector(const py::array& x, int64_t rows, char kind, const std::stri
 
 py::array new_like(const py::array& x) { return py::array(x.dtype(), std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim())); }
 
-template <typename T>
-T* ptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
-template <typename T>
-const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
+// An array's data pointer, taken with the GIL held (before a gil_scoped_release) and cast at the kernel call by
+// the kind ('f' or 'd').
+struct Ptr {
+  void* p;
+  template <typename T>
+  T* as() const { return static_cast<T*>(p); }
+};
+Ptr out_ptr(py::array& a) { return Ptr{a.mutable_data()}; }
+Ptr in_ptr(const py::array& a) { return Ptr{const_cast<void*>(a.data())}; }
 
 py::array activation_forward(const py::array& x, const std::string& name, double alpha) {
   const std::string op = name;
@@ -83,10 +92,11 @@ py::array activation_forward(const py::array& x, const std::string& name, double
   const char k = check_float(x, op, "x");
   py::array y = new_like(x);
   const int64_t n = x.size();
+  const Ptr yp = out_ptr(y), xp = in_ptr(x);
   {
     py::gil_scoped_release release;
-    if (k == 'f') cpu::activation_forward(ptr<float>(y), cptr<float>(x), n, p);
-    else cpu::activation_forward(ptr<double>(y), cptr<double>(x), n, p);
+    if (k == 'f') cpu::activation_forward(yp.as<float>(), xp.as<const float>(), n, p);
+    else cpu::activation_forward(yp.as<double>(), xp.as<const double>(), n, p);
   }
   return y;
 }
@@ -100,10 +110,14 @@ py::array activation_backward(const py::array& dy, const py::array& x, const py:
   require_like(y, x, k, op, "y", "x");
   py::array dx = new_like(x);
   const int64_t n = x.size();
+  const Ptr dxp = out_ptr(dx), dyp = in_ptr(dy), xp = in_ptr(x), yp = in_ptr(y);
   {
     py::gil_scoped_release release;
-    if (k == 'f') cpu::activation_backward(ptr<float>(dx), cptr<float>(dy), cptr<float>(x), cptr<float>(y), n, p);
-    else cpu::activation_backward(ptr<double>(dx), cptr<double>(dy), cptr<double>(x), cptr<double>(y), n, p);
+    if (k == 'f')
+      cpu::activation_backward(dxp.as<float>(), dyp.as<const float>(), xp.as<const float>(), yp.as<const float>(), n, p);
+    else
+      cpu::activation_backward(dxp.as<double>(), dyp.as<const double>(), xp.as<const double>(), yp.as<const double>(),
+                               n, p);
   }
   return dx;
 }
@@ -116,16 +130,17 @@ py::array softmax_like_forward(const py::array& x, bool log, bool reference) {
   py::array y = new_like(x);
   const int64_t cols = x.shape(x.ndim() - 1);
   const int64_t rows = size_without_last(x);
+  const Ptr yp = out_ptr(y), xp = in_ptr(x);
   {
     py::gil_scoped_release release;
     if (k == 'f') {
       auto f = log ? (reference ? cpu::log_softmax_forward_ref<float> : cpu::log_softmax_forward<float>)
                    : (reference ? cpu::softmax_forward_ref<float> : cpu::softmax_forward<float>);
-      f(ptr<float>(y), cptr<float>(x), rows, cols);
+      f(yp.as<float>(), xp.as<const float>(), rows, cols);
     } else {
       auto f = log ? (reference ? cpu::log_softmax_forward_ref<double> : cpu::log_softmax_forward<double>)
                    : (reference ? cpu::softmax_forward_ref<double> : cpu::softmax_forward<double>);
-      f(ptr<double>(y), cptr<double>(x), rows, cols);
+      f(yp.as<double>(), xp.as<const double>(), rows, cols);
     }
   }
   return y;
@@ -139,22 +154,24 @@ py::array softmax_like_backward(const py::array& dy, const py::array& y, bool lo
   py::array dx = new_like(y);
   const int64_t cols = y.shape(y.ndim() - 1);
   const int64_t rows = size_without_last(y);
+  const Ptr dxp = out_ptr(dx), dyp = in_ptr(dy), yp = in_ptr(y);
   {
     py::gil_scoped_release release;
     if (k == 'f') {
       auto f = log ? (reference ? cpu::log_softmax_backward_ref<float> : cpu::log_softmax_backward<float>)
                    : (reference ? cpu::softmax_backward_ref<float> : cpu::softmax_backward<float>);
-      f(ptr<float>(dx), cptr<float>(dy), cptr<float>(y), rows, cols);
+      f(dxp.as<float>(), dyp.as<const float>(), yp.as<const float>(), rows, cols);
     } else {
       auto f = log ? (reference ? cpu::log_softmax_backward_ref<double> : cpu::log_softmax_backward<double>)
                    : (reference ? cpu::softmax_backward_ref<double> : cpu::softmax_backward<double>);
-      f(ptr<double>(dx), cptr<double>(dy), cptr<double>(y), rows, cols);
+      f(dxp.as<double>(), dyp.as<const double>(), yp.as<const double>(), rows, cols);
     }
   }
   return dx;
 }
 
-// logits (rows, cols), labels (rows,) int64 in [0, cols).
+// logits (rows, cols), labels (rows,) int64. The range [0, cols) is checked by the kernel as it reads each
+// label (a check here, before the GIL is released, would not hold once another thread can write the labels).
 void check_labels(const py::array& logits, const py::array& labels, const std::string& op) {
   if (logits.ndim() != 2)
     throw py::value_error(op + ": logits must be 2-D (rows, classes), but received shape " + shape_str(logits));
@@ -167,12 +184,13 @@ void check_labels(const py::array& logits, const py::array& labels, const std::s
   if (labels.ndim() != 1 || labels.shape(0) != logits.shape(0))
     throw py::value_error(op + ": labels must have shape (" + std::to_string(logits.shape(0)) +
                           ",), but received shape " + shape_str(labels));
-  const int64_t cols = logits.shape(1);
-  const int64_t* lp = static_cast<const int64_t*>(labels.data());
-  for (py::ssize_t r = 0; r < labels.shape(0); ++r)
-    if (lp[r] < 0 || lp[r] >= cols)
-      throw py::value_error(op + ": label " + std::to_string(lp[r]) + " at position " + std::to_string(r) +
-                            " is outside the valid range [0, " + std::to_string(cols) + ")");
+}
+
+// Raises the ValueError for the out-of-range label a kernel reported (called with the GIL held again).
+void raise_label_error(const cpu::LabelError& bad, int64_t cols, const std::string& op) {
+  if (bad.row < 0) return;
+  throw py::value_error(op + ": label " + std::to_string(bad.label) + " at position " + std::to_string(bad.row) +
+                        " is outside the valid range [0, " + std::to_string(cols) + ")");
 }
 
 py::tuple sparse_xent_forward(const py::array& logits, const py::array& labels, bool reference) {
@@ -183,16 +201,19 @@ py::tuple sparse_xent_forward(const py::array& logits, const py::array& labels, 
   py::array loss(logits.dtype(), std::vector<py::ssize_t>{rows});
   py::array lse(logits.dtype(), std::vector<py::ssize_t>{rows});
   const int64_t* lp = static_cast<const int64_t*>(labels.data());
+  const Ptr lossp = out_ptr(loss), lsep = out_ptr(lse), xp = in_ptr(logits);
+  cpu::LabelError bad;
   {
     py::gil_scoped_release release;
     if (k == 'f') {
       auto f = reference ? cpu::sparse_xent_forward_ref<float> : cpu::sparse_xent_forward<float>;
-      f(ptr<float>(loss), ptr<float>(lse), cptr<float>(logits), lp, rows, cols);
+      bad = f(lossp.as<float>(), lsep.as<float>(), xp.as<const float>(), lp, rows, cols);
     } else {
       auto f = reference ? cpu::sparse_xent_forward_ref<double> : cpu::sparse_xent_forward<double>;
-      f(ptr<double>(loss), ptr<double>(lse), cptr<double>(logits), lp, rows, cols);
+      bad = f(lossp.as<double>(), lsep.as<double>(), xp.as<const double>(), lp, rows, cols);
     }
   }
+  raise_label_error(bad, cols, op);
   return py::make_tuple(loss, lse);
 }
 
@@ -206,14 +227,18 @@ py::array sparse_xent_backward(const py::array& dloss, const py::array& logits, 
   const int64_t rows = logits.shape(0), cols = logits.shape(1);
   py::array d = new_like(logits);
   const int64_t* lp = static_cast<const int64_t*>(labels.data());
+  const Ptr dp = out_ptr(d), dlossp = in_ptr(dloss), xp = in_ptr(logits), lsep = in_ptr(lse);
+  cpu::LabelError bad;
   {
     py::gil_scoped_release release;
     if (k == 'f')
-      cpu::sparse_xent_backward(ptr<float>(d), cptr<float>(dloss), cptr<float>(logits), cptr<float>(lse), lp, rows, cols);
+      bad = cpu::sparse_xent_backward(dp.as<float>(), dlossp.as<const float>(), xp.as<const float>(),
+                                      lsep.as<const float>(), lp, rows, cols);
     else
-      cpu::sparse_xent_backward(ptr<double>(d), cptr<double>(dloss), cptr<double>(logits), cptr<double>(lse), lp, rows,
-                                cols);
+      bad = cpu::sparse_xent_backward(dp.as<double>(), dlossp.as<const double>(), xp.as<const double>(),
+                                      lsep.as<const double>(), lp, rows, cols);
   }
+  raise_label_error(bad, cols, op);
   return d;
 }
 
@@ -226,14 +251,15 @@ py::tuple dense_xent_forward(const py::array& logits, const py::array& target, b
   const int64_t rows = logits.shape(0), cols = logits.shape(1);
   py::array loss(logits.dtype(), std::vector<py::ssize_t>{rows});
   py::array lse(logits.dtype(), std::vector<py::ssize_t>{rows});
+  const Ptr lossp = out_ptr(loss), lsep = out_ptr(lse), xp = in_ptr(logits), tp = in_ptr(target);
   {
     py::gil_scoped_release release;
     if (k == 'f') {
       auto f = reference ? cpu::dense_xent_forward_ref<float> : cpu::dense_xent_forward<float>;
-      f(ptr<float>(loss), ptr<float>(lse), cptr<float>(logits), cptr<float>(target), rows, cols);
+      f(lossp.as<float>(), lsep.as<float>(), xp.as<const float>(), tp.as<const float>(), rows, cols);
     } else {
       auto f = reference ? cpu::dense_xent_forward_ref<double> : cpu::dense_xent_forward<double>;
-      f(ptr<double>(loss), ptr<double>(lse), cptr<double>(logits), cptr<double>(target), rows, cols);
+      f(lossp.as<double>(), lsep.as<double>(), xp.as<const double>(), tp.as<const double>(), rows, cols);
     }
   }
   return py::make_tuple(loss, lse);
@@ -250,14 +276,15 @@ py::array dense_xent_backward(const py::array& dloss, const py::array& logits, c
   require_vector(lse, logits.shape(0), k, op, "lse");
   const int64_t rows = logits.shape(0), cols = logits.shape(1);
   py::array d = new_like(logits);
+  const Ptr dp = out_ptr(d), dlossp = in_ptr(dloss), xp = in_ptr(logits), lsep = in_ptr(lse), tp = in_ptr(target);
   {
     py::gil_scoped_release release;
     if (k == 'f')
-      cpu::dense_xent_backward(ptr<float>(d), cptr<float>(dloss), cptr<float>(logits), cptr<float>(lse),
-                               cptr<float>(target), rows, cols);
+      cpu::dense_xent_backward(dp.as<float>(), dlossp.as<const float>(), xp.as<const float>(), lsep.as<const float>(),
+                               tp.as<const float>(), rows, cols);
     else
-      cpu::dense_xent_backward(ptr<double>(d), cptr<double>(dloss), cptr<double>(logits), cptr<double>(lse),
-                               cptr<double>(target), rows, cols);
+      cpu::dense_xent_backward(dp.as<double>(), dlossp.as<const double>(), xp.as<const double>(),
+                               lsep.as<const double>(), tp.as<const double>(), rows, cols);
   }
   return d;
 }
@@ -274,10 +301,11 @@ py::array bias_add_forward(const py::array& x, const py::array& b) {
                           shape_str(x) + " and bias of shape " + shape_str(b));
   py::array y = new_like(x);
   const int64_t cols = b.shape(0), rows = size_without_last(x);
+  const Ptr yp = out_ptr(y), xp = in_ptr(x), bp = in_ptr(b);
   {
     py::gil_scoped_release release;
-    if (k == 'f') cpu::bias_add_forward(ptr<float>(y), cptr<float>(x), cptr<float>(b), rows, cols);
-    else cpu::bias_add_forward(ptr<double>(y), cptr<double>(x), cptr<double>(b), rows, cols);
+    if (k == 'f') cpu::bias_add_forward(yp.as<float>(), xp.as<const float>(), bp.as<const float>(), rows, cols);
+    else cpu::bias_add_forward(yp.as<double>(), xp.as<const double>(), bp.as<const double>(), rows, cols);
   }
   return y;
 }
@@ -289,16 +317,17 @@ py::array bias_add_backward(const py::array& dy, bool reference) {
   if (dy.ndim() == 0) throw py::value_error(op + ": dy must have at least 1 dimension, but received shape ()");
   const int64_t cols = dy.shape(dy.ndim() - 1), rows = size_without_last(dy);
   py::array db(dy.dtype(), std::vector<py::ssize_t>{cols});
+  const Ptr dbp = out_ptr(db), dyp = in_ptr(dy);
   {
     py::gil_scoped_release release;
     if (k == 'f') {
-      std::fill_n(ptr<float>(db), cols, 0.0f);
-      (reference ? cpu::bias_add_backward_ref<float> : cpu::bias_add_backward<float>)(ptr<float>(db), cptr<float>(dy),
-                                                                                      rows, cols);
+      std::fill_n(dbp.as<float>(), cols, 0.0f);
+      (reference ? cpu::bias_add_backward_ref<float> : cpu::bias_add_backward<float>)(dbp.as<float>(),
+                                                                                      dyp.as<const float>(), rows, cols);
     } else {
-      std::fill_n(ptr<double>(db), cols, 0.0);
-      (reference ? cpu::bias_add_backward_ref<double> : cpu::bias_add_backward<double>)(ptr<double>(db),
-                                                                                        cptr<double>(dy), rows, cols);
+      std::fill_n(dbp.as<double>(), cols, 0.0);
+      (reference ? cpu::bias_add_backward_ref<double> : cpu::bias_add_backward<double>)(dbp.as<double>(),
+                                                                                        dyp.as<const double>(), rows, cols);
     }
   }
   return db;

@@ -203,7 +203,9 @@ void bind_gemm(py::module_& m) {
     else if (name == "direct") cpu::set_gemm_path(cpu::GemmPath::kDirect);
     else if (name == "gemv") cpu::set_gemm_path(cpu::GemmPath::kGemv);
     else throw py::value_error("set_gemm_path: expected 'auto', 'packed', 'direct' or 'gemv', but received '" + name + "'");
-  }, py::arg("name"), "Forces one GEMM algorithm for every shape (for tests); 'auto' picks by shape.");
+  }, py::arg("name"),
+        "Forces one GEMM algorithm for every shape (for tests); 'auto' picks by shape. 'gemv' exists only for "
+        "M == 1 or N == 1: forced, gemm of any other shape raises ValueError.");
   m.def("batched_matmul", &batched_matmul, py::arg("a"), py::arg("b"),
         "(batch, M, K) @ (batch, K, N) -> new (batch, M, N) array; any strides, zero for broadcast operands.");
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastnn
@@ -71,12 +71,36 @@ def _gemm_values(rng, shape, dtype, rate):
 def _gemm_case(data, fn):
     rng = _rng(data)
     dtype = _dtype(data, bad_rate=False)
-    m, n, k = (data.draw(fz.size(), label=s) for s in "mnk")
-    limit = fz.MAX_ELEMENTS * 8
-    while m * n * k > limit or m * k > fz.MAX_ELEMENTS or k * n > fz.MAX_ELEMENTS or m * n > fz.MAX_ELEMENTS:
-        if m >= n and m >= k:
+    # The algorithm: as dispatched by shape, or forced (so that the packed path's packing, KC slices, NC blocks and
+    # column splits, with zero and negative row strides, are reached at sizes whose NumPy reference stays cheap).
+    path = data.draw(st.sampled_from(["auto", "auto", "packed", "packed", "direct", "gemv"]), label="path") \
+        if fn is _C.gemm else "auto"
+    sizes = fz.size() if path == "auto" else st.one_of(fz.size(), fz.gemm_block_sizes(dtype))
+    m, n, k = (data.draw(sizes, label=s) for s in "mnk")
+    keep = ""  # dimensions the size cap below must not shrink (they cross a block edge on purpose)
+    if path == "packed":
+        blk = fz.gemm_blocking(dtype)
+        small = st.sampled_from((1, 2, 3, 5, 7, 13))
+        scenario = data.draw(st.sampled_from(["any", "kc", "nc", "split"]), label="packed_scenario")
+        if scenario == "kc":  # several KC slices
+            k, keep = blk["kc"] + data.draw(st.sampled_from((1, 3, 17)), label="k_over"), "k"
+            m, n = data.draw(small, label="m_small"), data.draw(st.sampled_from((5, 33, 2 * blk["nr"] + 3)), label="n_small")
+        elif scenario == "nc":  # several NC blocks
+            n, keep = blk["nc"] + data.draw(st.sampled_from((1, 3, blk["nr"] + 1)), label="n_over"), "n"
+            m, k = data.draw(small, label="m_small"), data.draw(st.sampled_from((1, 3, 17, 33)), label="k_small")
+        elif scenario == "split":  # one block of rows: its column panels split across the threads
+            m = data.draw(st.sampled_from((1, 5, blk["mr"] + 1, blk["mc"] - 1)), label="m_split")
+            n, k, keep = 2 * blk["nr"] + data.draw(st.sampled_from((1, 7, 31)), label="n_split"), 257, "mn"
+    if path == "gemv" and data.draw(st.booleans(), label="vector_shaped"):
+        m = 1 if data.draw(st.booleans(), label="row") else m
+        n = n if m == 1 else 1
+    big = fz.MAX_ELEMENTS * 4  # 1 MiB of float32 per operand: a KC x 2 NR block of B fits in every kernel set
+    while m * n * k > fz.MAX_ELEMENTS * 8 or m * k > big or k * n > big or m * n > big:
+        dims = {"m": m, "n": n, "k": k}
+        name = max((d for d in dims if d not in keep), key=dims.get, default="m")
+        if name == "m":
             m //= 2
-        elif n >= k:
+        elif name == "n":
             n //= 2
         else:
             k //= 2
@@ -205,10 +229,21 @@ def _gemm_case(data, fn):
         bound = (4 * (k + 4) * eps * np.broadcast_to(mag, ref.shape))[finite] + 1e-30
         assert np.all(err <= bound), f"max excess {np.max(err - bound)}"
 
+    if must is None and path == "gemv" and m > 1 and n > 1:
+        must = ValueError  # forced GEMV has no algorithm for a matrix-matrix product
     fz.case(fn.__name__)
-    fz.expect(lambda: fn(*args, **kwargs), reference, check, errors=(), must_raise=must)
+    if must is None:
+        for branch in fz.gemm_branches(path, m, n, k, dtype, a, b, trans_a, trans_b):
+            fz.case(f"{fn.__name__}[{branch}]")
+    previous = _C.gemm_path()
+    _C.set_gemm_path(path)
+    try:
+        fz.expect(lambda: fn(*args, **kwargs), reference, check, errors=(), must_raise=must)
+    finally:
+        _C.set_gemm_path(previous)
 
 
+@settings(max_examples=fz.examples(3, at_least=200))  # every algorithm and blocking edge, also under .ci/sanitize
 @given(st.data())
 def test_gemm(data):
     _gemm_case(data, _C.gemm)
@@ -224,6 +259,12 @@ def test_batched_matmul(data):
     rng = _rng(data)
     dtype = _dtype(data)
     batch, m, n, k = (data.draw(st.sampled_from((0, 1, 2, 3, 5, 8, 17, 33)), label=s) for s in ("batch", "m", "n", "k"))
+    if data.draw(st.integers(0, 3), label="large") == 3:
+        # Few large products (each on all threads), beside the many small ones (one per thread) drawn above.
+        batch = data.draw(st.sampled_from((1, 2, 3)), label="batch")
+        m, n, k = (data.draw(st.sampled_from((1, 97, 129, 160, 257)), label=s) for s in "mnk")
+        while batch * m * n * k > 1 << 23:
+            k = max(1, k // 2)
     A = fz.values(rng, (batch, m, k), dtype, 0.0) if dtype in fz.FLOATS else np.ones((batch, m, k), dtype)
     B = fz.values(rng, (batch, k, n), dtype, 0.0) if dtype in fz.FLOATS else np.ones((batch, k, n), dtype)
 
@@ -264,7 +305,24 @@ def test_batched_matmul(data):
         mag = np.abs(A.astype(np.float64)) @ np.abs(B.astype(np.float64))
         assert np.all(np.abs(out - ref) <= 4 * (k + 4) * np.finfo(dtype).eps * mag + 1e-30)
 
+    many_small = batch >= _C.get_num_threads() and 2 * m * n * k < 4e6
+    fz.case("batched_matmul[one product per thread]" if many_small else "batched_matmul[all threads per product]")
     fz.expect(lambda: _C.batched_matmul(a, b), lambda: A.astype(np.float64) @ B.astype(np.float64), check, errors=())
+
+
+def test_fuzz_reached_every_gemm_branch():
+    """The draws above reached every GEMM algorithm and the packed path's blocking edges (counted per branch from
+    the kernel set's blocking in build_info). Runs after them in file order; alone it has nothing to check."""
+    reached = {name for name in fz.COUNTS if name.startswith(("gemm[", "batched_matmul["))}
+    if not any(name.startswith("gemm[") for name in reached):
+        pytest.skip("run with the gemm fuzz targets (the whole file)")
+    wanted = {"gemm[gemv]", "gemm[direct]", "gemm[packed]", "gemm[packed: several KC slices]",
+              "gemm[packed: several NC blocks]", "gemm[packed: columns split across threads]",
+              "gemm[packed: zero row stride]", "gemm[packed: negative row stride]",
+              "batched_matmul[one product per thread]", "batched_matmul[all threads per product]"}
+    if _C.get_num_threads() < 2:
+        wanted.discard("gemm[packed: columns split across threads]")
+    assert not wanted - reached, f"never reached: {sorted(wanted - reached)}"
 
 
 # -- activations ---------------------------------------------------------------------------------------------------------
@@ -810,7 +868,13 @@ def _path_setter(data, getter, setter, valid_names):
         else:
             assert name in valid_names
         a = np.arange(12, dtype=np.float32).reshape(3, 4)
-        np.testing.assert_allclose(_C.gemm(a, a.T.copy()), a @ a.T)
+        if _C.gemm_path() == "gemv":  # forced GEMV has no matrix-matrix algorithm: it raises instead of running another
+            with pytest.raises(ValueError, match="'gemv' needs M == 1 or N == 1"):
+                _C.gemm(a, a.T.copy())
+        else:
+            np.testing.assert_allclose(_C.gemm(a, a.T.copy()), a @ a.T)
+        np.testing.assert_allclose(_C.gemm(a[:1], a.T.copy()), a[:1] @ a.T)
+        np.testing.assert_allclose(_C.gemm(a, a[:1].T.copy()), a @ a[:1].T)
     finally:
         setter(previous)
 
@@ -824,6 +888,11 @@ def test_set_simd_path(data):
 @given(st.data())
 def test_set_gemm_path(data):
     _path_setter(data, _C.gemm_path, _C.set_gemm_path, ["auto", "packed", "direct", "gemv"])
+
+
+@given(st.data())
+def test_set_oversubscription_guard(data):
+    _path_setter(data, _C.oversubscription_guard, _C.set_oversubscription_guard, ["auto", "off", "serial"])
 
 
 @given(st.data())
@@ -848,6 +917,8 @@ FUZZ_TARGETS = {
     "set_num_threads": test_set_num_threads, "get_num_threads": test_get_num_threads,
     "set_simd_path": test_set_simd_path, "simd_path": test_set_simd_path,
     "set_gemm_path": test_set_gemm_path, "gemm_path": test_set_gemm_path, "build_info": test_build_info,
+    "set_oversubscription_guard": test_set_oversubscription_guard,
+    "oversubscription_guard": test_set_oversubscription_guard,
     "optimizer_update": test_optimizer_update, "sum_squares": test_sum_squares,
 }
 

@@ -3,8 +3,8 @@
 Per row: random shapes (any shape for shape-agnostic unary rows, the row's own cases otherwise), float32 / float64,
 inputs in every memory layout the harness knows (transposed, sliced, negative strides, padded rows, misaligned,
 byte-swapped) wrapped as Tensors without copying, NaN / inf / signed zeros sprinkled in, and a backward pass for
-differentiable rows. The forward must equal the NumPy reference (NaN in the same places); bad dtypes passed to an op
-must raise TypeError.
+differentiable rows whose gradient values must match float64 central differences of the row's NumPy reference. The
+forward must equal the NumPy reference (NaN in the same places); bad dtypes passed to an op must raise TypeError.
 """
 from __future__ import annotations
 
@@ -88,18 +88,57 @@ def test_op(row, data):
     with np.errstate(all="ignore"):
         out = fz.expect(lambda: row.fn(*tensors), reference, check, errors=())
 
-    # Backward through the same views (C++ backward kernels included): shapes and dtypes of the gradients.
+    # Backward through the same views (C++ backward kernels included): shapes, dtypes and values of the gradients.
     diff = row.differentiable(inputs) if row.grad else []
     if diff and out is not None and out.dtype.kind == "f":
+        # Random output weights: a plain sum would hide errors that keep it (softmax's rows sum to 1 whatever).
+        weights = rng.standard_normal(out.shape)
         with fastnn.GradientTape() as tape:
             for i in diff:
                 tape.watch(tensors[i])
-            loss = ops.sum(row.fn(*tensors))
+            loss = ops.sum(ops.multiply(row.fn(*tensors), ops.convert_to_tensor(weights.astype(out.dtype))))
         grads = tape.gradient(loss, [tensors[i] for i in diff])
+        finite = rate == 0.0 and np.all(np.isfinite(out.numpy())) and all(
+            np.all(np.isfinite(x)) for x in inputs if x.dtype.kind == "f")
         for i, g in zip(diff, grads):
             assert g is None or (g.shape == tensors[i].shape and g.dtype == tensors[i].dtype)
-            if g is not None and rate == 0.0 and np.all(np.isfinite(inputs[i])) and np.all(np.isfinite(out.numpy())):
+            if g is not None and finite:
                 assert np.all(np.isfinite(g.numpy())) or row.name in ("sqrt", "log", "divide", "rdiv_scalar")
+            if finite:
+                _check_gradient_values(row, ref_inputs, i, None if g is None else g.numpy(), dtype, rng,
+                                       weights.astype(out.dtype).astype(np.float64))
+
+
+def _check_gradient_values(row, ref_inputs, i, grad, dtype, rng, weights):
+    """The gradient of sum(weights * op(...)) with respect to input i against float64 central differences of the row's NumPy
+    reference: element by element for small inputs, along two random directions for larger ones (two reference
+    evaluations each, whatever the size). The inputs are the op table's, kept away from kinks."""
+    x = ref_inputs[i]
+    grad = np.zeros(x.shape) if grad is None else np.asarray(grad, np.float64)
+    if not np.all(np.isfinite(grad)) or x.size == 0:
+        return
+
+    def objective(xi):
+        args = list(ref_inputs)
+        args[i] = xi
+        with np.errstate(all="ignore"):
+            return float(np.sum(np.asarray(row.ref(*args), np.float64) * weights))
+
+    eps = 1e-6 * max(1.0, float(np.max(np.abs(x))))
+    if x.size <= 8:
+        directions = [np.eye(x.size)[j].reshape(x.shape) for j in range(x.size)]
+    else:
+        directions = [rng.standard_normal(x.shape) for _ in range(2)]
+    # float64 gradients are exact to rounding, so the central difference's own error dominates: a tight check that
+    # catches any wrong formula. float32 ones carry float32 rounding, amplified where the op cancels (a saturated
+    # softmax of 1000 x): a looser relative bound and an absolute floor, still far below a wrong formula's error.
+    rtol, atol = (2e-3, 1e-3) if dtype == np.float32 else (1e-5, 1e-9)
+    for v in directions:
+        numeric = (objective(x + eps * v) - objective(x - eps * v)) / (2 * eps)
+        analytic = float(np.sum(grad * v))
+        scale = float(np.sum(np.abs(grad * v))) + abs(numeric)
+        assert abs(analytic - numeric) <= rtol * scale + atol * float(np.sqrt(np.sum(v * v))), (
+            f"{row.name}: gradient of input {i} along a direction is {analytic}, central differences give {numeric}")
 
 
 def test_every_public_op_is_fuzzed():

@@ -27,12 +27,32 @@ def _digest(arrays) -> str:
 STEPS = 4 if os.environ.get("FASTNN_UNDER_SANITIZER") else 30
 
 
+@pytest.fixture(autouse=True)
+def _guard_off():
+    """Every region may fork (the oversubscription guard could otherwise run a busy machine's 2-thread runs on one
+    thread, and a 1-vs-2 comparison would compare one thread with itself)."""
+    previous = _C.oversubscription_guard()
+    _C.set_oversubscription_guard("off")
+    yield
+    _C.set_oversubscription_guard(previous)
+
+
+def _parallel_regions():
+    return fastnn.build_info()["parallel_regions"]
+
+
 def _train(threads, seed=0, dtype="float32", steps=STEPS, batch=600, sizes=(48, 300, 300, 10)):
     # batch 600 > 256: the bias gradient takes its multi-block (parallel) path; 300-wide layers make every GEMM
     # large enough to run on both threads.
     fastnn.set_num_threads(threads)
     mlp = MLP(sizes=sizes, seed=seed, dtype=dtype)
+    before = _parallel_regions()
     losses = mlp.train(steps, batch=batch)
+    ran_parallel = _parallel_regions() - before
+    if threads == 1 or not fastnn.build_info()["openmp"]:
+        assert ran_parallel == 0
+    else:  # every step: 3 forward GEMMs, 5 backward GEMMs, bias gradients, the optimizer at least
+        assert ran_parallel >= 8 * steps, ran_parallel
     return _digest(mlp.get_weights()), losses
 
 
@@ -67,6 +87,7 @@ def test_kernels_bit_identical_across_thread_counts(path, restore_threads):
         _C.set_gemm_path(path)
         for threads in (1, 2):
             fastnn.set_num_threads(threads)
+            before = _parallel_regions()
             out = [
                 _C.gemm(x, w), _C.gemm(x, x, trans_b=True), _C.gemm(x, x, trans_a=True),
                 _C.batched_matmul(x[:1030].reshape(10, 103, 517), np.broadcast_to(w, (10, 517, 263))),
@@ -75,6 +96,11 @@ def test_kernels_bit_identical_across_thread_counts(path, restore_threads):
                 ops.sum(ops.matmul(x, w), axis=0).numpy(),
             ]
             results[threads] = _digest(out)
+            ran_parallel = _parallel_regions() - before
+            if threads == 1 or not fastnn.build_info()["openmp"]:
+                assert ran_parallel == 0
+            else:  # every kernel above forks at this size (the two crossentropy outputs come from one call)
+                assert ran_parallel >= len(out) - 1, ran_parallel
     finally:
         _C.set_gemm_path(previous)
     assert results[1] == results[2]

@@ -148,3 +148,39 @@ def test_model_fit_memory_stops_growing_and_returns():
     assert not out["alive"], "the dropped model is still referenced after gc"
     kept = out["after"] - out["before_big"]
     assert kept < 0.1 * grown + 2 * 2**20, f"{kept / 2**20:.1f} MiB of {grown / 2**20:.1f} MiB not returned: {out}"
+
+
+def test_gemv_scratch_is_bounded_by_the_cache_blocks():
+    """Matrix-vector products of any length keep no scratch beyond the cache blocks: the output vector is computed
+    in blocks, and a strided input vector longer than the blocks is gathered into memory freed after the call. Both
+    used to grow a per-thread buffer to the vector's length and keep it for the life of the thread (64 MiB here)."""
+    out = _run("""
+        from fastnn import _C
+        n = 1 << 24  # 64 MiB of float32
+        _C.gemm(np.ones((1, 3), np.float32), np.ones((3, 5), np.float32))  # load the kernels
+        gc.collect()
+        kept = {}
+        for threads in (1, 2):
+            fastnn.set_num_threads(threads)
+            # A long output vector: (1, 1) @ (1, n).
+            b = np.ones((1, n), np.float32)
+            base = rss()
+            c = _C.gemm(np.ones((1, 1), np.float32), b)
+            assert c.shape == (1, n) and c[0, 0] == 1 and c[0, -1] == 1
+            del c
+            gc.collect()
+            kept[f"y{threads}"] = rss() - base
+            del b
+            # A long strided input vector: (1, n) @ (n, 1) with B's column read at a zero row stride.
+            a = np.ones((1, n), np.float32)
+            b = np.broadcast_to(np.full((1, 1), 2, np.float32), (n, 1))
+            base = rss()
+            c = _C.gemm(a, b)
+            assert c[0, 0] == 2 * n
+            gc.collect()
+            kept[f"x{threads}"] = rss() - base
+            del a, b, c
+        print(json.dumps(kept))
+    """)
+    for case, kept in out.items():
+        assert kept < 16 * 2**20, f"{case}: {kept / 2**20:.1f} MiB kept after the call: {out}"

@@ -162,14 +162,51 @@ def test_one_and_two_threads_are_bit_identical(restore_threads, gemm_path, dtype
     if not fastnn.build_info()["openmp"]:
         pytest.skip("built without OpenMP: one thread only")
     rng = np.random.default_rng(6)
-    for m, n, k in [(300, 200, 513), (6, 700, 40), (1025, 33, 64), (64, 3136, 288), (1, 3000, 700), (3000, 1, 700)]:
-        a, b = random_matrix(rng, (m, k), dtype), random_matrix(rng, (k, n), dtype)
-        bias = random_matrix(rng, (n,), dtype)
-        fastnn.set_num_threads(1)
-        one = backend.gemm(a, b, bias=bias, activation="relu")
-        fastnn.set_num_threads(2)
-        two = backend.gemm(a, b, bias=bias, activation="relu")
-        assert np.array_equal(one, two)
+    mr = fastnn.build_info()["gemm_blocking"][np.dtype(dtype).name]["mr"]
+    previous_guard = backend._C.oversubscription_guard()
+    backend._C.set_oversubscription_guard("off")  # every region may fork: the 2-thread run is really parallel
+    try:
+        for m, n, k in [(300, 200, 513), (6, 700, 40), (1025, 33, 64), (64, 3136, 288), (1, 3000, 700), (3000, 1, 700)]:
+            a, b = random_matrix(rng, (m, k), dtype), random_matrix(rng, (k, n), dtype)
+            bias = random_matrix(rng, (n,), dtype)
+            fastnn.set_num_threads(1)
+            one = backend.gemm(a, b, bias=bias, activation="relu")
+            fastnn.set_num_threads(2)
+            before = fastnn.build_info()["parallel_regions"]
+            two = backend.gemm(a, b, bias=bias, activation="relu")
+            ran_parallel = fastnn.build_info()["parallel_regions"] - before
+            assert np.array_equal(one, two)
+            # The direct path splits row tiles only: a product of one row tile runs on one thread there.
+            single_tile_direct = m <= mr and (gemm_path == "direct" or (gemm_path == "auto" and m > 1 and n > 1))
+            assert ran_parallel >= (0 if single_tile_direct else 1), (m, n, k)
+    finally:
+        backend._C.set_oversubscription_guard(previous_guard)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forced_gemv_path(restore_threads, dtype):
+    """set_gemm_path('gemv') runs the GEMV kernels for M == 1 or N == 1 (every transpose, strided vectors, alpha,
+    beta, epilogue) and raises ValueError for any other shape instead of silently running another algorithm."""
+    rng = np.random.default_rng(8)
+    previous = backend._C.gemm_path()
+    try:
+        backend._C.set_gemm_path("gemv")
+        assert backend._C.gemm_path() == "gemv"
+        for m, n, k in [(1, 1, 1), (1, 37, 5), (37, 1, 5), (1, 5000, 3), (4099, 1, 17), (1, 300, 700)]:
+            for trans_a, trans_b in itertools.product([False, True], repeat=2):
+                a, b = stored(rng, m, k, trans_a, dtype), stored(rng, k, n, trans_b, dtype)
+                c0 = random_matrix(rng, (m, n), dtype)
+                bias = random_matrix(rng, (n,), dtype)
+                c = backend.gemm(a, b, c0.copy(), trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-1.5, bias=bias)
+                expected, magnitude = expected_gemm(a, b, c0, trans_a, trans_b, 0.5, -1.5, bias)
+                assert_product_close(c, expected, magnitude, dtype)
+        for m, n in [(2, 2), (7, 17), (300, 200)]:
+            with pytest.raises(ValueError, match=rf"'gemv' needs M == 1 or N == 1, but op\(a\) @ op\(b\) is \({m}, {n}\)"):
+                backend.gemm(random_matrix(rng, (m, 3), dtype), random_matrix(rng, (3, n), dtype))
+        with pytest.raises(ValueError, match="'gemv' needs M == 1 or N == 1"):
+            backend._C.batched_matmul(np.ones((4, 3, 2), dtype), np.ones((4, 2, 3), dtype))
+    finally:
+        backend._C.set_gemm_path(previous)
 
 
 def test_zero_sized_dimensions():

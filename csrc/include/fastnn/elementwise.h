@@ -65,16 +65,24 @@ void log_softmax_backward_ref(T* dx, const T* dy, const T* y, int64_t rows, int6
 
 // Fused log-softmax + crossentropy. logits is (rows, cols). Forward writes the per-row loss and the per-row
 // log-sum-exp `lse` (what the backward needs).
-//   sparse: loss[r] = lse[r] - logits[r, labels[r]]; every label must be in [0, cols) (callers validate).
+//   sparse: loss[r] = lse[r] - logits[r, labels[r]].
 //   dense:  loss[r] = sum_j target[r, j] * (lse[r] - logits[r, j]).
+// The sparse kernels check each label as they read it (once: the caller's buffer may be changing under them,
+// another thread writing it) and never index with one outside [0, cols): such a row gets a NaN loss (forward)
+// or no label term (backward), and the first such row is returned so the caller can raise. row == -1: all valid.
+struct LabelError {
+  int64_t row = -1;
+  int64_t label = 0;  // the value read at that row
+};
 template <typename T>
-void sparse_xent_forward(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols);
+LabelError sparse_xent_forward(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols);
 template <typename T>
-void sparse_xent_forward_ref(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols);
+LabelError sparse_xent_forward_ref(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows,
+                                   int64_t cols);
 // dlogits[r, j] = dloss[r] * (exp(logits[r, j] - lse[r]) - [j == labels[r]]).
 template <typename T>
-void sparse_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* lse, const int64_t* labels,
-                          int64_t rows, int64_t cols);
+LabelError sparse_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* lse, const int64_t* labels,
+                                int64_t rows, int64_t cols);
 template <typename T>
 void dense_xent_forward(T* loss, T* lse, const T* logits, const T* target, int64_t rows, int64_t cols);
 template <typename T>

@@ -43,7 +43,8 @@ void gemm_strided_batched(T* c, int64_t stride_c, const T* a, int64_t stride_a, 
 
 // Which algorithm gemm() uses. kAuto (the default) picks by shape: matrix-vector kernels when M or N is 1,
 // the direct (unpacked) kernel for small products, the packed BLIS-style path otherwise. Tests force each
-// path over the same shape sweep; kGemv applies only where M or N is 1 (otherwise it acts as kAuto).
+// path over the same shape sweep. kGemv exists only where M or N is 1: forced, gemm() of any other shape throws
+// std::invalid_argument (a forced path never silently runs another).
 enum class GemmPath : int { kAuto = 0, kPacked = 1, kDirect = 2, kGemv = 3 };
 void set_gemm_path(GemmPath path);
 GemmPath gemm_path();

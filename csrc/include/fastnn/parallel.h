@@ -29,18 +29,54 @@ void set_num_threads(int n);
 bool openmp_enabled();
 
 namespace detail {
-// The oversubscription guard (parallel.cpp): after a region whose end waited far longer than its work took
+// The oversubscription guard (parallel.cpp): after regions whose ends waited far longer than their work took
 // (a worker descheduled by another process), regions run on the calling thread alone for a back-off period.
 int64_t monotonic_ns();
-bool threads_allowed_now();
-// Times of the calling thread: before the fork, on entering the region, when its share was done, after the join.
-void report_region(int64_t start_ns, int64_t enter_ns, int64_t done_ns, int64_t end_ns);
-// How many regions waited on a late thread since start-up (for build_info and tests).
+
+// How the guard decides (set_guard_mode; for tests): kAuto detects contention and backs off; kOff never backs
+// off; kSerial runs every region on its calling thread, as during a back-off period.
+enum class GuardMode : int { kAuto = 0, kOff = 1, kSerial = 2 };
+void set_guard_mode(GuardMode mode);
+GuardMode guard_mode();
+
+// One top-level parallel_for that could use several threads. `fork` says whether it may start a team: not
+// while the guard backs off, and not while another thread of this process is inside such a region (that
+// region's team already holds the cores: a second team would only oversubscribe them, and each team's waits
+// for the other would look like contention). Every entered region is left once, forked or not.
+struct RegionEntry {
+  bool fork = false;
+  int64_t overlap_epoch = 0;  // changes when another thread enters a region while this one runs
+};
+RegionEntry enter_region();
+// team: threads the region actually ran on (1 when it ran inline). Times of the calling thread: before the
+// fork, on entering the region, when its share was done, after the join (all 0 when it ran inline).
+void leave_region(const RegionEntry& entry, int team, int64_t start_ns, int64_t enter_ns, int64_t done_ns,
+                  int64_t end_ns);
+
+// True on a thread while it runs a region's body inline after enter_region refused it a team: a parallel_for
+// nested in that body stays inline too, and is not counted as a region of its own.
+bool& running_inline();
+
+// Counters since start-up (for build_info and tests): regions that ran on a team of more than one thread;
+// regions whose end waited on a late thread (contention); regions run inline because the guard was backing off;
+// regions run inline because another thread's region was in flight.
+int64_t parallel_regions();
 int64_t contended_regions();
+int64_t serialized_regions();
+int64_t concurrent_regions();
+
+// Bounds of chunk c of [0, range) split into `chunks` near-equal contiguous parts (the first range % chunks
+// parts one longer). No intermediate product, so no overflow for any int64 range.
+inline int64_t chunk_begin(int64_t range, int64_t chunks, int64_t c) {
+  const int64_t base = range / chunks, extra = range % chunks;
+  return base * c + (c < extra ? c : extra);
+}
 }  // namespace detail
 
 // Flush denormals to zero (FTZ) and treat denormal inputs as zero (DAZ) for the lifetime of the guard,
-// restoring the caller's floating-point mode afterwards so the user's NumPy code is unaffected.
+// restoring the caller's floating-point mode afterwards so the user's NumPy code is unaffected. Every kernel
+// entry point holds one (and parallel_for sets it on each worker), so one rule holds on every code path:
+// denormal inputs count as zero and no result is denormal.
 class DenormalsAreZero {
  public:
 #if defined(FASTNN_HAVE_MXCSR)
@@ -54,20 +90,21 @@ class DenormalsAreZero {
 #endif
 };
 
-// Calls body(chunk_begin, chunk_end) over [begin, end) split into contiguous chunks of at least `grain`
-// iterations (a few per thread). Runs inline when the range is small, when one thread is configured, or
-// when already inside a parallel region (no nested teams).
+// Calls body(chunk_begin, chunk_end) over [begin, end) (end - begin must fit in int64) split into contiguous
+// chunks of at least `grain` iterations (a few per thread). Runs inline when the range is small, when one thread is configured, when
+// already inside a parallel region (no nested teams), or when another Python thread's region is running
+// (its team already holds the cores).
 //
 // Chunks are claimed dynamically: a thread that starts late (its core busy with another process) finds the
 // chunks already done by the others instead of holding them back; and when a region's end still had to
 // wait for such a thread, the guard in parallel.cpp runs the next regions on the calling thread alone for
 // a while, so a loaded machine degrades to one-thread speed instead of losing a scheduler time slice per
-// call. Chunk boundaries depend only on
-// the range, the grain and the thread count, and no kernel's arithmetic depends on them, so results are
+// call. Chunk boundaries depend only on the range, the grain and the thread count, and no kernel's arithmetic depends on them, so results are
 // bit-identical for any thread count and any assignment of chunks to threads.
 template <typename Body>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
   if (end <= begin) return;
+  DenormalsAreZero ftz;  // the calling thread's share (the workers set their own below)
   const int64_t range = end - begin;
   if (grain < 1) grain = 1;
   int64_t max_chunks = range / grain;
@@ -75,10 +112,25 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
   int threads = get_num_threads();
   if (threads > max_chunks) threads = static_cast<int>(max_chunks);
 #if defined(FASTNN_WITH_OPENMP)
-  if (threads > 1 && !omp_in_parallel() && detail::threads_allowed_now()) {
+  if (threads > 1 && !omp_in_parallel() && !detail::running_inline()) {
+    const detail::RegionEntry entry = detail::enter_region();
+    if (!entry.fork) {
+      // Inline; leave_region runs however body ends (an exception included).
+      struct Leave {
+        const detail::RegionEntry& e;
+        ~Leave() {
+          detail::running_inline() = false;
+          detail::leave_region(e, 1, 0, 0, 0, 0);
+        }
+      } leave{entry};
+      detail::running_inline() = true;
+      body(begin, end);
+      return;
+    }
     constexpr int64_t kChunksPerThread = 4;
     const int64_t start_ns = detail::monotonic_ns();
     int64_t enter_ns = start_ns, done_ns = start_ns;
+    int team = 1;
     const int64_t chunks = max_chunks < threads * kChunksPerThread ? max_chunks : threads * kChunksPerThread;
     std::atomic<int64_t> next_chunk{0};
     // An exception may not leave an OpenMP region (it would terminate the process): the first one a
@@ -86,12 +138,15 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
     std::exception_ptr error;
 #pragma omp parallel num_threads(threads)
     {
-      if (omp_get_thread_num() == 0) enter_ns = detail::monotonic_ns();
+      if (omp_get_thread_num() == 0) {
+        enter_ns = detail::monotonic_ns();
+        team = omp_get_num_threads();
+      }
       try {
-        DenormalsAreZero ftz;
+        DenormalsAreZero worker_ftz;
         for (int64_t c = next_chunk.fetch_add(1, std::memory_order_relaxed); c < chunks;
              c = next_chunk.fetch_add(1, std::memory_order_relaxed)) {
-          body(begin + range * c / chunks, begin + range * (c + 1) / chunks);
+          body(begin + detail::chunk_begin(range, chunks, c), begin + detail::chunk_begin(range, chunks, c + 1));
         }
         if (omp_get_thread_num() == 0) done_ns = detail::monotonic_ns();
       } catch (...) {
@@ -100,12 +155,11 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
         if (!error) error = std::current_exception();
       }
     }
-    detail::report_region(start_ns, enter_ns, done_ns, detail::monotonic_ns());
+    detail::leave_region(entry, team, start_ns, enter_ns, done_ns, detail::monotonic_ns());
     if (error) std::rethrow_exception(error);
     return;
   }
 #endif
-  DenormalsAreZero ftz;
   body(begin, end);
 }
 

@@ -25,6 +25,14 @@ const char* simd_path_name(SimdPath path);
 // their working sets by it.
 int64_t l2_cache_bytes();
 
+// The register tile and cache blocks of the GEMM kernel set active now (for float32, or float64 when `f64`):
+// tests size their shapes by them so that every blocking edge is crossed on whichever CPU runs them.
+struct GemmBlocking {
+  int mr, nr;
+  int64_t mc, kc, nc;
+};
+GemmBlocking gemm_blocking(bool f64);
+
 struct BuildInfo {
   std::string version;
   std::string compiler;

@@ -40,6 +40,12 @@ if PROFILE not in ("ci", "sanitize", "long"):
     raise ValueError(f"FASTNN_FUZZ must be one of ci, sanitize, long, but is {PROFILE!r}")
 settings.load_profile(PROFILE)
 
+
+def examples(factor: float, at_least: int = 1) -> int:
+    """``factor`` times the profile's cases per target, and at least ``at_least`` (for targets with more branches to
+    reach: the small sanitizer budget still reaches them)."""
+    return max(at_least, int(settings.get_profile(PROFILE).max_examples * factor))
+
 # Largest number of elements one fuzzed array may have (the long profile goes further).
 MAX_ELEMENTS = 1 << 20 if PROFILE == "long" else 1 << 16
 # Cases run per target in this process: {target name: count}; RAISED: how many of them raised (as documented).
@@ -67,6 +73,58 @@ def size(large_weight: int = 1):
     """A dimension: mostly small, sometimes large."""
     return st.one_of(st.sampled_from(SMALL_SIZES), st.sampled_from(LARGE_SIZES)) if large_weight else \
         st.sampled_from(SMALL_SIZES)
+
+
+def gemm_blocking(dtype) -> dict:
+    """The active GEMM kernel set's register tile and cache blocks for ``dtype`` (build_info's ``gemm_blocking``)."""
+    import fastnn
+
+    return fastnn.build_info()["gemm_blocking"][np.dtype(dtype).name]
+
+
+def gemm_block_sizes(dtype):
+    """Dimensions either side of the active kernel set's tile and block edges (MR, NR, MC, KC, NC): what the packed
+    path's edge tiles, several KC slices and NC blocks, and column splits need."""
+    blk = gemm_blocking(dtype)
+    edges = sorted({v + d for v in (blk["mr"], 2 * blk["nr"], blk["mc"], blk["kc"], blk["nc"]) for d in (-1, 1, 3)})
+    return st.sampled_from([e for e in edges if e > 0])
+
+
+def gemm_branches(path, m, n, k, dtype, a, b, trans_a, trans_b, threads=None):
+    """The GEMM driver's branches (csrc/cpu/gemm.cpp) a valid call of op(a) (m x k) @ op(b) (k x n) takes, for the
+    coverage counts: only where the path is known without the L2 size (forced, or vector-shaped)."""
+    import fastnn
+
+    if m == 0 or n == 0 or k == 0:
+        return []
+    threads = fastnn.get_num_threads() if threads is None else threads
+    if path == "gemv" or (path == "auto" and (m == 1 or n == 1)):
+        return ["gemv"]
+    if path == "direct":
+        return ["direct"]
+    if path != "packed":
+        return []
+    blk = gemm_blocking(dtype)
+    out = ["packed"]
+    if k > blk["kc"]:
+        out.append("packed: several KC slices")
+    if n > blk["nc"]:
+        out.append("packed: several NC blocks")
+    if 2.0 * m * n * k >= 2.0e5 and threads > 1:  # kMinParallelFlops: below it the packed path uses one thread
+        m_blocks = -(-m // blk["mc"])
+        if m >= threads * 4 * blk["mr"]:
+            m_blocks = -(-m_blocks // threads) * threads
+        mc = -(-(-(-m // m_blocks)) // blk["mr"]) * blk["mr"]
+        m_blocks = -(-m // mc)
+        if m_blocks < threads and min(n, blk["nc"]) > blk["nr"]:
+            out.append("packed: columns split across threads")
+    for x, rows in ((a, k if trans_a else m), (b, n if trans_b else k)):
+        if x.ndim == 2 and rows > 1:
+            if x.strides[0] == 0:
+                out.append("packed: zero row stride")
+            elif x.strides[0] < 0:
+                out.append("packed: negative row stride")
+    return out
 
 
 @st.composite
