@@ -117,6 +117,28 @@ void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, dou
           w -= (m_hat * lr) / (std::sqrt(v_hat) + eps);
           break;
         }
+        case OptKind::kLion: {  // var -= lr * sign(b1 m + (1 - b1) g); m = b2 m + (1 - b2) g
+          const T c = s0[i] * b1 + g * (one - b1);
+          w -= lr * static_cast<T>((c > T(0)) - (c < T(0)));
+          s0[i] = s0[i] * b2 + g * (one - b2);
+          break;
+        }
+        case OptKind::kFtrl: {  // keras/src/optimizers/ftrl.py, term by term
+          const T neg_power = static_cast<T>(-p.lr_power);
+          const T l1 = static_cast<T>(p.l1);
+          const T l2_reg = static_cast<T>(p.l2) + static_cast<T>(p.ftrl_beta) / (T(2) * lr);
+          const T grad_to_use = g + static_cast<T>(2.0 * p.l2_shrinkage) * w;
+          const T accum = s0[i];
+          const T new_accum = accum + g * g;
+          const T new_accum_pow = std::pow(new_accum, neg_power);
+          const T linear = s1[i] + (grad_to_use - (new_accum_pow - std::pow(accum, neg_power)) / lr * w);
+          const T quadratic = new_accum_pow / lr + T(2) * l2_reg;
+          const T linear_clipped = std::min(std::max(linear, -l1), l1);
+          s1[i] = linear;
+          s0[i] = new_accum;
+          w = (linear_clipped - linear) / quadratic;
+          break;
+        }
       }
       var[i] = w;
     }

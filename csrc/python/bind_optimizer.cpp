@@ -1,6 +1,8 @@
 // Bindings for the fused optimizer kernels: one call updates every variable. Validates the lists (same
-// length, float32/float64, C-contiguous, writeable where written, matching dtypes and shapes), releases the
-// GIL and loops over the tensors in C++.
+// length, float32/float64, C-contiguous, writeable where written, matching dtypes and shapes, no array that
+// is written overlapping any other array of the call), releases the GIL and loops over the tensors in C++.
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -22,11 +24,11 @@ OptKind parse_kind(const std::string& name) {
   static const std::unordered_map<std::string, OptKind> kinds = {
       {"sgd", OptKind::kSGD},           {"adam", OptKind::kAdam},     {"adagrad", OptKind::kAdagrad},
       {"rmsprop", OptKind::kRMSprop},   {"adadelta", OptKind::kAdadelta}, {"adamax", OptKind::kAdamax},
-      {"nadam", OptKind::kNadam}};
+      {"nadam", OptKind::kNadam},       {"lion", OptKind::kLion},     {"ftrl", OptKind::kFtrl}};
   auto it = kinds.find(name);
   if (it == kinds.end())
     throw py::value_error("optimizer_update: unknown kind '" + name +
-                          "'; expected one of sgd, adam, adagrad, rmsprop, adadelta, adamax, nadam");
+                          "'; expected one of sgd, adam, adagrad, rmsprop, adadelta, adamax, nadam, lion, ftrl");
   return it->second;
 }
 
@@ -92,6 +94,35 @@ std::vector<Raw> raw_pointers(const Tensors& t) {
   return out;
 }
 
+// The kernel reads every grad while it writes the variables and slots, possibly on several threads: an array
+// that is written must not share a byte with any other array of the call (another variable's grad or slot
+// included, not only its own variable's). All arrays are C-contiguous by now, so each occupies the byte range
+// [data, data + nbytes); sorting the ranges by start finds any overlap in O(n log n). Two read-only grads may
+// share memory (the same gradient passed for two variables is only read).
+struct Extent {
+  std::uintptr_t begin, end;
+  bool written;
+  std::string name;
+};
+
+void check_no_overlap(std::vector<Extent> extents) {
+  extents.erase(std::remove_if(extents.begin(), extents.end(), [](const Extent& e) { return e.begin == e.end; }),
+                extents.end());
+  std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
+  const Extent* reach_any = nullptr;      // the earlier extent reaching furthest
+  const Extent* reach_written = nullptr;  // the earlier written extent reaching furthest
+  for (const Extent& e : extents) {
+    const Extent* other = nullptr;
+    if (reach_written && reach_written->end > e.begin) other = reach_written;
+    else if (e.written && reach_any && reach_any->end > e.begin) other = reach_any;
+    if (other)
+      throw py::value_error("optimizer_update: " + e.name + " overlaps " + other->name +
+                            " (an array that is updated must not share memory with any other array of the call)");
+    if (!reach_any || e.end > reach_any->end) reach_any = &e;
+    if (e.written && (!reach_written || e.end > reach_written->end)) reach_written = &e;
+  }
+}
+
 template <typename T>
 void run(const std::vector<Raw>& raw, const std::vector<double>& scales, const OptimizerParams& p) {
   for (size_t i = 0; i < raw.size(); ++i) {
@@ -126,6 +157,11 @@ void bind_optimizer(py::module_& m) {
     p.beta2_power = get(params, "beta2_power", 1.0);
     p.weight_decay = get(params, "weight_decay", 0.0);
     p.clipvalue = get(params, "clipvalue", 0.0);
+    p.lr_power = get(params, "lr_power", -0.5);
+    p.l1 = get(params, "l1", 0.0);
+    p.l2 = get(params, "l2", 0.0);
+    p.l2_shrinkage = get(params, "l2_shrinkage", 0.0);
+    p.ftrl_beta = get(params, "ftrl_beta", 0.0);
 
     Tensors t;
     t.vars = to_arrays(variables, "variables");
@@ -158,6 +194,8 @@ void bind_optimizer(py::module_& m) {
       case OptKind::kAdadelta: need(0, "accumulated grads"); need(1, "accumulated deltas"); break;
       case OptKind::kAdamax: need(0, "m"); need(1, "u"); break;
       case OptKind::kNadam: need(0, "m"); need(1, "v"); break;
+      case OptKind::kLion: need(0, "momentums"); break;
+      case OptKind::kFtrl: need(0, "accumulators"); need(1, "linears"); break;
     }
     if (p.kind == OptKind::kSGD && p.momentum == 0.0 && has(0)) t.slots[0].clear();
     if (p.kind == OptKind::kRMSprop && p.momentum <= 0.0 && has(1)) t.slots[1].clear();
@@ -165,16 +203,23 @@ void bind_optimizer(py::module_& m) {
       float_kind(t.vars[i], "optimizer_update", ("variables[" + std::to_string(i) + "]").c_str());
       check_array(t.vars[i], t.vars[i], true, "variables", i);
       check_array(t.grads[i], t.vars[i], false, "grads", i);
-      if (may_overlap(t.grads[i], t.vars[i]))
-        throw py::value_error("optimizer_update: grads[" + std::to_string(i) + "] overlaps variables[" +
-                              std::to_string(i) + "]");
-      for (size_t s = 0; s < t.slots.size(); ++s) {
-        if (t.slots[s].empty()) continue;
-        check_array(t.slots[s][i], t.vars[i], true, "slots[" + std::to_string(s) + "]", i);
-        if (may_overlap(t.slots[s][i], t.vars[i]))
-          throw py::value_error("optimizer_update: slots[" + std::to_string(s) + "][" + std::to_string(i) +
-                                "] overlaps variables[" + std::to_string(i) + "]");
+      for (size_t s = 0; s < t.slots.size(); ++s)
+        if (!t.slots[s].empty()) check_array(t.slots[s][i], t.vars[i], true, "slots[" + std::to_string(s) + "]", i);
+    }
+    {
+      std::vector<Extent> extents;
+      auto add = [&](const py::array& a, bool written, std::string name) {
+        const auto begin = reinterpret_cast<std::uintptr_t>(a.data());
+        extents.push_back({begin, begin + static_cast<std::uintptr_t>(a.nbytes()), written, std::move(name)});
+      };
+      for (size_t i = 0; i < t.vars.size(); ++i) {
+        const std::string idx = "[" + std::to_string(i) + "]";
+        add(t.vars[i], true, "variables" + idx);
+        add(t.grads[i], false, "grads" + idx);
+        for (size_t s = 0; s < t.slots.size(); ++s)
+          if (!t.slots[s].empty()) add(t.slots[s][i], true, "slots[" + std::to_string(s) + "]" + idx);
       }
+      check_no_overlap(std::move(extents));
     }
     std::vector<double> scales;
     if (!grad_scales.is_none()) {

@@ -11,7 +11,7 @@
 
 namespace fastnn {
 
-enum class OptKind : int { kSGD = 0, kAdam, kAdagrad, kRMSprop, kAdadelta, kAdamax, kNadam };
+enum class OptKind : int { kSGD = 0, kAdam, kAdagrad, kRMSprop, kAdadelta, kAdamax, kNadam, kLion, kFtrl };
 
 struct OptimizerParams {
   OptKind kind = OptKind::kSGD;
@@ -24,6 +24,8 @@ struct OptimizerParams {
   double rho = 0.9;        // RMSprop, Adadelta
   double alpha = 0.0;      // Adam: lr * sqrt(1 - beta2^t) / (1 - beta1^t); Adamax: lr / (1 - beta1^t)
   double u_t = 0.0, u_t1 = 0.0, u_prod_t = 1.0, u_prod_t1 = 1.0, beta2_power = 1.0;  // Nadam
+  // Ftrl: learning_rate_power, l1 / l2 / l2-shrinkage regularization strengths, beta (from the FTRL paper)
+  double lr_power = -0.5, l1 = 0.0, l2 = 0.0, l2_shrinkage = 0.0, ftrl_beta = 0.0;
   double weight_decay = 0.0;  // var -= var * weight_decay * lr before the update (0: none)
   double clipvalue = 0.0;        // > 0: clip each gradient element to [-clipvalue, clipvalue]
 };
@@ -34,6 +36,7 @@ namespace cpu {
 //   SGD: s0 = momentum (when momentum != 0)      Adam: s0 = m, s1 = v, s2 = v_hat (amsgrad)
 //   Adagrad: s0 = accumulator                      RMSprop: s0 = velocity, s1 = momentum, s2 = average gradient
 //   Adadelta: s0 = accumulated grad, s1 = accumulated delta    Adamax: s0 = m, s1 = u    Nadam: s0 = m, s1 = v
+//   Lion: s0 = momentum (beta1 / beta2 as in Keras's Lion)     Ftrl: s0 = accumulator, s1 = linear
 template <typename T>
 void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, double grad_scale,
                       const OptimizerParams& p);
