@@ -94,7 +94,8 @@ class Optimizer:
         self.gradient_accumulation_steps = gradient_accumulation_steps or None
         self.use_ema = bool(use_ema)
         if self.use_ema:
-            if isinstance(ema_momentum, bool) or not isinstance(ema_momentum, numbers.Real) or not 0 <= ema_momentum <= 1:
+            if (isinstance(ema_momentum, bool) or not isinstance(ema_momentum, numbers.Real)
+                    or not 0 <= ema_momentum <= 1):
                 raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum!r}")
             if ema_overwrite_frequency and (isinstance(ema_overwrite_frequency, bool) or not isinstance(
                     ema_overwrite_frequency, numbers.Integral) or ema_overwrite_frequency < 1):
