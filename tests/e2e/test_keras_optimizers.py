@@ -227,3 +227,17 @@ def test_fit_matches_keras(make):
     np.testing.assert_allclose(fl, kl, rtol=1e-4)
     for a, b_ in zip(fw, kw):
         np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-5)
+
+
+def test_exclude_from_weight_decay_matches_keras():
+    inits, grads = _problem("float32", shapes=((3,), (3,), (2, 2)))
+    names = ["kernel", "bias", "gamma"]
+    results = []
+    for lib in (keras, fastnn):
+        vs = [lib.Variable(w.copy(), name=n) for w, n in zip(inits, names)]
+        opt = lib.optimizers.AdamW(0.1, weight_decay=0.5)
+        opt.exclude_from_weight_decay(var_names=["^bi", "gam+a"])
+        for gs in grads:
+            opt.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in gs] if lib is keras else gs, vs))
+        results.append([np.asarray(v.numpy()) for v in vs])
+    _close(results[1], results[0], "float32")

@@ -584,3 +584,15 @@ def test_new_optimizers_identifiers_configs_and_bad_arguments():
         optimizers.SGD(ema_overwrite_frequency=3)
     with pytest.warns(UserWarning, match="decay"):
         optimizers.SGD(decay=0.1)
+
+
+def test_exclude_from_weight_decay_uses_keras_regex_on_names():
+    g = np.zeros(2, "float32")
+    kernel = fastnn.Variable(np.ones(2, "float32"), name="kernel")
+    bias = fastnn.Variable(np.ones(2, "float32"), name="bias")
+    gamma = fastnn.Variable(np.ones(2, "float32"), name="gamma")
+    opt = optimizers.SGD(1.0, weight_decay=0.5)
+    opt.exclude_from_weight_decay(var_names=["^bi", "gam+a"])  # regular expressions, as Keras
+    opt.apply_gradients([(g, kernel), (g, bias), (g, gamma)])
+    assert kernel.numpy().tolist() == [0.5, 0.5]
+    assert bias.numpy().tolist() == [1, 1] and gamma.numpy().tolist() == [1, 1]

@@ -116,7 +116,7 @@ class Optimizer:
         self._accumulated = {}  # id(variable) -> its gradient sum since the last update (gradient_accumulation_steps)
         self._known = {}  # id(variable) -> variable, in the order first seen (Keras's optimizer._trainable_variables)
         self._exclude_ids = set()
-        self._exclude_names = ()
+        self._exclude_names = None
         self.built = False
 
     @property
@@ -187,15 +187,15 @@ class Optimizer:
         return out
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
-        """Variables (or name substrings) that weight decay skips."""
-        self._exclude_ids |= {id(v) for v in (var_list or [])}
-        self._exclude_names = tuple(var_names or ())
+        """Variables, or regular expressions searched in variable names (Keras: re.search("|".join(var_names),
+        variable.name)), that weight decay skips. Each call replaces the previous exclusions, as in Keras."""
+        self._exclude_ids = {id(v) for v in (var_list or [])}
+        self._exclude_names = re.compile("|".join(set(var_names))) if var_names else None
 
     def _decays(self, v):
         if not self.weight_decay or id(v) in self._exclude_ids:
             return False
-        name = getattr(v, "path", getattr(v, "name", ""))
-        return not any(n in name for n in self._exclude_names)
+        return self._exclude_names is None or self._exclude_names.search(getattr(v, "name", "") or "") is None
 
     # -- applying -----------------------------------------------------------------------------------------------
     def apply_gradients(self, grads_and_vars):
