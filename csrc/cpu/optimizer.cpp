@@ -27,6 +27,10 @@ inline T prep_grad(T g, T scale, T clip) {
 template <typename T>
 void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, double grad_scale,
                       const OptimizerParams& p) {
+  if (p.kind == OptKind::kLamb) {  // per-variable norms: its own two-pass kernel
+    lamb_update(var, s0, s1, grad, n, grad_scale, p);
+    return;
+  }
   const T scale = static_cast<T>(grad_scale);
   const T clip = static_cast<T>(p.clipvalue);
   const T wd = static_cast<T>(p.weight_decay);
@@ -139,9 +143,63 @@ void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, dou
           w = (linear_clipped - linear) / quadratic;
           break;
         }
+        case OptKind::kLamb:  // handled by lamb_update above
+          break;
       }
       var[i] = w;
     }
+  });
+}
+
+// Lamb needs two norms per variable before it can move any element: pass 1 applies weight decay, updates m and
+// v and sums var^2 and u^2 (u = m_hat / (sqrt(v_hat) + epsilon)) per fixed block of kBlock elements; pass 2
+// recomputes u from the stored m and v (the same operations on the same values: the same bits) and applies
+// var -= ratio * lr * u. The block partial sums are added in block order, so the result does not depend on the
+// thread count.
+template <typename T>
+void lamb_update(T* var, T* m, T* v, const T* grad, int64_t n, double grad_scale, const OptimizerParams& p) {
+  constexpr int64_t kBlock = 4096;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const T scale = static_cast<T>(grad_scale);
+  const T clip = static_cast<T>(p.clipvalue);
+  const T wd = static_cast<T>(p.weight_decay);
+  const T lr = static_cast<T>(p.lr);
+  const T eps = static_cast<T>(p.epsilon);
+  const T one = T(1);
+  const T b1 = static_cast<T>(p.beta1), b2 = static_cast<T>(p.beta2);
+  const T bias1 = one - static_cast<T>(p.beta1_power), bias2 = one - static_cast<T>(p.beta2_power);
+  auto step_of = [&](int64_t i) { return (m[i] / bias1) / (std::sqrt(v[i] / bias2) + eps); };
+  std::vector<double> w_sq(static_cast<size_t>(std::max<int64_t>(blocks, 1)), 0.0);
+  std::vector<double> u_sq(w_sq.size(), 0.0);
+  parallel_for(0, blocks, std::max<int64_t>(kGrain / kBlock, 1), [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; ++b) {
+      double ws = 0.0, us = 0.0;
+      const int64_t end = std::min(n, (b + 1) * kBlock);
+      for (int64_t i = b * kBlock; i < end; ++i) {
+        const T g = prep_grad(grad[i], scale, clip);
+        T w = var[i];
+        if (wd != T(0)) w -= w * wd * lr;
+        var[i] = w;
+        m[i] += (g - m[i]) * (one - b1);
+        v[i] += (g * g - v[i]) * (one - b2);
+        const T u = step_of(i);
+        ws += static_cast<double>(w) * static_cast<double>(w);
+        us += static_cast<double>(u) * static_cast<double>(u);
+      }
+      w_sq[static_cast<size_t>(b)] = ws;
+      u_sq[static_cast<size_t>(b)] = us;
+    }
+  });
+  double ws = 0.0, us = 0.0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    ws += w_sq[static_cast<size_t>(b)];
+    us += u_sq[static_cast<size_t>(b)];
+  }
+  const T w_norm = static_cast<T>(std::sqrt(ws)), u_norm = static_cast<T>(std::sqrt(us));
+  const T ratio = (w_norm > T(0) && u_norm > T(0)) ? w_norm / u_norm : one;  // Keras: 1 when either norm is 0
+  const T step = ratio * lr;
+  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) var[i] -= step * step_of(i);
   });
 }
 
@@ -167,6 +225,8 @@ template void optimizer_update<float>(float*, float*, float*, float*, const floa
                                       const OptimizerParams&);
 template void optimizer_update<double>(double*, double*, double*, double*, const double*, int64_t, double,
                                        const OptimizerParams&);
+template void lamb_update<float>(float*, float*, float*, const float*, int64_t, double, const OptimizerParams&);
+template void lamb_update<double>(double*, double*, double*, const double*, int64_t, double, const OptimizerParams&);
 template double sum_squares<float>(const float*, int64_t);
 template double sum_squares<double>(const double*, int64_t);
 

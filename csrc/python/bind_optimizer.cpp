@@ -24,11 +24,12 @@ OptKind parse_kind(const std::string& name) {
   static const std::unordered_map<std::string, OptKind> kinds = {
       {"sgd", OptKind::kSGD},           {"adam", OptKind::kAdam},     {"adagrad", OptKind::kAdagrad},
       {"rmsprop", OptKind::kRMSprop},   {"adadelta", OptKind::kAdadelta}, {"adamax", OptKind::kAdamax},
-      {"nadam", OptKind::kNadam},       {"lion", OptKind::kLion},     {"ftrl", OptKind::kFtrl}};
+      {"nadam", OptKind::kNadam},       {"lion", OptKind::kLion},     {"ftrl", OptKind::kFtrl},
+      {"lamb", OptKind::kLamb}};
   auto it = kinds.find(name);
   if (it == kinds.end())
     throw py::value_error("optimizer_update: unknown kind '" + name +
-                          "'; expected one of sgd, adam, adagrad, rmsprop, adadelta, adamax, nadam, lion, ftrl");
+                          "'; expected one of sgd, adam, adagrad, rmsprop, adadelta, adamax, nadam, lion, ftrl, lamb");
   return it->second;
 }
 
@@ -162,6 +163,7 @@ void bind_optimizer(py::module_& m) {
     p.l2 = get(params, "l2", 0.0);
     p.l2_shrinkage = get(params, "l2_shrinkage", 0.0);
     p.ftrl_beta = get(params, "ftrl_beta", 0.0);
+    p.beta1_power = get(params, "beta1_power", 0.0);
 
     Tensors t;
     t.vars = to_arrays(variables, "variables");
@@ -196,6 +198,7 @@ void bind_optimizer(py::module_& m) {
       case OptKind::kNadam: need(0, "m"); need(1, "v"); break;
       case OptKind::kLion: need(0, "momentums"); break;
       case OptKind::kFtrl: need(0, "accumulators"); need(1, "linears"); break;
+      case OptKind::kLamb: need(0, "m"); need(1, "v"); break;
     }
     if (p.kind == OptKind::kSGD && p.momentum == 0.0 && has(0)) t.slots[0].clear();
     if (p.kind == OptKind::kRMSprop && p.momentum <= 0.0 && has(1)) t.slots[1].clear();

@@ -620,7 +620,7 @@ def test_bias_add_backward(data):
 # -- optimizers ----------------------------------------------------------------------------------------------------------
 
 OPT_SLOTS = {"sgd": 1, "adam": 3, "adagrad": 1, "rmsprop": 3, "adadelta": 2, "adamax": 2, "nadam": 2, "lion": 1,
-             "ftrl": 2}
+             "ftrl": 2, "lamb": 2}
 
 
 def _opt_reference(kind, params, var, grad, slots, scale):
@@ -678,6 +678,12 @@ def _opt_reference(kind, params, var, grad, slots, scale):
         m_hat = p("u_t1", 0.0) * s[0] / (1 - p("u_prod_t1", 1.0)) + (1 - p("u_t", 0.0)) * g / (1 - p("u_prod_t", 1.0))
         v_hat = s[1] / (1 - p("beta2_power", 1.0))
         return w - (m_hat * lr) / (np.sqrt(v_hat) + eps), s
+    if kind == "lamb":  # the trust ratio ||var|| / ||u|| over the whole variable
+        s[0] = slots[0] + (g - slots[0]) * (1 - b1)
+        s[1] = slots[1] + (g * g - slots[1]) * (1 - b2)
+        u = (s[0] / (1 - p("beta1_power", 0.0))) / (np.sqrt(s[1] / (1 - p("beta2_power", 1.0))) + eps)
+        w_norm, u_norm = np.sqrt(np.sum(w * w)), np.sqrt(np.sum(u * u))
+        return w - (w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0) * lr * u, s
     if kind == "lion":
         s[0] = slots[0] * b2 + g * (1 - b2)
         return w - lr * np.sign(slots[0] * b1 + g * (1 - b1)), s
@@ -739,7 +745,8 @@ def _opt_params(data, kind):
     t = data.draw(st.integers(1, 6), label="step")
     u = lambda k: params["beta1"] * (1 - 0.5 * 0.96 ** k)  # noqa: E731
     prod = math.prod(u(k) for k in range(1, t + 1))
-    params.update(u_t=u(t), u_t1=u(t + 1), u_prod_t=prod, u_prod_t1=prod * u(t + 1), beta2_power=params["beta2"] ** t)
+    params.update(u_t=u(t), u_t1=u(t + 1), u_prod_t=prod, u_prod_t1=prod * u(t + 1), beta2_power=params["beta2"] ** t,
+                  beta1_power=params["beta1"] ** t)  # Lamb's bias corrections too
     # Ftrl
     for key, choices in (("lr_power", [-0.5, 0.0, -1.0]), ("l1", [0.0, 0.05]), ("l2", [0.0, 0.1]),
                          ("l2_shrinkage", [0.0, 0.02]), ("ftrl_beta", [0.0, 0.3])):
@@ -760,7 +767,7 @@ def _used_slots(kind, params, slots):
 def test_optimizer_update(data):
     fz.case("optimizer_update")
     rng = _rng(data)
-    kind = data.draw(st.sampled_from(sorted(OPT_SLOTS) + ["", "SGD", "lamb"]), label="kind")
+    kind = data.draw(st.sampled_from(sorted(OPT_SLOTS) + ["", "SGD", "adafactor"]), label="kind")
     dtype = _dtype(data, bad_rate=False)
     count = data.draw(st.sampled_from([1, 2, 0, 3]), label="count")
     shapes_ = [data.draw(fz.shapes(max_dims=3), label=f"shape{i}") for i in range(count)]
@@ -803,7 +810,7 @@ def test_optimizer_update(data):
             grads.append(grads[0])
             must = must or ValueError
         elif corruption == "slot_missing" and kind in ("adam", "adagrad", "adadelta", "adamax", "nadam", "lion",
-                                                       "ftrl"):
+                                                       "ftrl", "lamb"):
             args["slots"] = []
             must = must or ValueError
         elif corruption == "slot_count" and (kind != "sgd" or params["momentum"] != 0.0):

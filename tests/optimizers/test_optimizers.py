@@ -215,7 +215,7 @@ def test_optimizer_matches_keras_formula(name, make, ref, dtype):
 
 
 FUSED = [c for c in CASES if c[0] in ("sgd_nesterov", "adam_amsgrad", "adagrad", "rmsprop_centered_momentum",
-                                       "adadelta", "adamax", "nadam", "lion", "ftrl_regularized")]
+                                       "adadelta", "adamax", "nadam", "lion", "ftrl_regularized", "lamb")]
 
 
 @pytest.mark.parametrize("name,make,ref", FUSED, ids=[c[0] for c in FUSED])

@@ -11,7 +11,7 @@
 
 namespace fastnn {
 
-enum class OptKind : int { kSGD = 0, kAdam, kAdagrad, kRMSprop, kAdadelta, kAdamax, kNadam, kLion, kFtrl };
+enum class OptKind : int { kSGD = 0, kAdam, kAdagrad, kRMSprop, kAdadelta, kAdamax, kNadam, kLion, kFtrl, kLamb };
 
 struct OptimizerParams {
   OptKind kind = OptKind::kSGD;
@@ -26,6 +26,7 @@ struct OptimizerParams {
   double u_t = 0.0, u_t1 = 0.0, u_prod_t = 1.0, u_prod_t1 = 1.0, beta2_power = 1.0;  // Nadam
   // Ftrl: learning_rate_power, l1 / l2 / l2-shrinkage regularization strengths, beta (from the FTRL paper)
   double lr_power = -0.5, l1 = 0.0, l2 = 0.0, l2_shrinkage = 0.0, ftrl_beta = 0.0;
+  double beta1_power = 0.0;  // Lamb: beta1^t (beta2^t is beta2_power)
   double weight_decay = 0.0;  // var -= var * weight_decay * lr before the update (0: none)
   double clipvalue = 0.0;        // > 0: clip each gradient element to [-clipvalue, clipvalue]
 };
@@ -37,9 +38,15 @@ namespace cpu {
 //   Adagrad: s0 = accumulator                      RMSprop: s0 = velocity, s1 = momentum, s2 = average gradient
 //   Adadelta: s0 = accumulated grad, s1 = accumulated delta    Adamax: s0 = m, s1 = u    Nadam: s0 = m, s1 = v
 //   Lion: s0 = momentum (beta1 / beta2 as in Keras's Lion)     Ftrl: s0 = accumulator, s1 = linear
+//   Lamb: s0 = m, s1 = v (runs lamb_update: per-variable trust ratio)
 template <typename T>
 void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, double grad_scale,
                       const OptimizerParams& p);
+
+// Lamb (keras/src/optimizers/lamb.py), one variable: s0 = m, s1 = v; Adam's bias-corrected step u scaled by the
+// trust ratio ||var|| / ||u|| (norms accumulated in double over fixed blocks: thread-count independent).
+template <typename T>
+void lamb_update(T* var, T* m, T* v, const T* grad, int64_t n, double grad_scale, const OptimizerParams& p);
 
 // sum(x * x) in double (for clipnorm / global_clipnorm); fixed blocks, so thread-count independent.
 template <typename T>

@@ -6,9 +6,9 @@ it divides the gradients by ``loss_scale_factor``, accumulates them over ``gradi
 ``global_clipnorm``), applies decoupled ``weight_decay`` and the optimizer's update, keeps the exponential moving
 average of the variables (``use_ema``, overwriting them every ``ema_overwrite_frequency`` iterations), then the
 variables' constraints, and increments ``iterations``. The element-wise optimizers (SGD, Adam, AdamW, Adagrad,
-RMSprop, Adadelta, Adamax, Nadam, Lion, Ftrl) update every variable of one dtype in one fused C++ call
-(``csrc/cpu/optimizer.cpp``); Lamb (per-variable trust ratio) and Adafactor (factored second moments) are
-vectorized NumPy over each variable, in the variable's dtype. Step-dependent scalars (bias corrections, the
+RMSprop, Adadelta, Adamax, Nadam, Lion, Ftrl) and Lamb (a two-pass kernel for its per-variable trust ratio)
+update every variable of one dtype in one fused C++ call (``csrc/cpu/optimizer.cpp``); Adafactor (factored
+second moments) is vectorized NumPy over each variable, in the variable's dtype. Step-dependent scalars (bias corrections, the
 learning rate from a schedule) are computed here once per step.
 """
 from __future__ import annotations
@@ -624,18 +624,14 @@ class Ftrl(Optimizer):
                 "l2_shrinkage_regularization_strength": self.l2_shrinkage_regularization_strength, "beta": self.beta}
 
 
-def _sum_squares(x):
-    """sum(x * x) accumulated in float64 by the C++ kernel (fixed blocks: independent of the thread count)."""
-    return backend._C.sum_squares([np.ascontiguousarray(x)])[0]
-
-
 class Lamb(Optimizer):
     """Lamb (keras/src/optimizers/lamb.py): Adam's bias-corrected step u = m_hat / (sqrt(v_hat) + epsilon), scaled
     per variable by the trust ratio ||var|| / ||u|| (1 when either norm is 0): var -= ratio * lr * u.
 
-    Not fused: the trust ratio needs two norms per variable, so the update is vectorized NumPy per variable, in
-    its dtype (the norms are accumulated in float64 by ``fastnn._C.sum_squares``)."""
+    Fused like the element-wise kinds: the C++ kernel (``lamb_update``) makes two passes per variable, the first
+    updating m and v and summing the two norms (in float64, over fixed blocks), the second moving the variable."""
 
+    _kind = "lamb"
     _slot_names = ("momentum", "velocity")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None, clipnorm=None,
@@ -644,17 +640,9 @@ class Lamb(Optimizer):
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
-    def _python_step(self, w, g, slots, lr, step):
-        t = w.dtype.type
-        m, v = slots
-        one = t(1)
-        beta_1_power, beta_2_power = t(self.beta_1) ** t(step), t(self.beta_2) ** t(step)
-        m += (g - m) * t(1 - self.beta_1)
-        v += (g * g - v) * t(1 - self.beta_2)
-        update = (m / (one - beta_1_power)) / (np.sqrt(v / (one - beta_2_power)) + t(self.epsilon))
-        w_norm, u_norm = math.sqrt(_sum_squares(w)), math.sqrt(_sum_squares(update))
-        ratio = t(w_norm) / t(u_norm) if w_norm > 0 and u_norm > 0 else one
-        w -= ratio * lr * update
+    def _params(self, lr, step):
+        return {"beta1": self.beta_1, "beta2": self.beta_2, "epsilon": self.epsilon,
+                "beta1_power": self.beta_1 ** step, "beta2_power": self.beta_2 ** step}
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
