@@ -620,7 +620,15 @@ def test_bias_add_backward(data):
 # -- optimizers ----------------------------------------------------------------------------------------------------------
 
 OPT_SLOTS = {"sgd": 1, "adam": 3, "adagrad": 1, "rmsprop": 3, "adadelta": 2, "adamax": 2, "nadam": 2, "lion": 1,
-             "ftrl": 2, "lamb": 2}
+             "ftrl": 2, "lamb": 2, "adafactor": 3}
+
+
+def _adafactor_moment_shape(shape, slot):
+    """Adafactor's row (slot 0) and column (slot 1) moments: shape[:-1] and shape[:-2] + shape[-1:] from rank 2,
+    0-d placeholders below."""
+    if len(shape) < 2:
+        return ()
+    return shape[:-1] if slot == 0 else shape[:-2] + shape[-1:]
 
 
 def _opt_reference(kind, params, var, grad, slots, scale):
@@ -684,6 +692,22 @@ def _opt_reference(kind, params, var, grad, slots, scale):
         u = (s[0] / (1 - p("beta1_power", 0.0))) / (np.sqrt(s[1] / (1 - p("beta2_power", 1.0))) + eps)
         w_norm, u_norm = np.sqrt(np.sum(w * w)), np.sqrt(np.sum(u * u))
         return w - (w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0) * lr * u, s
+    if kind == "adafactor":
+        t = p("local_step", 1.0)
+        rms = lambda x: np.sqrt(np.mean(x * x))  # noqa: E731
+        if w.size == 0:
+            return w, s
+        g2 = g * g + p("epsilon_1", 1e-30)
+        b2t = 1 - t ** p("beta_2_decay", -0.8)
+        if w.ndim >= 2:
+            s[0] = b2t * slots[0] + (1 - b2t) * g2.mean(axis=-1)
+            s[1] = b2t * slots[1] + (1 - b2t) * g2.mean(axis=-2)
+            s[2] = (s[0] / s[0].mean(axis=-1, keepdims=True))[..., None] * s[1][..., None, :]
+        else:
+            s[2] = b2t * slots[2] + (1 - b2t) * g2
+        u = g / np.sqrt(s[2])
+        alpha = max(p("epsilon_2", 1e-3), rms(w)) * min(lr, 1 / np.sqrt(t))
+        return w - alpha * (u / max(1.0, rms(u) / p("clip_threshold", 1.0))), s
     if kind == "lion":
         s[0] = slots[0] * b2 + g * (1 - b2)
         return w - lr * np.sign(slots[0] * b1 + g * (1 - b1)), s
@@ -729,6 +753,10 @@ def _opt_slots(kind, params, rng, shapes_, dtype):
                     for v in slots[0]]
     if kind == "ftrl":
         slots[1] = [np.asarray(fz.values(rng, s, dtype)) for s in shapes_]  # the linear term has either sign
+    if kind == "adafactor":  # positive moments (v = r / mean(r) * c must stay positive)
+        for k in (0, 1):
+            slots[k] = [np.asarray(np.abs(fz.values(rng, _adafactor_moment_shape(s, k), dtype)) + 0.1).astype(dtype)
+                        for s in shapes_]
     return slots
 
 
@@ -746,10 +774,12 @@ def _opt_params(data, kind):
     u = lambda k: params["beta1"] * (1 - 0.5 * 0.96 ** k)  # noqa: E731
     prod = math.prod(u(k) for k in range(1, t + 1))
     params.update(u_t=u(t), u_t1=u(t + 1), u_prod_t=prod, u_prod_t1=prod * u(t + 1), beta2_power=params["beta2"] ** t,
-                  beta1_power=params["beta1"] ** t)  # Lamb's bias corrections too
+                  beta1_power=params["beta1"] ** t, local_step=float(t))  # Lamb's and Adafactor's too
     # Ftrl
     for key, choices in (("lr_power", [-0.5, 0.0, -1.0]), ("l1", [0.0, 0.05]), ("l2", [0.0, 0.1]),
-                         ("l2_shrinkage", [0.0, 0.02]), ("ftrl_beta", [0.0, 0.3])):
+                         ("l2_shrinkage", [0.0, 0.02]), ("ftrl_beta", [0.0, 0.3]),
+                         ("beta_2_decay", [-0.8, -0.5]), ("epsilon_1", [1e-30, 1e-3]), ("epsilon_2", [1e-3, 0.1]),
+                         ("clip_threshold", [1.0, 0.5])):  # Ftrl, Adafactor
         params[key] = data.draw(st.sampled_from(choices), label=key)
     return params
 
@@ -767,7 +797,7 @@ def _used_slots(kind, params, slots):
 def test_optimizer_update(data):
     fz.case("optimizer_update")
     rng = _rng(data)
-    kind = data.draw(st.sampled_from(sorted(OPT_SLOTS) + ["", "SGD", "adafactor"]), label="kind")
+    kind = data.draw(st.sampled_from(sorted(OPT_SLOTS) + ["", "SGD", "adagrad2"]), label="kind")
     dtype = _dtype(data, bad_rate=False)
     count = data.draw(st.sampled_from([1, 2, 0, 3]), label="count")
     shapes_ = [data.draw(fz.shapes(max_dims=3), label=f"shape{i}") for i in range(count)]
@@ -810,7 +840,7 @@ def test_optimizer_update(data):
             grads.append(grads[0])
             must = must or ValueError
         elif corruption == "slot_missing" and kind in ("adam", "adagrad", "adadelta", "adamax", "nadam", "lion",
-                                                       "ftrl", "lamb"):
+                                                       "ftrl", "lamb", "adafactor"):
             args["slots"] = []
             must = must or ValueError
         elif corruption == "slot_count" and (kind != "sgd" or params["momentum"] != 0.0):
@@ -823,7 +853,7 @@ def test_optimizer_update(data):
             # An array of another variable (or another slot of the same one) in a place that is written or read:
             # each pair is disjoint from its own variable, so only the all-against-all check catches it.
             targets = [("grad", j) for j in range(count) if j != i and shapes_[j] == shapes_[i]]
-            used = _used_slots(kind, params, slots)
+            used = [k for k in _used_slots(kind, params, slots) if kind != "adafactor" or k == 2]  # var-shaped
             targets += [("slot", k, j) for k in used for j in range(count) if shapes_[j] == shapes_[i]
                         and (j != i or len(used) > 1)]
             if targets:

@@ -215,7 +215,8 @@ def test_optimizer_matches_keras_formula(name, make, ref, dtype):
 
 
 FUSED = [c for c in CASES if c[0] in ("sgd_nesterov", "adam_amsgrad", "adagrad", "rmsprop_centered_momentum",
-                                       "adadelta", "adamax", "nadam", "lion", "ftrl_regularized", "lamb")]
+                                       "adadelta", "adamax", "nadam", "lion", "ftrl_regularized", "lamb",
+                                       "adafactor")]
 
 
 @pytest.mark.parametrize("name,make,ref", FUSED, ids=[c[0] for c in FUSED])
@@ -223,7 +224,7 @@ def test_results_do_not_depend_on_thread_count(name, make, ref, restore_threads)
     # 3 * 2**17 elements: above the kernel's grain (2**17), so with 2 threads optimizer_update splits the tensor
     # (the 300 x 301 tensor this test used to update stayed below the grain and always ran on one thread).
     # TODO(lead): assert build_info()["parallel_regions"] grows with 2 threads once that counter is on main.
-    big = ((3, 1 << 17), (5,))
+    big = ((3, 1 << 17), (1 << 18,), (5,))
     fastnn.set_num_threads(1)
     a, want, _ = _run(make, ref, "float32", shapes=big, steps=2)
     fastnn.set_num_threads(2)
@@ -596,3 +597,19 @@ def test_exclude_from_weight_decay_uses_keras_regex_on_names():
     opt.apply_gradients([(g, kernel), (g, bias), (g, gamma)])
     assert kernel.numpy().tolist() == [0.5, 0.5]
     assert bias.numpy().tolist() == [1, 1] and gamma.numpy().tolist() == [1, 1]
+
+
+def test_adafactor_binding_checks_the_factored_moment_shapes():
+    _C = fastnn.backend._C
+    w, g = np.ones((2, 3, 4), "float32"), np.ones((2, 3, 4), "float32")
+    r, c, v = np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32"), np.zeros((2, 3, 4), "float32")
+    with pytest.raises(ValueError, match=r"slots\[1\]\[0\] must have shape \(2, 4\)"):
+        _C.optimizer_update("adafactor", [w], [g], [[r], [np.zeros((2, 3), "float32")], [v]], None, {})
+    with pytest.raises(ValueError, match=r"slots\[0\]\[0\] must have shape \(\)"):  # rank 1: 0-d placeholders
+        _C.optimizer_update("adafactor", [np.ones(3, "float32")], [np.ones(3, "float32")],
+                            [[np.zeros(3, "float32")], [np.zeros((), "float32")], [np.zeros(3, "float32")]], None, {})
+    with pytest.raises(ValueError, match="needs slots"):
+        _C.optimizer_update("adafactor", [w], [g], [[r], [c]], None, {})
+    np.testing.assert_array_equal(w, 1)
+    _C.optimizer_update("adafactor", [w], [g], [[r], [c], [v]], None, {"lr": 0.1})
+    assert (w < 1).all() and (r > 0).all() and (c > 0).all()

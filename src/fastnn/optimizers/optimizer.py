@@ -6,9 +6,9 @@ it divides the gradients by ``loss_scale_factor``, accumulates them over ``gradi
 ``global_clipnorm``), applies decoupled ``weight_decay`` and the optimizer's update, keeps the exponential moving
 average of the variables (``use_ema``, overwriting them every ``ema_overwrite_frequency`` iterations), then the
 variables' constraints, and increments ``iterations``. The element-wise optimizers (SGD, Adam, AdamW, Adagrad,
-RMSprop, Adadelta, Adamax, Nadam, Lion, Ftrl) and Lamb (a two-pass kernel for its per-variable trust ratio)
-update every variable of one dtype in one fused C++ call (``csrc/cpu/optimizer.cpp``); Adafactor (factored
-second moments) is vectorized NumPy over each variable, in the variable's dtype. Step-dependent scalars (bias corrections, the
+RMSprop, Adadelta, Adamax, Nadam, Lion, Ftrl), Lamb (a two-pass kernel for its per-variable trust ratio) and
+Adafactor (factored row / column second moments) update every variable of one dtype in one fused C++ call
+(``csrc/cpu/optimizer.cpp``). Step-dependent scalars (bias corrections, the
 learning rate from a schedule) are computed here once per step.
 """
 from __future__ import annotations
@@ -46,8 +46,7 @@ def _grad_array(g):
 
 
 class Optimizer:
-    """Base class. Subclasses set ``_kind`` (the C++ kernel; None: ``_python_step`` does the update), ``_slot_names``
-    and ``_params(lr, step)``.
+    """Base class. Subclasses set ``_kind`` (the C++ kernel), ``_slot_names`` and ``_params(lr, step)``.
 
     Args:
         learning_rate: float, a LearningRateSchedule (evaluated at the number of ``apply`` calls, as Keras does) or
@@ -321,10 +320,6 @@ class Optimizer:
             params["clipvalue"] = self.clipvalue
         self._before_update(step)
         scales = self._grad_scales(grads)
-        if self._kind is None:
-            for i, v in enumerate(variables):
-                self._python_update(v, grads[i], 1.0 if scales is None else scales[i], lr, step)
-            return
         groups = {}
         for i, v in enumerate(variables):
             key = (v._data.dtype.str, self._decays(v))
@@ -338,22 +333,6 @@ class Optimizer:
             p["weight_decay"] = self.weight_decay if decays else 0.0
             backend._C.optimizer_update(self._kind, [v._data for v in vs], [grads[i] for i in idx], slot_lists,
                                         None if scales is None else [scales[i] for i in idx], p)
-
-    def _python_update(self, v, grad, scale, lr, step):
-        """The NumPy path: the kernel's gradient preparation and weight decay, then ``_python_step``, in the
-        variable's dtype (as Keras computes)."""
-        w = v._data
-        t = w.dtype.type
-        g = grad * t(scale) if scale != 1.0 else grad
-        if self.clipvalue is not None:
-            g = np.clip(g, -t(self.clipvalue), t(self.clipvalue))
-        if self._decays(v):
-            w -= w * t(self.weight_decay) * t(lr)
-        if w.size:
-            self._python_step(w, g, self._slots_for(v), t(lr), step)
-
-    def _python_step(self, w, g, slots, lr, step):  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def _before_update(self, step):
         pass
@@ -655,8 +634,10 @@ class Adafactor(Optimizer):
     g / sqrt(v), divided by max(1, rms / clip_threshold), times max(epsilon_2, rms(var)) * min(lr, 1 / sqrt(t)).
 
     ``relative_step`` is stored and serialized; as in Keras 3, the step uses min(lr, 1 / sqrt(t)) either way.
-    Not fused (row / column means): vectorized NumPy per variable, in its dtype."""
+    Fused: the C++ kernel (``adafactor_update``) takes each variable's shape; its means and norms are accumulated
+    in float64."""
 
+    _kind = "adafactor"
     _slot_names = ("r", "c", "velocity")
 
     def __init__(self, learning_rate=0.001, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3, clip_threshold=1.0,
@@ -678,28 +659,9 @@ class Adafactor(Optimizer):
         shape = like.shape[:-1] if name == "r" else like.shape[:-2] + like.shape[-1:]
         return np.zeros(shape, like.dtype)
 
-    @staticmethod
-    def _rms(x):
-        return np.sqrt(np.mean(np.square(x)))
-
-    def _python_step(self, w, g, slots, lr, step):
-        t = w.dtype.type
-        r, c, v = slots
-        one = t(1)
-        local_step = t(step)
-        rho_t = min(lr, one / np.sqrt(local_step))
-        alpha_t = max(t(self.epsilon_2), self._rms(w)) * rho_t
-        regulated_grad_square = np.square(g) + t(self.epsilon_1)
-        beta_2_t = one - local_step ** t(self.beta_2_decay)
-        if w.ndim >= 2:
-            r[...] = beta_2_t * r + (one - beta_2_t) * np.mean(regulated_grad_square, axis=-1)
-            c[...] = beta_2_t * c + (one - beta_2_t) * np.mean(regulated_grad_square, axis=-2)
-            v[...] = np.expand_dims(r / np.mean(r, axis=-1, keepdims=True), -1) * np.expand_dims(c, -2)
-        else:
-            v[...] = beta_2_t * v + (one - beta_2_t) * regulated_grad_square
-        u_t = g / np.sqrt(v)
-        u_t_hat = u_t / max(one, self._rms(u_t) / t(self.clip_threshold))
-        w -= alpha_t * u_t_hat
+    def _params(self, lr, step):
+        return {"local_step": float(step), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
+                "epsilon_2": self.epsilon_2, "clip_threshold": self.clip_threshold}
 
     def get_config(self):
         return {**super().get_config(), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
