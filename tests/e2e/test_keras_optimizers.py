@@ -104,6 +104,9 @@ def test_optimizer_steps_match_keras(name, kwargs, dtype):
     adam = name in ("Adam", "AdamW")
     _close(got, want, dtype, adam)
     assert int(fopt.iterations.numpy()) == int(kopt.iterations.numpy())
+    # optimizer.variables: the same count and sizes (model.summary()'s "Optimizer params" counts them).
+    assert sorted(int(np.size(v.numpy())) for v in fopt.variables) == sorted(
+        int(np.size(v.numpy())) for v in kopt.variables)
     if kwargs.get("use_ema"):  # finalize_variable_values: the variables take their moving averages
         kopt.finalize_variable_values(kvars)
         fopt.finalize_variable_values(fvars)
@@ -132,6 +135,8 @@ def test_loss_scale_optimizer_matches_keras(dtype):
         assert int(fopt.step_counter.numpy()) == int(kopt.step_counter.numpy())
         assert int(fopt.iterations.numpy()) == int(kopt.iterations.numpy())
         _close([v.numpy() for v in vf], [np.asarray(v.numpy()) for v in vk], dtype, adam=True)
+    assert sorted(int(np.size(v.numpy())) for v in fopt.variables) == sorted(
+        int(np.size(v.numpy())) for v in kopt.variables)
     assert float(fopt.scale_loss(1.5)) == float(kopt.scale_loss(1.5))
     assert fopt.learning_rate == pytest.approx(float(kopt.learning_rate))
     kc, fc = kopt.get_config(), fopt.get_config()

@@ -613,3 +613,19 @@ def test_adafactor_binding_checks_the_factored_moment_shapes():
     np.testing.assert_array_equal(w, 1)
     _C.optimizer_update("adafactor", [w], [g], [[r], [c], [v]], None, {"lr": 0.1})
     assert (w < 1).all() and (r > 0).all() and (c > 0).all()
+
+
+def test_variables_are_kerass_set():
+    # Keras 3.15: iterations, learning_rate, then (use_ema) averages, (accumulation) accumulators, then the slots;
+    # model.summary() counts these as the optimizer's parameters.
+    vs = [fastnn.Variable(np.zeros(3, "float32")), fastnn.Variable(np.zeros((2, 2), "float32"))]
+    grads = [np.ones(3, "float32"), np.ones((2, 2), "float32")]
+    opt = optimizers.Adam(use_ema=True, gradient_accumulation_steps=2)
+    opt.apply_gradients(zip(grads, vs))
+    assert [int(np.size(v.numpy())) for v in opt.variables] == [1, 1, 3, 4, 3, 4, 3, 3, 4, 4]
+    nadam = optimizers.Nadam()
+    nadam.apply_gradients(zip(grads, vs))
+    assert len(nadam.variables) == 7  # + Nadam's u_product
+    lso = optimizers.LossScaleOptimizer(optimizers.SGD())
+    lso.apply_gradients(zip(grads, vs))
+    assert len(lso.variables) == 6  # its iterations, learning rate, step_counter, dynamic_scale; SGD's two

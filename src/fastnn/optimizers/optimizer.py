@@ -178,7 +178,11 @@ class Optimizer:
 
     @property
     def variables(self):
+        """Keras's optimizer.variables: iterations, the learning rate (a float32 variable in Keras unless it is a
+        schedule or a callable), the moving averages, the gradient accumulators, then each variable's slots."""
         out = [self._iterations]
+        if not (isinstance(self._learning_rate, LearningRateSchedule) or callable(self._learning_rate)):
+            out.append(Tensor._wrap(np.array(self._learning_rate, "float32")))
         for store in (self._averages, self._accumulated):
             out.extend(Tensor._wrap(a) for a in store.values())
         for slots in self._slots.values():
@@ -522,6 +526,10 @@ class Nadam(Optimizer):
     def _before_update(self, step):
         self._u_product *= self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
 
+    @property
+    def variables(self):
+        return super().variables + [Tensor._wrap(np.array(self._u_product))]  # Keras's u_product variable
+
     def _params(self, lr, step):
         u_t = self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
         u_t1 = self.beta_1 * (1.0 - 0.5 * 0.96 ** (step + 1))
@@ -723,7 +731,9 @@ class LossScaleOptimizer(Optimizer):
 
     @property
     def variables(self):
-        return [self._iterations, self.step_counter, self.dynamic_scale] + self.inner_optimizer.variables
+        # Keras: its own iterations and (unused) learning rate 0.0, step_counter, dynamic_scale, then the inner ones.
+        own = [self._iterations, Tensor._wrap(np.array(0.0, "float32")), self.step_counter, self.dynamic_scale]
+        return own + self.inner_optimizer.variables
 
     def build(self, var_list):
         self.inner_optimizer.build(var_list)
