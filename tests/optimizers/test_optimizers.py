@@ -629,3 +629,13 @@ def test_variables_are_kerass_set():
     lso = optimizers.LossScaleOptimizer(optimizers.SGD())
     lso.apply_gradients(zip(grads, vs))
     assert len(lso.variables) == 6  # its iterations, learning rate, step_counter, dynamic_scale; SGD's two
+
+
+def test_learning_rate_setter_takes_a_callable_and_empty_apply_is_a_no_op():
+    opt = optimizers.SGD(0.1)
+    opt.learning_rate = lambda: 0.25  # Keras accepts a callable here too
+    assert opt.learning_rate == 0.25
+    with pytest.raises(ValueError, match="learning_rate"):
+        opt.learning_rate = -1.0
+    opt.apply([], [])
+    assert int(opt.iterations.numpy()) == 0

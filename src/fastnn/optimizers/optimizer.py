@@ -141,7 +141,10 @@ class Optimizer:
         if isinstance(self._learning_rate, LearningRateSchedule) and not isinstance(value, LearningRateSchedule):
             raise TypeError("This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
                             "constructor argument, hence its learning rate is not settable.")
-        self._learning_rate = value if isinstance(value, LearningRateSchedule) else float(value)
+        if isinstance(value, LearningRateSchedule) or callable(value):
+            self._learning_rate = value
+        else:
+            self._learning_rate = _check_positive(type(self).__name__, "learning_rate", value)
 
     lr = learning_rate
 
@@ -243,6 +246,9 @@ class Optimizer:
         return out
 
     def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
+        if not grads:  # Keras: an empty gradient list is a no-op
+            return
         pairs = self._checked_pairs(grads, trainable_variables)
         variables = [v for _, v in pairs]
         for v in variables:
