@@ -639,3 +639,16 @@ def test_learning_rate_setter_takes_a_callable_and_empty_apply_is_a_no_op():
         opt.learning_rate = -1.0
     opt.apply([], [])
     assert int(opt.iterations.numpy()) == 0
+
+
+def test_a_gradient_that_is_another_variables_buffer_is_copied_not_rejected():
+    # optimizer_update rejects a gradient inside any variable of the call; apply() copies such gradients first
+    # (a backward may hand back a variable's own buffer, a user may pass w.numpy()).
+    a = fastnn.Variable(np.array([1.0, 2.0], "float32"))
+    b = fastnn.Variable(np.array([10.0, 20.0], "float32"))
+    optimizers.SGD(0.5).apply_gradients([(a._data, b), (b._data, a)])  # each gradient is the other variable
+    np.testing.assert_allclose(b.numpy(), [9.5, 19.0])
+    np.testing.assert_allclose(a.numpy(), [-4.0, -8.0])
+    c = fastnn.Variable(np.arange(6.0, dtype="float32").reshape(2, 3))
+    optimizers.Adam(0.1).apply_gradients([(c._data[::-1], c)])  # a reversed view of its own variable
+    assert np.isfinite(c.numpy()).all()

@@ -45,6 +45,34 @@ def _grad_array(g):
     return g._data if isinstance(g, Tensor) else np.asarray(g)
 
 
+def _byte_range(a):
+    start = a.__array_interface__["data"][0]
+    return start, start + a.nbytes
+
+
+def _copy_grads_inside_variables(grads, variables):
+    """The gradients, with a copy of each one that shares memory with any of the variables (a backward that
+    returned a variable's own buffer, or a user passing ``w.numpy()``): the fused update writes the variables
+    while it reads the gradients, and optimizer_update rejects such overlaps. The variables' byte ranges are
+    sorted once, so this is O(n log n) in the number of variables."""
+    import bisect
+
+    ranges = sorted(_byte_range(v._data) for v in variables if v._data.nbytes)
+    starts = [r[0] for r in ranges]
+    reach = []  # reach[k]: the furthest end among ranges[:k + 1]
+    for _, end in ranges:
+        reach.append(max(end, reach[-1]) if reach else end)
+    out = []
+    for g in grads:
+        if g.nbytes:
+            begin, end = _byte_range(g)
+            k = bisect.bisect_left(starts, end) - 1  # the last variable starting before the gradient ends
+            if k >= 0 and reach[k] > begin:
+                g = g.copy()
+        out.append(g)
+    return out
+
+
 class Optimizer:
     """Base class. Subclasses set ``_kind`` (the C++ kernel), ``_slot_names`` and ``_params(lr, step)``.
 
@@ -260,9 +288,8 @@ class Optimizer:
             ga = np.ascontiguousarray(ga, dtype=dtype)
             if self.loss_scale_factor is not None:  # Keras: g / loss_scale_factor, in the variable's dtype
                 ga = ga / dtype.type(self.loss_scale_factor)
-            elif np.shares_memory(ga, v._data):
-                ga = ga.copy()
             arrays.append(ga)
+        arrays = _copy_grads_inside_variables(arrays, variables)
         steps = self.gradient_accumulation_steps
         if steps:
             accumulated = [self._accumulated[id(v)] for v in variables]
