@@ -146,6 +146,9 @@ def test_loss_scale_optimizer_matches_keras(dtype):
     assert fc["inner_optimizer"]["config"].keys() == kc["inner_optimizer"]["config"].keys()
     clone = fastnn.optimizers.LossScaleOptimizer.from_config(fc)
     assert clone.get_config() == fc
+    from_keras = fastnn.optimizers.get(keras.optimizers.serialize(kopt))  # Keras's own dict, read by fastnn
+    assert isinstance(from_keras, fastnn.optimizers.LossScaleOptimizer)
+    assert isinstance(from_keras.inner_optimizer, fastnn.optimizers.Adam) and from_keras.initial_scale == 16.0
 
 
 SCHEDULES = [
