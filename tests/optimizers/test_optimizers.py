@@ -652,3 +652,19 @@ def test_a_gradient_that_is_another_variables_buffer_is_copied_not_rejected():
     c = fastnn.Variable(np.arange(6.0, dtype="float32").reshape(2, 3))
     optimizers.Adam(0.1).apply_gradients([(c._data[::-1], c)])  # a reversed view of its own variable
     assert np.isfinite(c.numpy()).all()
+
+
+def test_custom_schedule_must_define_get_config_and_apply_gradients_returns_the_call_count():
+    class Halving(schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return 0.5 ** step
+
+    opt = optimizers.SGD(learning_rate=Halving(), gradient_accumulation_steps=2)
+    with pytest.raises(NotImplementedError, match="get_config"):
+        opt.get_config()
+    v = fastnn.Variable(np.zeros(1, "float32"))
+    for _ in range(3):
+        counter = opt.apply_gradients([(np.ones(1, "float32"), v)])
+    # Keras: apply_gradients returns the raw call counter; iterations counts updates; the schedule sees the calls.
+    assert int(counter.numpy()) == 3 and int(opt.iterations.numpy()) == 1
+    np.testing.assert_allclose(v.numpy(), [-0.5])  # one update, at call 2: lr = 0.5 ** 1, mean gradient 1

@@ -236,7 +236,7 @@ class Optimizer:
         """Applies ``[(gradient, variable), ...]`` (e.g. ``zip(tape.gradient(loss, vars), vars)``)."""
         pairs = list(grads_and_vars)
         self.apply([g for g, _ in pairs], [v for _, v in pairs])
-        return self.iterations
+        return self._iterations  # Keras returns the raw call counter (tf.keras compatibility)
 
     def _checked_pairs(self, grads, trainable_variables):
         """The (gradient array, variable) pairs with a gradient, checked; warns about the variables without one."""

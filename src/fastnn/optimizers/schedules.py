@@ -5,11 +5,16 @@ import math
 
 
 class LearningRateSchedule:
-    def __call__(self, step):  # pragma: no cover - abstract
-        raise NotImplementedError
+    """Base class: subclasses implement ``__call__(step)`` and ``get_config()`` (as in Keras, both must be
+    overridden; a schedule without ``get_config`` cannot be serialized)."""
+
+    def __call__(self, step):
+        raise NotImplementedError(f"Learning rate schedule '{type(self).__name__}' must override "
+                                  "`__call__(self, step)`.")
 
     def get_config(self):
-        return {}
+        raise NotImplementedError(f"Learning rate schedule '{type(self).__name__}' must override `get_config()` in "
+                                  "order to be serializable.")
 
     @classmethod
     def from_config(cls, config):
