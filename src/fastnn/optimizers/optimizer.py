@@ -45,30 +45,28 @@ def _grad_array(g):
     return g._data if isinstance(g, Tensor) else np.asarray(g)
 
 
-def _byte_range(a):
-    start = a.__array_interface__["data"][0]
-    return start, start + a.nbytes
+def _memory_owner(a):
+    """The object that owns ``a``'s memory (the end of its ``.base`` chain): arrays can only share memory when
+    they have the same owner."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a
 
 
 def _copy_grads_inside_variables(grads, variables):
     """The gradients, with a copy of each one that shares memory with any of the variables (a backward that
     returned a variable's own buffer, or a user passing ``w.numpy()``): the fused update writes the variables
-    while it reads the gradients, and optimizer_update rejects such overlaps. The variables' byte ranges are
-    sorted once, so this is O(n log n) in the number of variables."""
-    import bisect
-
-    ranges = sorted(_byte_range(v._data) for v in variables if v._data.nbytes)
-    starts = [r[0] for r in ranges]
-    reach = []  # reach[k]: the furthest end among ranges[:k + 1]
-    for _, end in ranges:
-        reach.append(max(end, reach[-1]) if reach else end)
+    while it reads the gradients, and optimizer_update rejects such overlaps. Only a gradient with the same
+    memory owner as some variable gets the exact np.shares_memory test, so the usual step (fresh gradients)
+    costs one dictionary lookup per gradient."""
+    owners = {}
+    for v in variables:
+        owners.setdefault(id(_memory_owner(v._data)), []).append(v._data)
     out = []
     for g in grads:
-        if g.nbytes:
-            begin, end = _byte_range(g)
-            k = bisect.bisect_left(starts, end) - 1  # the last variable starting before the gradient ends
-            if k >= 0 and reach[k] > begin:
-                g = g.copy()
+        same_owner = owners.get(id(_memory_owner(g)))
+        if same_owner and any(np.shares_memory(g, w) for w in same_owner):
+            g = g.copy()
         out.append(g)
     return out
 
