@@ -134,8 +134,13 @@ std::vector<Raw> raw_pointers(const Tensors& t) {
 // share memory (the same gradient passed for two variables is only read).
 struct Extent {
   std::uintptr_t begin, end;
-  bool written;
-  std::string name;
+  int list;  // -1: variables, -2: grads, s >= 0: slots[s]
+  size_t index;
+  bool written() const { return list != -2; }
+  std::string name() const {
+    const std::string idx = "[" + std::to_string(index) + "]";
+    return list == -1 ? "variables" + idx : list == -2 ? "grads" + idx : "slots[" + std::to_string(list) + "]" + idx;
+  }
 };
 
 void check_no_overlap(std::vector<Extent> extents) {
@@ -147,12 +152,12 @@ void check_no_overlap(std::vector<Extent> extents) {
   for (const Extent& e : extents) {
     const Extent* other = nullptr;
     if (reach_written && reach_written->end > e.begin) other = reach_written;
-    else if (e.written && reach_any && reach_any->end > e.begin) other = reach_any;
+    else if (e.written() && reach_any && reach_any->end > e.begin) other = reach_any;
     if (other)
-      throw py::value_error("optimizer_update: " + e.name + " overlaps " + other->name +
+      throw py::value_error("optimizer_update: " + e.name() + " overlaps " + other->name() +
                             " (an array that is updated must not share memory with any other array of the call)");
     if (!reach_any || e.end > reach_any->end) reach_any = &e;
-    if (e.written && (!reach_written || e.end > reach_written->end)) reach_written = &e;
+    if (e.written() && (!reach_written || e.end > reach_written->end)) reach_written = &e;
   }
 }
 
@@ -262,16 +267,16 @@ void bind_optimizer(py::module_& m) {
     }
     {
       std::vector<Extent> extents;
-      auto add = [&](const py::array& a, bool written, std::string name) {
+      extents.reserve(t.vars.size() * (2 + t.slots.size()));
+      auto add = [&](const py::array& a, int list, size_t i) {
         const auto begin = reinterpret_cast<std::uintptr_t>(a.data());
-        extents.push_back({begin, begin + static_cast<std::uintptr_t>(a.nbytes()), written, std::move(name)});
+        extents.push_back({begin, begin + static_cast<std::uintptr_t>(a.nbytes()), list, i});
       };
       for (size_t i = 0; i < t.vars.size(); ++i) {
-        const std::string idx = "[" + std::to_string(i) + "]";
-        add(t.vars[i], true, "variables" + idx);
-        add(t.grads[i], false, "grads" + idx);
+        add(t.vars[i], -1, i);
+        add(t.grads[i], -2, i);
         for (size_t s = 0; s < t.slots.size(); ++s)
-          if (!t.slots[s].empty()) add(t.slots[s][i], true, "slots[" + std::to_string(s) + "]" + idx);
+          if (!t.slots[s].empty()) add(t.slots[s][i], static_cast<int>(s), i);
       }
       check_no_overlap(std::move(extents));
     }
