@@ -1,6 +1,8 @@
 // Bindings for the fused optimizer kernels: one call updates every variable. Validates the lists (same
-// length, float32/float64, C-contiguous, writeable where written, matching dtypes and shapes), releases the
-// GIL and loops over the tensors in C++.
+// length, float32/float64, C-contiguous, writeable where written, matching dtypes and shapes, no array that
+// is written overlapping any other array of the call), releases the GIL and loops over the tensors in C++.
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -22,15 +24,18 @@ OptKind parse_kind(const std::string& name) {
   static const std::unordered_map<std::string, OptKind> kinds = {
       {"sgd", OptKind::kSGD},           {"adam", OptKind::kAdam},     {"adagrad", OptKind::kAdagrad},
       {"rmsprop", OptKind::kRMSprop},   {"adadelta", OptKind::kAdadelta}, {"adamax", OptKind::kAdamax},
-      {"nadam", OptKind::kNadam}};
+      {"nadam", OptKind::kNadam},       {"lion", OptKind::kLion},     {"ftrl", OptKind::kFtrl},
+      {"lamb", OptKind::kLamb},         {"adafactor", OptKind::kAdafactor}};
   auto it = kinds.find(name);
   if (it == kinds.end())
     throw py::value_error("optimizer_update: unknown kind '" + name +
-                          "'; expected one of sgd, adam, adagrad, rmsprop, adadelta, adamax, nadam");
+                          "'; expected one of sgd, adam, adagrad, rmsprop, adadelta, adamax, nadam, lion, ftrl, lamb, adafactor");
   return it->second;
 }
 
-void check_array(const py::array& a, const py::array& ref, bool writeable, const std::string& what, size_t i) {
+// `shape`: the shape `a` must have (null: ref's shape).
+void check_array(const py::array& a, const py::array& ref, bool writeable, const std::string& what, size_t i,
+                 const std::vector<py::ssize_t>* shape = nullptr) {
   const std::string name = what + "[" + std::to_string(i) + "]";
   const char k = float_kind(a, "optimizer_update", name.c_str());
   if (k != float_kind(ref, "optimizer_update", "variables"))
@@ -41,11 +46,34 @@ void check_array(const py::array& a, const py::array& ref, bool writeable, const
                           strides_str(a));
   if (writeable && !a.writeable())
     throw py::value_error("optimizer_update: " + name + " must be writeable");
+  if (shape) {
+    bool same = a.ndim() == static_cast<py::ssize_t>(shape->size());
+    for (py::ssize_t d = 0; same && d < a.ndim(); ++d) same = a.shape(d) == (*shape)[static_cast<size_t>(d)];
+    if (!same) {
+      std::string want = "(";
+      for (size_t d = 0; d < shape->size(); ++d) want += (d ? ", " : "") + std::to_string((*shape)[d]);
+      want += shape->size() == 1 ? ",)" : ")";
+      throw py::value_error("optimizer_update: " + name + " must have shape " + want + " for variables[" +
+                            std::to_string(i) + "] of shape " + shape_str(ref) + ", but received shape " +
+                            shape_str(a));
+    }
+    return;
+  }
   bool same = a.ndim() == ref.ndim();
   for (py::ssize_t d = 0; same && d < a.ndim(); ++d) same = a.shape(d) == ref.shape(d);
   if (!same)
     throw py::value_error("optimizer_update: " + name + " has shape " + shape_str(a) + ", but variables[" +
                           std::to_string(i) + "] has shape " + shape_str(ref));
+}
+
+// Adafactor's slots 0 and 1 (the row and column moments) for a variable of rank >= 2: shape[:-1] and
+// shape[:-2] + shape[-1:]; below rank 2 they are 0-d placeholders. Slot 2 (v) has the variable's shape.
+std::vector<py::ssize_t> adafactor_moment_shape(const py::array& var, size_t slot) {
+  std::vector<py::ssize_t> shape;
+  if (var.ndim() < 2) return shape;
+  for (py::ssize_t d = 0; d < var.ndim(); ++d)
+    if (d != var.ndim() - (slot == 0 ? 1 : 2)) shape.push_back(var.shape(d));
+  return shape;
 }
 
 std::vector<py::array> to_arrays(const py::sequence& seq, const std::string& what) {
@@ -78,6 +106,8 @@ struct Raw {
   void* slot[3];
   const void* grad;
   int64_t n;
+  int64_t batch, rows, cols;  // Adafactor: the variable as batch x rows x cols (its last two axes)
+  bool factored;              // Adafactor: rank >= 2
 };
 
 std::vector<Raw> raw_pointers(const Tensors& t) {
@@ -88,14 +118,59 @@ std::vector<Raw> raw_pointers(const Tensors& t) {
       out[i].slot[s] = s < t.slots.size() && !t.slots[s].empty() ? const_cast<void*>(t.slots[s][i].data()) : nullptr;
     out[i].grad = t.grads[i].data();
     out[i].n = static_cast<int64_t>(t.vars[i].size());
+    const py::array& v = t.vars[i];
+    out[i].factored = v.ndim() >= 2;
+    out[i].rows = out[i].factored ? static_cast<int64_t>(v.shape(v.ndim() - 2)) : 1;
+    out[i].cols = out[i].factored ? static_cast<int64_t>(v.shape(v.ndim() - 1)) : out[i].n;
+    out[i].batch = out[i].rows * out[i].cols ? out[i].n / (out[i].rows * out[i].cols) : 0;
   }
   return out;
+}
+
+// The kernel reads every grad while it writes the variables and slots, possibly on several threads: an array
+// that is written must not share a byte with any other array of the call (another variable's grad or slot
+// included, not only its own variable's). All arrays are C-contiguous by now, so each occupies the byte range
+// [data, data + nbytes); sorting the ranges by start finds any overlap in O(n log n). Two read-only grads may
+// share memory (the same gradient passed for two variables is only read).
+struct Extent {
+  std::uintptr_t begin, end;
+  int list;  // -1: variables, -2: grads, s >= 0: slots[s]
+  size_t index;
+  bool written() const { return list != -2; }
+  std::string name() const {
+    const std::string idx = "[" + std::to_string(index) + "]";
+    return list == -1 ? "variables" + idx : list == -2 ? "grads" + idx : "slots[" + std::to_string(list) + "]" + idx;
+  }
+};
+
+void check_no_overlap(std::vector<Extent> extents) {
+  extents.erase(std::remove_if(extents.begin(), extents.end(), [](const Extent& e) { return e.begin == e.end; }),
+                extents.end());
+  std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
+  const Extent* reach_any = nullptr;      // the earlier extent reaching furthest
+  const Extent* reach_written = nullptr;  // the earlier written extent reaching furthest
+  for (const Extent& e : extents) {
+    const Extent* other = nullptr;
+    if (reach_written && reach_written->end > e.begin) other = reach_written;
+    else if (e.written() && reach_any && reach_any->end > e.begin) other = reach_any;
+    if (other)
+      throw py::value_error("optimizer_update: " + e.name() + " overlaps " + other->name() +
+                            " (an array that is updated must not share memory with any other array of the call)");
+    if (!reach_any || e.end > reach_any->end) reach_any = &e;
+    if (e.written() && (!reach_written || e.end > reach_written->end)) reach_written = &e;
+  }
 }
 
 template <typename T>
 void run(const std::vector<Raw>& raw, const std::vector<double>& scales, const OptimizerParams& p) {
   for (size_t i = 0; i < raw.size(); ++i) {
     const Raw& r = raw[i];
+    if (p.kind == OptKind::kAdafactor) {
+      cpu::adafactor_update<T>(static_cast<T*>(r.var), static_cast<T*>(r.slot[0]), static_cast<T*>(r.slot[1]),
+                               static_cast<T*>(r.slot[2]), static_cast<const T*>(r.grad), r.batch, r.rows, r.cols,
+                               r.factored, scales.empty() ? 1.0 : scales[i], p);
+      continue;
+    }
     cpu::optimizer_update<T>(static_cast<T*>(r.var), static_cast<T*>(r.slot[0]), static_cast<T*>(r.slot[1]),
                              static_cast<T*>(r.slot[2]), static_cast<const T*>(r.grad), r.n,
                              scales.empty() ? 1.0 : scales[i], p);
@@ -126,6 +201,17 @@ void bind_optimizer(py::module_& m) {
     p.beta2_power = get(params, "beta2_power", 1.0);
     p.weight_decay = get(params, "weight_decay", 0.0);
     p.clipvalue = get(params, "clipvalue", 0.0);
+    p.lr_power = get(params, "lr_power", -0.5);
+    p.l1 = get(params, "l1", 0.0);
+    p.l2 = get(params, "l2", 0.0);
+    p.l2_shrinkage = get(params, "l2_shrinkage", 0.0);
+    p.ftrl_beta = get(params, "ftrl_beta", 0.0);
+    p.beta1_power = get(params, "beta1_power", 0.0);
+    p.local_step = get(params, "local_step", 1.0);
+    p.beta_2_decay = get(params, "beta_2_decay", -0.8);
+    p.epsilon_1 = get(params, "epsilon_1", 1e-30);
+    p.epsilon_2 = get(params, "epsilon_2", 1e-3);
+    p.clip_threshold = get(params, "clip_threshold", 1.0);
 
     Tensors t;
     t.vars = to_arrays(variables, "variables");
@@ -158,6 +244,10 @@ void bind_optimizer(py::module_& m) {
       case OptKind::kAdadelta: need(0, "accumulated grads"); need(1, "accumulated deltas"); break;
       case OptKind::kAdamax: need(0, "m"); need(1, "u"); break;
       case OptKind::kNadam: need(0, "m"); need(1, "v"); break;
+      case OptKind::kLion: need(0, "momentums"); break;
+      case OptKind::kFtrl: need(0, "accumulators"); need(1, "linears"); break;
+      case OptKind::kLamb: need(0, "m"); need(1, "v"); break;
+      case OptKind::kAdafactor: need(0, "row moments"); need(1, "column moments"); need(2, "velocities"); break;
     }
     if (p.kind == OptKind::kSGD && p.momentum == 0.0 && has(0)) t.slots[0].clear();
     if (p.kind == OptKind::kRMSprop && p.momentum <= 0.0 && has(1)) t.slots[1].clear();
@@ -165,16 +255,30 @@ void bind_optimizer(py::module_& m) {
       float_kind(t.vars[i], "optimizer_update", ("variables[" + std::to_string(i) + "]").c_str());
       check_array(t.vars[i], t.vars[i], true, "variables", i);
       check_array(t.grads[i], t.vars[i], false, "grads", i);
-      if (may_overlap(t.grads[i], t.vars[i]))
-        throw py::value_error("optimizer_update: grads[" + std::to_string(i) + "] overlaps variables[" +
-                              std::to_string(i) + "]");
       for (size_t s = 0; s < t.slots.size(); ++s) {
         if (t.slots[s].empty()) continue;
-        check_array(t.slots[s][i], t.vars[i], true, "slots[" + std::to_string(s) + "]", i);
-        if (may_overlap(t.slots[s][i], t.vars[i]))
-          throw py::value_error("optimizer_update: slots[" + std::to_string(s) + "][" + std::to_string(i) +
-                                "] overlaps variables[" + std::to_string(i) + "]");
+        if (p.kind == OptKind::kAdafactor && s < 2) {
+          const auto shape = adafactor_moment_shape(t.vars[i], s);
+          check_array(t.slots[s][i], t.vars[i], true, "slots[" + std::to_string(s) + "]", i, &shape);
+        } else {
+          check_array(t.slots[s][i], t.vars[i], true, "slots[" + std::to_string(s) + "]", i);
+        }
       }
+    }
+    {
+      std::vector<Extent> extents;
+      extents.reserve(t.vars.size() * (2 + t.slots.size()));
+      auto add = [&](const py::array& a, int list, size_t i) {
+        const auto begin = reinterpret_cast<std::uintptr_t>(a.data());
+        extents.push_back({begin, begin + static_cast<std::uintptr_t>(a.nbytes()), list, i});
+      };
+      for (size_t i = 0; i < t.vars.size(); ++i) {
+        add(t.vars[i], -1, i);
+        add(t.grads[i], -2, i);
+        for (size_t s = 0; s < t.slots.size(); ++s)
+          if (!t.slots[s].empty()) add(t.slots[s][i], static_cast<int>(s), i);
+      }
+      check_no_overlap(std::move(extents));
     }
     std::vector<double> scales;
     if (!grad_scales.is_none()) {

@@ -483,8 +483,9 @@ class Model(Layer):
         with GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            scaled_loss = self.optimizer.scale_loss(loss)  # as Keras: loss_scale_factor / LossScaleOptimizer
         if variables:
-            grads = tape.gradient(loss, variables)
+            grads = tape.gradient(scaled_loss, variables)  # optimizer.apply unscales the gradients
             self.optimizer.apply(grads, variables)
         n = len(flatten(x)[0])
         self._loss_tracker.update_state(float(loss.numpy()), sample_weight=n)
@@ -608,6 +609,8 @@ class Model(Layer):
                 logs = epoch_logs
                 if self.stop_training:
                     break
+            if epochs > 0:  # Keras: with use_ema, the variables take their moving averages at the end
+                self.optimizer.finalize_variable_values(self.trainable_weights)
             cbs.on_train_end(logs)
         finally:
             self._in_fit = False

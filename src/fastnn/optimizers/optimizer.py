@@ -1,9 +1,15 @@
-"""Optimizers with Keras 3's update formulas, applied to every variable in one fused C++ call per step.
+"""Optimizers with Keras 3's update formulas.
 
-``apply_gradients(zip(grads, vars))`` (or ``apply(grads, vars)``) clips the gradients (``clipvalue``, ``clipnorm``
-per variable, ``global_clipnorm``), applies decoupled ``weight_decay`` and the optimizer's update
-(``csrc/cpu/optimizer.cpp``), then the variables' constraints, and increments ``iterations``. Step-dependent
-scalars (bias corrections, the learning rate from a schedule) are computed here once per step.
+``apply_gradients(zip(grads, vars))`` (or ``apply(grads, vars)``) follows keras/src/optimizers/base_optimizer.py:
+it divides the gradients by ``loss_scale_factor``, accumulates them over ``gradient_accumulation_steps`` calls
+(updating on every N-th call with their mean), clips them (``clipvalue``, ``clipnorm`` per variable,
+``global_clipnorm``), applies decoupled ``weight_decay`` and the optimizer's update, keeps the exponential moving
+average of the variables (``use_ema``, overwriting them every ``ema_overwrite_frequency`` iterations), then the
+variables' constraints, and increments ``iterations``. The element-wise optimizers (SGD, Adam, AdamW, Adagrad,
+RMSprop, Adadelta, Adamax, Nadam, Lion, Ftrl), Lamb (a two-pass kernel for its per-variable trust ratio) and
+Adafactor (factored row / column second moments) update every variable of one dtype in one fused C++ call
+(``csrc/cpu/optimizer.cpp``). Step-dependent scalars (bias corrections, the
+learning rate from a schedule) are computed here once per step.
 """
 from __future__ import annotations
 
@@ -28,14 +34,59 @@ def _check_positive(cls, name, value, allow_zero=True):
     return float(value)
 
 
+def _snake_case(name):
+    """keras.src.utils.naming.to_snake_case: "SGD" -> "sgd", "RMSprop" -> "rm_sprop", "AdamW" -> "adam_w"."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _grad_array(g):
+    return g._data if isinstance(g, Tensor) else np.asarray(g)
+
+
+def _memory_owner(a):
+    """The object that owns ``a``'s memory (the end of its ``.base`` chain): arrays can only share memory when
+    they have the same owner."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a
+
+
+def _copy_grads_inside_variables(grads, variables):
+    """The gradients, with a copy of each one that shares memory with any of the variables (a backward that
+    returned a variable's own buffer, or a user passing ``w.numpy()``): the fused update writes the variables
+    while it reads the gradients, and optimizer_update rejects such overlaps. Only a gradient with the same
+    memory owner as some variable gets the exact np.shares_memory test, so the usual step (fresh gradients)
+    costs one dictionary lookup per gradient."""
+    owners = {}
+    for v in variables:
+        owners.setdefault(id(_memory_owner(v._data)), []).append(v._data)
+    out = []
+    for g in grads:
+        same_owner = owners.get(id(_memory_owner(g)))
+        if same_owner and any(np.shares_memory(g, w) for w in same_owner):
+            g = g.copy()
+        out.append(g)
+    return out
+
+
 class Optimizer:
-    """Base class. Subclasses set ``_kind`` (the C++ kernel), ``_slot_names`` and ``_params(step)``.
+    """Base class. Subclasses set ``_kind`` (the C++ kernel), ``_slot_names`` and ``_params(lr, step)``.
 
     Args:
-        learning_rate: float, a LearningRateSchedule or a callable returning a float.
+        learning_rate: float, a LearningRateSchedule (evaluated at the number of ``apply`` calls, as Keras does) or
+            a callable returning a float.
         weight_decay: decoupled weight decay factor (var -= var * weight_decay * lr before each update).
         clipnorm: clip each gradient to this L2 norm. clipvalue: clip each element to [-clipvalue, clipvalue].
         global_clipnorm: clip all gradients together to this global norm. Only one of the three may be set.
+        use_ema: keep an exponential moving average of the variables: average = m * average + (1 - m) * var
+            after every step, m = ``ema_momentum`` (0 on the first iteration). ``ema_overwrite_frequency``: every
+            that many iterations the variables are overwritten with their averages; ``finalize_variable_values``
+            (called by ``Model.fit`` at the end of training) does it once at the end.
+        loss_scale_factor: ``scale_loss`` multiplies the loss by it and ``apply`` divides the gradients by it.
+        gradient_accumulation_steps: an int >= 2: the variables are updated on every N-th ``apply`` call with the
+            mean of the last N gradients; ``iterations`` then counts updates (calls // N).
     """
 
     _kind = None
@@ -45,13 +96,11 @@ class Optimizer:
                  use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
                  gradient_accumulation_steps=None, name=None, **kwargs):
         cls = type(self).__name__
+        if kwargs.pop("decay", None) is not None:
+            warnings.warn("Argument `decay` is no longer supported and will be ignored.", stacklevel=2)
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
-        if use_ema:
-            raise ValueError(f"{cls}: use_ema is not supported by fastnn yet")
-        if gradient_accumulation_steps:
-            raise ValueError(f"{cls}: gradient_accumulation_steps is not supported by fastnn yet")
-        self.name = name or re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower()
+        self.name = name or _snake_case(cls)
         self.weight_decay = _check_positive(cls, "weight_decay", weight_decay)
         self.clipnorm = _check_positive(cls, "clipnorm", clipnorm)
         self.clipvalue = _check_positive(cls, "clipvalue", clipvalue)
@@ -59,24 +108,56 @@ class Optimizer:
         if sum(v is not None for v in (self.clipnorm, self.clipvalue, self.global_clipnorm)) > 1:
             raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
                              f"clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}")
-        self.loss_scale_factor = loss_scale_factor
+        self.loss_scale_factor = _check_positive(cls, "loss_scale_factor", loss_scale_factor, allow_zero=False)
+        if gradient_accumulation_steps:
+            if (isinstance(gradient_accumulation_steps, bool) or not isinstance(gradient_accumulation_steps,
+                                                                                numbers.Integral)
+                    or gradient_accumulation_steps < 2):
+                raise ValueError("`gradient_accumulation_steps` must be an integer >= 2. Received: "
+                                 f"gradient_accumulation_steps={gradient_accumulation_steps!r}")
+            gradient_accumulation_steps = int(gradient_accumulation_steps)
+        self.gradient_accumulation_steps = gradient_accumulation_steps or None
+        self.use_ema = bool(use_ema)
+        if self.use_ema:
+            if (isinstance(ema_momentum, bool) or not isinstance(ema_momentum, numbers.Real)
+                    or not 0 <= ema_momentum <= 1):
+                raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum!r}")
+            if ema_overwrite_frequency and (isinstance(ema_overwrite_frequency, bool) or not isinstance(
+                    ema_overwrite_frequency, numbers.Integral) or ema_overwrite_frequency < 1):
+                raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. Received: "
+                                 f"ema_overwrite_frequency={ema_overwrite_frequency!r}")
+        elif ema_overwrite_frequency:
+            warnings.warn(f"{cls}: ema_overwrite_frequency={ema_overwrite_frequency!r} has no effect without "
+                          "use_ema=True (as in Keras)", stacklevel=2)
+        self.ema_momentum = ema_momentum
+        self.ema_overwrite_frequency = ema_overwrite_frequency
         if isinstance(learning_rate, LearningRateSchedule) or callable(learning_rate):
             self._learning_rate = learning_rate
         else:
             self._learning_rate = _check_positive(cls, "learning_rate", learning_rate)
-        self.iterations = Variable(np.array(0, dtype="int64"), trainable=False, name="iteration")
-        self._slots = {}  # id(variable) -> list of slot arrays
+        self._iterations = Variable(np.array(0, dtype="int64"), trainable=False, name="iteration")
+        self._slots = {}  # id(variable) -> list of slot arrays (the update's state)
+        self._averages = {}  # id(variable) -> its moving average (use_ema)
+        self._accumulated = {}  # id(variable) -> its gradient sum since the last update (gradient_accumulation_steps)
+        self._known = {}  # id(variable) -> variable, in the order first seen (Keras's optimizer._trainable_variables)
         self._exclude_ids = set()
-        self._exclude_names = ()
+        self._exclude_names = None
         self.built = False
+
+    @property
+    def iterations(self):
+        """The number of updates: ``apply`` calls, divided by ``gradient_accumulation_steps`` when set (Keras)."""
+        if self.gradient_accumulation_steps:
+            return Tensor._wrap(np.array(int(self._iterations.numpy()) // self.gradient_accumulation_steps, "int64"))
+        return self._iterations
 
     # -- learning rate ------------------------------------------------------------------------------------------
     @property
     def learning_rate(self) -> float:
-        """The current learning rate (a schedule is evaluated at ``iterations``)."""
+        """The current learning rate (a schedule is evaluated at the number of ``apply`` calls, as in Keras)."""
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
-            return float(lr(int(self.iterations.numpy())))
+            return float(lr(int(self._iterations.numpy())))
         if callable(lr):
             return float(lr())
         return float(lr)
@@ -86,15 +167,33 @@ class Optimizer:
         if isinstance(self._learning_rate, LearningRateSchedule) and not isinstance(value, LearningRateSchedule):
             raise TypeError("This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
                             "constructor argument, hence its learning rate is not settable.")
-        self._learning_rate = value if isinstance(value, LearningRateSchedule) else float(value)
+        if isinstance(value, LearningRateSchedule) or callable(value):
+            self._learning_rate = value
+        else:
+            self._learning_rate = _check_positive(type(self).__name__, "learning_rate", value)
 
     lr = learning_rate
+
+    def scale_loss(self, loss):
+        """The loss times ``loss_scale_factor`` (Keras's train step differentiates this; ``apply`` unscales)."""
+        if self.loss_scale_factor is not None:
+            return loss * self.loss_scale_factor
+        return loss
 
     # -- variables ----------------------------------------------------------------------------------------------
     def build(self, var_list):
         for v in var_list:
-            self._slots_for(v)
+            self._track(v)
         self.built = True
+
+    def _track(self, v):
+        if id(v) not in self._known:
+            self._known[id(v)] = v
+            if self.use_ema:
+                self._averages[id(v)] = np.zeros(v._data.shape, v._data.dtype)
+            if self.gradient_accumulation_steps:
+                self._accumulated[id(v)] = np.zeros(v._data.shape, v._data.dtype)
+        return self._slots_for(v)
 
     def _slots_for(self, v):
         s = self._slots.get(id(v))
@@ -108,30 +207,37 @@ class Optimizer:
 
     @property
     def variables(self):
-        out = [self.iterations]
+        """Keras's optimizer.variables: iterations, the learning rate (a float32 variable in Keras unless it is a
+        schedule or a callable), the moving averages, the gradient accumulators, then each variable's slots."""
+        out = [self._iterations]
+        if not (isinstance(self._learning_rate, LearningRateSchedule) or callable(self._learning_rate)):
+            out.append(Tensor._wrap(np.array(self._learning_rate, "float32")))
+        for store in (self._averages, self._accumulated):
+            out.extend(Tensor._wrap(a) for a in store.values())
         for slots in self._slots.values():
             out.extend(Tensor._wrap(s) for s in slots if s is not None)
         return out
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
-        """Variables (or name substrings) that weight decay skips."""
-        self._exclude_ids |= {id(v) for v in (var_list or [])}
-        self._exclude_names = tuple(var_names or ())
+        """Variables, or regular expressions searched in variable names (Keras: re.search("|".join(var_names),
+        variable.name)), that weight decay skips. Each call replaces the previous exclusions, as in Keras."""
+        self._exclude_ids = {id(v) for v in (var_list or [])}
+        self._exclude_names = re.compile("|".join(set(var_names))) if var_names else None
 
     def _decays(self, v):
         if not self.weight_decay or id(v) in self._exclude_ids:
             return False
-        name = getattr(v, "path", getattr(v, "name", ""))
-        return not any(n in name for n in self._exclude_names)
+        return self._exclude_names is None or self._exclude_names.search(getattr(v, "name", "") or "") is None
 
     # -- applying -----------------------------------------------------------------------------------------------
     def apply_gradients(self, grads_and_vars):
         """Applies ``[(gradient, variable), ...]`` (e.g. ``zip(tape.gradient(loss, vars), vars)``)."""
         pairs = list(grads_and_vars)
         self.apply([g for g, _ in pairs], [v for _, v in pairs])
-        return self.iterations
+        return self._iterations  # Keras returns the raw call counter (tf.keras compatibility)
 
-    def apply(self, grads, trainable_variables=None):
+    def _checked_pairs(self, grads, trainable_variables):
+        """The (gradient array, variable) pairs with a gradient, checked; warns about the variables without one."""
         grads = list(grads)
         if trainable_variables is None:
             raise ValueError(f"{type(self).__name__}.apply: pass the trainable_variables the gradients belong to")
@@ -152,21 +258,79 @@ class Optimizer:
             raise ValueError(f"No gradients provided for any variable: {[v.name for v in variables]}")
         if missing:
             warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss. If using "
-                          "`model.compile()`, did you forget to provide a `loss` argument?", stacklevel=2)
-        arrays = []
+                          "`model.compile()`, did you forget to provide a `loss` argument?", stacklevel=3)
+        out = []
         for g, v in pairs:
             if v._data.dtype.kind != "f":
                 raise TypeError(f"{type(self).__name__}: variable {v.name!r} has dtype {v.dtype}; only float "
                                 "variables can be trained")
-            ga = g._data if isinstance(g, Tensor) else np.asarray(g)
+            ga = _grad_array(g)
             if ga.shape != v._data.shape:
                 raise ValueError(f"{type(self).__name__}: gradient shape {ga.shape} does not match variable "
                                  f"{v.name!r} of shape {v._data.shape}")
-            ga = np.ascontiguousarray(ga, dtype=v._data.dtype)
-            if np.shares_memory(ga, v._data):
-                ga = ga.copy()
+            out.append((ga, v))
+        return out
+
+    def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
+        if not grads:  # Keras: an empty gradient list is a no-op
+            return
+        pairs = self._checked_pairs(grads, trainable_variables)
+        variables = [v for _, v in pairs]
+        for v in variables:
+            self._track(v)
+        self.built = True
+        arrays = []
+        for ga, v in pairs:
+            dtype = v._data.dtype
+            ga = np.ascontiguousarray(ga, dtype=dtype)
+            if self.loss_scale_factor is not None:  # Keras: g / loss_scale_factor, in the variable's dtype
+                ga = ga / dtype.type(self.loss_scale_factor)
             arrays.append(ga)
-        self._update([v for _, v in pairs], arrays)
+        arrays = _copy_grads_inside_variables(arrays, variables)
+        steps = self.gradient_accumulation_steps
+        if steps:
+            accumulated = [self._accumulated[id(v)] for v in variables]
+            if (int(self._iterations.numpy()) + 1) % steps == 0:  # an update step: the mean of the last N gradients
+                arrays = [(g + acc) / g.dtype.type(steps) for g, acc in zip(arrays, accumulated)]
+                for acc in accumulated:
+                    acc.fill(0)
+                self._update(variables, arrays)
+            else:
+                for g, acc in zip(arrays, accumulated):
+                    np.add(acc, g, out=acc)
+        else:
+            self._update(variables, arrays)
+        if self.use_ema:
+            self._update_moving_averages()
+        for v in variables:
+            c = getattr(v, "constraint", None)
+            if c is not None:
+                v.assign(c(v.numpy()))
+        self._iterations.assign_add(1)
+
+    def _update_moving_averages(self):
+        """Keras's _update_model_variables_moving_average over every variable seen, then the periodic overwrite."""
+        iterations = int(self.iterations.numpy())
+        for key, v in self._known.items():
+            average = self._averages[key]
+            momentum = average.dtype.type(self.ema_momentum if iterations != 0 else 0.0)
+            average[...] = momentum * average + (average.dtype.type(1) - momentum) * v._data
+        if self.ema_overwrite_frequency and (iterations + 1) % self.ema_overwrite_frequency == 0:
+            for key, v in self._known.items():
+                v.assign(self._averages[key])
+
+    def finalize_variable_values(self, var_list):
+        """With ``use_ema``, sets each variable to its moving average (Keras's Model.fit calls this at the end)."""
+        if not self.use_ema:
+            return
+        var_list = list(var_list)
+        unknown = [getattr(v, "name", repr(v)) for v in var_list if id(v) not in self._averages]
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.finalize_variable_values: variables {unknown} were never updated "
+                             "by this optimizer, so they have no moving average")
+        for v in var_list:
+            v.assign(self._averages[id(v)])
 
     def _grad_scales(self, grads):
         if self.clipnorm is not None:
@@ -181,6 +345,8 @@ class Optimizer:
         return None
 
     def _update(self, variables, grads):
+        """One update of ``variables`` with ``grads`` (already unscaled and accumulated): clipping, weight decay and
+        the optimizer's formula."""
         lr = self.learning_rate
         step = int(self.iterations.numpy()) + 1
         params = self._params(lr, step)
@@ -202,11 +368,6 @@ class Optimizer:
             p["weight_decay"] = self.weight_decay if decays else 0.0
             backend._C.optimizer_update(self._kind, [v._own_buffer() for v in vs], [grads[i] for i in idx], slot_lists,
                                         None if scales is None else [scales[i] for i in idx], p)
-        for v in variables:
-            c = getattr(v, "constraint", None)
-            if c is not None:
-                v.assign(c(v.numpy()))
-        self.iterations.assign_add(1)
 
     def _before_update(self, step):
         pass
@@ -218,9 +379,14 @@ class Optimizer:
     def get_config(self):
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
-            lr = {"class_name": type(lr).__name__, "config": lr.get_config()}
+            from fastnn.optimizers import schedules
+
+            lr = schedules.serialize(lr)
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
-                "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue}
+                "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue, "use_ema": self.use_ema,
+                "ema_momentum": self.ema_momentum, "ema_overwrite_frequency": self.ema_overwrite_frequency,
+                "loss_scale_factor": self.loss_scale_factor,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps}
 
     @classmethod
     def from_config(cls, config):
@@ -229,7 +395,7 @@ class Optimizer:
         if isinstance(lr, dict):
             from fastnn.optimizers import schedules
 
-            config["learning_rate"] = getattr(schedules, lr["class_name"]).from_config(lr["config"])
+            config["learning_rate"] = schedules.deserialize(lr)
         return cls(**config)
 
 
@@ -240,7 +406,7 @@ class SGD(Optimizer):
     _kind = "sgd"
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, clipnorm=None,
-                 clipvalue=None, global_clipnorm=None, name="SGD", **kwargs):
+                 clipvalue=None, global_clipnorm=None, name=None, **kwargs):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         if not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
@@ -263,7 +429,7 @@ class Adam(Optimizer):
     _kind = "adam"
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, name="adam", **kwargs):
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, bool(amsgrad)
@@ -283,7 +449,7 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (default 0.004)."""
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None, name="adamw", **kwargs):
+                 amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
         if weight_decay is None:
             raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad,
@@ -298,7 +464,7 @@ class Adagrad(Optimizer):
     _slot_names = ("accumulator",)
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, name="adagrad", **kwargs):
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.initial_accumulator_value = float(initial_accumulator_value)
@@ -321,7 +487,7 @@ class RMSprop(Optimizer):
     _kind = "rmsprop"
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, name="rmsprop", **kwargs):
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.rho, self.momentum, self.epsilon, self.centered = rho, float(momentum), epsilon, bool(centered)
@@ -343,7 +509,7 @@ class Adadelta(Optimizer):
     _slot_names = ("accumulated_grad", "accumulated_delta_var")
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name="adadelta", **kwargs):
+                 global_clipnorm=None, name=None, **kwargs):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.rho, self.epsilon = rho, epsilon
@@ -362,7 +528,7 @@ class Adamax(Optimizer):
     _slot_names = ("m", "u")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None, clipnorm=None,
-                 clipvalue=None, global_clipnorm=None, name="adamax", **kwargs):
+                 clipvalue=None, global_clipnorm=None, name=None, **kwargs):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
@@ -382,7 +548,7 @@ class Nadam(Optimizer):
     _slot_names = ("momentum", "velocity")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None, clipnorm=None,
-                 clipvalue=None, global_clipnorm=None, name="nadam", **kwargs):
+                 clipvalue=None, global_clipnorm=None, name=None, **kwargs):
         super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
@@ -390,6 +556,10 @@ class Nadam(Optimizer):
 
     def _before_update(self, step):
         self._u_product *= self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
+
+    @property
+    def variables(self):
+        return super().variables + [Tensor._wrap(np.array(self._u_product))]  # Keras's u_product variable
 
     def _params(self, lr, step):
         u_t = self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
@@ -400,3 +570,243 @@ class Nadam(Optimizer):
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Lion(Optimizer):
+    """Lion (keras/src/optimizers/lion.py): var -= lr * sign(b1 m + (1 - b1) g); m = b2 m + (1 - b2) g."""
+
+    _kind = "lion"
+    _slot_names = ("momentum",)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, name=name, **kwargs)
+        if isinstance(beta_1, bool) or not isinstance(beta_1, numbers.Real) or beta_1 <= 0 or beta_1 > 1:
+            raise ValueError("Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer degenerates to "
+                             f"SignSGD. Received: beta_1={beta_1!r}.")
+        self.beta_1, self.beta_2 = beta_1, beta_2
+
+    def _params(self, lr, step):
+        return {"beta1": self.beta_1, "beta2": self.beta_2}
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+class Ftrl(Optimizer):
+    """Follow The Regularized Leader (keras/src/optimizers/ftrl.py), with L1, L2 and L2-shrinkage regularization:
+    n' = n + g^2; z += g + 2 l2_shrinkage var - (n'^-p - n^-p) / lr * var;
+    var = (clip(z, -l1, l1) - z) / (n'^-p / lr + 2 (l2 + beta / (2 lr))), p = ``learning_rate_power``."""
+
+    _kind = "ftrl"
+    _slot_names = ("accumulator", "linear")
+
+    def __init__(self, learning_rate=0.001, learning_rate_power=-0.5, initial_accumulator_value=0.1,
+                 l1_regularization_strength=0.0, l2_regularization_strength=0.0,
+                 l2_shrinkage_regularization_strength=0.0, beta=0.0, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, name=name, **kwargs)
+        checks = (("initial_accumulator_value", initial_accumulator_value, "positive or zero", lambda x: x >= 0),
+                  ("learning_rate_power", learning_rate_power, "negative or zero", lambda x: x <= 0),
+                  ("l1_regularization_strength", l1_regularization_strength, "positive or zero", lambda x: x >= 0),
+                  ("l2_regularization_strength", l2_regularization_strength, "positive or zero", lambda x: x >= 0),
+                  ("l2_shrinkage_regularization_strength", l2_shrinkage_regularization_strength, "positive or zero",
+                   lambda x: x >= 0),
+                  ("beta", beta, "a float", lambda x: True))
+        for arg, value, what, ok in checks:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
+                raise ValueError(f"`{arg}` needs to be {what}. Received: {arg}={value!r}.")
+        self.learning_rate_power = learning_rate_power
+        self.initial_accumulator_value = initial_accumulator_value
+        self.l1_regularization_strength = l1_regularization_strength
+        self.l2_regularization_strength = l2_regularization_strength
+        self.l2_shrinkage_regularization_strength = l2_shrinkage_regularization_strength
+        self.beta = beta
+
+    def _init_slot(self, name, like):
+        value = self.initial_accumulator_value if name == "accumulator" else 0.0
+        return np.full(like.shape, value, like.dtype)
+
+    def _params(self, lr, step):
+        return {"lr_power": self.learning_rate_power, "l1": self.l1_regularization_strength,
+                "l2": self.l2_regularization_strength, "l2_shrinkage": self.l2_shrinkage_regularization_strength,
+                "ftrl_beta": self.beta}
+
+    def get_config(self):
+        return {**super().get_config(), "learning_rate_power": self.learning_rate_power,
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "l1_regularization_strength": self.l1_regularization_strength,
+                "l2_regularization_strength": self.l2_regularization_strength,
+                "l2_shrinkage_regularization_strength": self.l2_shrinkage_regularization_strength, "beta": self.beta}
+
+
+class Lamb(Optimizer):
+    """Lamb (keras/src/optimizers/lamb.py): Adam's bias-corrected step u = m_hat / (sqrt(v_hat) + epsilon), scaled
+    per variable by the trust ratio ||var|| / ||u|| (1 when either norm is 0): var -= ratio * lr * u.
+
+    Fused like the element-wise kinds: the C++ kernel (``lamb_update``) makes two passes per variable, the first
+    updating m and v and summing the two norms (in float64, over fixed blocks), the second moving the variable."""
+
+    _kind = "lamb"
+    _slot_names = ("momentum", "velocity")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, name=name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _params(self, lr, step):
+        return {"beta1": self.beta_1, "beta2": self.beta_2, "epsilon": self.epsilon,
+                "beta1_power": self.beta_1 ** step, "beta2_power": self.beta_2 ** step}
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Adafactor(Optimizer):
+    """Adafactor (keras/src/optimizers/adafactor.py). For a variable of rank >= 2 the second moment is factored over
+    the last two axes: a row moment r (shape[:-1]) and a column moment c (shape[:-2] + shape[-1:]), both decayed
+    with beta_2_t = 1 - t^beta_2_decay, and v = r / mean(r) (outer) c; rank < 2 keeps a full v. The step is
+    g / sqrt(v), divided by max(1, rms / clip_threshold), times max(epsilon_2, rms(var)) * min(lr, 1 / sqrt(t)).
+
+    ``relative_step`` is stored and serialized; as in Keras 3, the step uses min(lr, 1 / sqrt(t)) either way.
+    Fused: the C++ kernel (``adafactor_update``) takes each variable's shape; its means and norms are accumulated
+    in float64."""
+
+    _kind = "adafactor"
+    _slot_names = ("r", "c", "velocity")
+
+    def __init__(self, learning_rate=0.001, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3, clip_threshold=1.0,
+                 relative_step=True, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None,
+                 **kwargs):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, name=name, **kwargs)
+        self.beta_2_decay = beta_2_decay
+        self.epsilon_1 = epsilon_1
+        self.epsilon_2 = epsilon_2
+        self.clip_threshold = clip_threshold
+        self.relative_step = relative_step
+
+    def _init_slot(self, name, like):
+        if name == "velocity":
+            return np.zeros(like.shape, like.dtype)
+        if like.ndim < 2:  # Keras keeps scalar placeholders for r and c of an unfactored variable
+            return np.zeros((), like.dtype)
+        shape = like.shape[:-1] if name == "r" else like.shape[:-2] + like.shape[-1:]
+        return np.zeros(shape, like.dtype)
+
+    def _params(self, lr, step):
+        return {"local_step": float(step), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
+                "epsilon_2": self.epsilon_2, "clip_threshold": self.clip_threshold}
+
+    def get_config(self):
+        return {**super().get_config(), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
+                "epsilon_2": self.epsilon_2, "clip_threshold": self.clip_threshold,
+                "relative_step": self.relative_step}
+
+
+class LossScaleOptimizer(Optimizer):
+    """Dynamic loss scaling around ``inner_optimizer`` (keras/src/optimizers/loss_scale_optimizer.py).
+
+    ``scale_loss(loss)`` multiplies the loss by the current scale (``initial_scale``, 2**15); ``apply`` skips the
+    step when any gradient is not finite (halving the scale, resetting the counter), else divides the gradients by
+    the scale, applies the inner optimizer and doubles the scale after ``dynamic_growth_steps`` finite steps in a
+    row. ``iterations``, ``learning_rate`` and ``finalize_variable_values`` are the inner optimizer's."""
+
+    _BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
+                      "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+                      "loss_scale_factor": None, "gradient_accumulation_steps": None}
+
+    def __init__(self, inner_optimizer, initial_scale=2.0 ** 15, dynamic_growth_steps=2000, name=None, **kwargs):
+        if not kwargs.pop("dynamic", True):
+            raise ValueError("LossScaleOptimizer no longer supports `dynamic=False`. Instead, simply set "
+                             "`loss_scale_factor` directly on the `inner_optimizer`.")
+        for arg, default in self._BASE_DEFAULTS.items():
+            if arg in kwargs and kwargs.pop(arg) != default:
+                raise ValueError(f"LossScaleOptimizer does not support `{arg}`. Instead, set `{arg}` on the "
+                                 "`inner_optimizer`.")
+        if kwargs:
+            raise ValueError(f"LossScaleOptimizer does not support arguments: `{'`, `'.join(kwargs)}`.")
+        if not isinstance(inner_optimizer, Optimizer):
+            raise TypeError("LossScaleOptimizer: inner_optimizer must be a fastnn optimizer, but received "
+                            f"{type(inner_optimizer).__name__}")
+        initial_scale = _check_positive("LossScaleOptimizer", "initial_scale", initial_scale, allow_zero=False)
+        if (isinstance(dynamic_growth_steps, bool) or not isinstance(dynamic_growth_steps, numbers.Integral)
+                or dynamic_growth_steps < 1):
+            raise ValueError("LossScaleOptimizer: dynamic_growth_steps must be an integer >= 1, but received "
+                             f"dynamic_growth_steps={dynamic_growth_steps!r}")
+        super().__init__(learning_rate=0.0, name=name)
+        self.inner_optimizer = inner_optimizer
+        self.initial_scale = initial_scale
+        self.dynamic_growth_steps = int(dynamic_growth_steps)
+        self.inner_optimizer.loss_scale_factor = None  # else the gradients would be unscaled twice
+        self.step_counter = Variable(np.array(0, "int64"), trainable=False, name="step_counter")
+        self.dynamic_scale = Variable(np.array(initial_scale, "float32"), trainable=False, name="dynamic_scale")
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.inner_optimizer.learning_rate = value
+
+    lr = learning_rate
+
+    @property
+    def variables(self):
+        # Keras: its own iterations and (unused) learning rate 0.0, step_counter, dynamic_scale, then the inner ones.
+        own = [self._iterations, Tensor._wrap(np.array(0.0, "float32")), self.step_counter, self.dynamic_scale]
+        return own + self.inner_optimizer.variables
+
+    def build(self, var_list):
+        self.inner_optimizer.build(var_list)
+        self.built = True
+
+    def scale_loss(self, loss):
+        scale = float(self.dynamic_scale.numpy()) if self.built else self.initial_scale
+        return loss * scale
+
+    def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
+        if trainable_variables is None:
+            raise ValueError("LossScaleOptimizer.apply: pass the trainable_variables the gradients belong to")
+        self.built = True
+        arrays = [None if g is None else _grad_array(g) for g in grads]
+        finite = all(bool(np.all(np.isfinite(a))) for a in arrays if a is not None)
+        scale = self.dynamic_scale.numpy()
+        if not finite:  # skip the step; halve the scale
+            self.step_counter.assign(np.array(0, "int64"))
+            self.dynamic_scale.assign(scale * np.float32(0.5))
+            return
+        unscaled = [None if a is None else a / np.asarray(scale, np.result_type(a.dtype, np.float32))
+                    for a in arrays]
+        self.inner_optimizer.apply(unscaled, trainable_variables)
+        if int(self.step_counter.numpy()) == self.dynamic_growth_steps - 1:
+            self.step_counter.assign(np.array(0, "int64"))
+            self.dynamic_scale.assign(scale * np.float32(2.0))
+        else:
+            self.step_counter.assign_add(1)
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def get_config(self):
+        from fastnn.optimizers import serialize
+
+        return {"name": self.name, "inner_optimizer": serialize(self.inner_optimizer),
+                "initial_scale": self.initial_scale, "dynamic_growth_steps": self.dynamic_growth_steps}
+
+    @classmethod
+    def from_config(cls, config):
+        from fastnn.optimizers import get
+
+        config = dict(config)
+        return cls(get(config.pop("inner_optimizer")), **config)
