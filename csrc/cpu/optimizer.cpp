@@ -28,6 +28,7 @@ inline T prep_grad(T g, T scale, T clip) {
 template <typename T>
 void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, double grad_scale,
                       const OptimizerParams& p) {
+  DenormalsAreZero ftz;  // one rule for every kernel entry: the serial parts run flushed too
   if (p.kind == OptKind::kLamb) {  // per-variable norms: its own two-pass kernel
     lamb_update(var, s0, s1, grad, n, grad_scale, p);
     return;
@@ -162,6 +163,7 @@ void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, dou
 // thread count.
 template <typename T>
 void lamb_update(T* var, T* m, T* v, const T* grad, int64_t n, double grad_scale, const OptimizerParams& p) {
+  DenormalsAreZero ftz;
   constexpr int64_t kBlock = 4096;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   const T scale = static_cast<T>(grad_scale);
@@ -213,6 +215,7 @@ void lamb_update(T* var, T* m, T* v, const T* grad, int64_t n, double grad_scale
 template <typename T>
 void adafactor_update(T* var, T* r, T* c, T* v, const T* grad, int64_t batch, int64_t rows, int64_t cols,
                       bool factored, double grad_scale, const OptimizerParams& p) {
+  DenormalsAreZero ftz;
   const int64_t n = batch * rows * cols;
   if (n == 0) return;
   const T scale = static_cast<T>(grad_scale);
@@ -320,6 +323,7 @@ void adafactor_update(T* var, T* r, T* c, T* v, const T* grad, int64_t batch, in
 
 template <typename T>
 double sum_squares(const T* x, int64_t n) {
+  DenormalsAreZero ftz;  // the final sum of the partials runs on the caller, outside parallel_for
   constexpr int64_t kBlock = 4096;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<double> partial(static_cast<size_t>(std::max<int64_t>(blocks, 1)), 0.0);

@@ -172,3 +172,19 @@ def test_the_callers_floating_point_mode_is_restored():
     _C.activation_forward(np.ones(10, np.float32), "tanh")
     assert np.float32(1e-40) * np.float32(1) != 0
     assert np.float64(1e-310) + np.float64(1e-310) != 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["sgd", "adam", "lamb", "adafactor"])
+def test_optimizer_kernels_flush_denormals(dtype, kind):
+    """optimizer_update and sum_squares follow the same rule (their serial parts used to run unflushed): a
+    denormal variable or gradient counts as zero, so SGD with a zero step leaves 0, not the denormal."""
+    tiny = DENORMAL[dtype]
+    assert _C.sum_squares([np.full(7, tiny, dtype)]) == [0.0]
+    opt = {"sgd": fastnn.optimizers.SGD(0.1), "adam": fastnn.optimizers.Adam(0.1),
+           "lamb": fastnn.optimizers.Lamb(0.1), "adafactor": fastnn.optimizers.Adafactor(0.1)}[kind]
+    v = fastnn.Variable(np.full((3, 4), tiny, dtype))
+    opt.apply_gradients([(np.full((3, 4), tiny, dtype), v)])
+    assert _denormal_free(v.numpy())
+    if kind == "sgd":
+        np.testing.assert_array_equal(v.numpy(), 0)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fastnn import backend
+from fastnn.testing.threads import count_parallel_regions
 
 _C = backend._C
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -220,15 +221,21 @@ def test_results_do_not_depend_on_thread_count(restore_threads):
     x = rng.standard_normal((2000, 129)).astype(np.float32)
     labels = rng.integers(0, 129, 2000).astype(np.int64)
     outs = []
+    counts = []
     for threads in (1, 2):
         backend.set_num_threads(threads)
-        outs.append([
-            _C.activation_forward(x, "gelu_tanh"),
-            _C.softmax_forward(x),
-            _C.log_softmax_forward(x),
-            _C.sparse_xent_forward(x, labels)[0],
-            _C.bias_add_backward(x),
-        ])
+        with count_parallel_regions() as seen:
+            outs.append([
+                _C.activation_forward(x, "gelu_tanh"),
+                _C.softmax_forward(x),
+                _C.log_softmax_forward(x),
+                _C.sparse_xent_forward(x, labels)[0],
+                _C.bias_add_backward(x),
+            ])
+        counts.append(seen.count)
+    assert counts[0] == 0
+    if backend.build_info()["openmp"]:
+        assert counts[1] == 5, f"each of the 5 kernels should have split its rows over 2 threads: {counts[1]} did"
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
 

@@ -8,6 +8,7 @@ import fastnn
 from fastnn import ops
 
 from fastnn.testing import assert_product_close
+from fastnn.testing.threads import count_parallel_regions
 
 
 def check(x1, x2):
@@ -76,8 +77,11 @@ def test_batched_products_many_small_and_few_large(restore_threads, dtype):
         fastnn.set_num_threads(1)
         one = check(a, b)
         fastnn.set_num_threads(2)
-        two = ops.matmul(a, b)
+        with count_parallel_regions() as seen:
+            two = ops.matmul(a, b)
         assert np.array_equal(one, two)
+        if fastnn.build_info()["openmp"]:
+            assert seen.count >= 1, (batch, m, n, k)
 
 
 def test_zero_size_dimensions():

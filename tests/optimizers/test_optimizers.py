@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.testing.threads import count_parallel_regions
 from fastnn import optimizers
 from fastnn.optimizers import schedules
 
@@ -223,12 +224,14 @@ FUSED = [c for c in CASES if c[0] in ("sgd_nesterov", "adam_amsgrad", "adagrad",
 def test_results_do_not_depend_on_thread_count(name, make, ref, restore_threads):
     # 3 * 2**17 elements: above the kernel's grain (2**17), so with 2 threads optimizer_update splits the tensor
     # (the 300 x 301 tensor this test used to update stayed below the grain and always ran on one thread).
-    # TODO(lead): assert build_info()["parallel_regions"] grows with 2 threads once that counter is on main.
     big = ((3, 1 << 17), (1 << 18,), (5,))
     fastnn.set_num_threads(1)
     a, want, _ = _run(make, ref, "float32", shapes=big, steps=2)
     fastnn.set_num_threads(2)
-    b, _, _ = _run(make, ref, "float32", shapes=big, steps=2)
+    with count_parallel_regions() as seen:
+        b, _, _ = _run(make, ref, "float32", shapes=big, steps=2)
+    if fastnn.build_info()["openmp"]:
+        assert seen.count >= 1, "optimizer_update never ran on two threads"
     for x, y, w in zip(a, b, want):
         np.testing.assert_array_equal(x, y)
         np.testing.assert_allclose(x, w, rtol=2e-5, atol=2e-5)
