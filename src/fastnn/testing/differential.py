@@ -519,11 +519,7 @@ def make_case(seed: int) -> Case:
     use_sample_weight = rng.random() < 0.3
     if use_sample_weight:
         features.append("sample_weight")
-        if loss_form == "dict":
-            # Keras 3.15 itself fails (KeyError: 0 in compile_utils.resolve_path) on dict y + dict sample_weight
-            # + weighted_metrics, so those cases keep their weighted metrics only without sample weights
-            for h in heads:
-                h.weighted_metrics = []
+
     class_weight = None
     if len(heads) == 1 and heads[0].kind in ("sparse",) or (len(heads) == 1 and heads[0].kind == "binary"
                                                               and heads[0].units == 1):
@@ -658,10 +654,12 @@ def make_data(case: Case):
     if len(ys) == 1:
         y_arg = ys[0]
         sw_arg = sws[0] if sws else None
-    elif case.loss_form == "dict":
-        # per-output sample weights in the same structure as y (Keras resolves them by output name)
+    elif case.loss_form == "dict" and not sws:
         y_arg = {h.name: y for h, y in zip(case.heads, ys)}
-        sw_arg = {h.name: w for h, w in zip(case.heads, sws)} if sws else None
+    elif case.loss_form == "dict":
+        # Keras 3.15 fails on dict y + dict sample_weight (KeyError: 0 in compile_utils.resolve_path), so such a
+        # case passes both as lists in output order, next to its dict-keyed losses and metrics
+        y_arg = ys
     else:
         y_arg = ys
     return x_arg, y_arg, sw_arg
