@@ -713,8 +713,7 @@ def _compare_values(diffs, category, where, fv, kv, tol):
             diffs.append(Difference(category, f"{where}: fastnn returned {type(fv).__name__}, keras "
                                               f"{type(kv).__name__}"))
             return
-        if list(fv) != list(kv):
-            diffs.append(Difference(category, f"{where}: keys fastnn {list(fv)} keras {list(kv)}"))
+        _compare_keys(diffs, category, where, fv, kv)
         for k in kv:
             if k in fv:
                 _compare_values(diffs, category, f"{where}[{k!r}]", fv[k], kv[k], tol)
@@ -729,6 +728,18 @@ def _compare_values(diffs, category, where, fv, kv, tol):
     ok, why = _close(fv, kv, **tol)
     if not ok:
         diffs.append(Difference(category, f"{where}: {why}"))
+
+
+def _compare_keys(diffs, category, where, fd, kd):
+    """Key sets first (a missing or extra log entry), then their order (Keras sorts its logs)."""
+    fkeys, kkeys = list(fd), list(kd)
+    missing = [k for k in kkeys if k not in fd]
+    extra = [k for k in fkeys if k not in kd]
+    if missing or extra:
+        diffs.append(Difference(f"{category} keys", f"{where}: keys missing in fastnn {missing}, only in fastnn "
+                                                    f"{extra}"))
+    elif fkeys != kkeys:
+        diffs.append(Difference(f"{category} key order", f"{where}: fastnn {fkeys} keras {kkeys}"))
 
 
 def _short(v):
@@ -872,6 +883,10 @@ def run_case(case: Case, keras, fastnn):
 
 def _run_case(case, keras, fastnn):
     diffs = []
+    # Fresh automatic names on both sides: Keras numbers metrics and optimizers per session ("auc_3" after three
+    # AUC()s), so without this a case's names would depend on the cases before it.
+    keras.utils.clear_session()
+    fastnn.utils.clear_session()
     keras.utils.set_random_seed(case.seed)
     km = build(keras, case)
     try:
@@ -921,8 +936,7 @@ def _run_case(case, keras, fastnn):
         except Exception as e:
             diffs.append(Difference("fit error", f"{type(e).__name__}: {e}"))
             return diffs
-        if list(fh) != list(kh):
-            diffs.append(Difference("history keys", f"fastnn {list(fh)} keras {list(kh)}"))
+        _compare_keys(diffs, "history", "history.history", fh, kh)
         for key in kh:
             if key in fh:
                 _compare_values(diffs, "history", f"history[{key!r}]", fh[key], kh[key], trained)
