@@ -62,7 +62,8 @@ def test_generator_is_deterministic_and_covers_the_pools():
     assert not never, f"pool entries fastnn has that no seed draws: {never}"
     for needed in ("partial_batch", "validation_split", "sample_weight", "class_weight_partial", "loss_weights",
                    "weighted_metrics", "same_weighted_metric", "dup_recall", "inference_only", "new_names",
-                   "reshape", "permute", "repeat_vector", "lambda", "identity", "dropout", "activation"):
+                   "reshape", "permute", "repeat_vector", "lambda", "identity", "dropout", "activation",
+                   "orthogonal_wide", "dup_auc", "class_weight"):
         assert needed in features, needed
 
 

@@ -363,9 +363,15 @@ def _dense(rng, name, units, features, activation=None, new_names=False, keep_wi
 def _trunk(rng, namer, nodes, start, width, features, depth, dropout_rate, new_names):
     """A chain of layers from node `start` with last-axis width `width` (rank 2); returns (name, width)."""
     cur = start
-    for _ in range(depth):
+    for step in range(depth):
         r = rng.random()
-        if r < 0.55:
+        if step == 0 and rng.decks.seed % 8 == 3 and not any(n.layer.path == "layers.Dense" for n in nodes):
+            # an Orthogonal kernel wider than its input (QR of the transpose: a Fortran-ordered array unless the
+            # library makes it C-contiguous); only fastnn's own-init fit below uses fastnn's initialization
+            layer, width = _dense(rng, namer("dense"), width + 2, features, new_names=new_names)
+            layer = obj("layers.Dense", width, **dict(dict(layer.kwargs), kernel_initializer="orthogonal"))
+            features.append("orthogonal_wide")
+        elif r < 0.55:
             layer, width = _dense(rng, namer("dense"), rng.choice([3, 4, 6, 8]), features, new_names=new_names)
         elif r < 0.63:
             layer = obj("layers.Activation", rng.choice(ACTIVATIONS[:14]), name=namer("activation"))
