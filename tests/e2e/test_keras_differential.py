@@ -11,6 +11,7 @@ skip into a failure (tests/e2e/conftest.py).
 """
 from __future__ import annotations
 
+import functools
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -31,13 +32,36 @@ SEEDS = list(range(64))
 CASES = [differential.make_case(seed) for seed in SEEDS]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.case_id for c in CASES])
-def test_keras_differential(case):
-    diffs = differential.run_case(case, keras, fastnn)
+# Findings about serialization (get_config of the model and the optimizer, summary totals) are reported by a second
+# test per seed, so that a seed's numbers can pass while its configs are still being fixed, and vice versa; both
+# share one run of the case.
+CONFIG_CATEGORIES = {"get_config", "optimizer get_config", "summary"}
+# a case that cannot be built or compiled in fastnn compares nothing after that point: both tests report it
+STOPPERS = {"missing in fastnn", "build error", "compile error"}
+
+
+@functools.lru_cache(maxsize=None)
+def _differences(seed):
+    return differential.run_case(CASES[SEEDS.index(seed)], keras, fastnn)
+
+
+def _fail_with(case, diffs):
     if diffs:
         listing = "\n".join(f"  {d}" for d in diffs)
         pytest.fail(f"{len(diffs)} difference(s) from Keras {keras.__version__}:\n{listing}\n\n{case.describe()}",
                     pytrace=False)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.case_id for c in CASES])
+def test_keras_differential(case):
+    """Layer order, predictions, fit histories, evaluate results, final weights, names, missing API, crashes."""
+    _fail_with(case, [d for d in _differences(case.seed) if d.category not in CONFIG_CATEGORIES])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.case_id for c in CASES])
+def test_keras_differential_config(case):
+    """model.get_config(), optimizer.get_config() and summary() totals, key for key."""
+    _fail_with(case, [d for d in _differences(case.seed) if d.category in CONFIG_CATEGORIES | STOPPERS])
 
 
 def test_generator_is_deterministic_and_covers_the_pools():
