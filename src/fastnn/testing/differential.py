@@ -531,12 +531,18 @@ def make_case(seed: int) -> Case:
                                                               and heads[0].units == 1):
         if rng.random() < 0.7 and not use_sample_weight:
             classes = 3 if heads[0].kind == "sparse" else 2
-            class_weight = {c: rng.choice([0.5, 1.0, 2.0, 3.0]) for c in range(classes)}
-            if rng.random() < 0.5:
+            class_weight = {c: rng.choice([0.5, 2.0, 3.0]) for c in range(classes)}  # never all equal to 1
+            # even seeds: one class left out (Keras weights it 1.0); odd seeds: every class, with a validation
+            # split that Keras does not weight
+            if seed % 2 == 0:
                 class_weight.pop(rng.randrange(classes))  # Keras weights a missing class 1.0
                 features.append("class_weight_partial")
             else:
                 features.append("class_weight")
+            if seed % 2 == 1:
+                validation_split = 0.25  # Keras weights the training batches only, never the validation data
+                if "validation_split" not in features:
+                    features.append("validation_split")
     if not train:
         features.append("inference_only")
     if new_names:
