@@ -126,7 +126,8 @@ class Case:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Pools. NEW_IN_KERAS: names Keras 3.15 has and fastnn does not yet (issue 9 lists them). Only a share of the seeds
-# (those whose test id ends in "new_names") may draw them, so that the other seeds still reach fit / evaluate with what fastnn has.
+# (those whose test id ends in "new_names") may draw them, so that the other seeds still reach fit / evaluate
+# with what fastnn has.
 # ----------------------------------------------------------------------------------------------------------------
 
 NEW_IN_KERAS = {
