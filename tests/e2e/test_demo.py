@@ -13,9 +13,9 @@ import fastnn
 SRC = Path(fastnn.__file__).resolve().parents[1]
 
 
-def _run(args, cwd, extra_env=None):
+def _run(args, cwd, extra_env=None, prepend_path=None):
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (prepend_path, str(SRC), env.get("PYTHONPATH")) if p)
     env["FASTNN_HOME"] = str(cwd / "home")  # an empty cache: the demo must not look at the user's
     env.pop("FASTNN_MNIST_DIR", None)
     env.update(extra_env or {})
@@ -34,22 +34,37 @@ def test_demo_on_shared_mnist(shared_mnist_dir, tmp_path):
     assert "MNIST test split" in out and 'Model: "sequential"' in out and "Total params: 55,050" in out
     assert "\r" not in out and "57/57 ━━━━━━━━━━━━━━━━━━━━" in out and "val_accuracy" in out
     acc = float(out.split("held-out accuracy: ")[1].split()[0])
-    assert acc > 0.8
+    # One epoch of the demo's model (seed 1337: 0.9075) measured over seeds 1337 and 0-14: 0.890-0.917, mean
+    # 0.901, sd 0.007. 0.875 is 0.015 below the worst seed (~3.5 sd below the mean): kernel-path and thread-count
+    # rounding may move the trajectory, a broken layer, loss or optimizer does not get there in one epoch.
+    assert acc > 0.875, acc
     assert "samples/s" in out
 
 
+def _hide_sklearn(folder):
+    """A PYTHONPATH entry whose ``sklearn`` package fails to import, as on a machine without scikit-learn."""
+    fake = folder / "no_sklearn" / "sklearn"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ModuleNotFoundError("No module named \'sklearn\' (hidden by the test)")\n')
+    return str(folder / "no_sklearn")
+
+
 def test_demo_without_any_dataset_says_what_to_do(tmp_path):
-    try:
-        import sklearn  # noqa: F401
-        pytest.skip("scikit-learn is installed, so the digits fallback is available")
-    except ImportError:
-        pass
-    r = _run(["--epochs", "1", "--data", "mnist"], cwd=tmp_path)
-    assert r.returncode == 2 and "no dataset available offline" in r.stderr and "fastnn[demo]" in r.stderr
+    # Runs whether or not scikit-learn is installed here: the subprocess sees a scikit-learn that cannot import.
+    r = _run(["--epochs", "1"], cwd=tmp_path, prepend_path=_hide_sklearn(tmp_path))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "no dataset available offline" in r.stderr and "fastnn[demo]" in r.stderr
 
 
 def test_demo_digits_fallback(tmp_path):
+    """What a new user without MNIST gets from a plain ``python -m fastnn.demo``: scikit-learn's digits. Skipped
+    without scikit-learn, except in CI's Keras stage, where FASTNN_REQUIRE_SKLEARN=1 turns the skip into a failure
+    (tests/e2e/conftest.py)."""
     pytest.importorskip("sklearn")
-    r = _run(["--epochs", "2", "--data", "digits"], cwd=tmp_path)
+    r = _run(["--epochs", "5"], cwd=tmp_path)  # --data auto, and no MNIST anywhere it looks
     assert r.returncode == 0, r.stderr
-    assert "scikit-learn digits" in r.stdout and float(r.stdout.split("held-out accuracy: ")[1].split()[0]) > 0.7
+    assert "scikit-learn digits" in r.stdout and "Total params: 8,970" in r.stdout
+    acc = float(r.stdout.split("held-out accuracy: ")[1].split()[0])
+    # 5 epochs on the 1,437 training digits (seed 1337: 0.919) over seeds 1337 and 0-14: 0.906-0.942, mean 0.927,
+    # sd 0.009; 0.89 is ~4 sd below the mean and 0.016 below the worst seed.
+    assert acc > 0.89, acc

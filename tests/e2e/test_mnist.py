@@ -44,9 +44,13 @@ def test_mlp_reaches_real_held_out_accuracy(shared_mnist_dir):
                                fastnn.layers.Dense(10, activation="softmax")])
     model.compile(optimizer=fastnn.optimizers.Adam(0.002), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    model.fit(x[:8000], y[:8000], batch_size=64, epochs=3, verbose=0)
+    model.fit(x[:8000], y[:8000], batch_size=64, epochs=5, verbose=0)
     loss, acc = model.evaluate(x[-2000:], y[-2000:], verbose=0)
-    assert acc >= 0.90, acc
+    # Measured with this exact setup over seeds 0-19: held-out accuracy 0.946-0.959 (mean 0.955, sd 0.004; seed
+    # 0 gives 0.959). A linear softmax model (Dense(10) only) trained the same way reaches 0.928-0.931, so 0.94
+    # fails a model that learned no more than a linear one, while leaving 0.006 below the worst seed (~3.5 sd
+    # below the mean) for kernel-path and thread-count rounding that changes the trajectory.
+    assert acc >= 0.94, acc
 
 
 def _write_idx(path, array):
