@@ -352,7 +352,6 @@ def test_activation_forward(data):
             TypeError if not fz.dtype_ok(x) else ValueError
         fz.expect(lambda: _C.activation_forward(x, name, alpha), None, None, must_raise=must)
         return
-    a = float(np.asarray(alpha, dtype)) if np.isfinite(alpha) or True else alpha
     with np.errstate(all="ignore"):
         a = float(np.float32(alpha)) if dtype == np.float32 else alpha
 

@@ -100,8 +100,6 @@ def test_dropping_a_model_and_its_graph_returns_the_memory():
 
 def test_model_fit_memory_stops_growing_and_returns():
     """The same through the Keras API: Sequential.fit for thousands of steps, then the model dropped."""
-    if not hasattr(fastnn, "Sequential"):
-        pytest.skip("fastnn.Sequential does not exist in this build")
     out = _run("""
         from fastnn import layers
         rng = np.random.default_rng(0)

@@ -117,9 +117,6 @@ def test_concurrent_training_steps_on_separate_models(restore_threads):
 
 def test_concurrent_predict_on_one_model():
     """Two threads calling ``predict`` on the same model at once give the sequential answers."""
-    # TODO(model API): the Keras model API is being built on another branch; this runs once fastnn.Sequential exists.
-    if not (hasattr(fastnn, "Sequential") and hasattr(fastnn, "layers")):
-        pytest.skip("fastnn.Sequential / fastnn.layers do not exist yet (covered at ops level above)")
     model = fastnn.Sequential([fastnn.layers.Dense(64, activation="relu"), fastnn.layers.Dense(10)])
     x = np.random.default_rng(0).standard_normal((256, 32)).astype("float32")
     expected = np.asarray(model.predict(x, verbose=0))
