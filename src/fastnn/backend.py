@@ -23,11 +23,12 @@ gemm_ref = _C.gemm_ref
 batched_matmul = _C.batched_matmul
 
 # ---------------------------------------------------------------------------------------------------------------
-# Tensor storage. A fastnn.Tensor keeps its values in one buffer (``tensor._data``) that is created and reached
-# only through the helpers below; today the buffer is a NumPy array in host memory. The autograd ops do the work
-# NumPy already does at full speed through ``xp`` (NumPy's namespace: a device array type that implements NumPy's
-# dispatch protocols, as CuPy does, goes through it unchanged) and call the C++ kernels through the wrappers
-# below, which are where a device backend dispatches on the buffer type.
+# Tensor storage. A fastnn.Tensor keeps its values in one buffer (``tensor._data``); today the buffer is a NumPy
+# array in host memory. The C++ kernels are reached only through the wrappers below. The rest is not yet as
+# designed: the autograd ops import NumPy themselves (autograd/ops/_util.py binds its own ``xp = np``; the op modules
+# make a couple of hundred direct NumPy calls for elementwise math, reductions, shapes and parts of every backward),
+# and so do layers, losses, metrics and optimizers in places. ``xp`` below is meant to become the one namespace
+# they use, so that a device backend changes this module only; the backend-boundary issue moves the ops onto it.
 # ---------------------------------------------------------------------------------------------------------------
 xp = np
 device = "cpu"
