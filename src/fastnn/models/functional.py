@@ -57,17 +57,65 @@ def build_graph(inputs, outputs, model_name):
                         f'of model "{model_name}".')
                 if state.get(id(pnode)) != 2:
                     stack.append((pnode, False))
-    layers, seen = [], set()
-    for t in inputs:
-        l = t._history[0]
-        if id(l) not in seen:
-            seen.add(id(l))
-            layers.append(l)
-    for node in order:
-        if id(node.layer) not in seen:
-            seen.add(id(node.layer))
-            layers.append(node.layer)
-    return order, layers
+    return order, keras_layer_order(inputs, outputs)
+
+
+def keras_layer_order(inputs, outputs):
+    """The layers of the graph in Keras 3's order (``keras.src.ops.function.map_graph``), which ``model.layers``,
+    ``get_weights()``, ``summary()`` and ``get_config()`` follow, so weights transfer between the two libraries.
+
+    Keras walks the graph depth-first from each output (inputs of a node in argument order), numbering each layer
+    when it is first reached; then it gives every node a depth (0 at the outputs; a parent is one deeper than its
+    deepest child) and a shared layer the largest depth of its nodes; layers are listed by decreasing depth and,
+    at equal depth, by that first-reached number. Input layers not connected to the outputs get depth 0 and lead
+    the layers of that depth.
+    """
+    input_ids = {id(t) for t in inputs}
+    finished, in_progress = set(), set()
+    nodes_in_decreasing_depth, first_reached = [], {}
+    for out in outputs:
+        # Keras's recursive _build_map_helper, made iterative: (tensor, children_done) frames.
+        stack = [(out, False)]
+        while stack:
+            tensor, children_done = stack.pop()
+            layer, node_index, _ = tensor._history
+            node = layer._inbound_nodes[node_index]
+            if children_done:
+                finished.add(id(node))
+                in_progress.discard(id(node))
+                nodes_in_decreasing_depth.append(node)
+                continue
+            if id(node) in finished:
+                continue
+            is_input = isinstance(layer, InputLayer)
+            if not is_input and id(tensor) in input_ids:
+                finished.add(id(node))
+                continue
+            if id(node) in in_progress:
+                raise ValueError(f"Tensor {tensor!r} from layer '{layer.name}' is part of a cycle.")
+            first_reached.setdefault(id(layer), (len(first_reached), layer))
+            in_progress.add(id(node))
+            stack.append((tensor, True))
+            if not is_input:
+                # Reversed so the first argument is walked first, as in Keras's recursion.
+                stack.extend((t, False) for t in reversed(node.input_tensors))
+    in_graph = {id(n) for n in nodes_in_decreasing_depth}
+    node_depth, layer_depth = {}, {}
+    for node in reversed(nodes_in_decreasing_depth):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = depth
+        node_depth[id(node)] = depth
+        for t in node.input_tensors:
+            parent = _node_of(t)
+            if id(parent) in in_graph:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    for t in inputs:  # unused inputs: depth 0, after everything reached from the outputs
+        layer = t._history[0]
+        if id(layer) not in layer_depth:
+            layer_depth[id(layer)] = 0
+            first_reached[id(layer)] = (-1, layer)
+    by_layer = {key: layer for key, (_, layer) in first_reached.items()}
+    return sorted(by_layer.values(), key=lambda l: (-layer_depth[id(l)], first_reached[id(l)][0]))
 
 
 class Functional(Model):

@@ -101,23 +101,23 @@ def _check_batch_size(batch_size, what="batch_size"):
 
 
 def _class_weights_to_sample_weights(y, class_weight):
+    """Keras's ``class_weight_to_sample_weights``: one weight per sample from its class (argmax of one-hot rows,
+    else the rounded label); a class missing from ``class_weight`` gets weight 1.0."""
     if isinstance(y, (list, dict)):
-        raise ValueError("`class_weight` is only supported for models with a single output.")
+        raise ValueError("`class_weight` is only supported for Models with a single output.")
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"`class_weight` must be a dict {{class index: weight}}, but received "
+                        f"{type(class_weight).__name__}")
     y = np.asarray(y)
-    if y.ndim > 1 and y.shape[-1] > 1:
-        labels = np.argmax(y, axis=-1)
+    if y.ndim > 1:
+        labels = np.argmax(y, axis=-1) if y.shape[-1] != 1 else np.squeeze(y, axis=-1)
     else:
-        labels = y.reshape(y.shape[0], -1)[:, 0] if y.ndim > 1 else y
-        labels = np.round(labels).astype("int64")
-    keys = np.array(sorted(class_weight))
-    missing = set(np.unique(labels).tolist()) - set(int(k) for k in keys)
-    if missing:
-        raise ValueError(f"`class_weight` must contain all classes in the data. The classes {sorted(missing)} exist "
-                         f"in the data but not in `class_weight`.")
-    lut = np.zeros(int(max(keys.max(), labels.max())) + 1, dtype="float32")
-    for k, w in class_weight.items():
-        lut[int(k)] = w
-    return lut[labels]
+        labels = y
+    labels = np.round(labels).astype("int32")
+    sample_weight = np.ones(labels.shape[0], dtype="float32")
+    for i, label in enumerate(labels.reshape(labels.shape[0], -1)[:, 0] if labels.ndim > 1 else labels):
+        sample_weight[i] = class_weight.get(int(label), 1.0)
+    return sample_weight
 
 
 class _CompiledMetric:
@@ -541,10 +541,8 @@ class Model(Layer):
         if verbose not in ("auto", 0, 1, 2):
             raise ValueError(f"fit: verbose must be 'auto', 0, 1 or 2, but received {verbose!r}")
         x, y, sample_weight, n = self._prepare(x, y, sample_weight, "fit")
-        if class_weight is not None:
-            if sample_weight is not None:
-                raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
-            sample_weight = _class_weights_to_sample_weights(y, class_weight)
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
         val = None
         if validation_data is not None:
             vd = tuple(validation_data)
@@ -567,6 +565,10 @@ class Model(Layer):
             n = split
         if n == 0:
             raise ValueError("fit: the training data is empty (0 samples)")
+        if class_weight is not None:
+            # As Keras: class weights weight the training data only (after the validation split), never the
+            # validation data.
+            sample_weight = _class_weights_to_sample_weights(y, class_weight)
         steps = steps_per_epoch or int(math.ceil(n / batch_size))
         cbs = _callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self)
         cbs.set_params({"verbose": verbose, "epochs": epochs, "steps": steps})
@@ -693,6 +695,9 @@ class Model(Layer):
         self._assert_compiled("train_on_batch")
         x, y, sample_weight, _ = self._prepare(x, y, sample_weight, "train_on_batch")
         if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("Arguments `sample_weight` and `class_weight` cannot be specified at the same time. "
+                                 f"Received: sample_weight={sample_weight}, class_weight={class_weight}")
             sample_weight = _class_weights_to_sample_weights(y, class_weight)
         logs = {k: _to_float(v) for k, v in self.train_step((x, y, sample_weight)).items()}
         return logs if return_dict else self._flatten_in_order(logs)
