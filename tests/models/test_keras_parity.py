@@ -81,3 +81,140 @@ def test_class_weight_and_sample_weight_together_raise_as_in_keras():
         m.fit(x, y, class_weight={0: 2.0}, sample_weight=np.ones(20), verbose=0)
     with pytest.raises(ValueError, match="`sample_weight` and `class_weight` cannot be specified"):
         m.train_on_batch(x, y, class_weight={0: 2.0}, sample_weight=np.ones(20))
+
+
+# -- 3. log names and values ----------------------------------------------------------------------------------------
+def _logs_data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((10, 3)).astype("float32")
+    y = rng.uniform(size=(10, 1)).astype("float32")
+    return x, y, rng.uniform(0.5, 2, 10).astype("float32"), rng
+
+
+def _single_output():
+    m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(1, activation="sigmoid")])
+    m.set_weights([np.array([[0.3], [-0.5], [0.2]], "float32"), np.array([0.1], "float32")])
+    return m
+
+
+def test_metric_named_in_metrics_and_weighted_metrics_logs_and_list_as_keras():
+    x, y, sw, _ = _logs_data()
+    m = _single_output()
+    m.compile("sgd", "mse", metrics=["mae", "mse"], weighted_metrics=["mae", "mse"])
+    logs = m.evaluate(x, y, sample_weight=sw, verbose=0, return_dict=True)
+    assert list(logs) == ["loss", "mae", "mse", "weighted_mae", "weighted_mse"]
+    # Keras 3.15 lists a value once per metric object named "mae" / "mse": 7 values for 5 keys.
+    keras_list = [0.0584863, 0.2090990, 0.0520083, 0.2090990, 0.0520083, 0.2027839, 0.0475044]
+    np.testing.assert_allclose(m.evaluate(x, y, sample_weight=sw, verbose=0), keras_list, rtol=2e-5)
+    assert m.metrics_names == ["loss", "compile_metrics"]
+
+
+def test_repeated_metric_names_get_keras_suffixes():
+    x, y, sw, _ = _logs_data()
+    m = _single_output()
+    m.compile("sgd", "mse", metrics=["mae", "mae", fastnn.metrics.MeanAbsoluteError(),
+                                     fastnn.metrics.MeanAbsoluteError(name="mae")], weighted_metrics=["mae", "mae"])
+    logs = m.evaluate(x, y, sample_weight=sw, verbose=0, return_dict=True)
+    assert list(logs) == ["loss", "mae", "mae_1", "mae_2", "mean_absolute_error", "weighted_mae", "weighted_mae_1"]
+    assert len(m.evaluate(x, y, sample_weight=sw, verbose=0)) == 11  # Keras 3.15: 8 x mae, 2 x weighted_mae
+
+
+def test_metric_objects_with_unique_names_are_not_prefixed():
+    # Once Metric() names are made unique (auc, auc_1) the weighted AUC keeps its own name: auc_1, as in Keras.
+    x, y, sw, _ = _logs_data()
+    m = _single_output()
+    m.compile("sgd", "mse", metrics=[fastnn.metrics.AUC(name="auc")], weighted_metrics=[fastnn.metrics.AUC(name="auc_1")])
+    logs = m.evaluate(x, (y > 0.5).astype("float32"), sample_weight=sw, verbose=0, return_dict=True)
+    assert list(logs) == ["auc", "auc_1", "loss"]
+
+
+def _two_outputs():
+    inp = fastnn.Input((3,), name="inp")
+    model = fastnn.Model(inp, [L.Dense(1, name="a")(inp), L.Dense(2, name="b", activation="softmax")(inp)])
+    model.set_weights([np.array([[0.3], [-0.5], [0.2]], "float32"), np.array([0.1], "float32"),
+                       np.ones((3, 2), "float32") * np.array([0.2, -0.1], "float32"), np.zeros(2, "float32")])
+    return model
+
+
+@pytest.mark.parametrize("run_eagerly, a_loss, b_loss", [(False, 0.3543, 0.6526), (True, 0.3607, 0.6218)])
+def test_multi_output_per_output_losses_with_partial_last_batch_as_keras(run_eagerly, a_loss, b_loss):
+    x, y, _, rng = _logs_data()
+    yc = rng.integers(0, 2, 10)
+    m = _two_outputs()
+    m.compile(fastnn.optimizers.SGD(0.0), ["mse", "sparse_categorical_crossentropy"], metrics=[["mae"], ["accuracy"]],
+              weighted_metrics=[["mae"], []], run_eagerly=run_eagerly)
+    logs = m.evaluate(x, [y, yc], batch_size=4, verbose=0, return_dict=True)
+    # Keras 3.15 (TensorFlow): the plain mean of the batch values in its traced step, size-weighted when eager.
+    keras = {"a_loss": a_loss, "a_mae": 0.4715, "a_weighted_mae": 0.4715, "b_accuracy": 0.7, "b_loss": b_loss,
+             "loss": 0.9825}
+    assert list(logs) == list(keras)
+    np.testing.assert_allclose([logs[k] for k in keras], list(keras.values()), atol=6e-5)
+    np.testing.assert_allclose(m.evaluate(x, [y, yc], batch_size=4, verbose=0),
+                               [0.9825, a_loss, b_loss, 0.4715, 0.4715, 0.7], atol=6e-5)
+    assert m.metrics_names == ["loss", "compile_metrics", "a_loss", "b_loss"]
+    h = m.fit(x, [y, yc], batch_size=4, verbose=0, shuffle=False).history
+    np.testing.assert_allclose(h["a_loss"][0], a_loss, atol=6e-5)
+
+
+# -- 5. compile options -------------------------------------------------------------------------------------------
+def _recording_callback():
+    class Recorder(fastnn.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.events = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.events.append(("tb", batch))
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.events.append(("te", batch, round(float(logs["loss"]), 5)))
+
+        def on_test_batch_begin(self, batch, logs=None):
+            self.events.append(("vb", batch))
+
+        def on_test_batch_end(self, batch, logs=None):
+            self.events.append(("ve", batch, round(float(logs["loss"]), 5)))
+
+        def on_predict_batch_begin(self, batch, logs=None):
+            self.events.append(("pb", batch))
+
+        def on_predict_batch_end(self, batch, logs=None):
+            self.events.append(("pe", batch, np.asarray(logs["outputs"]).shape))
+
+    return Recorder()
+
+
+def test_steps_per_execution_calls_batch_callbacks_per_execution_as_keras():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 3)).astype("float32"), rng.standard_normal((10, 1)).astype("float32")
+    m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(1)])
+    m.set_weights([np.array([[0.3], [-0.5], [0.2]], "float32"), np.array([0.1], "float32")])
+    m.compile(fastnn.optimizers.SGD(0.1), "mse", steps_per_execution=3)
+    r = _recording_callback()
+    h = m.fit(x, y, batch_size=2, epochs=1, verbose=0, shuffle=False, callbacks=[r], validation_data=(x[:5], y[:5]))
+    # Keras 3.15: 5 batches in executions of 3: batch indices (0, 2), (3, 5); the logs of each execution's last batch.
+    assert r.events == [("tb", 0), ("te", 2, 0.55651), ("tb", 3), ("te", 5, 0.5919), ("vb", 0), ("ve", 2, 0.44816)]
+    np.testing.assert_allclose(h.history["loss"], [0.5919], rtol=1e-5)
+    r.events.clear()
+    m.predict(x, batch_size=3, verbose=0, callbacks=[r])
+    assert r.events == [("pb", 0), ("pe", 2, (9, 1)), ("pb", 3), ("pe", 5, (1, 1))]  # outputs of the execution
+
+
+def test_compile_options_are_validated_and_jit_compile_warns():
+    m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(1)])
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="steps_per_execution"):
+            m.compile("sgd", "mse", steps_per_execution=bad)
+    with pytest.raises(TypeError, match="run_eagerly"):
+        m.compile("sgd", "mse", run_eagerly="yes")
+    with pytest.raises(TypeError, match="auto_scale_loss"):
+        m.compile("sgd", "mse", auto_scale_loss=None)
+    with pytest.warns(UserWarning, match="jit_compile=True"):
+        m.compile("sgd", "mse", jit_compile=True)
+    assert m.jit_compile is True
+    with pytest.warns(UserWarning, match="`jit_compile` cannot also be True"):
+        m.compile("sgd", "mse", jit_compile=True, run_eagerly=True)
+    assert m.jit_compile is False and m.run_eagerly is True
+    m.compile("sgd", "mse", steps_per_execution=4)
+    assert m.jit_compile is False and m.steps_per_execution == 4
+    assert m.get_compile_config()["steps_per_execution"] == 4

@@ -121,10 +121,59 @@ def _class_weights_to_sample_weights(y, class_weight):
 
 
 class _CompiledMetric:
-    __slots__ = ("spec", "output", "obj", "weighted", "spec_name")
+    """One metric of ``compile``: its spec, the output it watches, whether it takes sample weights, and the key of
+    its value in the logs (``log_name``, given by ``_CompileMetrics.assign_log_names``)."""
+    __slots__ = ("spec", "output", "obj", "weighted", "log_name")
 
-    def __init__(self, spec, output):
-        self.spec, self.output, self.obj, self.weighted, self.spec_name = spec, output, None, False, None
+    def __init__(self, spec, output, weighted):
+        self.spec, self.output, self.obj, self.weighted, self.log_name = spec, output, None, weighted, None
+
+
+class _CompileMetrics:
+    """Keras's ``CompileMetrics``: the container of the metrics given to ``compile`` (``model.metrics[1]``, named
+    "compile_metrics"); its ``result()`` is the dict of their values under Keras's log names."""
+
+    name = "compile_metrics"
+
+    def __init__(self):
+        self.entries = []  # _CompiledMetric, unweighted ones first (Keras's _flat_metrics + _flat_weighted_metrics)
+        self.built = False
+
+    @property
+    def metrics(self):
+        return [e.obj for e in self.entries]
+
+    def assign_log_names(self, output_names):
+        """Keras's ``CompileMetrics.result`` naming: the metric's name, prefixed with the output's name for models
+        with several outputs; a repeated name gets ``_1``, ``_2``, ...; a weighted metric whose name is taken
+        becomes ``weighted_<name>`` (then ``_1``, ... if that is taken too)."""
+        counters = {}
+        for e in self.entries:
+            prefix = f"{output_names[e.output]}_" if output_names else ""
+            name = prefix + e.obj.name
+            if name not in counters:
+                counters[name] = 1
+            elif not e.weighted:
+                counters[name] += 1
+                name = f"{name}_{counters[name] - 1}"
+            else:
+                name = f"{prefix}weighted_{e.obj.name}"
+                if name not in counters:
+                    counters[name] = 1
+                else:
+                    counters[name] += 1
+                    name = f"{name}_{counters[name] - 1}"
+            e.log_name = name
+
+    def reset_state(self):
+        for m in self.metrics:
+            m.reset_state()
+
+    def result(self):
+        return {e.log_name: e.obj.result() for e in self.entries} if self.built else {}
+
+    def __repr__(self):
+        return f"<CompileMetrics name={self.name}>"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -160,7 +209,11 @@ class Model(Layer):
         self._loss_tracker = None
         self._compiled_metrics = []
         self._loss_objs = None
+        self._compile_metrics = None
         self._per_output_loss_trackers = []
+        self.run_eagerly = False
+        self.jit_compile = False
+        self.steps_per_execution = 1
 
     # -- building -------------------------------------------------------------------------------------------------
     def build(self, input_shape=None):
@@ -245,7 +298,44 @@ class Model(Layer):
             loss_weights: list or dict of floats weighting the per-output losses.
             metrics: list of names ("accuracy", "mae", ...), functions or Metric instances; or a list / dict per
                 output.
+            weighted_metrics: metrics that also receive the sample weights (named ``weighted_<name>`` in the logs
+                when ``metrics`` already has one of that name, as in Keras).
+            run_eagerly: fastnn always runs eagerly; as in Keras's TensorFlow backend, the per-output losses of a
+                multi-output model are then averaged weighted by batch size (True) or as the plain mean of the
+                batch values (False, Keras's traced step); see ``compute_metrics``.
+            steps_per_execution: batches run per "execution" (a positive int): callbacks'
+                ``on_*_batch_begin`` / ``on_*_batch_end`` are called once per execution, with the index of its first
+                and of its last batch (``begin + steps_per_execution - 1``), as Keras does. Training itself is the
+                same batch by batch.
+            jit_compile: "auto" or False run eagerly (Keras's "auto" is False on a CPU). True warns: fastnn has no
+                compiled step yet, so the model runs eagerly (bit-identical results).
+            auto_scale_loss: as in Keras, it only acts on a ``mixed_float16`` dtype policy, which fastnn does not
+                have, so it never changes anything; it must be a bool.
         """
+        if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, numbers.Integral) or \
+                steps_per_execution < 1:
+            raise ValueError(f"compile: steps_per_execution must be a positive int, but received "
+                             f"{steps_per_execution!r}")
+        if not isinstance(run_eagerly, bool):
+            raise TypeError(f"compile: run_eagerly must be True or False, but received {run_eagerly!r}")
+        if not isinstance(auto_scale_loss, bool):
+            raise TypeError(f"compile: auto_scale_loss must be True or False, but received {auto_scale_loss!r}")
+        if jit_compile not in ("auto", True, False, None):
+            raise ValueError(f'compile: jit_compile must be "auto", True or False, but received {jit_compile!r}')
+        if jit_compile == "auto" or jit_compile is None:
+            jit_compile = False  # Keras's "auto" on a CPU-only machine
+        if jit_compile and run_eagerly:
+            warnings.warn("If `run_eagerly` is True, then `jit_compile` cannot also be True. Disabling "
+                          "`jit_compile`.", stacklevel=2)  # Keras's warning
+            jit_compile = False
+        if jit_compile:
+            warnings.warn("compile(jit_compile=True): fastnn has no compiled (traced) train / test / predict step "
+                          "yet; the model runs eagerly, with the same results. Pass jit_compile=False (or 'auto') "
+                          "to silence this warning.", UserWarning, stacklevel=2)
+        self.jit_compile = bool(jit_compile)
+        self.run_eagerly = run_eagerly
+        self.steps_per_execution = int(steps_per_execution)
+        self._auto_scale_loss = auto_scale_loss
         self.optimizer = _optimizers.get(optimizer)
         self._loss_spec = loss
         self._loss_weights_spec = loss_weights
@@ -261,6 +351,8 @@ class Model(Layer):
         self._loss_tracker = _metrics.Mean(name="loss")
         self._loss_objs = None
         self._compiled_metrics = None
+        # As Keras: the container exists from compile on when metrics were given (metrics_names shows it).
+        self._compile_metrics = _CompileMetrics() if metrics is not None or weighted_metrics is not None else None
         self._per_output_loss_trackers = []
         self.compiled = True
         self.stop_training = False
@@ -272,13 +364,13 @@ class Model(Layer):
 
     @property
     def metrics(self) -> list:
-        """The stateful metrics: the loss tracker ("loss") first, then the compiled metrics."""
+        """As Keras: the loss tracker ("loss"), the container of the compiled metrics ("compile_metrics", its
+        ``.metrics`` lists them), then one loss tracker per output ("<output>_loss") for several outputs."""
         out = []
         if self._loss_tracker is not None:
             out.append(self._loss_tracker)
-        for cm in self._compiled_metrics or []:
-            if cm.obj is not None:
-                out.append(cm.obj)
+        if getattr(self, "_compile_metrics", None) is not None:
+            out.append(self._compile_metrics)
         out.extend(self._per_output_loss_trackers)
         return out
 
@@ -347,7 +439,7 @@ class Model(Layer):
         if n > 1:
             self._per_output_loss_trackers = [_metrics.Mean(name=f"{nm}_loss") for nm, l in zip(names, self._loss_objs)
                                               if l is not None]
-        # Metrics
+        # Metrics, in Keras's order: every unweighted one (output by output), then every weighted one.
         compiled = []
         for weighted, mspec in ((False, self._metrics_spec), (True, self._weighted_metrics_spec)):
             if mspec is None:
@@ -362,18 +454,16 @@ class Model(Layer):
             for i, ms in enumerate(per):
                 ms = ms if isinstance(ms, (list, tuple)) else [ms]
                 for m in ms:
-                    cm = _CompiledMetric(m, i)
+                    cm = _CompiledMetric(m, i, weighted)
                     cm.obj = self._make_metric(m, y_flat[i], p_flat[i])
-                    base = cm.obj.name
-                    if weighted and any(not c.weighted and c.output == i and c.spec_name == base for c in compiled):
-                        base = "weighted_" + base  # as Keras: only to tell it from an unweighted twin
-                        cm.obj.name = base
-                    cm.spec_name = base
-                    if n > 1:
-                        cm.obj.name = f"{names[i]}_{base}"
-                    cm.weighted = weighted
                     compiled.append(cm)
         self._compiled_metrics = compiled
+        if self._compile_metrics is None and compiled:
+            self._compile_metrics = _CompileMetrics()
+        if self._compile_metrics is not None:
+            self._compile_metrics.entries = compiled
+            self._compile_metrics.assign_log_names(names if n > 1 else None)
+            self._compile_metrics.built = True
 
     @staticmethod
     def _make_metric(identifier, y_true, y_pred):
@@ -446,7 +536,12 @@ class Model(Layer):
             cm.obj.update_state(y_flat[i], p_flat[i].numpy() if isinstance(p_flat[i], Tensor) else p_flat[i],
                                 sample_weight=sw_flat[i] if cm.weighted else None)
         if self._per_output_loss_trackers and getattr(self, "_last_output_losses", None):
-            n = len(flatten(x)[0]) if x is not None else 1
+            # Keras's CompileLoss weights each batch's per-output loss by `y_pred.shape[0]`; inside the traced step
+            # of the TensorFlow backend (the default, run_eagerly=False) that static size is unknown (None), so
+            # each batch counts once: the epoch value is the plain mean of the batch values, unlike "loss" (weighted
+            # by batch size). With a partial last batch the per-output losses then do not add up to "loss". We
+            # reproduce both: size-weighted with run_eagerly=True, plain mean otherwise.
+            n = len(flatten(x)[0]) if (x is not None and self.run_eagerly) else None
             for t, l in zip(self._per_output_loss_trackers, self._last_output_losses):
                 t.update_state(float(l.numpy()), sample_weight=n)
         return self.get_metrics_result()
@@ -584,20 +679,23 @@ class Model(Layer):
                 self.reset_metrics()
                 cbs.on_epoch_begin(epoch)
                 for step, index in enumerate(batches.epoch()):
-                    cbs.on_train_batch_begin(step)
+                    begin, end = _execution_of(step, self.steps_per_execution)
+                    if step == begin:
+                        cbs.on_train_batch_begin(begin)
                     data = (_slice(x, index), _slice(y, index), _slice(sample_weight, index))
                     if data[2] is None:
                         data = data[:2] if data[1] is not None else (data[0],)
                     logs = {k: _to_float(v) for k, v in self.train_step(data).items()}
-                    cbs.on_train_batch_end(step, logs)
                     loss = logs.get("loss")
                     if not nan_reported and isinstance(loss, float) and not math.isfinite(loss):
                         warnings.warn(f"fit: the loss became {loss} at epoch {epoch + 1}, batch {step + 1}; training "
                                       "diverged (use fastnn.callbacks.TerminateOnNaN to stop at once)",
                                       RuntimeWarning, stacklevel=2)
                         nan_reported = True
-                    if self.stop_training:
-                        break
+                    if step == end or step == steps - 1:
+                        cbs.on_train_batch_end(end, logs)
+                        if self.stop_training:
+                            break
                 # As Keras: the metrics' results, or the last step's logs when a custom train_step returns others.
                 results = self.get_metrics_result()
                 epoch_logs = dict(results) if set(logs) <= set(results) else dict(logs)
@@ -606,6 +704,9 @@ class Model(Layer):
                                              sample_weight=val[2], verbose=0, steps=validation_steps,
                                              return_dict=True, _callbacks=cbs)
                     epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                    # Keras's CallbackList passes logs through tree.map_structure, which sorts dict keys: the
+                    # validation values end up interleaved by name, not appended.
+                    epoch_logs = dict(sorted(epoch_logs.items()))
                 cbs.on_epoch_end(epoch, epoch_logs)
                 logs = epoch_logs
                 if self.stop_training:
@@ -637,13 +738,17 @@ class Model(Layer):
         self.reset_metrics()
         cbs.on_test_begin()
         logs = {}
+        n_batches = int(math.ceil(n / batch_size)) if steps is None else min(steps, int(math.ceil(n / batch_size)))
         for step, index in enumerate(_BatchIterator(n, batch_size, False, None, None).epoch()):
-            if steps is not None and step >= steps:
+            if step >= n_batches:
                 break
-            cbs.on_test_batch_begin(step)
+            begin, end = _execution_of(step, self.steps_per_execution)
+            if step == begin:
+                cbs.on_test_batch_begin(begin)
             data = (_slice(x, index), _slice(y, index), _slice(sample_weight, index))
             logs = {k: _to_float(v) for k, v in self.test_step(data).items()}
-            cbs.on_test_batch_end(step, logs)
+            if step == end or step == n_batches - 1:
+                cbs.on_test_batch_end(end, logs)
         logs = self.get_metrics_result()
         cbs.on_test_end(logs)
         if return_dict:
@@ -651,13 +756,18 @@ class Model(Layer):
         return self._flatten_in_order(logs)
 
     def _flatten_in_order(self, logs):
-        # Keras 3's order: the loss, then (one output) the compiled metrics in compile order or (several outputs)
-        # the per-output losses in output order, then every other value sorted by name.
-        names = ["loss"]
-        if self._per_output_loss_trackers:
-            names += [t.name for t in self._per_output_loss_trackers]
-        else:
-            names += [cm.obj.name for cm in self._compiled_metrics or [] if cm.obj is not None]
+        """Keras's ``_flatten_metrics_in_order``: the values of ``logs`` whose keys are the names of the metric
+        objects (the loss tracker, each compiled metric's own name, the per-output loss trackers), in that order,
+        then every other key sorted. As in Keras, a name listed twice (``metrics=["mae"]`` with
+        ``weighted_metrics=["mae"]``: both objects are named "mae") puts its value in the list twice, so the list
+        can be longer than the dict: ``[loss, mae, mae, weighted_mae]``; and metrics of several outputs, whose
+        log keys carry the output's prefix, come after the losses in sorted order."""
+        names = []
+        for m in self.metrics:
+            if isinstance(m, _CompileMetrics):
+                names += [sub.name for sub in m.metrics]
+            else:
+                names.append(m.name)
         out = [logs[k] for k in names if k in logs]
         out += [logs[k] for k in sorted(logs) if k not in names]
         return out[0] if len(out) == 1 else out
@@ -672,23 +782,24 @@ class Model(Layer):
         cbs.set_params({"verbose": verbose, "epochs": 1, "steps": total})
         cbs.on_predict_begin()
         outs = []
+        n_batches = int(math.ceil(n / batch_size)) if steps is None else min(steps, int(math.ceil(n / batch_size)))
+        execution_start = 0
         for step, index in enumerate(_BatchIterator(n, batch_size, False, None, None).epoch()):
-            if steps is not None and step >= steps:
+            if step >= n_batches:
                 break
-            cbs.on_predict_batch_begin(step)
+            begin, end = _execution_of(step, self.steps_per_execution)
+            if step == begin:
+                cbs.on_predict_batch_begin(begin)
+                execution_start = len(outs)
             out = self.predict_step((_slice(x, index),))
             outs.append(map_structure(lambda t: t.numpy() if isinstance(t, Tensor) else np.asarray(t), out))
-            cbs.on_predict_batch_end(step, {"outputs": out})
+            if step == end or step == n_batches - 1:
+                # As Keras: the outputs of every batch of the execution, concatenated.
+                cbs.on_predict_batch_end(end, {"outputs": _concatenate_outputs(outs[execution_start:])})
         cbs.on_predict_end()
         if not outs:
             raise ValueError("predict: the input is empty (0 samples)")
-        first = outs[0]
-        if isinstance(first, (list, tuple)):
-            return type(first)(np.concatenate([o[i] for o in outs]) for i in range(len(first))) \
-                if isinstance(first, list) else tuple(np.concatenate([o[i] for o in outs]) for i in range(len(first)))
-        if isinstance(first, dict):
-            return {k: np.concatenate([o[k] for o in outs]) for k in first}
-        return np.concatenate(outs)
+        return _concatenate_outputs(outs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on one batch; metrics keep accumulating until ``reset_metrics()``."""
@@ -719,7 +830,26 @@ class Model(Layer):
             return None
         return {"optimizer": _optimizers.serialize(self.optimizer), "loss": _losses.serialize(self._loss_spec)
                 if not isinstance(self._loss_spec, (list, dict)) else self._loss_spec,
-                "loss_weights": self._loss_weights_spec, "metrics": self._metrics_spec}
+                "loss_weights": self._loss_weights_spec, "metrics": self._metrics_spec,
+                "weighted_metrics": self._weighted_metrics_spec, "run_eagerly": self.run_eagerly,
+                "steps_per_execution": self.steps_per_execution, "jit_compile": self.jit_compile}
+
+
+def _execution_of(step, steps_per_execution):
+    """(first, last) batch index of the execution holding batch ``step``; Keras reports ``last`` as
+    ``first + steps_per_execution - 1`` even when the data ends sooner."""
+    begin = step - step % steps_per_execution
+    return begin, begin + steps_per_execution - 1
+
+
+def _concatenate_outputs(outs):
+    """Per-batch predictions (arrays, or lists / tuples / dicts of arrays) joined along the batch axis."""
+    first = outs[0]
+    if isinstance(first, (list, tuple)):
+        return type(first)(np.concatenate([o[i] for o in outs]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: np.concatenate([o[k] for o in outs]) for k in first}
+    return np.concatenate(outs)
 
 
 class _BatchIterator:
