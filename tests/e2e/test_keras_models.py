@@ -253,3 +253,134 @@ def test_steps_per_execution_callbacks_match_keras(steps_per_execution):
     assert events[1] == events[0]
     for f, k in zip(weights[1], weights[0]):
         np.testing.assert_allclose(f, k, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. get_config(): equal to Keras's key for key
+# ---------------------------------------------------------------------------------------------------------------
+import json  # noqa: E402
+
+
+def _normalized(config):
+    """JSON round trip (tuples and lists are the same in a .keras file); automatic InputLayer names, which depend
+    on how many each library made before, become "input_layer"; floats rounded to float32 precision (Keras keeps
+    regularizer factors as float32)."""
+    import re
+
+    def fix(x):
+        if isinstance(x, dict):
+            return {k: fix(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [fix(v) for v in x]
+        if isinstance(x, str):
+            return re.sub(r"^input_layer(_\d+)?$", "input_layer", x)
+        if isinstance(x, float):
+            return float(np.float32(x))
+        return x
+
+    return fix(json.loads(json.dumps(config)))
+
+
+def _layer_cases(lib):
+    L, I, R, C = lib.layers, lib.initializers, lib.regularizers, lib.constraints
+    return {
+        "Dense": L.Dense(3, name="dense_a"),
+        "Dense_full": L.Dense(4, activation="relu", use_bias=False, kernel_initializer=I.HeNormal(seed=3),
+                              bias_initializer=I.Constant(0.5), kernel_regularizer=R.L1L2(0.1, 0.2),
+                              bias_regularizer="l2", activity_regularizer=R.L1(0.3),
+                              kernel_constraint=C.MaxNorm(2.0), bias_constraint="non_neg", name="dense_b",
+                              dtype="float64", trainable=False),
+        "Dense_input_shape": L.Dense(3, input_shape=(4,), name="dense_c"),
+        "Activation": L.Activation("tanh", name="act"),
+        "Dropout": L.Dropout(0.25, noise_shape=(None, 1), seed=7, name="drop"),
+        "Flatten": L.Flatten(name="flat"),
+        "Identity": L.Identity(name="ident"),
+        "Reshape": L.Reshape((2, 2), name="resh"),
+        "Permute": L.Permute((2, 1), name="perm"),
+        "RepeatVector": L.RepeatVector(3, name="rep"),
+        "Add": L.Add(name="add"), "Subtract": L.Subtract(name="sub"), "Multiply": L.Multiply(name="mul"),
+        "Average": L.Average(name="avg"), "Maximum": L.Maximum(name="max"), "Minimum": L.Minimum(name="min"),
+        "Concatenate": L.Concatenate(axis=1, name="cat"),
+        "InputLayer": L.InputLayer(shape=(3, 2), batch_size=5, dtype="float64", name="inp"),
+        "Lambda_named": L.Lambda(_named_function, output_shape=(4,), arguments={"k": 2}, name="lam"),
+    }
+
+
+def _named_function(x, k=1):
+    return x * k
+
+
+def test_every_fastnn_layer_type_is_covered_by_the_config_check():
+    covered = {type(layer).__name__ for layer in _layer_cases(fastnn).values()}
+    exported = {name for name in fastnn.layers.__all__ if isinstance(getattr(fastnn.layers, name), type)
+                and issubclass(getattr(fastnn.layers, name), fastnn.layers.Layer)
+                and name not in ("Layer", "Input")}
+    assert exported <= covered, f"add config checks for {sorted(exported - covered)}"
+
+
+@pytest.mark.parametrize("case", sorted(_layer_cases(fastnn)))
+def test_layer_config_equals_keras(case):
+    k = _normalized(_layer_cases(keras)[case].get_config())
+    f = _normalized(_layer_cases(fastnn)[case].get_config())
+    if case.startswith("Lambda"):  # a function is written by its module, which differs
+        k["function"].pop("module")
+        f["function"].pop("module")
+    assert f == k
+
+
+@pytest.mark.parametrize("name", ["Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal",
+                                  "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform",
+                                  "LecunNormal", "LecunUniform", "Orthogonal", "Identity"])
+def test_initializer_config_equals_keras(name):
+    k = keras.layers.Dense(2, kernel_initializer=getattr(keras.initializers, name)()).get_config()
+    f = fastnn.layers.Dense(2, kernel_initializer=getattr(fastnn.initializers, name)()).get_config()
+    assert _normalized(f["kernel_initializer"]) == _normalized(k["kernel_initializer"])
+
+
+def _model_cases(lib):
+    L = lib.layers
+
+    def seq_input_shape():
+        return lib.Sequential([L.Dense(3, input_shape=(4,), name="s1"), L.Dense(2, name="s2")], name="seq_is")
+
+    def nested_sequential():
+        inner = lib.Sequential([lib.Input((4,), name="in_inner"), L.Dense(3, name="t1")], name="inner_seq")
+        return lib.Sequential([lib.Input((4,), name="in_outer"), inner, L.Dense(1, name="o1")], name="outer_seq")
+
+    def functional_nested():
+        x = lib.Input((4,), name="fx")
+        inner_in = lib.Input((4,), name="ii")
+        inner = lib.Model(inner_in, L.Dense(4, name="idd")(inner_in), name="inner_f")
+        shared = L.Dense(4, name="shared")
+        h = shared(inner(x))
+        h2 = shared(h)
+        return lib.Model(x, [L.Dense(1, name="out1")(h2), L.Add(name="sum")([h, h2])], name="func_nested")
+
+    def functional_dict():
+        a, b = lib.Input((4,), name="a"), lib.Input((4,), name="b")
+        return lib.Model({"a": a, "b": b}, {"o": L.Concatenate(name="cat")([a, b])}, name="func_dict")
+
+    return {"seq_input_shape": seq_input_shape, "nested_sequential": nested_sequential,
+            "functional_nested": functional_nested, "functional_dict": functional_dict}
+
+
+@pytest.mark.parametrize("case", sorted(_model_cases(fastnn)))
+def test_model_config_equals_keras_and_loads_in_fastnn(case):
+    km = _model_cases(keras)[case]()
+    fm = _model_cases(fastnn)[case]()
+    k, f = _normalized(km.get_config()), _normalized(fm.get_config())
+    assert f == k
+    # A Keras config rebuilds in fastnn into a model with the same config and weights layout.
+    cls = fastnn.Sequential if isinstance(fm, fastnn.Sequential) else fastnn.Model
+    rebuilt = cls.from_config(km.get_config())
+    assert _normalized(rebuilt.get_config()) == k
+    rebuilt.set_weights(km.get_weights())
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((2, 4)).astype("float32") for _ in km.inputs]
+    if case == "functional_dict":
+        xs = {"a": xs[0], "b": xs[1]}
+    elif len(xs) == 1:
+        xs = xs[0]
+    kp, fp = km.predict(xs, verbose=0), rebuilt.predict(xs, verbose=0)
+    for kk, ff in zip(keras.tree.flatten(kp), keras.tree.flatten(fp)):
+        np.testing.assert_allclose(ff, kk, rtol=1e-5, atol=1e-6)

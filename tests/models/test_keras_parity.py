@@ -218,3 +218,87 @@ def test_compile_options_are_validated_and_jit_compile_warns():
     m.compile("sgd", "mse", steps_per_execution=4)
     assert m.jit_compile is False and m.steps_per_execution == 4
     assert m.get_compile_config()["steps_per_execution"] == 4
+
+
+# -- 4. get_config() as Keras 3.15 writes it ----------------------------------------------------------------------
+_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
+
+
+def test_input_layer_and_dense_configs_are_keras_key_for_key():
+    assert L.InputLayer(shape=(3,), name="inp").get_config() == {
+        "batch_shape": (None, 3), "dtype": "float32", "sparse": False, "ragged": False, "name": "inp",
+        "optional": False}
+    assert L.Dense(3, name="d", activity_regularizer="l2").get_config() == {
+        "name": "d", "trainable": True, "dtype": _POLICY,
+        "activity_regularizer": {"module": "keras.regularizers", "class_name": "L2", "config": {"l2": 0.01},
+                                 "registered_name": None},
+        "units": 3, "activation": "linear", "use_bias": True,
+        "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
+                               "config": {"seed": None, "input_axes": None, "output_axes": None},
+                               "registered_name": None},
+        "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {},
+                             "registered_name": None},
+        "kernel_regularizer": None, "bias_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
+        "quantization_config": None}
+
+
+def test_sequential_config_has_no_batch_input_shape_and_has_build_input_shape():
+    model = fastnn.Sequential([L.Dense(3, input_shape=(4,), name="s1"), L.Dense(2, name="s2")], name="seq")
+    config = model.get_config()
+    assert set(config) == {"name", "trainable", "dtype", "layers", "build_input_shape"}
+    assert config["dtype"] == _POLICY and config["build_input_shape"] == (None, 4)
+    first = config["layers"][1]
+    assert first["module"] == "keras.layers" and first["registered_name"] is None
+    assert first["build_config"] == {"input_shape": (None, 4)}
+    assert "batch_input_shape" not in first["config"]
+    assert config["layers"][0]["class_name"] == "InputLayer" and "build_config" not in config["layers"][0]
+    outer = fastnn.Sequential([fastnn.Input((4,)), model], name="outer")
+    nested = outer.get_config()["layers"][1]
+    assert (nested["module"], nested["class_name"], nested["compile_config"]) == ("keras", "Sequential", {})
+    assert nested["config"]["build_input_shape"] == (None, 4)
+    clone = fastnn.Sequential.from_config(outer.get_config())
+    assert clone.get_config() == outer.get_config()
+
+
+def test_functional_config_tensors_and_nested_model_node_indices_as_keras():
+    x = fastnn.Input((4,), name="fx")
+    inner_in = fastnn.Input((4,), name="ii")
+    inner = fastnn.Model(inner_in, L.Dense(4, name="idd")(inner_in), name="inner")
+    model = fastnn.Model(x, inner(x), name="outer_f")
+    config = model.get_config()
+    entry = config["layers"][1]
+    assert (entry["module"], entry["class_name"], entry["registered_name"]) == \
+        ("keras.src.models.functional", "Functional", "Functional")
+    assert entry["build_config"] == {"input_shape": None} and entry["compile_config"] == {}
+    # Keras: the call's tensor is {"class_name": "__keras_tensor__", ...}; `mask` is recorded for calls that take one
+    assert entry["inbound_nodes"] == [{"args": ({"class_name": "__keras_tensor__", "config": {
+        "shape": (None, 4), "dtype": "float32", "keras_history": ["fx", 0, 0]}},), "kwargs": {"mask": None}}]
+    assert config["output_layers"] == ["inner", 1, 0]  # Keras counts the nested model's own node
+    clone = fastnn.Model.from_config(config)
+    assert clone.get_config() == config
+    clone.set_weights(model.get_weights())
+    v = np.ones((2, 4), "float32")
+    np.testing.assert_allclose(clone.predict(v, verbose=0), model.predict(v, verbose=0))
+
+
+def test_dtype_policy_dicts_are_read_back():
+    layer = L.Dense.from_config(L.Dense(2, dtype="float64", name="d64").get_config())
+    assert layer.dtype == "float64"
+    with pytest.raises(ValueError, match="DTypePolicy"):
+        L.Dense(2, dtype={"class_name": "DTypePolicyMap", "config": {}})
+
+
+def test_input_tensor_becomes_the_graph_input_as_keras():
+    t = fastnn.Input((3,), name="first")
+    layer = L.InputLayer(input_tensor=t, name="second")
+    assert layer.output_tensor is t and t._history[0] is layer and layer.batch_shape == (None, 3)
+    model = fastnn.Model(fastnn.Input(tensor=t, name="third"), L.Dense(2)(t))
+    assert model.layers[0].name == "third"
+    with pytest.raises(ValueError, match="incompatible `shape`"):
+        L.InputLayer(shape=(4,), input_tensor=t)
+    with pytest.raises(ValueError, match="must be a KerasTensor"):
+        fastnn.Input(tensor=np.ones((2, 3)))
+    for kwargs, match in (({"ragged": True}, "ragged"), ({"optional": True}, "optional"),
+                          ({"quantization_config": {"mode": "int8"}}, "quantization_config")):
+        with pytest.raises(ValueError, match=match):
+            (L.Dense(2, **kwargs) if "quantization_config" in kwargs else L.InputLayer(shape=(2,), **kwargs))

@@ -278,6 +278,9 @@ class Layer:
             raise TypeError(f"{type(self).__name__}: name must be a string, but received {name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
         self._trainable = bool(trainable)
+        from fastnn.layers.serialization import dtype_from_config
+
+        dtype = dtype_from_config(dtype)  # Keras configs write {"class_name": "DTypePolicy", ...}
         self.dtype = str(_dtypes.standardize_dtype(dtype, type(self).__name__) or _dtypes.floatx)
         self.built = False
         self.input_spec = None
@@ -583,6 +586,12 @@ class Layer:
         else:
             outputs = map_structure_shapes(make, out_shapes)
         call_kwargs = {k: v for k, v in kwargs.items()}
+        tensor_arguments = [a for a in list(args) + list(kwargs.values())
+                            if any(isinstance(t, KerasTensor) for t in flatten(a))]
+        if self._call_has_mask and "mask" not in call_kwargs and len(tensor_arguments) == 1:
+            # Keras fills in the inputs' mask (None: fastnn has no masks yet) for a call with a `mask` argument,
+            # and records it in the node, so it appears in the model config.
+            call_kwargs["mask"] = None
         node = Node(self, args, call_kwargs, outputs)
         self._inbound_nodes.append(node)
         return outputs
@@ -592,9 +601,13 @@ class Layer:
 
     # -- config -----------------------------------------------------------------------------------------------
     def get_config(self) -> dict:
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
-        if self._batch_input_shape is not None:
-            config["batch_input_shape"] = self._batch_input_shape
+        """Keras's base config: name, trainable, the dtype policy, and the activity regularizer when there is one.
+        (``input_shape=`` is not written: a Sequential model records it as its InputLayer, as Keras does.)"""
+        from fastnn.layers.serialization import dtype_policy_config, serialize_keras_object
+
+        config = {"name": self.name, "trainable": self.trainable, "dtype": dtype_policy_config(self.dtype)}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = serialize_keras_object(self.activity_regularizer)
         return config
 
     @classmethod

@@ -227,6 +227,10 @@ class Functional(Model):
         (print_fn or print)("\n".join(lines))
 
     def get_config(self):
+        """Keras's functional config: name, trainable, one entry per layer of ``model.layers`` (Keras's serialized
+        layer plus its name and the calls that belong to this model), input_layers and output_layers."""
+        from fastnn.layers.serialization import serialize_layer
+
         node_ids = {id(n) for n in self._nodes}
         layer_configs = []
         for layer in self.layers:
@@ -237,16 +241,25 @@ class Functional(Model):
                     continue
                 inbound.append({"args": _serialize_args(n.args, node_ids), "kwargs":
                                 _serialize_args(n.kwargs, node_ids)})
-            layer_configs.append({"class_name": type(layer).__name__, "name": layer.name,
-                                  "config": layer.get_config(), "inbound_nodes": inbound})
+            entry = serialize_layer(layer)
+            entry["name"] = layer.name
+            entry["inbound_nodes"] = inbound
+            layer_configs.append(entry)
 
         def ref(t):
             l, ni, ti = t._history
-            return [l.name, _model_node_index(l, ni, node_ids), ti]
+            # Keras counts the node a Functional model has from its own construction (inputs -> outputs) here, but
+            # not inside inbound_nodes (serialize_node): a nested functional model's first call is node 1 here.
+            offset = 1 if isinstance(l, Functional) else 0
+            return [l.name, _model_node_index(l, ni, node_ids) + offset, ti]
 
         return {"name": self.name, "trainable": self.trainable, "layers": layer_configs,
                 "input_layers": map_structure(ref, self._inputs_struct),
                 "output_layers": map_structure(ref, self._outputs_struct)}
+
+    def get_build_config(self):
+        # A functional model is built by construction: Keras writes {"input_shape": None} unless build() ran.
+        return {"input_shape": self._build_input_shape}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -280,7 +293,10 @@ class Functional(Model):
             raise ValueError(f"Functional.from_config: could not reconnect layers {[p[0] for p in pending]}")
 
         def get(r):
-            return outputs_by_node[(r[0], r[1])][r[2]]
+            name, node_index, tensor_index = r
+            if isinstance(created.get(name), Functional) and node_index >= 1:
+                node_index -= 1  # Keras's input/output_layers count a functional model's own first node
+            return outputs_by_node[(name, node_index)][tensor_index]
 
         inputs = _map_refs(get, config["input_layers"])
         outputs = _map_refs(get, config["output_layers"])
@@ -302,17 +318,23 @@ def _model_node_index(layer, node_index, node_ids):
 
 
 def _serialize_args(structure, node_ids):
+    """Call arguments as Keras's serialize_node writes them: each KerasTensor as {"class_name":
+    "__keras_tensor__", "config": {shape, dtype, keras_history}} (tuples stay tuples, as in Keras)."""
     def f(t):
         if isinstance(t, KerasTensor):
             l, ni, ti = t._history
-            return {"__keras_tensor__": [l.name, _model_node_index(l, ni, node_ids), ti]}
+            return {"class_name": "__keras_tensor__", "config": {
+                "shape": t.shape, "dtype": t.dtype, "keras_history": [l.name, _model_node_index(l, ni, node_ids), ti]}}
         return t
 
     return map_structure(f, structure)
 
 
 def _deserialize_args(structure, outputs_by_node):
-    if isinstance(structure, dict) and "__keras_tensor__" in structure:
+    if isinstance(structure, dict) and structure.get("class_name") == "__keras_tensor__":
+        name, ni, ti = structure["config"]["keras_history"]
+        return outputs_by_node[(name, ni)][ti]
+    if isinstance(structure, dict) and "__keras_tensor__" in structure:  # configs of older fastnn versions
         name, ni, ti = structure["__keras_tensor__"]
         return outputs_by_node[(name, ni)][ti]
     if isinstance(structure, (list, tuple)):

@@ -825,9 +825,19 @@ class Model(Layer):
         return map_structure(lambda t: t.numpy() if isinstance(t, Tensor) else np.asarray(t), out)
 
     # -- config ---------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """``Model.from_config`` of a functional config (layers, input_layers, output_layers) builds the
+        functional model, as in Keras; other configs go to the class's constructor."""
+        if cls is Model and "layers" in config and "input_layers" in config:
+            from fastnn.models.functional import Functional
+
+            return Functional.from_config(config, custom_objects=custom_objects)
+        return cls(**config)
+
     def get_compile_config(self):
         if not self.compiled:
-            return None
+            return {}  # as Keras for a model that was never compiled
         return {"optimizer": _optimizers.serialize(self.optimizer), "loss": _losses.serialize(self._loss_spec)
                 if not isinstance(self._loss_spec, (list, dict)) else self._loss_spec,
                 "loss_weights": self._loss_weights_spec, "metrics": self._metrics_spec,
