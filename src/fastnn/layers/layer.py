@@ -248,7 +248,7 @@ class LayerVariable(Variable):
 # Layer
 # ---------------------------------------------------------------------------------------------------------------
 _BASE_KWARGS = {"input_shape", "input_dim", "batch_input_shape", "batch_size", "weights", "activity_regularizer",
-                "autocast", "input_length"}
+                "autocast"}
 
 
 class Layer:
@@ -278,6 +278,11 @@ class Layer:
             raise TypeError(f"{type(self).__name__}: name must be a string, but received {name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
         self._trainable = bool(trainable)
+        if not isinstance(autocast, bool):
+            raise TypeError(f"{type(self).__name__}: autocast must be True or False, but received {autocast!r}")
+        # As Keras: with autocast (the default) float inputs of another dtype are cast to the layer's dtype;
+        # autocast=False leaves them as they are (a float64 input stays float64). Integer inputs are never cast.
+        self.autocast = autocast
         from fastnn.layers.serialization import dtype_from_config
 
         dtype = dtype_from_config(dtype)  # Keras configs write {"class_name": "DTypePolicy", ...}
@@ -519,7 +524,7 @@ class Layer:
         return x
 
     def _autocast(self):
-        return True
+        return self.autocast
 
     def _eager_call(self, args, kwargs):
         inputs = map_structure(self._convert_input, args[0])

@@ -19,8 +19,8 @@ def _node_of(t: KerasTensor):
 
 
 def build_graph(inputs, outputs, model_name):
-    """Topologically ordered nodes from ``inputs`` to ``outputs`` (iterative post-order DFS) and the layers in
-    order of first use, input layers first. Raises ValueError for tensors not connected to the inputs."""
+    """Topologically ordered nodes from ``inputs`` to ``outputs`` (iterative post-order DFS), the order the model
+    runs them in. Raises ValueError for tensors not connected to the inputs."""
     input_ids = {id(t) for t in inputs}
     order, state = [], {}
     for out in outputs:
@@ -57,11 +57,26 @@ def build_graph(inputs, outputs, model_name):
                         f'of model "{model_name}".')
                 if state.get(id(pnode)) != 2:
                     stack.append((pnode, False))
-    return order, keras_layer_order(inputs, outputs)
+    return order
 
 
 def keras_layer_order(inputs, outputs):
-    """The layers of the graph in Keras 3's order (``keras.src.ops.function.map_graph``), which ``model.layers``,
+    """The layers of the graph in Keras's order (see ``keras_graph_map``)."""
+    return keras_graph_map(inputs, outputs)[0]
+
+
+def graph_is_sequential_like(model):
+    """Keras's test in print_summary: a functional model prints as a Sequential one (no "Connected to" column)
+    when every depth holds one node with at most one input tensor and no layer is called twice in the graph."""
+    for nodes in model._nodes_by_depth.values():
+        if len(nodes) > 1 or (len(nodes) == 1 and len(nodes[0].input_tensors) > 1):
+            return False
+    graph_nodes = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
+    return all(sum(id(n) in graph_nodes for n in layer._inbound_nodes) <= 1 for layer in model.layers)
+
+
+def keras_graph_map(inputs, outputs):
+    """(layers, nodes_by_depth) of the graph as Keras 3 computes them. The layers in Keras 3's order (``keras.src.ops.function.map_graph``), which ``model.layers``,
     ``get_weights()``, ``summary()`` and ``get_config()`` follow, so weights transfer between the two libraries.
 
     Keras walks the graph depth-first from each output (inputs of a node in argument order), numbering each layer
@@ -114,8 +129,17 @@ def keras_layer_order(inputs, outputs):
         if id(layer) not in layer_depth:
             layer_depth[id(layer)] = 0
             first_reached[id(layer)] = (-1, layer)
+            node = layer._inbound_nodes[0]
+            node_depth[id(node)] = 0
+            nodes_in_decreasing_depth.append(node)
+    nodes_by_depth = {}
+    for node in nodes_in_decreasing_depth:
+        nodes_by_depth.setdefault(node_depth[id(node)], [])
+        if all(n is not node for n in nodes_by_depth[node_depth[id(node)]]):
+            nodes_by_depth[node_depth[id(node)]].append(node)
     by_layer = {key: layer for key, (_, layer) in first_reached.items()}
-    return sorted(by_layer.values(), key=lambda l: (-layer_depth[id(l)], first_reached[id(l)][0]))
+    layers = sorted(by_layer.values(), key=lambda l: (-layer_depth[id(l)], first_reached[id(l)][0]))
+    return layers, nodes_by_depth
 
 
 class Functional(Model):
@@ -140,7 +164,8 @@ class Functional(Model):
         self._outputs_struct = outputs
         self.inputs = flat_in
         self.outputs = flatten(outputs)
-        self._nodes, self._graph_layers = build_graph(self.inputs, self.outputs, self.name)
+        self._nodes = build_graph(self.inputs, self.outputs, self.name)
+        self._graph_layers, self._nodes_by_depth = keras_graph_map(self.inputs, self.outputs)
         self.output_names = list(outputs.keys()) if isinstance(outputs, dict) else \
             [t._history[0].name for t in self.outputs]
         self.input_names = [t._history[0].name for t in self.inputs]
@@ -206,25 +231,9 @@ class Functional(Model):
         res = [shapes[id(t)] for t in self.outputs]
         return res[0] if len(res) == 1 and not isinstance(self._outputs_struct, (list, tuple, dict)) else res
 
-    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
-                layer_range=None):
-        from fastnn.models.summary import _fmt_shape, summary_lines
-
-        rows = []
-        node_ids = {id(n) for n in self._nodes}
-        for layer in self.layers:
-            nodes = [n for n in layer._inbound_nodes if id(n) in node_ids]
-            outs = nodes[0].output_tensors if nodes else []
-            shape = _fmt_shape([o.shape for o in outs] if len(outs) > 1 else (outs[0].shape if outs else None))
-            conn = []
-            for n in nodes:
-                for t in n.input_tensors:
-                    l, ni, ti = t._history
-                    conn.append(f"{l.name}[{ni}][{ti}]")
-            n_params = sum(int(__import__('numpy').prod(w.shape)) for w in layer.weights)
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape, n_params, ",\n".join(conn) or "-"))
-        lines = summary_lines(self, rows, connected=True, line_length=line_length)
-        (print_fn or print)("\n".join(lines))
+    def _summary_shape(self, layer):
+        # Keras's format_layer_shape: the output shape(s) of the layer's last call.
+        return super()._summary_shape(layer)
 
     def get_config(self):
         """Keras's functional config: name, trainable, one entry per layer of ``model.layers`` (Keras's serialized

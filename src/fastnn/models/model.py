@@ -263,17 +263,22 @@ class Model(Layer):
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
                 layer_range=None):
-        """Prints Keras's table: layer (type), output shape, parameter count, and the parameter totals."""
-        from fastnn.models.summary import summary_lines
+        """Prints Keras's table: layer (type), output shape, parameter count ("Connected to" for branching functional
+        models), then the parameter totals and, once the optimizer is built, "Optimizer params" (counted in the
+        total, as Keras does).
 
-        rows = []
-        for layer in self.layers:
-            shape = self._summary_shape(layer)
-            n = sum(int(np.prod(w.shape)) for w in layer.weights) if layer.built else "0 (unbuilt)"
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape, n, ""))
-        lines = summary_lines(self, rows, connected=False, line_length=line_length)
-        out = print_fn or print
-        out("\n".join(lines))
+        Args:
+            line_length: total width (default: 88, or 108 with "Connected to", capped at the terminal width - 4).
+            positions: the columns' end positions as fractions of line_length (Keras's default [0.45, 0.80, 1.0]).
+            print_fn: called with the whole text (default print).
+            expand_nested: also list the layers of nested models, indented.
+            show_trainable: add a "Trainable" column (Y / N, "-" for layers without weights).
+            layer_range: [first, last] regular expressions matched against layer names (both included).
+        """
+        from fastnn.models.summary import print_summary
+
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable, layer_range=layer_range)
 
     def _summary_shape(self, layer):
         from fastnn.models.summary import _fmt_shape
