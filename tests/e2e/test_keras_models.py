@@ -452,3 +452,34 @@ def test_summary_optimizer_params_equal_keras(monkeypatch):
         pytest.skip(f"fastnn's optimizer.variables has {len(f_vars)} variables, Keras's {len(k_vars)} (Keras also "
                     "lists learning_rate as a variable)")
     assert _text(models[1]) == _text(models[0])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. autocast, Input(tensor=)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("autocast", [True, False])
+def test_autocast_dtypes_and_values_match_keras(autocast):
+    x = np.linspace(-1, 1, 6).reshape(2, 3)
+    outs = []
+    for lib in (keras, fastnn):
+        L = lib.layers
+        dense = L.Dense(2, kernel_initializer="ones", bias_initializer="ones", activation="tanh", autocast=autocast)
+        outs.append([(str(np.asarray(o).dtype), np.asarray(o)) for o in (
+            dense(x), L.Activation("sigmoid", autocast=autocast)(x), L.Add(autocast=autocast)([x, x]),
+            L.Dropout(0.5, autocast=autocast)(x))])
+    for (kd, kv), (fd, fv) in zip(*outs):
+        assert fd == kd
+        np.testing.assert_allclose(fv, kv, rtol=1e-6)
+
+
+def test_input_tensor_matches_keras():
+    results = []
+    for lib in (keras, fastnn):
+        t = lib.Input((3,), name="t0")
+        layer = lib.layers.InputLayer(input_tensor=t, name="wrapped")
+        results.append((layer.batch_shape, layer.get_config(), layer.output is t if hasattr(layer, "output") else None))
+        for bad in ({"shape": (4,)}, {"batch_size": 2}, {"dtype": "float64"}):
+            with pytest.raises(ValueError, match="cannot provide an incompatible"):
+                lib.layers.InputLayer(input_tensor=lib.Input((3,)), **bad)
+    assert tuple(results[1][0]) == tuple(results[0][0])
+    assert _normalized(results[1][1]) == _normalized(results[0][1])

@@ -384,3 +384,25 @@ def test_summary_lists_optimizer_params_once_built_and_counts_them_in_the_total(
     assert lines[-1] == f" Optimizer params: {n:,} ({n_bytes:.2f} B)"
     assert lines[-4] == f" Total params: {23 + n:,} ({92 + n_bytes:.2f} B)"
     assert n >= 46  # Adam's m and v for 23 weights, plus its counters (Keras: iterations and learning_rate)
+
+
+# -- 5. autocast ----------------------------------------------------------------------------------------------------
+def test_autocast_false_keeps_float64_inputs_as_keras():
+    x = np.linspace(-1, 1, 6).reshape(2, 3)  # float64
+    # Keras 3.15: autocast=True casts to the layer's float32; autocast=False keeps float64 (Dense promotes).
+    for autocast, want in ((True, "float32"), (False, "float64")):
+        dense = L.Dense(2, kernel_initializer="ones", autocast=autocast)
+        assert dense(x).dtype == want
+        assert L.Activation("relu", autocast=autocast)(x).dtype == want
+        assert L.Add(autocast=autocast)([x, x]).dtype == want
+    dense = L.Dense(2, kernel_initializer="ones", autocast=False)
+    with fastnn.GradientTape() as tape:
+        y = fastnn.ops.sum(dense(x))
+    grads = tape.gradient(y, dense.trainable_weights)
+    assert [g.dtype for g in grads] == ["float32", "float32"]
+    np.testing.assert_allclose(grads[0], np.tile(x.sum(0)[:, None], (1, 2)), rtol=1e-6)
+    assert L.Dense(2)(np.ones((1, 3), "int64")).dtype == "float32"
+    with pytest.raises(TypeError, match="autocast"):
+        L.Dense(2, autocast="no")
+    with pytest.raises(TypeError, match="input_length"):
+        L.Dense(2, input_length=3)
