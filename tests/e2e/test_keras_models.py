@@ -483,3 +483,26 @@ def test_input_tensor_matches_keras():
                 lib.layers.InputLayer(input_tensor=lib.Input((3,)), **bad)
     assert tuple(results[1][0]) == tuple(results[0][0])
     assert _normalized(results[1][1]) == _normalized(results[0][1])
+
+
+@pytest.mark.parametrize("steps_per_epoch", [2, 3, 5, 7])
+def test_steps_per_epoch_continues_and_stops_as_keras(steps_per_epoch):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 3)).astype("float32"), rng.standard_normal((10, 1)).astype("float32")
+    results = []
+    for lib in (keras, fastnn):
+        m = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1)])
+        m.set_weights([np.array([[0.3], [-0.5], [0.2]], "float32"), np.array([0.1], "float32")])
+        m.compile(lib.optimizers.SGD(0.1), "mse")
+        r = _recorder(lib)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            h = m.fit(x, y, batch_size=2, epochs=3, verbose=0, shuffle=False, steps_per_epoch=steps_per_epoch,
+                      callbacks=[r])
+        results.append((r.events, h.history, m.get_weights()))
+    (ke, kh, kw), (fe, fh, fw) = results
+    assert fe == ke
+    np.testing.assert_allclose(fh["loss"], kh["loss"], rtol=1e-5)
+    for f, k in zip(fw, kw):
+        np.testing.assert_allclose(f, k, rtol=1e-5)

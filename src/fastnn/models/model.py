@@ -683,7 +683,8 @@ class Model(Layer):
             for epoch in range(initial_epoch, epochs):
                 self.reset_metrics()
                 cbs.on_epoch_begin(epoch)
-                for step, index in enumerate(batches.epoch()):
+                epoch_batches = list(batches.epoch())
+                for step, index in enumerate(epoch_batches):
                     begin, end = _execution_of(step, self.steps_per_execution)
                     if step == begin:
                         cbs.on_train_batch_begin(begin)
@@ -697,7 +698,7 @@ class Model(Layer):
                                       "diverged (use fastnn.callbacks.TerminateOnNaN to stop at once)",
                                       RuntimeWarning, stacklevel=2)
                         nan_reported = True
-                    if step == end or step == steps - 1:
+                    if step == end or step == len(epoch_batches) - 1:
                         cbs.on_train_batch_end(end, logs)
                         if self.stop_training:
                             break
@@ -894,5 +895,16 @@ class _BatchIterator:
             while self._pos < self.n:
                 yield self._next()
         else:
+            # As Keras's EpochIterator: an epoch continues the previous one's pass over the data; when the data runs
+            # out before steps_per_epoch batches, the epoch ends early with Keras's warning, and the next epoch
+            # starts a new pass (reshuffled). It never wraps around inside an epoch.
+            if self._order is None and self.shuffle or self._pos >= self.n:
+                self._new_pass()
             for _ in range(self.steps_per_epoch):
+                if self._pos >= self.n:
+                    warnings.warn("Your input ran out of data; interrupting training. Make sure that your dataset or "
+                                  "generator can generate at least `steps_per_epoch * epochs` batches. You may need "
+                                  "to use the `.repeat()` function when building your dataset.", UserWarning,
+                                  stacklevel=3)
+                    break
                 yield self._next()
