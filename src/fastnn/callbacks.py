@@ -29,8 +29,10 @@ class Callback:
     def on_train_end(self, logs=None): pass
     def on_epoch_begin(self, epoch, logs=None): pass
     def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
+    # As Keras: the train-batch hooks call the legacy aliases on_batch_begin / on_batch_end by default, so a
+    # callback that overrides on_train_batch_end (without super()) no longer gets on_batch_end as well.
+    def on_train_batch_begin(self, batch, logs=None): self.on_batch_begin(batch, logs=logs)
+    def on_train_batch_end(self, batch, logs=None): self.on_batch_end(batch, logs=logs)
     def on_test_begin(self, logs=None): pass
     def on_test_end(self, logs=None): pass
     def on_test_batch_begin(self, batch, logs=None): pass
@@ -81,8 +83,11 @@ class CallbackList(Callback):
             c.set_params(params)
 
     def _call(self, hook, *args):
+        # As Keras's CallbackList: hooks always receive a dict (empty when there are no logs yet).
+        *head, logs = args
+        logs = {} if logs is None else logs
         for c in self.callbacks:
-            getattr(c, hook)(*args)
+            getattr(c, hook)(*head, logs)
 
     def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
     def on_train_end(self, logs=None): self._call("on_train_end", logs)
@@ -91,11 +96,9 @@ class CallbackList(Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self._call("on_train_batch_begin", batch, logs)
-        self._call("on_batch_begin", batch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
         self._call("on_train_batch_end", batch, logs)
-        self._call("on_batch_end", batch, logs)
 
     def on_test_begin(self, logs=None): self._call("on_test_begin", logs)
     def on_test_end(self, logs=None): self._call("on_test_end", logs)
@@ -394,15 +397,19 @@ class LearningRateScheduler(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions: on_epoch_begin(epoch, logs), on_epoch_end, on_batch_begin(batch, logs),
-    on_batch_end, on_train_begin(logs), on_train_end(logs)."""
+    """A callback from plain functions: on_epoch_begin(epoch, logs), on_epoch_end, on_train_batch_begin(batch,
+    logs), on_train_batch_end (or their aliases on_batch_begin / on_batch_end), on_train_begin(logs), on_train_end,
+    and any other hook by keyword (as Keras's ``**kwargs``)."""
 
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None, on_batch_end=None,
-                 on_train_begin=None, on_train_end=None, **kwargs):
+                 on_train_begin=None, on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
+                 **kwargs):
         super().__init__()
         for name, fn in dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
                              on_batch_begin=on_batch_begin, on_batch_end=on_batch_end,
-                             on_train_begin=on_train_begin, on_train_end=on_train_end, **kwargs).items():
+                             on_train_begin=on_train_begin, on_train_end=on_train_end,
+                             on_train_batch_begin=on_train_batch_begin, on_train_batch_end=on_train_batch_end,
+                             **kwargs).items():
             if fn is not None:
                 setattr(self, name, fn)
 

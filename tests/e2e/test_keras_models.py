@@ -506,3 +506,47 @@ def test_steps_per_epoch_continues_and_stops_as_keras(steps_per_epoch):
     np.testing.assert_allclose(fh["loss"], kh["loss"], rtol=1e-5)
     for f, k in zip(fw, kw):
         np.testing.assert_allclose(f, k, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 7. Callback hooks: order, arguments, logs, params
+# ---------------------------------------------------------------------------------------------------------------
+_HOOKS = ["on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+          "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+          "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end"]
+
+
+def _all_hooks_recorder(lib):
+    def fmt(logs):
+        if logs is None:
+            return None
+        return {k: (round(float(v), 4) if np.ndim(v) == 0 and not isinstance(v, (list, dict)) else
+                    ("outputs", np.asarray(v).shape)) for k, v in logs.items()}
+
+    def make(hook):
+        if "batch" in hook or "epoch" in hook:
+            return lambda self, i, logs=None: self.events.append((hook, i, fmt(logs)))
+        return lambda self, logs=None: self.events.append((hook, fmt(logs)))
+
+    cls = type("AllHooks", (lib.callbacks.Callback,), {h: make(h) for h in _HOOKS})
+    rec = cls()
+    rec.events = []
+    return rec
+
+
+def test_callback_hooks_match_keras():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 3)).astype("float32"), rng.standard_normal((10, 1)).astype("float32")
+    runs = []
+    for lib in (keras, fastnn):
+        m = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1)])
+        m.set_weights([np.array([[0.3], [-0.5], [0.2]], "float32"), np.array([0.1], "float32")])
+        m.compile(lib.optimizers.SGD(0.1), "mse", metrics=["mae"])
+        rec = _all_hooks_recorder(lib)
+        m.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False, callbacks=[rec], validation_split=0.2)
+        fit_params = sorted(rec.params.items())
+        m.evaluate(x, y, batch_size=4, verbose=0, callbacks=[rec])
+        eval_params = sorted(rec.params.items())
+        m.predict(x, batch_size=4, verbose=0, callbacks=[rec])
+        runs.append((rec.events, fit_params, eval_params, sorted(rec.params.items())))
+    assert runs[1] == runs[0]

@@ -406,3 +406,32 @@ def test_autocast_false_keeps_float64_inputs_as_keras():
         L.Dense(2, autocast="no")
     with pytest.raises(TypeError, match="input_length"):
         L.Dense(2, input_length=3)
+
+
+# -- 7. callbacks -------------------------------------------------------------------------------------------------
+def test_callback_hooks_get_dicts_and_batch_aliases_as_keras():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)).astype("float32"), rng.standard_normal((8, 1)).astype("float32")
+    m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(1)])
+    m.compile("sgd", "mse")
+    seen = []
+
+    class Both(fastnn.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append(("train_begin", logs))
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(("train_batch_end", batch))
+
+        def on_batch_end(self, batch, logs=None):  # Keras: not called when on_train_batch_end is overridden
+            seen.append(("batch_end", batch))
+
+    class AliasOnly(fastnn.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(("alias", batch, sorted(logs)))
+
+    m.fit(x, y, batch_size=4, verbose=0, callbacks=[Both(), AliasOnly(),
+                                                     fastnn.callbacks.LambdaCallback(
+                                                         on_train_batch_begin=lambda b, logs: seen.append(("lb", b)))])
+    assert seen == [("train_begin", {}), ("lb", 0), ("train_batch_end", 0), ("alias", 0, ["loss"]), ("lb", 1),
+                    ("train_batch_end", 1), ("alias", 1, ["loss"])]
