@@ -550,3 +550,19 @@ def test_callback_hooks_match_keras():
         m.predict(x, batch_size=4, verbose=0, callbacks=[rec])
         runs.append((rec.events, fit_params, eval_params, sorted(rec.params.items())))
     assert runs[1] == runs[0]
+
+
+@pytest.mark.parametrize("validation_freq", [2, [1, 3]])
+def test_validation_freq_matches_keras(validation_freq):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)).astype("float32"), rng.standard_normal((8, 1)).astype("float32")
+    hist = []
+    for lib in (keras, fastnn):
+        m = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1)])
+        m.set_weights([np.array([[0.3], [-0.5], [0.2]], "float32"), np.array([0.1], "float32")])
+        m.compile(lib.optimizers.SGD(0.1), "mse")
+        r = _all_hooks_recorder(lib)
+        m.fit(x, y, epochs=4, batch_size=4, verbose=0, shuffle=False, validation_data=(x, y),
+              validation_freq=validation_freq, callbacks=[r])
+        hist.append([e for e in r.events if e[0] == "on_epoch_end"])
+    assert hist[1] == hist[0]

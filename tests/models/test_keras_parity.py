@@ -435,3 +435,14 @@ def test_callback_hooks_get_dicts_and_batch_aliases_as_keras():
                                                          on_train_batch_begin=lambda b, logs: seen.append(("lb", b)))])
     assert seen == [("train_begin", {}), ("lb", 0), ("train_batch_end", 0), ("alias", 0, ["loss"]), ("lb", 1),
                     ("train_batch_end", 1), ("alias", 1, ["loss"])]
+
+
+def test_validation_freq_list_as_keras():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)).astype("float32"), rng.standard_normal((8, 1)).astype("float32")
+    m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(1)])
+    m.compile("sgd", "mse")
+    h = m.fit(x, y, epochs=4, verbose=0, validation_data=(x, y), validation_freq=[1, 3])
+    assert len(h.history["loss"]) == 4 and len(h.history["val_loss"]) == 2
+    with pytest.raises(ValueError, match="validation_freq"):
+        m.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), validation_freq="2")

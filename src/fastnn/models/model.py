@@ -640,6 +640,7 @@ class Model(Layer):
             raise ValueError(f"fit: epochs must be a non-negative int, but received {epochs!r}")
         if verbose not in ("auto", 0, 1, 2):
             raise ValueError(f"fit: verbose must be 'auto', 0, 1 or 2, but received {verbose!r}")
+        _should_eval(0, validation_freq)  # a bad validation_freq fails before any training
         x, y, sample_weight, n = self._prepare(x, y, sample_weight, "fit")
         if class_weight is not None and sample_weight is not None:
             raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
@@ -705,7 +706,7 @@ class Model(Layer):
                 # As Keras: the metrics' results, or the last step's logs when a custom train_step returns others.
                 results = self.get_metrics_result()
                 epoch_logs = dict(results) if set(logs) <= set(results) else dict(logs)
-                if val is not None and (epoch + 1) % validation_freq == 0:
+                if val is not None and _should_eval(epoch, validation_freq):
                     val_logs = self.evaluate(val[0], val[1], batch_size=validation_batch_size or batch_size,
                                              sample_weight=val[2], verbose=0, steps=validation_steps,
                                              return_dict=True, _callbacks=cbs)
@@ -849,6 +850,18 @@ class Model(Layer):
                 "loss_weights": self._loss_weights_spec, "metrics": self._metrics_spec,
                 "weighted_metrics": self._weighted_metrics_spec, "run_eagerly": self.run_eagerly,
                 "steps_per_execution": self.steps_per_execution, "jit_compile": self.jit_compile}
+
+
+def _should_eval(epoch, validation_freq):
+    """Keras's ``_should_eval``: an int runs validation every ``validation_freq`` epochs, a list at those (1-based)
+    epochs."""
+    epoch = epoch + 1
+    if isinstance(validation_freq, int) and not isinstance(validation_freq, bool):
+        return epoch % validation_freq == 0
+    if isinstance(validation_freq, list):
+        return epoch in validation_freq
+    raise ValueError(f"Expected `validation_freq` to be a list or int. Received: validation_freq={validation_freq} of "
+                     f"the type {type(validation_freq)}.")
 
 
 def _execution_of(step, steps_per_execution):
