@@ -446,3 +446,13 @@ def test_validation_freq_list_as_keras():
     assert len(h.history["loss"]) == 4 and len(h.history["val_loss"]) == 2
     with pytest.raises(ValueError, match="validation_freq"):
         m.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), validation_freq="2")
+
+
+def test_evaluate_and_predict_validate_verbose():
+    m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(1)])
+    m.compile("sgd", "mse")
+    x = np.ones((2, 3), "float32")
+    with pytest.raises(ValueError, match="evaluate: verbose"):
+        m.evaluate(x, np.ones((2, 1), "float32"), verbose=3)
+    with pytest.raises(ValueError, match="predict: verbose"):
+        m.predict(x, verbose="loud")

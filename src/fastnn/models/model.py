@@ -735,6 +735,8 @@ class Model(Layer):
             raise RuntimeError(f"You must call `compile()` before using the model in `evaluate()`. (Model "
                                f'"{self.name}")')
         batch_size = _check_batch_size(batch_size)
+        if verbose not in ("auto", 0, 1, 2):
+            raise ValueError(f"evaluate: verbose must be 'auto', 0, 1 or 2, but received {verbose!r}")
         x, y, sample_weight, n = self._prepare(x, y, sample_weight, "evaluate")
         if inner is not None:
             cbs = inner
@@ -782,6 +784,8 @@ class Model(Layer):
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs on ``x`` (inference mode), batch by batch, as NumPy arrays."""
         batch_size = _check_batch_size(batch_size)
+        if verbose not in ("auto", 0, 1, 2):
+            raise ValueError(f"predict: verbose must be 'auto', 0, 1 or 2, but received {verbose!r}")
         x = _standardize(x, "x")
         n = _num_samples(("x", x))
         cbs = _callbacks.CallbackList(callbacks, add_progbar=verbose != 0, model=self)
