@@ -566,3 +566,25 @@ def test_validation_freq_matches_keras(validation_freq):
               validation_freq=validation_freq, callbacks=[r])
         hist.append([e for e in r.events if e[0] == "on_epoch_end"])
     assert hist[1] == hist[0]
+
+
+@pytest.mark.parametrize("spec_kwargs, shape, dtype", [
+    ({"dtype": "float32"}, (2, 3), "float64"), ({"dtype": "float32"}, (2, 3), "float32"),
+    ({"shape": (None, 3, 1), "allow_last_axis_squeeze": True}, (2, 3), "float32"),
+    ({"shape": (None, 3, 1), "allow_last_axis_squeeze": True}, (2, 4), "float32"),
+    ({"shape": (None, 3, 1)}, (2, 3), "float32"), ({"ndim": 2, "allow_last_axis_squeeze": True}, (2, 3, 1), "float32"),
+])
+def test_input_spec_checks_match_keras(spec_kwargs, shape, dtype):
+    from keras.src.layers.input_spec import assert_input_compatibility as keras_check
+
+    from fastnn.layers.layer import assert_input_compatibility as fastnn_check
+
+    outcomes = []
+    for check, spec_cls, x in ((keras_check, keras.InputSpec, keras.ops.ones(shape, dtype)),
+                               (fastnn_check, fastnn.layers.InputSpec, np.ones(shape, dtype))):
+        try:
+            check(spec_cls(**spec_kwargs), x, "lay")
+            outcomes.append("ok")
+        except ValueError:
+            outcomes.append("ValueError")
+    assert outcomes[1] == outcomes[0]

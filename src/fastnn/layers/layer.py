@@ -186,6 +186,7 @@ class InputSpec:
         self.ndim = len(self.shape) if self.shape is not None else ndim
         self.max_ndim, self.min_ndim = max_ndim, min_ndim
         self.axes = {int(k): v for k, v in (axes or {}).items()}
+        self.allow_last_axis_squeeze = bool(allow_last_axis_squeeze)
         self.name = name
         self.optional = optional
 
@@ -200,12 +201,14 @@ def assert_input_compatibility(specs, inputs, layer_name):
         raise ValueError(f'Layer "{layer_name}" expects {len(specs)} input(s), but it received {len(flat)} input '
                          "tensors.")
     for i, (spec, x) in enumerate(zip(specs, flat)):
-        if spec is None:
+        if spec is None or (x is None and spec.optional):
             continue
         shape = tuple(x.shape)
         ndim = len(shape)
         head = f'Input {i} of layer "{layer_name}" is incompatible with the layer: '
-        if spec.ndim is not None and ndim != spec.ndim:
+        if spec.dtype is not None and str(np.dtype(x.dtype)) != str(np.dtype(spec.dtype)):
+            raise ValueError(f"{head}expected dtype={np.dtype(spec.dtype)}, found dtype={np.dtype(x.dtype)}")
+        if spec.ndim is not None and not spec.allow_last_axis_squeeze and ndim != spec.ndim:
             raise ValueError(f"{head}expected ndim={spec.ndim}, found ndim={ndim}. Full shape received: {shape_str(shape)}")
         if spec.max_ndim is not None and ndim > spec.max_ndim:
             raise ValueError(f"{head}expected max_ndim={spec.max_ndim}, found ndim={ndim}")
@@ -223,7 +226,11 @@ def assert_input_compatibility(specs, inputs, layer_name):
                 raise ValueError(f"{head}expected axis {axis} of input shape to have value {value}, but received "
                                  f"input with shape {shape_str(shape)}")
         if spec.shape is not None:
-            for want, got in zip(spec.shape, shape):
+            want_shape = spec.shape
+            if spec.allow_last_axis_squeeze:  # as Keras: a trailing axis of size 1 on either side is ignored
+                shape = shape[:-1] if shape and shape[-1] == 1 else shape
+                want_shape = want_shape[:-1] if want_shape and want_shape[-1] == 1 else want_shape
+            for want, got in zip(want_shape, shape):
                 if want is not None and got is not None and want != got:
                     raise ValueError(f"{head}expected shape={shape_str(spec.shape)}, found shape={shape_str(shape)}")
 
