@@ -98,9 +98,18 @@ def _first_two(t):
 
 
 def test_lambda_layer():
-    # Named functions round-trip through the config by module and name (as Keras writes them).
-    run_layer_test(layers.Lambda, {"function": _double}, (2, 3), (2, 3))
-    run_layer_test(layers.Lambda, {"function": _first_two, "output_shape": (2,)}, (2, 3), (2, 2))
+    # Named functions are written by name, as Keras writes them: built-in ones load by themselves...
+    run_layer_test(layers.Lambda, {"function": fastnn.activations.tanh}, (2, 3), (2, 3))
+    # ... a user's function through custom_objects.
+    layer = layers.Lambda(_first_two, output_shape=(2,))
+    assert layer(np.ones((2, 3), "float32")).shape == (2, 2)
+    config = layer.get_config()
+    assert config["function"] == {"module": "builtins", "class_name": "function", "config": "_first_two",
+                                  "registered_name": "function"}
+    with pytest.raises(ValueError, match="custom_objects"):
+        layers.Lambda.from_config(config)
+    clone = layers.Lambda.from_config(config, custom_objects={"_first_two": _first_two})
+    assert clone(np.ones((2, 3), "float32")).shape == (2, 2) and clone.get_config() == config
 
 
 def test_lambda_python_lambdas_load_only_outside_safe_mode():

@@ -456,3 +456,28 @@ def test_evaluate_and_predict_validate_verbose():
         m.evaluate(x, np.ones((2, 1), "float32"), verbose=3)
     with pytest.raises(ValueError, match="predict: verbose"):
         m.predict(x, verbose="loud")
+
+
+def test_layer_entries_build_config_and_recorded_training_as_keras():
+    x = fastnn.Input((4,), name="zx")
+    h = x
+    for layer in [L.Dense(4, name="zd"), L.Activation("relu", name="zact"), L.Dropout(0.5, name="zdrop"),
+                  L.Identity(name="zid"), L.Reshape((2, 2), name="zresh"), L.Permute((2, 1), name="zperm"),
+                  L.Flatten(name="zflat")]:
+        h = layer(h)
+    entries = {e["name"]: e for e in fastnn.Model(x, h).get_config()["layers"]}
+    # Keras 3.15: layers built at construction write no build_config; Dropout's call records training=False.
+    assert {n for n, e in entries.items() if "build_config" in e} == {"zd", "zperm", "zflat"}
+    assert entries["zdrop"]["inbound_nodes"][0]["kwargs"] == {"training": False}
+    assert entries["zd"]["inbound_nodes"][0]["kwargs"] == {}
+
+
+def test_recorded_training_false_does_not_switch_dropout_off_in_fit():
+    x = fastnn.Input((50,))
+    model = fastnn.Model(x, L.Dropout(0.5)(x))
+    model.compile("sgd", "mse")
+    ones = np.ones((4, 50), "float32")
+    assert np.array_equal(model.predict(ones, verbose=0), ones)
+    with fastnn.GradientTape():
+        out = model(ones, training=True).numpy()
+    assert (out == 0).any() and np.allclose(out[out != 0], 2.0)

@@ -123,6 +123,7 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = _activations.get(activation)
         self.supports_masking = True
+        self.built = True  # as Keras: built at construction, so its config has no build_config
 
     def call(self, inputs):
         return self.activation(inputs)
@@ -158,8 +159,9 @@ class Dropout(Layer):
         self.seed = seed
         self._gen = np.random.default_rng(seed) if seed is not None else None
         self.supports_masking = True
+        self.built = True  # as Keras: built at construction, so its config has no build_config
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=False):  # Keras's default, which its functional configs record
         if not training or self.rate == 0.0:
             return inputs
         x = inputs if isinstance(inputs, Tensor) else Tensor(inputs)
@@ -209,6 +211,13 @@ class Flatten(Layer):
 
 
 class Identity(Layer):
+    """Returns its input unchanged."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.built = True  # as Keras: built at construction, so its config has no build_config
+
     def call(self, inputs):
         return inputs
 
@@ -281,11 +290,12 @@ def _serialize_function(fn):
         code = codecs.encode(marshal.dumps(fn.__code__), "base64").decode("ascii")  # Keras's func_dump
         closure = tuple(c.cell_contents for c in fn.__closure__) if fn.__closure__ else None
         return {"class_name": "__lambda__", "config": {"code": code, "defaults": fn.__defaults__, "closure": closure}}
-    module = getattr(fn, "__module__", None)
     name = getattr(fn, "__name__", None)
     if name is None:
         raise ValueError(f"Lambda: cannot serialize {fn!r} (of type {type(fn).__name__}): not a function")
-    return {"module": module, "class_name": "function", "config": name, "registered_name": "function"}  # Keras's
+    # Keras writes every named function by name only, as an object of the builtin class `function`; loading finds
+    # it among the built-in activations / losses / metrics or in custom_objects.
+    return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
 
 
 def _deserialize_function(config, custom_objects, safe_mode):
@@ -309,8 +319,14 @@ def _deserialize_function(config, custom_objects, safe_mode):
     if custom_objects and name in custom_objects:
         return custom_objects[name]
     module = config.get("module")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, TypeError, ValueError):
-        raise ValueError(f"Lambda: could not find the function {name!r} of module {module!r}; pass it in "
-                         "custom_objects") from None
+    # Keras's search for "builtins" functions: its built-in modules (fastnn's counterparts here).
+    candidates = ["fastnn.activations", "fastnn.losses", "fastnn.metrics", "fastnn.ops"] if module == "builtins" \
+        else [module]
+    for candidate in candidates:
+        try:
+            fn = getattr(importlib.import_module(candidate), name, None)
+        except (ImportError, TypeError, ValueError):
+            fn = None
+        if callable(fn):
+            return fn
+    raise ValueError(f"Lambda: could not find the function {name!r}; pass it in custom_objects={{{name!r}: ...}}")

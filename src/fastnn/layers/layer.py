@@ -600,6 +600,13 @@ class Layer:
         call_kwargs = {k: v for k, v in kwargs.items()}
         tensor_arguments = [a for a in list(args) + list(kwargs.values())
                             if any(isinstance(t, KerasTensor) for t in flatten(a))]
+        if self._call_has_training and "training" not in call_kwargs:
+            # Keras resolves `training` (the call context, else the call signature's default) and records a
+            # value that is not None in the node (Dropout: training=False); a model's own training flag still
+            # overrides it when the graph runs (Functional.call).
+            value = _ctx.training if _ctx.training is not None else _training_default(type(self))
+            if value is not None:
+                call_kwargs["training"] = value
         if self._call_has_mask and "mask" not in call_kwargs and len(tensor_arguments) == 1:
             # Keras fills in the inputs' mask (None: fastnn has no masks yet) for a call with a `mask` argument,
             # and records it in the node, so it appears in the model config.
@@ -682,6 +689,11 @@ def _call_signature(cls):
         return inspect.signature(cls.call).parameters
     except (TypeError, ValueError):
         return {}
+
+
+def _training_default(cls):
+    p = _call_signature(cls).get("training")
+    return None if p is None or p.default is inspect.Parameter.empty else p.default
 
 
 def _has_var_kw(cls):

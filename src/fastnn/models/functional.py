@@ -209,6 +209,8 @@ class Functional(Model):
             get = lambda t: values[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
             args = map_structure(get, node.args)
             kw = map_structure(get, node.kwargs)
+            if training is not None and node.layer._call_has_training:
+                kw["training"] = training  # as Keras: the model's flag overrides what the node recorded
             out = node.layer(*args, **kw)
             for kt, v in zip(node.output_tensors, flatten(out)):
                 values[id(kt)] = v
