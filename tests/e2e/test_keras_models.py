@@ -596,3 +596,42 @@ def test_input_spec_checks_match_keras(spec_kwargs, shape, dtype):
         except ValueError:
             outcomes.append("ValueError")
     assert outcomes[1] == outcomes[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Subclassed models: first step, metric attributes
+# ---------------------------------------------------------------------------------------------------------------
+def _subclassed(lib):
+    class Sub(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = lib.layers.Dense(2, kernel_initializer="ones")
+            self.tracker = lib.metrics.Mean(name="t")
+            self._private = lib.metrics.Mean(name="p")
+
+        def call(self, x):
+            return self.dense(x)
+
+        def train_step(self, data):
+            super().train_step(data)
+            self.tracker.update_state(2.5)
+            return self.get_metrics_result()
+
+    return Sub()
+
+
+def test_subclassed_model_history_and_metrics_match_keras():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((6, 3)).astype("float32"), rng.standard_normal((6, 2)).astype("float32")
+    runs = []
+    for lib in (keras, fastnn):
+        m = _subclassed(lib)
+        m.compile(lib.optimizers.SGD(0.1), "mse", metrics=["mae"])
+        h = m.fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False)
+        runs.append((h.history, m.metrics_names, m.get_weights()))
+    (kh, kn, kw), (fh, fn, fw) = runs
+    assert fn == kn and sorted(fh) == sorted(kh)
+    for k in kh:
+        np.testing.assert_allclose(fh[k], kh[k], rtol=1e-5, err_msg=k)
+    for f, k in zip(fw, kw):
+        np.testing.assert_allclose(f, k, rtol=1e-5)

@@ -481,3 +481,35 @@ def test_recorded_training_false_does_not_switch_dropout_off_in_fit():
     with fastnn.GradientTape():
         out = model(ones, training=True).numpy()
     assert (out == 0).any() and np.allclose(out[out != 0], 2.0)
+
+
+# -- subclassed models ----------------------------------------------------------------------------------------------
+class _Subclassed(fastnn.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = L.Dense(1, kernel_initializer="ones")
+        self.tracker = fastnn.metrics.Mean(name="t")
+        self._private = fastnn.metrics.Mean(name="p")
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, data):
+        super().train_step(data)
+        self.tracker.update_state(3.0)
+        return self.get_metrics_result()
+
+
+def test_unbuilt_subclassed_model_updates_on_its_first_step_as_keras():
+    m = _Subclassed()
+    m.compile("sgd", "mse")
+    h = m.fit(np.ones((4, 3), "float32"), np.ones((4, 1), "float32"), epochs=2, verbose=0)
+    np.testing.assert_allclose(h.history["loss"], [4.0, 3.3855996], rtol=1e-6)  # Keras 3.15
+
+
+def test_metric_attributes_join_model_metrics_as_keras():
+    m = _Subclassed()
+    m.compile("sgd", "mse", metrics=["mae"])
+    assert m.metrics_names == ["loss", "compile_metrics", "t", "p"]  # Keras 3.15
+    h = m.fit(np.ones((4, 3), "float32"), np.ones((4, 1), "float32"), epochs=2, verbose=0)
+    assert sorted(h.history) == ["loss", "mae", "p", "t"] and h.history["t"] == [3.0, 3.0]  # reset every epoch

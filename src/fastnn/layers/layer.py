@@ -274,6 +274,7 @@ class Layer:
         object.__setattr__(obj, "_tracked_layers", [])
         object.__setattr__(obj, "_trainable_variables", [])
         object.__setattr__(obj, "_non_trainable_variables", [])
+        object.__setattr__(obj, "_tracked_metrics", [])
         return obj
 
     def __init__(self, *, activity_regularizer=None, trainable=True, dtype=None, autocast=True, name=None, **kwargs):
@@ -320,6 +321,10 @@ class Layer:
 
     # -- attribute tracking -----------------------------------------------------------------------------------
     def __setattr__(self, name, value):
+        if _is_metric(value) and name != "_loss_tracker":
+            # As Keras: metrics held as attributes join model.metrics (reset every epoch, reported in the logs).
+            if all(value is not m for m in self._tracked_metrics):
+                self._tracked_metrics.append(value)
         if isinstance(value, Layer) and not name.startswith("_inbound"):
             if value is not self and all(value is not l for l in self._tracked_layers):
                 self._tracked_layers.append(value)
@@ -654,6 +659,12 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _is_metric(value) -> bool:
+    from fastnn.metrics import Metric  # imported here: fastnn.metrics is imported after the layers
+
+    return isinstance(value, Metric)
 
 
 def _is_shape(s) -> bool:

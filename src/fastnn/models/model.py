@@ -370,13 +370,25 @@ class Model(Layer):
     @property
     def metrics(self) -> list:
         """As Keras: the loss tracker ("loss"), the container of the compiled metrics ("compile_metrics", its
-        ``.metrics`` lists them), then one loss tracker per output ("<output>_loss") for several outputs."""
+        ``.metrics`` lists them), one loss tracker per output ("<output>_loss") for several outputs, then the
+        metrics held as attributes of the model and of its layers."""
         out = []
-        if self._loss_tracker is not None:
-            out.append(self._loss_tracker)
-        if getattr(self, "_compile_metrics", None) is not None:
-            out.append(self._compile_metrics)
-        out.extend(self._per_output_loss_trackers)
+        if self.compiled:
+            if self._loss_tracker is not None:
+                out.append(self._loss_tracker)
+            if getattr(self, "_compile_metrics", None) is not None:
+                out.append(self._compile_metrics)
+            out.extend(self._per_output_loss_trackers)
+        # Then, as Keras, metrics held as attributes of the model, then those of its layers (not of nested models,
+        # whose own training state Keras ignores).
+        out.extend(self._tracked_metrics)
+        stack = list(reversed(self._sublayers()))
+        while stack:
+            layer = stack.pop()
+            if isinstance(layer, Model):
+                continue
+            out.extend(m for m in layer._tracked_metrics if all(m is not o for o in out))
+            stack.extend(reversed(layer._sublayers()))
         return out
 
     @property
@@ -578,6 +590,11 @@ class Model(Layer):
         """One optimization step on a batch ``(x, y, sample_weight)``; returns the logs. Override for custom
         training (the default: forward in training mode, compute_loss, GradientTape, optimizer.apply)."""
         x, y, sample_weight = self._unpack(data)
+        if not self.built:
+            # As Keras's fit (which builds the model before the first step): a subclassed model creates its weights
+            # in its first call, so run it once, or the first step would find no variables and not update.
+            with no_grad():
+                self(x, training=False)
         variables = self.trainable_weights
         self._clear_activity_losses()
         with GradientTape() as tape:
