@@ -661,10 +661,17 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
-def _is_metric(value) -> bool:
-    from fastnn.metrics import Metric  # imported here: fastnn.metrics is imported after the layers
+_METRIC_CLASS = []
 
-    return isinstance(value, Metric)
+
+def _is_metric(value) -> bool:
+    if isinstance(value, (int, float, str, tuple, list, dict, np.ndarray, Tensor)) or value is None:
+        return False  # the common attribute values, without the lookup below
+    if not _METRIC_CLASS:
+        from fastnn.metrics import Metric  # imported here: fastnn.metrics is imported after the layers
+
+        _METRIC_CLASS.append(Metric)
+    return isinstance(value, _METRIC_CLASS[0])
 
 
 def _is_shape(s) -> bool:
