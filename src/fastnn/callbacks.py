@@ -135,6 +135,9 @@ class ProgbarLogger(Callback):
 
     def __init__(self, count_mode="steps"):
         super().__init__()
+        if count_mode != "steps":
+            raise ValueError(f"ProgbarLogger: count_mode={count_mode!r} is not supported: Keras 3 and fastnn count "
+                             "steps (count_mode='steps')")
         self.progbar = None
         self.target = None
         self.verbose = 1
@@ -283,6 +286,9 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0, **kwargs):
         super().__init__()
+        if kwargs:  # Keras 3 swallows these silently; say so instead
+            warnings.warn(f"ReduceLROnPlateau: ignoring unknown arguments {sorted(kwargs)} (Keras 3 ignores them "
+                          "too; the threshold is `min_delta`)", UserWarning, stacklevel=2)
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}")
         self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose

@@ -513,3 +513,10 @@ def test_metric_attributes_join_model_metrics_as_keras():
     assert m.metrics_names == ["loss", "compile_metrics", "t", "p"]  # Keras 3.15
     h = m.fit(np.ones((4, 3), "float32"), np.ones((4, 1), "float32"), epochs=2, verbose=0)
     assert sorted(h.history) == ["loss", "mae", "p", "t"] and h.history["t"] == [3.0, 3.0]  # reset every epoch
+
+
+def test_callback_arguments_are_not_silently_ignored():
+    with pytest.raises(ValueError, match="count_mode"):
+        fastnn.callbacks.ProgbarLogger(count_mode="samples")
+    with pytest.warns(UserWarning, match="epsilon"):
+        fastnn.callbacks.ReduceLROnPlateau(epsilon=1e-3)
