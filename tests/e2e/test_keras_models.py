@@ -635,3 +635,38 @@ def test_subclassed_model_history_and_metrics_match_keras():
         np.testing.assert_allclose(fh[k], kh[k], rtol=1e-5, err_msg=k)
     for f, k in zip(fw, kw):
         np.testing.assert_allclose(f, k, rtol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["early_stopping", "early_stopping_restore", "reduce_lr", "lr_scheduler", "csv"])
+def test_builtin_callbacks_match_keras(which, tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 3)).astype("float32"), rng.standard_normal((16, 1)).astype("float32")
+    runs = []
+    for lib in (keras, fastnn):
+        C = lib.callbacks
+        cb = {"early_stopping": lambda: C.EarlyStopping(monitor="loss", patience=1, min_delta=0.05),
+              "early_stopping_restore": lambda: C.EarlyStopping(monitor="val_loss", patience=2, baseline=0.5,
+                                                                restore_best_weights=True, start_from_epoch=1),
+              "reduce_lr": lambda: C.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=0.5,
+                                                       cooldown=1, min_lr=0.01),
+              "lr_scheduler": lambda: C.LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch else lr),
+              "csv": lambda: C.CSVLogger(str(tmp_path / f"{lib.__name__}.csv"), separator=";")}[which]()
+        m = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1)])
+        m.set_weights([np.array([[0.3], [-0.5], [0.2]], "float32"), np.array([0.1], "float32")])
+        m.compile(lib.optimizers.SGD(0.05), "mse")
+        h = m.fit(x, y, batch_size=4, epochs=8, verbose=0, shuffle=False, validation_data=(x[:8], y[:8]),
+                  callbacks=[cb])
+        csv_text = (tmp_path / f"{lib.__name__}.csv").read_text() if which == "csv" else None
+        runs.append((h.epoch, h.history, m.get_weights(), float(np.asarray(m.optimizer.learning_rate)), csv_text))
+    (ke, kh, kw, klr, kcsv), (fe, fh, fw, flr, fcsv) = runs
+    assert fe == ke and sorted(fh) == sorted(kh)
+    for k in kh:
+        np.testing.assert_allclose(fh[k], kh[k], rtol=1e-5, err_msg=k)
+    for f, k in zip(fw, kw):
+        np.testing.assert_allclose(f, k, rtol=1e-5)
+    np.testing.assert_allclose(flr, klr, rtol=1e-6)
+    if kcsv is not None:
+        k_rows = [line.split(";") for line in kcsv.strip().splitlines()]
+        f_rows = [line.split(";") for line in fcsv.strip().splitlines()]
+        assert f_rows[0] == k_rows[0]
+        np.testing.assert_allclose(np.array(f_rows[1:], float), np.array(k_rows[1:], float), rtol=1e-5)
