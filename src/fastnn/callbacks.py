@@ -170,7 +170,12 @@ class ProgbarLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.progbar is not None:
-            self.progbar.update(self.progbar._seen, list((logs or {}).items()), finalize=True)
+            self.progbar.update(self._final_count(), list((logs or {}).items()), finalize=True)
+
+    def _final_count(self):
+        # As Keras's _finalize_progbar: the bar ends at the known number of steps, even when the last batch index
+        # reported overshoots it (steps_per_execution > 1 reports begin + steps_per_execution - 1).
+        return self.target if self.target is not None else self.progbar._seen
 
     def on_test_begin(self, logs=None):
         if self._standalone():
@@ -185,7 +190,7 @@ class ProgbarLogger(Callback):
 
     def on_test_end(self, logs=None):
         if self._standalone() and self.progbar is not None:
-            self.progbar.update(self.progbar._seen, list((logs or {}).items()), finalize=True)
+            self.progbar.update(self._final_count(), list((logs or {}).items()), finalize=True)
 
     def on_predict_begin(self, logs=None):
         self._new_bar()
@@ -196,7 +201,7 @@ class ProgbarLogger(Callback):
 
     def on_predict_end(self, logs=None):
         if self.progbar is not None:
-            self.progbar.update(self.progbar._seen, finalize=True)
+            self.progbar.update(self._final_count(), finalize=True)
 
 
 def _monitor_op(mode, monitor, name):

@@ -520,3 +520,15 @@ def test_callback_arguments_are_not_silently_ignored():
         fastnn.callbacks.ProgbarLogger(count_mode="samples")
     with pytest.warns(UserWarning, match="epsilon"):
         fastnn.callbacks.ReduceLROnPlateau(epsilon=1e-3)
+
+
+def test_progress_bar_ends_at_the_step_count_with_steps_per_execution(capsys):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 3)).astype("float32"), rng.standard_normal((10, 1)).astype("float32")
+    m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(1)])
+    m.compile("sgd", "mse", steps_per_execution=3)
+    capsys.readouterr()
+    m.fit(x, y, batch_size=2, verbose=2)
+    m.evaluate(x, y, batch_size=2, verbose=2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(" ")[0] for line in lines] == ["5/5", "5/5"]  # Keras 3.15; was 6/5
