@@ -670,3 +670,19 @@ def test_builtin_callbacks_match_keras(which, tmp_path):
         f_rows = [line.split(";") for line in fcsv.strip().splitlines()]
         assert f_rows[0] == k_rows[0]
         np.testing.assert_allclose(np.array(f_rows[1:], float), np.array(k_rows[1:], float), rtol=1e-5)
+
+
+@pytest.mark.parametrize("spec", [["mae", "mse"], [["mae", "mse"], None], {"b": ["mae"]}, ["mae"],
+                                  ["mae", "mse", "mape"], {"c": "mae"}, "mae"])
+def test_multi_output_metric_specs_match_keras(spec):
+    outcomes = []
+    for lib in (keras, fastnn):
+        inp = lib.Input((3,))
+        m = lib.Model(inp, [lib.layers.Dense(1, name="a")(inp), lib.layers.Dense(1, name="b")(inp)])
+        try:
+            m.compile("sgd", "mse", metrics=spec)
+            outcomes.append(list(m.evaluate(np.ones((4, 3), "float32"), [np.ones((4, 1), "float32")] * 2,
+                                            verbose=0, return_dict=True)))
+        except ValueError:
+            outcomes.append("ValueError")
+    assert outcomes[1] == outcomes[0]

@@ -532,3 +532,21 @@ def test_progress_bar_ends_at_the_step_count_with_steps_per_execution(capsys):
     m.evaluate(x, y, batch_size=2, verbose=2)
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(" ")[0] for line in lines] == ["5/5", "5/5"]  # Keras 3.15; was 6/5
+
+
+def test_metrics_specs_of_multi_output_models_as_keras():
+    inp = fastnn.Input((3,))
+    m = fastnn.Model(inp, [L.Dense(1, name="a")(inp), L.Dense(1, name="b")(inp)])
+    x, ys = np.ones((4, 3), "float32"), [np.ones((4, 1), "float32")] * 2
+    # Keras 3.15: a list with one entry per output; a dict of output names; anything else is an error.
+    for spec, keys in ((["mae", "mse"], ["a_loss", "a_mae", "b_loss", "b_mse", "loss"]),
+                       ([["mae", "mse"], None], ["a_loss", "a_mae", "a_mse", "b_loss", "loss"]),
+                       ({"b": ["mae"]}, ["a_loss", "b_loss", "b_mae", "loss"])):
+        m.compile("sgd", "mse", metrics=spec)
+        assert list(m.evaluate(x, ys, verbose=0, return_dict=True)) == keys
+    for spec in (["mae"], ["mae", "mse", "mape"], {"c": "mae"}):
+        m.compile("sgd", "mse", metrics=spec)
+        with pytest.raises(ValueError, match="Invalid `metrics`"):
+            m.evaluate(x, ys, verbose=0)
+    with pytest.raises(ValueError, match="Expected `weighted_metrics` argument to be a list"):
+        m.compile("sgd", "mse", weighted_metrics="mae")

@@ -120,6 +120,22 @@ def _class_weights_to_sample_weights(y, class_weight):
     return sample_weight
 
 
+def _metrics_per_output(spec, n, names, argument):
+    """Keras's CompileMetrics._build_metrics_set: one list of metrics per output. One output takes every metric
+    (nested lists and dicts flattened); several outputs need a list / tuple with one entry (a metric, a list of
+    them, or None) per output, or a dict keyed by output names."""
+    if n == 1:
+        return [flatten(spec)]
+    if isinstance(spec, (list, tuple)) and len(spec) == n:
+        return [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m]) for m in spec]
+    if isinstance(spec, dict) and set(spec) <= set(names):
+        return [[] if spec.get(k) is None else (list(spec[k]) if isinstance(spec[k], (list, tuple)) else [spec[k]])
+                for k in names]
+    raise ValueError(f"Invalid `{argument}`. `{argument}` should contain metrics objects and either be a dict or a "
+                     f"list matching the output names of the functional model {names} or match the output structure "
+                     f"of the model ({n} outputs). Received: {argument}={spec}")
+
+
 class _CompiledMetric:
     """One metric of ``compile``: its spec, the output it watches, whether it takes sample weights, and the key of
     its value in the logs (``log_name``, given by ``_CompileMetrics.assign_log_names``)."""
@@ -348,6 +364,10 @@ class Model(Layer):
         for l in flatten(loss) if isinstance(loss, (list, tuple, dict)) else [loss]:
             if l is not None:
                 _losses.get(l)
+        for argument, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+            if value and not isinstance(value, (list, tuple, dict)):
+                raise ValueError(f"Expected `{argument}` argument to be a list, tuple, or dict. Received instead: "
+                                 f"{argument}={value} of type {type(value)}")
         self._metrics_spec = metrics
         for m in (flatten(metrics) if isinstance(metrics, (list, tuple, dict)) else [metrics]):
             if m is not None and not (isinstance(m, str) and m.lower() in ("accuracy", "acc")):
@@ -459,15 +479,9 @@ class Model(Layer):
         # Metrics, in Keras's order: every unweighted one (output by output), then every weighted one.
         compiled = []
         for weighted, mspec in ((False, self._metrics_spec), (True, self._weighted_metrics_spec)):
-            if mspec is None:
+            if not mspec:
                 continue
-            if isinstance(mspec, dict):
-                per = [mspec.get(k) or [] for k in names]
-            elif n > 1 and isinstance(mspec, (list, tuple)) and mspec and all(
-                    isinstance(m, (list, tuple)) or m is None for m in mspec):
-                per = [m or [] for m in mspec]
-            else:
-                per = [mspec] * n
+            per = _metrics_per_output(mspec, n, names, "weighted_metrics" if weighted else "metrics")
             for i, ms in enumerate(per):
                 ms = ms if isinstance(ms, (list, tuple)) else [ms]
                 for m in ms:
