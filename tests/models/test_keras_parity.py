@@ -550,3 +550,24 @@ def test_metrics_specs_of_multi_output_models_as_keras():
             m.evaluate(x, ys, verbose=0)
     with pytest.raises(ValueError, match="Expected `weighted_metrics` argument to be a list"):
         m.compile("sgd", "mse", weighted_metrics="mae")
+
+
+def test_loss_specs_of_multi_output_models_as_keras():
+    def model():
+        inp = fastnn.Input((3,))
+        return fastnn.Model(inp, [L.Dense(1, name="a", kernel_initializer="ones")(inp),
+                                  L.Dense(1, name="b", kernel_initializer="ones")(inp)])
+
+    x, ys = np.ones((4, 3), "float32"), [np.zeros((4, 1), "float32")] * 2
+    m = model()
+    m.compile("sgd", ["mse", None])
+    assert m.evaluate(x, ys, verbose=0, return_dict=True) == {"loss": 9.0}  # Keras: no a_loss for a single loss
+    with pytest.raises(ValueError, match=r"Expected keys \['a', 'b'\] in loss dict"):
+        m.compile("sgd", {"a": "mse"})
+        m.evaluate(x, ys, verbose=0)
+    with pytest.raises(ValueError, match="no weight for the output"):
+        m.compile("sgd", {"a": "mse", "b": "mae"}, loss_weights={"a": 2.0})
+        m.evaluate(x, ys, verbose=0)
+    with pytest.raises(TypeError, match="loss_weights"):
+        m.compile("sgd", ["mse", "mae"], loss_weights=0.5)
+        m.evaluate(x, ys, verbose=0)

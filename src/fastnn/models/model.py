@@ -446,9 +446,8 @@ class Model(Layer):
         names = self._output_names(n)
         spec = self._loss_spec
         if isinstance(spec, dict):
-            unknown = set(spec) - set(names)
-            if unknown:
-                raise ValueError(f"compile: loss keys {sorted(unknown)} do not match the output names {names}")
+            if set(spec) != set(names):  # Keras's CompileLoss: every output has a key (its value may be None)
+                raise ValueError(f"Expected keys {names} in loss dict, but found loss.keys()={sorted(spec)}")
             objs = [spec.get(k) for k in names]
         elif isinstance(spec, (list, tuple)):
             if len(spec) != n:
@@ -466,14 +465,21 @@ class Model(Layer):
         if w is None:
             self._loss_w = [1.0] * n
         elif isinstance(w, dict):
+            missing = [k for k in names if k not in w]
+            if missing and n > 1:  # Keras fails here too (a KeyError)
+                raise ValueError(f"compile: loss_weights has no weight for the output(s) {missing}; expected the keys "
+                                 f"{names}")
             self._loss_w = [float(w.get(k, 1.0)) for k in names]
         elif isinstance(w, (list, tuple)):
             if len(w) != n:
                 raise ValueError(f"compile: {len(w)} loss_weights were given for a model with {n} outputs")
             self._loss_w = [float(v) for v in w]
         else:
+            if n > 1:
+                raise TypeError(f"compile: loss_weights for a model with {n} outputs must be a list or a dict keyed by "
+                                f"output name, but received {w!r}")
             self._loss_w = [float(w)] * n
-        if n > 1:
+        if sum(l is not None for l in self._loss_objs) > 1:  # Keras: per-output trackers only for several losses
             self._per_output_loss_trackers = [_metrics.Mean(name=f"{nm}_loss") for nm, l in zip(names, self._loss_objs)
                                               if l is not None]
         # Metrics, in Keras's order: every unweighted one (output by output), then every weighted one.
