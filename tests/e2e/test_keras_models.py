@@ -708,3 +708,34 @@ def test_multi_output_loss_specs_match_keras(loss, loss_weights):
         except (ValueError, TypeError, KeyError):
             outcomes.append("error")
     assert outcomes[1] == outcomes[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Operators on symbolic tensors: Keras operations, not layers
+# ---------------------------------------------------------------------------------------------------------------
+def _ops_model(lib):
+    x, y = lib.Input((3,), name="x"), lib.Input((3,), name="y")
+    w = np.arange(6, dtype="float32").reshape(3, 2) / 10
+    h = lib.layers.Dense(3, name="d")(x)
+    outs = [h - y, 2.0 - x, x / (y * y + 1.0), 1.0 / (x * x + 1.0), h ** 2, -x, x @ w, 3 + x * y]
+    return lib.Model([x, y], outs, name="ops")
+
+
+def test_symbolic_operations_match_keras(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    km, fm = _ops_model(keras), _ops_model(fastnn)
+    assert [l.name for l in fm.layers] == [l.name for l in km.layers] == ["x", "y", "d"]
+    assert [o.name for o in fm.operations] == [o.name for o in km.operations]
+    k_cfg, f_cfg = _normalized(km.get_config()), _normalized(fm.get_config())
+    assert f_cfg == k_cfg
+    fm.set_weights(km.get_weights())
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((4, 3)).astype("float32") for _ in range(2)]
+    for k, f in zip(km.predict(xs, verbose=0), fm.predict(xs, verbose=0)):
+        assert f.dtype == k.dtype
+        np.testing.assert_allclose(f, k, rtol=1e-5, atol=1e-6)
+    assert _text(fm) == _text(km)
+    rebuilt = fastnn.Model.from_config(km.get_config())
+    rebuilt.set_weights(km.get_weights())
+    for k, f in zip(km.predict(xs, verbose=0), rebuilt.predict(xs, verbose=0)):
+        np.testing.assert_allclose(f, k, rtol=1e-5, atol=1e-6)

@@ -571,3 +571,25 @@ def test_loss_specs_of_multi_output_models_as_keras():
     with pytest.raises(TypeError, match="loss_weights"):
         m.compile("sgd", ["mse", "mae"], loss_weights=0.5)
         m.evaluate(x, ys, verbose=0)
+
+
+# -- operators on symbolic tensors ---------------------------------------------------------------------------------
+def test_symbolic_operators_are_keras_operations_not_layers():
+    x, y = fastnn.Input((3,), name="x"), fastnn.Input((3,), name="y")
+    h = L.Dense(3, name="d")(x)
+    model = fastnn.Model([x, y], [3 + h * y, 2.0 - x, -x], name="ops")
+    assert [l.name for l in model.layers] == ["x", "d", "y"]  # Keras 3.15: operations are not layers
+    ops = [o for o in model.operations if o.name not in ("x", "y", "d")]
+    assert [(type(o).__name__, o.name.split("_")[0]) for o in ops] == [
+        ("Multiply", "multiply"), ("Add", "add"), ("Subtract", "subtract"), ("Negative", "negative")]
+    entry = next(e for e in model.get_config()["layers"] if e["class_name"] == "Add")
+    assert (entry["module"], entry["registered_name"], entry["config"]) == ("keras.src.ops.numpy", "Add",
+                                                                            {"name": entry["name"]})
+    assert entry["inbound_nodes"][0]["args"][0] == 3  # Keras's order: 3 + t is Add(3, t)
+    xs = [np.ones((2, 3), "float32"), np.full((2, 3), 2.0, "float32")]
+    out = model.predict(xs, verbose=0)
+    assert [o.dtype for o in out] == ["float32"] * 3
+    clone = fastnn.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    for a, b in zip(clone.predict(xs, verbose=0), out):
+        np.testing.assert_allclose(a, b)

@@ -86,51 +86,51 @@ class KerasTensor:
             "outputs)) and has no values. Call the model on NumPy arrays to compute values."
         )
 
-    # Operators on symbolic tensors become anonymous Lambda layers, so `x ** 2` works in functional graphs.
-    def _op(self, fn, name, *others):
-        from fastnn.layers.core import Lambda
+    # Operators on symbolic tensors are graph nodes of Keras's operation classes (fastnn.layers.symbolic_ops), so
+    # `x ** 2` works in functional graphs and is written into configs as Keras writes it.
+    def _op(self, name, *operands):
+        from fastnn.layers import symbolic_ops
 
-        return Lambda(fn, name=unique_name(name))([self, *others]) if others else Lambda(fn, name=unique_name(name))(self)
+        return symbolic_ops.OPS[name]()(*operands)
 
     def __add__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a + b, "add")
+        return self._op("Add", self, o)
 
     def __radd__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: b + a, "add")
+        return self._op("Add", o, self)
 
     def __sub__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a - b, "subtract")
+        return self._op("Subtract", self, o)
 
     def __rsub__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: b - a, "subtract")
+        return self._op("Subtract", o, self)
 
     def __mul__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a * b, "multiply")
+        return self._op("Multiply", self, o)
 
     def __rmul__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: b * a, "multiply")
+        return self._op("Multiply", o, self)
 
     def __truediv__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a / b, "divide")
+        return self._op("TrueDivide", self, o)
+
+    def __rtruediv__(self, o):
+        return self._op("TrueDivide", o, self)
 
     def __pow__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a ** b, "power")
+        return self._op("Power", self, o)
+
+    def __rpow__(self, o):
+        return self._op("Power", o, self)
 
     def __neg__(self):
-        from fastnn.layers.core import Lambda
-
-        return Lambda(lambda a: -a, name=unique_name("negative"))(self)
+        return self._op("Negative", self)
 
     def __matmul__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a @ b, "matmul")
+        return self._op("Matmul", self, o)
 
-
-def _binary_symbolic(x, other, fn, name):
-    from fastnn.layers.core import Lambda
-
-    if isinstance(other, KerasTensor):
-        return Lambda(lambda ab: fn(ab[0], ab[1]), name=unique_name(name))([x, other])
-    return Lambda(lambda a: fn(a, other), name=unique_name(name))(x)
+    def __rmatmul__(self, o):
+        return self._op("Matmul", o, self)
 
 
 class Node:

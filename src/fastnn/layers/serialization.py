@@ -69,7 +69,12 @@ def serialize_layer(layer) -> dict:
     from fastnn.models.model import Model
     from fastnn.models.sequential import Sequential
 
+    from fastnn.layers.symbolic_ops import SymbolicOp
+
     cls = type(layer)
+    if isinstance(layer, SymbolicOp):  # Keras's operation entries: module, class, {"name"}, registered name
+        return {"module": layer.keras_module, "class_name": cls.__name__, "config": layer.get_config(),
+                "registered_name": cls.__name__}
     if cls is Sequential:
         module, registered = "keras", None
     elif cls is Functional:

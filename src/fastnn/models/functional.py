@@ -7,6 +7,8 @@ Example:
 """
 from __future__ import annotations
 
+import numpy as np
+
 from fastnn.autograd import Tensor
 from fastnn.layers.input_layer import InputLayer
 from fastnn.layers.layer import (InputSpec, KerasTensor, Layer, flatten, map_structure, shape_str, unique_name)
@@ -177,8 +179,16 @@ class Functional(Model):
         return list(self._graph_layers)
 
     @property
-    def layers(self):
+    def operations(self):
+        """Every node's layer or operation in Keras's order (operators on symbolic tensors included)."""
         return list(self._graph_layers)
+
+    @property
+    def layers(self):
+        """The layers in Keras's order; operations such as ``x + y`` are not layers (see ``operations``)."""
+        from fastnn.layers.symbolic_ops import SymbolicOp
+
+        return [l for l in self._graph_layers if not isinstance(l, SymbolicOp)]
 
     def _order_inputs(self, inputs):
         if isinstance(inputs, dict):
@@ -244,7 +254,7 @@ class Functional(Model):
 
         node_ids = {id(n) for n in self._nodes}
         layer_configs = []
-        for layer in self.layers:
+        for layer in self.operations:
             nodes = [n for n in layer._inbound_nodes if id(n) in node_ids]
             inbound = []
             for n in nodes:
@@ -336,12 +346,20 @@ def _serialize_args(structure, node_ids):
             l, ni, ti = t._history
             return {"class_name": "__keras_tensor__", "config": {
                 "shape": t.shape, "dtype": t.dtype, "keras_history": [l.name, _model_node_index(l, ni, node_ids), ti]}}
+        if isinstance(t, (np.ndarray, Tensor)):  # a constant operand (x @ w): Keras's "__numpy__" / "__tensor__"
+            a = np.asarray(t)
+            kind = "__numpy__" if isinstance(t, np.ndarray) else "__tensor__"
+            return {"class_name": kind, "config": {"value": a.tolist(), "dtype": str(a.dtype)}}
+        if isinstance(t, np.generic):
+            return t.item()
         return t
 
     return map_structure(f, structure)
 
 
 def _deserialize_args(structure, outputs_by_node):
+    if isinstance(structure, dict) and structure.get("class_name") in ("__tensor__", "__numpy__"):
+        return np.asarray(structure["config"]["value"], dtype=structure["config"]["dtype"])
     if isinstance(structure, dict) and structure.get("class_name") == "__keras_tensor__":
         name, ni, ti = structure["config"]["keras_history"]
         return outputs_by_node[(name, ni)][ti]

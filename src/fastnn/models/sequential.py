@@ -17,8 +17,15 @@ def deserialize_layer(config, custom_objects=None):
     import fastnn.layers as layers_mod
     from fastnn.models.functional import Functional
 
+    from fastnn.layers.symbolic_ops import OPS, SymbolicOp
+
     name = config["class_name"]
     table = {"Sequential": Sequential, "Functional": Functional, "Model": Functional}
+    if config.get("module") == SymbolicOp.keras_module:  # keras.src.ops.numpy Add / Multiply ...: operations
+        cls = OPS.get(name)
+        if cls is None:
+            raise ValueError(f"Unknown operation: '{name}' (module {config['module']}); fastnn supports {sorted(OPS)}")
+        return cls.from_config(config["config"])
     cls = (custom_objects or {}).get(name) or getattr(layers_mod, name, None) or table.get(name)
     if cls is None:
         raise ValueError(f"Unknown layer: '{name}'. Please ensure you are using a `fastnn.layers.Layer` subclass "

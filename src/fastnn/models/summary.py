@@ -188,7 +188,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
                 rows.extend(rows_of(sub, layer, level + 1))
         return rows
 
-    layers = model.layers
+    layers = model.operations if isinstance(model, Functional) else model.layers  # Keras lists operations too
     start, stop = _layer_range_bounds(layers, layer_range)
     rows = [r for layer in layers[start:stop] for r in rows_of(layer, model)]
 
