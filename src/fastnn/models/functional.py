@@ -11,7 +11,7 @@ import numpy as np
 
 from fastnn.autograd import Tensor
 from fastnn.layers.input_layer import InputLayer
-from fastnn.layers.layer import (InputSpec, KerasTensor, Layer, flatten, map_structure, shape_str, unique_name)
+from fastnn.layers.layer import InputSpec, KerasTensor, Layer, flatten, map_structure, unique_name
 from fastnn.models.model import Model
 
 
