@@ -171,6 +171,7 @@ def test_default_named_auc_in_metrics_and_weighted_metrics_is_auc_1_as_in_keras(
     yb = (y > 0.5).astype("float32")
     keys = []
     for lib in (keras, fastnn):
+        lib.utils.clear_session()  # automatic names count per session, in either library
         m = _single_output(lib)
         m.compile("sgd", "mse", metrics=[lib.metrics.AUC()], weighted_metrics=[lib.metrics.AUC()])
         keys.append(sorted(m.evaluate(x, yb, sample_weight=sw, verbose=0, return_dict=True)))
