@@ -593,3 +593,15 @@ def test_symbolic_operators_are_keras_operations_not_layers():
     clone.set_weights(model.get_weights())
     for a, b in zip(clone.predict(xs, verbose=0), out):
         np.testing.assert_allclose(a, b)
+
+
+def test_vector_metric_results_stay_arrays_in_the_logs():
+    class PerClass(fastnn.metrics.MeanAbsoluteError):
+        def result(self):
+            return np.array([super().result()], "float32")  # shape (1,), like F1Score on one class
+
+    m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(1)])
+    m.compile("sgd", "mse", metrics=[PerClass(name="per_class")])
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
+    logs = m.evaluate(x, y, verbose=0, return_dict=True)
+    assert isinstance(logs["loss"], float) and logs["per_class"].shape == (1,)  # Keras: array([...]) of shape (1,)

@@ -86,7 +86,9 @@ def _to_float(v):
     if isinstance(v, Tensor):
         v = v.numpy()
     if isinstance(v, np.ndarray):
-        return float(v) if v.size == 1 else v
+        # As Keras's logs: a scalar result becomes a float, a vector result (F1Score per class, even of size 1)
+        # stays an array.
+        return float(v) if v.ndim == 0 else v
     if isinstance(v, (np.generic, numbers.Number)):
         return float(v)
     return v
