@@ -29,8 +29,10 @@ class Callback:
     def on_train_end(self, logs=None): pass
     def on_epoch_begin(self, epoch, logs=None): pass
     def on_epoch_end(self, epoch, logs=None): pass
-    def on_train_batch_begin(self, batch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
+    # As Keras: the train-batch hooks call the legacy aliases on_batch_begin / on_batch_end by default, so a
+    # callback that overrides on_train_batch_end (without super()) no longer gets on_batch_end as well.
+    def on_train_batch_begin(self, batch, logs=None): self.on_batch_begin(batch, logs=logs)
+    def on_train_batch_end(self, batch, logs=None): self.on_batch_end(batch, logs=logs)
     def on_test_begin(self, logs=None): pass
     def on_test_end(self, logs=None): pass
     def on_test_batch_begin(self, batch, logs=None): pass
@@ -81,8 +83,11 @@ class CallbackList(Callback):
             c.set_params(params)
 
     def _call(self, hook, *args):
+        # As Keras's CallbackList: hooks always receive a dict (empty when there are no logs yet).
+        *head, logs = args
+        logs = {} if logs is None else logs
         for c in self.callbacks:
-            getattr(c, hook)(*args)
+            getattr(c, hook)(*head, logs)
 
     def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
     def on_train_end(self, logs=None): self._call("on_train_end", logs)
@@ -91,11 +96,9 @@ class CallbackList(Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self._call("on_train_batch_begin", batch, logs)
-        self._call("on_batch_begin", batch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
         self._call("on_train_batch_end", batch, logs)
-        self._call("on_batch_end", batch, logs)
 
     def on_test_begin(self, logs=None): self._call("on_test_begin", logs)
     def on_test_end(self, logs=None): self._call("on_test_end", logs)
@@ -132,6 +135,9 @@ class ProgbarLogger(Callback):
 
     def __init__(self, count_mode="steps"):
         super().__init__()
+        if count_mode != "steps":
+            raise ValueError(f"ProgbarLogger: count_mode={count_mode!r} is not supported: Keras 3 and fastnn count "
+                             "steps (count_mode='steps')")
         self.progbar = None
         self.target = None
         self.verbose = 1
@@ -164,7 +170,12 @@ class ProgbarLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.progbar is not None:
-            self.progbar.update(self.progbar._seen, list((logs or {}).items()), finalize=True)
+            self.progbar.update(self._final_count(), list((logs or {}).items()), finalize=True)
+
+    def _final_count(self):
+        # As Keras's _finalize_progbar: the bar ends at the known number of steps, even when the last batch index
+        # reported overshoots it (steps_per_execution > 1 reports begin + steps_per_execution - 1).
+        return self.target if self.target is not None else self.progbar._seen
 
     def on_test_begin(self, logs=None):
         if self._standalone():
@@ -179,7 +190,7 @@ class ProgbarLogger(Callback):
 
     def on_test_end(self, logs=None):
         if self._standalone() and self.progbar is not None:
-            self.progbar.update(self.progbar._seen, list((logs or {}).items()), finalize=True)
+            self.progbar.update(self._final_count(), list((logs or {}).items()), finalize=True)
 
     def on_predict_begin(self, logs=None):
         self._new_bar()
@@ -190,7 +201,7 @@ class ProgbarLogger(Callback):
 
     def on_predict_end(self, logs=None):
         if self.progbar is not None:
-            self.progbar.update(self.progbar._seen, finalize=True)
+            self.progbar.update(self._final_count(), finalize=True)
 
 
 def _monitor_op(mode, monitor, name):
@@ -280,6 +291,9 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0, **kwargs):
         super().__init__()
+        if kwargs:  # Keras 3 swallows these silently; say so instead
+            warnings.warn(f"ReduceLROnPlateau: ignoring unknown arguments {sorted(kwargs)} (Keras 3 ignores them "
+                          "too; the threshold is `min_delta`)", UserWarning, stacklevel=2)
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}")
         self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
@@ -394,15 +408,19 @@ class LearningRateScheduler(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions: on_epoch_begin(epoch, logs), on_epoch_end, on_batch_begin(batch, logs),
-    on_batch_end, on_train_begin(logs), on_train_end(logs)."""
+    """A callback from plain functions: on_epoch_begin(epoch, logs), on_epoch_end, on_train_batch_begin(batch,
+    logs), on_train_batch_end (or their aliases on_batch_begin / on_batch_end), on_train_begin(logs), on_train_end,
+    and any other hook by keyword (as Keras's ``**kwargs``)."""
 
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None, on_batch_end=None,
-                 on_train_begin=None, on_train_end=None, **kwargs):
+                 on_train_begin=None, on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
+                 **kwargs):
         super().__init__()
         for name, fn in dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
                              on_batch_begin=on_batch_begin, on_batch_end=on_batch_end,
-                             on_train_begin=on_train_begin, on_train_end=on_train_end, **kwargs).items():
+                             on_train_begin=on_train_begin, on_train_end=on_train_end,
+                             on_train_batch_begin=on_train_batch_begin, on_train_batch_end=on_train_batch_end,
+                             **kwargs).items():
             if fn is not None:
                 setattr(self, name, fn)
 

@@ -20,8 +20,10 @@ def _dtype(dtype):
     return np.dtype(dtype or "float32")
 
 
-def _fans(shape):
+def _fans(shape, input_axes=None, output_axes=None):
     shape = tuple(shape)
+    if input_axes is not None and output_axes is not None:  # Keras 3.15's compute_fans over the given axes
+        return int(np.prod([shape[a] for a in input_axes])), int(np.prod([shape[a] for a in output_axes]))
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -140,8 +142,15 @@ class VarianceScaling(_Random):
         distribution: "truncated_normal", "untruncated_normal" or "uniform".
     """
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, input_axes=None,
+                 output_axes=None):
         super().__init__(seed)
+        for arg, axes in (("input_axes", input_axes), ("output_axes", output_axes)):
+            if axes is not None and (not isinstance(axes, (list, tuple)) or
+                                     not all(isinstance(a, (int, np.integer)) for a in axes)):
+                raise ValueError(f"{type(self).__name__}: {arg} must be a list of ints or None, but received {axes!r}")
+        self.input_axes = list(input_axes) if input_axes is not None else None
+        self.output_axes = list(output_axes) if output_axes is not None else None
         if scale <= 0.0:
             raise ValueError(f"VarianceScaling: scale must be positive, but received scale={scale}")
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -155,7 +164,7 @@ class VarianceScaling(_Random):
         self.scale, self.mode, self.distribution = scale, mode, distribution
 
     def __call__(self, shape, dtype=None):
-        fan_in, fan_out = _fans(shape)
+        fan_in, fan_out = _fans(shape, self.input_axes, self.output_axes)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         scale = self.scale / max(1.0, n)
         rng = self._rng()
@@ -170,15 +179,17 @@ class VarianceScaling(_Random):
         return out.astype(_dtype(dtype))
 
     def get_config(self):
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed,
+                "input_axes": self.input_axes, "output_axes": self.output_axes}
 
 
 def _vs_subclass(name, scale, mode, distribution, doc):
-    def __init__(self, seed=None):
-        VarianceScaling.__init__(self, scale=scale, mode=mode, distribution=distribution, seed=seed)
+    def __init__(self, seed=None, input_axes=None, output_axes=None):
+        VarianceScaling.__init__(self, scale=scale, mode=mode, distribution=distribution, seed=seed,
+                                 input_axes=input_axes, output_axes=output_axes)
 
     def get_config(self):
-        return {"seed": self.seed}
+        return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
 
     return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config, "__doc__": doc})
 
@@ -227,7 +238,9 @@ class Identity(Initializer):
         return (self.gain * np.eye(*shape)).astype(_dtype(dtype))
 
     def get_config(self):
-        return {"gain": self.gain}
+        # Keras 3.15's Identity writes {} (it never records its gain); write the gain only when it is not the
+        # default, so the config equals Keras's for Identity() and no value is lost otherwise.
+        return {} if self.gain == 1.0 else {"gain": self.gain}
 
 
 # Keras's function-style aliases

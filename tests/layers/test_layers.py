@@ -89,9 +89,43 @@ def test_reshaping_layers():
     np.testing.assert_array_equal(layers.RepeatVector(2)(x[:, 0]).numpy(), np.stack([x[:, 0]] * 2, 1))
 
 
+def _double(t):
+    return t * 2.0
+
+
+def _first_two(t):
+    return t[:, :2]
+
+
 def test_lambda_layer():
-    run_layer_test(layers.Lambda, {"function": lambda t: t * 2.0}, (2, 3), (2, 3))
-    run_layer_test(layers.Lambda, {"function": lambda t: t[:, :2], "output_shape": (2,)}, (2, 3), (2, 2))
+    # Named functions are written by name, as Keras writes them: built-in ones load by themselves...
+    run_layer_test(layers.Lambda, {"function": fastnn.activations.tanh}, (2, 3), (2, 3))
+    # ... a user's function through custom_objects.
+    layer = layers.Lambda(_first_two, output_shape=(2,))
+    assert layer(np.ones((2, 3), "float32")).shape == (2, 2)
+    config = layer.get_config()
+    assert config["function"] == {"module": "builtins", "class_name": "function", "config": "_first_two",
+                                  "registered_name": "function"}
+    with pytest.raises(ValueError, match="custom_objects"):
+        layers.Lambda.from_config(config)
+    clone = layers.Lambda.from_config(config, custom_objects={"_first_two": _first_two})
+    assert clone(np.ones((2, 3), "float32")).shape == (2, 2) and clone.get_config() == config
+
+
+def test_lambda_python_lambdas_load_only_outside_safe_mode():
+    scale = 3.0
+    layer = layers.Lambda(lambda t: t * scale, name="lam")
+    config = layer.get_config()
+    assert config["function"]["class_name"] == "__lambda__" and config["function"]["config"]["closure"] == (3.0,)
+    with pytest.raises(ValueError, match="safe_mode=False"):
+        layers.Lambda.from_config(config)
+    clone = layers.Lambda.from_config(config, safe_mode=False)
+    np.testing.assert_allclose(clone(np.ones((1, 2), "float32")).numpy(), [[3.0, 3.0]])
+
+
+def test_lambda_mask_is_refused_clearly():
+    with pytest.raises(ValueError, match="mask="):
+        layers.Lambda(_double, mask=lambda x, m: m)
 
 
 @pytest.mark.parametrize("cls,fn", [

@@ -158,7 +158,7 @@ def test_accuracy_string_is_resolved_from_shapes_as_keras_does():
         m = fastnn.Sequential([fastnn.Input((4,)), fastnn.layers.Dense(out, activation=act)])
         m.compile(optimizer="sgd", loss=loss, metrics=["accuracy"])
         m.fit(x, y, epochs=1, verbose=0)
-        assert isinstance(m.metrics[1], cls) and m.metrics[1].name == "accuracy"
+        assert isinstance(m.metrics[1].metrics[0], cls) and m.metrics[1].metrics[0].name == "accuracy"
 
 
 # -- activations and initializers ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from fastnn.autograd.ops import elementwise as _ew
 from fastnn.autograd.ops import nn as _nn
 from fastnn.autograd.ops import shape as _shape
 from fastnn.layers.layer import InputSpec, Layer, shape_str
+from fastnn.layers.serialization import serialize_keras_object
 
 
 def _positive_int(layer, arg, value):
@@ -44,8 +45,13 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, lora_rank=None, **kwargs):
+                 kernel_constraint=None, bias_constraint=None, lora_rank=None, lora_alpha=None,
+                 quantization_config=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if quantization_config is not None:
+            raise ValueError(f"Dense: quantization_config is not supported by fastnn (no quantized Dense yet), but "
+                             f"received {quantization_config!r}; pass quantization_config=None")
+        # lora_alpha without lora_rank changes nothing in Keras either; lora_rank itself is refused below.
         self.units = _positive_int("Dense", "units", units)
         self.activation = _activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -78,9 +84,17 @@ class Dense(Layer):
 
     def call(self, inputs, training=None):
         act = self.activation
+        kernel, bias = self.kernel, self.bias
+        if isinstance(inputs, Tensor) and inputs.dtype.kind == "f" and inputs.dtype != kernel.dtype:
+            # Only with autocast=False: as Keras's matmul, the product runs in the promoted dtype (a float64 input
+            # and float32 weights give float64), through differentiable casts of the weights.
+            wide = np.result_type(inputs.dtype, kernel.dtype)
+            if wide != kernel.dtype:
+                kernel = _shape.cast(kernel, str(wide))
+                bias = _shape.cast(bias, str(wide)) if bias is not None else None
         if act is _activations.relu or act is _activations.linear:
-            return _nn.dense(inputs, self.kernel, self.bias, "relu" if act is _activations.relu else "linear")
-        return act(_nn.dense(inputs, self.kernel, self.bias, "linear"))
+            return _nn.dense(inputs, kernel, bias, "relu" if act is _activations.relu else "linear")
+        return act(_nn.dense(inputs, kernel, bias, "linear"))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -91,12 +105,13 @@ class Dense(Layer):
             "units": self.units,
             "activation": _activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
-            "bias_initializer": _initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": _initializers.serialize(self.kernel_regularizer),
-            "bias_regularizer": _initializers.serialize(self.bias_regularizer),
-            "kernel_constraint": _initializers.serialize(self.kernel_constraint),
-            "bias_constraint": _initializers.serialize(self.bias_constraint),
+            "kernel_initializer": serialize_keras_object(self.kernel_initializer),
+            "bias_initializer": serialize_keras_object(self.bias_initializer),
+            "kernel_regularizer": serialize_keras_object(self.kernel_regularizer),
+            "bias_regularizer": serialize_keras_object(self.bias_regularizer),
+            "kernel_constraint": serialize_keras_object(self.kernel_constraint),
+            "bias_constraint": serialize_keras_object(self.bias_constraint),
+            "quantization_config": None,
         })
         return config
 
@@ -108,6 +123,7 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = _activations.get(activation)
         self.supports_masking = True
+        self.built = True  # as Keras: built at construction, so its config has no build_config
 
     def call(self, inputs):
         return self.activation(inputs)
@@ -143,8 +159,9 @@ class Dropout(Layer):
         self.seed = seed
         self._gen = np.random.default_rng(seed) if seed is not None else None
         self.supports_masking = True
+        self.built = True  # as Keras: built at construction, so its config has no build_config
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=False):  # Keras's default, which its functional configs record
         if not training or self.rate == 0.0:
             return inputs
         x = inputs if isinstance(inputs, Tensor) else Tensor(inputs)
@@ -194,6 +211,13 @@ class Flatten(Layer):
 
 
 class Identity(Layer):
+    """Returns its input unchanged."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.built = True  # as Keras: built at construction, so its config has no build_config
+
     def call(self, inputs):
         return inputs
 
@@ -208,6 +232,7 @@ class Lambda(Layer):
         function: called as ``function(inputs, **arguments)`` on fastnn Tensors.
         output_shape: optional shape (without batch axis) or function of the input shape; inferred by running
             the function when omitted.
+        mask: must be None: fastnn layers do not propagate masks yet, so a mask function would be ignored.
         arguments: optional dict of keyword arguments for the function.
     """
 
@@ -215,8 +240,12 @@ class Lambda(Layer):
         super().__init__(**kwargs)
         if not callable(function):
             raise TypeError(f"Lambda: function must be callable, but received {function!r}")
+        if mask is not None:
+            raise ValueError(f"Lambda: mask={mask!r} is not supported: fastnn layers do not propagate masks yet. "
+                             "Pass mask=None, or compute the mask as an explicit output of your function.")
         self.function = function
         self._output_shape = output_shape
+        self.mask = None
         self.arguments = dict(arguments or {})
 
     def call(self, inputs, mask=None, training=None):
@@ -230,6 +259,74 @@ class Lambda(Layer):
         return (input_shape[0] if isinstance(input_shape, tuple) else None,) + tuple(self._output_shape)
 
     def get_config(self):
+        """Keras's Lambda config: a Python lambda as its marshalled bytecode ({"class_name": "__lambda__"}), a named
+        function by module and name; ``output_shape`` only when given."""
         config = super().get_config()
-        config.update({"function": self.function, "output_shape": self._output_shape, "arguments": self.arguments})
+        config["function"] = _serialize_function(self.function)
+        if self._output_shape is not None:
+            config["output_shape"] = _serialize_function(self._output_shape) if callable(self._output_shape) \
+                else self._output_shape
+        config["arguments"] = self.arguments
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None, safe_mode=True):
+        """Rebuilds the layer. A serialized Python lambda runs arbitrary code when loaded, so (as in Keras) it is
+        refused unless ``safe_mode=False``."""
+        config = dict(config)
+        for key in ("function", "output_shape"):
+            value = config.get(key)
+            if isinstance(value, dict):
+                config[key] = _deserialize_function(value, custom_objects, safe_mode)
+        return cls(**config)
+
+
+def _serialize_function(fn):
+    import codecs
+    import marshal
+    import types
+
+    if isinstance(fn, types.LambdaType) and fn.__name__ == "<lambda>":
+        code = codecs.encode(marshal.dumps(fn.__code__), "base64").decode("ascii")  # Keras's func_dump
+        closure = tuple(c.cell_contents for c in fn.__closure__) if fn.__closure__ else None
+        return {"class_name": "__lambda__", "config": {"code": code, "defaults": fn.__defaults__, "closure": closure}}
+    name = getattr(fn, "__name__", None)
+    if name is None:
+        raise ValueError(f"Lambda: cannot serialize {fn!r} (of type {type(fn).__name__}): not a function")
+    # Keras writes every named function by name only, as an object of the builtin class `function`; loading finds
+    # it among the built-in activations / losses / metrics or in custom_objects.
+    return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
+
+
+def _deserialize_function(config, custom_objects, safe_mode):
+    import codecs
+    import importlib
+    import marshal
+    import types
+
+    if config.get("class_name") == "__lambda__":
+        if safe_mode:
+            raise ValueError("Requested the deserialization of a `Lambda` layer whose `function` is a Python lambda. "
+                             "This carries a potential risk of arbitrary code execution and thus it is disallowed by "
+                             "default. If you trust the source, pass safe_mode=False to Lambda.from_config.")
+        cfg = config["config"]
+        code = marshal.loads(codecs.decode(cfg["code"].encode("ascii"), "base64"))
+        closure = cfg.get("closure")
+        cells = tuple(types.CellType(c) for c in closure) if closure else None
+        defaults = tuple(cfg["defaults"]) if cfg.get("defaults") else None
+        return types.FunctionType(code, globals(), name=code.co_name, argdefs=defaults, closure=cells)
+    name = config.get("config")
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    module = config.get("module")
+    # Keras's search for "builtins" functions: its built-in modules (fastnn's counterparts here).
+    candidates = ["fastnn.activations", "fastnn.losses", "fastnn.metrics", "fastnn.ops"] if module == "builtins" \
+        else [module]
+    for candidate in candidates:
+        try:
+            fn = getattr(importlib.import_module(candidate), name, None)
+        except (ImportError, TypeError, ValueError):
+            fn = None
+        if callable(fn):
+            return fn
+    raise ValueError(f"Lambda: could not find the function {name!r}; pass it in custom_objects={{{name!r}: ...}}")

@@ -86,51 +86,51 @@ class KerasTensor:
             "outputs)) and has no values. Call the model on NumPy arrays to compute values."
         )
 
-    # Operators on symbolic tensors become anonymous Lambda layers, so `x ** 2` works in functional graphs.
-    def _op(self, fn, name, *others):
-        from fastnn.layers.core import Lambda
+    # Operators on symbolic tensors are graph nodes of Keras's operation classes (fastnn.layers.symbolic_ops), so
+    # `x ** 2` works in functional graphs and is written into configs as Keras writes it.
+    def _op(self, name, *operands):
+        from fastnn.layers import symbolic_ops
 
-        return Lambda(fn, name=unique_name(name))([self, *others]) if others else Lambda(fn, name=unique_name(name))(self)
+        return symbolic_ops.OPS[name]()(*operands)
 
     def __add__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a + b, "add")
+        return self._op("Add", self, o)
 
     def __radd__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: b + a, "add")
+        return self._op("Add", o, self)
 
     def __sub__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a - b, "subtract")
+        return self._op("Subtract", self, o)
 
     def __rsub__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: b - a, "subtract")
+        return self._op("Subtract", o, self)
 
     def __mul__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a * b, "multiply")
+        return self._op("Multiply", self, o)
 
     def __rmul__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: b * a, "multiply")
+        return self._op("Multiply", o, self)
 
     def __truediv__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a / b, "divide")
+        return self._op("TrueDivide", self, o)
+
+    def __rtruediv__(self, o):
+        return self._op("TrueDivide", o, self)
 
     def __pow__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a ** b, "power")
+        return self._op("Power", self, o)
+
+    def __rpow__(self, o):
+        return self._op("Power", o, self)
 
     def __neg__(self):
-        from fastnn.layers.core import Lambda
-
-        return Lambda(lambda a: -a, name=unique_name("negative"))(self)
+        return self._op("Negative", self)
 
     def __matmul__(self, o):
-        return _binary_symbolic(self, o, lambda a, b: a @ b, "matmul")
+        return self._op("Matmul", self, o)
 
-
-def _binary_symbolic(x, other, fn, name):
-    from fastnn.layers.core import Lambda
-
-    if isinstance(other, KerasTensor):
-        return Lambda(lambda ab: fn(ab[0], ab[1]), name=unique_name(name))([x, other])
-    return Lambda(lambda a: fn(a, other), name=unique_name(name))(x)
+    def __rmatmul__(self, o):
+        return self._op("Matmul", o, self)
 
 
 class Node:
@@ -186,6 +186,7 @@ class InputSpec:
         self.ndim = len(self.shape) if self.shape is not None else ndim
         self.max_ndim, self.min_ndim = max_ndim, min_ndim
         self.axes = {int(k): v for k, v in (axes or {}).items()}
+        self.allow_last_axis_squeeze = bool(allow_last_axis_squeeze)
         self.name = name
         self.optional = optional
 
@@ -200,12 +201,14 @@ def assert_input_compatibility(specs, inputs, layer_name):
         raise ValueError(f'Layer "{layer_name}" expects {len(specs)} input(s), but it received {len(flat)} input '
                          "tensors.")
     for i, (spec, x) in enumerate(zip(specs, flat)):
-        if spec is None:
+        if spec is None or (x is None and spec.optional):
             continue
         shape = tuple(x.shape)
         ndim = len(shape)
         head = f'Input {i} of layer "{layer_name}" is incompatible with the layer: '
-        if spec.ndim is not None and ndim != spec.ndim:
+        if spec.dtype is not None and str(np.dtype(x.dtype)) != str(np.dtype(spec.dtype)):
+            raise ValueError(f"{head}expected dtype={np.dtype(spec.dtype)}, found dtype={np.dtype(x.dtype)}")
+        if spec.ndim is not None and not spec.allow_last_axis_squeeze and ndim != spec.ndim:
             raise ValueError(f"{head}expected ndim={spec.ndim}, found ndim={ndim}. Full shape received: {shape_str(shape)}")
         if spec.max_ndim is not None and ndim > spec.max_ndim:
             raise ValueError(f"{head}expected max_ndim={spec.max_ndim}, found ndim={ndim}")
@@ -223,7 +226,11 @@ def assert_input_compatibility(specs, inputs, layer_name):
                 raise ValueError(f"{head}expected axis {axis} of input shape to have value {value}, but received "
                                  f"input with shape {shape_str(shape)}")
         if spec.shape is not None:
-            for want, got in zip(spec.shape, shape):
+            want_shape = spec.shape
+            if spec.allow_last_axis_squeeze:  # as Keras: a trailing axis of size 1 on either side is ignored
+                shape = shape[:-1] if shape and shape[-1] == 1 else shape
+                want_shape = want_shape[:-1] if want_shape and want_shape[-1] == 1 else want_shape
+            for want, got in zip(want_shape, shape):
                 if want is not None and got is not None and want != got:
                     raise ValueError(f"{head}expected shape={shape_str(spec.shape)}, found shape={shape_str(shape)}")
 
@@ -248,7 +255,7 @@ class LayerVariable(Variable):
 # Layer
 # ---------------------------------------------------------------------------------------------------------------
 _BASE_KWARGS = {"input_shape", "input_dim", "batch_input_shape", "batch_size", "weights", "activity_regularizer",
-                "autocast", "input_length"}
+                "autocast"}
 
 
 class Layer:
@@ -267,6 +274,7 @@ class Layer:
         object.__setattr__(obj, "_tracked_layers", [])
         object.__setattr__(obj, "_trainable_variables", [])
         object.__setattr__(obj, "_non_trainable_variables", [])
+        object.__setattr__(obj, "_tracked_metrics", [])
         return obj
 
     def __init__(self, *, activity_regularizer=None, trainable=True, dtype=None, autocast=True, name=None, **kwargs):
@@ -278,6 +286,14 @@ class Layer:
             raise TypeError(f"{type(self).__name__}: name must be a string, but received {name!r}")
         self.name = name or unique_name(to_snake_case(type(self).__name__))
         self._trainable = bool(trainable)
+        if not isinstance(autocast, bool):
+            raise TypeError(f"{type(self).__name__}: autocast must be True or False, but received {autocast!r}")
+        # As Keras: with autocast (the default) float inputs of another dtype are cast to the layer's dtype;
+        # autocast=False leaves them as they are (a float64 input stays float64). Integer inputs are never cast.
+        self.autocast = autocast
+        from fastnn.layers.serialization import dtype_from_config
+
+        dtype = dtype_from_config(dtype)  # Keras configs write {"class_name": "DTypePolicy", ...}
         self.dtype = str(_dtypes.standardize_dtype(dtype, type(self).__name__) or _dtypes.floatx)
         self.built = False
         self.input_spec = None
@@ -305,6 +321,10 @@ class Layer:
 
     # -- attribute tracking -----------------------------------------------------------------------------------
     def __setattr__(self, name, value):
+        if _is_metric(value) and name != "_loss_tracker":
+            # As Keras: metrics held as attributes join model.metrics (reset every epoch, reported in the logs).
+            if all(value is not m for m in self._tracked_metrics):
+                self._tracked_metrics.append(value)
         if isinstance(value, Layer) and not name.startswith("_inbound"):
             if value is not self and all(value is not l for l in self._tracked_layers):
                 self._tracked_layers.append(value)
@@ -516,7 +536,7 @@ class Layer:
         return x
 
     def _autocast(self):
-        return True
+        return self.autocast
 
     def _eager_call(self, args, kwargs):
         inputs = map_structure(self._convert_input, args[0])
@@ -583,6 +603,19 @@ class Layer:
         else:
             outputs = map_structure_shapes(make, out_shapes)
         call_kwargs = {k: v for k, v in kwargs.items()}
+        tensor_arguments = [a for a in list(args) + list(kwargs.values())
+                            if any(isinstance(t, KerasTensor) for t in flatten(a))]
+        if self._call_has_training and "training" not in call_kwargs:
+            # Keras resolves `training` (the call context, else the call signature's default) and records a
+            # value that is not None in the node (Dropout: training=False); a model's own training flag still
+            # overrides it when the graph runs (Functional.call).
+            value = _ctx.training if _ctx.training is not None else _training_default(type(self))
+            if value is not None:
+                call_kwargs["training"] = value
+        if self._call_has_mask and "mask" not in call_kwargs and len(tensor_arguments) == 1:
+            # Keras fills in the inputs' mask (None: fastnn has no masks yet) for a call with a `mask` argument,
+            # and records it in the node, so it appears in the model config.
+            call_kwargs["mask"] = None
         node = Node(self, args, call_kwargs, outputs)
         self._inbound_nodes.append(node)
         return outputs
@@ -592,9 +625,13 @@ class Layer:
 
     # -- config -----------------------------------------------------------------------------------------------
     def get_config(self) -> dict:
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
-        if self._batch_input_shape is not None:
-            config["batch_input_shape"] = self._batch_input_shape
+        """Keras's base config: name, trainable, the dtype policy, and the activity regularizer when there is one.
+        (``input_shape=`` is not written: a Sequential model records it as its InputLayer, as Keras does.)"""
+        from fastnn.layers.serialization import dtype_policy_config, serialize_keras_object
+
+        config = {"name": self.name, "trainable": self.trainable, "dtype": dtype_policy_config(self.dtype)}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = serialize_keras_object(self.activity_regularizer)
         return config
 
     @classmethod
@@ -622,6 +659,19 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+_METRIC_CLASS = []
+
+
+def _is_metric(value) -> bool:
+    if isinstance(value, (int, float, str, tuple, list, dict, np.ndarray, Tensor)) or value is None:
+        return False  # the common attribute values, without the lookup below
+    if not _METRIC_CLASS:
+        from fastnn.metrics import Metric  # imported here: fastnn.metrics is imported after the layers
+
+        _METRIC_CLASS.append(Metric)
+    return isinstance(value, _METRIC_CLASS[0])
 
 
 def _is_shape(s) -> bool:
@@ -657,6 +707,11 @@ def _call_signature(cls):
         return inspect.signature(cls.call).parameters
     except (TypeError, ValueError):
         return {}
+
+
+def _training_default(cls):
+    p = _call_signature(cls).get("training")
+    return None if p is None or p.default is inspect.Parameter.empty else p.default
 
 
 def _has_var_kw(cls):

@@ -22,6 +22,7 @@ class Reshape(Layer):
             raise ValueError(f"Reshape: target_shape may hold at most one -1 and otherwise positive ints, but "
                              f"received {target_shape}")
         self.target_shape = target_shape
+        self.built = True  # as Keras: built at construction, so its config has no build_config
 
     def _resolve(self, input_shape):
         rest = input_shape[1:]

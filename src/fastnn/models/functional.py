@@ -7,9 +7,11 @@ Example:
 """
 from __future__ import annotations
 
+import numpy as np
+
 from fastnn.autograd import Tensor
 from fastnn.layers.input_layer import InputLayer
-from fastnn.layers.layer import (InputSpec, KerasTensor, Layer, flatten, map_structure, shape_str, unique_name)
+from fastnn.layers.layer import InputSpec, KerasTensor, Layer, flatten, map_structure, unique_name
 from fastnn.models.model import Model
 
 
@@ -19,8 +21,8 @@ def _node_of(t: KerasTensor):
 
 
 def build_graph(inputs, outputs, model_name):
-    """Topologically ordered nodes from ``inputs`` to ``outputs`` (iterative post-order DFS) and the layers in
-    order of first use, input layers first. Raises ValueError for tensors not connected to the inputs."""
+    """Topologically ordered nodes from ``inputs`` to ``outputs`` (iterative post-order DFS), the order the model
+    runs them in. Raises ValueError for tensors not connected to the inputs."""
     input_ids = {id(t) for t in inputs}
     order, state = [], {}
     for out in outputs:
@@ -57,17 +59,89 @@ def build_graph(inputs, outputs, model_name):
                         f'of model "{model_name}".')
                 if state.get(id(pnode)) != 2:
                     stack.append((pnode, False))
-    layers, seen = [], set()
-    for t in inputs:
-        l = t._history[0]
-        if id(l) not in seen:
-            seen.add(id(l))
-            layers.append(l)
-    for node in order:
-        if id(node.layer) not in seen:
-            seen.add(id(node.layer))
-            layers.append(node.layer)
-    return order, layers
+    return order
+
+
+def keras_layer_order(inputs, outputs):
+    """The layers of the graph in Keras's order (see ``keras_graph_map``)."""
+    return keras_graph_map(inputs, outputs)[0]
+
+
+def graph_is_sequential_like(model):
+    """Keras's test in print_summary: a functional model prints as a Sequential one (no "Connected to" column)
+    when every depth holds one node with at most one input tensor and no layer is called twice in the graph."""
+    for nodes in model._nodes_by_depth.values():
+        if len(nodes) > 1 or (len(nodes) == 1 and len(nodes[0].input_tensors) > 1):
+            return False
+    graph_nodes = {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
+    return all(sum(id(n) in graph_nodes for n in layer._inbound_nodes) <= 1 for layer in model.layers)
+
+
+def keras_graph_map(inputs, outputs):
+    """(layers, nodes_by_depth) of the graph as Keras 3 computes them. The layers in Keras 3's order (``keras.src.ops.function.map_graph``), which ``model.layers``,
+    ``get_weights()``, ``summary()`` and ``get_config()`` follow, so weights transfer between the two libraries.
+
+    Keras walks the graph depth-first from each output (inputs of a node in argument order), numbering each layer
+    when it is first reached; then it gives every node a depth (0 at the outputs; a parent is one deeper than its
+    deepest child) and a shared layer the largest depth of its nodes; layers are listed by decreasing depth and,
+    at equal depth, by that first-reached number. Input layers not connected to the outputs get depth 0 and lead
+    the layers of that depth.
+    """
+    input_ids = {id(t) for t in inputs}
+    finished, in_progress = set(), set()
+    nodes_in_decreasing_depth, first_reached = [], {}
+    for out in outputs:
+        # Keras's recursive _build_map_helper, made iterative: (tensor, children_done) frames.
+        stack = [(out, False)]
+        while stack:
+            tensor, children_done = stack.pop()
+            layer, node_index, _ = tensor._history
+            node = layer._inbound_nodes[node_index]
+            if children_done:
+                finished.add(id(node))
+                in_progress.discard(id(node))
+                nodes_in_decreasing_depth.append(node)
+                continue
+            if id(node) in finished:
+                continue
+            is_input = isinstance(layer, InputLayer)
+            if not is_input and id(tensor) in input_ids:
+                finished.add(id(node))
+                continue
+            if id(node) in in_progress:
+                raise ValueError(f"Tensor {tensor!r} from layer '{layer.name}' is part of a cycle.")
+            first_reached.setdefault(id(layer), (len(first_reached), layer))
+            in_progress.add(id(node))
+            stack.append((tensor, True))
+            if not is_input:
+                # Reversed so the first argument is walked first, as in Keras's recursion.
+                stack.extend((t, False) for t in reversed(node.input_tensors))
+    in_graph = {id(n) for n in nodes_in_decreasing_depth}
+    node_depth, layer_depth = {}, {}
+    for node in reversed(nodes_in_decreasing_depth):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = depth
+        node_depth[id(node)] = depth
+        for t in node.input_tensors:
+            parent = _node_of(t)
+            if id(parent) in in_graph:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    for t in inputs:  # unused inputs: depth 0, after everything reached from the outputs
+        layer = t._history[0]
+        if id(layer) not in layer_depth:
+            layer_depth[id(layer)] = 0
+            first_reached[id(layer)] = (-1, layer)
+            node = layer._inbound_nodes[0]
+            node_depth[id(node)] = 0
+            nodes_in_decreasing_depth.append(node)
+    nodes_by_depth = {}
+    for node in nodes_in_decreasing_depth:
+        nodes_by_depth.setdefault(node_depth[id(node)], [])
+        if all(n is not node for n in nodes_by_depth[node_depth[id(node)]]):
+            nodes_by_depth[node_depth[id(node)]].append(node)
+    by_layer = {key: layer for key, (_, layer) in first_reached.items()}
+    layers = sorted(by_layer.values(), key=lambda l: (-layer_depth[id(l)], first_reached[id(l)][0]))
+    return layers, nodes_by_depth
 
 
 class Functional(Model):
@@ -92,7 +166,8 @@ class Functional(Model):
         self._outputs_struct = outputs
         self.inputs = flat_in
         self.outputs = flatten(outputs)
-        self._nodes, self._graph_layers = build_graph(self.inputs, self.outputs, self.name)
+        self._nodes = build_graph(self.inputs, self.outputs, self.name)
+        self._graph_layers, self._nodes_by_depth = keras_graph_map(self.inputs, self.outputs)
         self.output_names = list(outputs.keys()) if isinstance(outputs, dict) else \
             [t._history[0].name for t in self.outputs]
         self.input_names = [t._history[0].name for t in self.inputs]
@@ -104,8 +179,16 @@ class Functional(Model):
         return list(self._graph_layers)
 
     @property
-    def layers(self):
+    def operations(self):
+        """Every node's layer or operation in Keras's order (operators on symbolic tensors included)."""
         return list(self._graph_layers)
+
+    @property
+    def layers(self):
+        """The layers in Keras's order; operations such as ``x + y`` are not layers (see ``operations``)."""
+        from fastnn.layers.symbolic_ops import SymbolicOp
+
+        return [l for l in self._graph_layers if not isinstance(l, SymbolicOp)]
 
     def _order_inputs(self, inputs):
         if isinstance(inputs, dict):
@@ -136,6 +219,8 @@ class Functional(Model):
             get = lambda t: values[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
             args = map_structure(get, node.args)
             kw = map_structure(get, node.kwargs)
+            if training is not None and node.layer._call_has_training:
+                kw["training"] = training  # as Keras: the model's flag overrides what the node recorded
             out = node.layer(*args, **kw)
             for kt, v in zip(node.output_tensors, flatten(out)):
                 values[id(kt)] = v
@@ -158,30 +243,18 @@ class Functional(Model):
         res = [shapes[id(t)] for t in self.outputs]
         return res[0] if len(res) == 1 and not isinstance(self._outputs_struct, (list, tuple, dict)) else res
 
-    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
-                layer_range=None):
-        from fastnn.models.summary import _fmt_shape, summary_lines
-
-        rows = []
-        node_ids = {id(n) for n in self._nodes}
-        for layer in self.layers:
-            nodes = [n for n in layer._inbound_nodes if id(n) in node_ids]
-            outs = nodes[0].output_tensors if nodes else []
-            shape = _fmt_shape([o.shape for o in outs] if len(outs) > 1 else (outs[0].shape if outs else None))
-            conn = []
-            for n in nodes:
-                for t in n.input_tensors:
-                    l, ni, ti = t._history
-                    conn.append(f"{l.name}[{ni}][{ti}]")
-            n_params = sum(int(__import__('numpy').prod(w.shape)) for w in layer.weights)
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape, n_params, ",\n".join(conn) or "-"))
-        lines = summary_lines(self, rows, connected=True, line_length=line_length)
-        (print_fn or print)("\n".join(lines))
+    def _summary_shape(self, layer):
+        # Keras's format_layer_shape: the output shape(s) of the layer's last call.
+        return super()._summary_shape(layer)
 
     def get_config(self):
+        """Keras's functional config: name, trainable, one entry per layer of ``model.layers`` (Keras's serialized
+        layer plus its name and the calls that belong to this model), input_layers and output_layers."""
+        from fastnn.layers.serialization import serialize_layer
+
         node_ids = {id(n) for n in self._nodes}
         layer_configs = []
-        for layer in self.layers:
+        for layer in self.operations:
             nodes = [n for n in layer._inbound_nodes if id(n) in node_ids]
             inbound = []
             for n in nodes:
@@ -189,16 +262,25 @@ class Functional(Model):
                     continue
                 inbound.append({"args": _serialize_args(n.args, node_ids), "kwargs":
                                 _serialize_args(n.kwargs, node_ids)})
-            layer_configs.append({"class_name": type(layer).__name__, "name": layer.name,
-                                  "config": layer.get_config(), "inbound_nodes": inbound})
+            entry = serialize_layer(layer)
+            entry["name"] = layer.name
+            entry["inbound_nodes"] = inbound
+            layer_configs.append(entry)
 
         def ref(t):
             l, ni, ti = t._history
-            return [l.name, _model_node_index(l, ni, node_ids), ti]
+            # Keras counts the node a Functional model has from its own construction (inputs -> outputs) here, but
+            # not inside inbound_nodes (serialize_node): a nested functional model's first call is node 1 here.
+            offset = 1 if isinstance(l, Functional) else 0
+            return [l.name, _model_node_index(l, ni, node_ids) + offset, ti]
 
         return {"name": self.name, "trainable": self.trainable, "layers": layer_configs,
                 "input_layers": map_structure(ref, self._inputs_struct),
                 "output_layers": map_structure(ref, self._outputs_struct)}
+
+    def get_build_config(self):
+        # A functional model is built by construction: Keras writes {"input_shape": None} unless build() ran.
+        return {"input_shape": self._build_input_shape}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -232,7 +314,10 @@ class Functional(Model):
             raise ValueError(f"Functional.from_config: could not reconnect layers {[p[0] for p in pending]}")
 
         def get(r):
-            return outputs_by_node[(r[0], r[1])][r[2]]
+            name, node_index, tensor_index = r
+            if isinstance(created.get(name), Functional) and node_index >= 1:
+                node_index -= 1  # Keras's input/output_layers count a functional model's own first node
+            return outputs_by_node[(name, node_index)][tensor_index]
 
         inputs = _map_refs(get, config["input_layers"])
         outputs = _map_refs(get, config["output_layers"])
@@ -254,17 +339,31 @@ def _model_node_index(layer, node_index, node_ids):
 
 
 def _serialize_args(structure, node_ids):
+    """Call arguments as Keras's serialize_node writes them: each KerasTensor as {"class_name":
+    "__keras_tensor__", "config": {shape, dtype, keras_history}} (tuples stay tuples, as in Keras)."""
     def f(t):
         if isinstance(t, KerasTensor):
             l, ni, ti = t._history
-            return {"__keras_tensor__": [l.name, _model_node_index(l, ni, node_ids), ti]}
+            return {"class_name": "__keras_tensor__", "config": {
+                "shape": t.shape, "dtype": t.dtype, "keras_history": [l.name, _model_node_index(l, ni, node_ids), ti]}}
+        if isinstance(t, (np.ndarray, Tensor)):  # a constant operand (x @ w): Keras's "__numpy__" / "__tensor__"
+            a = np.asarray(t)
+            kind = "__numpy__" if isinstance(t, np.ndarray) else "__tensor__"
+            return {"class_name": kind, "config": {"value": a.tolist(), "dtype": str(a.dtype)}}
+        if isinstance(t, np.generic):
+            return t.item()
         return t
 
     return map_structure(f, structure)
 
 
 def _deserialize_args(structure, outputs_by_node):
-    if isinstance(structure, dict) and "__keras_tensor__" in structure:
+    if isinstance(structure, dict) and structure.get("class_name") in ("__tensor__", "__numpy__"):
+        return np.asarray(structure["config"]["value"], dtype=structure["config"]["dtype"])
+    if isinstance(structure, dict) and structure.get("class_name") == "__keras_tensor__":
+        name, ni, ti = structure["config"]["keras_history"]
+        return outputs_by_node[(name, ni)][ti]
+    if isinstance(structure, dict) and "__keras_tensor__" in structure:  # configs of older fastnn versions
         name, ni, ti = structure["__keras_tensor__"]
         return outputs_by_node[(name, ni)][ti]
     if isinstance(structure, (list, tuple)):

@@ -86,7 +86,9 @@ def _to_float(v):
     if isinstance(v, Tensor):
         v = v.numpy()
     if isinstance(v, np.ndarray):
-        return float(v) if v.size == 1 else v
+        # As Keras's logs: a scalar result becomes a float, a vector result (F1Score per class, even of size 1)
+        # stays an array.
+        return float(v) if v.ndim == 0 else v
     if isinstance(v, (np.generic, numbers.Number)):
         return float(v)
     return v
@@ -101,30 +103,95 @@ def _check_batch_size(batch_size, what="batch_size"):
 
 
 def _class_weights_to_sample_weights(y, class_weight):
+    """Keras's ``class_weight_to_sample_weights``: one weight per sample from its class (argmax of one-hot rows,
+    else the rounded label); a class missing from ``class_weight`` gets weight 1.0."""
     if isinstance(y, (list, dict)):
-        raise ValueError("`class_weight` is only supported for models with a single output.")
+        raise ValueError("`class_weight` is only supported for Models with a single output.")
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"`class_weight` must be a dict {{class index: weight}}, but received "
+                        f"{type(class_weight).__name__}")
     y = np.asarray(y)
-    if y.ndim > 1 and y.shape[-1] > 1:
-        labels = np.argmax(y, axis=-1)
+    if y.ndim > 1:
+        labels = np.argmax(y, axis=-1) if y.shape[-1] != 1 else np.squeeze(y, axis=-1)
     else:
-        labels = y.reshape(y.shape[0], -1)[:, 0] if y.ndim > 1 else y
-        labels = np.round(labels).astype("int64")
-    keys = np.array(sorted(class_weight))
-    missing = set(np.unique(labels).tolist()) - set(int(k) for k in keys)
-    if missing:
-        raise ValueError(f"`class_weight` must contain all classes in the data. The classes {sorted(missing)} exist "
-                         f"in the data but not in `class_weight`.")
-    lut = np.zeros(int(max(keys.max(), labels.max())) + 1, dtype="float32")
-    for k, w in class_weight.items():
-        lut[int(k)] = w
-    return lut[labels]
+        labels = y
+    labels = np.round(labels).astype("int32")
+    sample_weight = np.ones(labels.shape[0], dtype="float32")
+    for i, label in enumerate(labels.reshape(labels.shape[0], -1)[:, 0] if labels.ndim > 1 else labels):
+        sample_weight[i] = class_weight.get(int(label), 1.0)
+    return sample_weight
+
+
+def _metrics_per_output(spec, n, names, argument):
+    """Keras's CompileMetrics._build_metrics_set: one list of metrics per output. One output takes every metric
+    (nested lists and dicts flattened); several outputs need a list / tuple with one entry (a metric, a list of
+    them, or None) per output, or a dict keyed by output names."""
+    if n == 1:
+        return [flatten(spec)]
+    if isinstance(spec, (list, tuple)) and len(spec) == n:
+        return [[] if m is None else (list(m) if isinstance(m, (list, tuple)) else [m]) for m in spec]
+    if isinstance(spec, dict) and set(spec) <= set(names):
+        return [[] if spec.get(k) is None else (list(spec[k]) if isinstance(spec[k], (list, tuple)) else [spec[k]])
+                for k in names]
+    raise ValueError(f"Invalid `{argument}`. `{argument}` should contain metrics objects and either be a dict or a "
+                     f"list matching the output names of the functional model {names} or match the output structure "
+                     f"of the model ({n} outputs). Received: {argument}={spec}")
 
 
 class _CompiledMetric:
-    __slots__ = ("spec", "output", "obj", "weighted", "spec_name")
+    """One metric of ``compile``: its spec, the output it watches, whether it takes sample weights, and the key of
+    its value in the logs (``log_name``, given by ``_CompileMetrics.assign_log_names``)."""
+    __slots__ = ("spec", "output", "obj", "weighted", "log_name")
 
-    def __init__(self, spec, output):
-        self.spec, self.output, self.obj, self.weighted, self.spec_name = spec, output, None, False, None
+    def __init__(self, spec, output, weighted):
+        self.spec, self.output, self.obj, self.weighted, self.log_name = spec, output, None, weighted, None
+
+
+class _CompileMetrics:
+    """Keras's ``CompileMetrics``: the container of the metrics given to ``compile`` (``model.metrics[1]``, named
+    "compile_metrics"); its ``result()`` is the dict of their values under Keras's log names."""
+
+    name = "compile_metrics"
+
+    def __init__(self):
+        self.entries = []  # _CompiledMetric, unweighted ones first (Keras's _flat_metrics + _flat_weighted_metrics)
+        self.built = False
+
+    @property
+    def metrics(self):
+        return [e.obj for e in self.entries]
+
+    def assign_log_names(self, output_names):
+        """Keras's ``CompileMetrics.result`` naming: the metric's name, prefixed with the output's name for models
+        with several outputs; a repeated name gets ``_1``, ``_2``, ...; a weighted metric whose name is taken
+        becomes ``weighted_<name>`` (then ``_1``, ... if that is taken too)."""
+        counters = {}
+        for e in self.entries:
+            prefix = f"{output_names[e.output]}_" if output_names else ""
+            name = prefix + e.obj.name
+            if name not in counters:
+                counters[name] = 1
+            elif not e.weighted:
+                counters[name] += 1
+                name = f"{name}_{counters[name] - 1}"
+            else:
+                name = f"{prefix}weighted_{e.obj.name}"
+                if name not in counters:
+                    counters[name] = 1
+                else:
+                    counters[name] += 1
+                    name = f"{name}_{counters[name] - 1}"
+            e.log_name = name
+
+    def reset_state(self):
+        for m in self.metrics:
+            m.reset_state()
+
+    def result(self):
+        return {e.log_name: e.obj.result() for e in self.entries} if self.built else {}
+
+    def __repr__(self):
+        return f"<CompileMetrics name={self.name}>"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -160,7 +227,11 @@ class Model(Layer):
         self._loss_tracker = None
         self._compiled_metrics = []
         self._loss_objs = None
+        self._compile_metrics = None
         self._per_output_loss_trackers = []
+        self.run_eagerly = False
+        self.jit_compile = False
+        self.steps_per_execution = 1
 
     # -- building -------------------------------------------------------------------------------------------------
     def build(self, input_shape=None):
@@ -210,17 +281,22 @@ class Model(Layer):
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
                 layer_range=None):
-        """Prints Keras's table: layer (type), output shape, parameter count, and the parameter totals."""
-        from fastnn.models.summary import summary_lines
+        """Prints Keras's table: layer (type), output shape, parameter count ("Connected to" for branching functional
+        models), then the parameter totals and, once the optimizer is built, "Optimizer params" (counted in the
+        total, as Keras does).
 
-        rows = []
-        for layer in self.layers:
-            shape = self._summary_shape(layer)
-            n = sum(int(np.prod(w.shape)) for w in layer.weights) if layer.built else "0 (unbuilt)"
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape, n, ""))
-        lines = summary_lines(self, rows, connected=False, line_length=line_length)
-        out = print_fn or print
-        out("\n".join(lines))
+        Args:
+            line_length: total width (default: 88, or 108 with "Connected to", capped at the terminal width - 4).
+            positions: the columns' end positions as fractions of line_length (Keras's default [0.45, 0.80, 1.0]).
+            print_fn: called with the whole text (default print).
+            expand_nested: also list the layers of nested models, indented.
+            show_trainable: add a "Trainable" column (Y / N, "-" for layers without weights).
+            layer_range: [first, last] regular expressions matched against layer names (both included).
+        """
+        from fastnn.models.summary import print_summary
+
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      expand_nested=expand_nested, show_trainable=show_trainable, layer_range=layer_range)
 
     def _summary_shape(self, layer):
         from fastnn.models.summary import _fmt_shape
@@ -245,7 +321,44 @@ class Model(Layer):
             loss_weights: list or dict of floats weighting the per-output losses.
             metrics: list of names ("accuracy", "mae", ...), functions or Metric instances; or a list / dict per
                 output.
+            weighted_metrics: metrics that also receive the sample weights (named ``weighted_<name>`` in the logs
+                when ``metrics`` already has one of that name, as in Keras).
+            run_eagerly: fastnn always runs eagerly; as in Keras's TensorFlow backend, the per-output losses of a
+                multi-output model are then averaged weighted by batch size (True) or as the plain mean of the
+                batch values (False, Keras's traced step); see ``compute_metrics``.
+            steps_per_execution: batches run per "execution" (a positive int): callbacks'
+                ``on_*_batch_begin`` / ``on_*_batch_end`` are called once per execution, with the index of its first
+                and of its last batch (``begin + steps_per_execution - 1``), as Keras does. Training itself is the
+                same batch by batch.
+            jit_compile: "auto" or False run eagerly (Keras's "auto" is False on a CPU). True warns: fastnn has no
+                compiled step yet, so the model runs eagerly (bit-identical results).
+            auto_scale_loss: as in Keras, it only acts on a ``mixed_float16`` dtype policy, which fastnn does not
+                have, so it never changes anything; it must be a bool.
         """
+        if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, numbers.Integral) or \
+                steps_per_execution < 1:
+            raise ValueError(f"compile: steps_per_execution must be a positive int, but received "
+                             f"{steps_per_execution!r}")
+        if not isinstance(run_eagerly, bool):
+            raise TypeError(f"compile: run_eagerly must be True or False, but received {run_eagerly!r}")
+        if not isinstance(auto_scale_loss, bool):
+            raise TypeError(f"compile: auto_scale_loss must be True or False, but received {auto_scale_loss!r}")
+        if jit_compile not in ("auto", True, False, None):
+            raise ValueError(f'compile: jit_compile must be "auto", True or False, but received {jit_compile!r}')
+        if jit_compile == "auto" or jit_compile is None:
+            jit_compile = False  # Keras's "auto" on a CPU-only machine
+        if jit_compile and run_eagerly:
+            warnings.warn("If `run_eagerly` is True, then `jit_compile` cannot also be True. Disabling "
+                          "`jit_compile`.", stacklevel=2)  # Keras's warning
+            jit_compile = False
+        if jit_compile:
+            warnings.warn("compile(jit_compile=True): fastnn has no compiled (traced) train / test / predict step "
+                          "yet; the model runs eagerly, with the same results. Pass jit_compile=False (or 'auto') "
+                          "to silence this warning.", UserWarning, stacklevel=2)
+        self.jit_compile = bool(jit_compile)
+        self.run_eagerly = run_eagerly
+        self.steps_per_execution = int(steps_per_execution)
+        self._auto_scale_loss = auto_scale_loss
         self.optimizer = _optimizers.get(optimizer)
         self._loss_spec = loss
         self._loss_weights_spec = loss_weights
@@ -253,6 +366,10 @@ class Model(Layer):
         for l in flatten(loss) if isinstance(loss, (list, tuple, dict)) else [loss]:
             if l is not None:
                 _losses.get(l)
+        for argument, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+            if value and not isinstance(value, (list, tuple, dict)):
+                raise ValueError(f"Expected `{argument}` argument to be a list, tuple, or dict. Received instead: "
+                                 f"{argument}={value} of type {type(value)}")
         self._metrics_spec = metrics
         for m in (flatten(metrics) if isinstance(metrics, (list, tuple, dict)) else [metrics]):
             if m is not None and not (isinstance(m, str) and m.lower() in ("accuracy", "acc")):
@@ -261,6 +378,8 @@ class Model(Layer):
         self._loss_tracker = _metrics.Mean(name="loss")
         self._loss_objs = None
         self._compiled_metrics = None
+        # As Keras: the container exists from compile on when metrics were given (metrics_names shows it).
+        self._compile_metrics = _CompileMetrics() if metrics is not None or weighted_metrics is not None else None
         self._per_output_loss_trackers = []
         self.compiled = True
         self.stop_training = False
@@ -272,14 +391,26 @@ class Model(Layer):
 
     @property
     def metrics(self) -> list:
-        """The stateful metrics: the loss tracker ("loss") first, then the compiled metrics."""
+        """As Keras: the loss tracker ("loss"), the container of the compiled metrics ("compile_metrics", its
+        ``.metrics`` lists them), one loss tracker per output ("<output>_loss") for several outputs, then the
+        metrics held as attributes of the model and of its layers."""
         out = []
-        if self._loss_tracker is not None:
-            out.append(self._loss_tracker)
-        for cm in self._compiled_metrics or []:
-            if cm.obj is not None:
-                out.append(cm.obj)
-        out.extend(self._per_output_loss_trackers)
+        if self.compiled:
+            if self._loss_tracker is not None:
+                out.append(self._loss_tracker)
+            if getattr(self, "_compile_metrics", None) is not None:
+                out.append(self._compile_metrics)
+            out.extend(self._per_output_loss_trackers)
+        # Then, as Keras, metrics held as attributes of the model, then those of its layers (not of nested models,
+        # whose own training state Keras ignores).
+        out.extend(self._tracked_metrics)
+        stack = list(reversed(self._sublayers()))
+        while stack:
+            layer = stack.pop()
+            if isinstance(layer, Model):
+                continue
+            out.extend(m for m in layer._tracked_metrics if all(m is not o for o in out))
+            stack.extend(reversed(layer._sublayers()))
         return out
 
     @property
@@ -317,9 +448,8 @@ class Model(Layer):
         names = self._output_names(n)
         spec = self._loss_spec
         if isinstance(spec, dict):
-            unknown = set(spec) - set(names)
-            if unknown:
-                raise ValueError(f"compile: loss keys {sorted(unknown)} do not match the output names {names}")
+            if set(spec) != set(names):  # Keras's CompileLoss: every output has a key (its value may be None)
+                raise ValueError(f"Expected keys {names} in loss dict, but found loss.keys()={sorted(spec)}")
             objs = [spec.get(k) for k in names]
         elif isinstance(spec, (list, tuple)):
             if len(spec) != n:
@@ -337,43 +467,42 @@ class Model(Layer):
         if w is None:
             self._loss_w = [1.0] * n
         elif isinstance(w, dict):
+            missing = [k for k in names if k not in w]
+            if missing and n > 1:  # Keras fails here too (a KeyError)
+                raise ValueError(f"compile: loss_weights has no weight for the output(s) {missing}; expected the keys "
+                                 f"{names}")
             self._loss_w = [float(w.get(k, 1.0)) for k in names]
         elif isinstance(w, (list, tuple)):
             if len(w) != n:
                 raise ValueError(f"compile: {len(w)} loss_weights were given for a model with {n} outputs")
             self._loss_w = [float(v) for v in w]
         else:
+            if n > 1:
+                raise TypeError(f"compile: loss_weights for a model with {n} outputs must be a list or a dict keyed by "
+                                f"output name, but received {w!r}")
             self._loss_w = [float(w)] * n
-        if n > 1:
+        if sum(l is not None for l in self._loss_objs) > 1:  # Keras: per-output trackers only for several losses
             self._per_output_loss_trackers = [_metrics.Mean(name=f"{nm}_loss") for nm, l in zip(names, self._loss_objs)
                                               if l is not None]
-        # Metrics
+        # Metrics, in Keras's order: every unweighted one (output by output), then every weighted one.
         compiled = []
         for weighted, mspec in ((False, self._metrics_spec), (True, self._weighted_metrics_spec)):
-            if mspec is None:
+            if not mspec:
                 continue
-            if isinstance(mspec, dict):
-                per = [mspec.get(k) or [] for k in names]
-            elif n > 1 and isinstance(mspec, (list, tuple)) and mspec and all(
-                    isinstance(m, (list, tuple)) or m is None for m in mspec):
-                per = [m or [] for m in mspec]
-            else:
-                per = [mspec] * n
+            per = _metrics_per_output(mspec, n, names, "weighted_metrics" if weighted else "metrics")
             for i, ms in enumerate(per):
                 ms = ms if isinstance(ms, (list, tuple)) else [ms]
                 for m in ms:
-                    cm = _CompiledMetric(m, i)
+                    cm = _CompiledMetric(m, i, weighted)
                     cm.obj = self._make_metric(m, y_flat[i], p_flat[i])
-                    base = cm.obj.name
-                    if weighted and any(not c.weighted and c.output == i and c.spec_name == base for c in compiled):
-                        base = "weighted_" + base  # as Keras: only to tell it from an unweighted twin
-                        cm.obj.name = base
-                    cm.spec_name = base
-                    if n > 1:
-                        cm.obj.name = f"{names[i]}_{base}"
-                    cm.weighted = weighted
                     compiled.append(cm)
         self._compiled_metrics = compiled
+        if self._compile_metrics is None and compiled:
+            self._compile_metrics = _CompileMetrics()
+        if self._compile_metrics is not None:
+            self._compile_metrics.entries = compiled
+            self._compile_metrics.assign_log_names(names if n > 1 else None)
+            self._compile_metrics.built = True
 
     @staticmethod
     def _make_metric(identifier, y_true, y_pred):
@@ -446,7 +575,12 @@ class Model(Layer):
             cm.obj.update_state(y_flat[i], p_flat[i].numpy() if isinstance(p_flat[i], Tensor) else p_flat[i],
                                 sample_weight=sw_flat[i] if cm.weighted else None)
         if self._per_output_loss_trackers and getattr(self, "_last_output_losses", None):
-            n = len(flatten(x)[0]) if x is not None else 1
+            # Keras's CompileLoss weights each batch's per-output loss by `y_pred.shape[0]`; inside the traced step
+            # of the TensorFlow backend (the default, run_eagerly=False) that static size is unknown (None), so
+            # each batch counts once: the epoch value is the plain mean of the batch values, unlike "loss" (weighted
+            # by batch size). With a partial last batch the per-output losses then do not add up to "loss". We
+            # reproduce both: size-weighted with run_eagerly=True, plain mean otherwise.
+            n = len(flatten(x)[0]) if (x is not None and self.run_eagerly) else None
             for t, l in zip(self._per_output_loss_trackers, self._last_output_losses):
                 t.update_state(float(l.numpy()), sample_weight=n)
         return self.get_metrics_result()
@@ -478,6 +612,11 @@ class Model(Layer):
         """One optimization step on a batch ``(x, y, sample_weight)``; returns the logs. Override for custom
         training (the default: forward in training mode, compute_loss, GradientTape, optimizer.apply)."""
         x, y, sample_weight = self._unpack(data)
+        if not self.built:
+            # As Keras's fit (which builds the model before the first step): a subclassed model creates its weights
+            # in its first call, so run it once, or the first step would find no variables and not update.
+            with no_grad():
+                self(x, training=False)
         variables = self.trainable_weights
         self._clear_activity_losses()
         with GradientTape() as tape:
@@ -541,11 +680,10 @@ class Model(Layer):
             raise ValueError(f"fit: epochs must be a non-negative int, but received {epochs!r}")
         if verbose not in ("auto", 0, 1, 2):
             raise ValueError(f"fit: verbose must be 'auto', 0, 1 or 2, but received {verbose!r}")
+        _should_eval(0, validation_freq)  # a bad validation_freq fails before any training
         x, y, sample_weight, n = self._prepare(x, y, sample_weight, "fit")
-        if class_weight is not None:
-            if sample_weight is not None:
-                raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
-            sample_weight = _class_weights_to_sample_weights(y, class_weight)
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
         val = None
         if validation_data is not None:
             vd = tuple(validation_data)
@@ -568,6 +706,10 @@ class Model(Layer):
             n = split
         if n == 0:
             raise ValueError("fit: the training data is empty (0 samples)")
+        if class_weight is not None:
+            # As Keras: class weights weight the training data only (after the validation split), never the
+            # validation data.
+            sample_weight = _class_weights_to_sample_weights(y, class_weight)
         steps = steps_per_epoch or int(math.ceil(n / batch_size))
         cbs = _callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self)
         cbs.set_params({"verbose": verbose, "epochs": epochs, "steps": steps})
@@ -582,29 +724,36 @@ class Model(Layer):
             for epoch in range(initial_epoch, epochs):
                 self.reset_metrics()
                 cbs.on_epoch_begin(epoch)
-                for step, index in enumerate(batches.epoch()):
-                    cbs.on_train_batch_begin(step)
+                epoch_batches = list(batches.epoch())
+                for step, index in enumerate(epoch_batches):
+                    begin, end = _execution_of(step, self.steps_per_execution)
+                    if step == begin:
+                        cbs.on_train_batch_begin(begin)
                     data = (_slice(x, index), _slice(y, index), _slice(sample_weight, index))
                     if data[2] is None:
                         data = data[:2] if data[1] is not None else (data[0],)
                     logs = {k: _to_float(v) for k, v in self.train_step(data).items()}
-                    cbs.on_train_batch_end(step, logs)
                     loss = logs.get("loss")
                     if not nan_reported and isinstance(loss, float) and not math.isfinite(loss):
                         warnings.warn(f"fit: the loss became {loss} at epoch {epoch + 1}, batch {step + 1}; training "
                                       "diverged (use fastnn.callbacks.TerminateOnNaN to stop at once)",
                                       RuntimeWarning, stacklevel=2)
                         nan_reported = True
-                    if self.stop_training:
-                        break
+                    if step == end or step == len(epoch_batches) - 1:
+                        cbs.on_train_batch_end(end, logs)
+                        if self.stop_training:
+                            break
                 # As Keras: the metrics' results, or the last step's logs when a custom train_step returns others.
                 results = self.get_metrics_result()
                 epoch_logs = dict(results) if set(logs) <= set(results) else dict(logs)
-                if val is not None and (epoch + 1) % validation_freq == 0:
+                if val is not None and _should_eval(epoch, validation_freq):
                     val_logs = self.evaluate(val[0], val[1], batch_size=validation_batch_size or batch_size,
                                              sample_weight=val[2], verbose=0, steps=validation_steps,
                                              return_dict=True, _callbacks=cbs)
                     epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                    # Keras's CallbackList passes logs through tree.map_structure, which sorts dict keys: the
+                    # validation values end up interleaved by name, not appended.
+                    epoch_logs = dict(sorted(epoch_logs.items()))
                 cbs.on_epoch_end(epoch, epoch_logs)
                 logs = epoch_logs
                 if self.stop_training:
@@ -628,6 +777,8 @@ class Model(Layer):
             raise RuntimeError(f"You must call `compile()` before using the model in `evaluate()`. (Model "
                                f'"{self.name}")')
         batch_size = _check_batch_size(batch_size)
+        if verbose not in ("auto", 0, 1, 2):
+            raise ValueError(f"evaluate: verbose must be 'auto', 0, 1 or 2, but received {verbose!r}")
         x, y, sample_weight, n = self._prepare(x, y, sample_weight, "evaluate")
         if inner is not None:
             cbs = inner
@@ -638,13 +789,17 @@ class Model(Layer):
         self.reset_metrics()
         cbs.on_test_begin()
         logs = {}
+        n_batches = int(math.ceil(n / batch_size)) if steps is None else min(steps, int(math.ceil(n / batch_size)))
         for step, index in enumerate(_BatchIterator(n, batch_size, False, None, None).epoch()):
-            if steps is not None and step >= steps:
+            if step >= n_batches:
                 break
-            cbs.on_test_batch_begin(step)
+            begin, end = _execution_of(step, self.steps_per_execution)
+            if step == begin:
+                cbs.on_test_batch_begin(begin)
             data = (_slice(x, index), _slice(y, index), _slice(sample_weight, index))
             logs = {k: _to_float(v) for k, v in self.test_step(data).items()}
-            cbs.on_test_batch_end(step, logs)
+            if step == end or step == n_batches - 1:
+                cbs.on_test_batch_end(end, logs)
         logs = self.get_metrics_result()
         cbs.on_test_end(logs)
         if return_dict:
@@ -652,13 +807,18 @@ class Model(Layer):
         return self._flatten_in_order(logs)
 
     def _flatten_in_order(self, logs):
-        # Keras 3's order: the loss, then (one output) the compiled metrics in compile order or (several outputs)
-        # the per-output losses in output order, then every other value sorted by name.
-        names = ["loss"]
-        if self._per_output_loss_trackers:
-            names += [t.name for t in self._per_output_loss_trackers]
-        else:
-            names += [cm.obj.name for cm in self._compiled_metrics or [] if cm.obj is not None]
+        """Keras's ``_flatten_metrics_in_order``: the values of ``logs`` whose keys are the names of the metric
+        objects (the loss tracker, each compiled metric's own name, the per-output loss trackers), in that order,
+        then every other key sorted. As in Keras, a name listed twice (``metrics=["mae"]`` with
+        ``weighted_metrics=["mae"]``: both objects are named "mae") puts its value in the list twice, so the list
+        can be longer than the dict: ``[loss, mae, mae, weighted_mae]``; and metrics of several outputs, whose
+        log keys carry the output's prefix, come after the losses in sorted order."""
+        names = []
+        for m in self.metrics:
+            if isinstance(m, _CompileMetrics):
+                names += [sub.name for sub in m.metrics]
+            else:
+                names.append(m.name)
         out = [logs[k] for k in names if k in logs]
         out += [logs[k] for k in sorted(logs) if k not in names]
         return out[0] if len(out) == 1 else out
@@ -666,6 +826,8 @@ class Model(Layer):
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs on ``x`` (inference mode), batch by batch, as NumPy arrays."""
         batch_size = _check_batch_size(batch_size)
+        if verbose not in ("auto", 0, 1, 2):
+            raise ValueError(f"predict: verbose must be 'auto', 0, 1 or 2, but received {verbose!r}")
         x = _standardize(x, "x")
         n = _num_samples(("x", x))
         cbs = _callbacks.CallbackList(callbacks, add_progbar=verbose != 0, model=self)
@@ -673,29 +835,33 @@ class Model(Layer):
         cbs.set_params({"verbose": verbose, "epochs": 1, "steps": total})
         cbs.on_predict_begin()
         outs = []
+        n_batches = int(math.ceil(n / batch_size)) if steps is None else min(steps, int(math.ceil(n / batch_size)))
+        execution_start = 0
         for step, index in enumerate(_BatchIterator(n, batch_size, False, None, None).epoch()):
-            if steps is not None and step >= steps:
+            if step >= n_batches:
                 break
-            cbs.on_predict_batch_begin(step)
+            begin, end = _execution_of(step, self.steps_per_execution)
+            if step == begin:
+                cbs.on_predict_batch_begin(begin)
+                execution_start = len(outs)
             out = self.predict_step((_slice(x, index),))
             outs.append(map_structure(lambda t: t.numpy() if isinstance(t, Tensor) else np.asarray(t), out))
-            cbs.on_predict_batch_end(step, {"outputs": out})
+            if step == end or step == n_batches - 1:
+                # As Keras: the outputs of every batch of the execution, concatenated.
+                cbs.on_predict_batch_end(end, {"outputs": _concatenate_outputs(outs[execution_start:])})
         cbs.on_predict_end()
         if not outs:
             raise ValueError("predict: the input is empty (0 samples)")
-        first = outs[0]
-        if isinstance(first, (list, tuple)):
-            return type(first)(np.concatenate([o[i] for o in outs]) for i in range(len(first))) \
-                if isinstance(first, list) else tuple(np.concatenate([o[i] for o in outs]) for i in range(len(first)))
-        if isinstance(first, dict):
-            return {k: np.concatenate([o[k] for o in outs]) for k in first}
-        return np.concatenate(outs)
+        return _concatenate_outputs(outs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on one batch; metrics keep accumulating until ``reset_metrics()``."""
         self._assert_compiled("train_on_batch")
         x, y, sample_weight, _ = self._prepare(x, y, sample_weight, "train_on_batch")
         if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError("Arguments `sample_weight` and `class_weight` cannot be specified at the same time. "
+                                 f"Received: sample_weight={sample_weight}, class_weight={class_weight}")
             sample_weight = _class_weights_to_sample_weights(y, class_weight)
         logs = {k: _to_float(v) for k, v in self.train_step((x, y, sample_weight)).items()}
         return logs if return_dict else self._flatten_in_order(logs)
@@ -712,12 +878,53 @@ class Model(Layer):
         return map_structure(lambda t: t.numpy() if isinstance(t, Tensor) else np.asarray(t), out)
 
     # -- config ---------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """``Model.from_config`` of a functional config (layers, input_layers, output_layers) builds the
+        functional model, as in Keras; other configs go to the class's constructor."""
+        if cls is Model and "layers" in config and "input_layers" in config:
+            from fastnn.models.functional import Functional
+
+            return Functional.from_config(config, custom_objects=custom_objects)
+        return cls(**config)
+
     def get_compile_config(self):
         if not self.compiled:
-            return None
+            return {}  # as Keras for a model that was never compiled
         return {"optimizer": _optimizers.serialize(self.optimizer), "loss": _losses.serialize(self._loss_spec)
                 if not isinstance(self._loss_spec, (list, dict)) else self._loss_spec,
-                "loss_weights": self._loss_weights_spec, "metrics": self._metrics_spec}
+                "loss_weights": self._loss_weights_spec, "metrics": self._metrics_spec,
+                "weighted_metrics": self._weighted_metrics_spec, "run_eagerly": self.run_eagerly,
+                "steps_per_execution": self.steps_per_execution, "jit_compile": self.jit_compile}
+
+
+def _should_eval(epoch, validation_freq):
+    """Keras's ``_should_eval``: an int runs validation every ``validation_freq`` epochs, a list at those (1-based)
+    epochs."""
+    epoch = epoch + 1
+    if isinstance(validation_freq, int) and not isinstance(validation_freq, bool):
+        return epoch % validation_freq == 0
+    if isinstance(validation_freq, list):
+        return epoch in validation_freq
+    raise ValueError(f"Expected `validation_freq` to be a list or int. Received: validation_freq={validation_freq} of "
+                     f"the type {type(validation_freq)}.")
+
+
+def _execution_of(step, steps_per_execution):
+    """(first, last) batch index of the execution holding batch ``step``; Keras reports ``last`` as
+    ``first + steps_per_execution - 1`` even when the data ends sooner."""
+    begin = step - step % steps_per_execution
+    return begin, begin + steps_per_execution - 1
+
+
+def _concatenate_outputs(outs):
+    """Per-batch predictions (arrays, or lists / tuples / dicts of arrays) joined along the batch axis."""
+    first = outs[0]
+    if isinstance(first, (list, tuple)):
+        return type(first)(np.concatenate([o[i] for o in outs]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: np.concatenate([o[k] for o in outs]) for k in first}
+    return np.concatenate(outs)
 
 
 class _BatchIterator:
@@ -747,5 +954,16 @@ class _BatchIterator:
             while self._pos < self.n:
                 yield self._next()
         else:
+            # As Keras's EpochIterator: an epoch continues the previous one's pass over the data; when the data runs
+            # out before steps_per_epoch batches, the epoch ends early with Keras's warning, and the next epoch
+            # starts a new pass (reshuffled). It never wraps around inside an epoch.
+            if self._order is None and self.shuffle or self._pos >= self.n:
+                self._new_pass()
             for _ in range(self.steps_per_epoch):
+                if self._pos >= self.n:
+                    warnings.warn("Your input ran out of data; interrupting training. Make sure that your dataset or "
+                                  "generator can generate at least `steps_per_epoch * epochs` batches. You may need "
+                                  "to use the `.repeat()` function when building your dataset.", UserWarning,
+                                  stacklevel=3)
+                    break
                 yield self._next()

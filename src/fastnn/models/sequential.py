@@ -17,8 +17,15 @@ def deserialize_layer(config, custom_objects=None):
     import fastnn.layers as layers_mod
     from fastnn.models.functional import Functional
 
+    from fastnn.layers.symbolic_ops import OPS, SymbolicOp
+
     name = config["class_name"]
     table = {"Sequential": Sequential, "Functional": Functional, "Model": Functional}
+    if config.get("module") == SymbolicOp.keras_module:  # keras.src.ops.numpy Add / Multiply ...: operations
+        cls = OPS.get(name)
+        if cls is None:
+            raise ValueError(f"Unknown operation: '{name}' (module {config['module']}); fastnn supports {sorted(OPS)}")
+        return cls.from_config(config["config"])
     cls = (custom_objects or {}).get(name) or getattr(layers_mod, name, None) or table.get(name)
     if cls is None:
         raise ValueError(f"Unknown layer: '{name}'. Please ensure you are using a `fastnn.layers.Layer` subclass "
@@ -146,22 +153,32 @@ class Sequential(Model):
         return self._graph.outputs if self._graph is not None else None
 
     def get_config(self):
-        layers = []
-        if self._input_layer is not None:
-            layers.append({"class_name": "InputLayer", "config": self._input_layer.get_config()})
-        for layer in self._seq_layers:
-            layers.append({"class_name": type(layer).__name__, "config": layer.get_config()})
-        return {"name": self.name, "trainable": self.trainable, "layers": layers}
+        """Keras's Sequential config: name, trainable, dtype policy, every layer (the InputLayer first) serialized
+        as Keras does, and ``build_input_shape`` once the model has an input."""
+        from fastnn.layers.serialization import dtype_policy_config, serialize_layer
+
+        layers = [serialize_layer(self._input_layer)] if self._input_layer is not None else []
+        layers += [serialize_layer(layer) for layer in self._seq_layers]
+        config = {"name": self.name, "trainable": self.trainable, "dtype": dtype_policy_config(self.dtype),
+                  "layers": layers}
+        if self._graph is not None:
+            config["build_input_shape"] = self._input_layer.batch_shape
+        return config
+
+    def get_build_config(self):
+        if self._graph is None:
+            return None
+        return {"input_shape": self._input_layer.batch_shape}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
         for lc in config["layers"]:
             if lc["class_name"] == "InputLayer":
-                cfg = dict(lc["config"])
-                cfg.pop("name", None)
-                model.add(InputLayer(**cfg), rebuild=False)
+                model.add(InputLayer(**lc["config"]), rebuild=False)  # keeps its name, as Keras does
             else:
                 model.add(deserialize_layer(lc, custom_objects), rebuild=False)
         model._maybe_rebuild()
+        if model._graph is None and config.get("build_input_shape") is not None and model._seq_layers:
+            model.build(tuple(config["build_input_shape"]))
         return model

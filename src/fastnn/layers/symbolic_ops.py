@@ -1,0 +1,114 @@
+"""Operators on symbolic tensors (``x + y``, ``2.0 * x``, ``x / y``, ``x ** 2``, ``-x``, ``x @ w``) as Keras 3
+records them: one graph node per operation, of the classes of ``keras.src.ops.numpy`` (Add, Subtract, Multiply,
+TrueDivide, Power, Negative, Matmul) with the operands as positional arguments in Keras's order (``3 + x`` is
+``Add(3, x)``). Like Keras's operations they appear in ``model.operations``, ``summary()`` and ``get_config()``
+but not in ``model.layers``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastnn.autograd import Tensor, no_grad
+from fastnn.layers.layer import KerasTensor, Layer, Node, to_snake_case, unique_name
+
+
+class SymbolicOp(Layer):
+    """Base class: ``compute(*operands)`` on fastnn Tensors (and Python / NumPy constants)."""
+
+    keras_module = "keras.src.ops.numpy"
+
+    def __init__(self, name=None, **kwargs):
+        super().__init__(name=name or unique_name(to_snake_case(type(self).__name__)), **kwargs)
+        self.built = True
+
+    def call(self, *operands):
+        return self.compute(*operands)
+
+    def compute(self, *operands):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, *operands, **kwargs):
+        if kwargs:
+            raise TypeError(f'Operation "{self.name}" takes only positional operands, but received {sorted(kwargs)}')
+        if any(isinstance(o, KerasTensor) for o in operands):
+            return self._symbolic(operands)
+        return self.compute(*[_as_operand(o) for o in operands])
+
+    def _symbolic(self, operands):
+        # The output shape: the operation run on zeros twice, with unknown axes as 1 and as 2; the axes whose size
+        # changes are unknown (None) in the output too.
+        outs = []
+        for fill in (1, 2):
+            values = [Tensor._wrap(np.zeros(tuple(fill if d is None else d for d in o.shape), o.dtype))
+                      if isinstance(o, KerasTensor) else _as_operand(o) for o in operands]
+            with no_grad():
+                outs.append(self.compute(*values))
+        a, b = outs
+        shape = tuple(None if da != db else da for da, db in zip(a.shape, b.shape))
+        out = KerasTensor(shape, str(a.dtype), history=(self, len(self._inbound_nodes), 0))
+        self._inbound_nodes.append(Node(self, tuple(operands), {}, out))
+        return out
+
+    def compute_output_shape(self, input_shape):
+        raise NotImplementedError(f"{type(self).__name__}: output shapes come from calling it on symbolic tensors")
+
+    def get_config(self):
+        return {"name": self.name}  # Keras's Operation config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _as_operand(value):
+    if isinstance(value, Tensor) or isinstance(value, (int, float, bool, np.generic)):
+        return value
+    return Tensor._wrap(np.asarray(value))
+
+
+def _binary(x1, x2, forward, reflected):
+    """``x1 <op> x2`` through the Tensor's operator (its reflected form when only x2 is a Tensor), so Python
+    scalars stay weakly typed as in Keras (``3 + x`` keeps x's float32)."""
+    if isinstance(x1, Tensor):
+        return getattr(x1, forward)(x2)
+    if isinstance(x2, Tensor):
+        return getattr(x2, reflected)(x1)
+    return getattr(Tensor._wrap(np.asarray(x1)), forward)(x2)
+
+
+class Add(SymbolicOp):
+    def compute(self, x1, x2):
+        return _binary(x1, x2, "__add__", "__radd__")
+
+
+class Subtract(SymbolicOp):
+    def compute(self, x1, x2):
+        return _binary(x1, x2, "__sub__", "__rsub__")
+
+
+class Multiply(SymbolicOp):
+    def compute(self, x1, x2):
+        return _binary(x1, x2, "__mul__", "__rmul__")
+
+
+class TrueDivide(SymbolicOp):
+    def compute(self, x1, x2):
+        return _binary(x1, x2, "__truediv__", "__rtruediv__")
+
+
+class Power(SymbolicOp):
+    def compute(self, x1, x2):
+        return _binary(x1, x2, "__pow__", "__rpow__")
+
+
+class Negative(SymbolicOp):
+    def compute(self, x):
+        return -(x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x)))
+
+
+class Matmul(SymbolicOp):
+    def compute(self, x1, x2):
+        return _binary(x1, x2, "__matmul__", "__rmatmul__")
+
+
+OPS = {cls.__name__: cls for cls in (Add, Subtract, Multiply, TrueDivide, Power, Negative, Matmul)}
