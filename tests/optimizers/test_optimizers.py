@@ -671,3 +671,14 @@ def test_custom_schedule_must_define_get_config_and_apply_gradients_returns_the_
     # Keras: apply_gradients returns the raw call counter; iterations counts updates; the schedule sees the calls.
     assert int(counter.numpy()) == 3 and int(opt.iterations.numpy()) == 1
     np.testing.assert_allclose(v.numpy(), [-0.5])  # one update, at call 2: lr = 0.5 ** 1, mean gradient 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_nadam_u_product_variable_has_the_variables_dtype(dtype):
+    # Keras: backend.Variable(1.0, dtype=var_list[0].dtype), so summary()'s optimizer bytes count 4 for float32
+    # (fastnn listed it as float64 whatever the model's dtype: 4 bytes more than Keras's summary).
+    opt = optimizers.Nadam()
+    v = fastnn.Variable(np.ones(3, dtype))
+    opt.apply_gradients([(np.ones(3, dtype), v)])
+    u_product = opt.variables[-1]
+    assert u_product.dtype == np.dtype(dtype) and u_product.shape == ()

@@ -559,7 +559,10 @@ class Nadam(Optimizer):
 
     @property
     def variables(self):
-        return super().variables + [Tensor._wrap(np.array(self._u_product))]  # Keras's u_product variable
+        # Keras's u_product variable, created in the dtype of the first variable it is built on (floatx otherwise)
+        first_slots = next(iter(self._slots.values()), None)
+        dtype = first_slots[0].dtype if first_slots else np.dtype("float32")
+        return super().variables + [Tensor._wrap(np.array(self._u_product, dtype))]
 
     def _params(self, lr, step):
         u_t = self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
