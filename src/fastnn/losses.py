@@ -594,124 +594,96 @@ class LossFunctionWrapper(Loss):
 
 
 # -- classes, with Keras's signatures (argument order included), defaults and configs ----------------------------
-class MeanSquaredError(LossFunctionWrapper):
+class _BuiltinLoss(LossFunctionWrapper):
+    """A built-in loss class: its config holds name, reduction, dtype and its own arguments only, as Keras's built-in
+    classes write it (no ``fn`` entry; the class itself says which function it wraps)."""
+
+    def get_config(self):
+        return Loss.get_config(self)
+
+
+class MeanSquaredError(_BuiltinLoss):
     """Mean of squares of errors, per sample (keras.losses.MeanSquaredError)."""
 
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
         super().__init__(mean_squared_error, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class MeanAbsoluteError(LossFunctionWrapper):
+class MeanAbsoluteError(_BuiltinLoss):
     """Mean of absolute errors, per sample."""
 
     def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error", dtype=None):
         super().__init__(mean_absolute_error, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class MeanAbsolutePercentageError(LossFunctionWrapper):
+class MeanAbsolutePercentageError(_BuiltinLoss):
     """100 * mean(|(y_true - y_pred) / y_true|), per sample."""
 
     def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_percentage_error", dtype=None):
         super().__init__(mean_absolute_percentage_error, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class MeanSquaredLogarithmicError(LossFunctionWrapper):
+class MeanSquaredLogarithmicError(_BuiltinLoss):
     """Mean of squared differences of log(1 + x), per sample."""
 
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_logarithmic_error", dtype=None):
         super().__init__(mean_squared_logarithmic_error, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class CosineSimilarity(LossFunctionWrapper):
+class CosineSimilarity(_BuiltinLoss):
     """Negative cosine similarity along ``axis``. Its config has no ``axis`` (as in Keras)."""
 
     def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity", dtype=None):
         super().__init__(cosine_similarity, name=name, reduction=reduction, dtype=dtype, axis=axis)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class Huber(LossFunctionWrapper):
+class Huber(_BuiltinLoss):
     """Huber loss with threshold ``delta``. Its config has no ``delta`` (as in Keras)."""
 
     def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss", dtype=None):
         super().__init__(huber, name=name, reduction=reduction, dtype=dtype, delta=delta)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class LogCosh(LossFunctionWrapper):
+class LogCosh(_BuiltinLoss):
     """Mean of log(cosh(error)), per sample."""
 
     def __init__(self, reduction="sum_over_batch_size", name="log_cosh", dtype=None):
         super().__init__(log_cosh, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class Hinge(LossFunctionWrapper):
+class Hinge(_BuiltinLoss):
     """Hinge loss (labels -1 / 1, or 0 / 1 converted)."""
 
     def __init__(self, reduction="sum_over_batch_size", name="hinge", dtype=None):
         super().__init__(hinge, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class SquaredHinge(LossFunctionWrapper):
+class SquaredHinge(_BuiltinLoss):
     """Squared hinge loss (labels -1 / 1, or 0 / 1 converted)."""
 
     def __init__(self, reduction="sum_over_batch_size", name="squared_hinge", dtype=None):
         super().__init__(squared_hinge, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class CategoricalHinge(LossFunctionWrapper):
+class CategoricalHinge(_BuiltinLoss):
     """Categorical hinge loss of one-hot labels."""
 
     def __init__(self, reduction="sum_over_batch_size", name="categorical_hinge", dtype=None):
         super().__init__(categorical_hinge, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class KLDivergence(LossFunctionWrapper):
+class KLDivergence(_BuiltinLoss):
     """Kullback-Leibler divergence, per sample."""
 
     def __init__(self, reduction="sum_over_batch_size", name="kl_divergence", dtype=None):
         super().__init__(kl_divergence, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class Poisson(LossFunctionWrapper):
+class Poisson(_BuiltinLoss):
     """Poisson loss, per sample."""
 
     def __init__(self, reduction="sum_over_batch_size", name="poisson", dtype=None):
         super().__init__(poisson, name=name, reduction=reduction, dtype=dtype)
-
-    def get_config(self):
-        return Loss.get_config(self)
 
 
 def _check_label_smoothing(cls_name, label_smoothing):
@@ -818,14 +790,11 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         return config
 
 
-class CTC(LossFunctionWrapper):
+class CTC(_BuiltinLoss):
     """Connectionist temporal classification loss (labels padded with the blank 0)."""
 
     def __init__(self, reduction="sum_over_batch_size", name="ctc", dtype=None):
         super().__init__(ctc, name=name, reduction=reduction, dtype=dtype)
-
-    def get_config(self):
-        return Loss.get_config(self)
 
 
 class Dice(LossFunctionWrapper):
