@@ -88,16 +88,6 @@ def result_type(*dtypes):
     return out
 
 
-def native(arr):
-    """``arr`` itself, or a copy when it is byte-swapped or misaligned: the C++ kernels read native, aligned
-    values (a byte-swapped float32 is still a float32 to Keras, so it is converted, not rejected)."""
-    if not arr.dtype.isnative:
-        return arr.astype(arr.dtype.newbyteorder("="))
-    if not arr.flags.aligned:
-        return arr.copy()
-    return arr
-
-
 def to_buffer(x, dtype=None, op: str = "convert_to_tensor"):
     """A buffer for ``x`` following Keras's convert_to_tensor: Python floats -> float32, ints -> int32 (int64 when
     they do not fit), NumPy arrays keep their dtype and are not copied."""
@@ -105,25 +95,28 @@ def to_buffer(x, dtype=None, op: str = "convert_to_tensor"):
         arr = x
     else:
         data = getattr(x, "_data", None)  # a fastnn.Tensor
-        if data is not None and backend.is_buffer(data):
-            arr = data
-        elif isinstance(x, np.generic):
-            arr = backend.asarray(x)
-        else:
-            try:
-                arr = backend.asarray(x)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"{op}: expected an array of numbers, but received {type(x).__name__}") from exc
-            if arr.dtype == np.float64:
-                arr = arr.astype(floatx)
-            elif arr.dtype == np.int64:
-                if arr.size == 0 or (arr.min() >= -(2**31) and arr.max() < 2**31):
-                    arr = arr.astype(_INT32)
+        arr = data if data is not None and backend.is_buffer(data) else _host_to_buffer(x, op)
     if arr.dtype.kind not in _ALLOWED_KINDS:
         raise TypeError(f"{op}: expected an array of numbers, but received dtype {arr.dtype}")
-    arr = native(arr)
+    arr = backend.native(arr)
     if dtype is not None:
         dt = standardize_dtype(dtype, op)
         if arr.dtype != dt:
-            arr = arr.astype(dt)
+            arr = backend.astype(arr, dt)
     return arr
+
+
+# NumPy boundary: the user's data (lists, scalars, NumPy arrays) comes in here and leaves as a backend buffer.
+def _host_to_buffer(x, op):
+    if isinstance(x, np.generic):
+        return backend.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{op}: expected an array of numbers, but received {type(x).__name__}") from exc
+    if arr.dtype == np.float64 and not isinstance(x, np.ndarray):
+        arr = arr.astype(floatx)
+    elif arr.dtype == np.int64 and not isinstance(x, np.ndarray):
+        if arr.size == 0 or (arr.min() >= -(2**31) and arr.max() < 2**31):
+            arr = arr.astype(_INT32)
+    return backend.asarray(arr)

@@ -123,8 +123,8 @@ def _freed_error(node) -> RuntimeError:
 
 def _deliver(g):
     """A gradient handed to the user: a writable array of its own layout (broadcast views are materialised)."""
-    if not g.flags.writeable:
-        g = g.copy()
+    if not backend.is_writeable(g):
+        g = backend.copy(g)
     return g
 
 
@@ -182,7 +182,7 @@ def _backprop(roots, seeds, *, tape=None, wanted=(), accumulate=False, retain=Fa
     grads = {}
     for r, s in zip(roots, seeds):
         prev = grads.get(id(r))
-        grads[id(r)] = s if prev is None else prev + s
+        grads[id(r)] = s if prev is None else backend.add(prev, s)
     results = {}
     for t in reversed(order):
         tid = id(t)
@@ -194,8 +194,8 @@ def _backprop(roots, seeds, *, tape=None, wanted=(), accumulate=False, retain=Fa
         n = node_of(t)
         if n is None:
             if accumulate and t._requires_grad:
-                g = g if g.dtype == t._data.dtype else g.astype(t._data.dtype)
-                t.grad = Tensor._wrap(_deliver(g) if t.grad is None else t.grad._data + g)
+                g = g if g.dtype == t._data.dtype else backend.astype(g, t._data.dtype)
+                t.grad = Tensor._wrap(_deliver(g) if t.grad is None else backend.add(t.grad._data, g))
             continue
         parents = n.parents
         pneeds = tuple(needs[id(p)] for p in parents)
@@ -213,10 +213,10 @@ def _backprop(roots, seeds, *, tape=None, wanted=(), accumulate=False, retain=Fa
                         f"for an input of shape {pdata.shape}"
                     )
                 if pg.dtype != pdata.dtype:
-                    pg = pg.astype(pdata.dtype)
+                    pg = backend.astype(pg, pdata.dtype)
                 pid = id(p)
                 prev = grads.get(pid)
-                grads[pid] = pg if prev is None else prev + pg
+                grads[pid] = pg if prev is None else backend.add(prev, pg)
         if not retain:
             n.release()
     return results
@@ -226,7 +226,7 @@ def _seed(target: Tensor, gradient, op: str):
     if not np.issubdtype(target.dtype, np.floating):
         raise TypeError(f"{op}: the target must be a float tensor, but it has dtype {target.dtype}")
     if gradient is None:
-        return backend.xp.ones(target.shape, dtype=target.dtype)
+        return backend.ones(target.shape, dtype=target.dtype)
     from fastnn.autograd import dtypes
 
     g = dtypes.to_buffer(gradient, target.dtype, op=op)
@@ -442,10 +442,10 @@ class GradientTape:
         for s in flat_sources:
             g = found.get(id(s))
             if g is None:
-                grads.append(Tensor._wrap(backend.xp.zeros(s.shape, s.dtype)) if mode == "zero" else None)
+                grads.append(Tensor._wrap(backend.zeros(s.shape, s.dtype)) if mode == "zero" else None)
             else:
                 if g.dtype != s.dtype:
-                    g = g.astype(s.dtype)
+                    g = backend.astype(g, s.dtype)
                 grads.append(Tensor._wrap(_deliver(g)))
         if isinstance(sources, Tensor):
             return grads[0]

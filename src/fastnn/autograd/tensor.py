@@ -13,8 +13,6 @@ Example:
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from fastnn import backend
@@ -107,10 +105,12 @@ class Tensor:
         return self
 
     # -- NumPy interop ----------------------------------------------------------------------------------------
+    # NumPy boundary: the values handed to the user.
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array (the buffer itself on the CPU: no copy)."""
         return backend.to_numpy(self._data)
 
+    # NumPy boundary: np.asarray(tensor) hands the values to the user.
     def __array__(self, dtype=None, copy=None):
         a = backend.to_numpy(self._data)
         if dtype is not None and np.dtype(dtype) != a.dtype:
@@ -120,24 +120,33 @@ class Tensor:
         return a.copy() if copy else a
 
     def item(self):
-        return self._data.item()
+        return backend.item(self._data)
 
     def tolist(self):
-        return self._data.tolist()
+        return backend.tolist(self._data)
 
     def __float__(self) -> float:
-        return float(self._data)
+        return float(self._one_element("float"))
 
     def __int__(self) -> int:
-        return int(self._data)
+        return int(self._one_element("int"))
+
+    def _one_element(self, what: str):
+        if self._data.size != 1:
+            raise TypeError(f"only tensors with one element can be converted to Python scalars ({what}() of a tensor "
+                            f"of shape {self.shape})")
+        return backend.item(self._data)
 
     def __index__(self) -> int:
         if self._data.ndim != 0 or self._data.dtype.kind not in "iu":
             raise TypeError(f"only 0-D integer tensors can be used as an index, not {self._data.dtype} {self.shape}")
-        return int(self._data)
+        return int(backend.item(self._data))
 
     def __bool__(self) -> bool:
-        return bool(self._data)
+        if self._data.size != 1:
+            raise ValueError(f"The truth value of a tensor of shape {self.shape} is ambiguous (it has "
+                             f"{self._data.size} elements); use fastnn.ops.any() or fastnn.ops.all()")
+        return bool(backend.item(self._data))
 
     def __len__(self) -> int:
         if self._data.ndim == 0:
@@ -150,6 +159,7 @@ class Tensor:
         for i in range(self._data.shape[0]):
             yield self[i]
 
+    # NumPy boundary: printing formats the values on the host.
     def __repr__(self) -> str:
         body = np.array2string(backend.to_numpy(self._data), separator=", ", prefix="fastnn.Tensor(")
         extra = ""
@@ -331,7 +341,7 @@ class Variable(Tensor):
             is_array = backend.is_buffer(value) or isinstance(value, Tensor)
             dt = dtypes.to_buffer(value, op="Variable").dtype if is_array else dtypes.floatx
         # A Variable owns its storage, in C order (the fused optimizer kernel and copy-on-write rely on both).
-        data = np.array(dtypes.to_buffer(value, dt, op="Variable"), copy=True, order="C")
+        data = backend.array(dtypes.to_buffer(value, dt, op="Variable"), copy=True)
         if shape is not None and tuple(shape) != data.shape:
             raise ValueError(
                 f"Variable {self._name!r}: the initial value has shape {data.shape}, but shape={tuple(shape)} "
@@ -391,15 +401,14 @@ class Variable(Tensor):
         data = self._data
         # _PRIVATE_REFCOUNT is this same count taken on a fresh Variable at import (so the interpreter's own
         # conventions, such as the temporary reference of the call, cancel out).
-        return (sys.getrefcount(data) > _PRIVATE_REFCOUNT or data.base is not None
-                or not data.flags.writeable or not data.flags.c_contiguous)
+        return backend.private_refcount(data) > _private_refcount() or not backend.is_private_layout(data)
 
     def _own_buffer(self) -> np.ndarray:
         """The buffer an in-place update may write: ``_data`` when nothing else holds it, else a private C-ordered
         copy that becomes ``_data`` (the old buffer stays with its holders). Kernels that update variables in place
         (the fused optimizer) call this right before writing; the returned array must not be kept across calls."""
         if self._buffer_is_shared():
-            self._data = np.array(self._data, copy=True, order="C")
+            self._data = backend.copy(self._data)
         return self._data
 
     def assign(self, value) -> "Variable":
@@ -407,37 +416,43 @@ class Variable(Tensor):
         or viewing the old value keep it (see the copy-on-write note above)."""
         arr = self._checked(value, "assign")
         if self._buffer_is_shared():
-            self._data = np.array(arr, dtype=self._data.dtype, copy=True, order="C")
+            self._data = backend.array(arr, dtype=self._data.dtype, copy=True)
         else:
-            np.copyto(self._data, arr, casting="unsafe")
+            backend.copyto(self._data, arr, casting="unsafe")
         return self
 
     def assign_add(self, value) -> "Variable":
-        return self._update(np.add, self._checked(value, "assign_add"))
+        return self._update(backend.add, self._checked(value, "assign_add"))
 
     def assign_sub(self, value) -> "Variable":
-        return self._update(np.subtract, self._checked(value, "assign_sub"))
+        return self._update(backend.subtract, self._checked(value, "assign_sub"))
 
     def _update(self, ufunc, arr) -> "Variable":
-        arr = arr.astype(self._data.dtype, copy=False)
+        arr = backend.astype(arr, self._data.dtype, copy=False)
         if self._buffer_is_shared():
-            self._data = ufunc(self._data, arr, out=np.empty(self._data.shape, self._data.dtype))
+            self._data = ufunc(self._data, arr, out=backend.empty(self._data.shape, self._data.dtype))
         else:
             ufunc(self._data, arr, out=self._data)
         return self
 
+    # NumPy boundary: printing formats the values on the host.
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", prefix="  ")
+        body = np.array2string(backend.to_numpy(self._data), separator=", ", prefix="  ")
         return f"<fastnn.Variable path={self._name}, shape={self.shape}, dtype={self.dtype}, value={body}>"
 
 
-def _measure_private_refcount() -> int:
-    probe = Variable(np.zeros(1, np.float32))
-    data = probe._data
-    return sys.getrefcount(data)  # counted exactly as _buffer_is_shared counts
+_PRIVATE_REFCOUNTS = {}  # backend name -> the count of a private Variable's buffer
 
 
-_PRIVATE_REFCOUNT = _measure_private_refcount()
+def _private_refcount() -> int:
+    """The reference count of a fresh Variable's buffer, measured once per backend exactly as _buffer_is_shared
+    counts (so the interpreter's and the backend's own temporary references cancel out)."""
+    count = _PRIVATE_REFCOUNTS.get(backend.name)
+    if count is None:
+        probe = Variable(backend.zeros((1,), dtypes.floatx))
+        data = probe._data
+        count = _PRIVATE_REFCOUNTS[backend.name] = backend.private_refcount(data)
+    return count
 
 
 # The op modules import this one, so they are bound here, after Tensor and Variable exist.

@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from fastnn import backend
 from fastnn.autograd import dtypes
 from fastnn.autograd.tensor import Tensor
 
@@ -58,10 +59,10 @@ def promote(op: str, *xs):
     for t in ts:
         if isinstance(t, Tensor):
             d = t._data
-            bufs.append(d if d.dtype == dt else d.astype(dt))
+            bufs.append(d if d.dtype == dt else backend.astype(d, dt))
             out_t.append(t)
         else:
-            b = np.asarray(t, dtype=dt)
+            b = backend.asarray(t, dtype=dt)
             bufs.append(b)
             out_t.append(Tensor._wrap(b))
     return out_t, bufs
@@ -73,16 +74,8 @@ def broadcast_error(op: str, *shapes) -> ValueError:
 
 
 def unbroadcast(g, shape):
-    """Sums ``g`` (of a broadcast shape) down to ``shape``: the backward of NumPy broadcasting."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    if lead > 0:
-        g = g.sum(axis=tuple(range(lead)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
+    """Sums ``g`` (of a broadcast shape) down to ``shape``: the backward of broadcasting."""
+    return backend.unbroadcast(g, shape)
 
 
 def normalize_axis(axis, ndim: int, op: str):

@@ -25,7 +25,7 @@ def _as_float_array(x, op: str, arg: str) -> np.ndarray:
             array = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{op}: {arg} must be an array of numbers, but received {type(x).__name__}") from exc
-    array = dtypes.native(array)
+    array = backend.native(array)
     if array.dtype not in _FLOAT_DTYPES:
         raise TypeError(f"{op}: {arg} must be float32 or float64, but received dtype {array.dtype}")
     return array

@@ -1,0 +1,266 @@
+"""The CPU backend: buffers are NumPy arrays in host memory; the math is fastnn's C++ kernels or NumPy.
+
+This module and ``fastnn.backend`` are the only places (with the user boundary: converting inputs, ``numpy()``
+out) where fastnn touches NumPy. Callers never import it: they call ``fastnn.backend.<name>``, which is this
+module's function of that name unless another backend (the test-only wrapped backend, later CUDA) is active.
+Each function may be a C++ kernel or a NumPy call, whichever is faster; the callers cannot tell.
+
+Conventions every backend follows (so callers can be written once):
+- A *buffer* is the backend's array type. It has ``.shape``, ``.dtype`` (a NumPy dtype object: dtypes are
+  metadata, shared by every backend), ``.ndim`` and ``.size``; nothing else about it is public. Math, indexing,
+  conversion and copies go through the functions here (``getitem``, ``astype``, ``item``, ...), never through
+  operators or methods on the buffer.
+- Functions named as in NumPy behave as the NumPy function of that name (arguments, broadcasting, dtype rules,
+  ``out=`` where NumPy has it). Full reductions may return a 0-D buffer or a scalar of the buffer's dtype.
+- Python scalars (and NumPy scalars) are accepted wherever a buffer is; host arrays are not: convert them with
+  ``asarray`` first.
+"""
+from __future__ import annotations
+
+import contextlib
+import numbers
+import sys
+
+import numpy as np
+
+try:
+    from fastnn import _C
+except ImportError as exc:  # pragma: no cover - only without a build
+    raise ImportError(
+        "fastnn's compiled extension (fastnn._C) could not be imported: install the package with "
+        "`pip install .` from the project root (a source checkout alone has no compiled kernels). "
+        f"Original error: {exc}"
+    ) from exc
+
+name = "cpu"
+device = "cpu"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Functions that are NumPy's own, with NumPy's semantics. Bound directly (no wrapper call on the hot path).
+# ---------------------------------------------------------------------------------------------------------------
+_NUMPY_FUNCTIONS = """
+add subtract multiply divide true_divide floor_divide remainder mod power negative positive abs absolute sign sqrt
+square reciprocal exp exp2 expm1 log log2 log10 log1p sin cos tan arcsin arccos arctan arctan2 sinh cosh tanh
+arcsinh arccosh arctanh maximum minimum fmax fmin equal not_equal less less_equal greater greater_equal logical_and
+logical_or logical_not logical_xor isnan isinf isfinite floor ceil rint trunc logaddexp copysign signbit hypot
+nan_to_num isclose allclose array_equal
+where clip sum mean prod max min amax amin argmax argmin any all cumsum cumprod var std median quantile bincount
+count_nonzero sort argsort searchsorted nonzero argwhere unique unravel_index
+take take_along_axis put_along_axis concatenate stack split array_split flip tile repeat pad reshape transpose
+moveaxis swapaxes expand_dims squeeze broadcast_to broadcast_arrays diag diagonal tril triu roll trace
+eye identity arange linspace zeros ones full empty zeros_like ones_like full_like empty_like
+matmul dot outer tensordot einsum copyto shares_memory
+broadcast_shapes result_type promote_types
+""".split()
+globals().update({_n: getattr(np, _n) for _n in _NUMPY_FUNCTIONS})
+round = np.round  # noqa: A001 - NumPy's name, as keras.ops.round
+errstate = np.errstate  # floating-point warning control for a block of backend calls (a context manager)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Storage, conversion and indexing (what NumPy spells as methods or syntax on an array).
+# ---------------------------------------------------------------------------------------------------------------
+def asarray(data, dtype=None):
+    """A buffer holding ``data`` (host data: lists, scalars, NumPy arrays). No copy when it already is a buffer
+    of that dtype. This is the way in for user data."""
+    return np.asarray(data, dtype=dtype)
+
+
+def array(data, dtype=None, copy=True):
+    """A buffer with its own copy of ``data`` in C order (host data or a buffer)."""
+    return np.array(data, dtype=dtype, copy=copy, order="C")
+
+
+def to_numpy(buffer) -> np.ndarray:
+    """The buffer as a NumPy array (zero-copy on the CPU). This is the way out to the user."""
+    return buffer if isinstance(buffer, np.ndarray) else np.asarray(buffer)
+
+
+def is_buffer(x) -> bool:
+    """Whether ``x`` is this backend's buffer type."""
+    return isinstance(x, np.ndarray)
+
+
+def item(buffer):
+    """The one element of a buffer as a Python scalar (float, int or bool)."""
+    return buffer.item()
+
+
+def tolist(buffer):
+    """The buffer as (nested) Python lists of Python scalars."""
+    return buffer.tolist()
+
+
+def astype(buffer, dtype, copy=True):
+    """The buffer converted to ``dtype`` (the buffer itself when ``copy=False`` and it already has it)."""
+    return buffer.astype(dtype, copy=copy)
+
+
+def copy(buffer):
+    """A C-ordered copy of the buffer."""
+    return np.array(buffer, copy=True, order="C")
+
+
+def contiguous(buffer):
+    """The buffer in C order (the buffer itself when it already is; 0-D stays 0-D)."""
+    return buffer if buffer.flags.c_contiguous else np.ascontiguousarray(buffer).reshape(buffer.shape)
+
+
+def is_contiguous(buffer) -> bool:
+    return buffer.flags.c_contiguous
+
+
+def is_writeable(buffer) -> bool:
+    """False for read-only buffers (broadcast views, read-only user arrays)."""
+    return buffer.flags.writeable
+
+
+def native(buffer):
+    """The buffer itself, or a copy when it is byte-swapped or misaligned: the C++ kernels read native, aligned
+    values (a byte-swapped float32 is still a float32 to Keras, so it is converted, not rejected)."""
+    if not buffer.dtype.isnative:
+        return buffer.astype(buffer.dtype.newbyteorder("="))
+    if not buffer.flags.aligned:
+        return buffer.copy()
+    return buffer
+
+
+def getitem(buffer, key):
+    """``buffer[key]`` with NumPy's basic and advanced indexing (basic indexing returns a view)."""
+    return buffer[key]
+
+
+def setitem(buffer, key, value) -> None:
+    """``buffer[key] = value`` in place."""
+    buffer[key] = value
+
+
+def scatter_add(buffer, indices, values) -> None:
+    """``buffer[indices] += values`` in place, accumulating repeated indices (NumPy's ``add.at``)."""
+    np.add.at(buffer, indices, values)
+
+
+def unbroadcast(g, shape):
+    """Sums ``g`` (of a broadcast shape) down to ``shape``: the backward of broadcasting."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    if lead > 0:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+# Copy-on-write support for Variables (autograd/tensor.py): a Variable may update its buffer in place only when
+# nothing else can see it.
+def private_refcount(buffer) -> int:
+    """The reference count of the buffer's storage object (compared against a baseline measured at import)."""
+    return sys.getrefcount(buffer) - 1
+
+
+def is_private_layout(buffer) -> bool:
+    """Whether the buffer owns its memory, is writeable and C-ordered (no view, no read-only or strided data)."""
+    return buffer.base is None and buffer.flags.writeable and buffer.flags.c_contiguous
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Random numbers. A generator is an opaque object of the backend; draws come back as buffers.
+# ---------------------------------------------------------------------------------------------------------------
+def random_generator(seed=None):
+    """A random generator (NumPy's PCG64 on the CPU) seeded with ``seed`` (an int, or None for fresh entropy)."""
+    return np.random.default_rng(seed)
+
+
+def random_uniform(generator, shape, dtype, low=0.0, high=1.0):
+    return generator.uniform(low, high, size=shape).astype(dtype, copy=False)
+
+
+def random_normal(generator, shape, dtype, mean=0.0, stddev=1.0):
+    return (generator.standard_normal(size=shape) * stddev + mean).astype(dtype, copy=False)
+
+
+def random_integers(generator, low, high, shape, dtype="int64"):
+    return generator.integers(low, high, size=shape).astype(dtype, copy=False)
+
+
+def random_permutation(generator, n):
+    return generator.permutation(n)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fastnn's C++ kernels (csrc/). Inputs must be C-contiguous float32/float64 buffers unless stated.
+# ---------------------------------------------------------------------------------------------------------------
+gemm = _C.gemm
+gemm_ref = _C.gemm_ref
+gemm_path = _C.gemm_path
+set_gemm_path = _C.set_gemm_path
+batched_matmul = _C.batched_matmul
+
+activation_forward = _C.activation_forward
+activation_backward = _C.activation_backward
+softmax_forward = _C.softmax_forward
+softmax_backward = _C.softmax_backward
+log_softmax_forward = _C.log_softmax_forward
+log_softmax_backward = _C.log_softmax_backward
+sparse_xent_forward = _C.sparse_xent_forward
+sparse_xent_backward = _C.sparse_xent_backward
+dense_xent_forward = _C.dense_xent_forward
+dense_xent_backward = _C.dense_xent_backward
+bias_add_forward = _C.bias_add_forward
+bias_add_backward = _C.bias_add_backward
+
+optimizer_update = _C.optimizer_update
+sum_squares = _C.sum_squares
+
+simd_path = _C.simd_path
+set_simd_path = _C.set_simd_path
+oversubscription_guard = _C.oversubscription_guard
+set_oversubscription_guard = _C.set_oversubscription_guard
+
+
+def build_info() -> dict:
+    """Facts about this build of fastnn and the kernels chosen for this CPU.
+
+    Returns:
+        dict with ``version``, ``openmp`` (bool), ``cuda`` (bool), ``simd`` (the active kernel path:
+        ``"avx512"``, ``"avx2+fma"`` or ``"generic"``), ``simd_available`` (paths this CPU can run),
+        ``simd_compiled``, ``cpu_avx2_fma``, ``cpu_avx512``, ``compiler``, ``build_type`` and
+        ``num_threads``.
+
+    Example:
+        >>> fastnn.build_info()["simd"]
+        'avx2+fma'
+    """
+    return dict(_C.build_info())
+
+
+MAX_THREADS = 1024  # csrc/include/fastnn/parallel.h kMaxThreads
+
+
+def get_num_threads() -> int:
+    """The number of threads fastnn's kernels use (OMP_NUM_THREADS or the core count by default)."""
+    return _C.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the number of threads fastnn's kernels use.
+
+    Args:
+        n: an int in [1, 1024]. A build without OpenMP accepts it and keeps running on one thread.
+
+    Example:
+        >>> fastnn.set_num_threads(1)
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"set_num_threads: n must be a positive int, but received {n!r} of type {type(n).__name__}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be an int in [1, {MAX_THREADS}], but received {n}")
+    _C.set_num_threads(int(n))
+
+
+__all__ = sorted(
+    [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
+)
