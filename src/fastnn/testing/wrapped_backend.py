@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import types
 
 import numpy as np
@@ -187,7 +188,16 @@ def make_backend():
     ns.to_numpy = lambda buffer: (buffer._array if isinstance(buffer, WrappedBuffer)
                                   else _leak("backend.to_numpy of a non-buffer"))
     ns.is_buffer = lambda x: isinstance(x, WrappedBuffer)
+    ns.private_refcount = _private_refcount
     return ns
+
+
+def _private_refcount(buffer) -> int:
+    """Holders of the wrapper object (tensors sharing it) plus holders of the array inside (other wrappers, views):
+    a Variable may write in place only when both are at their private baseline."""
+    if not isinstance(buffer, WrappedBuffer):
+        _leak("backend.private_refcount of a non-buffer")
+    return sys.getrefcount(buffer) + sys.getrefcount(buffer._array)
 
 
 WRAPPED = make_backend()
