@@ -283,7 +283,9 @@ class Optimizer:
         arrays = []
         for ga, v in pairs:
             dtype = v._data.dtype
-            ga = backend.contiguous(backend.astype(ga, dtype, copy=False))  # the fused kernel reads C order
+            if ga.dtype != dtype:
+                ga = backend.astype(ga, dtype)
+            ga = backend.contiguous(ga)  # the fused kernel reads C order
             if self.loss_scale_factor is not None:  # Keras: g / loss_scale_factor, in the variable's dtype
                 # out=: a buffer for 0-D gradients too (a ufunc returns a NumPy scalar there; the kernel takes buffers)
                 ga = backend.divide(ga, dtype.type(self.loss_scale_factor), out=backend.empty_like(ga))
