@@ -1,14 +1,28 @@
 """Weight constraints (``keras.constraints``), applied to a variable after each optimizer update.
 
-A constraint maps a NumPy array (the weight) to the projected array.
+A constraint maps a weight to the projected weight. The optimizer calls it with the variable's buffer and assigns
+the result; called directly, a constraint also accepts a Tensor or the user's array. The built-in constraints
+compute through ``fastnn.backend`` and return a buffer of the active backend (a NumPy array on the CPU backend).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from fastnn import _registry
+from fastnn import backend as B
+from fastnn.autograd import Tensor
 
 _EPS = 1e-7
+
+
+def _buffer(w):
+    """The weight as a buffer: a Tensor's own buffer, a buffer as it is, host data (the user's array) converted."""
+    if isinstance(w, Tensor):
+        return w._data
+    return w if B.is_buffer(w) else B.asarray(w)
+
+
+def _norms(w, axis):
+    """sqrt(sum(w ** 2, axis)), keeping the reduced axes."""
+    return B.sqrt(B.sum(B.square(w), axis=axis, keepdims=True))
 
 
 class Constraint:
@@ -30,10 +44,10 @@ class MaxNorm(Constraint):
         self.max_value, self.axis = max_value, axis
 
     def __call__(self, w):
-        w = np.asarray(w)
-        norms = np.sqrt(np.sum(np.square(w), axis=self.axis, keepdims=True))
-        desired = np.clip(norms, 0, self.max_value)
-        return (w * (desired / (_EPS + norms))).astype(w.dtype)
+        w = _buffer(w)
+        norms = _norms(w, self.axis)
+        desired = B.clip(norms, 0, self.max_value)
+        return B.astype(B.multiply(w, B.divide(desired, B.add(_EPS, norms))), w.dtype)
 
     def get_config(self):
         return {"max_value": self.max_value, "axis": self.axis}
@@ -43,8 +57,8 @@ class NonNeg(Constraint):
     """Sets negative weights to zero."""
 
     def __call__(self, w):
-        w = np.asarray(w)
-        return (w * (w >= 0)).astype(w.dtype)
+        w = _buffer(w)
+        return B.astype(B.multiply(w, B.greater_equal(w, 0)), w.dtype)
 
 
 class UnitNorm(Constraint):
@@ -54,22 +68,26 @@ class UnitNorm(Constraint):
         self.axis = axis
 
     def __call__(self, w):
-        w = np.asarray(w)
-        return (w / (_EPS + np.sqrt(np.sum(np.square(w), axis=self.axis, keepdims=True)))).astype(w.dtype)
+        w = _buffer(w)
+        return B.astype(B.divide(w, B.add(_EPS, _norms(w, self.axis))), w.dtype)
 
     def get_config(self):
         return {"axis": self.axis}
 
 
 class MinMaxNorm(Constraint):
+    """Rescales each slice along ``axis`` towards a norm in [min_value, max_value]: desired = rate * clipped norm +
+    (1 - rate) * norm."""
+
     def __init__(self, min_value=0.0, max_value=1.0, rate=1.0, axis=0):
         self.min_value, self.max_value, self.rate, self.axis = min_value, max_value, rate, axis
 
     def __call__(self, w):
-        w = np.asarray(w)
-        norms = np.sqrt(np.sum(np.square(w), axis=self.axis, keepdims=True))
-        desired = self.rate * np.clip(norms, self.min_value, self.max_value) + (1 - self.rate) * norms
-        return (w * (desired / (_EPS + norms))).astype(w.dtype)
+        w = _buffer(w)
+        norms = _norms(w, self.axis)
+        desired = B.add(B.multiply(self.rate, B.clip(norms, self.min_value, self.max_value)),
+                        B.multiply(1 - self.rate, norms))
+        return B.astype(B.multiply(w, B.divide(desired, B.add(_EPS, norms))), w.dtype)
 
     def get_config(self):
         return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate, "axis": self.axis}

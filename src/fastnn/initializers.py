@@ -1,7 +1,8 @@
 """Weight initializers with Keras 3's names, arguments, defaults and formulas (``keras.initializers``).
 
-An initializer is called as ``init(shape, dtype=None)`` and returns a NumPy array. Random ones draw from the
-generator of ``fastnn.utils`` (seeded by ``set_random_seed``) unless given their own ``seed``.
+An initializer is called as ``init(shape, dtype=None)`` and returns a buffer of the active backend (a NumPy array
+on the CPU backend), computed through ``fastnn.backend``. Random ones draw from the generator of ``fastnn.utils``
+(seeded by ``set_random_seed``) unless given their own ``seed``; the streams are NumPy's PCG64 draws, unchanged.
 
 Example:
     >>> w = fastnn.initializers.GlorotUniform(seed=1)((784, 64))
@@ -13,6 +14,7 @@ import math
 import numpy as np
 
 from fastnn import _registry
+from fastnn import backend as B
 from fastnn import utils as _utils
 
 
@@ -23,14 +25,14 @@ def _dtype(dtype):
 def _fans(shape, input_axes=None, output_axes=None):
     shape = tuple(shape)
     if input_axes is not None and output_axes is not None:  # Keras 3.15's compute_fans over the given axes
-        return int(np.prod([shape[a] for a in input_axes])), int(np.prod([shape[a] for a in output_axes]))
+        return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
     if len(shape) == 2:
         return shape[0], shape[1]
-    receptive = int(np.prod(shape[:-2]))
+    receptive = math.prod(shape[:-2])
     return shape[-2] * receptive, shape[-1] * receptive
 
 
@@ -56,7 +58,7 @@ class _Random(Initializer):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise ValueError(f"{type(self).__name__}: seed must be an int or None, but received {seed!r}")
         self.seed = seed
-        self._gen = np.random.default_rng(seed) if seed is not None else None
+        self._gen = B.random_generator(seed) if seed is not None else None
 
     def _rng(self):
         return self._gen if self._gen is not None else _utils.rng()
@@ -65,23 +67,14 @@ class _Random(Initializer):
         return {"seed": self.seed}
 
 
-def _truncated(rng, shape, mean, stddev):
-    out = rng.standard_normal(shape)
-    bad = np.abs(out) > 2.0
-    while bad.any():
-        out[bad] = rng.standard_normal(int(bad.sum()))
-        bad = np.abs(out) > 2.0
-    return mean + stddev * out
-
-
 class Zeros(Initializer):
     def __call__(self, shape, dtype=None):
-        return np.zeros(tuple(shape), _dtype(dtype))
+        return B.zeros(tuple(shape), _dtype(dtype))
 
 
 class Ones(Initializer):
     def __call__(self, shape, dtype=None):
-        return np.ones(tuple(shape), _dtype(dtype))
+        return B.ones(tuple(shape), _dtype(dtype))
 
 
 class Constant(Initializer):
@@ -89,7 +82,7 @@ class Constant(Initializer):
         self.value = value
 
     def __call__(self, shape, dtype=None):
-        return np.full(tuple(shape), self.value, _dtype(dtype))
+        return B.full(tuple(shape), self.value, _dtype(dtype))
 
     def get_config(self):
         return {"value": self.value}
@@ -101,7 +94,7 @@ class RandomNormal(_Random):
         self.mean, self.stddev = mean, stddev
 
     def __call__(self, shape, dtype=None):
-        return (self.mean + self.stddev * self._rng().standard_normal(tuple(shape))).astype(_dtype(dtype))
+        return B.random_normal(self._rng(), tuple(shape), _dtype(dtype), mean=self.mean, stddev=self.stddev)
 
     def get_config(self):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
@@ -113,7 +106,7 @@ class RandomUniform(_Random):
         self.minval, self.maxval = minval, maxval
 
     def __call__(self, shape, dtype=None):
-        return self._rng().uniform(self.minval, self.maxval, tuple(shape)).astype(_dtype(dtype))
+        return B.random_uniform(self._rng(), tuple(shape), _dtype(dtype), low=self.minval, high=self.maxval)
 
     def get_config(self):
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
@@ -127,7 +120,8 @@ class TruncatedNormal(_Random):
         self.mean, self.stddev = mean, stddev
 
     def __call__(self, shape, dtype=None):
-        return _truncated(self._rng(), tuple(shape), self.mean, self.stddev).astype(_dtype(dtype))
+        return B.random_truncated_normal(self._rng(), tuple(shape), _dtype(dtype), mean=self.mean,
+                                         stddev=self.stddev)
 
     def get_config(self):
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
@@ -167,16 +161,14 @@ class VarianceScaling(_Random):
         fan_in, fan_out = _fans(shape, self.input_axes, self.output_axes)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         scale = self.scale / max(1.0, n)
-        rng = self._rng()
-        shape = tuple(shape)
+        rng, shape, dtype = self._rng(), tuple(shape), _dtype(dtype)
         if self.distribution == "truncated_normal":
-            out = _truncated(rng, shape, 0.0, math.sqrt(scale) / 0.87962566103423978)
-        elif self.distribution == "untruncated_normal":
-            out = rng.standard_normal(shape) * math.sqrt(scale)
-        else:
-            limit = math.sqrt(3.0 * scale)
-            out = rng.uniform(-limit, limit, shape)
-        return out.astype(_dtype(dtype))
+            # 0.8796...: the standard deviation of a standard normal truncated to [-2, 2]
+            return B.random_truncated_normal(rng, shape, dtype, stddev=math.sqrt(scale) / 0.87962566103423978)
+        if self.distribution == "untruncated_normal":
+            return B.random_normal(rng, shape, dtype, stddev=math.sqrt(scale))
+        limit = math.sqrt(3.0 * scale)
+        return B.random_uniform(rng, shape, dtype, low=-limit, high=limit)
 
     def get_config(self):
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed,
@@ -213,13 +205,13 @@ class Orthogonal(_Random):
         shape = tuple(shape)
         if len(shape) < 2:
             raise ValueError(f"Orthogonal: the shape must have rank >= 2, but received shape={shape}")
-        rows, cols = int(np.prod(shape[:-1])), shape[-1]
-        a = self._rng().standard_normal((max(rows, cols), min(rows, cols)))
-        q, r = np.linalg.qr(a)
-        q = q * np.sign(np.diag(r))
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = B.random_normal(self._rng(), (max(rows, cols), min(rows, cols)), np.float64)
+        q, r = B.qr(a)
+        q = B.multiply(q, B.sign(B.diag(r)))
         if rows < cols:
-            q = q.T  # a Fortran-ordered view: the C-order copy below is what variables and kernels expect
-        return np.ascontiguousarray((self.gain * q.reshape(shape)).astype(_dtype(dtype)))
+            q = B.transpose(q)  # a Fortran-ordered view: the C-order copy below is what variables and kernels expect
+        return B.contiguous(B.astype(B.multiply(self.gain, B.reshape(q, shape)), _dtype(dtype)))
 
     def get_config(self):
         return {"gain": self.gain, "seed": self.seed}
@@ -235,7 +227,7 @@ class Identity(Initializer):
         shape = tuple(shape)
         if len(shape) != 2:
             raise ValueError(f"Identity: the shape must be 2-D, but received shape={shape}")
-        return (self.gain * np.eye(*shape)).astype(_dtype(dtype))
+        return B.astype(B.multiply(self.gain, B.eye(*shape)), _dtype(dtype))
 
     def get_config(self):
         # Keras 3.15's Identity writes {} (it never records its gain); write the gain only when it is not the

@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 
 from fastnn import _registry
+from fastnn import backend as B
 from fastnn.autograd import Tensor
 from fastnn.autograd import dtypes as _dtypes
 from fastnn.autograd.keras_attrs import _MASKS, get_keras_mask, set_keras_logits, set_keras_mask  # noqa: F401
@@ -83,7 +84,7 @@ def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
 def _check_shapes(name, y_true, y_pred):
     if tuple(y_true.shape) != tuple(y_pred.shape):
         try:
-            np.broadcast_shapes(tuple(y_true.shape), tuple(y_pred.shape))
+            B.broadcast_shapes(tuple(y_true.shape), tuple(y_pred.shape))
         except ValueError:
             raise ValueError(f"{name}: y_true and y_pred have incompatible shapes: y_true.shape={tuple(y_true.shape)}, "
                              f"y_pred.shape={tuple(y_pred.shape)}") from None
@@ -222,11 +223,11 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
         return _xent.sparse_categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis)
     class_axis = normalize_axis(axis, y_pred.ndim, "sparse_categorical_crossentropy")[0]
     res_shape = tuple(d for i, d in enumerate(y_pred.shape) if i != class_axis)
-    valid_mask = np.asarray(y_true.numpy()) != np.asarray(ignore_class).astype(y_pred.dtype)
+    valid_mask = B.not_equal(y_true._data, B.astype(B.asarray(ignore_class), y_pred.dtype))
     y_true = _ew.where(valid_mask, y_true, 0)
-    y_pred = _ew.where(np.expand_dims(valid_mask, class_axis), y_pred, 0.0)
+    y_pred = _ew.where(B.expand_dims(valid_mask, class_axis), y_pred, 0.0)
     res = _xent.sparse_categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis)
-    valid_mask = valid_mask.reshape(res_shape)
+    valid_mask = B.reshape(valid_mask, res_shape)
     res = _ew.where(valid_mask, res, 0.0)
     set_keras_mask(res, valid_mask)
     return res
@@ -242,8 +243,8 @@ def kl_divergence(y_true, y_pred):
 
 def _hinge_labels(y_true):
     """Keras's convert_binary_labels_to_hinge: labels that are all 0 / 1 become -1 / 1."""
-    a = y_true.numpy()
-    if np.all((a == 0) | (a == 1)):
+    a = y_true._data
+    if B.item(B.all(B.logical_or(B.equal(a, 0), B.equal(a, 1)))):
         return _ew.subtract(_ew.multiply(2.0, y_true), 1.0)
     return y_true
 
@@ -267,7 +268,7 @@ def categorical_hinge(y_true, y_pred):
     y_true, y_pred = _as_float(y_true, y_pred, "categorical_hinge")
     pos = _reduce.sum(_ew.multiply(y_true, y_pred), axis=-1)
     neg = _reduce.max(_ew.multiply(_ew.subtract(1.0, y_true), y_pred), axis=-1)
-    return _ew.maximum(_ew.add(_ew.subtract(neg, pos), 1.0), np.zeros((), y_pred.dtype))
+    return _ew.maximum(_ew.add(_ew.subtract(neg, pos), 1.0), B.zeros((), y_pred.dtype))
 
 
 def poisson(y_true, y_pred):
@@ -313,12 +314,14 @@ def tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=None):
 
 
 def _build_pos_neg_masks(query_labels, key_labels, remove_diagonal=True):
-    q = query_labels.reshape(-1, 1) if query_labels.ndim == 1 else query_labels
-    k = key_labels.reshape(-1, 1) if key_labels.ndim == 1 else key_labels
-    positive = q == k.T
-    negative = ~positive
+    """Boolean buffers: positive[i, j] when query i and key j have the same label (i != j with
+    ``remove_diagonal``), negative[i, j] when they differ."""
+    q = B.reshape(query_labels, (-1, 1)) if query_labels.ndim == 1 else query_labels
+    k = B.reshape(key_labels, (-1, 1)) if key_labels.ndim == 1 else key_labels
+    positive = B.equal(q, B.transpose(k))
+    negative = B.logical_not(positive)
     if remove_diagonal:
-        positive = positive & ~np.eye(q.size, k.size, dtype=bool)
+        positive = B.logical_and(positive, B.logical_not(B.eye(q.size, k.size, dtype=bool)))
     return positive, negative
 
 
@@ -329,22 +332,22 @@ def circle(y_true, y_pred, ref_labels=None, ref_embeddings=None, remove_diagonal
     distances, w_p = max(margin + d, 0), w_n = max(1 + margin - d, 0). The result's mask (loss > 0) makes a Loss
     average over the samples with a nonzero loss, as in Keras."""
     y_pred = float_tensor(y_pred, "circle")
-    labels = np.asarray(tensor(y_true, "circle").numpy()).astype(np.int32)
+    labels = B.astype(tensor(y_true, "circle")._data, np.int32)
     ref_embeddings = y_pred if ref_embeddings is None else float_tensor(ref_embeddings, "circle")
-    ref = labels if ref_labels is None else np.asarray(tensor(ref_labels, "circle").numpy()).astype(np.int32)
+    ref = labels if ref_labels is None else B.astype(tensor(ref_labels, "circle")._data, np.int32)
     optim_pos, optim_neg = margin, 1 + margin
     delta_pos, delta_neg = margin, 1 - margin
     distances = _ew.maximum(_ew.subtract(1.0, _mm.matmul(y_pred, _shape.transpose(ref_embeddings))), 0.0)
     positive, negative = _build_pos_neg_masks(labels, ref, remove_diagonal=remove_diagonal)
     dt = distances.dtype
-    pos_weights = _ew.maximum(_ew.multiply(_ew.add(optim_pos, distances), positive.astype(dt)), 0.0)
-    neg_weights = _ew.maximum(_ew.multiply(_ew.subtract(optim_neg, distances), negative.astype(dt)), 0.0)
+    pos_weights = _ew.maximum(_ew.multiply(_ew.add(optim_pos, distances), B.astype(positive, dt)), 0.0)
+    neg_weights = _ew.maximum(_ew.multiply(_ew.subtract(optim_neg, distances), B.astype(negative, dt)), 0.0)
     pos_wdists = _ew.multiply(_ew.multiply(-1.0 * gamma, pos_weights), _ew.subtract(delta_pos, distances))
     neg_wdists = _ew.multiply(_ew.multiply(gamma, neg_weights), _ew.subtract(delta_neg, distances))
     p_loss = _reduce.logsumexp(_ew.where(positive, pos_wdists, -np.inf), axis=1)
     n_loss = _reduce.logsumexp(_ew.where(negative, neg_wdists, -np.inf), axis=1)
     loss = _act.softplus(_ew.add(p_loss, n_loss))
-    set_keras_mask(loss, np.asarray(loss.numpy()) > 0)
+    set_keras_mask(loss, B.greater(loss._data, 0))
     return loss
 
 
@@ -352,8 +355,8 @@ def categorical_generalized_cross_entropy(y_true, y_pred, q):
     """(1 - p ** q) / q with p the predicted probability of the integer label (Zhang & Sabuncu, 2018): q -> 0 is
     the crossentropy, q = 1 the mean absolute error."""
     y_pred = float_tensor(y_pred, "categorical_generalized_cross_entropy")
-    labels = np.asarray(tensor(y_true, "categorical_generalized_cross_entropy").numpy())
-    one_hot = _shape.one_hot(labels.astype(np.int64), y_pred.shape[-1], dtype=y_pred.dtype)
+    labels = tensor(y_true, "categorical_generalized_cross_entropy")._data
+    one_hot = _shape.one_hot(B.astype(labels, np.int64), y_pred.shape[-1], dtype=y_pred.dtype)
     p = _reduce.sum(_ew.multiply(y_pred, one_hot), axis=-1)
     return _ew.divide(_ew.subtract(1.0, _ew.power(p, q)), q)
 
@@ -370,10 +373,10 @@ def ctc(y_true, y_pred):
         raise ValueError("Logits `y_pred` are expected to be a tensor of shape `(batch_size, max_length, num_classes)`."
                          f" Received: y_pred.shape={tuple(y_pred.shape)}")
     mask_index = 0
-    labels = np.asarray(y_true.numpy()).astype(np.int32)
+    labels = B.astype(y_true._data, np.int32)
     batch, steps = y_pred.shape[0], y_pred.shape[1]
-    label_length = np.sum(labels != mask_index, axis=-1).astype(np.int32)
-    input_length = np.full((batch,), steps, dtype=np.int32)
+    label_length = B.astype(B.sum(B.not_equal(labels, mask_index), axis=-1), np.int32)
+    input_length = B.full((batch,), steps, dtype=np.int32)
     return _xent.ctc_loss(labels, y_pred, label_length, input_length, mask_index=mask_index)
 
 
@@ -407,8 +410,8 @@ def _divide_no_nan(x, y):
     """x / y, and 0 where y == 0 (keras.ops.divide_no_nan), differentiable in both."""
     y = tensor(y, "divide_no_nan")
     zero = _ew.equal(y, 0)
-    safe = _ew.where(zero, np.ones((), y.dtype), y)
-    return _ew.where(zero, np.zeros((), y.dtype), _ew.divide(x, safe))
+    safe = _ew.where(zero, B.ones((), y.dtype), y)
+    return _ew.where(zero, B.zeros((), y.dtype), _ew.divide(x, safe))
 
 
 def _resolve_dtype(dtype):
@@ -432,14 +435,14 @@ def apply_mask(sample_weight, mask, dtype, reduction):
     total / valid (0 if none is valid), so that dividing by the number of entries averages over the valid ones."""
     if mask is None:
         return sample_weight
-    mask = np.asarray(mask.numpy() if isinstance(mask, Tensor) else mask)
+    mask = _mask_buffer(mask)
     if reduction in ("mean", "sum_over_batch_size"):
         total = float(mask.size)
-        valid = float(np.sum(mask.astype(dtype)))
+        valid = float(B.item(B.sum(B.astype(mask, dtype))))
         mask_weight = total / valid if valid else 0.0
-        float_mask = tensor(np.where(mask.astype(bool), mask_weight, 0.0).astype(dtype), "loss")
+        float_mask = tensor(B.astype(B.where(B.astype(mask, bool), mask_weight, 0.0), dtype), "loss")
     else:
-        float_mask = tensor(mask.astype(dtype), "loss")
+        float_mask = tensor(B.astype(mask, dtype), "loss")
     if sample_weight is None:
         return float_mask
     sample_weight = _float(sample_weight, dtype)
@@ -457,7 +460,7 @@ def reduce_values(values, sample_weight=None, reduction="sum_over_batch_size"):
         if reduction == "mean_with_sample_weight" and sample_weight is not None:
             divisor = _reduce.sum(sample_weight)  # the weights as given (not broadcast to the losses), as Keras
         else:
-            divisor = np.asarray(float(np.prod(values.shape)), loss.dtype)
+            divisor = B.asarray(float(math.prod(values.shape)), loss.dtype)
         loss = _divide_no_nan(loss, divisor)
     return loss
 
@@ -518,7 +521,7 @@ class Loss:
         losses = self.call(y_true, y_pred)
         out_mask = get_keras_mask(losses)
         if in_mask is not None and out_mask is not None:
-            mask = _as_bool(in_mask) & _as_bool(out_mask)
+            mask = B.logical_and(_as_bool(in_mask), _as_bool(out_mask))
         else:
             mask = in_mask if in_mask is not None else out_mask
         return reduce_weighted_values(losses, sample_weight=sample_weight, mask=mask, reduction=self.reduction,
@@ -535,8 +538,15 @@ class Loss:
         return cls(**config)
 
 
+def _mask_buffer(mask):
+    """A mask as a buffer: a Tensor's own buffer, a buffer as it is, host data (the user's array) converted."""
+    if isinstance(mask, Tensor):
+        return mask._data
+    return mask if B.is_buffer(mask) else B.asarray(mask)
+
+
 def _as_bool(mask):
-    return np.asarray(mask.numpy() if isinstance(mask, Tensor) else mask).astype(bool)
+    return B.astype(_mask_buffer(mask), bool)
 
 
 def _snake(name):

@@ -261,6 +261,32 @@ def set_num_threads(n: int) -> None:
     _C.set_num_threads(int(n))
 
 
+# --- added by h-optim ---
+def random_truncated_normal(generator, shape, dtype, mean=0.0, stddev=1.0):
+    """Normal values of ``mean`` and ``stddev``: standard normals drawn in float64, those beyond two standard
+    deviations redrawn in order until none is left, then ``mean + stddev * x`` cast to ``dtype``."""
+    out = generator.standard_normal(size=shape)
+    bad = np.abs(out) > 2.0
+    while bad.any():
+        out[bad] = generator.standard_normal(int(bad.sum()))
+        bad = np.abs(out) > 2.0
+    return (mean + stddev * out).astype(dtype, copy=False)
+
+
+def qr(a):
+    """The reduced QR decomposition ``(q, r)`` of a 2-D buffer (NumPy's ``linalg.qr``, mode "reduced")."""
+    q, r = np.linalg.qr(a)
+    return q, r
+
+
+def memory_owner_id(buffer) -> int:
+    """An int naming the object that owns the buffer's memory (the end of its chain of views): two buffers can
+    share memory only when their owner ids are equal (then ``shares_memory`` gives the exact answer)."""
+    while isinstance(buffer, np.ndarray) and buffer.base is not None:
+        buffer = buffer.base
+    return id(buffer)
+
+
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
 )

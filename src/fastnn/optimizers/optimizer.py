@@ -42,31 +42,31 @@ def _snake_case(name):
 
 
 def _grad_array(g):
-    return g._data if isinstance(g, Tensor) else np.asarray(g)
+    """A gradient as a buffer: a Tensor's own buffer, a buffer as it is, host data (the user's array) converted."""
+    if isinstance(g, Tensor):
+        return g._data
+    return g if backend.is_buffer(g) else backend.asarray(g)
 
 
-def _memory_owner(a):
-    """The object that owns ``a``'s memory (the end of its ``.base`` chain): arrays can only share memory when
-    they have the same owner."""
-    while isinstance(a, np.ndarray) and a.base is not None:
-        a = a.base
-    return a
+def _count(v) -> int:
+    """The value of an int64 counter Variable (iterations, step_counter) as a Python int."""
+    return int(backend.item(v._data))
 
 
 def _copy_grads_inside_variables(grads, variables):
     """The gradients, with a copy of each one that shares memory with any of the variables (a backward that
     returned a variable's own buffer, or a user passing ``w.numpy()``): the fused update writes the variables
     while it reads the gradients, and optimizer_update rejects such overlaps. Only a gradient with the same
-    memory owner as some variable gets the exact np.shares_memory test, so the usual step (fresh gradients)
+    memory owner as some variable gets the exact shares_memory test, so the usual step (fresh gradients)
     costs one dictionary lookup per gradient."""
     owners = {}
     for v in variables:
-        owners.setdefault(id(_memory_owner(v._data)), []).append(v._data)
+        owners.setdefault(backend.memory_owner_id(v._data), []).append(v._data)
     out = []
     for g in grads:
-        same_owner = owners.get(id(_memory_owner(g)))
-        if same_owner and any(np.shares_memory(g, w) for w in same_owner):
-            g = g.copy()
+        same_owner = owners.get(backend.memory_owner_id(g))
+        if same_owner and any(backend.shares_memory(g, w) for w in same_owner):
+            g = backend.copy(g)
         out.append(g)
     return out
 
@@ -135,8 +135,8 @@ class Optimizer:
             self._learning_rate = learning_rate
         else:
             self._learning_rate = _check_positive(cls, "learning_rate", learning_rate)
-        self._iterations = Variable(np.array(0, dtype="int64"), trainable=False, name="iteration")
-        self._slots = {}  # id(variable) -> list of slot arrays (the update's state)
+        self._iterations = Variable(backend.asarray(0, "int64"), trainable=False, name="iteration")
+        self._slots = {}  # id(variable) -> list of slot buffers (the update's state)
         self._averages = {}  # id(variable) -> its moving average (use_ema)
         self._accumulated = {}  # id(variable) -> its gradient sum since the last update (gradient_accumulation_steps)
         self._known = {}  # id(variable) -> variable, in the order first seen (Keras's optimizer._trainable_variables)
@@ -148,7 +148,7 @@ class Optimizer:
     def iterations(self):
         """The number of updates: ``apply`` calls, divided by ``gradient_accumulation_steps`` when set (Keras)."""
         if self.gradient_accumulation_steps:
-            return Tensor._wrap(np.array(int(self._iterations.numpy()) // self.gradient_accumulation_steps, "int64"))
+            return Tensor._wrap(backend.asarray(_count(self._iterations) // self.gradient_accumulation_steps, "int64"))
         return self._iterations
 
     # -- learning rate ------------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class Optimizer:
         """The current learning rate (a schedule is evaluated at the number of ``apply`` calls, as in Keras)."""
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
-            return float(lr(int(self._iterations.numpy())))
+            return float(lr(_count(self._iterations)))
         if callable(lr):
             return float(lr())
         return float(lr)
@@ -190,9 +190,9 @@ class Optimizer:
         if id(v) not in self._known:
             self._known[id(v)] = v
             if self.use_ema:
-                self._averages[id(v)] = np.zeros(v._data.shape, v._data.dtype)
+                self._averages[id(v)] = backend.zeros(v._data.shape, v._data.dtype)
             if self.gradient_accumulation_steps:
-                self._accumulated[id(v)] = np.zeros(v._data.shape, v._data.dtype)
+                self._accumulated[id(v)] = backend.zeros(v._data.shape, v._data.dtype)
         return self._slots_for(v)
 
     def _slots_for(self, v):
@@ -203,7 +203,7 @@ class Optimizer:
         return s
 
     def _init_slot(self, name, like):
-        return np.zeros(like.shape, like.dtype)
+        return backend.zeros(like.shape, like.dtype)
 
     @property
     def variables(self):
@@ -211,7 +211,7 @@ class Optimizer:
         schedule or a callable), the moving averages, the gradient accumulators, then each variable's slots."""
         out = [self._iterations]
         if not (isinstance(self._learning_rate, LearningRateSchedule) or callable(self._learning_rate)):
-            out.append(Tensor._wrap(np.array(self._learning_rate, "float32")))
+            out.append(Tensor._wrap(backend.asarray(self._learning_rate, "float32")))
         for store in (self._averages, self._accumulated):
             out.extend(Tensor._wrap(a) for a in store.values())
         for slots in self._slots.values():
@@ -283,22 +283,27 @@ class Optimizer:
         arrays = []
         for ga, v in pairs:
             dtype = v._data.dtype
-            ga = np.ascontiguousarray(ga, dtype=dtype)
+            if ga.dtype != dtype:
+                ga = backend.astype(ga, dtype)
+            ga = backend.contiguous(ga)  # the fused kernel reads C order
             if self.loss_scale_factor is not None:  # Keras: g / loss_scale_factor, in the variable's dtype
-                ga = ga / dtype.type(self.loss_scale_factor)
+                # out=: a buffer for 0-D gradients too (a ufunc returns a NumPy scalar there; the kernel takes buffers)
+                ga = backend.divide(ga, dtype.type(self.loss_scale_factor), out=backend.empty_like(ga))
             arrays.append(ga)
         arrays = _copy_grads_inside_variables(arrays, variables)
         steps = self.gradient_accumulation_steps
         if steps:
             accumulated = [self._accumulated[id(v)] for v in variables]
-            if (int(self._iterations.numpy()) + 1) % steps == 0:  # an update step: the mean of the last N gradients
-                arrays = [(g + acc) / g.dtype.type(steps) for g, acc in zip(arrays, accumulated)]
+            if (_count(self._iterations) + 1) % steps == 0:  # an update step: the mean of the last N gradients
+                arrays = [backend.add(g, acc, out=backend.empty_like(g)) for g, acc in zip(arrays, accumulated)]
+                for g in arrays:  # in place into the fresh sum (out=: a buffer for 0-D gradients too)
+                    backend.divide(g, g.dtype.type(steps), out=g)
                 for acc in accumulated:
-                    acc.fill(0)
+                    backend.copyto(acc, 0)
                 self._update(variables, arrays)
             else:
                 for g, acc in zip(arrays, accumulated):
-                    np.add(acc, g, out=acc)
+                    backend.add(acc, g, out=acc)
         else:
             self._update(variables, arrays)
         if self.use_ema:
@@ -306,16 +311,17 @@ class Optimizer:
         for v in variables:
             c = getattr(v, "constraint", None)
             if c is not None:
-                v.assign(c(v.numpy()))
+                v.assign(c(v._data))
         self._iterations.assign_add(1)
 
     def _update_moving_averages(self):
         """Keras's _update_model_variables_moving_average over every variable seen, then the periodic overwrite."""
-        iterations = int(self.iterations.numpy())
+        iterations = _count(self.iterations)
         for key, v in self._known.items():
             average = self._averages[key]
             momentum = average.dtype.type(self.ema_momentum if iterations != 0 else 0.0)
-            average[...] = momentum * average + (average.dtype.type(1) - momentum) * v._data
+            backend.copyto(average, backend.add(backend.multiply(momentum, average),
+                                                backend.multiply(average.dtype.type(1) - momentum, v._data)))
         if self.ema_overwrite_frequency and (iterations + 1) % self.ema_overwrite_frequency == 0:
             for key, v in self._known.items():
                 v.assign(self._averages[key])
@@ -334,10 +340,10 @@ class Optimizer:
 
     def _grad_scales(self, grads):
         if self.clipnorm is not None:
-            sq = backend._C.sum_squares(grads)
+            sq = backend.sum_squares(grads)
             return [self.clipnorm / max(math.sqrt(s), self.clipnorm) for s in sq]
         if self.global_clipnorm is not None:
-            norm = math.sqrt(sum(backend._C.sum_squares(grads)))
+            norm = math.sqrt(sum(backend.sum_squares(grads)))
             if not math.isfinite(norm):
                 return [float("nan")] * len(grads)
             scale = self.global_clipnorm * min(1.0 / norm if norm > 0 else math.inf, 1.0 / self.global_clipnorm)
@@ -348,7 +354,7 @@ class Optimizer:
         """One update of ``variables`` with ``grads`` (already unscaled and accumulated): clipping, weight decay and
         the optimizer's formula."""
         lr = self.learning_rate
-        step = int(self.iterations.numpy()) + 1
+        step = _count(self.iterations) + 1
         params = self._params(lr, step)
         params["lr"] = lr
         if self.clipvalue is not None:
@@ -366,8 +372,9 @@ class Optimizer:
                           for k in range(len(self._slot_names))]
             p = dict(params)
             p["weight_decay"] = self.weight_decay if decays else 0.0
-            backend._C.optimizer_update(self._kind, [v._own_buffer() for v in vs], [grads[i] for i in idx], slot_lists,
-                                        None if scales is None else [scales[i] for i in idx], p)
+            # _own_buffer(): the Variable's buffer itself (copied first if anything else holds it), written in place
+            backend.optimizer_update(self._kind, [v._own_buffer() for v in vs], [grads[i] for i in idx], slot_lists,
+                                     None if scales is None else [scales[i] for i in idx], p)
 
     def _before_update(self, step):
         pass
@@ -471,7 +478,7 @@ class Adagrad(Optimizer):
         self.epsilon = epsilon
 
     def _init_slot(self, name, like):
-        return np.full(like.shape, self.initial_accumulator_value, like.dtype)
+        return backend.full(like.shape, self.initial_accumulator_value, like.dtype)
 
     def _params(self, lr, step):
         return {"epsilon": self.epsilon}
@@ -562,7 +569,7 @@ class Nadam(Optimizer):
         # Keras's u_product variable, created in the dtype of the first variable it is built on (floatx otherwise)
         first_slots = next(iter(self._slots.values()), None)
         dtype = first_slots[0].dtype if first_slots else np.dtype("float32")
-        return super().variables + [Tensor._wrap(np.array(self._u_product, dtype))]
+        return super().variables + [Tensor._wrap(backend.asarray(self._u_product, dtype))]
 
     def _params(self, lr, step):
         u_t = self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
@@ -630,7 +637,7 @@ class Ftrl(Optimizer):
 
     def _init_slot(self, name, like):
         value = self.initial_accumulator_value if name == "accumulator" else 0.0
-        return np.full(like.shape, value, like.dtype)
+        return backend.full(like.shape, value, like.dtype)
 
     def _params(self, lr, step):
         return {"lr_power": self.learning_rate_power, "l1": self.l1_regularization_strength,
@@ -695,11 +702,11 @@ class Adafactor(Optimizer):
 
     def _init_slot(self, name, like):
         if name == "velocity":
-            return np.zeros(like.shape, like.dtype)
+            return backend.zeros(like.shape, like.dtype)
         if like.ndim < 2:  # Keras keeps scalar placeholders for r and c of an unfactored variable
-            return np.zeros((), like.dtype)
+            return backend.zeros((), like.dtype)
         shape = like.shape[:-1] if name == "r" else like.shape[:-2] + like.shape[-1:]
-        return np.zeros(shape, like.dtype)
+        return backend.zeros(shape, like.dtype)
 
     def _params(self, lr, step):
         return {"local_step": float(step), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
@@ -746,8 +753,8 @@ class LossScaleOptimizer(Optimizer):
         self.initial_scale = initial_scale
         self.dynamic_growth_steps = int(dynamic_growth_steps)
         self.inner_optimizer.loss_scale_factor = None  # else the gradients would be unscaled twice
-        self.step_counter = Variable(np.array(0, "int64"), trainable=False, name="step_counter")
-        self.dynamic_scale = Variable(np.array(initial_scale, "float32"), trainable=False, name="dynamic_scale")
+        self.step_counter = Variable(backend.asarray(0, "int64"), trainable=False, name="step_counter")
+        self.dynamic_scale = Variable(backend.asarray(initial_scale, "float32"), trainable=False, name="dynamic_scale")
 
     @property
     def iterations(self):
@@ -766,7 +773,7 @@ class LossScaleOptimizer(Optimizer):
     @property
     def variables(self):
         # Keras: its own iterations and (unused) learning rate 0.0, step_counter, dynamic_scale, then the inner ones.
-        own = [self._iterations, Tensor._wrap(np.array(0.0, "float32")), self.step_counter, self.dynamic_scale]
+        own = [self._iterations, Tensor._wrap(backend.asarray(0.0, "float32")), self.step_counter, self.dynamic_scale]
         return own + self.inner_optimizer.variables
 
     def build(self, var_list):
@@ -774,7 +781,7 @@ class LossScaleOptimizer(Optimizer):
         self.built = True
 
     def scale_loss(self, loss):
-        scale = float(self.dynamic_scale.numpy()) if self.built else self.initial_scale
+        scale = float(backend.item(self.dynamic_scale._data)) if self.built else self.initial_scale
         return loss * scale
 
     def apply(self, grads, trainable_variables=None):
@@ -783,18 +790,19 @@ class LossScaleOptimizer(Optimizer):
             raise ValueError("LossScaleOptimizer.apply: pass the trainable_variables the gradients belong to")
         self.built = True
         arrays = [None if g is None else _grad_array(g) for g in grads]
-        finite = all(bool(np.all(np.isfinite(a))) for a in arrays if a is not None)
-        scale = self.dynamic_scale.numpy()
+        finite = all(bool(backend.item(backend.all(backend.isfinite(a)))) for a in arrays if a is not None)
+        scale = self.dynamic_scale._data
         if not finite:  # skip the step; halve the scale
-            self.step_counter.assign(np.array(0, "int64"))
-            self.dynamic_scale.assign(scale * np.float32(0.5))
+            self.step_counter.assign(backend.asarray(0, "int64"))
+            self.dynamic_scale.assign(backend.multiply(scale, np.float32(0.5)))
             return
-        unscaled = [None if a is None else a / np.asarray(scale, np.result_type(a.dtype, np.float32))
+        unscaled = [None if a is None else
+                    backend.divide(a, backend.astype(scale, np.result_type(a.dtype, np.float32), copy=False))
                     for a in arrays]
         self.inner_optimizer.apply(unscaled, trainable_variables)
-        if int(self.step_counter.numpy()) == self.dynamic_growth_steps - 1:
-            self.step_counter.assign(np.array(0, "int64"))
-            self.dynamic_scale.assign(scale * np.float32(2.0))
+        if _count(self.step_counter) == self.dynamic_growth_steps - 1:
+            self.step_counter.assign(backend.asarray(0, "int64"))
+            self.dynamic_scale.assign(backend.multiply(scale, np.float32(2.0)))
         else:
             self.step_counter.assign_add(1)
 
