@@ -146,8 +146,12 @@ class Metric:
                 self._state[name] = Variable(B.zeros(shape, dtype), trainable=False, aggregation="sum", name=name)
 
     def _accumulate(self, name, value):
-        """Adds ``value`` (a buffer of the state's shape) to the state Variable ``name``, in place."""
-        self._state[name].assign_add(value)
+        """Adds ``value`` (a buffer of the state's shape and dtype, or a Python number) to the state Variable
+        ``name``. The sum is a new buffer that becomes the Variable's (what ``assign`` does, without its checks and
+        copy, which would cost more than the update itself on the fit loop's per-batch path); buffers taken from the
+        state earlier (``metric.total``) keep their values, as with copy-on-write."""
+        variable = self._state[name]
+        variable._data = B.add(variable._data, value)
 
     def update_state(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -169,8 +173,7 @@ class Metric:
 
     def _result(self, value, dtype=None):
         """``value`` (a buffer or Python scalar) as a Tensor of ``dtype`` (default: the state's dtype)."""
-        dtype = dtype or self.variable_dtype
-        return Tensor._wrap(B.astype(value, dtype) if B.is_buffer(value) else B.asarray(value, dtype))
+        return Tensor._wrap(B.asarray(value, dtype or self.variable_dtype))
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
@@ -248,10 +251,11 @@ class Mean(Metric):
         if sample_weight is not None:
             self._accumulate("count", B.sum(sample_weight))
         else:
-            self._accumulate("count", B.asarray(values.shape[0] if values.ndim >= 1 else 1, STATE_DTYPE))
+            self._accumulate("count", float(values.shape[0]) if values.ndim >= 1 else 1.0)
 
     def result(self):
-        return self._result(divide_no_nan(self.total, self.count))
+        count = self.count
+        return self._result(B.divide(self.total, count) if B.item(count) else 0.0)
 
 
 class MeanMetricWrapper(Mean):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastnn import backend as B
 from fastnn import losses as _losses
 from fastnn.metrics import functions as F
-from fastnn.metrics.base import (Mean, MeanMetricWrapper, Metric, divide_no_nan, squeeze_or_expand_to_same_rank,
-                                 to_buffer)
+from fastnn.metrics.base import Mean, MeanMetricWrapper, Metric, squeeze_or_expand_to_same_rank, to_buffer
 
 
 class _Wrapper(MeanMetricWrapper):
@@ -136,7 +135,8 @@ class RootMeanSquaredError(Mean):
         super().update_state(B.square(B.subtract(y_pred, y_true)), sample_weight)
 
     def result(self):
-        return self._result(B.sqrt(divide_no_nan(self.total, self.count)))
+        count = self.count
+        return self._result(B.sqrt(B.divide(self.total, count)) if B.item(count) else 0.0)
 
 
 # -- probabilistic ----------------------------------------------------------------------------------------------
