@@ -257,3 +257,16 @@ def test_fit_and_evaluate_with_compiled_metrics_on_the_wrapped_backend():
     with use_wrapped_backend():
         got = _compiled_fit()
     np.testing.assert_equal(got, expected)
+
+
+def test_metric_state_lives_in_non_trainable_variables_with_value_semantics():
+    m = metrics.Mean()
+    assert [v.name for v in m.variables] == ["total", "count"] and not any(v.trainable for v in m.variables)
+    m.update_state([1.0, 3.0])
+    taken = m.total  # the state's buffer (a NumPy array on the CPU)
+    m.update_state([5.0])
+    assert float(taken) == 4.0 and float(m.total) == 9.0 and float(m.result()) == 3.0
+    total = m.variables[0]
+    m.reset_state()
+    assert m.variables[0] is total and float(m.total) == 0.0 and float(taken) == 4.0
+    assert not hasattr(metrics.Precision(), "fn")  # Precision keeps tp and fp only

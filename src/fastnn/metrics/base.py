@@ -86,7 +86,12 @@ class StateBuffer:
         self.name = name
 
     def __get__(self, metric, owner=None):
-        return self if metric is None else metric._state[self.name]._data
+        if metric is None:
+            return self
+        variable = metric._state.get(self.name)
+        if variable is None:  # a count this metric does not keep (Precision has no false negatives)
+            raise AttributeError(f"{type(metric).__name__!r} object has no attribute {self.name!r}")
+        return variable._data
 
 
 class Metric:
