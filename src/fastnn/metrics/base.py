@@ -108,7 +108,7 @@ class Metric:
         self.dtype = _check_dtype(type(self).__name__, dtype or "float32")
         self._tracked_variables = []
         self._state = {}  # fastnn's own state Variables by name (see _reset_states)
-        # fastnn's metrics keep their state in attributes that their reset_state creates. A user's subclass written
+        # fastnn's metrics keep their state in Variables that their reset_state creates. A user's subclass written
         # the Keras way adds variables after this call and may override reset_state to use them, so only fastnn's
         # own reset_state runs here.
         if getattr(type(self).reset_state, "__module__", "").startswith("fastnn.metrics"):
