@@ -4,8 +4,9 @@ A metric object accumulates over batches: ``update_state(y_true, y_pred, sample_
 ``reset_state()``; calling it updates and returns the result. Means count each sample once, as Keras's do (an
 epoch's accuracy is the accuracy over every sample seen). Metrics without a fixed default name (Precision, Recall,
 AUC, the counts, the "X at Y" and IoU metrics) take Keras's automatic names: ``recall``, then ``recall_1``, ...
-(``fastnn.utils.clear_session()`` restarts the count). Metrics are computed on NumPy values and never build
-gradient graphs.
+(``fastnn.utils.clear_session()`` restarts the count). Metrics compute through ``fastnn.backend`` and never build
+gradient graphs; their state is in non-trainable Variables (``metric.variables``, float64 sums) and ``result()``
+returns a Tensor (the fit loop's logs turn it into a Python float).
 
 ``get(identifier)`` resolves strings as ``keras.metrics.get`` does: a class name or its snake-case form
 (``"AUC"``, ``"auc"``, ``"cosine_similarity"``, ``"binary_io_u"``) or one of Keras's aliases (``"mse"``, ``"MSE"``,
@@ -57,7 +58,7 @@ mean_squared_logarithmic_error = _losses.mean_squared_logarithmic_error
 poisson = _losses.poisson
 
 # keras.metrics also re-exports these losses; fastnn.losses gains them with issue 9's losses work, so they are
-# looked up there when first used (categorical_hinge falls back to the metric's own NumPy form until then).
+# looked up there when first used (categorical_hinge falls back to the metric's own form until then).
 _LATE_LOSS_FUNCTIONS = ("categorical_hinge", "binary_focal_crossentropy", "categorical_focal_crossentropy")
 
 

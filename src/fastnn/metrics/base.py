@@ -1,8 +1,10 @@
 """The metric base classes (``Metric``, ``Mean``, ``Sum``, ``MeanMetricWrapper``), Keras's automatic metric names
-and the NumPy helpers every metric shares.
+and the helpers every metric shares.
 
-Metrics are not differentiable: they read their inputs as NumPy arrays (``Tensor.numpy()``), accumulate their state
-in NumPy and never build gradient graphs.
+Metrics are not differentiable: they read their inputs as backend buffers (a Tensor's buffer, or the user's data
+converted with ``backend.asarray``), compute through ``fastnn.backend``, keep their state in non-trainable Variables
+(``metric.variables``) and never build gradient graphs. ``result()`` returns a Tensor; the fit loop turns it into a
+Python float for the logs.
 """
 from __future__ import annotations
 
@@ -10,34 +12,46 @@ import re
 
 import numpy as np
 
-from fastnn.autograd import Tensor, no_grad
+from fastnn import backend as B
+from fastnn.autograd import Tensor, Variable, no_grad
 
 EPSILON = 1e-7  # keras.backend.epsilon()
+STATE_DTYPE = "float64"  # fastnn's metrics accumulate their sums in float64 (Keras: float32 variables)
 
 
-def to_numpy(x, dtype=None):
-    """A NumPy view of a Tensor, array-like or scalar (cast to ``dtype`` when given)."""
+def to_buffer(x, dtype=None):
+    """A backend buffer for a Tensor, array-like or scalar (cast to ``dtype`` when given). Host data (lists, scalars,
+    NumPy arrays) is converted with ``backend.asarray``, so it keeps NumPy's dtypes (a list of floats is float64)."""
     if isinstance(x, Tensor):
-        x = x.numpy()
-    x = np.asarray(x)
-    return x if dtype is None else x.astype(dtype, copy=False)
+        x = x._data
+    elif not B.is_buffer(x):
+        x = B.asarray(x)
+    return x if dtype is None else B.astype(x, dtype, copy=False)
 
 
 def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
-    """Keras's rule on NumPy arrays: when the ranks differ by one and the longer has a trailing axis of 1, squeeze it
+    """Keras's rule on buffers: when the ranks differ by one and the longer has a trailing axis of 1, squeeze it
     (or, with ``expand_rank_1``, expand a rank-1 partner instead)."""
     r1, r2 = x1.ndim, x2.ndim
     if r1 == r2 + 1 and x1.shape[-1] == 1:
         if r2 == 1 and expand_rank_1:
-            x2 = x2[..., None]
+            x2 = B.expand_dims(x2, -1)
         else:
-            x1 = x1[..., 0]
+            x1 = B.squeeze(x1, -1)
     if r2 == r1 + 1 and x2.shape[-1] == 1:
         if r1 == 1 and expand_rank_1:
-            x1 = x1[..., None]
+            x1 = B.expand_dims(x1, -1)
         else:
-            x2 = x2[..., 0]
+            x2 = B.squeeze(x2, -1)
     return x1, x2
+
+
+def divide_no_nan(a, b):
+    """a / b in float64, 0 where b == 0 (keras.ops.divide_no_nan)."""
+    a, b = to_buffer(a, "float64"), to_buffer(b, "float64")
+    out = B.zeros(B.broadcast_shapes(a.shape, b.shape))
+    B.divide(a, b, out=out, where=B.not_equal(b, 0))
+    return out
 
 
 def keras_snake_case(name: str) -> str:
@@ -63,6 +77,23 @@ def _check_dtype(owner, dtype):
                          f"dtype={dtype!r}") from None
 
 
+class StateBuffer:
+    """A metric attribute (``total``, ``true_positives``, ...) that reads the buffer of the state Variable of that
+    name: a NumPy array on the CPU, as these attributes were before the state moved into Variables, so code that
+    computes on them with NumPy keeps working. The Variables themselves are in ``metric.variables``."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, metric, owner=None):
+        if metric is None:
+            return self
+        variable = metric._state.get(self.name)
+        if variable is None:  # a count this metric does not keep (Precision has no false negatives)
+            raise AttributeError(f"{type(metric).__name__!r} object has no attribute {self.name!r}")
+        return variable._data
+
+
 class Metric:
     """Base class of stateful metrics: ``update_state(...)``, ``result()``, ``reset_state()``; calling the metric
     updates it and returns the result.
@@ -76,7 +107,8 @@ class Metric:
         self.name = name or auto_name(type(self).__name__)
         self.dtype = _check_dtype(type(self).__name__, dtype or "float32")
         self._tracked_variables = []
-        # fastnn's metrics keep their state in attributes that their reset_state creates. A user's subclass written
+        self._state = {}  # fastnn's own state Variables by name (see _reset_states)
+        # fastnn's metrics keep their state in Variables that their reset_state creates. A user's subclass written
         # the Keras way adds variables after this call and may override reset_state to use them, so only fastnn's
         # own reset_state runs here.
         if getattr(type(self).reset_state, "__module__", "").startswith("fastnn.metrics"):
@@ -98,13 +130,33 @@ class Metric:
 
     @property
     def variables(self):
-        """The variables made by ``add_variable`` (fastnn's own metrics keep their state as NumPy attributes)."""
-        return list(self._tracked_variables)
+        """The state Variables: those made by ``add_variable`` and fastnn's own (non-trainable, as Keras's)."""
+        return list(self._tracked_variables) + list(self._state.values())
 
     def reset_state(self):
         """Zeroes every variable made by ``add_variable`` (as Keras's default)."""
         for variable in self._tracked_variables:
-            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+            variable.assign(B.zeros(variable.shape, variable.dtype))
+
+    def _reset_states(self, dtype=STATE_DTYPE, **shapes):
+        """Zeroes fastnn's own state: one non-trainable Variable per name, of the given shape. A Variable whose shape
+        or dtype stays is zeroed in place (so it stays the same object); a new shape makes a new one."""
+        dtype = np.dtype(dtype)
+        for name, shape in shapes.items():
+            shape = tuple(shape)
+            variable = self._state.get(name)
+            if variable is not None and variable.shape == shape and variable.dtype == dtype:
+                variable.assign(B.zeros(shape, dtype))
+            else:
+                self._state[name] = Variable(B.zeros(shape, dtype), trainable=False, aggregation="sum", name=name)
+
+    def _accumulate(self, name, value):
+        """Adds ``value`` (a buffer of the state's shape and dtype, or a Python number) to the state Variable
+        ``name``. The sum is a new buffer that becomes the Variable's (what ``assign`` does, without its checks and
+        copy, which would cost more than the update itself on the fit loop's per-batch path); buffers taken from the
+        state earlier (``metric.total``) keep their values, as with copy-on-write."""
+        variable = self._state[name]
+        variable._data = B.add(variable._data, value)
 
     def update_state(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -124,9 +176,9 @@ class Metric:
     def variable_dtype(self):
         return self._variable_dtype or self.dtype
 
-    def _result(self, value):
-        """``value`` in the state's dtype: a NumPy scalar for a 0-d value, an array otherwise."""
-        return np.asarray(value, dtype=self.variable_dtype)[()]
+    def _result(self, value, dtype=None):
+        """``value`` (a buffer or Python scalar) as a Tensor of ``dtype`` (default: the state's dtype)."""
+        return Tensor._wrap(B.asarray(value, dtype or self.variable_dtype))
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
@@ -140,21 +192,22 @@ class Metric:
 
 
 def reduce_to_samplewise_values(values, sample_weight, reduce_fn):
-    """keras.src.metrics.reduction_metrics.reduce_to_samplewise_values on NumPy: one value per sample (``reduce_fn``
-    over the axes beyond the weights' rank, then over the non-batch axes) and the matching per-sample weights."""
-    values = to_numpy(values, "float64")
+    """keras.src.metrics.reduction_metrics.reduce_to_samplewise_values on buffers: one value per sample
+    (``reduce_fn``, a backend reduction, over the axes beyond the weights' rank, then over the non-batch axes) and the
+    matching per-sample weights."""
+    values = to_buffer(values, "float64")
     if sample_weight is not None:
-        sample_weight = to_numpy(sample_weight, "float64")
+        sample_weight = to_buffer(sample_weight, "float64")
         values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
         weight_ndim, values_ndim = sample_weight.ndim, values.ndim
         if values_ndim > weight_ndim:
             values = reduce_fn(values, axis=tuple(range(weight_ndim, values_ndim)))
         try:
-            sample_weight = np.broadcast_to(sample_weight, values.shape)
+            sample_weight = B.broadcast_to(sample_weight, values.shape)
         except ValueError:
             raise ValueError(f"sample_weight of shape {sample_weight.shape} cannot be broadcast to the values of shape "
                              f"{values.shape}") from None
-        values = values * sample_weight
+        values = B.multiply(values, sample_weight)
         if weight_ndim > 1:
             sample_weight = reduce_fn(sample_weight, axis=tuple(range(1, weight_ndim)))
     if values.ndim > 1:
@@ -168,12 +221,14 @@ class Sum(Metric):
     def __init__(self, name="sum", dtype=None):
         super().__init__(name=name, dtype=dtype)
 
+    total = StateBuffer()
+
     def reset_state(self):
-        self.total = 0.0
+        self._reset_states(total=())
 
     def update_state(self, values, sample_weight=None):
-        values, _ = reduce_to_samplewise_values(values, sample_weight, np.sum)
-        self.total += float(np.sum(values))
+        values, _ = reduce_to_samplewise_values(values, sample_weight, B.sum)
+        self._accumulate("total", B.sum(values))
 
     def result(self):
         return self._result(self.total)
@@ -189,20 +244,23 @@ class Mean(Metric):
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
 
+    total = StateBuffer()
+    count = StateBuffer()
+
     def reset_state(self):
-        self.total = 0.0
-        self.count = 0.0
+        self._reset_states(total=(), count=())
 
     def update_state(self, values, sample_weight=None):
-        values, sample_weight = reduce_to_samplewise_values(values, sample_weight, np.mean)
-        self.total += float(np.sum(values))
+        values, sample_weight = reduce_to_samplewise_values(values, sample_weight, B.mean)
+        self._accumulate("total", B.sum(values))
         if sample_weight is not None:
-            self.count += float(np.sum(sample_weight))
+            self._accumulate("count", B.sum(sample_weight))
         else:
-            self.count += float(values.shape[0]) if values.ndim >= 1 else 1.0
+            self._accumulate("count", float(values.shape[0]) if values.ndim >= 1 else 1.0)
 
     def result(self):
-        return self._result(self.total / self.count if self.count else 0.0)
+        count = self.count
+        return self._result(B.divide(self.total, count) if B.item(count) else 0.0)
 
 
 class MeanMetricWrapper(Mean):
@@ -224,7 +282,7 @@ class MeanMetricWrapper(Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         with no_grad():
-            values = to_numpy(self._fn(y_true, y_pred, **self._fn_kwargs))
+            values = to_buffer(self._fn(y_true, y_pred, **self._fn_kwargs))
         super().update_state(values, sample_weight)
 
     def get_config(self):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastnn.metrics.base import EPSILON, Metric, squeeze_or_expand_to_same_rank, to_numpy
+from fastnn import backend as B
+from fastnn.metrics.base import EPSILON, Metric, StateBuffer, divide_no_nan, squeeze_or_expand_to_same_rank, to_buffer
 
 NEG_INF = -1e10  # keras.src.metrics.metrics_utils.NEG_INF: the threshold used with top_k
 
@@ -37,16 +38,8 @@ def is_evenly_distributed_thresholds(thresholds):
     n = len(thresholds)
     if n < 3:
         return False
-    even = np.arange(n, dtype=np.float32) / (n - 1)
-    return bool(np.allclose(np.asarray(thresholds, dtype=np.float64), even, atol=EPSILON))
-
-
-def divide_no_nan(a, b):
-    """a / b, 0 where b == 0 (keras.ops.divide_no_nan)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    out = np.zeros(np.broadcast_shapes(a.shape, b.shape))
-    np.divide(a, b, out=out, where=b != 0)
-    return out
+    even = B.divide(B.arange(n, dtype="float32"), n - 1)
+    return bool(B.item(B.all(B.isclose(B.asarray(thresholds, dtype="float64"), even, atol=EPSILON))))
 
 
 def _filter_top_k(x, k):
@@ -56,36 +49,41 @@ def _filter_top_k(x, k):
         raise ValueError(f"top_k must be a positive int, but received top_k={k!r}")
     if k > x.shape[-1]:
         raise ValueError(f"top_k={k} is larger than the last axis of y_pred (shape {x.shape})")
-    top = np.argsort(-x, axis=-1, kind="stable")[..., :k]
-    mask = np.zeros(x.shape, dtype=x.dtype)
-    np.put_along_axis(mask, top, 1, axis=-1)
-    return x * mask + np.asarray(NEG_INF, dtype=x.dtype) * (1 - mask)
+    top = B.getitem(B.argsort(B.negative(x), axis=-1, kind="stable"), (Ellipsis, slice(None, k)))
+    mask = B.zeros(x.shape, dtype=x.dtype)
+    B.put_along_axis(mask, top, 1, axis=-1)
+    return B.add(B.multiply(x, mask), B.multiply(B.asarray(NEG_INF, dtype=x.dtype), B.subtract(1, mask)))
+
+
+def _reversed_cumsum(x):
+    """The cumulative sums along axis 0 from the end: element i is the sum of elements i, i + 1, ..."""
+    return B.flip(B.cumsum(B.flip(x, 0), axis=0), 0)
 
 
 def update_confusion_matrix(y_true, y_pred, thresholds, *, dtype="float32", top_k=None, class_id=None,
                             sample_weight=None, multi_label=False, label_weights=None,
                             thresholds_distributed_evenly=False, owner="metric"):
-    """The weighted tp / fp / tn / fn counts of one batch at each threshold: a dict of arrays of shape
+    """The weighted tp / fp / tn / fn counts of one batch at each threshold: a dict of float64 buffers of shape
     ``(len(thresholds),)``, or ``(len(thresholds), num_labels)`` with ``multi_label``."""
     if multi_label and label_weights is not None:
         raise ValueError(f"{owner}: label_weights for multi-label data are applied to the per-label results, not "
                          "to the confusion counts")
-    y_true = to_numpy(y_true, dtype)
-    y_pred = to_numpy(y_pred, dtype)
+    y_true = to_buffer(y_true, dtype)
+    y_pred = to_buffer(y_pred, dtype)
     thresholds_list = list(thresholds)
     with_epsilon = thresholds_distributed_evenly and (thresholds_list[0] < 0.0 or thresholds_list[-1] > 1.0)
-    thresholds = np.asarray(thresholds_list, dtype=dtype)
+    thresholds = B.asarray(thresholds_list, dtype=dtype)
     num_thresholds = thresholds.shape[0]
 
     y_pred, y_true = squeeze_or_expand_to_same_rank(y_pred, y_true)
     if y_true.shape != y_pred.shape:
         try:
-            y_true = np.broadcast_to(y_true, y_pred.shape)
+            y_true = B.broadcast_to(y_true, y_pred.shape)
         except ValueError:
             raise ValueError(f"{owner}: y_true of shape {y_true.shape} does not match y_pred of shape "
                              f"{y_pred.shape}") from None
     if sample_weight is not None:
-        sample_weight = to_numpy(sample_weight, dtype)[..., None]
+        sample_weight = B.expand_dims(to_buffer(sample_weight, dtype), -1)
         _, sample_weight = squeeze_or_expand_to_same_rank(y_true, sample_weight, expand_rank_1=False)
     if top_k is not None:
         y_pred = _filter_top_k(y_pred, top_k)
@@ -96,73 +94,79 @@ def update_confusion_matrix(y_true, y_pred, thresholds, *, dtype="float32", top_
         if not -y_pred.shape[-1] <= class_id < y_pred.shape[-1]:
             raise ValueError(f"{owner}: class_id={class_id} is out of range for y_pred with {y_pred.shape[-1]} "
                              "classes")
-        y_true = y_true[..., class_id, None]
-        y_pred = y_pred[..., class_id, None]
+        y_true = B.getitem(y_true, (Ellipsis, class_id, None))
+        y_pred = B.getitem(y_pred, (Ellipsis, class_id, None))
     if sample_weight is not None:
         try:
-            sample_weight = np.broadcast_to(sample_weight, y_pred.shape)
+            sample_weight = B.broadcast_to(sample_weight, y_pred.shape)
         except ValueError:
             raise ValueError(f"{owner}: sample_weight of shape {sample_weight.shape} cannot be broadcast to y_pred of "
                              f"shape {y_pred.shape}") from None
     weights = None if sample_weight is None else sample_weight
     if label_weights is not None:  # only without multi_label: weights of the flattened label columns
-        lw = np.broadcast_to(np.asarray(label_weights, dtype=dtype)[None], y_pred.shape)
-        weights = lw if weights is None else weights * lw
+        lw = B.broadcast_to(B.expand_dims(to_buffer(label_weights, dtype), 0), y_pred.shape)
+        weights = lw if weights is None else B.multiply(weights, lw)
     if multi_label:
         if y_pred.ndim != 2:
             raise ValueError(f"{owner}: y_pred must have rank 2 when multi_label=True, but received shape "
                              f"{y_pred.shape}")
     else:
-        y_pred, y_true = y_pred.reshape(-1), y_true.reshape(-1)
-        weights = None if weights is None else weights.reshape(-1)
-    is_true = y_true.astype(bool)
-    weights = np.ones(y_pred.shape, dtype=dtype) if weights is None else weights.astype(dtype, copy=False)
-    true_labels = np.where(is_true, weights, 0).astype(np.float64)
-    false_labels = np.where(is_true, 0, weights).astype(np.float64)
+        y_pred, y_true = B.reshape(y_pred, (-1,)), B.reshape(y_true, (-1,))
+        weights = None if weights is None else B.reshape(weights, (-1,))
+    is_true = B.astype(y_true, "bool")
+    weights = B.ones(y_pred.shape, dtype=dtype) if weights is None else B.astype(weights, dtype, copy=False)
+    true_labels = B.astype(B.where(is_true, weights, 0), "float64")
+    false_labels = B.astype(B.where(is_true, 0, weights), "float64")
 
     if thresholds_distributed_evenly:
         # Keras's bucketed path: bucket i collects the predictions in (t_i, t_{i+1}]; a prediction is above the
         # thresholds of its bucket and of every lower one, so the counts are reversed cumulative sums.
-        clipped = np.clip(y_pred, 0.0, 1.0)
-        bucket = np.ceil(clipped * np.asarray(num_thresholds - 1, dtype=dtype)) - 1
+        clipped = B.clip(y_pred, 0.0, 1.0)
+        bucket = B.subtract(B.ceil(B.multiply(clipped, B.asarray(num_thresholds - 1, dtype=dtype))), 1)
         if with_epsilon:
-            bucket = np.maximum(bucket, 0)  # every prediction in [0, 1] is above the leading -epsilon threshold
-        bucket = bucket.astype(np.int64)
-        valid = bucket >= 0  # a prediction of exactly 0 is above no threshold of [0, ..., 1] (dropped as by TF)
+            bucket = B.maximum(bucket, 0)  # every prediction in [0, 1] is above the leading -epsilon threshold
+        bucket = B.astype(bucket, "int64")
+        valid = B.greater_equal(bucket, 0)  # a prediction of exactly 0 is above no threshold of [0, ..., 1] (as TF)
         if multi_label:
             num_labels = y_pred.shape[1]
-            flat = (bucket + num_thresholds * np.arange(num_labels)[None, :])[valid]
+            label_offsets = B.multiply(num_thresholds, B.expand_dims(B.arange(num_labels), 0))
+            flat = B.getitem(B.add(bucket, label_offsets), valid)
 
             def bucket_sums(values):
-                sums = np.bincount(flat, weights=values[valid], minlength=num_thresholds * num_labels)
-                return sums.reshape(num_labels, num_thresholds).T
+                sums = B.bincount(flat, weights=B.getitem(values, valid), minlength=num_thresholds * num_labels)
+                return B.transpose(B.reshape(sums, (num_labels, num_thresholds)))
         else:
+            valid_buckets = B.getitem(bucket, valid)
+
             def bucket_sums(values):
-                return np.bincount(bucket[valid], weights=values[valid], minlength=num_thresholds)
-        tp = np.cumsum(bucket_sums(true_labels)[::-1], axis=0)[::-1]
-        fp = np.cumsum(bucket_sums(false_labels)[::-1], axis=0)[::-1]
-        return {"tp": tp, "fp": fp, "tn": false_labels.sum(axis=0) - fp, "fn": true_labels.sum(axis=0) - tp}
+                return B.bincount(valid_buckets, weights=B.getitem(values, valid), minlength=num_thresholds)
+        tp = _reversed_cumsum(bucket_sums(true_labels))
+        fp = _reversed_cumsum(bucket_sums(false_labels))
+        return {"tp": tp, "fp": fp, "tn": B.subtract(B.sum(false_labels, axis=0), fp),
+                "fn": B.subtract(B.sum(true_labels, axis=0), tp)}
 
     # Direct path: the weight of the predictions > t for every threshold t, from the sorted predictions and their
     # cumulative weights (O((N + T) log N) instead of a (T, N) comparison table).
     if multi_label:
-        columns = [_counts_at_thresholds(y_pred[:, j], true_labels[:, j], false_labels[:, j], thresholds)
-                   for j in range(y_pred.shape[1])]
-        return {count: np.stack([c[count] for c in columns], axis=1) for count in _COUNTS}
+        columns = [_counts_at_thresholds(*(B.getitem(x, (slice(None), j)) for x in (y_pred, true_labels, false_labels)),
+                                         thresholds) for j in range(y_pred.shape[1])]
+        return {count: B.stack([c[count] for c in columns], axis=1) for count in _COUNTS}
     return _counts_at_thresholds(y_pred, true_labels, false_labels, thresholds)
 
 
 def _counts_at_thresholds(predictions, true_weights, false_weights, thresholds):
     """tp / fp / tn / fn at each threshold for 1-D predictions: a prediction is positive when it is > t (a NaN
     prediction never is)."""
-    predictions = np.where(np.isnan(predictions), -np.inf, predictions)
-    order = np.argsort(predictions, kind="stable")
-    sorted_predictions = predictions[order]
-    true_below = np.concatenate([[0.0], np.cumsum(true_weights[order])])  # weight of the first i predictions
-    false_below = np.concatenate([[0.0], np.cumsum(false_weights[order])])
-    at_or_below = np.searchsorted(sorted_predictions, thresholds, side="right")  # how many are <= t
-    fn, tn = true_below[at_or_below], false_below[at_or_below]
-    return {"tp": true_below[-1] - fn, "fp": false_below[-1] - tn, "tn": tn, "fn": fn}
+    predictions = B.where(B.isnan(predictions), float("-inf"), predictions)
+    order = B.argsort(predictions, kind="stable")
+    sorted_predictions = B.getitem(predictions, order)
+    nothing = B.zeros((1,), "float64")
+    true_below = B.concatenate([nothing, B.cumsum(B.getitem(true_weights, order))])  # weight of the first i
+    false_below = B.concatenate([nothing, B.cumsum(B.getitem(false_weights, order))])
+    at_or_below = B.searchsorted(sorted_predictions, thresholds, side="right")  # how many are <= t
+    fn, tn = B.getitem(true_below, at_or_below), B.getitem(false_below, at_or_below)
+    return {"tp": B.subtract(B.getitem(true_below, -1), fn), "fp": B.subtract(B.getitem(false_below, -1), tn),
+            "tn": tn, "fn": fn}
 
 
 class _ConfusionMatrixConditionCount(Metric):
@@ -178,17 +182,20 @@ class _ConfusionMatrixConditionCount(Metric):
         self._thresholds_distributed_evenly = is_evenly_distributed_thresholds(self.thresholds)
         super().__init__(name=name, dtype=dtype)
 
+    accumulator = StateBuffer()
+
     def reset_state(self):
-        self.accumulator = np.zeros(len(self.thresholds))
+        self._reset_states(accumulator=(len(self.thresholds),))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.variable_dtype, sample_weight=sample_weight,
+        counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.variable_dtype,
+                                         sample_weight=sample_weight,
                                          thresholds_distributed_evenly=self._thresholds_distributed_evenly,
                                          owner=type(self).__name__)
-        self.accumulator = self.accumulator + counts[self._count]
+        self._accumulate("accumulator", counts[self._count])
 
     def result(self):
-        return self._result(self.accumulator[0] if len(self.thresholds) == 1 else self.accumulator)
+        return self._result(B.getitem(self.accumulator, 0) if len(self.thresholds) == 1 else self.accumulator)
 
     def get_config(self):
         return {**super().get_config(), "thresholds": self.init_thresholds}
@@ -227,9 +234,12 @@ class _PrecisionRecall(Metric):
         self._thresholds_distributed_evenly = is_evenly_distributed_thresholds(self.thresholds)
         super().__init__(name=name, dtype=dtype)
 
+    tp = StateBuffer()
+    fp = StateBuffer()
+    fn = StateBuffer()
+
     def reset_state(self):
-        for count in self._counts:
-            setattr(self, count, np.zeros(len(self.thresholds)))
+        self._reset_states(**{count: (len(self.thresholds),) for count in self._counts})
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.variable_dtype, top_k=self.top_k,
@@ -237,11 +247,11 @@ class _PrecisionRecall(Metric):
                                          thresholds_distributed_evenly=self._thresholds_distributed_evenly,
                                          owner=type(self).__name__)
         for count in self._counts:
-            setattr(self, count, getattr(self, count) + counts[count])
+            self._accumulate(count, counts[count])
 
     def _ratio(self, numerator, other):
-        value = divide_no_nan(numerator, numerator + other)
-        return self._result(value[0] if len(self.thresholds) == 1 else value)
+        value = divide_no_nan(numerator, B.add(numerator, other))
+        return self._result(B.getitem(value, 0) if len(self.thresholds) == 1 else value)
 
     def get_config(self):
         return {**super().get_config(), "thresholds": self.init_thresholds, "top_k": self.top_k,
@@ -290,29 +300,33 @@ class SensitivitySpecificityBase(Metric):
             self._thresholds_distributed_evenly = True
         super().__init__(name=name, dtype=dtype)
 
+    _tp = StateBuffer()
+    _fp = StateBuffer()
+    _tn = StateBuffer()
+    _fn = StateBuffer()
+
     def reset_state(self):
-        for count in _COUNTS:
-            setattr(self, f"_{count}", np.zeros(len(self.thresholds)))
+        self._reset_states(**{f"_{count}": (len(self.thresholds),) for count in _COUNTS})
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.variable_dtype, class_id=self.class_id,
-                                         sample_weight=sample_weight,
+        counts = update_confusion_matrix(y_true, y_pred, self.thresholds, dtype=self.variable_dtype,
+                                         class_id=self.class_id, sample_weight=sample_weight,
                                          thresholds_distributed_evenly=self._thresholds_distributed_evenly,
                                          owner=type(self).__name__)
         for count in _COUNTS:
-            setattr(self, f"_{count}", getattr(self, f"_{count}") + counts[count])
+            self._accumulate(f"_{count}", counts[count])
 
     def _rates(self):
-        recall = divide_no_nan(self._tp, self._tp + self._fn)  # = sensitivity
+        recall = divide_no_nan(self._tp, B.add(self._tp, self._fn))  # = sensitivity
         return {"sensitivity": recall, "recall": recall,
-                "specificity": divide_no_nan(self._tn, self._tn + self._fp),
-                "precision": divide_no_nan(self._tp, self._tp + self._fp)}
+                "specificity": divide_no_nan(self._tn, B.add(self._tn, self._fp)),
+                "precision": divide_no_nan(self._tp, B.add(self._tp, self._fp))}
 
     def _max_under_constraint(self, constrained, dependent):
         """The largest ``dependent`` rate over the thresholds where ``constrained >= value`` (0 if none)."""
         rates = self._rates()
-        feasible = rates[constrained] >= self.value
-        return self._result(np.max(np.where(feasible, rates[dependent], 0.0), initial=0.0))
+        feasible = B.greater_equal(rates[constrained], self.value)
+        return self._result(B.max(B.where(feasible, rates[dependent], 0.0), initial=0.0))
 
     def get_config(self):
         return {**super().get_config(), "class_id": self.class_id}
@@ -387,6 +401,19 @@ class RecallAtPrecision(SensitivitySpecificityBase):
         return {**super().get_config(), "num_thresholds": self.num_thresholds, "precision": self.precision}
 
 
+_AUC_COUNTS = ("true_positives", "false_positives", "true_negatives", "false_negatives")
+
+
+def _head(x):
+    """``x[:-1]``: every threshold's value but the last (along axis 0)."""
+    return B.getitem(x, slice(None, -1))
+
+
+def _tail(x):
+    """``x[1:]``: every threshold's value but the first (along axis 0)."""
+    return B.getitem(x, slice(1, None))
+
+
 _CURVES = {"roc": "ROC", "ROC": "ROC", "pr": "PR", "PR": "PR", "prgain": "PRGAIN", "PRGAIN": "PRGAIN"}
 _SUMMATIONS = {"interpolation": "interpolation", "Interpolation": "interpolation", "majoring": "majoring",
                "Majoring": "majoring", "minoring": "minoring", "Minoring": "minoring"}
@@ -431,7 +458,7 @@ class AUC(Metric):
             self.num_thresholds = int(num_thresholds)
             thresholds = [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)]
             self._thresholds_distributed_evenly = True
-        self._thresholds = np.array([0.0 - EPSILON] + thresholds + [1.0 + EPSILON])
+        self._thresholds = [0.0 - EPSILON] + thresholds + [1.0 + EPSILON]
         self.curve = _CURVES[curve]
         self.summation_method = _SUMMATIONS[summation_method]
         self.multi_label = bool(multi_label)
@@ -441,8 +468,8 @@ class AUC(Metric):
         if not self.multi_label and num_labels:
             raise ValueError("AUC: `num_labels` is needed only when `multi_label` is True.")
         super().__init__(name=name, dtype=dtype)
-        self.label_weights = None if label_weights is None else np.asarray(label_weights, dtype=self.dtype)
-        if self.label_weights is not None and np.any(self.label_weights < 0):
+        self.label_weights = None if label_weights is None else to_buffer(label_weights, self.dtype)
+        if self.label_weights is not None and B.item(B.any(B.less(self.label_weights, 0))):
             raise ValueError(f"AUC: label_weights must be non-negative, but received {label_weights!r}")
         if self.multi_label and num_labels:
             self._build(num_labels)
@@ -456,14 +483,18 @@ class AUC(Metric):
         self._num_labels = num_labels
         self.reset_state()
 
+    true_positives = StateBuffer()
+    false_positives = StateBuffer()
+    true_negatives = StateBuffer()
+    false_negatives = StateBuffer()
+
     def reset_state(self):
         shape = (self.num_thresholds, self._num_labels) if self.multi_label and self._num_labels else \
             (self.num_thresholds,)
-        self.true_positives, self.false_positives, self.true_negatives, self.false_negatives = (
-            np.zeros(shape) for _ in range(4))
+        self._reset_states(**{name: shape for name in _AUC_COUNTS})
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = to_numpy(y_pred)
+        y_pred = to_buffer(y_pred)
         if self.multi_label and self._num_labels is None:
             if y_pred.ndim != 2:
                 raise ValueError(f"AUC: y_pred must have rank 2 when multi_label=True. Found rank {y_pred.ndim}. "
@@ -473,67 +504,67 @@ class AUC(Metric):
             raise ValueError(f"AUC: multi_label=True was built for {self._num_labels} labels, so y_pred must have "
                              f"shape (batch, {self._num_labels}), but received shape {y_pred.shape}")
         if self._from_logits:
-            y_pred = 1.0 / (1.0 + np.exp(-y_pred.astype(self.variable_dtype, copy=False)))
+            y_pred = B.divide(1.0, B.add(1.0, B.exp(B.negative(B.astype(y_pred, self.variable_dtype, copy=False)))))
         counts = update_confusion_matrix(y_true, y_pred, self._thresholds, dtype=self.variable_dtype,
                                          sample_weight=sample_weight, multi_label=self.multi_label,
                                          label_weights=None if self.multi_label else self.label_weights,
                                          thresholds_distributed_evenly=self._thresholds_distributed_evenly,
                                          owner="AUC")
-        self.true_positives = self.true_positives + counts["tp"]
-        self.false_positives = self.false_positives + counts["fp"]
-        self.true_negatives = self.true_negatives + counts["tn"]
-        self.false_negatives = self.false_negatives + counts["fn"]
+        for name, count in zip(_AUC_COUNTS, _COUNTS):
+            self._accumulate(name, counts[count])
 
     def _average_labels(self, per_threshold_terms):
         if not self.multi_label:
-            return self._result(np.sum(per_threshold_terms))
-        by_label = np.sum(per_threshold_terms, axis=0)
+            return self._result(B.sum(per_threshold_terms))
+        by_label = B.sum(per_threshold_terms, axis=0)
         if self.label_weights is None:
-            return self._result(np.mean(by_label))
-        return self._result(divide_no_nan(np.sum(by_label * self.label_weights), np.sum(self.label_weights)))
+            return self._result(B.mean(by_label))
+        return self._result(divide_no_nan(B.sum(B.multiply(by_label, self.label_weights)), B.sum(self.label_weights)))
 
     def interpolate_pr_auc(self):
         """PR-AUC by Davis & Goadrich's interpolation: tp and the predicted positives p = tp + fp vary linearly
         between adjacent thresholds, so each interval's area is slope * (dtp + intercept * log(p_a / p_b)) / (tp + fn)."""
         tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
-        dtp = tp[:-1] - tp[1:]
-        p = tp + fp
-        dp = p[:-1] - p[1:]
-        precision_slope = divide_no_nan(dtp, np.maximum(dp, 0))
-        intercept = tp[1:] - precision_slope * p[1:]
-        safe_p_ratio = np.where((p[:-1] > 0) & (p[1:] > 0), divide_no_nan(p[:-1], np.maximum(p[1:], 0)), 1.0)
-        increments = divide_no_nan(precision_slope * (dtp + intercept * np.log(safe_p_ratio)),
-                                   np.maximum(tp[1:] + fn[1:], 0))
+        dtp = B.subtract(_head(tp), _tail(tp))
+        p = B.add(tp, fp)
+        dp = B.subtract(_head(p), _tail(p))
+        precision_slope = divide_no_nan(dtp, B.maximum(dp, 0))
+        intercept = B.subtract(_tail(tp), B.multiply(precision_slope, _tail(p)))
+        both_positive = B.logical_and(B.greater(_head(p), 0), B.greater(_tail(p), 0))
+        safe_p_ratio = B.where(both_positive, divide_no_nan(_head(p), B.maximum(_tail(p), 0)), 1.0)
+        increments = divide_no_nan(B.multiply(precision_slope, B.add(dtp, B.multiply(intercept, B.log(safe_p_ratio)))),
+                                   B.maximum(B.add(_tail(tp), _tail(fn)), 0))
         return self._average_labels(increments)
 
     def result(self):
         if self.curve == "PR" and self.summation_method == "interpolation":
             return self.interpolate_pr_auc()
         tp, fp, tn, fn = self.true_positives, self.false_positives, self.true_negatives, self.false_negatives
-        recall = divide_no_nan(tp, tp + fn)
+        recall = divide_no_nan(tp, B.add(tp, fn))
         if self.curve == "ROC":
-            x, y = divide_no_nan(fp, fp + tn), recall
+            x, y = divide_no_nan(fp, B.add(fp, tn)), recall
         elif self.curve == "PR":
-            x, y = recall, divide_no_nan(tp, tp + fp)
+            x, y = recall, divide_no_nan(tp, B.add(tp, fp))
         else:  # PRGAIN, with Keras's fixes for no true positives (recall gain 0, precision gain 1) and negatives
-            scaling = divide_no_nan(tp + fn, tn + fp)
-            recall_gain = 1.0 - scaling * divide_no_nan(fn, tp)
-            precision_gain = 1.0 - scaling * divide_no_nan(fp, tp)
-            recall_gain = np.maximum(np.where(tp == 0, 0.0, recall_gain), 0.0)
-            x, y = recall_gain, np.where(tp == 0, 1.0, precision_gain)
+            scaling = divide_no_nan(B.add(tp, fn), B.add(tn, fp))
+            recall_gain = B.subtract(1.0, B.multiply(scaling, divide_no_nan(fn, tp)))
+            precision_gain = B.subtract(1.0, B.multiply(scaling, divide_no_nan(fp, tp)))
+            no_true_positives = B.equal(tp, 0)
+            recall_gain = B.maximum(B.where(no_true_positives, 0.0, recall_gain), 0.0)
+            x, y = recall_gain, B.where(no_true_positives, 1.0, precision_gain)
         if self.summation_method == "interpolation":
-            heights = (y[:-1] + y[1:]) / 2.0
+            heights = B.divide(B.add(_head(y), _tail(y)), 2.0)
         elif self.summation_method == "minoring":
-            heights = np.minimum(y[:-1], y[1:])
+            heights = B.minimum(_head(y), _tail(y))
         else:
-            heights = np.maximum(y[:-1], y[1:])
-        return self._average_labels((x[:-1] - x[1:]) * heights)
+            heights = B.maximum(_head(y), _tail(y))
+        return self._average_labels(B.multiply(B.subtract(_head(x), _tail(x)), heights))
 
     def get_config(self):
         config = {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": self.curve,
                   "summation_method": self.summation_method, "multi_label": self.multi_label,
                   "num_labels": self.num_labels,
-                  "label_weights": None if self.label_weights is None else self.label_weights.tolist(),
+                  "label_weights": None if self.label_weights is None else B.tolist(self.label_weights),
                   "from_logits": self._from_logits}
         if self._init_from_thresholds:
             config["thresholds"] = [float(t) for t in self._thresholds[1:-1]]

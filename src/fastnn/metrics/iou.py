@@ -8,7 +8,8 @@ import warnings
 
 import numpy as np
 
-from fastnn.metrics.base import EPSILON, Metric, squeeze_or_expand_to_same_rank, to_numpy
+from fastnn import backend as B
+from fastnn.metrics.base import EPSILON, Metric, StateBuffer, to_buffer
 
 
 class _IoUBase(Metric):
@@ -24,28 +25,32 @@ class _IoUBase(Metric):
         self.axis = axis
         super().__init__(name=name, dtype=dtype or "int64")
 
+    total_cm = StateBuffer()
+
     def reset_state(self):
-        self.total_cm = np.zeros((self.num_classes, self.num_classes), dtype=self.dtype)
+        self._reset_states(total_cm=(self.num_classes, self.num_classes), dtype=self.dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true, y_pred = to_numpy(y_true), to_numpy(y_pred)
+        y_true, y_pred = to_buffer(y_true), to_buffer(y_pred)
         if not self.sparse_y_true:
-            y_true = np.argmax(y_true, axis=self.axis)
+            y_true = B.argmax(y_true, axis=self.axis)
         if not self.sparse_y_pred:
-            y_pred = np.argmax(y_pred, axis=self.axis)
-        y_true = y_true.astype(self.dtype).reshape(-1)
-        y_pred = y_pred.astype(self.dtype).reshape(-1)
+            y_pred = B.argmax(y_pred, axis=self.axis)
+        y_true = B.reshape(B.astype(y_true, self.dtype), (-1,))
+        y_pred = B.reshape(B.astype(y_pred, self.dtype), (-1,))
         if sample_weight is None:
-            weights = np.ones(y_true.shape, dtype=self.dtype)
+            weights = B.ones(y_true.shape, dtype=self.dtype)
         else:
-            weights = to_numpy(sample_weight)
+            weights = to_buffer(sample_weight)
             if weights.dtype.kind == "f" and np.dtype(self.dtype).kind in "iu":
                 warnings.warn(f"{type(self).__name__}: you are passing weight as `float`, but dtype is `int`. This "
                               "may result in an incorrect weight due to type casting. Consider using integer "
                               "weights.", stacklevel=2)
-            weights = weights.astype(self.dtype).reshape(-1) if weights.ndim > 1 else weights.astype(self.dtype)
+            weights = B.astype(weights, self.dtype)
+            if weights.ndim > 1:
+                weights = B.reshape(weights, (-1,))
             try:
-                weights = np.broadcast_to(weights, y_true.shape)
+                weights = B.broadcast_to(weights, y_true.shape)
             except ValueError:
                 raise ValueError(f"{type(self).__name__}: sample_weight of shape {weights.shape} does not match the "
                                  f"{y_true.shape[0]} labels") from None
@@ -53,13 +58,16 @@ class _IoUBase(Metric):
             raise ValueError(f"{type(self).__name__}: y_true has {y_true.size} labels but y_pred {y_pred.size} "
                              "predictions")
         # Labels or predictions outside [0, num_classes) (and the ignored class) are left out, as in Keras.
-        in_bounds = (y_true >= 0) & (y_true < self.num_classes) & (y_pred >= 0) & (y_pred < self.num_classes)
+        n = self.num_classes
+        in_bounds = B.logical_and(B.logical_and(B.logical_and(B.greater_equal(y_true, 0), B.less(y_true, n)),
+                                                B.greater_equal(y_pred, 0)), B.less(y_pred, n))
         if self.ignore_class is not None:
-            in_bounds &= y_true != self.ignore_class
-        cells = y_true[in_bounds].astype(np.int64) * self.num_classes + y_pred[in_bounds].astype(np.int64)
-        counts = np.bincount(cells, weights=weights[in_bounds].astype(np.float64),
-                             minlength=self.num_classes * self.num_classes)
-        self.total_cm = self.total_cm + counts.reshape(self.num_classes, self.num_classes).astype(self.dtype)
+            in_bounds = B.logical_and(in_bounds, B.not_equal(y_true, self.ignore_class))
+        # The confusion matrix, row-major (true class, predicted class), as a weighted count of each cell
+        cells = B.add(B.multiply(B.astype(B.getitem(y_true, in_bounds), "int64"), n),
+                      B.astype(B.getitem(y_pred, in_bounds), "int64"))
+        counts = B.bincount(cells, weights=B.astype(B.getitem(weights, in_bounds), "float64"), minlength=n * n)
+        self._accumulate("total_cm", B.astype(B.reshape(counts, (n, n)), self.dtype))
 
 
 class IoU(_IoUBase):
@@ -83,14 +91,14 @@ class IoU(_IoUBase):
         self.target_class_ids = target_class_ids
 
     def result(self):
-        cm = self.total_cm.astype(np.float64)
-        true_positives = np.diag(cm)
-        denominator = cm.sum(axis=0) + cm.sum(axis=1) - true_positives
-        ids = np.asarray(self.target_class_ids, dtype=np.int64)
-        true_positives, denominator = true_positives[ids], denominator[ids]
-        valid = denominator > 1e-9  # classes absent from both labels and predictions do not count
-        iou = np.where(valid, true_positives / (denominator + EPSILON), 0.0)
-        return np.float32(np.sum(iou) / (np.sum(valid) + EPSILON))
+        cm = B.astype(self.total_cm, "float64")
+        true_positives = B.diag(cm)
+        denominator = B.subtract(B.add(B.sum(cm, axis=0), B.sum(cm, axis=1)), true_positives)
+        ids = B.asarray(self.target_class_ids, dtype="int64")
+        true_positives, denominator = B.getitem(true_positives, ids), B.getitem(denominator, ids)
+        valid = B.greater(denominator, 1e-9)  # classes absent from both labels and predictions do not count
+        iou = B.where(valid, B.divide(true_positives, B.add(denominator, EPSILON)), 0.0)
+        return self._result(B.divide(B.sum(iou), B.add(B.sum(valid), EPSILON)), "float32")
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "target_class_ids": self.target_class_ids,
@@ -106,8 +114,8 @@ class BinaryIoU(IoU):
         self.threshold = threshold
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        predicted = (to_numpy(y_pred, "float32") >= self.threshold).astype(self.dtype)
-        super().update_state(to_numpy(y_true).astype(self.dtype), predicted, sample_weight)
+        predicted = B.astype(B.greater_equal(to_buffer(y_pred, "float32"), self.threshold), self.dtype)
+        super().update_state(B.astype(to_buffer(y_true), self.dtype), predicted, sample_weight)
 
     def get_config(self):
         return {"target_class_ids": self.target_class_ids, "threshold": self.threshold, "name": self.name,

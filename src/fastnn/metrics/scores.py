@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
+from fastnn import backend as B
+from fastnn.metrics.base import EPSILON, Metric, StateBuffer, squeeze_or_expand_to_same_rank, to_buffer
 
-from fastnn.metrics.base import EPSILON, Metric, squeeze_or_expand_to_same_rank, to_numpy
+_F_COUNTS = ("true_positives", "false_positives", "false_negatives", "intermediate_weights")
 
 
 def _check_2d(owner, y_true, y_pred):
@@ -50,45 +51,57 @@ class FBetaScore(Metric):
         self._built = False
         super().__init__(name=name, dtype=dtype)
 
+    true_positives = StateBuffer()
+    false_positives = StateBuffer()
+    false_negatives = StateBuffer()
+    intermediate_weights = StateBuffer()
+
     def reset_state(self):
-        self.true_positives = self.false_positives = self.false_negatives = self.intermediate_weights = 0.0
+        # Per-class counts take their shape from the first batch (as Keras builds them); a reset keeps it.
+        shape = self.true_positives.shape if self._built else ()
+        self._reset_states(**{count: shape for count in _F_COUNTS})
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = to_numpy(y_true, self.dtype)
-        y_pred = to_numpy(y_pred, self.dtype)
+        y_true = to_buffer(y_true, self.dtype)
+        y_pred = to_buffer(y_pred, self.dtype)
         _check_2d(type(self).__name__, y_true, y_pred)
         if self.threshold is None:
-            row_max = np.max(y_pred, axis=-1, keepdims=True)
-            predicted = (y_pred >= row_max) & (np.abs(y_pred) > 1e-9)
+            row_max = B.max(y_pred, axis=-1, keepdims=True)
+            predicted = B.logical_and(B.greater_equal(y_pred, row_max), B.greater(B.abs(y_pred), 1e-9))
         else:
-            predicted = y_pred > self.threshold
-        predicted = predicted.astype("float64")
-        y_true = y_true.astype("float64")
-        weights = None if sample_weight is None else to_numpy(sample_weight, "float64")
+            predicted = B.greater(y_pred, self.threshold)
+        predicted = B.astype(predicted, "float64")
+        y_true = B.astype(y_true, "float64")
+        weights = None if sample_weight is None else B.expand_dims(to_buffer(sample_weight, "float64"), 1)
 
         def weighted_sum(values):
             if weights is not None:
-                values = values * np.expand_dims(weights, 1)
-            return np.sum(values, axis=self.axis)
+                values = B.multiply(values, weights)
+            return B.sum(values, axis=self.axis)
 
-        self.true_positives = self.true_positives + weighted_sum(predicted * y_true)
-        self.false_positives = self.false_positives + weighted_sum(predicted * (1 - y_true))
-        self.false_negatives = self.false_negatives + weighted_sum((1 - predicted) * y_true)
-        self.intermediate_weights = self.intermediate_weights + weighted_sum(y_true)
-        self._built = True
+        sums = {"true_positives": weighted_sum(B.multiply(predicted, y_true)),
+                "false_positives": weighted_sum(B.multiply(predicted, B.subtract(1, y_true))),
+                "false_negatives": weighted_sum(B.multiply(B.subtract(1, predicted), y_true)),
+                "intermediate_weights": weighted_sum(y_true)}
+        if not self._built:
+            self._reset_states(**{count: sums[count].shape for count in _F_COUNTS})
+            self._built = True
+        for count in _F_COUNTS:
+            self._accumulate(count, sums[count])
 
     def result(self):
-        tp, fp, fn = (np.asarray(v, dtype="float64") for v in (self.true_positives, self.false_positives,
-                                                                self.false_negatives))
-        precision = tp / (tp + fp + EPSILON)
-        recall = tp / (tp + fn + EPSILON)
+        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        precision = B.divide(tp, B.add(B.add(tp, fp), EPSILON))
+        recall = B.divide(tp, B.add(B.add(tp, fn), EPSILON))
         beta_squared = self.beta ** 2
-        score = precision * recall / (beta_squared * precision + recall + EPSILON) * (1 + beta_squared)
+        score = B.multiply(B.divide(B.multiply(precision, recall),
+                                    B.add(B.add(B.multiply(beta_squared, precision), recall), EPSILON)),
+                           1 + beta_squared)
         if self.average == "weighted":
-            weights = np.asarray(self.intermediate_weights, dtype="float64")
-            score = np.sum(score * weights / (np.sum(weights) + EPSILON))
+            weights = self.intermediate_weights
+            score = B.sum(B.divide(B.multiply(score, weights), B.add(B.sum(weights), EPSILON)))
         elif self.average is not None:  # micro, macro
-            score = np.mean(score)
+            score = B.mean(score)
         return self._result(score)
 
     def get_config(self):
@@ -134,48 +147,55 @@ class R2Score(Metric):
         self.num_regressors = num_regressors
         super().__init__(name=name, dtype=dtype)
 
+    sum = StateBuffer()
+    squared_sum = StateBuffer()
+    total_mse = StateBuffer()
+    count = StateBuffer()
+
     def reset_state(self):
         # The per-column state gets its shape from the first batch; a reset keeps it (so a result after a reset is
         # nan, as in Keras).
         columns = getattr(self, "_num_columns", None)
-        self.num_samples = 0
-        self.sum, self.squared_sum, self.total_mse, self.count = (
-            np.zeros(columns) if columns else 0.0 for _ in range(4))
+        self.num_samples = 0  # a count of elements, known from the shapes (host metadata)
+        shape = (columns,) if columns else ()
+        self._reset_states(sum=shape, squared_sum=shape, total_mse=shape, count=shape)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = to_numpy(y_true, self.dtype).astype("float64")  # Keras converts the inputs to the dtype
-        y_pred = to_numpy(y_pred, self.dtype).astype("float64")
+        # Keras converts the inputs to the dtype
+        y_true = B.astype(to_buffer(y_true, self.dtype), "float64")
+        y_pred = B.astype(to_buffer(y_pred, self.dtype), "float64")
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
         _check_2d("R2Score", y_true, y_pred)
         if getattr(self, "_num_columns", None) is None:
             self._num_columns = y_pred.shape[-1]
+            self.reset_state()
         elif y_pred.shape[-1] != self._num_columns:
             raise ValueError(f"R2Score: y_pred has {y_pred.shape[-1]} columns, but the metric was built for "
                              f"{self._num_columns}")
-        weights = np.asarray(1.0) if sample_weight is None else to_numpy(sample_weight, "float64")
+        weights = B.asarray(1.0) if sample_weight is None else to_buffer(sample_weight, "float64")
         if weights.ndim == 1:
-            weights = weights[:, None]  # a features axis
-        weights = np.broadcast_to(weights, y_true.shape)
-        weighted_y_true = y_true * weights
-        self.sum = self.sum + np.sum(weighted_y_true, axis=0)
-        self.squared_sum = self.squared_sum + np.sum(y_true * weighted_y_true, axis=0)
-        self.total_mse = self.total_mse + np.sum((y_true - y_pred) ** 2 * weights, axis=0)
-        self.count = self.count + np.sum(weights, axis=0)
+            weights = B.expand_dims(weights, 1)  # a features axis
+        weights = B.broadcast_to(weights, y_true.shape)
+        weighted_y_true = B.multiply(y_true, weights)
+        self._accumulate("sum", B.sum(weighted_y_true, axis=0))
+        self._accumulate("squared_sum", B.sum(B.multiply(y_true, weighted_y_true), axis=0))
+        self._accumulate("total_mse", B.sum(B.multiply(B.square(B.subtract(y_true, y_pred)), weights), axis=0))
+        self._accumulate("count", B.sum(weights, axis=0))
         self.num_samples += y_true.size  # as Keras: every element, not every row
 
     def result(self):
         if getattr(self, "_num_columns", None) is None:
             raise ValueError("R2Score: result() needs at least one update_state() call first (the number of output "
                              "columns is taken from the first batch)")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mean = self.sum / self.count
-            total = self.squared_sum - self.sum * mean
-            raw_scores = 1 - self.total_mse / total
-        raw_scores = np.where(np.isinf(raw_scores), 0.0, raw_scores)
+        with B.errstate(divide="ignore", invalid="ignore"):
+            mean = B.divide(self.sum, self.count)
+            total = B.subtract(self.squared_sum, B.multiply(self.sum, mean))
+            raw_scores = B.subtract(1, B.divide(self.total_mse, total))
+        raw_scores = B.where(B.isinf(raw_scores), 0.0, raw_scores)
         if self.class_aggregation == "uniform_average":
-            score = np.mean(raw_scores)
+            score = B.mean(raw_scores)
         elif self.class_aggregation == "variance_weighted_average":
-            score = np.sum(total * raw_scores) / np.sum(total)
+            score = B.divide(B.sum(B.multiply(total, raw_scores)), B.sum(total))
         else:
             score = raw_scores
         if self.num_regressors != 0:
@@ -187,7 +207,7 @@ class R2Score(Metric):
                               stacklevel=2)
             else:
                 n, p = float(self.num_samples), float(self.num_regressors)
-                score = 1.0 - (1.0 - score) * (n - 1.0) / (n - p - 1.0)
+                score = B.subtract(1.0, B.divide(B.multiply(B.subtract(1.0, score), n - 1.0), n - p - 1.0))
         return self._result(score)
 
     def get_config(self):

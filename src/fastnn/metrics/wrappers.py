@@ -2,11 +2,10 @@
 crossentropies, hinges, correlations), with Keras's signatures, default names and config keys."""
 from __future__ import annotations
 
-import numpy as np
-
+from fastnn import backend as B
 from fastnn import losses as _losses
 from fastnn.metrics import functions as F
-from fastnn.metrics.base import Mean, MeanMetricWrapper, Metric, squeeze_or_expand_to_same_rank, to_numpy
+from fastnn.metrics.base import Mean, MeanMetricWrapper, Metric, squeeze_or_expand_to_same_rank, to_buffer
 
 
 class _Wrapper(MeanMetricWrapper):
@@ -130,13 +129,14 @@ class RootMeanSquaredError(Mean):
         super().__init__(name=name, dtype=dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = to_numpy(y_true, "float64")
-        y_pred = to_numpy(y_pred, "float64")
+        y_true = to_buffer(y_true, "float64")
+        y_pred = to_buffer(y_pred, "float64")
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-        super().update_state(np.square(y_pred - y_true), sample_weight)
+        super().update_state(B.square(B.subtract(y_pred, y_true)), sample_weight)
 
     def result(self):
-        return self._result(np.sqrt(self.total / self.count) if self.count else 0.0)
+        count = self.count
+        return self._result(B.sqrt(B.divide(self.total, count)) if B.item(count) else 0.0)
 
 
 # -- probabilistic ----------------------------------------------------------------------------------------------
@@ -179,12 +179,12 @@ class SparseCategoricalCrossentropy(_Wrapper):
         if self.ignore_class is not None and sample_weight is not None:
             # Keras's loss masks the ignored samples, and its Mean applies that mask to sample weights only: weighted,
             # the ignored samples drop out of the count; unweighted, they count with a loss of 0.
-            labels = to_numpy(y_true)
-            if labels.ndim == to_numpy(y_pred).ndim and labels.shape[-1] == 1:
-                labels = labels[..., 0]
-            valid, sample_weight = squeeze_or_expand_to_same_rank((labels != self.ignore_class).astype("float64"),
-                                                                  to_numpy(sample_weight, "float64"))
-            sample_weight = sample_weight * valid
+            labels = to_buffer(y_true)
+            if labels.ndim == to_buffer(y_pred).ndim and labels.shape[-1] == 1:
+                labels = B.squeeze(labels, -1)
+            valid = B.astype(B.not_equal(labels, self.ignore_class), "float64")
+            valid, sample_weight = squeeze_or_expand_to_same_rank(valid, to_buffer(sample_weight, "float64"))
+            sample_weight = B.multiply(sample_weight, valid)
         super().update_state(y_true, y_pred, sample_weight)
 
 
