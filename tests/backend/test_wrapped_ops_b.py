@@ -40,8 +40,7 @@ CASES = [pytest.param(_BY_NAME[name], shapes, id=_id(_BY_NAME[name], shapes))
 
 def _run(fn, inputs, differentiable=None):
     """fn's output (as NumPy) and the gradients of its elements' sum wrt the float inputs, on the active backend."""
-    # dtype given explicitly: Variable(float64 array) on the wrapped backend does not keep float64 yet (tensor.py
-    # asks backend.is_buffer of the host array; reported to the lead)
+    # dtype given explicitly, so the comparison does not depend on how Variable infers a host array's dtype
     tensors = [fastnn.Variable(x, dtype=x.dtype) if x.dtype.kind == "f" else fastnn.Tensor(x) for x in inputs]
     diff = [t for t in tensors if isinstance(t, fastnn.Variable)]
     if differentiable is not None:

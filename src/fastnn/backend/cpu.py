@@ -262,9 +262,10 @@ def set_num_threads(n: int) -> None:
 
 
 # --- added by h-ops-b ---
-def relu_mask_multiply(g, y):
-    """``g * (y > 0)``: the gradient ``g`` through a ReLU whose output is ``y`` (zero where ``y <= 0``)."""
-    return np.multiply(g, y > 0)
+def relu_mask_multiply(g, y, out=None):
+    """``g * (y > 0)``: the gradient ``g`` through a ReLU whose output is ``y`` (zero where ``y <= 0``), written
+    into ``out`` when given."""
+    return np.multiply(g, y > 0, out=out)
 
 
 def _gemm_ready(x):
