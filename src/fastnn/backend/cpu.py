@@ -287,6 +287,142 @@ def memory_owner_id(buffer) -> int:
     return id(buffer)
 
 
+# --- added by h-ops-b ---
+def relu_mask_multiply(g, y, out=None):
+    """``g * (y > 0)``: the gradient ``g`` through a ReLU whose output is ``y`` (zero where ``y <= 0``), written
+    into ``out`` when given."""
+    return np.multiply(g, y > 0, out=out)
+
+
+def _gemm_ready(x):
+    """x is (batch, rows, cols): returns it unchanged when each matrix has a unit stride along one of its axes
+    (the kernel reads it directly, transposed if needed), else a contiguous copy."""
+    rows, cols = x.shape[1:]
+    row_stride, col_stride = x.strides[1:]
+    item = x.itemsize
+    if all(s % item == 0 for s in x.strides) and (
+        col_stride == item or cols == 1 or row_stride == item or rows == 1
+    ):
+        return x
+    return np.ascontiguousarray(x)
+
+
+def _gemm_operand(x):
+    """A 2-D array as GEMM storage: (array contiguous along its last axis, transposed flag), copying only when
+    neither axis has a unit stride."""
+    item = x.itemsize
+    rows, cols = x.shape
+    if x.strides[1] == item or cols == 1:
+        return x, False
+    if x.strides[0] == item or rows == 1:
+        return x.T, True
+    return np.ascontiguousarray(x), False
+
+
+def gemm_matmul(a, b):
+    """NumPy ``matmul`` of two float32/float64 buffers of one dtype on fastnn's GEMM kernels (1-D operands are
+    promoted and the axis removed, leading axes broadcast). The caller has checked the shapes: a and b have at
+    least 1 dimension, matching inner dimensions and broadcastable leading axes."""
+    if a.ndim == 2 and b.ndim == 2 and a.size and b.size:
+        # The common case (a Dense layer, and its backward products) goes straight to the kernel.
+        if a.strides[1] == a.itemsize and b.strides[1] == b.itemsize:
+            return _C.gemm(a, b)
+        sa, trans_a = _gemm_operand(a)
+        sb, trans_b = _gemm_operand(b)
+        return _C.gemm(sa, sb, trans_a=trans_a, trans_b=trans_b)
+    squeeze_m = a.ndim == 1
+    squeeze_n = b.ndim == 1
+    if squeeze_m:
+        a = a[np.newaxis, :]
+    if squeeze_n:
+        b = b[:, np.newaxis]
+    batch_shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    m, n = a.shape[-2], b.shape[-1]
+    batch = int(np.prod(batch_shape))  # explicit: reshape(-1, ...) is ambiguous for zero-size arrays
+    a3 = np.broadcast_to(a, batch_shape + a.shape[-2:]).reshape((batch,) + a.shape[-2:])
+    b3 = np.broadcast_to(b, batch_shape + b.shape[-2:]).reshape((batch,) + b.shape[-2:])
+    out = _C.batched_matmul(_gemm_ready(a3), _gemm_ready(b3)).reshape(batch_shape + (m, n))
+    if squeeze_m:
+        out = out[..., 0, :]
+    if squeeze_n:
+        out = out[..., 0]
+    return out
+
+
+def _log_add(a, b):
+    """log(exp(a) + exp(b)) elementwise, with -inf handled (no warnings)."""
+    m = np.maximum(a, b)
+    safe = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.where(np.isfinite(m), safe + np.log(np.exp(a - safe) + np.exp(b - safe)), m)
+
+
+def _ctc_one(log_probs, labels, blank):
+    """-log p(labels | log_probs) and the per-class occupancy for one sequence, by the forward-backward recursion
+    over the extended label sequence (blank, l1, blank, l2, ..., blank) in log space (Graves et al., 2006).
+    occupancy[t, k] is the posterior probability of emitting class k at time t."""
+    steps, classes = log_probs.shape
+    ext = np.full(2 * len(labels) + 1, blank, dtype=np.int64)
+    ext[1::2] = labels
+    size = ext.size
+    # a skip from s - 2 to s is allowed onto a label that differs from the label two back
+    skip = np.zeros(size, dtype=bool)
+    skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
+    emit = log_probs[:, ext]  # (steps, size)
+    neg_inf = -np.inf
+    alpha = np.full((steps, size), neg_inf)
+    alpha[0, 0] = emit[0, 0]
+    if size > 1:
+        alpha[0, 1] = emit[0, 1]
+    for t in range(1, steps):
+        prev = alpha[t - 1]
+        acc = prev.copy()
+        acc[1:] = _log_add(acc[1:], prev[:-1])
+        acc[2:] = np.where(skip[2:], _log_add(acc[2:], prev[:-2]), acc[2:])
+        alpha[t] = acc + emit[t]
+    beta = np.full((steps, size), neg_inf)
+    beta[-1, -1] = emit[-1, -1]
+    if size > 1:
+        beta[-1, -2] = emit[-1, -2]
+    skip_back = np.zeros(size, dtype=bool)  # from s + 2 back to s: allowed iff skip[s + 2]
+    skip_back[:-2] = skip[2:]
+    for t in range(steps - 2, -1, -1):
+        nxt = beta[t + 1]
+        acc = nxt.copy()
+        acc[:-1] = _log_add(acc[:-1], nxt[1:])
+        acc[:-2] = np.where(skip_back[:-2], _log_add(acc[:-2], nxt[2:]), acc[:-2])
+        beta[t] = acc + emit[t]
+    log_likelihood = _log_add(alpha[-1, -1], alpha[-1, -2]) if size > 1 else alpha[-1, -1]
+    occupancy = np.zeros((steps, classes))
+    if np.isfinite(log_likelihood):
+        with np.errstate(invalid="ignore"):
+            post = np.exp(alpha + beta - emit - log_likelihood)
+        post = np.where(np.isfinite(post), post, 0.0)
+        for s in range(size):
+            occupancy[:, ext[s]] += post[:, s]
+    return -float(log_likelihood), occupancy
+
+
+def ctc_forward_backward(logits, labels, label_lengths, logit_lengths, blank):
+    """CTC over a batch: (losses, dlogits), both float64. ``logits`` (batch, steps, classes) float; ``labels``
+    (batch, max_label_length) int64 with row b's first ``label_lengths[b]`` entries used over its first
+    ``logit_lengths[b]`` steps (lengths int64, already checked to be in range). losses[b] = -log p(labels[b]), inf
+    where the labels cannot fit; dlogits = d losses[b] / d logits[b] (softmax - occupancy; zero where inf or
+    past the length)."""
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    batch = logits.shape[0]
+    losses = np.empty(batch)
+    dlogits = np.zeros_like(logits)
+    for b in range(batch):
+        n = int(logit_lengths[b])
+        losses[b], occupancy = _ctc_one(log_probs[b, :n], labels[b, :int(label_lengths[b])], int(blank))
+        if np.isfinite(losses[b]):
+            dlogits[b, :n] = np.exp(log_probs[b, :n]) - occupancy
+    return losses, dlogits
+
+
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
 )

@@ -8,19 +8,19 @@ import numbers
 
 import numpy as np
 
-from fastnn import backend
+from fastnn import backend as B
 from fastnn.autograd.keras_attrs import set_keras_logits
-from fastnn.autograd.ops._util import float_tensor, normalize_axis, xp
+from fastnn.autograd.ops._util import float_tensor, normalize_axis
 from fastnn.autograd.tape import record
 
 
 def _act(x, op, kernel, alpha=1.0):
     t = float_tensor(x, op)
-    a = backend.contiguous(t._data)
-    y = backend.activation_forward(a, kernel, alpha)
+    a = B.contiguous(t._data)
+    y = B.activation_forward(a, kernel, alpha)
 
     def backward(g, needs):
-        return (backend.activation_backward(backend.contiguous(g), a, y, kernel, alpha),)
+        return (B.activation_backward(B.contiguous(g), a, y, kernel, alpha),)
 
     return record(y, (t,), backward, op)
 
@@ -95,15 +95,15 @@ def _last_axis(x, op, axis, forward, backward_kernel):
         raise ValueError(f"{op}: x must have at least 1 dimension, but received shape ()")
     ax = normalize_axis(axis, a.ndim, op)[0]
     moved = ax != a.ndim - 1
-    src = backend.contiguous(xp.moveaxis(a, ax, -1) if moved else a)
+    src = B.contiguous(B.moveaxis(a, ax, -1) if moved else a)
     y = forward(src)
 
     def backward(g, needs):
-        gm = backend.contiguous(xp.moveaxis(g, ax, -1) if moved else g)
+        gm = B.contiguous(B.moveaxis(g, ax, -1) if moved else g)
         dx = backward_kernel(gm, y)
-        return (xp.moveaxis(dx, -1, ax) if moved else dx,)
+        return (B.moveaxis(dx, -1, ax) if moved else dx,)
 
-    return record(xp.moveaxis(y, -1, ax) if moved else y, (t,), backward, op)
+    return record(B.moveaxis(y, -1, ax) if moved else y, (t,), backward, op)
 
 
 def _remember_logits(out, x):
@@ -117,7 +117,7 @@ def _remember_logits(out, x):
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along ``axis`` (max-shifted). A tuple axis normalises over several axes."""
     if isinstance(axis, numbers.Integral):
-        out = _last_axis(x, "softmax", axis, backend.softmax_forward, backend.softmax_backward)
+        out = _last_axis(x, "softmax", axis, B.softmax_forward, B.softmax_backward)
     else:
         from fastnn.autograd.ops import elementwise
 
@@ -128,7 +128,7 @@ def softmax(x, axis=-1):
 def log_softmax(x, axis=-1):
     """x - logsumexp(x) along ``axis``."""
     if isinstance(axis, numbers.Integral):
-        return _last_axis(x, "log_softmax", axis, backend.log_softmax_forward, backend.log_softmax_backward)
+        return _last_axis(x, "log_softmax", axis, B.log_softmax_forward, B.log_softmax_backward)
     from fastnn.autograd.ops import elementwise, reduce
 
     return elementwise.subtract(x, reduce.logsumexp(x, axis=axis, keepdims=True))
@@ -261,31 +261,32 @@ def sparsemax(x, axis=-1):
     if a.ndim == 0:
         raise ValueError("sparsemax: x must have at least 1 dimension, but received shape ()")
     ax = normalize_axis(axis, a.ndim, "sparsemax")[0]
-    z = xp.moveaxis(a, ax, -1)
+    z = B.moveaxis(a, ax, -1)
     n = z.shape[-1]
     if n == 0 or z.size == 0:
-        y = xp.zeros_like(z)
-        support = xp.zeros(z.shape, bool)
+        y = B.zeros_like(z)
+        support = B.zeros(z.shape, bool)
     else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            zs = -xp.sort(-z, axis=-1)  # descending
-            cs = xp.cumsum(zs, axis=-1)
-            r = xp.arange(1, n + 1, dtype=a.dtype)
-            k = xp.sum(zs - (cs - 1) / r > 0, axis=-1, keepdims=True)  # the support size (>= 1 for finite x)
-            cs_k = xp.take_along_axis(cs, xp.maximum(k - 1, 0), axis=-1)
-            tau = (cs_k - 1) / k.astype(a.dtype)
-        with np.errstate(invalid="ignore"):
-            y = xp.maximum(z - tau, 0).astype(a.dtype, copy=False)
+        with B.errstate(invalid="ignore", divide="ignore"):
+            zs = B.negative(B.sort(B.negative(z), axis=-1))  # descending
+            cs = B.cumsum(zs, axis=-1)
+            r = B.arange(1, n + 1, dtype=a.dtype)
+            # the support size (>= 1 for finite x): how many zs - (cs - 1) / r are positive
+            k = B.sum(B.greater(B.subtract(zs, B.divide(B.subtract(cs, 1), r)), 0), axis=-1, keepdims=True)
+            cs_k = B.take_along_axis(cs, B.maximum(B.subtract(k, 1), 0), axis=-1)
+            tau = B.divide(B.subtract(cs_k, 1), B.astype(k, a.dtype))
+        with B.errstate(invalid="ignore"):
+            y = B.astype(B.maximum(B.subtract(z, tau), 0), a.dtype, copy=False)
             # -inf entries get 0 by the formula; a NaN or +inf anywhere makes the whole row NaN (as softmax does).
-            poisoned = xp.any(xp.isnan(z) | (z == xp.inf), axis=-1, keepdims=True)
-            if poisoned.any():
-                y = xp.where(poisoned, xp.nan, y).astype(a.dtype, copy=False)
-        support = y > 0
-    size = xp.maximum(support.sum(axis=-1, keepdims=True), 1).astype(a.dtype)
+            poisoned = B.any(B.logical_or(B.isnan(z), B.equal(z, np.inf)), axis=-1, keepdims=True)
+            if B.item(B.any(poisoned)):
+                y = B.astype(B.where(poisoned, np.nan, y), a.dtype, copy=False)
+        support = B.greater(y, 0)
+    size = B.astype(B.maximum(B.sum(support, axis=-1, keepdims=True), 1), a.dtype)
 
     def backward(g, needs):
-        gm = xp.where(support, xp.moveaxis(g, ax, -1), 0)
-        dx = gm - support * (gm.sum(axis=-1, keepdims=True) / size)
-        return (xp.moveaxis(dx, -1, ax),)
+        gm = B.where(support, B.moveaxis(g, ax, -1), 0)
+        dx = B.subtract(gm, B.multiply(support, B.divide(B.sum(gm, axis=-1, keepdims=True), size)))
+        return (B.moveaxis(dx, -1, ax),)
 
-    return record(xp.moveaxis(y, -1, ax), (t,), backward, "sparsemax")
+    return record(B.moveaxis(y, -1, ax), (t,), backward, "sparsemax")

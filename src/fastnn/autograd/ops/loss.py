@@ -14,11 +14,11 @@ import warnings
 
 import numpy as np
 
-from fastnn import backend
+from fastnn import backend as B
 from fastnn.autograd.keras_attrs import get_keras_logits
 from fastnn.autograd.ops import elementwise as ew
 from fastnn.autograd.ops import reduce
-from fastnn.autograd.ops._util import float_tensor, normalize_axis, tensor, xp
+from fastnn.autograd.ops._util import float_tensor, normalize_axis, tensor
 from fastnn.autograd.tape import record
 
 EPSILON = 1e-7  # keras.config.epsilon()
@@ -45,8 +45,9 @@ def _same_shape(op, t, o):
 
 def _to_rows(a, ax):
     """(..., C) rows of a with ``ax`` moved last, C-contiguous and 2-D."""
-    moved = xp.moveaxis(a, ax, -1) if ax != a.ndim - 1 else a
-    return backend.contiguous(moved.reshape(-1, a.shape[ax]) if moved.size else moved.reshape(0, a.shape[ax])), moved.shape
+    moved = B.moveaxis(a, ax, -1) if ax != a.ndim - 1 else a
+    rows = B.reshape(moved, (-1, a.shape[ax]) if moved.size else (0, a.shape[ax]))
+    return B.contiguous(rows), moved.shape
 
 
 def categorical_crossentropy(target, output, from_logits=False, axis=-1):
@@ -70,29 +71,30 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
         o = ew.clip(o, EPSILON, 1.0 - EPSILON)
         return ew.negative(reduce.sum(ew.multiply(t, ew.log(o)), axis=ax))
     dt = np.result_type(o.dtype, t.dtype)
-    logits, moved_shape = _to_rows(o._data.astype(dt, copy=False), ax)
-    labels, _ = _to_rows(t._data.astype(dt, copy=False), ax)
-    loss, lse = backend.dense_xent_forward(logits, labels)
+    logits, moved_shape = _to_rows(B.astype(o._data, dt, copy=False), ax)
+    labels, _ = _to_rows(B.astype(t._data, dt, copy=False), ax)
+    loss, lse = B.dense_xent_forward(logits, labels)
     out_shape = moved_shape[:-1]
 
     def backward(g, needs):
-        g1 = backend.contiguous(g.reshape(-1).astype(dt, copy=False))
+        g1 = B.contiguous(B.astype(B.reshape(g, (-1,)), dt, copy=False))
         grads = []
         for need, fn in ((needs[0], _dlabels), (needs[1], _dlogits)):
             if not need:
                 grads.append(None)
                 continue
-            d = fn(g1).reshape(moved_shape)
-            grads.append(xp.moveaxis(d, -1, ax) if ax != len(moved_shape) - 1 else d)
+            d = B.reshape(fn(g1), moved_shape)
+            grads.append(B.moveaxis(d, -1, ax) if ax != len(moved_shape) - 1 else d)
         return tuple(grads)
 
     def _dlogits(g1):
-        return backend.dense_xent_backward(g1, logits, lse, labels)
+        return B.dense_xent_backward(g1, logits, lse, labels)
 
     def _dlabels(g1):
-        return -g1[:, None] * (logits - lse[:, None])
+        column = (slice(None), None)
+        return B.multiply(B.negative(B.getitem(g1, column)), B.subtract(logits, B.getitem(lse, column)))
 
-    return record(loss.reshape(out_shape), (t, o), backward, op)
+    return record(B.reshape(loss, out_shape), (t, o), backward, op)
 
 
 def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
@@ -114,28 +116,28 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
     if ax != o.ndim - 1:
         raise ValueError(f"{op}: only axis=-1 is supported (as in Keras), but received axis={axis}")
     if lab.ndim == o.ndim and lab.shape[-1] == 1:
-        lab = lab[..., 0]
+        lab = B.getitem(lab, (Ellipsis, 0))
     if lab.shape != o.shape[:-1]:
         raise ValueError(
             f"{op}: target must have shape output.shape[:-1] = {o.shape[:-1]}, but received target.shape="
             f"{lab.shape} and output.shape={o.shape}"
         )
     if lab.dtype.kind == "f":
-        lab = lab.astype(np.int64)
+        lab = B.astype(lab, np.int64)
     if lab.dtype.kind not in "iub":
         raise TypeError(f"{op}: target must hold integer labels, but received dtype {lab.dtype}")
     if not from_logits:
         # As Keras's TensorFlow backend: log of the clipped probabilities, used as logits.
         o = ew.log(ew.clip(o, EPSILON, 1.0 - EPSILON))
     logits, moved_shape = _to_rows(o._data, o.ndim - 1)
-    labels = backend.contiguous(lab.reshape(-1).astype(np.int64, copy=False))
-    loss, lse = backend.sparse_xent_forward(logits, labels)
+    labels = B.contiguous(B.astype(B.reshape(lab, (-1,)), np.int64, copy=False))
+    loss, lse = B.sparse_xent_forward(logits, labels)
 
     def backward(g, needs):
-        g1 = backend.contiguous(g.reshape(-1))
-        return (backend.sparse_xent_backward(g1, logits, lse, labels).reshape(o.shape),)
+        g1 = B.contiguous(B.reshape(g, (-1,)))
+        return (B.reshape(B.sparse_xent_backward(g1, logits, lse, labels), o.shape),)
 
-    return record(loss.reshape(o.shape[:-1]), (o,), backward, op)
+    return record(B.reshape(loss, o.shape[:-1]), (o,), backward, op)
 
 
 def binary_crossentropy(target, output, from_logits=False):
@@ -151,74 +153,18 @@ def binary_crossentropy(target, output, from_logits=False):
         return ew.negative(ew.add(ew.multiply(t, ew.log(p)),
                                   ew.multiply(ew.subtract(1.0, t), ew.log(ew.subtract(1.0, p)))))
     (tt, ot), (z, x) = ew.promote(op, t, o)
-    with np.errstate(over="ignore", invalid="ignore"):
-        loss = xp.maximum(x, 0) - x * z + xp.log1p(xp.exp(-xp.abs(x)))
+    with B.errstate(over="ignore", invalid="ignore"):
+        loss = B.add(B.subtract(B.maximum(x, 0), B.multiply(x, z)), B.log1p(B.exp(B.negative(B.abs(x)))))
 
     def backward(g, needs):
-        gz = -g * x if needs[0] else None
+        gz = B.multiply(B.negative(g), x) if needs[0] else None
         gx = None
         if needs[1]:
-            s = backend.activation_forward(backend.contiguous(x), "sigmoid", 1.0)
-            gx = g * (s - z)
+            s = B.activation_forward(B.contiguous(x), "sigmoid", 1.0)
+            gx = B.multiply(g, B.subtract(s, z))
         return gz, gx
 
     return record(loss, (tt, ot), backward, op)
-
-
-def _log_add(a, b):
-    """log(exp(a) + exp(b)) elementwise, with -inf handled (no warnings)."""
-    m = xp.maximum(a, b)
-    safe = xp.where(xp.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return xp.where(xp.isfinite(m), safe + xp.log(xp.exp(a - safe) + xp.exp(b - safe)), m)
-
-
-def _ctc_one(log_probs, labels, blank):
-    """-log p(labels | log_probs) and d/d log_probs-occupancy for one sequence, by the forward-backward recursion
-    over the extended label sequence (blank, l1, blank, l2, ..., blank) in log space (Graves et al., 2006).
-
-    Returns (loss, occupancy): occupancy[t, k] is the posterior probability of emitting class k at time t, so
-    the gradient wrt the logits is softmax - occupancy (zero where the sequence is impossible: loss inf)."""
-    steps, classes = log_probs.shape
-    ext = np.full(2 * len(labels) + 1, blank, dtype=np.int64)
-    ext[1::2] = labels
-    size = ext.size
-    # a skip from s - 2 to s is allowed onto a label that differs from the label two back
-    skip = np.zeros(size, dtype=bool)
-    skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
-    emit = log_probs[:, ext]  # (steps, size)
-    neg_inf = -np.inf
-    alpha = np.full((steps, size), neg_inf)
-    alpha[0, 0] = emit[0, 0]
-    if size > 1:
-        alpha[0, 1] = emit[0, 1]
-    for t in range(1, steps):
-        prev = alpha[t - 1]
-        acc = prev.copy()
-        acc[1:] = _log_add(acc[1:], prev[:-1])
-        acc[2:] = xp.where(skip[2:], _log_add(acc[2:], prev[:-2]), acc[2:])
-        alpha[t] = acc + emit[t]
-    beta = np.full((steps, size), neg_inf)
-    beta[-1, -1] = emit[-1, -1]
-    if size > 1:
-        beta[-1, -2] = emit[-1, -2]
-    skip_back = np.zeros(size, dtype=bool)  # from s + 2 back to s: allowed iff skip[s + 2]
-    skip_back[:-2] = skip[2:]
-    for t in range(steps - 2, -1, -1):
-        nxt = beta[t + 1]
-        acc = nxt.copy()
-        acc[:-1] = _log_add(acc[:-1], nxt[1:])
-        acc[:-2] = xp.where(skip_back[:-2], _log_add(acc[:-2], nxt[2:]), acc[:-2])
-        beta[t] = acc + emit[t]
-    log_likelihood = _log_add(alpha[-1, -1], alpha[-1, -2]) if size > 1 else alpha[-1, -1]
-    occupancy = np.zeros((steps, classes))
-    if np.isfinite(log_likelihood):
-        with np.errstate(invalid="ignore"):
-            post = xp.exp(alpha + beta - emit - log_likelihood)
-        post = np.where(np.isfinite(post), post, 0.0)
-        for s in range(size):
-            occupancy[:, ext[s]] += post[:, s]
-    return -float(log_likelihood), occupancy
 
 
 def ctc_loss(target, output, target_length, output_length, mask_index=0):
@@ -236,37 +182,31 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
     """
     op = "ctc_loss"
     o = float_tensor(output, op)
-    lab = np.asarray(tensor(target, op)._data)
+    lab = tensor(target, op)._data
     if o.ndim != 3:
         raise ValueError(f"{op}: output must be (batch_size, max_length, num_classes), but received shape {o.shape}")
     if lab.ndim != 2 or lab.shape[0] != o.shape[0]:
         raise ValueError(f"{op}: target must be (batch_size, max_label_length) with batch_size={o.shape[0]}, but "
                          f"received shape {lab.shape}")
-    lab = lab.astype(np.int64)
-    tlen = np.asarray(tensor(target_length, op)._data).astype(np.int64).reshape(-1)
-    olen = np.asarray(tensor(output_length, op)._data).astype(np.int64).reshape(-1)
+    lab = B.astype(lab, np.int64)
+    tlen = B.reshape(B.astype(tensor(target_length, op)._data, np.int64), (-1,))
+    olen = B.reshape(B.astype(tensor(output_length, op)._data, np.int64), (-1,))
     batch, steps, classes = o.shape
     if tlen.shape != (batch,) or olen.shape != (batch,):
         raise ValueError(f"{op}: target_length and output_length must have shape ({batch},), but received "
                          f"{tlen.shape} and {olen.shape}")
-    if np.any(olen < 1) or np.any(olen > steps) or np.any(tlen < 0) or np.any(tlen > lab.shape[1]):
-        raise ValueError(f"{op}: lengths out of range: output_length={olen.tolist()} (1..{steps}), "
-                         f"target_length={tlen.tolist()} (0..{lab.shape[1]})")
-    if np.any((lab < 0) | (lab >= classes)):
-        raise ValueError(f"{op}: labels must be in [0, {classes}), but received values in [{lab.min()}, {lab.max()}]")
-    logits = o._data.astype(np.float64)
-    shifted = logits - logits.max(-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-    losses = np.empty(batch)
-    dlogits = np.zeros_like(logits)
-    for b in range(batch):
-        n = int(olen[b])
-        losses[b], occupancy = _ctc_one(log_probs[b, :n], lab[b, :int(tlen[b])], int(mask_index))
-        if np.isfinite(losses[b]):
-            dlogits[b, :n] = np.exp(log_probs[b, :n]) - occupancy
+    if B.item(B.any(B.less(olen, 1))) or B.item(B.any(B.greater(olen, steps))) or B.item(B.any(B.less(tlen, 0))) \
+            or B.item(B.any(B.greater(tlen, lab.shape[1]))):
+        raise ValueError(f"{op}: lengths out of range: output_length={B.tolist(olen)} (1..{steps}), "
+                         f"target_length={B.tolist(tlen)} (0..{lab.shape[1]})")
+    if B.item(B.any(B.logical_or(B.less(lab, 0), B.greater_equal(lab, classes)))):
+        raise ValueError(f"{op}: labels must be in [0, {classes}), but received values in "
+                         f"[{B.item(B.min(lab))}, {B.item(B.max(lab))}]")
+    losses, dlogits = B.ctc_forward_backward(o._data, lab, tlen, olen, int(mask_index))
     dt = o.dtype
 
     def backward(g, needs):
-        return ((g.astype(np.float64)[:, None, None] * dlogits).astype(dt),)
+        per_sample = B.getitem(B.astype(g, np.float64), (slice(None), None, None))
+        return (B.astype(B.multiply(per_sample, dlogits), dt),)
 
-    return record(losses.astype(dt), (o,), backward, op)
+    return record(B.astype(losses, dt), (o,), backward, op)

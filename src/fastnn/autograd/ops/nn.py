@@ -1,9 +1,9 @@
 """Fused neural-network ops: ``dense`` = act(x @ kernel + bias) in one GEMM pass (bias and ReLU in the epilogue)."""
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from fastnn import backend
+from fastnn import backend as B
 from fastnn.autograd.ops._util import float_tensor
 from fastnn.autograd.tape import record
 
@@ -26,36 +26,46 @@ def dense(x, kernel, bias=None, activation="linear"):
     k = tk._data
     a = tx._data
     if a.dtype != k.dtype:
-        a = a.astype(k.dtype)
+        a = B.astype(a, k.dtype)
     if a.ndim == 0 or a.shape[-1] != k.shape[0]:
         raise ValueError(f"dense: the last axis of x {a.shape} must match the first axis of the kernel {k.shape}")
     lead = a.shape[:-1]
-    rows = int(np.prod(lead))
-    a2 = backend.contiguous(a.reshape(rows, k.shape[0]))
-    kc = backend.contiguous(k)
+    rows = math.prod(lead)
+    units = k.shape[1]
+    # Reshapes only when the shape changes (a 2-D x, the common case, skips them: less per-call overhead).
+    a2 = B.contiguous(a if a.ndim == 2 else B.reshape(a, (rows, k.shape[0])))
+    kc = B.contiguous(k)
     parents = (tx, tk)
     b = None
     if bias is not None:
         tb = float_tensor(bias, op)
-        b = backend.contiguous(tb._data.astype(k.dtype, copy=False))
+        b = B.contiguous(B.astype(tb._data, k.dtype, copy=False))
         parents = parents + (tb,)
     relu = activation == "relu"
     if rows == 0:
-        y = np.zeros((0, k.shape[1]), k.dtype)
+        y = B.zeros((0, units), k.dtype)
     else:
-        y = backend.gemm(a2, kc, bias=b, activation="relu" if relu else "linear")
+        y = B.gemm(a2, kc, bias=b, activation="relu" if relu else "linear")
 
     def backward(g, needs):
-        g2 = backend.contiguous(g.reshape(rows, k.shape[1]))
+        g2 = B.contiguous(g if g.ndim == 2 else B.reshape(g, (rows, units)))
         if relu:
-            g2 = g2 * (y > 0)
+            g2 = B.relu_mask_multiply(g2, y)
         out = []
-        out.append(backend.gemm(g2, kc, trans_b=True).reshape(a.shape) if needs[0] and rows else
-                   (np.zeros(a.shape, a.dtype) if needs[0] else None))
-        out.append(backend.gemm(a2, g2, trans_a=True) if needs[1] and rows else
-                   (np.zeros(k.shape, k.dtype) if needs[1] else None))
+        if needs[0]:
+            if rows:
+                gx = B.gemm(g2, kc, trans_b=True)
+                out.append(gx if a.ndim == 2 else B.reshape(gx, a.shape))
+            else:
+                out.append(B.zeros(a.shape, a.dtype))
+        else:
+            out.append(None)
+        if needs[1]:
+            out.append(B.gemm(a2, g2, trans_a=True) if rows else B.zeros(k.shape, k.dtype))
+        else:
+            out.append(None)
         if b is not None:
-            out.append(backend.bias_add_backward(g2) if needs[2] else None)
+            out.append(B.bias_add_backward(g2) if needs[2] else None)
         return tuple(out)
 
-    return record(y.reshape(lead + (k.shape[1],)), parents, backward, "dense")
+    return record(y if a.ndim == 2 else B.reshape(y, lead + (units,)), parents, backward, "dense")

@@ -6,12 +6,14 @@ immutable, so the sharing is invisible except through ``Variable.assign``.
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 
 import numpy as np
 
+from fastnn import backend as B
 from fastnn.autograd import dtypes
-from fastnn.autograd.ops._util import int_shape, normalize_axis, promote, tensor, unbroadcast, xp
+from fastnn.autograd.ops._util import int_shape, normalize_axis, promote, tensor
 from fastnn.autograd.tape import record
 from fastnn.autograd.tensor import Tensor
 
@@ -29,10 +31,11 @@ def cast(x, dtype):
     a = t._data
     if a.dtype == dt:
         return t
-    y = a.astype(dt)
+    y = B.astype(a, dt)
     if dt.kind != "f" or a.dtype.kind != "f":
         return Tensor._wrap(y)
-    return record(y, (t,), lambda g, needs: (g.astype(a.dtype),), "cast")
+    src_dtype = a.dtype
+    return record(y, (t,), lambda g, needs: (B.astype(g, src_dtype),), "cast")
 
 
 def reshape(x, newshape):
@@ -41,10 +44,11 @@ def reshape(x, newshape):
     a = t._data
     shape = int_shape(newshape, "reshape")
     try:
-        y = a.reshape(shape)
+        y = B.reshape(a, shape)
     except ValueError:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} (size {a.size}) into shape {shape}") from None
-    return record(y, (t,), lambda g, needs: (g.reshape(a.shape),), "reshape")
+    in_shape = a.shape
+    return record(y, (t,), lambda g, needs: (B.reshape(g, in_shape),), "reshape")
 
 
 def transpose(x, axes=None):
@@ -58,8 +62,8 @@ def transpose(x, axes=None):
         if sorted(i % max(a.ndim, 1) for i in axes) != list(range(a.ndim)) or len(axes) != a.ndim:
             raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of shape {a.shape}")
         axes = tuple(i % a.ndim for i in axes)
-    inverse = tuple(np.argsort(axes))
-    return record(xp.transpose(a, axes), (t,), lambda g, needs: (xp.transpose(g, inverse),), "transpose")
+    inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
+    return record(B.transpose(a, axes), (t,), lambda g, needs: (B.transpose(g, inverse),), "transpose")
 
 
 def moveaxis(x, source, destination):
@@ -96,10 +100,11 @@ def expand_dims(x, axis):
     t = tensor(x, "expand_dims")
     a = t._data
     try:
-        y = xp.expand_dims(a, axis)
+        y = B.expand_dims(a, axis)
     except (ValueError, IndexError) as exc:
         raise ValueError(f"expand_dims: invalid axis {axis!r} for an input of shape {a.shape}: {exc}") from None
-    return record(y, (t,), lambda g, needs: (g.reshape(a.shape),), "expand_dims")
+    in_shape = a.shape
+    return record(y, (t,), lambda g, needs: (B.reshape(g, in_shape),), "expand_dims")
 
 
 def squeeze(x, axis=None):
@@ -111,8 +116,9 @@ def squeeze(x, axis=None):
         bad = [i for i in axes if a.shape[i] != 1]
         if bad:
             raise ValueError(f"squeeze: cannot squeeze axis {bad[0]} of shape {a.shape}: its length is not 1")
-    y = xp.squeeze(a, axis=axes)
-    return record(y, (t,), lambda g, needs: (g.reshape(a.shape),), "squeeze")
+    y = B.squeeze(a, axis=axes)
+    in_shape = a.shape
+    return record(y, (t,), lambda g, needs: (B.reshape(g, in_shape),), "squeeze")
 
 
 def broadcast_to(x, shape):
@@ -121,10 +127,11 @@ def broadcast_to(x, shape):
     a = t._data
     shape = int_shape(shape, "broadcast_to")
     try:
-        y = xp.broadcast_to(a, shape)
+        y = B.broadcast_to(a, shape)
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {a.shape} to shape {shape}") from None
-    return record(y, (t,), lambda g, needs: (unbroadcast(g, a.shape),), "broadcast_to")
+    in_shape = a.shape
+    return record(y, (t,), lambda g, needs: (B.unbroadcast(g, in_shape),), "broadcast_to")
 
 
 def concatenate(xs, axis=0):
@@ -137,20 +144,20 @@ def concatenate(xs, axis=0):
         raise ValueError(f"concatenate: all inputs need the same rank >= 1, but received shapes {[b.shape for b in bufs]}")
     ax = normalize_axis(axis, nd, "concatenate")[0]
     try:
-        y = xp.concatenate(bufs, axis=ax)
+        y = B.concatenate(bufs, axis=ax)
     except ValueError:
         raise ValueError(
             f"concatenate: the shapes {[b.shape for b in bufs]} must agree on every axis except axis {ax}"
         ) from None
-    bounds = np.cumsum([0] + [b.shape[ax] for b in bufs])
+    bounds = list(itertools.accumulate([0] + [b.shape[ax] for b in bufs]))
 
     def backward(g, needs):
         out = []
         for i, need in enumerate(needs):
             if need:
                 idx = [slice(None)] * g.ndim
-                idx[ax] = slice(int(bounds[i]), int(bounds[i + 1]))
-                out.append(g[tuple(idx)])
+                idx[ax] = slice(bounds[i], bounds[i + 1])
+                out.append(B.getitem(g, tuple(idx)))
             else:
                 out.append(None)
         return tuple(out)
@@ -166,10 +173,10 @@ def stack(x, axis=0):
     if any(b.shape != bufs[0].shape for b in bufs):
         raise ValueError(f"stack: all inputs must have the same shape, but received shapes {[b.shape for b in bufs]}")
     ax = normalize_axis(axis, bufs[0].ndim + 1, "stack")[0]
-    y = xp.stack(bufs, axis=ax)
+    y = B.stack(bufs, axis=ax)
 
     def backward(g, needs):
-        return tuple(xp.take(g, i, axis=ax) if need else None for i, need in enumerate(needs))
+        return tuple(B.take(g, i, axis=ax) if need else None for i, need in enumerate(needs))
 
     return record(y, tuple(ts), backward, "stack")
 
@@ -196,47 +203,46 @@ def split(x, indices_or_sections, axis=0):
     return out
 
 
+# NumPy boundary: normalises the user's pad_width (ints or nested sequences of ints, host data) to pairs
+def _pad_pairs(pad_width, ndim: int) -> tuple:
+    """pad_width as one (before, after) pair of Python ints per axis, broadcast as NumPy's ``pad`` does."""
+    pairs = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (ndim, 2))
+    return tuple((int(lo), int(hi)) for lo, hi in pairs.tolist())
+
+
 def pad(x, pad_width, mode="constant", constant_values=None):
     """Pads x like NumPy's ``pad`` (modes constant, edge, reflect, symmetric, wrap are differentiable)."""
     t = tensor(x, "pad")
     a = t._data
-    pw = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (a.ndim, 2)) if a.ndim else np.zeros((0, 2), np.int64)
-    if (pw < 0).any():
+    pairs = _pad_pairs(pad_width, a.ndim) if a.ndim else ()
+    if any(lo < 0 or hi < 0 for lo, hi in pairs):
         raise ValueError(f"pad: pad_width must be non-negative, but received {pad_width!r}")
+    # np.pad reads a 0-D input's empty pad_width only as a (0, 2) array (an empty tuple does not broadcast)
+    pw = pairs if a.ndim else B.zeros((0, 2), np.int64)
     if mode == "constant":
-        y = xp.pad(a, pw, mode="constant", constant_values=0 if constant_values is None else constant_values)
-        key = tuple(slice(int(lo), int(lo) + s) for (lo, _), s in zip(pw, a.shape))
+        y = B.pad(a, pw, mode="constant", constant_values=0 if constant_values is None else constant_values)
+        key = tuple(slice(lo, lo + s) for (lo, _), s in zip(pairs, a.shape))
 
         def backward(g, needs):
-            return (g[key],)
+            return (B.getitem(g, key),)
     elif mode in ("edge", "reflect", "symmetric", "wrap"):
         if constant_values is not None:
             raise ValueError(f"pad: constant_values only applies to mode='constant', not {mode!r}")
         try:
-            y = xp.pad(a, pw, mode=mode)
+            y = B.pad(a, pw, mode=mode)
         except ValueError as exc:
             raise ValueError(f"pad: {exc} (input shape {a.shape}, mode {mode!r})") from None
         # Each output element copies one input element: pad the input's flat indices the same way.
-        src = xp.pad(np.arange(a.size).reshape(a.shape), pw, mode=mode)
+        src = B.reshape(B.pad(B.reshape(B.arange(a.size), a.shape), pw, mode=mode), (-1,))
 
         def backward(g, needs):
-            return (xp.bincount(src.reshape(-1), weights=g.reshape(-1), minlength=a.size).astype(a.dtype).reshape(a.shape),)
+            summed = B.bincount(src, weights=B.reshape(g, (-1,)), minlength=a.size)
+            return (B.reshape(B.astype(summed, a.dtype), a.shape),)
     else:
         raise ValueError(
             f"pad: mode must be one of 'constant', 'edge', 'reflect', 'symmetric', 'wrap', but received {mode!r}"
         )
     return record(y, (t,), backward, "pad")
-
-
-def _gather_backward(a_shape, dtype, index_fn):
-    """Backward of an op whose output element i copies input element src[i] (src from index_fn)."""
-
-    def backward(g, needs):
-        gx = xp.zeros(a_shape, dtype)
-        xp.add.at(gx, index_fn(), g)
-        return (gx,)
-
-    return backward
 
 
 def tile(x, repeats):
@@ -246,7 +252,7 @@ def tile(x, repeats):
     reps = int_shape(repeats, "tile")
     if any(r < 0 for r in reps):
         raise ValueError(f"tile: repeats must be non-negative, but received {repeats!r}")
-    y = xp.tile(a, reps)
+    y = B.tile(a, reps)
     nd = max(a.ndim, len(reps))
     shape = (1,) * (nd - a.ndim) + a.shape
     reps = (1,) * (nd - len(reps)) + reps
@@ -255,10 +261,15 @@ def tile(x, repeats):
         inter = []
         for r, s in zip(reps, shape):
             inter += [r, s]
-        gx = g.reshape(inter).sum(axis=tuple(range(0, 2 * nd, 2)))
-        return (gx.reshape(a.shape),)
+        gx = B.sum(B.reshape(g, inter), axis=tuple(range(0, 2 * nd, 2)))
+        return (B.reshape(gx, a.shape),)
 
     return record(y, (t,), backward, "tile")
+
+
+def _index_buffer(indices):
+    """An index argument (a Tensor, or host data: a list, a NumPy array, an int) as a buffer."""
+    return indices._data if isinstance(indices, Tensor) else B.asarray(indices)
 
 
 def repeat(x, repeats, axis=None):
@@ -269,9 +280,8 @@ def repeat(x, repeats, axis=None):
         axis = 0
     ax = normalize_axis(axis, t.ndim, "repeat")[0]
     n = t.shape[ax]
-    reps = np.asarray(repeats.numpy() if isinstance(repeats, Tensor) else repeats)
     try:
-        idx = np.repeat(np.arange(n), reps)
+        idx = B.repeat(B.arange(n), _index_buffer(repeats))
     except ValueError as exc:
         raise ValueError(f"repeat: {exc} (axis {ax} has length {n})") from None
     return take(t, idx, axis=ax)
@@ -282,33 +292,32 @@ def take(x, indices, axis=None):
     the end. Out-of-range indices raise IndexError."""
     t = tensor(x, "take")
     a = t._data
-    idx = np.asarray(indices.numpy() if isinstance(indices, Tensor) else indices)
+    idx = _index_buffer(indices)
     if idx.dtype.kind == "f":
-        idx = idx.astype(np.int64)
+        idx = B.astype(idx, np.int64)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"take: indices must be integers, but received dtype {idx.dtype}")
     if axis is None:
-        flat = a.reshape(-1)
+        flat = B.reshape(a, (-1,))
         try:
-            y = xp.take(flat, idx)
+            y = B.take(flat, idx)
         except IndexError as exc:
             raise IndexError(f"take: {exc} (input shape {a.shape})") from None
 
         def backward(g, needs):
-            gx = xp.zeros(a.size, a.dtype)
-            xp.add.at(gx, idx, g)
-            return (gx.reshape(a.shape),)
+            gx = B.zeros(a.size, a.dtype)
+            B.scatter_add(gx, idx, g)
+            return (B.reshape(gx, a.shape),)
     else:
         ax = normalize_axis(axis, a.ndim, "take")[0]
         try:
-            y = xp.take(a, idx, axis=ax)
+            y = B.take(a, idx, axis=ax)
         except IndexError as exc:
             raise IndexError(f"take: {exc} (input shape {a.shape}, axis {ax})") from None
 
         def backward(g, needs):
-            gx = xp.zeros(a.shape, a.dtype)
-            key = (slice(None),) * ax + (idx,)
-            xp.add.at(gx, key, g)
+            gx = B.zeros(a.shape, a.dtype)
+            B.scatter_add(gx, (slice(None),) * ax + (idx,), g)
             return (gx,)
 
     return record(y, (t,), backward, "take")
@@ -323,10 +332,10 @@ def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
     if a.dtype.kind not in "iub":
         raise TypeError(f"one_hot: x must hold integers, but received dtype {a.dtype}")
     dt = dtypes.standardize_dtype(dtype, "one_hot") or dtypes.floatx
-    y = (a[..., None] == np.arange(int(num_classes))).astype(dt)
+    y = B.astype(B.equal(B.getitem(a, (Ellipsis, None)), B.arange(int(num_classes))), dt)
     ax = normalize_axis(axis, a.ndim + 1, "one_hot")[0]
     if ax != a.ndim:
-        y = np.moveaxis(y, -1, ax)
+        y = B.moveaxis(y, -1, ax)
     return Tensor._wrap(y)
 
 
@@ -334,8 +343,8 @@ def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
 def _index_part(k):
     if isinstance(k, Tensor):
         return k._data
-    if isinstance(k, list):
-        return np.asarray(k)
+    if isinstance(k, (list, np.ndarray)):
+        return B.asarray(k)  # host index data (a list, the user's NumPy array) becomes a buffer
     return k
 
 
@@ -356,18 +365,19 @@ def getitem(x, key):
     a = t._data
     key = tuple(_index_part(k) for k in key) if isinstance(key, tuple) else (_index_part(key),)
     try:
-        y = a[key]
+        y = B.getitem(a, key)
     except IndexError as exc:
         raise IndexError(f"getitem: {exc} (tensor shape {a.shape})") from None
     basic = _is_basic(key)
-    y = xp.asarray(y)
+    if not B.is_buffer(y):  # a single element comes back as a scalar: make it a 0-D buffer
+        y = B.asarray(y)
 
     def backward(g, needs):
-        gx = xp.zeros(a.shape, a.dtype)
+        gx = B.zeros(a.shape, a.dtype)
         if basic:
-            gx[key] = g
+            B.setitem(gx, key, g)
         else:
-            xp.add.at(gx, key, g)
+            B.scatter_add(gx, key, g)
         return (gx,)
 
     return record(y, (t,), backward, "getitem")
