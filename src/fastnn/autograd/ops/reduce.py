@@ -184,9 +184,10 @@ def prod(x, axis=None, keepdims=False, dtype=None):
         lead = moved.shape[: moved.ndim - nred]
         flat = B.reshape(moved, lead + ((-1,) if moved.size else (math.prod(moved.shape[len(lead):]),)))
         ones = B.ones(lead + (1,), a.dtype)
+        # cumprod([1, f0, ..., f(n-1)]) without its last entry: n exclusive products (none for an empty axis).
         all_but_last = (Ellipsis, slice(None, -1))
-        left = B.cumprod(B.concatenate([ones, B.getitem(flat, all_but_last)], axis=-1), axis=-1)
-        right = B.flip(B.cumprod(B.concatenate([ones, B.getitem(B.flip(flat, -1), all_but_last)], axis=-1), axis=-1),
+        left = B.getitem(B.cumprod(B.concatenate([ones, flat], axis=-1), axis=-1), all_but_last)
+        right = B.flip(B.getitem(B.cumprod(B.concatenate([ones, B.flip(flat, -1)], axis=-1), axis=-1), all_but_last),
                        -1)
         others = B.reshape(B.multiply(left, right), moved.shape)
         if axes is not None:
