@@ -18,7 +18,8 @@ from fastnn.autograd.tensor import Tensor
 
 def _expand(g, shape, axes, keepdims):
     """The gradient of a reduction's output, broadcast back to the input shape (a read-only view)."""
-    if not keepdims:
+    # Broadcasting aligns trailing axes, so only reduced axes that are not all leading need putting back as 1s.
+    if not keepdims and axes is not None and axes != tuple(range(len(axes))):
         g = B.reshape(g, keepdims_shape(shape, axes))
     return B.broadcast_to(g, shape)
 
@@ -43,9 +44,7 @@ def mean(x, axis=None, keepdims=False):
     a = t._data
     axes = normalize_axis(axis, a.ndim, "mean")
     count = a.size if axes is None else math.prod([a.shape[i] for i in axes])
-    with B.errstate(invalid="ignore", divide="ignore"):
-        total = B.sum(a, axis=axes, keepdims=keepdims)
-        y = B.divide(total, a.dtype.type(count)) if count else B.full(total.shape, np.nan, a.dtype)
+    y = B.reduce_mean(a, axes, keepdims)
 
     def backward(g, needs):
         return (_expand(B.divide(g, a.dtype.type(count or 1)), a.shape, axes, keepdims),)
