@@ -126,9 +126,10 @@ from fastnn.autograd.ops.shape import (
 
 def convert_to_numpy(x):
     """The values of ``x`` as a NumPy array (zero-copy for tensors on the CPU)."""
+    from fastnn import backend as B
     from fastnn.autograd import dtypes
 
-    return dtypes.to_buffer(x, op="convert_to_numpy")
+    return B.to_numpy(dtypes.to_buffer(x, op="convert_to_numpy"))
 
 
 def shape(x):

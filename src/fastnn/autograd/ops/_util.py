@@ -5,11 +5,14 @@ import numbers
 
 import numpy as np
 
-from fastnn import backend
+from fastnn import backend as B
 from fastnn.autograd import dtypes
 from fastnn.autograd.tensor import Tensor
 
-xp = np  # NumPy itself, not fastnn.backend.xp yet: routing the ops through the backend is the next issue
+# Deprecated, about to go: elementwise, reduce and creation compute through ``fastnn.backend`` (B) now; this alias
+# only keeps the op files still being moved (shape, activation, loss, matmul, nn) importing until the merge of
+# issue 10 removes it. New code must call ``B.<function>``, never ``xp``.
+xp = np
 
 
 def tensor(x, op: str, dtype=None) -> Tensor:
@@ -59,10 +62,10 @@ def promote(op: str, *xs):
     for t in ts:
         if isinstance(t, Tensor):
             d = t._data
-            bufs.append(d if d.dtype == dt else backend.astype(d, dt))
+            bufs.append(d if d.dtype == dt else B.astype(d, dt))
             out_t.append(t)
         else:
-            b = backend.asarray(t, dtype=dt)
+            b = B.asarray(t, dtype=dt)
             bufs.append(b)
             out_t.append(Tensor._wrap(b))
     return out_t, bufs
@@ -74,8 +77,9 @@ def broadcast_error(op: str, *shapes) -> ValueError:
 
 
 def unbroadcast(g, shape):
-    """Sums ``g`` (of a broadcast shape) down to ``shape``: the backward of broadcasting."""
-    return backend.unbroadcast(g, shape)
+    """Sums ``g`` (of a broadcast shape) down to ``shape``: the backward of broadcasting (``B.unbroadcast``; the
+    op modules call that directly)."""
+    return B.unbroadcast(g, shape)
 
 
 def normalize_axis(axis, ndim: int, op: str):

@@ -1,10 +1,14 @@
-"""Tensor creation: convert_to_tensor, zeros, ones, zeros_like, ones_like, full, full_like, arange."""
+"""Tensor creation: convert_to_tensor, zeros, ones, zeros_like, ones_like, full, full_like, arange.
+
+The buffers are the backend's (``fastnn.backend``); host data comes in through ``dtypes.to_buffer``.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from fastnn import backend as B
 from fastnn.autograd import dtypes
-from fastnn.autograd.ops._util import int_shape, tensor, xp
+from fastnn.autograd.ops._util import int_shape, tensor
 from fastnn.autograd.tensor import Tensor
 
 
@@ -28,11 +32,11 @@ def _dtype(dtype, default=None):
 
 
 def zeros(shape, dtype=None):
-    return Tensor._wrap(xp.zeros(int_shape(shape, "zeros"), _dtype(dtype)))
+    return Tensor._wrap(B.zeros(int_shape(shape, "zeros"), _dtype(dtype)))
 
 
 def ones(shape, dtype=None):
-    return Tensor._wrap(xp.ones(int_shape(shape, "ones"), _dtype(dtype)))
+    return Tensor._wrap(B.ones(int_shape(shape, "ones"), _dtype(dtype)))
 
 
 def _scalar_dtype(value):
@@ -44,22 +48,22 @@ def _scalar_dtype(value):
 def full(shape, fill_value, dtype=None):
     """A tensor of ``shape`` filled with ``fill_value`` (float32 for Python floats, int32 for ints)."""
     fill = fill_value._data if isinstance(fill_value, Tensor) else fill_value
-    return Tensor._wrap(xp.full(int_shape(shape, "full"), fill, _dtype(dtype, _scalar_dtype(fill_value))))
+    return Tensor._wrap(B.full(int_shape(shape, "full"), fill, _dtype(dtype, _scalar_dtype(fill_value))))
 
 
 def zeros_like(x, dtype=None):
     a = tensor(x, "zeros_like")._data
-    return Tensor._wrap(xp.zeros(a.shape, _dtype(dtype, a.dtype)))
+    return Tensor._wrap(B.zeros(a.shape, _dtype(dtype, a.dtype)))
 
 
 def ones_like(x, dtype=None):
     a = tensor(x, "ones_like")._data
-    return Tensor._wrap(xp.ones(a.shape, _dtype(dtype, a.dtype)))
+    return Tensor._wrap(B.ones(a.shape, _dtype(dtype, a.dtype)))
 
 
 def full_like(x, fill_value, dtype=None):
     a = tensor(x, "full_like")._data
-    return Tensor._wrap(xp.full(a.shape, fill_value, _dtype(dtype, a.dtype)))
+    return Tensor._wrap(B.full(a.shape, fill_value, _dtype(dtype, a.dtype)))
 
 
 def arange(start, stop=None, step=1, dtype=None):
@@ -67,11 +71,11 @@ def arange(start, stop=None, step=1, dtype=None):
     if stop is None:
         start, stop = 0, start
     if dtype is None:
-        kinds = [type(v) if isinstance(v, (int, float)) and not isinstance(v, np.generic) else np.asarray(v).dtype
-                 for v in (start, stop, step)]
+        kinds = [type(v) if isinstance(v, (int, float)) and not isinstance(v, np.generic)
+                 else dtypes.to_buffer(v, op="arange").dtype for v in (start, stop, step)]
         dtype = dtypes.result_type(*kinds)
         if dtype.kind == "f" and dtype.itemsize < 4:
             dtype = dtypes.floatx
     if step == 0:
         raise ValueError("arange: step must not be zero")
-    return Tensor._wrap(xp.arange(start, stop, step, dtype=dtypes.standardize_dtype(dtype, "arange")))
+    return Tensor._wrap(B.arange(start, stop, step, dtype=dtypes.standardize_dtype(dtype, "arange")))

@@ -1,15 +1,17 @@
 """Elementwise arithmetic, comparisons and logic with NumPy broadcasting; bias add on the C++ kernel.
 
 Binary ops promote their operands with Keras's rules (``fastnn.autograd.dtypes``), raise ValueError naming the op
-and both shapes when the shapes cannot be broadcast, and reduce gradients back to each input's shape.
+and both shapes when the shapes cannot be broadcast, and reduce gradients back to each input's shape
+(``B.unbroadcast``). Forward and backward compute through ``fastnn.backend`` only.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from fastnn import backend
-from fastnn.autograd.ops._util import broadcast_error, float_tensor, promote, tensor, unbroadcast, xp
+from fastnn import backend as B
+from fastnn.autograd.ops._util import broadcast_error, float_tensor, promote, tensor
 from fastnn.autograd.tape import record
+from fastnn.autograd.tensor import Tensor
 
 
 def _binary(op, fn, x1, x2):
@@ -18,7 +20,7 @@ def _binary(op, fn, x1, x2):
         y = fn(a, b)
     except ValueError:
         try:
-            np.broadcast_shapes(a.shape, b.shape)
+            B.broadcast_shapes(a.shape, b.shape)
         except ValueError:
             raise broadcast_error(op, a.shape, b.shape) from None
         raise
@@ -30,30 +32,32 @@ def add(x1, x2):
     """x1 + x2 with broadcasting."""
     if _is_bias_pattern(x1, x2):
         return bias_add(x1, x2)
-    t1, t2, a, b, y = _binary("add", xp.add, x1, x2)
+    t1, t2, a, b, y = _binary("add", B.add, x1, x2)
 
     def backward(g, needs):
-        return (unbroadcast(g, a.shape) if needs[0] else None, unbroadcast(g, b.shape) if needs[1] else None)
+        return (B.unbroadcast(g, a.shape) if needs[0] else None, B.unbroadcast(g, b.shape) if needs[1] else None)
 
     return record(y, (t1, t2), backward, "add")
 
 
 def subtract(x1, x2):
     """x1 - x2 with broadcasting."""
-    t1, t2, a, b, y = _binary("subtract", xp.subtract, x1, x2)
+    t1, t2, a, b, y = _binary("subtract", B.subtract, x1, x2)
 
     def backward(g, needs):
-        return (unbroadcast(g, a.shape) if needs[0] else None, unbroadcast(-g, b.shape) if needs[1] else None)
+        return (B.unbroadcast(g, a.shape) if needs[0] else None,
+                B.unbroadcast(B.negative(g), b.shape) if needs[1] else None)
 
     return record(y, (t1, t2), backward, "subtract")
 
 
 def multiply(x1, x2):
     """x1 * x2 with broadcasting."""
-    t1, t2, a, b, y = _binary("multiply", xp.multiply, x1, x2)
+    t1, t2, a, b, y = _binary("multiply", B.multiply, x1, x2)
 
     def backward(g, needs):
-        return (unbroadcast(g * b, a.shape) if needs[0] else None, unbroadcast(g * a, b.shape) if needs[1] else None)
+        return (B.unbroadcast(B.multiply(g, b), a.shape) if needs[0] else None,
+                B.unbroadcast(B.multiply(g, a), b.shape) if needs[1] else None)
 
     return record(y, (t1, t2), backward, "multiply")
 
@@ -61,7 +65,7 @@ def multiply(x1, x2):
 def _true_divide_inputs(x1, x2):
     (t1, t2), (a, b) = promote("divide", x1, x2)
     if a.dtype.kind != "f":  # Keras: dividing integers gives floatx
-        a, b = a.astype(np.float32), b.astype(np.float32)
+        a, b = B.astype(a, np.float32), B.astype(b, np.float32)
     return t1, t2, a, b
 
 
@@ -69,15 +73,15 @@ def divide(x1, x2):
     """x1 / x2 (true division; integer inputs give float32)."""
     t1, t2, a, b = _true_divide_inputs(x1, x2)
     try:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            y = xp.true_divide(a, b)
+        with B.errstate(divide="ignore", invalid="ignore"):
+            y = B.true_divide(a, b)
     except ValueError:
         raise broadcast_error("divide", a.shape, b.shape) from None
 
     def backward(g, needs):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ga = unbroadcast(g / b, a.shape) if needs[0] else None
-            gb = unbroadcast(-g * y / b, b.shape) if needs[1] else None
+        with B.errstate(divide="ignore", invalid="ignore"):
+            ga = B.unbroadcast(B.divide(g, b), a.shape) if needs[0] else None
+            gb = B.unbroadcast(B.divide(B.multiply(B.negative(g), y), b), b.shape) if needs[1] else None  # -g*y/b
         return ga, gb
 
     return record(y, (t1, t2), backward, "divide")
@@ -85,102 +89,105 @@ def divide(x1, x2):
 
 def power(x1, x2):
     """x1 ** x2 elementwise. d/dx2 uses log(x1) where x1 > 0 and 0 elsewhere (as TensorFlow does)."""
-    t1, t2, a, b, y = _binary("power", _np_power, x1, x2)
+    t1, t2, a, b, y = _binary("power", _power_quiet, x1, x2)
 
     def backward(g, needs):
         ga = gb = None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if needs[0]:
-                ga = unbroadcast(g * b * xp.power(a, b - 1), a.shape)
-            if needs[1]:
-                safe = xp.where(a > 0, a, 1)
-                gb = unbroadcast(g * y * xp.where(a > 0, xp.log(safe), 0), b.shape)
+        with B.errstate(divide="ignore", invalid="ignore"):
+            if needs[0]:  # g * b * a**(b - 1)
+                ga = B.unbroadcast(B.multiply(B.multiply(g, b), B.power(a, B.subtract(b, 1))), a.shape)
+            if needs[1]:  # g * y * log(a), 0 where a <= 0
+                positive = B.greater(a, 0)
+                log_a = B.where(positive, B.log(B.where(positive, a, 1)), 0)
+                gb = B.unbroadcast(B.multiply(B.multiply(g, y), log_a), b.shape)
         return ga, gb
 
     return record(y, (t1, t2), backward, "power")
 
 
-def _np_power(a, b):
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return xp.power(a, b)
+def _power_quiet(a, b):
+    with B.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return B.power(a, b)
 
 
 def maximum(x1, x2):
     """Elementwise maximum; where equal, the gradient goes to x1 (as in TensorFlow)."""
-    t1, t2, a, b, y = _binary("maximum", xp.maximum, x1, x2)
+    t1, t2, a, b, y = _binary("maximum", B.maximum, x1, x2)
 
     def backward(g, needs):
-        mask = a >= b
-        return (unbroadcast(xp.where(mask, g, 0), a.shape) if needs[0] else None,
-                unbroadcast(xp.where(mask, 0, g), b.shape) if needs[1] else None)
+        mask = B.greater_equal(a, b)
+        return (B.unbroadcast(B.where(mask, g, 0), a.shape) if needs[0] else None,
+                B.unbroadcast(B.where(mask, 0, g), b.shape) if needs[1] else None)
 
     return record(y, (t1, t2), backward, "maximum")
 
 
 def minimum(x1, x2):
     """Elementwise minimum; where equal, the gradient goes to x1."""
-    t1, t2, a, b, y = _binary("minimum", xp.minimum, x1, x2)
+    t1, t2, a, b, y = _binary("minimum", B.minimum, x1, x2)
 
     def backward(g, needs):
-        mask = a <= b
-        return (unbroadcast(xp.where(mask, g, 0), a.shape) if needs[0] else None,
-                unbroadcast(xp.where(mask, 0, g), b.shape) if needs[1] else None)
+        mask = B.less_equal(a, b)
+        return (B.unbroadcast(B.where(mask, g, 0), a.shape) if needs[0] else None,
+                B.unbroadcast(B.where(mask, 0, g), b.shape) if needs[1] else None)
 
     return record(y, (t1, t2), backward, "minimum")
 
 
 # -- unary ----------------------------------------------------------------------------------------------------
+# Each op passes ``B.<function>`` as looked up when the op is called (never bound at import), and its ``grad``
+# calls ``B`` functions, so it computes on whichever backend is active.
 def _unary(op, x, fn, grad, *, to_float=True):
     t = float_tensor(x, op) if to_float else tensor(x, op)
     a = t._data
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with B.errstate(divide="ignore", invalid="ignore", over="ignore"):
         y = fn(a)
 
     def backward(g, needs):
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        with B.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return (grad(g, a, y),)
 
     return record(y, (t,), backward, op)
 
 
 def negative(x):
-    return _unary("negative", x, xp.negative, lambda g, a, y: -g, to_float=False)
+    return _unary("negative", x, B.negative, lambda g, a, y: B.negative(g), to_float=False)
 
 
 def square(x):
-    return _unary("square", x, xp.square, lambda g, a, y: g * (2 * a), to_float=False)
+    return _unary("square", x, B.square, lambda g, a, y: B.multiply(g, B.multiply(2, a)), to_float=False)
 
 
 def sqrt(x):
-    return _unary("sqrt", x, xp.sqrt, lambda g, a, y: g * 0.5 / y)
+    return _unary("sqrt", x, B.sqrt, lambda g, a, y: B.divide(B.multiply(g, 0.5), y))
 
 
 def exp(x):
-    return _unary("exp", x, xp.exp, lambda g, a, y: g * y)
+    return _unary("exp", x, B.exp, lambda g, a, y: B.multiply(g, y))
 
 
 def expm1(x):
     """exp(x) - 1, accurate near 0."""
-    return _unary("expm1", x, xp.expm1, lambda g, a, y: g * (y + 1))
+    return _unary("expm1", x, B.expm1, lambda g, a, y: B.multiply(g, B.add(y, 1)))
 
 
 def log(x):
-    return _unary("log", x, xp.log, lambda g, a, y: g / a)
+    return _unary("log", x, B.log, lambda g, a, y: B.divide(g, a))
 
 
 def log1p(x):
-    return _unary("log1p", x, xp.log1p, lambda g, a, y: g / (1 + a))
+    return _unary("log1p", x, B.log1p, lambda g, a, y: B.divide(g, B.add(1, a)))
 
 
 def abs(x):  # noqa: A001 - keras.ops name
-    return _unary("abs", x, xp.abs, lambda g, a, y: g * xp.sign(a), to_float=False)
+    return _unary("abs", x, B.abs, lambda g, a, y: B.multiply(g, B.sign(a)), to_float=False)
 
 
 absolute = abs
 
 
 def sign(x):
-    return _unary("sign", x, xp.sign, lambda g, a, y: xp.zeros_like(g), to_float=False)
+    return _unary("sign", x, B.sign, lambda g, a, y: B.zeros_like(g), to_float=False)
 
 
 def clip(x, x_min, x_max):
@@ -188,16 +195,19 @@ def clip(x, x_min, x_max):
     t = tensor(x, "clip")
     a = t._data
     if a.dtype == np.bool_:
-        a = a.astype(np.int32)
-    lo = np.asarray(x_min.numpy() if hasattr(x_min, "numpy") else x_min)
-    hi = np.asarray(x_max.numpy() if hasattr(x_max, "numpy") else x_max)
+        a = B.astype(a, np.int32)
+    # The bounds as buffers of their own dtype (a Python float is float64 here, as it always was: the result is
+    # cast back to x's dtype).
+    lo = B.asarray(x_min._data if isinstance(x_min, Tensor) else x_min)
+    hi = B.asarray(x_max._data if isinstance(x_max, Tensor) else x_max)
     try:
-        y = xp.clip(a, lo, hi).astype(a.dtype, copy=False)
+        y = B.astype(B.clip(a, lo, hi), a.dtype, copy=False)
     except ValueError:
         raise broadcast_error("clip", a.shape, lo.shape, hi.shape) from None
 
     def backward(g, needs):
-        return (unbroadcast(xp.where((a >= lo) & (a <= hi), g, 0), a.shape),)
+        inside = B.logical_and(B.greater_equal(a, lo), B.less_equal(a, hi))
+        return (B.unbroadcast(B.where(inside, g, 0), a.shape),)
 
     return record(y, (t,), backward, "clip")
 
@@ -205,22 +215,20 @@ def clip(x, x_min, x_max):
 def where(condition, x1=None, x2=None):
     """Elements of x1 where condition holds, else of x2 (with broadcasting); ``where(condition)`` gives the
     indices of the true elements (a tuple of int arrays, like NumPy's nonzero)."""
-    cond = tensor(condition, "where")._data.astype(bool, copy=False)
+    cond = B.astype(tensor(condition, "where")._data, bool, copy=False)
     if x1 is None and x2 is None:
-        from fastnn.autograd.tensor import Tensor
-
-        return tuple(Tensor._wrap(i.astype(np.int32)) for i in xp.nonzero(cond))
+        return tuple(Tensor._wrap(B.astype(i, np.int32)) for i in B.nonzero(cond))
     if x1 is None or x2 is None:
         raise ValueError("where: x1 and x2 must both be given, or neither")
     (t1, t2), (a, b) = promote("where", x1, x2)
     try:
-        y = xp.where(cond, a, b)
+        y = B.where(cond, a, b)
     except ValueError:
         raise broadcast_error("where", cond.shape, a.shape, b.shape) from None
 
     def backward(g, needs):
-        return (unbroadcast(xp.where(cond, g, 0), a.shape) if needs[0] else None,
-                unbroadcast(xp.where(cond, 0, g), b.shape) if needs[1] else None)
+        return (B.unbroadcast(B.where(cond, g, 0), a.shape) if needs[0] else None,
+                B.unbroadcast(B.where(cond, 0, g), b.shape) if needs[1] else None)
 
     return record(y, (t1, t2), backward, "where")
 
@@ -232,55 +240,53 @@ def _compare(op, fn, x1, x2):
         y = fn(a, b)
     except ValueError:
         raise broadcast_error(op, a.shape, b.shape) from None
-    from fastnn.autograd.tensor import Tensor
-
     return Tensor._wrap(y)
 
 
 def equal(x1, x2):
-    return _compare("equal", xp.equal, x1, x2)
+    return _compare("equal", B.equal, x1, x2)
 
 
 def not_equal(x1, x2):
-    return _compare("not_equal", xp.not_equal, x1, x2)
+    return _compare("not_equal", B.not_equal, x1, x2)
 
 
 def greater(x1, x2):
-    return _compare("greater", xp.greater, x1, x2)
+    return _compare("greater", B.greater, x1, x2)
 
 
 def greater_equal(x1, x2):
-    return _compare("greater_equal", xp.greater_equal, x1, x2)
+    return _compare("greater_equal", B.greater_equal, x1, x2)
 
 
 def less(x1, x2):
-    return _compare("less", xp.less, x1, x2)
+    return _compare("less", B.less, x1, x2)
 
 
 def less_equal(x1, x2):
-    return _compare("less_equal", xp.less_equal, x1, x2)
+    return _compare("less_equal", B.less_equal, x1, x2)
 
 
 def logical_and(x1, x2):
-    return _compare("logical_and", xp.logical_and, x1, x2)
+    return _compare("logical_and", B.logical_and, x1, x2)
 
 
 def logical_or(x1, x2):
-    return _compare("logical_or", xp.logical_or, x1, x2)
+    return _compare("logical_or", B.logical_or, x1, x2)
 
 
 def logical_not(x):
-    from fastnn.autograd.tensor import Tensor
-
-    return Tensor._wrap(xp.logical_not(tensor(x, "logical_not")._data))
+    return Tensor._wrap(B.logical_not(tensor(x, "logical_not")._data))
 
 
 # -- bias add (C++ kernel) ------------------------------------------------------------------------------------
 def _is_bias_pattern(x1, x2) -> bool:
-    a = getattr(x1, "_data", x1)
-    b = getattr(x2, "_data", x2)
+    """Whether x1 + x2 is a bias add: tensors or buffers of shape (..., n) and (n,) of one float dtype."""
+    # A Tensor's data always is a buffer; only other operands need the (slower) backend check.
+    a = x1._data if isinstance(x1, Tensor) else x1 if B.is_buffer(x1) else None
+    b = x2._data if isinstance(x2, Tensor) else x2 if B.is_buffer(x2) else None
     return (
-        isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and b.ndim == 1 and a.ndim >= 2
+        b is not None and b.ndim == 1 and a is not None and a.ndim >= 2
         and a.dtype == b.dtype and a.dtype.kind == "f" and a.dtype.itemsize >= 4
         and a.shape[-1] == b.shape[0] and a.size > 0
     )
@@ -295,11 +301,11 @@ def bias_add(x, bias):
     """
     t = tensor(x, "bias_add")
     tb = tensor(bias, "bias_add")
-    a = backend.contiguous(t._data)
-    b = backend.contiguous(tb._data)
-    y = backend.bias_add_forward(a, b)
+    a = B.contiguous(t._data)
+    b = B.contiguous(tb._data)
+    y = B.bias_add_forward(a, b)
 
     def backward(g, needs):
-        return (g if needs[0] else None, backend.bias_add_backward(backend.contiguous(g)) if needs[1] else None)
+        return (g if needs[0] else None, B.bias_add_backward(B.contiguous(g)) if needs[1] else None)
 
     return record(y, (t, tb), backward, "bias_add")

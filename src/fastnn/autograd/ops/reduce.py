@@ -1,21 +1,27 @@
-"""Reductions: sum, mean, max, min, argmax, argmin, var, std, logsumexp, cumsum.
+"""Reductions: sum, mean, max, min, argmax, argmin, var, std, logsumexp, cumsum, prod.
 
-``axis`` is None (all axes), an int or a tuple of ints; ``keepdims`` keeps reduced axes with length 1.
+``axis`` is None (all axes), an int or a tuple of ints; ``keepdims`` keeps reduced axes with length 1. Forward and
+backward compute through ``fastnn.backend`` only. A full reduction may give the backend's scalar; ``record`` and
+``Tensor._wrap`` turn it into a 0-D buffer.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from fastnn.autograd.ops._util import float_tensor, keepdims_shape, normalize_axis, tensor, xp
+from fastnn import backend as B
+from fastnn.autograd.ops._util import float_tensor, keepdims_shape, normalize_axis, tensor
 from fastnn.autograd.tape import record
 from fastnn.autograd.tensor import Tensor
 
 
 def _expand(g, shape, axes, keepdims):
     """The gradient of a reduction's output, broadcast back to the input shape (a read-only view)."""
-    if not keepdims:
-        g = g.reshape(keepdims_shape(shape, axes))
-    return xp.broadcast_to(g, shape)
+    # Broadcasting aligns trailing axes, so only reduced axes that are not all leading need putting back as 1s.
+    if not keepdims and axes is not None and axes != tuple(range(len(axes))):
+        g = B.reshape(g, keepdims_shape(shape, axes))
+    return B.broadcast_to(g, shape)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - keras.ops name
@@ -24,7 +30,7 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001 - keras.ops name
     a = t._data
     axes = normalize_axis(axis, a.ndim, "sum")
     dtype = np.int32 if a.dtype == np.bool_ else None
-    y = xp.asarray(xp.sum(a, axis=axes, keepdims=keepdims, dtype=dtype))
+    y = B.sum(a, axis=axes, keepdims=keepdims, dtype=dtype)
 
     def backward(g, needs):
         return (_expand(g, a.shape, axes, keepdims),)
@@ -37,13 +43,11 @@ def mean(x, axis=None, keepdims=False):
     t = float_tensor(x, "mean")
     a = t._data
     axes = normalize_axis(axis, a.ndim, "mean")
-    count = a.size if axes is None else int(np.prod([a.shape[i] for i in axes]))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        y = xp.asarray(xp.sum(a, axis=axes, keepdims=keepdims) / a.dtype.type(count) if count else
-                       xp.full(np.sum(a, axis=axes, keepdims=keepdims).shape, np.nan, a.dtype))
+    count = a.size if axes is None else math.prod([a.shape[i] for i in axes])
+    y = B.reduce_mean(a, axes, keepdims)
 
     def backward(g, needs):
-        return (_expand(g / a.dtype.type(count or 1), a.shape, axes, keepdims),)
+        return (_expand(B.divide(g, a.dtype.type(count or 1)), a.shape, axes, keepdims),)
 
     return record(y, (t,), backward, "mean")
 
@@ -53,31 +57,31 @@ def _extremum(op, fn, x, axis, keepdims, initial):
     a = t._data
     axes = normalize_axis(axis, a.ndim, op)
     try:
-        y = xp.asarray(fn(a, axis=axes, keepdims=keepdims) if initial is None else
-                       fn(a, axis=axes, keepdims=keepdims, initial=initial))
+        y = (fn(a, axis=axes, keepdims=keepdims) if initial is None else
+             fn(a, axis=axes, keepdims=keepdims, initial=initial))
     except ValueError as exc:
         raise ValueError(f"{op}: {exc} (input shape {a.shape}; pass `initial` to reduce empty axes)") from None
 
     def backward(g, needs):
         # The gradient is shared equally among the elements that attain the extremum (as TensorFlow does).
-        yk = y if keepdims else y.reshape(keepdims_shape(a.shape, axes))
-        gk = g if keepdims else g.reshape(keepdims_shape(a.shape, axes))
-        mask = a == yk
-        count = xp.sum(mask, axis=axes, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (xp.where(mask, gk / count, 0).astype(a.dtype, copy=False),)
+        yk = y if keepdims else B.reshape(y, keepdims_shape(a.shape, axes))
+        gk = g if keepdims else B.reshape(g, keepdims_shape(a.shape, axes))
+        mask = B.equal(a, yk)
+        count = B.sum(mask, axis=axes, keepdims=True)
+        with B.errstate(invalid="ignore", divide="ignore"):
+            return (B.astype(B.where(mask, B.divide(gk, count), 0), a.dtype, copy=False),)
 
     return record(y, (t,), backward, op)
 
 
 def max(x, axis=None, keepdims=False, initial=None):  # noqa: A001
     """Maximum over ``axis``; ties share the gradient equally."""
-    return _extremum("max", xp.max, x, axis, keepdims, initial)
+    return _extremum("max", B.max, x, axis, keepdims, initial)
 
 
 def min(x, axis=None, keepdims=False, initial=None):  # noqa: A001
     """Minimum over ``axis``; ties share the gradient equally."""
-    return _extremum("min", xp.min, x, axis, keepdims, initial)
+    return _extremum("min", B.min, x, axis, keepdims, initial)
 
 
 amax = max
@@ -93,17 +97,17 @@ def _arg(op, fn, x, axis, keepdims):
         axis = axis[0]
     if a.size == 0:
         raise ValueError(f"{op}: attempt to get {op} of an empty tensor (shape {a.shape})")
-    return Tensor._wrap(xp.asarray(fn(a, axis=axis, keepdims=keepdims)).astype(np.int32))
+    return Tensor._wrap(B.astype(B.asarray(fn(a, axis=axis, keepdims=keepdims)), np.int32))
 
 
 def argmax(x, axis=None, keepdims=False):
     """Index of the maximum along ``axis`` (of the flattened input when None), as int32."""
-    return _arg("argmax", xp.argmax, x, axis, keepdims)
+    return _arg("argmax", B.argmax, x, axis, keepdims)
 
 
 def argmin(x, axis=None, keepdims=False):
     """Index of the minimum along ``axis``, as int32."""
-    return _arg("argmin", xp.argmin, x, axis, keepdims)
+    return _arg("argmin", B.argmin, x, axis, keepdims)
 
 
 def var(x, axis=None, keepdims=False):
@@ -128,21 +132,21 @@ def logsumexp(x, axis=None, keepdims=False):
     a = t._data
     axes = normalize_axis(axis, a.ndim, "logsumexp")
     if a.size == 0:
-        with np.errstate(divide="ignore"):
-            yk = xp.log(xp.sum(xp.exp(a), axis=axes, keepdims=True))
+        with B.errstate(divide="ignore"):
+            yk = B.log(B.sum(B.exp(a), axis=axes, keepdims=True))
     else:
-        m = xp.max(a, axis=axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            yk = xp.log(xp.sum(xp.exp(a - m), axis=axes, keepdims=True)) + m
-    y = yk if keepdims else yk.reshape([s for i, s in enumerate(yk.shape) if axes is not None and i not in axes])
+        m = B.max(a, axis=axes, keepdims=True)
+        m = B.where(B.isfinite(m), m, 0)
+        with B.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            yk = B.add(B.log(B.sum(B.exp(B.subtract(a, m)), axis=axes, keepdims=True)), m)
+    y = yk if keepdims else B.reshape(yk, [s for i, s in enumerate(yk.shape) if axes is not None and i not in axes])
 
     def backward(g, needs):
-        gk = g if keepdims else g.reshape(yk.shape)
-        with np.errstate(invalid="ignore", over="ignore"):
-            return (gk * xp.exp(a - yk),)
+        gk = g if keepdims else B.reshape(g, yk.shape)
+        with B.errstate(invalid="ignore", over="ignore"):
+            return (B.multiply(gk, B.exp(B.subtract(a, yk))),)
 
-    return record(xp.asarray(y), (t,), backward, "logsumexp")
+    return record(y, (t,), backward, "logsumexp")
 
 
 def cumsum(x, axis=None, dtype=None):
@@ -150,17 +154,16 @@ def cumsum(x, axis=None, dtype=None):
     t = tensor(x, "cumsum", dtype=dtype)
     a = t._data
     if axis is None:
-        flat = a.reshape(-1)
-        y = xp.cumsum(flat)
+        y = B.cumsum(B.reshape(a, -1))
 
-        def backward(g, needs):
-            return (xp.flip(xp.cumsum(xp.flip(g)), 0).reshape(a.shape),)
+        def backward(g, needs):  # the reversed cumulative sum, back in the input's shape
+            return (B.reshape(B.flip(B.cumsum(B.flip(g)), 0), a.shape),)
     else:
         ax = normalize_axis(axis, a.ndim, "cumsum")[0]
-        y = xp.cumsum(a, axis=ax, dtype=np.int32 if a.dtype == np.bool_ else None)
+        y = B.cumsum(a, axis=ax, dtype=np.int32 if a.dtype == np.bool_ else None)
 
         def backward(g, needs):
-            return (xp.flip(xp.cumsum(xp.flip(g, ax), axis=ax), ax),)
+            return (B.flip(B.cumsum(B.flip(g, ax), axis=ax), ax),)
 
     return record(y, (t,), backward, "cumsum")
 
@@ -170,23 +173,26 @@ def prod(x, axis=None, keepdims=False, dtype=None):
     t = tensor(x, "prod", dtype=dtype)
     a = t._data
     axes = normalize_axis(axis, a.ndim, "prod")
-    y = xp.asarray(xp.prod(a, axis=axes, keepdims=keepdims))
+    y = B.prod(a, axis=axes, keepdims=keepdims)
 
     def backward(g, needs):
-        gk = g.reshape(keepdims_shape(a.shape, axes)) if not keepdims else g
+        gk = B.reshape(g, keepdims_shape(a.shape, axes)) if not keepdims else g
         # Product of all others = exclusive cumulative products from both sides, along the flattened reduced axes.
-        moved = xp.moveaxis(a, axes, tuple(range(-len(axes), 0))) if axes is not None else a.reshape(-1)
+        moved = B.moveaxis(a, axes, tuple(range(-len(axes), 0))) if axes is not None else B.reshape(a, -1)
         nred = len(axes) if axes is not None else 1
         lead = moved.shape[: moved.ndim - nred]
-        flat = moved.reshape(lead + (-1,)) if moved.size else moved.reshape(lead + (int(np.prod(moved.shape[len(lead):])),))
-        ones = xp.ones(lead + (1,), a.dtype)
-        left = xp.cumprod(xp.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-        right = xp.flip(xp.cumprod(xp.concatenate([ones, xp.flip(flat, -1)[..., :-1]], axis=-1), axis=-1), -1)
-        others = (left * right).reshape(moved.shape)
+        flat = B.reshape(moved, lead + ((-1,) if moved.size else (math.prod(moved.shape[len(lead):]),)))
+        ones = B.ones(lead + (1,), a.dtype)
+        # cumprod([1, f0, ..., f(n-1)]) without its last entry: n exclusive products (none for an empty axis).
+        all_but_last = (Ellipsis, slice(None, -1))
+        left = B.getitem(B.cumprod(B.concatenate([ones, flat], axis=-1), axis=-1), all_but_last)
+        right = B.flip(B.getitem(B.cumprod(B.concatenate([ones, B.flip(flat, -1)], axis=-1), axis=-1), all_but_last),
+                       -1)
+        others = B.reshape(B.multiply(left, right), moved.shape)
         if axes is not None:
-            others = xp.moveaxis(others, tuple(range(-len(axes), 0)), axes)
+            others = B.moveaxis(others, tuple(range(-len(axes), 0)), axes)
         else:
-            others = others.reshape(a.shape)
-        return (gk * others,)
+            others = B.reshape(others, a.shape)
+        return (B.multiply(gk, others),)
 
     return record(y, (t,), backward, "prod")
