@@ -10,6 +10,7 @@ import numbers
 
 import numpy as np
 
+from fastnn import backend as B
 from fastnn.autograd import dtypes
 from fastnn.autograd.ops._util import int_shape, normalize_axis, promote, tensor, unbroadcast, xp
 from fastnn.autograd.tape import record
@@ -175,7 +176,11 @@ def stack(x, axis=0):
 
 
 def split(x, indices_or_sections, axis=0):
-    """Splits x along ``axis`` into equal sections (an int) or at the given indices; returns a list."""
+    """Splits x along ``axis`` into equal sections (an int) or at the given indices; returns a list.
+
+    One graph node with one output per piece (views of x): its backward runs once and joins the pieces'
+    gradients, zeros for the pieces that got none.
+    """
     t = tensor(x, "split")
     a = t._data
     ax = normalize_axis(axis, a.ndim, "split")[0]
@@ -188,12 +193,28 @@ def split(x, indices_or_sections, axis=0):
     else:
         idx = [int(i) for i in indices_or_sections]
         bounds = [0] + [min(max(i if i >= 0 else i + n, 0), n) for i in idx] + [n]
-    out = []
+    keys = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         key = [slice(None)] * a.ndim
         key[ax] = slice(lo, max(lo, hi))
-        out.append(getitem(t, tuple(key)))
-    return out
+        keys.append(tuple(key))
+    pieces = tuple(B.getitem(a, key) for key in keys)
+    # Increasing bounds (always, except for unsorted indices) tile the axis: the gradient is the pieces' gradients
+    # joined. Unsorted indices give overlapping (and empty) pieces, whose gradients add up where they overlap.
+    tiles = all(lo <= hi for lo, hi in zip(bounds[:-1], bounds[1:]))
+    shapes = [p.shape for p in pieces]
+
+    def backward(gs, needs):
+        if tiles:
+            parts = [B.zeros(shape, a.dtype) if g is None else g for shape, g in zip(shapes, gs)]
+            return (B.concatenate(parts, axis=ax),)
+        gx = B.zeros(a.shape, a.dtype)
+        for key, g in zip(keys, gs):
+            if g is not None:
+                B.setitem(gx, key, B.add(B.getitem(gx, key), g))
+        return (gx,)
+
+    return list(record(pieces, (t,), backward, "split"))
 
 
 def pad(x, pad_width, mode="constant", constant_values=None):
