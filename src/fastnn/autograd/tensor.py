@@ -338,7 +338,8 @@ class Variable(Tensor):
         else:
             value = initializer
         if dt is None:
-            is_array = backend.is_buffer(value) or isinstance(value, Tensor)
+            # A host NumPy array keeps its dtype on every backend (a buffer of another backend is not one).
+            is_array = isinstance(value, (np.ndarray, Tensor)) or backend.is_buffer(value)
             dt = dtypes.to_buffer(value, op="Variable").dtype if is_array else dtypes.floatx
         # A Variable owns its storage, in C order (the fused optimizer kernel and copy-on-write rely on both).
         data = backend.array(dtypes.to_buffer(value, dt, op="Variable"), copy=True)
