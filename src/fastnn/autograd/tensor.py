@@ -169,10 +169,13 @@ class Tensor:
             extra = ", requires_grad=True"
         return f"fastnn.Tensor({body}, shape={self.shape}, dtype={self.dtype}{extra})"
 
+    # NumPy boundary: formatting with a spec formats the values on the host.
     def __format__(self, spec: str) -> str:
-        if self._data.ndim == 0 and spec:
-            return format(self._data.item(), spec)
-        return repr(self) if not spec else format(self._data, spec)
+        if not spec:
+            return repr(self)
+        if self._data.ndim == 0:
+            return format(backend.item(self._data), spec)
+        return format(backend.to_numpy(self._data), spec)
 
     def __setitem__(self, key, value):
         raise TypeError(
@@ -404,7 +407,7 @@ class Variable(Tensor):
         # conventions, such as the temporary reference of the call, cancel out).
         return backend.private_refcount(data) > _private_refcount() or not backend.is_private_layout(data)
 
-    def _own_buffer(self) -> np.ndarray:
+    def _own_buffer(self):
         """The buffer an in-place update may write: ``_data`` when nothing else holds it, else a private C-ordered
         copy that becomes ``_data`` (the old buffer stays with its holders). Kernels that update variables in place
         (the fused optimizer) call this right before writing; the returned array must not be kept across calls."""
