@@ -1,6 +1,8 @@
-"""Nodes with several outputs on the wrapped backend (buffers that are not NumPy arrays): the engine, ``split``,
-``moments`` and the multi-output test ops compute through ``fastnn.backend`` only, and give the CPU run's numbers
-exactly.
+"""The tape and Tensor / Variable on the wrapped backend (buffers that are not NumPy arrays).
+
+Nodes with several outputs: the engine, ``split``, ``moments`` and the multi-output test ops compute through
+``fastnn.backend`` only, and give the CPU run's numbers exactly. Tensor's conversions and Variable's updates
+(copy-on-write included) go through the backend too.
 
 The graphs are built from those ops alone (targets are combined by passing several of them to
 ``GradientTape.gradient``, weighted by ``output_gradients``), so the test exercises the engine and the multi-output
@@ -8,11 +10,14 @@ ops, not the elementwise ops of other modules.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 
 import fastnn
 from fastnn import ops
+from fastnn.autograd.ops.shape import identity
 from fastnn.testing.multi_output import abs_and_sign, logged, product_and_difference, tanh_exp
 from fastnn.testing.wrapped_backend import WrappedBuffer, use_wrapped_backend
 
@@ -121,3 +126,46 @@ def test_tensors_and_variables_keep_a_numpy_arrays_dtype_on_the_wrapped_backend(
             assert make(np.ones(2, np.float64)).dtype == np.float64
             assert make(np.ones(2, np.int64)).dtype == np.int64
             assert make([1.0, 2.0]).dtype == np.float32
+
+
+def test_tensor_conversions_on_the_wrapped_backend():
+    with use_wrapped_backend():
+        x = fastnn.Tensor(np.array([1.5, -2.0]))
+        scalar = fastnn.Tensor(2.5)
+        assert isinstance(x._data, WrappedBuffer)
+        assert x.tolist() == [1.5, -2.0] and scalar.item() == 2.5 and float(scalar) == 2.5
+        assert int(fastnn.Tensor(3)) == 3 and bool(fastnn.Tensor(1.0)) and len(x) == 2
+        assert [1, 2][fastnn.Tensor(1)] == 2
+        assert f"{scalar:.2f}" == "2.50" and "shape=(2,)" in repr(x) and format(x) == repr(x)
+        assert type(x.numpy()) is np.ndarray and np.asarray(x, np.float32).dtype == np.float32
+        assert x.detach()._data is x._data and x.device == "cpu"
+        with pytest.raises(TypeError, match="one element"):
+            float(x)
+        with pytest.raises(ValueError, match="ambiguous"):
+            bool(x)
+
+
+def test_variable_updates_and_copy_on_write_on_the_wrapped_backend():
+    with use_wrapped_backend():
+        v = fastnn.Variable(np.zeros(3))
+        value, detached = v.value, v.detach()
+        tape_value = None
+        with fastnn.GradientTape() as tape:
+            th, ex = tanh_exp(v)  # the node saves buffers computed from the variable's
+            tape_value = identity(v)
+        v.assign_add(np.ones(3))
+        # tensors and saved buffers keep the values they saw; the variable has the new ones
+        np.testing.assert_array_equal(value.numpy(), [0.0, 0.0, 0.0])
+        np.testing.assert_array_equal(detached.numpy(), [0.0, 0.0, 0.0])
+        np.testing.assert_array_equal(tape_value.numpy(), [0.0, 0.0, 0.0])
+        np.testing.assert_array_equal(v.numpy(), [1.0, 1.0, 1.0])
+        np.testing.assert_array_equal(tape.gradient([th, ex], v).numpy(), [2.0, 2.0, 2.0])  # tanh'(0) + exp(0)
+        # an update nobody can observe stays in place
+        private = fastnn.Variable(np.zeros(3))
+        before = weakref.ref(private._data)
+        private.assign_add(np.ones(3))
+        private.assign_sub(np.full(3, 0.5))
+        private.assign(np.full(3, 4.0))
+        assert before() is private._data
+        np.testing.assert_array_equal(private.numpy(), [4.0, 4.0, 4.0])
+        assert private.numpy().dtype == np.float64
