@@ -47,7 +47,8 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, data) -> "Tensor":
-        """A tensor around an existing buffer (no conversion, no copy; NumPy scalars become 0-D arrays)."""
+        """A tensor around an existing buffer (no conversion, no copy; NumPy scalars become 0-D arrays).
+        ``tape.record`` inlines these lines (it runs once per op): keep the two in step."""
         t = object.__new__(Tensor)
         t._data = data if backend.is_buffer(data) else backend.asarray(data)
         t._node = None
