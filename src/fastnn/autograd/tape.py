@@ -1,10 +1,11 @@
 """Recording and differentiating: graph nodes, GradientTape, no_grad and the backward engine.
 
 Every differentiable op calls :func:`record` with its output buffer (or a tuple of them, for an op with several
-outputs), its tensor inputs and a ``backward`` closure written right beside its forward. ``record`` attaches a :class:`Node` to the output when gradients may be
-wanted: an input requires grad (PyTorch style), or a recording GradientTape watches an input (TensorFlow style;
-the node remembers the tapes it was recorded on). The engine walks the graph in an explicit topological order
-(no recursion, so 100,000-node chains work), accumulates the gradients of tensors used several times, sums
+outputs), its tensor inputs and a ``backward`` closure written right beside its forward. ``record`` attaches a
+:class:`Node` to the output when gradients may be wanted: an input requires grad (PyTorch style), or a recording
+GradientTape watches an input (TensorFlow style; the node remembers the tapes it was recorded on). The engine walks
+the graph in an explicit topological order (no recursion, so 100,000-node chains work), accumulates the gradients of
+tensors used several times, runs a node with several outputs once, after the consumers of all of them, sums
 broadcast gradients in the ops' backward functions, and frees the nodes it went through unless the tape is
 persistent.
 

@@ -2,13 +2,14 @@
 
 The ops compute through ``fastnn.backend`` only (they run on the wrapped test backend too), and each can log what
 its backward received, so tests see how often a node ran, in which order, and which output gradients were None.
-Every graph in :data:`GRAPHS` comes twice: built on the multi-output ops (``fn``) and as the same math written with
-single-output ops only (``ref``); ``tests/autograd/test_multi_output.py`` compares the two and checks ``fn``
+Every graph in :data:`GRAPHS` is written once and runs twice: on the multi-output ops (``fn``) and as the same math
+on single-output ops only (``ref``); ``tests/autograd/test_multi_output.py`` compares the two and checks ``fn``
 against float64 finite differences, ``tests/backend/test_wrapped_tape.py`` runs ``fn`` on the wrapped backend.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable, Sequence
 
 from fastnn import backend as B
@@ -93,24 +94,13 @@ def _deep(t, depth):
     return t
 
 
-@dataclass
-class Graph:
-    """A differentiable function built on multi-output ops (``fn``) and the same math on single-output ops
-    (``ref``). ``shapes``: the float64 inputs; ``domain``: where they are drawn."""
-
-    name: str
-    fn: Callable
-    ref: Callable
-    shapes: Sequence[tuple]
-    domain: tuple = (-2.0, 2.0)
-
-
-def _tanh_exp_ref(x):
-    return ops.tanh(x), ops.exp(x)
-
-
-def _split_ref(x, bounds, axis):
+def _split_on_slices(x, indices_or_sections, axis=0):
+    """``ops.split``'s pieces as one getitem node each (the single-output formulation split had before)."""
     n = x.shape[axis]
+    if isinstance(indices_or_sections, int):
+        bounds = [i * (n // indices_or_sections) for i in range(1, indices_or_sections)]
+    else:
+        bounds = list(indices_or_sections)
     pieces = []
     for lo, hi in zip([0] + bounds, bounds + [n]):
         key = [slice(None)] * x.ndim
@@ -119,57 +109,40 @@ def _split_ref(x, bounds, axis):
     return pieces
 
 
-def _moments_ref(x, axes, keepdims=False):
-    return ops.mean(x, axis=axes, keepdims=keepdims), ops.var(x, axis=axes, keepdims=keepdims)
+# The multi-output ops, and the same math on single-output ops: every graph below is written once against one of
+# these namespaces (``impl``), so the two formulations cannot drift apart.
+MULTI = SimpleNamespace(
+    tanh_exp=tanh_exp,
+    product_and_difference=product_and_difference,
+    abs_=lambda x: abs_and_sign(x)[0],
+    split=ops.split,
+    moments=ops.moments,
+)
+SINGLE = SimpleNamespace(
+    tanh_exp=lambda x: (ops.tanh(x), ops.exp(x)),
+    product_and_difference=lambda x, y: (x * y, x - y),
+    abs_=ops.abs,
+    split=_split_on_slices,
+    moments=lambda x, axes, keepdims=False: (ops.mean(x, axis=axes, keepdims=keepdims),
+                                             ops.var(x, axis=axes, keepdims=keepdims)),
+)
 
 
-GRAPHS = [
-    Graph("first_output_only", lambda x: tanh_exp(x)[0] * 2.0, lambda x: _tanh_exp_ref(x)[0] * 2.0, [(3, 4)]),
-    Graph("second_output_only", lambda x: tanh_exp(x)[1], lambda x: _tanh_exp_ref(x)[1], [(5,)]),
-    Graph("both_outputs", lambda x: (lambda s, c: s * c + c)(*tanh_exp(x)), lambda x: (lambda s, c: s * c + c)(*_tanh_exp_ref(x)),
-          [(2, 3)]),
-    Graph("output_used_twice", lambda x: (lambda s, c: s * s + s)(*tanh_exp(x)),
-          lambda x: (lambda s, c: s * s + s)(*_tanh_exp_ref(x)), [(4,)]),
-    Graph("input_also_used_directly", lambda x: (lambda s, c: s * x + c)(*tanh_exp(x)) + x,
-          lambda x: (lambda s, c: s * x + c)(*_tanh_exp_ref(x)) + x, [(3, 2)]),
-    Graph("outputs_at_different_depths", lambda x: (lambda s, c: s + _deep(c, 25))(*tanh_exp(x)),
-          lambda x: (lambda s, c: s + _deep(c, 25))(*_tanh_exp_ref(x)), [(3,)]),
-    Graph("output_feeds_another_multi_node", lambda x: (lambda s, c: sum(tanh_exp(s)) + c)(*tanh_exp(x)),
-          lambda x: (lambda s, c: sum(_tanh_exp_ref(s)) + c)(*_tanh_exp_ref(x)), [(2, 2)]),
-    Graph("chain_of_multi_nodes", lambda x: _chain(x, tanh_exp), lambda x: _chain(x, _tanh_exp_ref), [(3,)]),
-    Graph("two_parents_broadcast", lambda x, y: (lambda p, d: p * d + p)(*product_and_difference(x, y)),
-          lambda x, y: (lambda p, d: p * d + p)(x * y, x - y), [(3, 4), (4,)]),
-    Graph("two_parents_one_output", lambda x, y: product_and_difference(x, y)[1] * 3.0, lambda x, y: (x - y) * 3.0,
-          [(2, 3), (2, 3)]),
-    Graph("same_tensor_as_both_parents", lambda x: sum(product_and_difference(x, x)), lambda x: x * x + (x - x),
-          [(4,)]),
-    Graph("integer_output_alongside", lambda x: abs_and_sign(x)[0] * 2.0, lambda x: ops.abs(x) * 2.0, [(3, 3)]),
-    Graph("split_all_pieces", lambda x: _weigh(ops.split(x, 3, axis=1)),
-          lambda x: _weigh(_split_ref(x, [2, 4], 1)), [(2, 6)]),
-    Graph("split_some_pieces", lambda x: _weigh(ops.split(x, [1, 3], axis=0)[1:]),
-          lambda x: _weigh(_split_ref(x, [1, 3], 0)[1:]), [(5, 2)]),
-    Graph("split_piece_used_twice", lambda x: (lambda a, b: a * a + a * b)(*ops.split(x, 2)),
-          lambda x: (lambda a, b: a * a + a * b)(*_split_ref(x, [2], 0)), [(4,)]),
-    Graph("split_unsorted_indices", lambda x: _weigh(ops.split(x, [3, 1], axis=1)),
-          lambda x: _weigh(_split_ref(x, [3, 1], 1)), [(2, 4)]),
-    Graph("split_of_split", lambda x: _weigh([p for q in ops.split(x, 2, axis=0) for p in ops.split(q, 2, axis=1)]),
-          lambda x: _weigh([p for q in _split_ref(x, [2], 0) for p in _split_ref(q, [1], 1)]), [(4, 2)]),
-    Graph("moments_mean_only", lambda x: ops.moments(x, [0])[0], lambda x: _moments_ref(x, [0])[0], [(4, 3)]),
-    Graph("moments_variance_only", lambda x: ops.moments(x, [1])[1], lambda x: _moments_ref(x, [1])[1], [(4, 3)]),
-    Graph("moments_both", lambda x: (lambda m, v: m * 2.0 + v * v)(*ops.moments(x, [0, 2])),
-          lambda x: (lambda m, v: m * 2.0 + v * v)(*_moments_ref(x, [0, 2])), [(2, 3, 4)]),
-    Graph("moments_keepdims_normalize", lambda x: _normalize(x, ops.moments(x, [0], keepdims=True)),
-          lambda x: _normalize(x, _moments_ref(x, [0], keepdims=True)), [(5, 3)]),
-    Graph("moments_all_axes", lambda x: sum(ops.moments(x, None)), lambda x: sum(_moments_ref(x, None)), [(3, 2)]),
-]
+@dataclass
+class Graph:
+    """A differentiable function ``body(impl, *inputs)``; ``fn`` runs it on the multi-output ops, ``ref`` on the
+    single-output ones. ``shapes``: the float64 inputs; ``domain``: where they are drawn."""
 
+    name: str
+    body: Callable
+    shapes: Sequence[tuple]
+    domain: tuple = (-2.0, 2.0)
 
-def _chain(x, pair):
-    """Each step's two outputs feed the next step through different ops."""
-    for _ in range(4):
-        s, c = pair(x)
-        x = s * 0.5 + c * 0.25
-    return x
+    def fn(self, *inputs):
+        return self.body(MULTI, *inputs)
+
+    def ref(self, *inputs):
+        return self.body(SINGLE, *inputs)
 
 
 def _weigh(pieces):
@@ -177,7 +150,54 @@ def _weigh(pieces):
     return sum(ops.sum(p * float(i + 1)) for i, p in enumerate(pieces))
 
 
-def _normalize(x, stats):
-    """Batch normalization's arithmetic on ``moments``' outputs (the statistics used at two places)."""
-    mean, variance = stats
+def _chain(impl, x):
+    """Each step's two outputs feed the next step through different ops."""
+    for _ in range(4):
+        th, ex = impl.tanh_exp(x)
+        x = th * 0.5 + ex * 0.25
+    return x
+
+
+def _output_feeds_another(impl, x):
+    th, ex = impl.tanh_exp(x)
+    inner_th, inner_ex = impl.tanh_exp(th)
+    return inner_th + inner_ex + ex
+
+
+def _normalize(impl, x):
+    """Batch normalization's arithmetic on ``moments``' outputs (the mean used at two places)."""
+    mean, variance = impl.moments(x, [0], keepdims=True)
     return (x - mean) / ops.sqrt(variance + 1e-3) + mean * 0.1
+
+
+def _split_of_split(impl, x):
+    return _weigh([p for half in impl.split(x, 2, axis=0) for p in impl.split(half, 2, axis=1)])
+
+
+GRAPHS = [
+    Graph("first_output_only", lambda impl, x: impl.tanh_exp(x)[0] * 2.0, [(3, 4)]),
+    Graph("second_output_only", lambda impl, x: impl.tanh_exp(x)[1], [(5,)]),
+    Graph("both_outputs", lambda impl, x: (lambda th, ex: th * ex + ex)(*impl.tanh_exp(x)), [(2, 3)]),
+    Graph("output_used_twice", lambda impl, x: (lambda th, ex: th * th + th)(*impl.tanh_exp(x)), [(4,)]),
+    Graph("input_also_used_directly", lambda impl, x: (lambda th, ex: th * x + ex)(*impl.tanh_exp(x)) + x, [(3, 2)]),
+    Graph("outputs_at_different_depths", lambda impl, x: (lambda th, ex: th + _deep(ex, 25))(*impl.tanh_exp(x)),
+          [(3,)]),
+    Graph("output_feeds_another_multi_node", _output_feeds_another, [(2, 2)]),
+    Graph("chain_of_multi_nodes", _chain, [(3,)]),
+    Graph("two_parents_broadcast", lambda impl, x, y: (lambda p, d: p * d + p)(*impl.product_and_difference(x, y)),
+          [(3, 4), (4,)]),
+    Graph("two_parents_one_output", lambda impl, x, y: impl.product_and_difference(x, y)[1] * 3.0,
+          [(2, 3), (2, 3)]),
+    Graph("same_tensor_as_both_parents", lambda impl, x: sum(impl.product_and_difference(x, x)), [(4,)]),
+    Graph("integer_output_alongside", lambda impl, x: impl.abs_(x) * 2.0, [(3, 3)]),
+    Graph("split_all_pieces", lambda impl, x: _weigh(impl.split(x, 3, axis=1)), [(2, 6)]),
+    Graph("split_some_pieces", lambda impl, x: _weigh(impl.split(x, [1, 3], axis=0)[1:]), [(5, 2)]),
+    Graph("split_piece_used_twice", lambda impl, x: (lambda a, b: a * a + a * b)(*impl.split(x, 2)), [(4,)]),
+    Graph("split_unsorted_indices", lambda impl, x: _weigh(impl.split(x, [3, 1], axis=1)), [(2, 4)]),
+    Graph("split_of_split", _split_of_split, [(4, 2)]),
+    Graph("moments_mean_only", lambda impl, x: impl.moments(x, [0])[0], [(4, 3)]),
+    Graph("moments_variance_only", lambda impl, x: impl.moments(x, [1])[1], [(4, 3)]),
+    Graph("moments_both", lambda impl, x: (lambda m, v: m * 2.0 + v * v)(*impl.moments(x, [0, 2])), [(2, 3, 4)]),
+    Graph("moments_keepdims_normalize", _normalize, [(5, 3)]),
+    Graph("moments_all_axes", lambda impl, x: sum(impl.moments(x, None)), [(3, 2)]),
+]
