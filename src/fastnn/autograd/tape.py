@@ -208,7 +208,7 @@ def _backprop(roots, seeds, *, tape=None, wanted=(), accumulate=False, retain=Fa
     # 1. Topological order by an iterative post-order DFS; needs[id] says whether a gradient at that tensor
     #    leads to something wanted, so backward closures skip inputs nobody asked for. A node with several outputs
     #    is reached through each of its outputs; multi_outputs[id(output)] is its node, and pending[id(node)] counts
-    #    its outputs in the order (and collects their gradients in step 2).
+    #    its outputs in the order (step 2 counts them down and collects their gradients in collected[id(node)]).
     order = []
     needs = {}
     visited = set()
@@ -229,11 +229,8 @@ def _backprop(roots, seeds, *, tape=None, wanted=(), accumulate=False, retain=Fa
                             break
                 if n.multi:
                     multi_outputs[tid] = n
-                    entry = pending.get(id(n))
-                    if entry is None:
-                        pending[id(n)] = [1, [None] * n.n_outputs]
-                    else:
-                        entry[0] += 1
+                    nid = id(n)
+                    pending[nid] = pending.get(nid, 0) + 1
             needs[tid] = need
             order.append(t)
             continue
@@ -255,22 +252,28 @@ def _backprop(roots, seeds, *, tape=None, wanted=(), accumulate=False, retain=Fa
         prev = grads.get(id(r))
         grads[id(r)] = s if prev is None else backend.add(prev, s)
     results = {}
+    collected = {}
     for t in reversed(order):
         tid = id(t)
         g = grads.pop(tid, None)
         if multi_outputs and tid in multi_outputs:
             n = multi_outputs[tid]
-            entry = pending[id(n)]
+            nid = id(n)
             if g is not None and needs[tid]:
                 if tid in wanted_ids:
                     results[tid] = g
-                entry[1][n.outputs[tid]] = g
-            entry[0] -= 1
-            if entry[0]:
+                slots = collected.get(nid)
+                if slots is None:
+                    slots = collected[nid] = [None] * n.n_outputs
+                slots[n.outputs[tid]] = g
+            left = pending[nid] - 1
+            if left:
+                pending[nid] = left
                 continue
-            g = tuple(entry[1])
-            if not any(o is not None for o in g):
+            slots = collected.pop(nid, None)
+            if slots is None:  # no output got a gradient
                 continue
+            g = tuple(slots)
         else:
             if g is None or not needs[tid]:
                 continue

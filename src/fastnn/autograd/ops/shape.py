@@ -199,19 +199,17 @@ def split(x, indices_or_sections, axis=0):
         key[ax] = slice(lo, max(lo, hi))
         keys.append(tuple(key))
     pieces = tuple(B.getitem(a, key) for key in keys)
-    # Increasing bounds (always, except for unsorted indices) tile the axis: the gradient is the pieces' gradients
-    # joined. Unsorted indices give overlapping (and empty) pieces, whose gradients add up where they overlap.
+    # Increasing bounds (always, except for unsorted indices) tile the axis: the pieces' gradients are disjoint.
+    # Unsorted indices give overlapping (and empty) pieces, whose gradients add up where they overlap.
     tiles = all(lo <= hi for lo, hi in zip(bounds[:-1], bounds[1:]))
-    shapes = [p.shape for p in pieces]
 
     def backward(gs, needs):
-        if tiles:
-            parts = [B.zeros(shape, a.dtype) if g is None else g for shape, g in zip(shapes, gs)]
-            return (B.concatenate(parts, axis=ax),)
-        gx = B.zeros(a.shape, a.dtype)
+        if tiles and all([g is not None for g in gs]):
+            return (B.concatenate(gs, axis=ax),)
+        gx = B.zeros(a.shape, a.dtype)  # zeros for the pieces that got no gradient
         for key, g in zip(keys, gs):
             if g is not None:
-                B.setitem(gx, key, B.add(B.getitem(gx, key), g))
+                B.setitem(gx, key, g if tiles else B.add(B.getitem(gx, key), g))
         return (gx,)
 
     return list(record(pieces, (t,), backward, "split"))
