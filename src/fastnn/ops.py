@@ -122,6 +122,7 @@ from fastnn.autograd.ops.shape import (
     tile,
     transpose,
 )
+from fastnn.autograd.ops.norm import moments  # one node, two outputs (mean, variance)
 
 
 def convert_to_numpy(x):

@@ -1,10 +1,11 @@
 """Recording and differentiating: graph nodes, GradientTape, no_grad and the backward engine.
 
-Every differentiable op calls :func:`record` with its output buffer, its tensor inputs and a ``backward``
-closure written right beside its forward. ``record`` attaches a :class:`Node` to the output when gradients may be
-wanted: an input requires grad (PyTorch style), or a recording GradientTape watches an input (TensorFlow style;
-the node remembers the tapes it was recorded on). The engine walks the graph in an explicit topological order
-(no recursion, so 100,000-node chains work), accumulates the gradients of tensors used several times, sums
+Every differentiable op calls :func:`record` with its output buffer (or a tuple of them, for an op with several
+outputs), its tensor inputs and a ``backward`` closure written right beside its forward. ``record`` attaches a
+:class:`Node` to the output when gradients may be wanted: an input requires grad (PyTorch style), or a recording
+GradientTape watches an input (TensorFlow style; the node remembers the tapes it was recorded on). The engine walks
+the graph in an explicit topological order (no recursion, so 100,000-node chains work), accumulates the gradients of
+tensors used several times, runs a node with several outputs once, after the consumers of all of them, sums
 broadcast gradients in the ops' backward functions, and frees the nodes it went through unless the tape is
 persistent.
 
@@ -34,6 +35,7 @@ class _State(threading.local):
 
 
 _state = _State()
+_new_object = object.__new__
 
 
 class Node:
@@ -44,6 +46,7 @@ class Node:
     """
 
     __slots__ = ("backward", "parents", "tapes", "name", "freed")
+    multi = False  # one output (see MultiNode)
 
     def __init__(self, backward, parents, tapes, name):
         self.backward = backward
@@ -60,16 +63,46 @@ class Node:
         self.freed = True
 
 
-def record(data, parents: tuple, backward, name: str) -> Tensor:
+class MultiNode(Node):
+    """The node of an op with several outputs (an LSTM's sequence and states, ``moments``' mean and variance,
+    ``split``'s pieces): every float output tensor points to this one node, which runs once per backward pass,
+    after the consumers of all its outputs.
+
+    ``backward(gs, needs)`` receives a tuple with one gradient per output, in the order of the outputs, None for an
+    output that got no gradient (unused, not differentiable, or not leading to anything wanted), and returns one
+    gradient (or None) per parent as :class:`Node`'s does. ``outputs`` maps id(output tensor) to its index: only
+    ``record`` sets a tensor's node, so a live tensor whose node is this one is one of these outputs.
+    """
+
+    __slots__ = ("outputs", "n_outputs")
+    multi = True
+
+    def __init__(self, backward, parents, tapes, name, outputs, n_outputs):
+        Node.__init__(self, backward, parents, tapes, name)
+        self.outputs = outputs
+        self.n_outputs = n_outputs
+
+
+def record(data, parents: tuple, backward, name: str):
     """Wraps an op's output buffer in a Tensor and attaches a graph node when gradients may be wanted.
 
     Args:
-        data: the output buffer.
+        data: the output buffer, or a tuple of output buffers (an op with several outputs: the result is then a
+            tuple of Tensors sharing one :class:`MultiNode`, and ``backward`` receives a tuple of gradients).
         parents: the Tensor inputs the backward closure returns gradients for, in order.
-        backward: ``backward(g, needs) -> tuple`` (see :class:`Node`).
+        backward: ``backward(g, needs) -> tuple`` (see :class:`Node` and :class:`MultiNode`).
         name: the op name (shown in errors and ``repr``).
     """
-    out = Tensor._wrap(data)
+    # Tensor._wrap, inlined (record runs once per op); the tuple test sits on the rare not-a-buffer path.
+    if not backend.is_buffer(data):
+        if type(data) is tuple:
+            return _record_outputs(data, parents, backward, name)
+        data = backend.asarray(data)  # NumPy scalars (0-D results) become 0-D buffers
+    out = _new_object(Tensor)
+    out._data = data
+    out._node = None
+    out._requires_grad = False
+    out.grad = None
     st = _state
     if not st.grad_enabled or data.dtype.kind != "f":
         return out
@@ -86,6 +119,30 @@ def record(data, parents: tuple, backward, name: str) -> Tensor:
         out._node = Node(backward, parents, tapes, name)
         out._requires_grad = req
     return out
+
+
+def _record_outputs(buffers: tuple, parents: tuple, backward, name: str) -> tuple:
+    """``record`` for an op with several outputs: one Tensor per buffer, the float ones sharing one MultiNode
+    (integer and bool outputs, such as indices, are constants, as they are for one-output ops)."""
+    outs = tuple(Tensor._wrap(b) for b in buffers)
+    st = _state
+    if not st.grad_enabled:
+        return outs
+    differentiable = {id(o): i for i, o in enumerate(outs) if o._data.dtype.kind == "f"}
+    if not differentiable:
+        return outs
+    req = any([p._requires_grad for p in parents])
+    tapes = ()
+    if st.tapes:
+        # No short-circuit: _connected also registers every accessed trainable variable with the tape.
+        tapes = tuple(t for t in st.tapes if t._recording and any([t._connected(p) for p in parents]))
+    if req or tapes:
+        node = MultiNode(backward, parents, tapes, name, differentiable, len(outs))
+        for o in outs:
+            if id(o) in differentiable:
+                o._node = node
+                o._requires_grad = req
+    return outs
 
 
 def is_grad_enabled() -> bool:
@@ -149,10 +206,14 @@ def _backprop(roots, seeds, *, tape=None, wanted=(), accumulate=False, retain=Fa
         return n
 
     # 1. Topological order by an iterative post-order DFS; needs[id] says whether a gradient at that tensor
-    #    leads to something wanted, so backward closures skip inputs nobody asked for.
+    #    leads to something wanted, so backward closures skip inputs nobody asked for. A node with several outputs
+    #    is reached through each of its outputs; multi_outputs[id(output)] is its node, and pending[id(node)] counts
+    #    its outputs in the order (step 2 counts them down and collects their gradients in collected[id(node)]).
     order = []
     needs = {}
     visited = set()
+    multi_outputs = {}
+    pending = {}
     stack = [(r, False) for r in roots]
     while stack:
         t, done = stack.pop()
@@ -160,11 +221,16 @@ def _backprop(roots, seeds, *, tape=None, wanted=(), accumulate=False, retain=Fa
         if done:
             n = node_of(t)
             need = tid in wanted_ids or (accumulate and n is None and t._requires_grad)
-            if n is not None and not need:
-                for p in n.parents:
-                    if needs[id(p)]:
-                        need = True
-                        break
+            if n is not None:
+                if not need:
+                    for p in n.parents:
+                        if needs[id(p)]:
+                            need = True
+                            break
+                if n.multi:
+                    multi_outputs[tid] = n
+                    nid = id(n)
+                    pending[nid] = pending.get(nid, 0) + 1
             needs[tid] = need
             order.append(t)
             continue
@@ -178,25 +244,47 @@ def _backprop(roots, seeds, *, tape=None, wanted=(), accumulate=False, retain=Fa
                 if id(p) not in visited:
                     stack.append((p, False))
 
-    # 2. Reverse topological order: every consumer of a tensor runs before the tensor itself.
+    # 2. Reverse topological order: every consumer of a tensor runs before the tensor itself. A node with several
+    #    outputs runs when the last of its outputs in the order comes up: every consumer of every output came
+    #    earlier, and its parents come later (each output depends on them), so it runs once with all gradients.
     grads = {}
     for r, s in zip(roots, seeds):
         prev = grads.get(id(r))
         grads[id(r)] = s if prev is None else backend.add(prev, s)
     results = {}
+    collected = {}
     for t in reversed(order):
         tid = id(t)
         g = grads.pop(tid, None)
-        if g is None or not needs[tid]:
-            continue
-        if tid in wanted_ids:
-            results[tid] = g
-        n = node_of(t)
-        if n is None:
-            if accumulate and t._requires_grad:
-                g = g if g.dtype == t._data.dtype else backend.astype(g, t._data.dtype)
-                t.grad = Tensor._wrap(_deliver(g) if t.grad is None else backend.add(t.grad._data, g))
-            continue
+        if multi_outputs and tid in multi_outputs:
+            n = multi_outputs[tid]
+            nid = id(n)
+            if g is not None and needs[tid]:
+                if tid in wanted_ids:
+                    results[tid] = g
+                slots = collected.get(nid)
+                if slots is None:
+                    slots = collected[nid] = [None] * n.n_outputs
+                slots[n.outputs[tid]] = g
+            left = pending[nid] - 1
+            if left:
+                pending[nid] = left
+                continue
+            slots = collected.pop(nid, None)
+            if slots is None:  # no output got a gradient
+                continue
+            g = tuple(slots)
+        else:
+            if g is None or not needs[tid]:
+                continue
+            if tid in wanted_ids:
+                results[tid] = g
+            n = node_of(t)
+            if n is None:
+                if accumulate and t._requires_grad:
+                    g = g if g.dtype == t._data.dtype else backend.astype(g, t._data.dtype)
+                    t.grad = Tensor._wrap(_deliver(g) if t.grad is None else backend.add(t.grad._data, g))
+                continue
         parents = n.parents
         pneeds = tuple(needs[id(p)] for p in parents)
         if any(pneeds):

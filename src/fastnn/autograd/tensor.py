@@ -47,7 +47,8 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, data) -> "Tensor":
-        """A tensor around an existing buffer (no conversion, no copy; NumPy scalars become 0-D arrays)."""
+        """A tensor around an existing buffer (no conversion, no copy; NumPy scalars become 0-D arrays).
+        ``tape.record`` inlines these lines (it runs once per op): keep the two in step."""
         t = object.__new__(Tensor)
         t._data = data if backend.is_buffer(data) else backend.asarray(data)
         t._node = None
@@ -169,10 +170,13 @@ class Tensor:
             extra = ", requires_grad=True"
         return f"fastnn.Tensor({body}, shape={self.shape}, dtype={self.dtype}{extra})"
 
+    # NumPy boundary: formatting with a spec formats the values on the host.
     def __format__(self, spec: str) -> str:
-        if self._data.ndim == 0 and spec:
-            return format(self._data.item(), spec)
-        return repr(self) if not spec else format(self._data, spec)
+        if not spec:
+            return repr(self)
+        if self._data.ndim == 0:
+            return format(backend.item(self._data), spec)
+        return format(backend.to_numpy(self._data), spec)
 
     def __setitem__(self, key, value):
         raise TypeError(
@@ -338,7 +342,8 @@ class Variable(Tensor):
         else:
             value = initializer
         if dt is None:
-            is_array = backend.is_buffer(value) or isinstance(value, Tensor)
+            # A host NumPy array keeps its dtype on every backend (a buffer of another backend is not one).
+            is_array = isinstance(value, (np.ndarray, Tensor)) or backend.is_buffer(value)
             dt = dtypes.to_buffer(value, op="Variable").dtype if is_array else dtypes.floatx
         # A Variable owns its storage, in C order (the fused optimizer kernel and copy-on-write rely on both).
         data = backend.array(dtypes.to_buffer(value, dt, op="Variable"), copy=True)
@@ -403,7 +408,7 @@ class Variable(Tensor):
         # conventions, such as the temporary reference of the call, cancel out).
         return backend.private_refcount(data) > _private_refcount() or not backend.is_private_layout(data)
 
-    def _own_buffer(self) -> np.ndarray:
+    def _own_buffer(self):
         """The buffer an in-place update may write: ``_data`` when nothing else holds it, else a private C-ordered
         copy that becomes ``_data`` (the old buffer stays with its holders). Kernels that update variables in place
         (the fused optimizer) call this right before writing; the returned array must not be kept across calls."""

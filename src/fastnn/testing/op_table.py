@@ -225,6 +225,12 @@ OP_TABLE = [
     OpSpec("argmin", ops.argmin, np.argmin, REDUCE_SHAPES, grad=False, preserves_dtype=False),
     OpSpec("var", lambda x: ops.var(x, axis=-1), lambda x: np.var(x, axis=-1), REDUCE_SHAPES),
     OpSpec("std", ops.std, np.std, [(3, 4), (2, 3, 4), (1, 3), (5,)]),  # std' is singular where std is 0
+    # moments: one node with two outputs; the rows take each output alone and a combination of both.
+    OpSpec("moments_mean", lambda x: ops.moments(x, [0])[0], lambda x: np.mean(x, axis=0), REDUCE_SHAPES),
+    OpSpec("moments_variance", lambda x: ops.moments(x, -1, keepdims=True)[1],
+           lambda x: np.var(x, axis=-1, keepdims=True), REDUCE_SHAPES),
+    OpSpec("moments", lambda x: (lambda m, v: m * 0.5 + v)(*ops.moments(x, [0])),
+           lambda x: np.mean(x, axis=0) * 0.5 + np.var(x, axis=0), REDUCE_SHAPES),
     OpSpec("logsumexp", lambda x: ops.logsumexp(x, axis=-1), lambda x: np.log(np.sum(np.exp(x), axis=-1)),
            REDUCE_SHAPES + [(0, 3)]),
     OpSpec("logsumexp_large", lambda x: ops.logsumexp(x * 1000.0),

@@ -173,6 +173,12 @@ _PASS_THROUGH = {"name", "device", "MAX_THREADS", "errstate", "build_info", "get
                  "broadcast_shapes"}
 
 
+def _private_refcount(buffer) -> int:
+    """Variable's copy-on-write count (``cpu.private_refcount``) for a wrapped buffer: the holders of the wrapper
+    (backward closures, tensors sharing it) and of its array (NumPy views made by backend functions) together."""
+    return sys.getrefcount(buffer) + sys.getrefcount(buffer._array)
+
+
 def make_backend():
     """A fresh wrapped backend (a namespace with every name of the backend interface)."""
     ns = types.SimpleNamespace()

@@ -182,7 +182,11 @@ def stack(x, axis=0):
 
 
 def split(x, indices_or_sections, axis=0):
-    """Splits x along ``axis`` into equal sections (an int) or at the given indices; returns a list."""
+    """Splits x along ``axis`` into equal sections (an int) or at the given indices; returns a list.
+
+    One graph node with one output per piece (views of x): its backward runs once and joins the pieces'
+    gradients, zeros for the pieces that got none.
+    """
     t = tensor(x, "split")
     a = t._data
     ax = normalize_axis(axis, a.ndim, "split")[0]
@@ -195,12 +199,26 @@ def split(x, indices_or_sections, axis=0):
     else:
         idx = [int(i) for i in indices_or_sections]
         bounds = [0] + [min(max(i if i >= 0 else i + n, 0), n) for i in idx] + [n]
-    out = []
+    keys = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         key = [slice(None)] * a.ndim
         key[ax] = slice(lo, max(lo, hi))
-        out.append(getitem(t, tuple(key)))
-    return out
+        keys.append(tuple(key))
+    pieces = tuple(B.getitem(a, key) for key in keys)
+    # Increasing bounds (always, except for unsorted indices) tile the axis: the pieces' gradients are disjoint.
+    # Unsorted indices give overlapping (and empty) pieces, whose gradients add up where they overlap.
+    tiles = all(lo <= hi for lo, hi in zip(bounds[:-1], bounds[1:]))
+
+    def backward(gs, needs):
+        if tiles and all([g is not None for g in gs]):
+            return (B.concatenate(gs, axis=ax),)
+        gx = B.zeros(a.shape, a.dtype)  # zeros for the pieces that got no gradient
+        for key, g in zip(keys, gs):
+            if g is not None:
+                B.setitem(gx, key, g if tiles else B.add(B.getitem(gx, key), g))
+        return (gx,)
+
+    return list(record(pieces, (t,), backward, "split"))
 
 
 # NumPy boundary: normalises the user's pad_width (ints or nested sequences of ints, host data) to pairs
