@@ -93,15 +93,8 @@ def _assert_equal(got, expected):
     np.testing.assert_array_equal(got, expected)
 
 
-# These convert their input with ops.cast (autograd/ops/shape.py), which moves onto the backend in branch h-ops-b;
-# remove the marker when both are merged (strict: the merge makes them pass, and then the marker must go).
-NEEDS_CAST = {"sqrt_int", "mean_int", "var_int", "cumsum_dtype", "convert_to_tensor"}
-_CAST_PENDING = pytest.mark.xfail(raises=BackendLeak, strict=True, reason="ops.cast still uses buffer.astype")
-
-
 def _param(case_id, fn, inputs):
-    marks = [_CAST_PENDING] if case_id in NEEDS_CAST else []
-    return pytest.param(fn, [np.asarray(x) for x in inputs], id=case_id, marks=marks)
+    return pytest.param(fn, [np.asarray(x) for x in inputs], id=case_id)
 
 
 @pytest.mark.parametrize("fn,inputs", [_param(*c) for c in CASES])

@@ -44,7 +44,9 @@ class WrappedBuffer:
     """A buffer of the wrapped backend: a NumPy array hidden behind a type that refuses to act as one."""
 
     __slots__ = ("_array", "__weakref__")
-    __array_ufunc__ = None  # ndarray <op> WrappedBuffer defers to us, and we refuse
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):  # np.exp(buffer), ndarray + buffer
+        _leak(f"np.{ufunc.__name__}{'' if method == '__call__' else '.' + method}(buffer)")
     __hash__ = None
 
     def __init__(self, array: np.ndarray):
@@ -171,12 +173,6 @@ _PASS_THROUGH = {"name", "device", "MAX_THREADS", "errstate", "build_info", "get
                  "simd_path", "set_simd_path", "gemm_path", "set_gemm_path", "oversubscription_guard",
                  "set_oversubscription_guard", "random_generator", "result_type", "promote_types",
                  "broadcast_shapes"}
-
-
-def _private_refcount(buffer) -> int:
-    """Variable's copy-on-write count (``cpu.private_refcount``) for a wrapped buffer: the holders of the wrapper
-    (backward closures, tensors sharing it) and of its array (NumPy views made by backend functions) together."""
-    return sys.getrefcount(buffer) + sys.getrefcount(buffer._array)
 
 
 def make_backend():
