@@ -1,17 +1,19 @@
 """Core layers: Dense, Activation, Dropout, Flatten, Lambda (and Identity)."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
 from fastnn import activations as _activations
+from fastnn import backend as B
 from fastnn import constraints as _constraints
 from fastnn import initializers as _initializers
 from fastnn import regularizers as _regularizers
 from fastnn import utils as _utils
 from fastnn.autograd import Tensor
-from fastnn.autograd.ops import elementwise as _ew
+from fastnn.autograd.tape import record
 from fastnn.autograd.ops import nn as _nn
 from fastnn.autograd.ops import shape as _shape
 from fastnn.layers.layer import InputSpec, Layer, shape_str
@@ -157,7 +159,7 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = seed
-        self._gen = np.random.default_rng(seed) if seed is not None else None
+        self._gen = B.random_generator(seed) if seed is not None else None
         self.supports_masking = True
         self.built = True  # as Keras: built at construction, so its config has no build_config
 
@@ -169,9 +171,8 @@ class Dropout(Layer):
         if self.noise_shape is not None:
             shape = tuple(s if n is None else n for s, n in zip(x.shape, self.noise_shape))
         gen = self._gen if self._gen is not None else _utils.rng()
-        keep = gen.random(shape) >= self.rate
-        scale = (keep / (1.0 - self.rate)).astype(x.dtype)
-        return _ew.multiply(x, scale)
+        scale = B.dropout_scale(B.random_uniform(gen, shape, "float64"), self.rate, x.dtype)
+        return _dropout(x, scale)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -180,6 +181,16 @@ class Dropout(Layer):
         config = super().get_config()
         config.update({"rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed})
         return config
+
+
+def _dropout(x, scale):
+    """``x * scale`` for Dropout's mask: the forward and the backward are one backend function (a fused kernel
+    later); the mask is a constant, so only ``x`` gets a gradient."""
+
+    def backward(g, needs):
+        return (B.dropout_mask_multiply(g, scale),)
+
+    return record(B.dropout_mask_multiply(x._data, scale), (x,), backward, "dropout")
 
 
 class Flatten(Layer):
@@ -197,11 +208,11 @@ class Flatten(Layer):
         x = inputs
         if self.data_format == "channels_first" and x.ndim > 2:
             x = _shape.transpose(x, (0,) + tuple(range(2, x.ndim)) + (1,))
-        return _shape.reshape(x, (x.shape[0], int(np.prod(x.shape[1:]))))
+        return _shape.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
-        size = None if any(d is None for d in rest) else int(np.prod(rest))
+        size = None if any(d is None for d in rest) else math.prod(rest)
         return (input_shape[0], size)
 
     def get_config(self):

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import collections
 import inspect
+import math
 import re
 import threading
 
 import numpy as np
 
+from fastnn import backend as B
 from fastnn.autograd import Tensor, Variable, no_grad
 from fastnn.autograd import dtypes as _dtypes
 
@@ -396,10 +398,12 @@ class Layer:
 
     non_trainable_variables = non_trainable_weights
 
+    # NumPy boundary: the weights leave as NumPy arrays for the user.
     def get_weights(self) -> list:
         """The weights as a list of NumPy arrays (copies), in Keras's order."""
         return [np.array(w.numpy(), copy=True) for w in self.weights]
 
+    # NumPy boundary: the user's arrays come in (checked for shape, then assigned into the variables).
     def set_weights(self, weights) -> None:
         """Sets the weights from a list of arrays in ``get_weights`` order; shapes must match."""
         params = self.weights
@@ -423,7 +427,7 @@ class Layer:
         if not self.built:
             raise ValueError(f'You tried to call `count_params` on layer "{self.name}", but the layer isn\'t built. '
                              "You can build it manually via: `layer.build(input_shape)`.")
-        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+        return sum(math.prod(w.shape) for w in self.weights)
 
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, regularizer=None,
                    constraint=None, name=None, **kwargs):
@@ -526,10 +530,10 @@ class Layer:
 
                 return cast(x, self.dtype)
             return x
-        if isinstance(x, (np.ndarray, list, float, int, np.generic)) and not isinstance(x, bool):
-            a = np.asarray(x)
+        if (B.is_buffer(x) or isinstance(x, (np.ndarray, list, float, int, np.generic))) and not isinstance(x, bool):
+            a = x if B.is_buffer(x) else B.asarray(x)  # the user's data enters the backend here
             if a.dtype.kind == "f" and a.dtype != np.dtype(self.dtype) and self._autocast():
-                a = a.astype(self.dtype)
+                a = B.astype(a, self.dtype)
             elif a.dtype.kind not in "biuf":
                 raise TypeError(f'Layer "{self.name}": cannot convert input of dtype {a.dtype} to a tensor')
             return Tensor._wrap(a)
@@ -723,7 +727,7 @@ def _shape_by_running(layer, input_shape):
     no_grad and in inference mode; the batch axis of the results becomes None again."""
 
     def dummy(shape):
-        return Tensor._wrap(np.zeros(tuple(1 if d is None else d for d in shape), dtype=layer.dtype))
+        return Tensor._wrap(B.zeros(tuple(1 if d is None else d for d in shape), dtype=layer.dtype))
 
     if _is_shape(input_shape):
         inputs = dummy(input_shape)

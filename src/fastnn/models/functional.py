@@ -338,6 +338,7 @@ def _model_node_index(layer, node_index, node_ids):
     return nodes.index(node_index) if node_index in nodes else 0
 
 
+# NumPy boundary: a constant operand is written into the config as host data (nested lists).
 def _serialize_args(structure, node_ids):
     """Call arguments as Keras's serialize_node writes them: each KerasTensor as {"class_name":
     "__keras_tensor__", "config": {shape, dtype, keras_history}} (tuples stay tuples, as in Keras)."""
@@ -357,6 +358,7 @@ def _serialize_args(structure, node_ids):
     return map_structure(f, structure)
 
 
+# NumPy boundary: a constant operand comes back from the config as host data.
 def _deserialize_args(structure, outputs_by_node):
     if isinstance(structure, dict) and structure.get("class_name") in ("__tensor__", "__numpy__"):
         return np.asarray(structure["config"]["value"], dtype=structure["config"]["dtype"])
