@@ -13,6 +13,8 @@ from fastnn import initializers as _initializers
 from fastnn import regularizers as _regularizers
 from fastnn import utils as _utils
 from fastnn.autograd import Tensor
+from fastnn.autograd.keras_attrs import set_keras_mask
+from fastnn.autograd.ops import elementwise as _ew
 from fastnn.autograd.tape import record
 from fastnn.autograd.ops import nn as _nn
 from fastnn.autograd.ops import shape as _shape
@@ -191,6 +193,45 @@ def _dropout(x, scale):
         return (B.dropout_mask_multiply(g, scale),)
 
     return record(B.dropout_mask_multiply(x._data, scale), (x,), backward, "dropout")
+
+
+class Masking(Layer):
+    """Masks the timesteps whose features all equal ``mask_value``: their outputs become 0 and the output's mask
+    (``_keras_mask``, read by mask-consuming layers and by the losses) is False there.
+
+    Shapes: (batch, timesteps, features) -> the same; the mask is (batch, timesteps).
+
+    Example:
+        >>> y = Masking(0.0)(np.array([[[1.0], [0.0]]], "float32"))
+        >>> fastnn.backend.to_numpy(get_keras_mask(y)._data)
+        array([[ True, False]])
+    """
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = mask_value
+        self.supports_masking = True
+        self.built = True  # as Keras (_build_at_init): no weights, no build_config
+
+    def _keep(self, inputs, keepdims):
+        return B.any(B.not_equal(inputs._data, self.mask_value), axis=-1, keepdims=keepdims)
+
+    def compute_mask(self, inputs, mask=None):
+        return Tensor._wrap(self._keep(inputs, False))
+
+    def call(self, inputs):
+        keep = self._keep(inputs, True)
+        outputs = _ew.where(Tensor._wrap(keep), inputs, 0)  # masked timesteps become 0
+        set_keras_mask(outputs, Tensor._wrap(B.squeeze(keep, axis=-1)))  # mask and outputs in one pass, as Keras
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["mask_value"] = self.mask_value
+        return config
 
 
 class Flatten(Layer):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastnn.autograd import Tensor
+from fastnn.autograd.keras_attrs import set_keras_mask
 from fastnn.layers.input_layer import InputLayer
 from fastnn.layers.layer import InputSpec, KerasTensor, Layer, flatten, map_structure, unique_name
 from fastnn.models.model import Model
@@ -210,6 +211,11 @@ class Functional(Model):
 
     def call(self, inputs, training=None, mask=None):
         flat = self._order_inputs(inputs)
+        if mask is not None:
+            # As Keras: masks given for the inputs are attached to them, so the layers that read them find them.
+            for x, m in zip(flat, flatten(mask)):
+                if m is not None and isinstance(x, Tensor):
+                    set_keras_mask(x, m)
         values = {}
         for kt, v in zip(self.inputs, flat):
             values[id(kt)] = v
