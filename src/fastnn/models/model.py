@@ -597,8 +597,9 @@ class Model(Layer):
             if isinstance(sample_weight, (dict, list, tuple)) else [sample_weight] * len(p_flat)
         for cm in self._compiled_metrics:
             i = cm.output
-            cm.obj.update_state(y_flat[i], p_flat[i].numpy() if isinstance(p_flat[i], Tensor) else p_flat[i],
-                                sample_weight=sw_flat[i] if cm.weighted else None)
+            # The prediction Tensor itself (its buffer stays on the backend, and its mask, as Keras's y_pred's
+            # _keras_mask, stays attached for the metrics).
+            cm.obj.update_state(y_flat[i], p_flat[i], sample_weight=sw_flat[i] if cm.weighted else None)
         if self._per_output_loss_trackers and getattr(self, "_last_output_losses", None):
             # Keras's CompileLoss weights each batch's per-output loss by `y_pred.shape[0]`; inside the traced step
             # of the TensorFlow backend (the default, run_eagerly=False) that static size is unknown (None), so
