@@ -163,3 +163,27 @@ def test_a_layer_without_mask_support_drops_the_mask_with_keras_warning():
     k_text = [str(w.message) for w in k_record if "masking" in str(w.message)][0]
     f_text = [str(w.message) for w in f_record if "masking" in str(w.message)][0]
     assert f_text.split("was passed")[1] == k_text.split("was passed")[1]
+
+
+def test_lambda_masks_match_keras():
+    x, _ = _data()
+    k_seen, f_seen = [], []
+
+    def k_fn(t, mask=None):
+        k_seen.append(np.asarray(mask))
+        return t * 2.0
+
+    def f_fn(t, mask=None):
+        f_seen.append(np.asarray(mask))
+        return t * 2.0
+
+    kout = KL.Lambda(k_fn, mask=lambda inputs, previous: previous)(KL.Masking(0.0)(x))
+    fout = fl.Lambda(f_fn, mask=lambda inputs, previous: previous)(fl.Masking(0.0)(x))
+    np.testing.assert_array_equal(f_seen[-1], k_seen[-1])
+    np.testing.assert_array_equal(np.asarray(get_keras_mask(fout)), np.asarray(kout._keras_mask))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kout = KL.Lambda(k_fn)(KL.Masking(0.0)(x))
+        fout = fl.Lambda(f_fn)(fl.Masking(0.0)(x))
+    assert getattr(kout, "_keras_mask", None) is None and get_keras_mask(fout) is None
+    np.testing.assert_array_equal(f_seen[-1], k_seen[-1])  # the function still receives the input's mask

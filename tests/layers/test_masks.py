@@ -234,7 +234,8 @@ def test_model_call_with_a_mask_attaches_it_to_the_inputs():
     x, keep = _sequences()
     model(x)
     assert consume.seen[-1] is None
-    out = model(fastnn.Tensor(x), mask=fastnn.Tensor(keep))
+    with pytest.warns(UserWarning, match="'functional.*does not support masking"):  # as Keras: Functional does not
+        out = model(fastnn.Tensor(x), mask=fastnn.Tensor(keep))
     np.testing.assert_array_equal(consume.seen[-1], keep)
     np.testing.assert_array_equal(_mask(out), keep)
 
@@ -271,3 +272,21 @@ def test_the_output_mask_weights_the_compiled_loss():
     model.fit(x, y2, epochs=1, batch_size=2, shuffle=False, verbose=0)
     for a, b in zip(w1, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_lambda_masks():
+    x, keep = _sequences()
+    m = layers.Masking(0.0)(x)
+    seen = []
+
+    def fn(t, mask=None):
+        seen.append(mask)
+        return t * 2.0
+
+    out = layers.Lambda(fn, mask=lambda inputs, previous: previous)(m)
+    np.testing.assert_array_equal(np.asarray(seen[-1]), keep)  # the function takes `mask`: it receives it
+    np.testing.assert_array_equal(_mask(out), keep)
+    constant = fastnn.Tensor(np.ones((2, 4), bool))
+    assert get_keras_mask(layers.Lambda(fn, mask=constant)(m)) is constant
+    with pytest.warns(UserWarning, match="does not support masking"):
+        assert get_keras_mask(layers.Lambda(fn)(m)) is None

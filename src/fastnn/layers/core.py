@@ -284,24 +284,43 @@ class Lambda(Layer):
         function: called as ``function(inputs, **arguments)`` on fastnn Tensors.
         output_shape: optional shape (without batch axis) or function of the input shape; inferred by running
             the function when omitted.
-        mask: must be None: fastnn layers do not propagate masks yet, so a mask function would be ignored.
-        arguments: optional dict of keyword arguments for the function.
+        mask: optional output mask, as Keras: a function ``mask(inputs, previous_mask)`` (Keras's compute_mask) or a
+            mask (a bool Tensor); with one, the layer supports masking. None (the default): the layer does not
+            support masking, so an input's mask is dropped (with Keras's warning).
+        arguments: optional dict of keyword arguments for the function (which also receives ``mask`` and
+            ``training`` when its signature has them, as in Keras).
     """
 
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
         super().__init__(**kwargs)
         if not callable(function):
             raise TypeError(f"Lambda: function must be callable, but received {function!r}")
-        if mask is not None:
-            raise ValueError(f"Lambda: mask={mask!r} is not supported: fastnn layers do not propagate masks yet. "
-                             "Pass mask=None, or compute the mask as an explicit output of your function.")
         self.function = function
         self._output_shape = output_shape
-        self.mask = None
+        self.mask = mask
+        self.supports_masking = mask is not None
         self.arguments = dict(arguments or {})
+        import inspect
+
+        try:
+            params = inspect.signature(function).parameters
+        except (TypeError, ValueError):
+            params = {}
+        self._fn_expects_mask_arg = "mask" in params
+        self._fn_expects_training_arg = "training" in params
 
     def call(self, inputs, mask=None, training=None):
-        return self.function(inputs, **self.arguments)
+        kwargs = dict(self.arguments)
+        if self._fn_expects_mask_arg:
+            kwargs["mask"] = mask
+        if self._fn_expects_training_arg:
+            kwargs["training"] = training
+        return self.function(inputs, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        if callable(self.mask):
+            return self.mask(inputs, mask)
+        return self.mask
 
     def compute_output_shape(self, input_shape):
         if self._output_shape is None:
@@ -318,6 +337,11 @@ class Lambda(Layer):
         if self._output_shape is not None:
             config["output_shape"] = _serialize_function(self._output_shape) if callable(self._output_shape) \
                 else self._output_shape
+        if self.mask is not None:
+            if not callable(self.mask):
+                raise ValueError("Lambda.get_config: a constant mask cannot be written into a config; pass a mask "
+                                 "function (inputs, previous_mask) -> mask instead")
+            config["mask"] = _serialize_function(self.mask)
         config["arguments"] = self.arguments
         return config
 
@@ -326,7 +350,7 @@ class Lambda(Layer):
         """Rebuilds the layer. A serialized Python lambda runs arbitrary code when loaded, so (as in Keras) it is
         refused unless ``safe_mode=False``."""
         config = dict(config)
-        for key in ("function", "output_shape"):
+        for key in ("function", "output_shape", "mask"):
             value = config.get(key)
             if isinstance(value, dict):
                 config[key] = _deserialize_function(value, custom_objects, safe_mode)
