@@ -28,7 +28,7 @@ import numpy as np
 from fastnn import backend as B
 from fastnn.autograd import Tensor, Variable, no_grad
 from fastnn.autograd import dtypes as _dtypes
-from fastnn.autograd.keras_attrs import get_keras_mask, set_keras_mask
+from fastnn.autograd.keras_attrs import _MASKS, get_keras_mask, set_keras_mask
 
 _NAME_UIDS = collections.Counter()
 
@@ -303,7 +303,8 @@ class Layer:
         self.built = False
         self.input_spec = None
         # As Keras: a layer that overrides compute_mask supports masking; others may set the flag themselves.
-        self.supports_masking = type(self).compute_mask is not Layer.compute_mask
+        self._overrides_compute_mask = type(self).compute_mask is not Layer.compute_mask
+        self.supports_masking = self._overrides_compute_mask
         self._inbound_nodes = []
         self._activity_losses = []
         from fastnn import regularizers
@@ -574,7 +575,9 @@ class Layer:
             training = prev
         if self._call_has_training:
             kwargs["training"] = training
-        previous_mask = self._populate_masks(inputs, args, kwargs, get_keras_mask)
+        # Fast path: no Tensor carries a mask (the side table is empty) and the call takes no mask argument.
+        previous_mask = self._populate_masks(inputs, args, kwargs, get_keras_mask) if (
+            _MASKS or self._call_has_mask or self._call_mask_args or "mask" in kwargs) else None
         if not self._call_has_mask:
             kwargs.pop("mask", None)
         _ctx.training = training
@@ -587,7 +590,7 @@ class Layer:
             _ctx.training = prev
             _ctx.depth -= 1
         if self.supports_masking:
-            if previous_mask is not None or type(self).compute_mask is not Layer.compute_mask:
+            if previous_mask is not None or self._overrides_compute_mask:
                 self._set_mask_metadata(inputs, out, previous_mask)
         elif previous_mask is not None:
             self._warn_mask_dropped(previous_mask)
@@ -651,7 +654,7 @@ class Layer:
     def _symbolic_output_masks(self, inputs, outputs, previous_mask):
         """The symbolic masks of a functional call: the previous mask passed through by the default compute_mask,
         else the specs (shape, bool) of what compute_mask returns for zeros standing in for the inputs."""
-        if type(self).compute_mask is Layer.compute_mask:
+        if not self._overrides_compute_mask:
             return previous_mask
         to_dummy = lambda t: _dummy_tensor(t.shape, t.dtype) if isinstance(t, KerasTensor) else t  # noqa: E731
         dummy_inputs = map_structure(to_dummy, inputs)
@@ -707,7 +710,7 @@ class Layer:
             previous_mask = map_structure(_symbolic_mask, inputs)
         previous_mask = previous_mask if _any_mask(previous_mask) else None
         if self.supports_masking:
-            if previous_mask is not None or type(self).compute_mask is not Layer.compute_mask:
+            if previous_mask is not None or self._overrides_compute_mask:
                 output_masks = self._symbolic_output_masks(inputs, outputs, previous_mask)
                 if output_masks is not None:
                     for t, m in zip(flatten(outputs), flatten(output_masks)):
