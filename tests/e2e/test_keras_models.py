@@ -296,6 +296,8 @@ def _layer_cases(lib):
         "Dropout": L.Dropout(0.25, noise_shape=(None, 1), seed=7, name="drop"),
         "Flatten": L.Flatten(name="flat"),
         "Identity": L.Identity(name="ident"),
+        "Masking": L.Masking(mask_value=0.5, name="masking"),
+        "Lambda_mask": L.Lambda(_named_function, mask=_named_mask, name="lam_mask"),
         "Reshape": L.Reshape((2, 2), name="resh"),
         "Permute": L.Permute((2, 1), name="perm"),
         "RepeatVector": L.RepeatVector(3, name="rep"),
@@ -309,6 +311,10 @@ def _layer_cases(lib):
 
 def _named_function(x, k=1):
     return x * k
+
+
+def _named_mask(inputs, previous_mask):
+    return previous_mask
 
 
 def test_every_fastnn_layer_type_is_covered_by_the_config_check():

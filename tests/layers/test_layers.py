@@ -123,9 +123,15 @@ def test_lambda_python_lambdas_load_only_outside_safe_mode():
     np.testing.assert_allclose(clone(np.ones((1, 2), "float32")).numpy(), [[3.0, 3.0]])
 
 
-def test_lambda_mask_is_refused_clearly():
-    with pytest.raises(ValueError, match="mask="):
-        layers.Lambda(_double, mask=lambda x, m: m)
+def test_lambda_mask_follows_keras():
+    # Issue 10 made masks flow; Lambda's mask (refused before) is Keras's compute_mask.
+    assert not layers.Lambda(_double).supports_masking
+    layer = layers.Lambda(_double, mask=lambda x, m: m)
+    assert layer.supports_masking and layer.compute_mask(None, "m") == "m"
+    config = layer.get_config()
+    assert config["mask"]["class_name"] == "__lambda__"
+    clone = layers.Lambda.from_config(config, custom_objects={"_double": _double}, safe_mode=False)
+    assert clone.compute_mask(None, "m") == "m"
 
 
 @pytest.mark.parametrize("cls,fn", [

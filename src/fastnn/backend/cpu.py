@@ -455,6 +455,18 @@ def reduce_mean(buffer, axis=None, keepdims=False):
     return np.asarray(mean)
 
 
+# --- added by h-layers ---
+def dropout_scale(uniform, rate, dtype):
+    """Dropout's scaled keep-mask: ``(uniform >= rate) / (1 - rate)`` as ``dtype`` (0 where a value is dropped)."""
+    return ((uniform >= rate) / (1.0 - rate)).astype(dtype)
+
+
+def dropout_mask_multiply(x, scale):
+    """``x * scale`` for a dropout mask ``scale`` of ``dropout_scale`` (broadcast over ``x``, same dtype): Dropout's
+    forward, and its backward on the incoming gradient."""
+    return np.multiply(x, scale)
+
+
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
 )

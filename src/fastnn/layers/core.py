@@ -1,17 +1,21 @@
 """Core layers: Dense, Activation, Dropout, Flatten, Lambda (and Identity)."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
 from fastnn import activations as _activations
+from fastnn import backend as B
 from fastnn import constraints as _constraints
 from fastnn import initializers as _initializers
 from fastnn import regularizers as _regularizers
 from fastnn import utils as _utils
 from fastnn.autograd import Tensor
+from fastnn.autograd.keras_attrs import set_keras_mask
 from fastnn.autograd.ops import elementwise as _ew
+from fastnn.autograd.tape import record
 from fastnn.autograd.ops import nn as _nn
 from fastnn.autograd.ops import shape as _shape
 from fastnn.layers.layer import InputSpec, Layer, shape_str
@@ -157,7 +161,7 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed = seed
-        self._gen = np.random.default_rng(seed) if seed is not None else None
+        self._gen = B.random_generator(seed) if seed is not None else None
         self.supports_masking = True
         self.built = True  # as Keras: built at construction, so its config has no build_config
 
@@ -169,9 +173,8 @@ class Dropout(Layer):
         if self.noise_shape is not None:
             shape = tuple(s if n is None else n for s, n in zip(x.shape, self.noise_shape))
         gen = self._gen if self._gen is not None else _utils.rng()
-        keep = gen.random(shape) >= self.rate
-        scale = (keep / (1.0 - self.rate)).astype(x.dtype)
-        return _ew.multiply(x, scale)
+        scale = B.dropout_scale(B.random_uniform(gen, shape, "float64"), self.rate, x.dtype)
+        return _dropout(x, scale)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -179,6 +182,55 @@ class Dropout(Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed})
+        return config
+
+
+def _dropout(x, scale):
+    """``x * scale`` for Dropout's mask: the forward and the backward are one backend function (a fused kernel
+    later); the mask is a constant, so only ``x`` gets a gradient."""
+
+    def backward(g, needs):
+        return (B.dropout_mask_multiply(g, scale),)
+
+    return record(B.dropout_mask_multiply(x._data, scale), (x,), backward, "dropout")
+
+
+class Masking(Layer):
+    """Masks the timesteps whose features all equal ``mask_value``: their outputs become 0 and the output's mask
+    (``_keras_mask``, read by mask-consuming layers and by the losses) is False there.
+
+    Shapes: (batch, timesteps, features) -> the same; the mask is (batch, timesteps).
+
+    Example:
+        >>> y = Masking(0.0)(np.array([[[1.0], [0.0]]], "float32"))
+        >>> fastnn.backend.to_numpy(get_keras_mask(y)._data)
+        array([[ True, False]])
+    """
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = mask_value
+        self.supports_masking = True
+        self.built = True  # as Keras (_build_at_init): no weights, no build_config
+
+    def _keep(self, inputs, keepdims):
+        return B.any(B.not_equal(inputs._data, self.mask_value), axis=-1, keepdims=keepdims)
+
+    def compute_mask(self, inputs, mask=None):
+        return Tensor._wrap(self._keep(inputs, False))
+
+    def call(self, inputs):
+        keep = self._keep(inputs, True)
+        outputs = _ew.where(Tensor._wrap(keep), inputs, 0)  # masked timesteps become 0
+        set_keras_mask(outputs, Tensor._wrap(B.squeeze(keep, axis=-1)))  # mask and outputs in one pass, as Keras
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["mask_value"] = self.mask_value
         return config
 
 
@@ -197,11 +249,11 @@ class Flatten(Layer):
         x = inputs
         if self.data_format == "channels_first" and x.ndim > 2:
             x = _shape.transpose(x, (0,) + tuple(range(2, x.ndim)) + (1,))
-        return _shape.reshape(x, (x.shape[0], int(np.prod(x.shape[1:]))))
+        return _shape.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
-        size = None if any(d is None for d in rest) else int(np.prod(rest))
+        size = None if any(d is None for d in rest) else math.prod(rest)
         return (input_shape[0], size)
 
     def get_config(self):
@@ -232,24 +284,43 @@ class Lambda(Layer):
         function: called as ``function(inputs, **arguments)`` on fastnn Tensors.
         output_shape: optional shape (without batch axis) or function of the input shape; inferred by running
             the function when omitted.
-        mask: must be None: fastnn layers do not propagate masks yet, so a mask function would be ignored.
-        arguments: optional dict of keyword arguments for the function.
+        mask: optional output mask, as Keras: a function ``mask(inputs, previous_mask)`` (Keras's compute_mask) or a
+            mask (a bool Tensor); with one, the layer supports masking. None (the default): the layer does not
+            support masking, so an input's mask is dropped (with Keras's warning).
+        arguments: optional dict of keyword arguments for the function (which also receives ``mask`` and
+            ``training`` when its signature has them, as in Keras).
     """
 
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
         super().__init__(**kwargs)
         if not callable(function):
             raise TypeError(f"Lambda: function must be callable, but received {function!r}")
-        if mask is not None:
-            raise ValueError(f"Lambda: mask={mask!r} is not supported: fastnn layers do not propagate masks yet. "
-                             "Pass mask=None, or compute the mask as an explicit output of your function.")
         self.function = function
         self._output_shape = output_shape
-        self.mask = None
+        self.mask = mask
+        self.supports_masking = mask is not None
         self.arguments = dict(arguments or {})
+        import inspect
+
+        try:
+            params = inspect.signature(function).parameters
+        except (TypeError, ValueError):
+            params = {}
+        self._fn_expects_mask_arg = "mask" in params
+        self._fn_expects_training_arg = "training" in params
 
     def call(self, inputs, mask=None, training=None):
-        return self.function(inputs, **self.arguments)
+        kwargs = dict(self.arguments)
+        if self._fn_expects_mask_arg:
+            kwargs["mask"] = mask
+        if self._fn_expects_training_arg:
+            kwargs["training"] = training
+        return self.function(inputs, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        if callable(self.mask):
+            return self.mask(inputs, mask)
+        return self.mask
 
     def compute_output_shape(self, input_shape):
         if self._output_shape is None:
@@ -266,6 +337,11 @@ class Lambda(Layer):
         if self._output_shape is not None:
             config["output_shape"] = _serialize_function(self._output_shape) if callable(self._output_shape) \
                 else self._output_shape
+        if self.mask is not None:
+            if not callable(self.mask):
+                raise ValueError("Lambda.get_config: a constant mask cannot be written into a config; pass a mask "
+                                 "function (inputs, previous_mask) -> mask instead")
+            config["mask"] = _serialize_function(self.mask)
         config["arguments"] = self.arguments
         return config
 
@@ -274,7 +350,7 @@ class Lambda(Layer):
         """Rebuilds the layer. A serialized Python lambda runs arbitrary code when loaded, so (as in Keras) it is
         refused unless ``safe_mode=False``."""
         config = dict(config)
-        for key in ("function", "output_shape"):
+        for key in ("function", "output_shape", "mask"):
             value = config.get(key)
             if isinstance(value, dict):
                 config[key] = _deserialize_function(value, custom_objects, safe_mode)

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import collections
 import inspect
+import math
 import re
 import threading
+import warnings
 
 import numpy as np
 
+from fastnn import backend as B
 from fastnn.autograd import Tensor, Variable, no_grad
 from fastnn.autograd import dtypes as _dtypes
+from fastnn.autograd.keras_attrs import _MASKS, get_keras_mask, set_keras_mask
 
 _NAME_UIDS = collections.Counter()
 
@@ -65,6 +69,7 @@ class KerasTensor:
     that produced it."""
 
     _uid = 0
+    _keras_mask = None  # the symbolic mask (a bool KerasTensor) a masking layer attaches, as in Keras
 
     def __init__(self, shape, dtype="float32", history=None, name=None):
         self.shape = tuple(None if d is None else int(d) for d in shape)
@@ -297,7 +302,9 @@ class Layer:
         self.dtype = str(_dtypes.standardize_dtype(dtype, type(self).__name__) or _dtypes.floatx)
         self.built = False
         self.input_spec = None
-        self.supports_masking = False
+        # As Keras: a layer that overrides compute_mask supports masking; others may set the flag themselves.
+        self._overrides_compute_mask = type(self).compute_mask is not Layer.compute_mask
+        self.supports_masking = self._overrides_compute_mask
         self._inbound_nodes = []
         self._activity_losses = []
         from fastnn import regularizers
@@ -318,6 +325,10 @@ class Layer:
         sig = _call_signature(cls)
         self._call_has_training = "training" in sig or _has_var_kw(cls)
         self._call_has_mask = "mask" in sig
+        self._call_mask_args = tuple(n for n in sig if n.endswith("_mask"))  # Keras's `<argument>_mask`
+        # The names of call's positional parameters, to find `<argument>_mask` for positional tensor arguments.
+        self._call_positional_names = tuple(n for n, p in list(sig.items())[1:] if p.kind in (
+            inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)) if self._call_mask_args else ()
 
     # -- attribute tracking -----------------------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -396,10 +407,12 @@ class Layer:
 
     non_trainable_variables = non_trainable_weights
 
+    # NumPy boundary: the weights leave as NumPy arrays for the user.
     def get_weights(self) -> list:
         """The weights as a list of NumPy arrays (copies), in Keras's order."""
         return [np.array(w.numpy(), copy=True) for w in self.weights]
 
+    # NumPy boundary: the user's arrays come in (checked for shape, then assigned into the variables).
     def set_weights(self, weights) -> None:
         """Sets the weights from a list of arrays in ``get_weights`` order; shapes must match."""
         params = self.weights
@@ -423,7 +436,7 @@ class Layer:
         if not self.built:
             raise ValueError(f'You tried to call `count_params` on layer "{self.name}", but the layer isn\'t built. '
                              "You can build it manually via: `layer.build(input_shape)`.")
-        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+        return sum(math.prod(w.shape) for w in self.weights)
 
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True, regularizer=None,
                    constraint=None, name=None, **kwargs):
@@ -492,6 +505,11 @@ class Layer:
         """The output shape for ``input_shape`` (batch axis None). The default runs ``call`` on zeros."""
         return _shape_by_running(self, input_shape)
 
+    def compute_mask(self, inputs, previous_mask):
+        """The mask of the outputs (Keras's default: the mask of the first input, passed through). Called after
+        ``call`` when ``supports_masking`` is True and the outputs carry no mask yet."""
+        return previous_mask
+
     def _maybe_build(self, shapes):
         if self.built:
             return
@@ -524,12 +542,16 @@ class Layer:
             if x.dtype.kind == "f" and x.dtype != np.dtype(self.dtype) and self._autocast():
                 from fastnn.autograd.ops.shape import cast
 
-                return cast(x, self.dtype)
+                y = cast(x, self.dtype)
+                mask = get_keras_mask(x)
+                if mask is not None:  # as Keras's maybe_convert: the cast keeps the mask
+                    set_keras_mask(y, mask)
+                return y
             return x
-        if isinstance(x, (np.ndarray, list, float, int, np.generic)) and not isinstance(x, bool):
-            a = np.asarray(x)
+        if (B.is_buffer(x) or isinstance(x, (np.ndarray, list, float, int, np.generic))) and not isinstance(x, bool):
+            a = x if B.is_buffer(x) else B.asarray(x)  # the user's data enters the backend here
             if a.dtype.kind == "f" and a.dtype != np.dtype(self.dtype) and self._autocast():
-                a = a.astype(self.dtype)
+                a = B.astype(a, self.dtype)
             elif a.dtype.kind not in "biuf":
                 raise TypeError(f'Layer "{self.name}": cannot convert input of dtype {a.dtype} to a tensor')
             return Tensor._wrap(a)
@@ -553,6 +575,9 @@ class Layer:
             training = prev
         if self._call_has_training:
             kwargs["training"] = training
+        # Fast path: no Tensor carries a mask (the side table is empty) and the call takes no mask argument.
+        previous_mask = self._populate_masks(inputs, args, kwargs, get_keras_mask) if (
+            _MASKS or self._call_has_mask or self._call_mask_args or "mask" in kwargs) else None
         if not self._call_has_mask:
             kwargs.pop("mask", None)
         _ctx.training = training
@@ -564,6 +589,11 @@ class Layer:
         finally:
             _ctx.training = prev
             _ctx.depth -= 1
+        if self.supports_masking:
+            if previous_mask is not None or self._overrides_compute_mask:
+                self._set_mask_metadata(inputs, out, previous_mask)
+        elif previous_mask is not None:
+            self._warn_mask_dropped(previous_mask)
         if isinstance(out, Tensor):  # shown by summary() for models built by calling them
             self._last_output_shape = (None,) + tuple(out.shape[1:])
         if self.activity_regularizer is not None:
@@ -575,6 +605,64 @@ class Layer:
                     n = o.shape[0] if o.ndim else 1
                     self._activity_losses.append(_ew.divide(self.activity_regularizer(o), float(max(n, 1))))
         return out
+
+    # -- masks (Keras's Layer.__call__ steps 6 and 8, and _set_mask_metadata) --------------------------------------
+    def _populate_masks(self, inputs, args, kwargs, get_mask):
+        """Fills in the mask arguments the caller left out, as Keras does, and returns the "previous mask" that
+        ``compute_mask`` receives (None when no input carries one).
+
+        A call with one tensor argument and a ``mask`` parameter receives the masks of that argument (a structure
+        like it, of masks or None); with several tensor arguments, each keyword argument ``k`` with a ``k_mask``
+        parameter receives the masks of ``k``. The previous mask is the ``mask`` argument when given, else the
+        masks of the first argument."""
+        if self._call_has_mask or self._call_mask_args:
+            tensor_arguments = {k: v for k, v in kwargs.items() if not k.endswith("mask") and _holds_tensor(v)}
+            for i, a in enumerate(args):
+                if _holds_tensor(a):
+                    names = self._call_positional_names
+                    tensor_arguments[names[i] if i < len(names) else i] = a
+            if len(tensor_arguments) == 1:
+                if self._call_has_mask and kwargs.get("mask") is None:
+                    kwargs["mask"] = map_structure(get_mask, next(iter(tensor_arguments.values())))
+            elif len(tensor_arguments) > 1:
+                for k, v in tensor_arguments.items():
+                    if f"{k}_mask" in self._call_mask_args and kwargs.get(f"{k}_mask") is None:
+                        kwargs[f"{k}_mask"] = map_structure(get_mask, v)
+        previous_mask = kwargs.get("mask")
+        if previous_mask is None:
+            previous_mask = map_structure(get_mask, inputs)
+        return previous_mask if _any_mask(previous_mask) else None
+
+    def _set_mask_metadata(self, inputs, outputs, previous_mask):
+        """Attaches ``compute_mask(inputs, previous_mask)`` to the outputs that have no mask yet (none of it when
+        every output already has one, e.g. set by ``call``)."""
+        flat_outputs = [o for o in flatten(outputs)]
+        if all(get_keras_mask(o) is not None for o in flat_outputs):
+            return
+        output_masks = self.compute_mask(inputs, previous_mask)
+        if output_masks is None:
+            return
+        for tensor, mask in zip(flat_outputs, flatten(output_masks)):
+            if isinstance(tensor, Tensor) and mask is not None and get_keras_mask(tensor) is None:
+                set_keras_mask(tensor, mask)
+
+    def _warn_mask_dropped(self, previous_mask):
+        warnings.warn(f"Layer '{self.name}' (of type {type(self).__name__}) was passed an input with a mask attached "
+                      "to it. However, this layer does not support masking and will therefore destroy the mask "
+                      "information. Downstream layers will not see the mask.", UserWarning, stacklevel=4)
+
+    def _symbolic_output_masks(self, inputs, outputs, previous_mask):
+        """The symbolic masks of a functional call: the previous mask passed through by the default compute_mask,
+        else the specs (shape, bool) of what compute_mask returns for zeros standing in for the inputs."""
+        if not self._overrides_compute_mask:
+            return previous_mask
+        to_dummy = lambda t: _dummy_tensor(t.shape, t.dtype) if isinstance(t, KerasTensor) else t  # noqa: E731
+        dummy_inputs = map_structure(to_dummy, inputs)
+        dummy_mask = map_structure(to_dummy, previous_mask)
+        with no_grad():
+            masks = self.compute_mask(dummy_inputs, dummy_mask)
+        return map_structure(lambda m: None if m is None else KerasTensor((None,) + tuple(m.shape[1:]), "bool"),
+                             masks)
 
     def _symbolic_call(self, args, kwargs):
         inputs = args[0]
@@ -613,9 +701,23 @@ class Layer:
             if value is not None:
                 call_kwargs["training"] = value
         if self._call_has_mask and "mask" not in call_kwargs and len(tensor_arguments) == 1:
-            # Keras fills in the inputs' mask (None: fastnn has no masks yet) for a call with a `mask` argument,
-            # and records it in the node, so it appears in the model config.
+            # Keras fills in the inputs' mask for a call with a `mask` argument and records it in the node. fastnn
+            # records None: when the graph runs, each call fills in the mask its input tensor carries then (the
+            # same mask Keras computes through the mask's own graph operations).
             call_kwargs["mask"] = None
+        previous_mask = kwargs.get("mask")
+        if previous_mask is None:
+            previous_mask = map_structure(_symbolic_mask, inputs)
+        previous_mask = previous_mask if _any_mask(previous_mask) else None
+        if self.supports_masking:
+            if previous_mask is not None or self._overrides_compute_mask:
+                output_masks = self._symbolic_output_masks(inputs, outputs, previous_mask)
+                if output_masks is not None:
+                    for t, m in zip(flatten(outputs), flatten(output_masks)):
+                        if m is not None:
+                            t._keras_mask = m
+        elif previous_mask is not None:
+            self._warn_mask_dropped(previous_mask)
         node = Node(self, args, call_kwargs, outputs)
         self._inbound_nodes.append(node)
         return outputs
@@ -718,12 +820,29 @@ def _has_var_kw(cls):
     return any(p.kind == inspect.Parameter.VAR_KEYWORD for p in _call_signature(cls).values())
 
 
+def _holds_tensor(value) -> bool:
+    return any(isinstance(t, (Tensor, KerasTensor)) for t in flatten(value))
+
+
+def _symbolic_mask(t):
+    return t._keras_mask if isinstance(t, KerasTensor) else None
+
+
+def _any_mask(masks) -> bool:
+    return any(m is not None for m in flatten(masks))
+
+
+def _dummy_tensor(shape, dtype):
+    """Zeros standing in for a symbolic tensor (unknown axes of size 1)."""
+    return Tensor._wrap(B.zeros(tuple(1 if d is None else d for d in shape), dtype=dtype))
+
+
 def _shape_by_running(layer, input_shape):
     """Output shape(s) of ``layer`` for ``input_shape`` by calling it on zeros (None axes become 1), under
     no_grad and in inference mode; the batch axis of the results becomes None again."""
 
     def dummy(shape):
-        return Tensor._wrap(np.zeros(tuple(1 if d is None else d for d in shape), dtype=layer.dtype))
+        return _dummy_tensor(shape, layer.dtype)
 
     if _is_shape(input_shape):
         inputs = dummy(input_shape)

@@ -1,9 +1,26 @@
 """Merging layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate (a list of inputs -> one)."""
 from __future__ import annotations
 
+from fastnn import backend as B
+from fastnn.autograd import Tensor
 from fastnn.autograd.ops import elementwise as _ew
 from fastnn.autograd.ops import shape as _shape
 from fastnn.layers.layer import Layer, shape_str
+
+
+def _mask_data(mask):
+    """A mask (a bool Tensor, or host data) as a bool buffer."""
+    return B.astype(mask._data, "bool", copy=False) if isinstance(mask, Tensor) else B.asarray(mask, dtype="bool")
+
+
+def _check_masks(inputs, mask):
+    if not isinstance(mask, (tuple, list)):
+        raise ValueError(f"`mask` should be a list. Received: mask={mask}")
+    if not isinstance(inputs, (tuple, list)):
+        raise ValueError(f"`inputs` should be a list. Received: inputs={inputs}")
+    if len(mask) != len(inputs):
+        raise ValueError(f"The lists `inputs` and `mask` should have the same length. Received: inputs={inputs} of "
+                         f"length {len(inputs)}, and mask={mask} of length {len(mask)}")
 
 
 class _Merge(Layer):
@@ -51,6 +68,18 @@ class _Merge(Layer):
 
     def _finish(self, out, n):
         return out
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's merge mask: the elementwise OR of the inputs' masks; None when any input has none."""
+        if mask is None:
+            return None
+        _check_masks(inputs, mask)
+        if any(m is None for m in mask):
+            return None
+        output_mask = _mask_data(mask[0])
+        for m in mask[1:]:
+            output_mask = B.logical_or(output_mask, _mask_data(m))
+        return Tensor._wrap(output_mask)
 
 
 class Add(_Merge):
@@ -135,6 +164,24 @@ class Concatenate(_Merge):
         self._check(shapes)
         self._merged_shape(shapes)
         return _shape.concatenate(list(inputs), axis=self.axis)
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's Concatenate mask: each input's mask (all True for an input without one, broadcast over the
+        input's last axis when it has one axis less) concatenated along ``axis``, then any over the last axis."""
+        if mask is None:
+            return None
+        _check_masks(inputs, mask)
+        if all(m is None for m in mask):
+            return None
+        masks = []
+        for input_i, mask_i in zip(inputs, mask):
+            if mask_i is None:
+                masks.append(B.ones(tuple(input_i.shape), dtype="bool"))
+            elif mask_i.ndim < input_i.ndim:
+                masks.append(B.broadcast_to(B.expand_dims(_mask_data(mask_i), -1), tuple(input_i.shape)))
+            else:
+                masks.append(_mask_data(mask_i))
+        return Tensor._wrap(B.any(B.concatenate(masks, axis=self.axis), axis=-1))
 
     def get_config(self):
         config = super().get_config()

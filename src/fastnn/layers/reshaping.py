@@ -1,9 +1,8 @@
 """Reshaping layers: Reshape, Permute, RepeatVector."""
 from __future__ import annotations
 
+import math
 import numbers
-
-import numpy as np
 
 from fastnn.autograd.ops import shape as _shape
 from fastnn.layers.layer import InputSpec, Layer, shape_str
@@ -28,8 +27,8 @@ class Reshape(Layer):
         rest = input_shape[1:]
         if any(d is None for d in rest):
             return tuple(None if d == -1 else d for d in self.target_shape)
-        size = int(np.prod(rest))
-        known = int(np.prod([d for d in self.target_shape if d != -1]))
+        size = math.prod(rest)
+        known = math.prod(d for d in self.target_shape if d != -1)
         if -1 in self.target_shape:
             if known == 0 or size % known:
                 raise ValueError(f'Layer "{self.name}": cannot reshape an input of shape {shape_str(input_shape)} '

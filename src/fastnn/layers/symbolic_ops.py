@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastnn import backend as B
 from fastnn.autograd import Tensor, no_grad
 from fastnn.layers.layer import KerasTensor, Layer, Node, to_snake_case, unique_name
 
@@ -39,7 +40,7 @@ class SymbolicOp(Layer):
         # changes are unknown (None) in the output too.
         outs = []
         for fill in (1, 2):
-            values = [Tensor._wrap(np.zeros(tuple(fill if d is None else d for d in o.shape), o.dtype))
+            values = [Tensor._wrap(B.zeros(tuple(fill if d is None else d for d in o.shape), o.dtype))
                       if isinstance(o, KerasTensor) else _as_operand(o) for o in operands]
             with no_grad():
                 outs.append(self.compute(*values))
@@ -63,7 +64,7 @@ class SymbolicOp(Layer):
 def _as_operand(value):
     if isinstance(value, Tensor) or isinstance(value, (int, float, bool, np.generic)):
         return value
-    return Tensor._wrap(np.asarray(value))
+    return Tensor._wrap(B.asarray(value))
 
 
 def _binary(x1, x2, forward, reflected):
@@ -73,7 +74,7 @@ def _binary(x1, x2, forward, reflected):
         return getattr(x1, forward)(x2)
     if isinstance(x2, Tensor):
         return getattr(x2, reflected)(x1)
-    return getattr(Tensor._wrap(np.asarray(x1)), forward)(x2)
+    return getattr(Tensor._wrap(B.asarray(x1)), forward)(x2)
 
 
 class Add(SymbolicOp):
@@ -103,7 +104,7 @@ class Power(SymbolicOp):
 
 class Negative(SymbolicOp):
     def compute(self, x):
-        return -(x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x)))
+        return -(x if isinstance(x, Tensor) else Tensor._wrap(B.asarray(x)))
 
 
 class Matmul(SymbolicOp):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastnn.autograd import Tensor
+from fastnn.autograd.keras_attrs import set_keras_mask
 from fastnn.layers.input_layer import InputLayer
 from fastnn.layers.layer import InputSpec, KerasTensor, Layer, flatten, map_structure, unique_name
 from fastnn.models.model import Model
@@ -210,6 +211,11 @@ class Functional(Model):
 
     def call(self, inputs, training=None, mask=None):
         flat = self._order_inputs(inputs)
+        if mask is not None:
+            # As Keras: masks given for the inputs are attached to them, so the layers that read them find them.
+            for x, m in zip(flat, flatten(mask)):
+                if m is not None and isinstance(x, Tensor):
+                    set_keras_mask(x, m)
         values = {}
         for kt, v in zip(self.inputs, flat):
             values[id(kt)] = v
@@ -338,6 +344,7 @@ def _model_node_index(layer, node_index, node_ids):
     return nodes.index(node_index) if node_index in nodes else 0
 
 
+# NumPy boundary: a constant operand is written into the config as host data (nested lists).
 def _serialize_args(structure, node_ids):
     """Call arguments as Keras's serialize_node writes them: each KerasTensor as {"class_name":
     "__keras_tensor__", "config": {shape, dtype, keras_history}} (tuples stay tuples, as in Keras)."""
@@ -357,6 +364,7 @@ def _serialize_args(structure, node_ids):
     return map_structure(f, structure)
 
 
+# NumPy boundary: a constant operand comes back from the config as host data.
 def _deserialize_args(structure, outputs_by_node):
     if isinstance(structure, dict) and structure.get("class_name") in ("__tensor__", "__numpy__"):
         return np.asarray(structure["config"]["value"], dtype=structure["config"]["dtype"])

@@ -2,8 +2,10 @@
 predict_on_batch, overridable ``train_step`` / ``test_step`` / ``predict_step``, summary, get_layer.
 
 ``Model(inputs, outputs)`` builds a functional model (``fastnn.models.functional.Functional``); subclasses define
-``call``. The fit loop slices NumPy batches (views when not shuffling), runs the forward pass on autograd Tensors,
-differentiates with a GradientTape and applies all gradients with one fused optimizer call.
+``call``. The user's data becomes backend buffers once, at the entry of fit / evaluate / predict; the loop slices
+batches from them through ``fastnn.backend`` (views when not shuffling, gathered rows when shuffling), runs the
+forward pass on autograd Tensors, differentiates with a GradientTape and applies all gradients with one fused
+optimizer call. predict hands NumPy arrays out.
 
 Example:
     >>> model = fastnn.Sequential([fastnn.Input((4,)), fastnn.layers.Dense(3, activation="softmax")])
@@ -18,6 +20,7 @@ import warnings
 
 import numpy as np
 
+from fastnn import backend as B
 from fastnn import callbacks as _callbacks
 from fastnn import losses as _losses
 from fastnn import metrics as _metrics
@@ -31,33 +34,46 @@ from fastnn.layers.layer import Layer, flatten, map_structure
 # ---------------------------------------------------------------------------------------------------------------
 # Data helpers
 # ---------------------------------------------------------------------------------------------------------------
-def _as_array(x, what):
+def _as_buffer(x, what):
+    """The user's data (a NumPy array, a Tensor, a buffer, nested lists of numbers) as a backend buffer: NumPy
+    arrays keep their dtype (no copy on the CPU), Python floats become float32 (Keras's floatx)."""
     if isinstance(x, Tensor):
-        return x.numpy()
-    if isinstance(x, np.ndarray):
+        return x._data
+    if B.is_buffer(x):
         return x
     try:
-        a = np.asarray(x)
+        a = B.asarray(x)
     except Exception as exc:  # noqa: BLE001
         raise TypeError(f"{what}: expected a NumPy array, a fastnn Tensor or a list of numbers, but received "
                         f"{type(x).__name__}") from exc
     if a.dtype == object:
         raise TypeError(f"{what}: expected numeric arrays, but received an object array (ragged lists?)")
     if a.dtype.kind == "f" and a.dtype != np.float32 and not isinstance(x, np.ndarray):
-        a = a.astype("float32")
+        a = B.astype(a, "float32")
     return a
 
 
+def _output_buffer(t):
+    """A predict_step output as a buffer (Tensors give theirs; other values are converted as they are)."""
+    if isinstance(t, Tensor):
+        return t._data
+    return t if B.is_buffer(t) else B.asarray(t)
+
+
+def _is_array_like(d):
+    return isinstance(d, (np.ndarray, Tensor)) or B.is_buffer(d)
+
+
 def _standardize(data, what):
-    """Arrays as NumPy: a dict stays a dict, a list / tuple of arrays (several inputs or outputs) stays a list,
-    anything else (an array, a Tensor, nested lists of numbers) becomes one array."""
+    """The user's arrays as backend buffers: a dict stays a dict, a list / tuple of arrays (several inputs or
+    outputs) stays a list, anything else (an array, a Tensor, nested lists of numbers) becomes one buffer."""
     if data is None:
         return None
     if isinstance(data, dict):
-        return {k: _as_array(v, f"{what}[{k!r}]") for k, v in data.items()}
-    if isinstance(data, (list, tuple)) and data and all(isinstance(d, (np.ndarray, Tensor)) for d in data):
-        return [_as_array(d, f"{what}[{i}]") for i, d in enumerate(data)]
-    return _as_array(data, what)
+        return {k: _as_buffer(v, f"{what}[{k!r}]") for k, v in data.items()}
+    if isinstance(data, (list, tuple)) and data and all(_is_array_like(d) for d in data):
+        return [_as_buffer(d, f"{what}[{i}]") for i, d in enumerate(data)]
+    return _as_buffer(data, what)
 
 
 def _num_samples(*structures):
@@ -77,14 +93,24 @@ def _num_samples(*structures):
 
 
 def _slice(structure, index):
+    """The rows ``index`` (a slice: views; an index buffer: gathered copies) of every buffer of ``structure``."""
     if structure is None:
         return None
-    return map_structure(lambda a: a[index], structure)
+    return map_structure(lambda a: B.getitem(a, index), structure)
 
 
+def _batch_len(x):
+    """The number of samples of a batch (its first array's leading axis)."""
+    first = flatten(x)[0]
+    return first.shape[0] if hasattr(first, "shape") else len(first)
+
+
+# NumPy boundary: metric results leave as Python floats (or NumPy arrays for vector results) for the logs.
 def _to_float(v):
     if isinstance(v, Tensor):
         v = v.numpy()
+    elif B.is_buffer(v) and not isinstance(v, np.ndarray):
+        v = B.to_numpy(v)
     if isinstance(v, np.ndarray):
         # As Keras's logs: a scalar result becomes a float, a vector result (F1Score per class, even of size 1)
         # stays an array.
@@ -110,16 +136,15 @@ def _class_weights_to_sample_weights(y, class_weight):
     if not isinstance(class_weight, dict):
         raise TypeError(f"`class_weight` must be a dict {{class index: weight}}, but received "
                         f"{type(class_weight).__name__}")
-    y = np.asarray(y)
+    y = _as_buffer(y, "y")
     if y.ndim > 1:
-        labels = np.argmax(y, axis=-1) if y.shape[-1] != 1 else np.squeeze(y, axis=-1)
+        labels = B.argmax(y, axis=-1) if y.shape[-1] != 1 else B.squeeze(y, axis=-1)
     else:
         labels = y
-    labels = np.round(labels).astype("int32")
-    sample_weight = np.ones(labels.shape[0], dtype="float32")
-    for i, label in enumerate(labels.reshape(labels.shape[0], -1)[:, 0] if labels.ndim > 1 else labels):
-        sample_weight[i] = class_weight.get(int(label), 1.0)
-    return sample_weight
+    labels = B.astype(B.round(labels), "int32")
+    if labels.ndim > 1:
+        labels = B.getitem(B.reshape(labels, (labels.shape[0], -1)), (slice(None), 0))
+    return B.asarray([class_weight.get(label, 1.0) for label in B.tolist(labels)], dtype="float32")
 
 
 def _metrics_per_output(spec, n, names, argument):
@@ -277,7 +302,7 @@ class Model(Layer):
         if not self.built:
             raise ValueError(f'You tried to call `count_params` on model "{self.name}", but the model is not built. '
                              "Call it on data or build it with `model.build(input_shape)` first.")
-        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+        return sum(math.prod(w.shape) for w in self.weights)
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
                 layer_range=None):
@@ -508,7 +533,7 @@ class Model(Layer):
     def _make_metric(identifier, y_true, y_pred):
         if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
             ps = tuple(y_pred.shape)
-            ts = tuple(np.shape(y_true)) if y_true is not None else ps
+            ts = tuple(_as_buffer(y_true, "y").shape) if y_true is not None else ps
             if ps and ps[-1] == 1:
                 obj = _metrics.BinaryAccuracy(name=identifier)
             elif len(ts) == len(ps) - 1 or (ts and ts[-1] == 1 and ps and ps[-1] > 1):
@@ -572,15 +597,16 @@ class Model(Layer):
             if isinstance(sample_weight, (dict, list, tuple)) else [sample_weight] * len(p_flat)
         for cm in self._compiled_metrics:
             i = cm.output
-            cm.obj.update_state(y_flat[i], p_flat[i].numpy() if isinstance(p_flat[i], Tensor) else p_flat[i],
-                                sample_weight=sw_flat[i] if cm.weighted else None)
+            # The prediction Tensor itself (its buffer stays on the backend, and its mask, as Keras's y_pred's
+            # _keras_mask, stays attached for the metrics).
+            cm.obj.update_state(y_flat[i], p_flat[i], sample_weight=sw_flat[i] if cm.weighted else None)
         if self._per_output_loss_trackers and getattr(self, "_last_output_losses", None):
             # Keras's CompileLoss weights each batch's per-output loss by `y_pred.shape[0]`; inside the traced step
             # of the TensorFlow backend (the default, run_eagerly=False) that static size is unknown (None), so
             # each batch counts once: the epoch value is the plain mean of the batch values, unlike "loss" (weighted
             # by batch size). With a partial last batch the per-output losses then do not add up to "loss". We
             # reproduce both: size-weighted with run_eagerly=True, plain mean otherwise.
-            n = len(flatten(x)[0]) if (x is not None and self.run_eagerly) else None
+            n = _batch_len(x) if (x is not None and self.run_eagerly) else None
             for t, l in zip(self._per_output_loss_trackers, self._last_output_losses):
                 t.update_state(float(l.numpy()), sample_weight=n)
         return self.get_metrics_result()
@@ -626,7 +652,7 @@ class Model(Layer):
         if variables:
             grads = tape.gradient(scaled_loss, variables)  # optimizer.apply unscales the gradients
             self.optimizer.apply(grads, variables)
-        n = len(flatten(x)[0])
+        n = _batch_len(x)
         self._loss_tracker.update_state(float(loss.numpy()), sample_weight=n)
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
@@ -637,7 +663,7 @@ class Model(Layer):
         with no_grad():
             y_pred = self(x, training=False)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
-        n = len(flatten(x)[0])
+        n = _batch_len(x)
         self._loss_tracker.update_state(float(loss.numpy()), sample_weight=n)
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
@@ -845,14 +871,14 @@ class Model(Layer):
                 cbs.on_predict_batch_begin(begin)
                 execution_start = len(outs)
             out = self.predict_step((_slice(x, index),))
-            outs.append(map_structure(lambda t: t.numpy() if isinstance(t, Tensor) else np.asarray(t), out))
+            outs.append(map_structure(_output_buffer, out))
             if step == end or step == n_batches - 1:
                 # As Keras: the outputs of every batch of the execution, concatenated.
-                cbs.on_predict_batch_end(end, {"outputs": _concatenate_outputs(outs[execution_start:])})
+                cbs.on_predict_batch_end(end, {"outputs": _to_host(_concatenate_outputs(outs[execution_start:]))})
         cbs.on_predict_end()
         if not outs:
             raise ValueError("predict: the input is empty (0 samples)")
-        return _concatenate_outputs(outs)
+        return _to_host(_concatenate_outputs(outs))
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on one batch; metrics keep accumulating until ``reset_metrics()``."""
@@ -875,7 +901,7 @@ class Model(Layer):
 
     def predict_on_batch(self, x):
         out = self.predict_step((_standardize(x, "x"),))
-        return map_structure(lambda t: t.numpy() if isinstance(t, Tensor) else np.asarray(t), out)
+        return _to_host(map_structure(_output_buffer, out))
 
     # -- config ---------------------------------------------------------------------------------------------------
     @classmethod
@@ -918,13 +944,18 @@ def _execution_of(step, steps_per_execution):
 
 
 def _concatenate_outputs(outs):
-    """Per-batch predictions (arrays, or lists / tuples / dicts of arrays) joined along the batch axis."""
+    """Per-batch predictions (buffers, or lists / tuples / dicts of buffers) joined along the batch axis."""
     first = outs[0]
     if isinstance(first, (list, tuple)):
-        return type(first)(np.concatenate([o[i] for o in outs]) for i in range(len(first)))
+        return type(first)(B.concatenate([o[i] for o in outs]) for i in range(len(first)))
     if isinstance(first, dict):
-        return {k: np.concatenate([o[k] for o in outs]) for k in first}
-    return np.concatenate(outs)
+        return {k: B.concatenate([o[k] for o in outs]) for k in first}
+    return B.concatenate(outs)
+
+
+# NumPy boundary: predictions leave as NumPy arrays (the structure of the model's outputs kept).
+def _to_host(structure):
+    return map_structure(B.to_numpy, structure)
 
 
 class _BatchIterator:
@@ -938,7 +969,7 @@ class _BatchIterator:
         self._pos = 0
 
     def _new_pass(self):
-        self._order = self.rng.permutation(self.n) if self.shuffle else None
+        self._order = B.random_permutation(self.rng, self.n) if self.shuffle else None
         self._pos = 0
 
     def _next(self):
@@ -946,7 +977,7 @@ class _BatchIterator:
             self._new_pass()
         start, stop = self._pos, min(self._pos + self.batch_size, self.n)
         self._pos = stop
-        return self._order[start:stop] if self._order is not None else slice(start, stop)
+        return B.getitem(self._order, slice(start, stop)) if self._order is not None else slice(start, stop)
 
     def epoch(self):
         if self.steps_per_epoch is None:

@@ -130,7 +130,7 @@ class Sequential(Model):
     def call(self, inputs, training=None, mask=None):
         if self._graph is None:
             self.build((None,) + tuple(inputs.shape[1:]))
-        return self._graph.call(inputs, training=training)
+        return self._graph.call(inputs, training=training, mask=mask)
 
     def compute_output_shape(self, input_shape):
         if self._graph is None:

@@ -3,10 +3,13 @@
 nested models, layer ranges, and the "Optimizer params" line once the optimizer is built)."""
 from __future__ import annotations
 
+import math
 import re
 import shutil
 
 import numpy as np
+
+from fastnn import backend as B
 
 
 def readable_memory_size(n_bytes: float) -> str:
@@ -27,13 +30,18 @@ def _fmt_shape(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _as_int(value):
+    """A counter (a Variable, a Tensor or a Python int) as a Python int."""
+    return int(B.item(value._data)) if hasattr(value, "_data") else int(value)
+
+
 def _count(weights):
-    return int(sum(int(np.prod(w.shape)) for w in weights))
+    return sum(math.prod(w.shape) for w in weights)
 
 
 def _bytes(weights):
     unique = {id(w): w for w in weights}.values()  # as Keras's weight_memory_size
-    return int(sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in unique))
+    return sum(math.prod(w.shape) * np.dtype(w.dtype).itemsize for w in unique)
 
 
 # -- rich's table layout ------------------------------------------------------------------------------------------
@@ -210,7 +218,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, expand
     optimizer = getattr(model, "optimizer", None)
     # Keras's optimizer is built by its first update; an optimizer that has stepped is built whatever its flag says.
     built = optimizer is not None and (getattr(optimizer, "built", False) or
-                                       int(np.asarray(getattr(optimizer, "iterations", 0))) > 0)
+                                       _as_int(getattr(optimizer, "iterations", 0)) > 0)
     if getattr(model, "compiled", False) and built:
         opt_vars = list(optimizer.variables)  # as Keras: shown, and counted in the total, once built (first step)
     else:
