@@ -127,6 +127,20 @@ def test_the_output_mask_weights_the_loss_as_in_keras(loss):
         np.testing.assert_allclose(fw, kw, rtol=1e-4, atol=1e-6)
 
 
+def test_the_output_mask_weights_compiled_metrics_as_in_keras():
+    kmodel, _, fmodel, _ = _consume_models()
+    x, y = _data()
+    kmodel.compile(optimizer="sgd", loss="mse", metrics=["mae", "mse"])
+    fmodel.compile(optimizer="sgd", loss="mse", metrics=["mae", "mse"])
+    k_eval = kmodel.evaluate(x, y, batch_size=3, verbose=0, return_dict=True)
+    f_eval = fmodel.evaluate(x, y, batch_size=3, verbose=0, return_dict=True)
+    assert sorted(f_eval) == sorted(k_eval)
+    for key in k_eval:
+        np.testing.assert_allclose(f_eval[key], k_eval[key], rtol=1e-5, err_msg=key)
+    unmasked_mae = float(np.mean(np.abs(fmodel.predict(x, verbose=0) - y)))
+    assert abs(unmasked_mae - f_eval["mae"]) > 1e-3  # the mask changed the metric
+
+
 @pytest.mark.parametrize("merge", ["add", "concatenate", "add_one_unmasked", "concatenate_one_unmasked"])
 def test_merge_masks_match_keras(merge):
     x, _ = _data()

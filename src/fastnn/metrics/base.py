@@ -14,6 +14,7 @@ import numpy as np
 
 from fastnn import backend as B
 from fastnn.autograd import Tensor, Variable, no_grad
+from fastnn.autograd.keras_attrs import get_keras_mask
 
 EPSILON = 1e-7  # keras.backend.epsilon()
 STATE_DTYPE = "float64"  # fastnn's metrics accumulate their sums in float64 (Keras: float32 variables)
@@ -281,8 +282,14 @@ class MeanMetricWrapper(Mean):
         super().__init__(name=name, dtype=dtype)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        # As Keras: the mask of y_pred (a Masking layer upstream) joins the sample weights, entries counted as 0/1.
+        mask = get_keras_mask(y_pred) if isinstance(y_pred, Tensor) else None
         with no_grad():
             values = to_buffer(self._fn(y_true, y_pred, **self._fn_kwargs))
+            if mask is not None:
+                from fastnn.losses import apply_mask
+
+                sample_weight = apply_mask(sample_weight, mask, dtype=self.dtype, reduction="sum")
         super().update_state(values, sample_weight)
 
     def get_config(self):

@@ -9,11 +9,6 @@ from fastnn import backend as B
 from fastnn.autograd import dtypes
 from fastnn.autograd.tensor import Tensor
 
-# Deprecated, about to go: elementwise, reduce and creation compute through ``fastnn.backend`` (B) now; this alias
-# only keeps the op files still being moved (shape, activation, loss, matmul, nn) importing until the merge of
-# issue 10 removes it. New code must call ``B.<function>``, never ``xp``.
-xp = np
-
 
 def tensor(x, op: str, dtype=None) -> Tensor:
     """``x`` as a Tensor (tensors are returned as they are, other data wrapped without copying arrays)."""
