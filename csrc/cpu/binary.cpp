@@ -242,14 +242,24 @@ void where(T* out, const uint8_t* cond, const T* a, const T* b, const Broadcast&
       const T* ar = a + off[1];
       const T* br = b + off[2];
       T* o = out + pos;
+      // Both values are loaded before the select (no conditional load), so the loops vectorise as blends.
       if (sc == 1 && sa == 1 && sb == 1) {
-        for (int64_t j = 0; j < len; ++j) o[j] = c[j] ? ar[j] : br[j];
+        for (int64_t j = 0; j < len; ++j) {
+          const T x = ar[j], y = br[j];
+          o[j] = c[j] ? x : y;
+        }
       } else if (sc == 1 && sa == 1 && sb == 0) {  // where(mask, x, 0.0)
-        const T bv = br[0];
-        for (int64_t j = 0; j < len; ++j) o[j] = c[j] ? ar[j] : bv;
+        const T y = br[0];
+        for (int64_t j = 0; j < len; ++j) {
+          const T x = ar[j];
+          o[j] = c[j] ? x : y;
+        }
       } else if (sc == 1 && sa == 0 && sb == 1) {
-        const T av = ar[0];
-        for (int64_t j = 0; j < len; ++j) o[j] = c[j] ? av : br[j];
+        const T x = ar[0];
+        for (int64_t j = 0; j < len; ++j) {
+          const T y = br[j];
+          o[j] = c[j] ? x : y;
+        }
       } else {
         for (int64_t j = 0; j < len; ++j) o[j] = c[j * sc] ? ar[j * sa] : br[j * sb];
       }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -15,7 +16,7 @@ namespace {
 
 constexpr int64_t kGrainElements = 1 << 14;  // input elements per parallel chunk
 constexpr int64_t kPairwiseBlock = 128;      // NumPy's PW_BLOCKSIZE
-constexpr int64_t kColumnBlock = 64;         // columns summed together down r (inner > 1)
+constexpr int64_t kMaxColumnBlock = 2048;    // columns summed together down r (inner > 1): an L1-sized row
 constexpr int kLeafDepth = 6;                // a long run splits into up to 2^6 subtrees for the threads
 constexpr int64_t kParallelRun = 1 << 16;    // runs at least this long are split along their tree
 
@@ -85,26 +86,32 @@ FASTNN_ALWAYS_INLINE T maximum(T a, T b) {
   return (a > b || a != a) ? a : b;
 }
 
-// Max of a contiguous run (n >= 1) with 8 independent lanes (vectorised) and a NaN flag.
+// Max of a contiguous run (n >= 1) in kAcc independent 16-byte vectors of lanes (independent so that the select's
+// latency overlaps), each lane NaN-propagating: once a lane holds NaN, v > NaN and v != v are false for every
+// number v, so it keeps it. GCC / Clang vector extensions: the compiler does not vectorise this select on its own.
 template <typename T>
 T run_max(const T* a, int64_t n) {
-  bool nan = false;
-  T m[8];
-  for (int k = 0; k < 8; ++k) m[k] = a[0];
+  T res = a[0];
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) {
-      const T v = a[i + k];
-      m[k] = v > m[k] ? v : m[k];
-      nan |= v != v;
+#if defined(__GNUC__) || defined(__clang__)
+  constexpr int kLanes = static_cast<int>(16 / sizeof(T));
+  constexpr int kAcc = 8;
+  constexpr int64_t kStep = kLanes * kAcc;
+  if (n >= kStep) {
+    typedef T Vec __attribute__((vector_size(16)));
+    Vec m[kAcc];
+    std::memcpy(m, a, sizeof m);
+    for (i = kStep; i + kStep <= n; i += kStep) {
+      Vec v[kAcc];
+      std::memcpy(v, a + i, sizeof v);
+      for (int k = 0; k < kAcc; ++k) m[k] = ((v[k] > m[k]) | (v[k] != v[k])) ? v[k] : m[k];
     }
-  for (; i < n; ++i) {
-    m[0] = a[i] > m[0] ? a[i] : m[0];
-    nan |= a[i] != a[i];
+    for (int k = 0; k < kAcc; ++k)
+      for (int l = 0; l < kLanes; ++l) res = (m[k][l] > res || m[k][l] != m[k][l]) ? m[k][l] : res;
   }
-  T res = m[0];
-  for (int k = 1; k < 8; ++k) res = m[k] > res ? m[k] : res;
-  return nan ? std::numeric_limits<T>::quiet_NaN() : res;
+#endif
+  for (; i < n; ++i) res = (a[i] > res || a[i] != a[i]) ? a[i] : res;
+  return res;
 }
 
 // Calls rows(o_begin, o_end) over the outputs o of an inner == 1 reduction, or columns(o, j_begin, j_end) over
@@ -115,12 +122,16 @@ void for_each_output(int64_t outer, int64_t r, int64_t inner, const Rows& rows, 
     parallel_for(0, outer, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(r, 1)), rows);
     return;
   }
-  const int64_t blocks = ceil_div(inner, kColumnBlock);
-  const int64_t block_work = std::max<int64_t>(1, r * std::min(inner, kColumnBlock));
+  // Columns are independent, so how they are split changes no result: one block per thread (16-aligned, at most
+  // kMaxColumnBlock wide) keeps each row segment long enough to stream.
+  const int64_t threads = get_num_threads();
+  const int64_t width = std::min(inner, std::min(kMaxColumnBlock, std::max<int64_t>(64, round_up(ceil_div(inner, threads), 16))));
+  const int64_t blocks = ceil_div(inner, width);
+  const int64_t block_work = std::max<int64_t>(1, r * width);
   parallel_for(0, outer * blocks, std::max<int64_t>(1, kGrainElements / block_work), [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      const int64_t o = t / blocks, j0 = (t % blocks) * kColumnBlock;
-      columns(o, j0, std::min(inner, j0 + kColumnBlock));
+      const int64_t o = t / blocks, j0 = (t % blocks) * width;
+      columns(o, j0, std::min(inner, j0 + width));
     }
   });
 }
