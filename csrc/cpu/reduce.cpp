@@ -118,6 +118,7 @@ T run_max(const T* a, int64_t n) {
 // blocks of the columns of an inner > 1 one, in parallel chunks of about kGrainElements input elements.
 template <typename Rows, typename Columns>
 void for_each_output(int64_t outer, int64_t r, int64_t inner, const Rows& rows, const Columns& columns) {
+  if (outer <= 0 || inner <= 0) return;  // no outputs
   if (inner == 1) {
     parallel_for(0, outer, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(r, 1)), rows);
     return;

@@ -381,9 +381,17 @@ py::array reduce(const py::array& x, const py::object& axis, bool keepdims, bool
 
 // The backward of broadcasting: g summed over the axes along which `shape` was broadcast to g's shape (its
 // leading axes and the axes where `shape` has size 1), in one NumPy-ordered pass; the result has `shape`.
-py::array unbroadcast(const py::array& g, const std::vector<int64_t>& shape, bool reference) {
+py::array unbroadcast(const py::array& g, const py::object& shape_arg, bool reference) {
   const std::string op = "unbroadcast";
   const char k = float_input(g, op, "g");
+  if (!py::isinstance<py::tuple>(shape_arg) && !py::isinstance<py::list>(shape_arg))
+    throw py::type_error(op + ": shape must be a tuple of ints, but received " + std::string(py::repr(shape_arg)));
+  Shape shape;
+  for (py::handle h : shape_arg) {
+    if (py::isinstance<py::bool_>(h) || !py::isinstance<py::int_>(h))
+      throw py::type_error(op + ": shape must be a tuple of ints, but received " + std::string(py::repr(shape_arg)));
+    shape.push_back(h.cast<int64_t>());
+  }
   const Shape gs = shape_of(g);
   if (shape.size() > gs.size())
     throw py::value_error(op + ": shape " + shape_text(shape) + " has more dimensions than g's shape " +
