@@ -86,9 +86,11 @@ FASTNN_ALWAYS_INLINE T maximum(T a, T b) {
   return (a > b || a != a) ? a : b;
 }
 
-// Max of a contiguous run (n >= 1) in kAcc independent 16-byte vectors of lanes (independent so that the select's
-// latency overlaps), each lane NaN-propagating: once a lane holds NaN, v > NaN and v != v are false for every
-// number v, so it keeps it. GCC / Clang vector extensions: the compiler does not vectorise this select on its own.
+// Max of a contiguous run (n >= 1): NumPy's maximum folded left (NaN wins, ties give the later element, as NumPy's
+// scalar loop: so runs shorter than one step, up to 16 float32 / 8 float64 elements where NumPy loops too, match it
+// even in the sign of a zero maximum). Longer runs go through kAcc independent 16-byte vectors of lanes (so that the
+// select's latency overlaps), each lane NaN-propagating (a lane holding NaN keeps it: NaN > v is false but
+// NaN != NaN is true). GCC / Clang vector extensions: the compiler does not vectorise this select on its own.
 template <typename T>
 T run_max(const T* a, int64_t n) {
   T res = a[0];
@@ -104,13 +106,13 @@ T run_max(const T* a, int64_t n) {
     for (i = kStep; i + kStep <= n; i += kStep) {
       Vec v[kAcc];
       std::memcpy(v, a + i, sizeof v);
-      for (int k = 0; k < kAcc; ++k) m[k] = ((v[k] > m[k]) | (v[k] != v[k])) ? v[k] : m[k];
+      for (int k = 0; k < kAcc; ++k) m[k] = ((m[k] > v[k]) | (m[k] != m[k])) ? m[k] : v[k];
     }
     for (int k = 0; k < kAcc; ++k)
-      for (int l = 0; l < kLanes; ++l) res = (m[k][l] > res || m[k][l] != m[k][l]) ? m[k][l] : res;
+      for (int l = 0; l < kLanes; ++l) res = maximum(res, m[k][l]);
   }
 #endif
-  for (; i < n; ++i) res = (a[i] > res || a[i] != a[i]) ? a[i] : res;
+  for (; i < n; ++i) res = maximum(res, a[i]);
   return res;
 }
 

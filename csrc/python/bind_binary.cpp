@@ -219,7 +219,12 @@ py::array clip(const py::array& x, const py::object& lo, const py::object& hi, c
     if (!py::isinstance<py::float_>(v) && !py::isinstance<py::int_>(v))
       throw py::type_error(op + ": " + name + " must be a float, an int or None, but received " +
                            std::string(py::str(py::type::of(v).attr("__name__"))));
-    return v.cast<double>();
+    const double d = PyFloat_AsDouble(v.ptr());  // an int too large for a double raises OverflowError here
+    if (d == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      throw py::value_error(op + ": " + name + " is out of the range of a double");
+    }
+    return d;
   };
   const double lo_v = bound(lo, "lo"), hi_v = bound(hi, "hi");
   const bool has_lo = !lo.is_none(), has_hi = !hi.is_none();

@@ -32,9 +32,10 @@ void reduce_mean(T* out, const T* x, int64_t outer, int64_t r, int64_t inner);
 template <typename T>
 void reduce_mean_ref(T* out, const T* x, int64_t outer, int64_t r, int64_t inner);
 
-// out = the maximum over r, NaN when any reduced element is NaN (np.max). r must be positive. The value is exact;
-// where the maximum is a zero and both +0 and -0 occur, which zero comes out may differ from NumPy's (its SIMD
-// reduction's lane order decides there).
+// out = the maximum over r, NaN when any reduced element is NaN (np.max). r must be positive. The value is exact and
+// so is the sign of a zero maximum for outer-axis reductions (inner > 1) and runs of up to 16 float32 / 8 float64
+// elements (ties give the later element, as NumPy's loops); for longer contiguous runs whose maximum is a zero with
+// both +0 and -0 present, which zero comes out may differ from NumPy's (its SIMD lane order decides there).
 template <typename T>
 void reduce_max(T* out, const T* x, int64_t outer, int64_t r, int64_t inner);
 template <typename T>
