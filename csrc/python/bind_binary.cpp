@@ -216,7 +216,7 @@ py::array clip(const py::array& x, const py::object& lo, const py::object& hi, c
   const char k = float_input(x, op, "x");
   auto bound = [&](const py::object& v, const char* name) -> double {
     if (v.is_none()) return 0.0;
-    if (!py::isinstance<py::float_>(v) && !py::isinstance<py::int_>(v))
+    if (py::isinstance<py::bool_>(v) || (!py::isinstance<py::float_>(v) && !py::isinstance<py::int_>(v)))
       throw py::type_error(op + ": " + name + " must be a float, an int or None, but received " +
                            std::string(py::str(py::type::of(v).attr("__name__"))));
     const double d = PyFloat_AsDouble(v.ptr());  // an int too large for a double raises OverflowError here
