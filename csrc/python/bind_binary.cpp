@@ -4,6 +4,7 @@
 // releases it and calls exactly one kernel. Non-contiguous inputs are rejected, not copied: fastnn.backend's
 // wrappers send those to NumPy.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -125,6 +126,10 @@ struct Ptr {
 Ptr out_ptr(py::array& a) { return Ptr{a.mutable_data()}; }
 Ptr in_ptr(const py::array& a) { return Ptr{const_cast<void*>(a.data())}; }
 
+// Whether a finite double rounds to infinity as a float (|v| at or past the midpoint between FLT_MAX and 2^128);
+// checked before the cast, which is undefined behaviour in C++ for such values.
+bool overflows_float(double v) { return std::isfinite(v) && std::fabs(v) >= std::ldexp(1.0, 128) - std::ldexp(1.0, 103); }
+
 BinaryOp parse_binary(const std::string& name) {
   if (name == "add") return BinaryOp::kAdd;
   if (name == "subtract") return BinaryOp::kSubtract;
@@ -228,6 +233,12 @@ py::array clip(const py::array& x, const py::object& lo, const py::object& hi, c
   };
   const double lo_v = bound(lo, "lo"), hi_v = bound(hi, "hi");
   const bool has_lo = !lo.is_none(), has_hi = !hi.is_none();
+  // A finite bound that overflows float32 is NumPy's "overflow encountered in cast" warning: refuse it here (the
+  // backend then lets NumPy warn) rather than clip silently at infinity.
+  if (k == 'f') {
+    for (const double v : {has_lo ? lo_v : 0.0, has_hi ? hi_v : 0.0})
+      if (overflows_float(v)) throw py::value_error(op + ": bound " + std::to_string(v) + " overflows float32");
+  }
   const Shape shape = shape_of(x);
   py::array o = output(out, x.dtype(), shape, {x}, op);
   const int64_t n = x.size();
@@ -272,6 +283,8 @@ py::array dropout_mask_multiply(const py::array& x, const py::array& mask, doubl
   const std::string op = "dropout_mask_multiply";
   const char k = float_input(x, op, "x");
   bool_input(mask, op, "mask");
+  if (k == 'f' && overflows_float(scale))
+    throw py::value_error(op + ": scale " + std::to_string(scale) + " overflows float32");
   const Shape sx = shape_of(x), sm = shape_of(mask);
   const Shape shape = broadcast_shapes({sx, sm}, op);
   if (shape != sx)
@@ -324,7 +337,7 @@ std::vector<bool> parse_axes(const py::object& axis, size_t ndim, const std::str
   std::vector<bool> reduced(ndim, axis.is_none());
   if (axis.is_none()) return reduced;
   std::vector<py::object> items;
-  if (py::isinstance<py::tuple>(axis) || py::isinstance<py::list>(axis)) {
+  if (py::isinstance<py::tuple>(axis)) {  // a list is a TypeError in NumPy too
     for (py::handle h : axis) items.push_back(py::reinterpret_borrow<py::object>(h));
   } else {
     items.push_back(axis);

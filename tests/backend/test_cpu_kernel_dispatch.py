@@ -116,6 +116,11 @@ def test_reduction_arguments_the_kernel_does_not_take_go_to_numpy():
     _same(B.max(big), np.max(big))
     with pytest.raises(np.exceptions.AxisError):
         B.sum(x, axis=2)
+    with pytest.raises(TypeError):
+        B.sum(x, axis=[0])
+    _same(B.sum(x, axis=np.int64(1)), np.sum(x, axis=np.int64(1)))
+    with pytest.warns(RuntimeWarning, match="overflow"):  # NumPy's warning, as np.clip gives it
+        _same(B.clip(x, 0.0, 1e40), np.clip(x, 0.0, np.inf))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -198,7 +198,7 @@ def test_clip(data):
     x = _array(data, rng, data.draw(fz.shapes(), label="shape"), dtype, "x")
     lo = data.draw(st.sampled_from(BOUNDS + ("0", [0.0], True)), label="lo")
     hi = data.draw(st.sampled_from(BOUNDS), label="hi")
-    valid = fz.c_ready(x) and type(lo) in (float, int, type(None))
+    valid = fz.c_ready(x) and type(lo) in (float, int, type(None))  # (no bound here overflows float32)
     out, out_ok = _out(data, x.shape, x.dtype, [x])
     if not (valid and out_ok):
         fz.expect(lambda: _C.clip(x, lo, hi, out), None, None, must_raise=ERR)
@@ -261,7 +261,7 @@ def test_dropout_mask_multiply(data):
     mask = _bools(data, rng, m_shape, "mask")
     scale = data.draw(st.sampled_from([2.0, 1 / 0.7, 1.0, 0.0, np.inf, 1e300]), label="scale")
     valid = (fz.c_ready(x) and mask.dtype == bool and mask.flags.c_contiguous
-             and _broadcasts(x.shape, mask.shape) == x.shape)
+             and _broadcasts(x.shape, mask.shape) == x.shape and not (dtype == np.float32 and scale == 1e300))
     out, out_ok = _out(data, x.shape, x.dtype, [x])
     if not (valid and out_ok):
         fz.expect(lambda: _C.dropout_mask_multiply(x, mask, scale, out), None, None, must_raise=ERR)

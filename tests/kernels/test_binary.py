@@ -179,6 +179,15 @@ class TestArgumentChecks:
             _C.reduce_sum(np.ones(3, ">f4"))
         with pytest.raises(TypeError, match="lo must be a float, an int or None"):
             _C.clip(np.ones(3), "0", 1.0)
+        with pytest.raises(TypeError, match="lo must be a float, an int or None"):
+            _C.clip(np.ones(3), True, 1.0)
+        # finite numbers that round to infinity in float32 (NumPy warns "overflow encountered in cast")
+        with pytest.raises(ValueError, match="overflows float32"):
+            _C.clip(np.ones(3, np.float32), 0.0, 1e40)
+        with pytest.raises(ValueError, match="overflows float32"):
+            _C.dropout_mask_multiply(np.ones(3, np.float32), np.ones(3, bool), 1e300)
+        np.testing.assert_array_equal(_C.clip(np.ones(3, np.float32), 0.0, 3.4028235e38), np.ones(3, np.float32))
+        np.testing.assert_array_equal(_C.clip(np.ones(3), 0.0, 1e40), np.ones(3))
 
     def test_shapes_layouts_and_names(self):
         with pytest.raises(ValueError, match=r"operands could not be broadcast together with shapes \(2, 3\) \(2,\)"):
@@ -204,6 +213,8 @@ class TestArgumentChecks:
             _C.reduce_sum(x, (0, 2))
         with pytest.raises(TypeError, match="axis must be None, an int or a tuple of ints"):
             _C.reduce_sum(x, 1.0)
+        with pytest.raises(TypeError, match="axis must be None, an int or a tuple of ints"):
+            _C.reduce_sum(x, [0, 1])  # as NumPy: a list is no axis
         with pytest.raises(ValueError, match="zero-size reduction"):
             _C.reduce_max(np.ones((0, 3)), 0)
         with pytest.raises(ValueError, match="zero-size reduction"):
