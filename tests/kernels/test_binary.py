@@ -335,15 +335,16 @@ def test_results_do_not_depend_on_thread_count(restore_threads):
     row = rng.standard_normal(1031).astype(np.float32)
     mask = x > 0
     long = rng.standard_normal(1 << 18).astype(np.float32)
+    x3 = rng.standard_normal((4, 300, 1031)).astype(np.float32)  # outer-axis reductions split over outer = 4
     outs, counts = [], []
     for threads in (1, 2):
         backend.set_num_threads(threads)
         with count_parallel_regions() as seen:
             outs.append([
                 _C.binary(x, row, "add"), _C.compare(x, y, "less"), _C.where(mask, x, y), _C.clip(x, -0.5, 0.5),
-                _C.relu_mask_multiply(x, y), _C.dropout_mask_multiply(x, mask, 2.0), _C.reduce_sum(x, 0),
-                _C.reduce_sum(x, 1), _C.reduce_sum(long), _C.reduce_mean(x, 0), _C.reduce_max(x, 1),
-                _C.reduce_max(x, 0), _C.unbroadcast(x, (1031,)),
+                _C.relu_mask_multiply(x, y), _C.dropout_mask_multiply(x, mask, 2.0), _C.reduce_sum(x3, 1),
+                _C.reduce_sum(x, 1), _C.reduce_sum(long), _C.reduce_mean(x3, 1), _C.reduce_max(x, 1),
+                _C.reduce_max(x3, 1), _C.unbroadcast(x3, (4, 1, 1031)),
             ])
         counts.append(seen.count)
     assert counts[0] == 0
