@@ -1119,6 +1119,11 @@ FUZZ_TARGETS = {
     "oversubscription_guard": test_set_oversubscription_guard,
     "optimizer_update": test_optimizer_update, "sum_squares": test_sum_squares,
 }
+# The broadcasting elementwise and reduction bindings (bind_binary.cpp) are fuzzed in test_fuzz_binary.py (this
+# file is imported by path under --import-mode=importlib, so the targets are named by file there).
+FUZZ_TARGETS.update(dict.fromkeys(
+    ("binary", "compare", "where", "clip", "relu_mask_multiply", "dropout_mask_multiply", "reduce_sum", "reduce_mean",
+     "reduce_max", "unbroadcast"), "tests/fuzz/test_fuzz_binary.py"))
 
 
 def test_every_binding_has_a_fuzz_target():

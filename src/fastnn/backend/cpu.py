@@ -288,12 +288,6 @@ def memory_owner_id(buffer) -> int:
 
 
 # --- added by h-ops-b ---
-def relu_mask_multiply(g, y, out=None):
-    """``g * (y > 0)``: the gradient ``g`` through a ReLU whose output is ``y`` (zero where ``y <= 0``), written
-    into ``out`` when given."""
-    return np.multiply(g, y > 0, out=out)
-
-
 def _gemm_ready(x):
     """x is (batch, rows, cols): returns it unchanged when each matrix has a unit stride along one of its axes
     (the kernel reads it directly, transposed if needed), else a contiguous copy."""
@@ -455,17 +449,148 @@ def reduce_mean(buffer, axis=None, keepdims=False):
     return np.asarray(mean)
 
 
-# --- added by h-layers ---
-def dropout_scale(uniform, rate, dtype):
-    """Dropout's scaled keep-mask: ``(uniform >= rate) / (1 - rate)`` as ``dtype`` (0 where a value is dropped)."""
-    return ((uniform >= rate) / (1.0 - rate)).astype(dtype)
+# --- added by h-cpp-kernels ---
+# The broadcasting / mask / reduction kernels of csrc/cpu/binary.cpp and reduce.cpp, used where they beat NumPy on
+# fastnn's training shapes (measured: the seed MLP's (32, 64) / (32, 100) / (32, 1) batches and 4096 x 256; figures
+# in the issue-10 report). Each function keeps the NumPy function's semantics and numbers exactly: the kernels do the
+# same IEEE operation per element and sum in NumPy's pairwise order. Anything a kernel does not take (other dtypes,
+# non-contiguous or misaligned buffers, Python scalars as array operands, dtype= / out= / where= arguments,
+# non-adjacent reduction axes) goes to NumPy: the binding raises TypeError / ValueError before touching any data and
+# the wrapper retries with NumPy, which then returns NumPy's result or raises NumPy's own error. Like every fastnn
+# kernel they run with denormals-are-zero (a denormal input counts as zero); NumPy keeps denormals.
+#
+# These definitions come after `globals().update(... _NUMPY_FUNCTIONS ...)` on purpose: they rebind `sum`, `mean`,
+# `max`, `where`, `clip` (and `unbroadcast`, defined above) from NumPy's functions to these wrappers.
+# add / subtract / multiply / divide / maximum / minimum and the comparisons stay NumPy's ufuncs: on the MLP's
+# shapes a ufunc call (0.3-0.4 us) is cheaper than any Python wrapper plus binding, and the kernel (_C.binary,
+# _C.compare) only wins at 10^5+ elements or broadcast shapes, not by enough to pay for the wrapper on small calls.
+_NDARRAY = np.ndarray
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_KERNEL_ERRORS = (TypeError, ValueError)
+_MAX_KERNEL_SIZE = 1 << 15  # np.max's AVX-512 reduction beats reduce_max on long contiguous runs beyond this
 
 
-def dropout_mask_multiply(x, scale):
-    """``x * scale`` for a dropout mask ``scale`` of ``dropout_scale`` (broadcast over ``x``, same dtype): Dropout's
-    forward, and its backward on the incoming gradient."""
-    return np.multiply(x, scale)
+def _float_buffer(x) -> bool:
+    return type(x) is _NDARRAY and (x.dtype is _F32 or x.dtype is _F64)
 
+
+def sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):  # noqa: A001 - NumPy's name
+    """np.sum; float32/float64 C-contiguous buffers summed over adjacent axes use the C++ kernel (NumPy's order)."""
+    if dtype is None and out is None and not kwargs and _float_buffer(a):
+        try:
+            r = _C.reduce_sum(a, axis, keepdims)
+        except _KERNEL_ERRORS:
+            return np.sum(a, axis=axis, keepdims=keepdims)
+        return r if r.ndim else r[()]
+    return np.sum(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
+
+
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    """np.mean; float32/float64 C-contiguous buffers over adjacent, non-empty axes use the C++ kernel."""
+    if dtype is None and out is None and not kwargs and _float_buffer(a):
+        try:
+            r = _C.reduce_mean(a, axis, keepdims)
+        except _KERNEL_ERRORS:
+            return np.mean(a, axis=axis, keepdims=keepdims)
+        return r if r.ndim else r[()]
+    return np.mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kwargs)
+
+
+def max(a, axis=None, out=None, keepdims=False, **kwargs):  # noqa: A001 - NumPy's name
+    """np.max; float32/float64 C-contiguous buffers of up to 2^15 elements over adjacent axes use the C++ kernel."""
+    if out is None and not kwargs and _float_buffer(a) and a.size <= _MAX_KERNEL_SIZE:
+        try:
+            r = _C.reduce_max(a, axis, keepdims)
+        except _KERNEL_ERRORS:
+            return np.max(a, axis=axis, keepdims=keepdims)
+        return r if r.ndim else r[()]
+    return np.max(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
+
+
+def where(condition, x=None, y=None):
+    """np.where; a bool condition with two float buffers of one dtype (C-contiguous) uses the C++ select."""
+    if type(condition) is _NDARRAY and type(x) is _NDARRAY and type(y) is _NDARRAY:
+        try:
+            return _C.where(condition, x, y)
+        except _KERNEL_ERRORS:
+            pass
+    if x is None and y is None:
+        return np.where(condition)
+    return np.where(condition, x, y)
+
+
+def clip(a, a_min=None, a_max=None, out=None, **kwargs):
+    """np.clip; a float32/float64 C-contiguous buffer with Python-number (or None) bounds uses the C++ kernel."""
+    if (not kwargs and _float_buffer(a) and (a_min is not None or a_max is not None)
+            and type(a_min) in _BOUND_TYPES and type(a_max) in _BOUND_TYPES):
+        try:
+            return _C.clip(a, a_min, a_max, out)
+        except _KERNEL_ERRORS:
+            pass
+    return np.clip(a, a_min, a_max, out=out, **kwargs)
+
+
+_BOUND_TYPES = (float, int, type(None))
+
+
+def _unbroadcast_numpy(g, shape):
+    lead = g.ndim - len(shape)
+    if lead > 0:
+        g = np.sum(g, axis=tuple(range(lead)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    if axes:
+        g = np.sum(g, axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def _no_size1_reduction(gshape, shape, lead) -> bool:
+    for i, s in enumerate(shape):
+        if s == 1 and gshape[lead + i] != 1:
+            return False
+    return True
+
+
+def unbroadcast(g, shape):
+    """Sums ``g`` (of a broadcast shape) down to ``shape``: the backward of broadcasting. Float buffers use the
+    one-pass C++ kernel where that is one NumPy sum (leading axes only, or size-1 axes only); a reduction over both
+    kinds is two NumPy sums, as before, so every gradient keeps its numbers."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    if _float_buffer(g):
+        lead = g.ndim - len(shape)
+        # One NumPy sum unless both leading axes and broadcast size-1 axes are summed (the NumPy version's two passes).
+        # (`all` and `any` in this module are NumPy's: _NUMPY_FUNCTIONS binds them.)
+        if lead == 0 or 1 not in shape or _no_size1_reduction(g.shape, shape, lead):
+            try:
+                r = _C.unbroadcast(g, shape)
+            except _KERNEL_ERRORS:
+                return _unbroadcast_numpy(g, shape)
+            return r if r.ndim else r[()]  # a NumPy scalar for shape (), as the NumPy version returns
+    return _unbroadcast_numpy(g, shape)
+
+
+def relu_mask_multiply(g, y):
+    """``g * (y > 0)`` (the ReLU backward): g where y > 0, else g * 0 (so -0 for a negative g, NaN for inf / NaN g),
+    in g's dtype; same-shape float buffers use the fused one-pass C++ kernel."""
+    if _float_buffer(g):
+        try:
+            return _C.relu_mask_multiply(g, y)
+        except _KERNEL_ERRORS:
+            pass
+    return np.multiply(g, np.greater(y, 0))
+
+
+def dropout_mask_multiply(x, mask, scale):
+    """``x * mask * scale`` as multiply(multiply(x, mask), scale) (Dropout): mask a bool buffer broadcastable to x,
+    scale a Python float (rounded to x's dtype); float buffers use the fused one-pass C++ kernel."""
+    if _float_buffer(x) and type(scale) is float:
+        try:
+            return _C.dropout_mask_multiply(x, mask, scale)
+        except _KERNEL_ERRORS:
+            pass
+    return np.multiply(np.multiply(x, mask), scale)
 
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]

@@ -173,8 +173,8 @@ class Dropout(Layer):
         if self.noise_shape is not None:
             shape = tuple(s if n is None else n for s, n in zip(x.shape, self.noise_shape))
         gen = self._gen if self._gen is not None else _utils.rng()
-        scale = B.dropout_scale(B.random_uniform(gen, shape, "float64"), self.rate, x.dtype)
-        return _dropout(x, scale)
+        keep = B.greater_equal(B.random_uniform(gen, shape, "float64"), self.rate)
+        return _dropout(x, keep, 1.0 / (1.0 - self.rate))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -185,14 +185,14 @@ class Dropout(Layer):
         return config
 
 
-def _dropout(x, scale):
-    """``x * scale`` for Dropout's mask: the forward and the backward are one backend function (a fused kernel
-    later); the mask is a constant, so only ``x`` gets a gradient."""
+def _dropout(x, keep, scale):
+    """``x * keep * scale`` for Dropout's boolean keep-mask (broadcast over ``x``): the forward and the backward are
+    the same fused backend kernel; the mask is a constant, so only ``x`` gets a gradient."""
 
     def backward(g, needs):
-        return (B.dropout_mask_multiply(g, scale),)
+        return (B.dropout_mask_multiply(g, keep, scale),)
 
-    return record(B.dropout_mask_multiply(x._data, scale), (x,), backward, "dropout")
+    return record(B.dropout_mask_multiply(x._data, keep, scale), (x,), backward, "dropout")
 
 
 class Masking(Layer):
