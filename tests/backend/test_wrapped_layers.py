@@ -40,13 +40,19 @@ def test_dropout_mask_and_gradient_on_the_wrapped_backend():
             np.testing.assert_array_equal(a, b)
 
 
-def test_dropout_backend_functions_match_the_former_numpy_expression():
+def test_dropout_kernel_matches_the_former_numpy_expression():
+    # Before the fused kernel Dropout multiplied by ((u >= rate) / (1 - rate)) cast to the input's dtype.
     u = np.random.default_rng(0).random((5, 7))
-    x = np.random.default_rng(1).standard_normal((5, 7)).astype("float32")
-    scale = B.dropout_scale(u, 0.3, x.dtype)
-    np.testing.assert_array_equal(scale, ((u >= 0.3) / (1.0 - 0.3)).astype("float32"))
-    np.testing.assert_array_equal(B.dropout_mask_multiply(x, scale), x * scale)
-    assert _dropout(fastnn.Tensor(x), scale).dtype == "float32"
+    for dtype in ("float32", "float64"):
+        x = np.random.default_rng(1).standard_normal((5, 7)).astype(dtype)
+        x[0, :3] = [np.inf, -np.inf, np.nan]
+        former = x * ((u >= 0.3) / (1.0 - 0.3)).astype(dtype)
+        keep = B.greater_equal(u, 0.3)
+        np.testing.assert_array_equal(B.dropout_mask_multiply(x, keep, 1.0 / (1.0 - 0.3)), former)
+        y = _dropout(fastnn.Tensor(x), keep, 1.0 / (1.0 - 0.3))
+        assert y.dtype == dtype
+        np.testing.assert_array_equal(y.numpy(), former)
+        np.testing.assert_array_equal(np.signbit(y.numpy()), np.signbit(former))
 
 
 def _masks():
