@@ -246,7 +246,7 @@ struct Vec {
     V y = fma(s, pm1, s - splat(T(1)));
     const I big = x > splat(C::kExpm1Hi);
     if (any(big)) y = select(big, exp(x), y);
-    return y;
+    return select(x == splat(T(0)), x, y);  // expm1(-0) = -0
   }
 
   // Natural log (fdlibm's e_log.c / e_logf.c scheme): x = 2^k (1 + f), sqrt(2)/2 <= 1 + f < sqrt(2),
@@ -302,7 +302,7 @@ struct Vec {
     const V correction = (u - (m - splat(T(1)))) / m;
     const T inf = __builtin_huge_val();
     const I edge = (m == splat(T(0))) | (m == splat(inf));
-    return log(m) + select(edge, splat(T(0)), correction);
+    return select(u == splat(T(0)), u, log(m) + select(edge, splat(T(0)), correction));  // log1p(-0) = -0
   }
 
   // tanh(x) = sign(x) e / (e + 2), e = expm1(2 |x|): relative accuracy carried by expm1 down to tiny |x|.
