@@ -28,6 +28,9 @@ constexpr double kGeluCoeff = 0.044715;
 
 int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(cols, 1)); }
 
+// The reference twins' scalar per-element formulas (libm). The per-ISA kernels (elementwise_kernel_impl.h) run
+// the same formulas over vectors, with the library's own exp / expm1 / log1p / tanh / sigmoid.
+
 // Stable logistic: never evaluates exp of a large positive number.
 template <typename T>
 FASTNN_ALWAYS_INLINE T sigmoid(T x) {
