@@ -446,10 +446,8 @@ struct Kernels {
         v = count == kWd ? MD::load(reinterpret_cast<const double*>(x) + j)
                          : MD::load_first(reinterpret_cast<const double*>(x) + j, count, 0.0);
       } else {
-        typedef T VT __attribute__((vector_size(kWd * sizeof(T))));
-        VT narrow;
-        for (int l = 0; l < kWd; ++l) narrow[l] = T(0);
-        std::memcpy(&narrow, x + j, static_cast<size_t>(count) * sizeof(T));
+        using MN = vmath::Vec<T, kWd>;  // kWd floats, widened to kWd doubles
+        const typename MN::V narrow = count == kWd ? MN::load(x + j) : MN::load_first(x + j, count, T(0));
         v = __builtin_convertvector(narrow, VD);
       }
       if (count == kWd) sum.add(k, v * v);

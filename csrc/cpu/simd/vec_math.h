@@ -95,20 +95,78 @@ struct Vec {
     return v;
   }
   static FASTNN_ALWAYS_INLINE void store(T* p, V v) { std::memcpy(p, &v, sizeof v); }
-  // The first n (0 < n <= W) lanes from p, `fill` in the others; reads nothing beyond p[n - 1].
-  static FASTNN_ALWAYS_INLINE V load_first(const T* p, int64_t n, T fill) {
-    V v = splat(fill);
-    std::memcpy(&v, p, static_cast<size_t>(n) * sizeof(T));
-    return v;
-  }
-  static FASTNN_ALWAYS_INLINE void store_first(T* p, V v, int64_t n) {
-    std::memcpy(p, &v, static_cast<size_t>(n) * sizeof(T));
-  }
   // Lanes 0 .. n-1 true.
   static FASTNN_ALWAYS_INLINE I lanes_below(int64_t n) {
     I idx;
     for (int i = 0; i < W; ++i) idx[i] = i;
     return idx < static_cast<Int>(n);
+  }
+  // The first n (0 < n <= W) lanes from p, `fill` in the others; reads nothing beyond p[n - 1]. Masked loads and
+  // stores where the ISA has them (a partial memcpy into a vector would stall on store forwarding, per row).
+  static FASTNN_ALWAYS_INLINE V load_first(const T* p, int64_t n, T fill) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64) {
+      if constexpr (sizeof(T) == 4)
+        return (V)_mm512_mask_loadu_ps((__m512)splat(fill), static_cast<__mmask16>((1u << n) - 1u), p);
+      else
+        return (V)_mm512_mask_loadu_pd((__m512d)splat(fill), static_cast<__mmask8>((1u << n) - 1u), p);
+    }
+#endif
+#if defined(__AVX2__)
+    if constexpr (sizeof(V) == 32) {
+      const I mask = lanes_below(n);
+      V v;
+      if constexpr (sizeof(T) == 4) v = (V)_mm256_maskload_ps(reinterpret_cast<const float*>(p), (__m256i)mask);
+      else v = (V)_mm256_maskload_pd(reinterpret_cast<const double*>(p), (__m256i)mask);
+      return select(mask, v, splat(fill));
+    }
+#endif
+#if defined(__SSE2__)
+    if constexpr (sizeof(V) == 16) {  // n < W here: 1 double, or 1 to 3 floats
+      if constexpr (sizeof(T) == 8) {
+        return select(lanes_below(n), (V)_mm_load_sd(reinterpret_cast<const double*>(p)), splat(fill));
+      } else {
+        const float* f = reinterpret_cast<const float*>(p);
+        __m128 v = n >= 2 ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(f))) : _mm_load_ss(f);
+        if (n == 3) v = _mm_movelh_ps(v, _mm_load_ss(f + 2));
+        return select(lanes_below(n), (V)v, splat(fill));
+      }
+    }
+#endif
+    V v = splat(fill);
+    for (int64_t i = 0; i < n; ++i) v[i] = p[i];
+    return v;
+  }
+  static FASTNN_ALWAYS_INLINE void store_first(T* p, V v, int64_t n) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64) {
+      if constexpr (sizeof(T) == 4) _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), (__m512)v);
+      else _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), (__m512d)v);
+      return;
+    }
+#endif
+#if defined(__AVX2__)
+    if constexpr (sizeof(V) == 32) {
+      const I mask = lanes_below(n);
+      if constexpr (sizeof(T) == 4) _mm256_maskstore_ps(reinterpret_cast<float*>(p), (__m256i)mask, (__m256)v);
+      else _mm256_maskstore_pd(reinterpret_cast<double*>(p), (__m256i)mask, (__m256d)v);
+      return;
+    }
+#endif
+#if defined(__SSE2__)
+    if constexpr (sizeof(V) == 16) {
+      if constexpr (sizeof(T) == 8) {
+        _mm_store_sd(reinterpret_cast<double*>(p), (__m128d)v);
+      } else {
+        float* f = reinterpret_cast<float*>(p);
+        if (n >= 2) _mm_store_sd(reinterpret_cast<double*>(f), _mm_castps_pd((__m128)v));
+        else _mm_store_ss(f, (__m128)v);
+        if (n == 3) _mm_store_ss(f + 2, _mm_movehl_ps((__m128)v, (__m128)v));
+      }
+      return;
+    }
+#endif
+    for (int64_t i = 0; i < n; ++i) p[i] = v[i];
   }
 
   // ---- arithmetic --------------------------------------------------------------------------------------
