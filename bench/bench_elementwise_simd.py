@@ -1,11 +1,11 @@
-"""Times the elementwise, softmax / crossentropy and optimizer kernels of one fastnn._C build on one thread.
+"""Times the elementwise, softmax / crossentropy and optimizer kernels on one thread, before against after.
 
-    python bench/bench_elementwise_simd.py [path/to/_C.so] [simd path ...] > out.json
+    python bench/bench_elementwise_simd.py [--before OLD_C.so] [--after NEW_C.so] [--paths avx512,avx2+fma]
 
-Loads the given extension module (default: the one in src/fastnn), and for each SIMD path named (default: the
-active one) prints the median time in microseconds of each kernel at the shapes (32, 64), (64, 10), (4096, 256),
-float32, as JSON lines. Run it once for a build from before a change and once after, on the same machine; compare
-the medians. (A build whose elementwise kernels are not dispatched per ISA gives the same numbers for every path.)
+Loads the two extension modules side by side in one process (default after: the one in src/fastnn), and for each
+kernel at the shapes (32, 64), (64, 10), (4096, 256), float32, times the old build and the new build on each SIMD
+path named, interleaved round by round (so a noisy, shared machine slows all variants alike), and prints one JSON
+line per kernel and shape: the median microseconds of each variant and before / after ratios (> 1: faster now).
 """
 from __future__ import annotations
 
@@ -21,23 +21,20 @@ SHAPES = [(32, 64), (64, 10), (4096, 256)]
 ACTS = ["relu", "sigmoid", "tanh", "elu", "gelu_tanh", "silu", "softplus"]
 
 
-def load(path):
-    spec = importlib.util.spec_from_file_location("_C", path)
+def load(name, path):
+    # The module's init function is PyInit__C: any dotted name ending in "_C" loads it, so two builds can coexist.
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def median_us(fn, target_s=0.004, repeats=15):
+def calibrate(fn, target_s=0.003):
     fn()
     number = 1
-    while True:
-        t = timeit.timeit(fn, number=number)
-        if t >= target_s or number >= 1 << 20:
-            break
+    while timeit.timeit(fn, number=number) < target_s and number < 1 << 20:
         number *= 4
-    times = sorted(timeit.repeat(fn, number=number, repeat=repeats))
-    return times[len(times) // 2] / number * 1e6
+    return number
 
 
 def cases(C, rows, cols):
@@ -77,17 +74,41 @@ def cases(C, rows, cols):
 
 def main():
     root = pathlib.Path(__file__).resolve().parents[1]
-    path = sys.argv[1] if len(sys.argv) > 1 else str(next((root / "src" / "fastnn").glob("_C*.so")))
-    C = load(path)
-    C.set_num_threads(1)
-    paths = sys.argv[2:] or [C.simd_path()]
-    for simd in paths:
-        C.set_simd_path(simd)
-        for rows, cols in SHAPES:
-            for name, fn in cases(C, rows, cols).items():
-                with np.errstate(all="ignore"):
-                    us = median_us(fn)
-                print(json.dumps({"simd": simd, "shape": [rows, cols], "kernel": name, "us": round(us, 3)}), flush=True)
+    args = sys.argv[1:]
+
+    def option(flag, default):
+        return args[args.index(flag) + 1] if flag in args else default
+
+    after_path = option("--after", str(next((root / "src" / "fastnn").glob("_C*.so"))))
+    before_path = option("--before", None)
+    after = load("after._C", after_path)
+    paths = option("--paths", after.simd_path()).split(",")
+    before = load("before._C", before_path) if before_path else None
+    repeats = 21
+    for module in filter(None, (before, after)):
+        module.set_num_threads(1)
+    for rows, cols in SHAPES:
+        new_cases = cases(after, rows, cols)
+        old_cases = cases(before, rows, cols) if before else {}
+        for name, fn in new_cases.items():
+            variants = [(p, fn) for p in paths] + ([("before", old_cases[name])] if before else [])
+            numbers = {}
+            times = {v: [] for v, _ in variants}
+            with np.errstate(all="ignore"):
+                for v, f in variants:
+                    if v != "before":
+                        after.set_simd_path(v)
+                    numbers[v] = calibrate(f)
+                for _ in range(repeats):
+                    for v, f in variants:
+                        if v != "before":
+                            after.set_simd_path(v)
+                        times[v].append(timeit.timeit(f, number=numbers[v]) / numbers[v] * 1e6)
+            med = {v: sorted(t)[repeats // 2] for v, t in times.items()}
+            line = {"shape": [rows, cols], "kernel": name, "us": {v: round(t, 3) for v, t in med.items()}}
+            if before:
+                line["speedup"] = {p: round(med["before"] / med[p], 2) for p in paths}
+            print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -173,8 +173,12 @@ const detail::ElementwiseKernelSet<T>& kernels() {
 }
 }  // namespace
 
+// The exact GELU needs erf, which the vector math does not have: it runs the scalar twin (libm's erf) on every SIMD
+// path. Calling libm per lane from the vector code was slower than the scalar loop on AVX-512 (legacy-SSE libm
+// code entered with dirty upper vector state); gelu_tanh, Keras's default GELU, is vectorized.
 template <typename T>
 void activation_forward(T* y, const T* x, int64_t n, const ActivationParams& p) {
+  if (p.kind == ActKind::kGelu) return activation_forward_ref(y, x, n, p);
   DenormalsAreZero ftz;
   const T alpha = static_cast<T>(p.alpha);
   const auto f = kernels<T>().act_forward[static_cast<int>(p.kind)];
@@ -190,6 +194,7 @@ void activation_forward_ref(T* y, const T* x, int64_t n, const ActivationParams&
 
 template <typename T>
 void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, const ActivationParams& p) {
+  if (p.kind == ActKind::kGelu) return activation_backward_ref(dx, dy, x, y, n, p);  // erf: see activation_forward
   DenormalsAreZero ftz;
   const T alpha = static_cast<T>(p.alpha);
   const auto f = kernels<T>().act_backward[static_cast<int>(p.kind)];

@@ -22,7 +22,7 @@ constexpr int kMathFns = static_cast<int>(MathFn::kSigmoid) + 1;
 template <typename T>
 struct ElementwiseKernelSet {
   const char* name;
-  // y[i] = act(x[i]) / dx[i] = dy[i] act'(x[i]) for i < n, indexed by ActKind.
+  // y[i] = act(x[i]) / dx[i] = dy[i] act'(x[i]) for i < n, indexed by ActKind (null for kGelu: see elementwise.cpp).
   void (*act_forward[kActKinds])(T* y, const T* x, int64_t n, T alpha);
   void (*act_backward[kActKinds])(T* dx, const T* dy, const T* x, const T* y, int64_t n, T alpha);
   // Rows [0, rows) of (rows, cols) arrays, as in fastnn/elementwise.h.

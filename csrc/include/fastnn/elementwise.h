@@ -32,8 +32,8 @@ struct ActivationParams {
 namespace cpu {
 
 // The kernels below run on the SIMD path active now (fastnn/runtime.h: AVX-512, AVX2+FMA or the baseline ISA),
-// with this library's own vectorized exp / expm1 / log1p / tanh / sigmoid (a few ulp in float32, 1-2 ulp in
-// float64; gelu's erf is libm's). Each path's results are deterministic and independent of the thread count;
+// with this library's own vectorized exp / expm1 / log / log1p / tanh / sigmoid (at most 2 ulp in float32 and
+// float64); the exact gelu (erf) runs its scalar libm twin on every path. Each path's results are deterministic and independent of the thread count;
 // the reference twins (*_ref) are the plain scalar code with libm (the softmax and crossentropy ones in double).
 
 // y = act(x); x and y have n elements (may be the same buffer).
