@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "fastnn/common.h"
 
@@ -83,11 +84,9 @@ struct Vec {
   static constexpr int kWidth = W;
 
   // ---- construction, memory ------------------------------------------------------------------------------
-  static FASTNN_ALWAYS_INLINE V splat(T x) {
-    V v;
-    for (int i = 0; i < W; ++i) v[i] = x;
-    return v;
-  }
+  // x in every lane. (x - 0 is x exactly, -0 and NaN included; written so GCC emits one broadcast, where a
+  // lane-by-lane loop became W masked inserts.)
+  static FASTNN_ALWAYS_INLINE V splat(T x) { return x - V{}; }
   static FASTNN_ALWAYS_INLINE V load(const T* p) {
     V v;
     std::memcpy(&v, p, sizeof v);
@@ -238,10 +237,34 @@ struct Vec {
   }
 
   // ---- horizontal --------------------------------------------------------------------------------------
+  // The halves of v, as vectors of W / 2 lanes (lane i of hi is lane W / 2 + i of v).
+  using Half = Vec<T, (W > 1 ? W / 2 : 1)>;
+  template <size_t Offset, size_t... L>
+  static FASTNN_ALWAYS_INLINE typename Half::V lanes(V v, std::index_sequence<L...>) {
+    return __builtin_shufflevector(v, v, (L + Offset)...);
+  }
+  static FASTNN_ALWAYS_INLINE void halves(V v, typename Half::V* lo, typename Half::V* hi) {
+    *lo = lanes<0>(v, std::make_index_sequence<W / 2>{});
+    *hi = lanes<W / 2>(v, std::make_index_sequence<W / 2>{});
+  }
+  // Lane sum by halving: lane i + lane i + W/2, then again, ...: the fixed tree of Sum16::total within a vector.
+  static FASTNN_ALWAYS_INLINE T sum_lanes(V v) {
+    if constexpr (W == 1) {
+      return v[0];
+    } else {
+      typename Half::V lo, hi;
+      halves(v, &lo, &hi);
+      return Half::sum_lanes(lo + hi);
+    }
+  }
   static FASTNN_ALWAYS_INLINE T max_lanes(V v) {  // for NaN-free v
-    T m = v[0];
-    for (int i = 1; i < W; ++i) m = v[i] > m ? v[i] : m;
-    return m;
+    if constexpr (W == 1) {
+      return v[0];
+    } else {
+      typename Half::V lo, hi;
+      halves(v, &lo, &hi);
+      return Half::max_lanes(hi > lo ? hi : lo);
+    }
   }
 
   // ---- elementary functions -------------------------------------------------------------------------------
@@ -403,12 +426,14 @@ struct Sum16 {
   // Adds lane values v into vector slot k (elements 16 q + k W .. 16 q + k W + W - 1).
   FASTNN_ALWAYS_INLINE void add(int k, V v) { acc[k] = acc[k] + v; }
   FASTNN_ALWAYS_INLINE void add_first(int k, V v, int64_t n) { acc[k] = M::select(M::lanes_below(n), acc[k] + v, acc[k]); }
+  // Sum j (j < 16) holds lane j % W of acc[j / W]. The tree adds sum i + sum i + h for h = 8, 4, 2, 1: while h >= W
+  // that pairs whole vectors (acc[k] + acc[k + h / W]), then it halves within one vector (M::sum_lanes).
   FASTNN_ALWAYS_INLINE T total() const {
-    T t[16];
-    for (int k = 0; k < kVecs; ++k) std::memcpy(t + k * W, &acc[k], sizeof(V));
-    for (int half = 8; half >= 1; half /= 2)
-      for (int i = 0; i < half; ++i) t[i] = t[i] + t[i + half];
-    return t[0];
+    V v[kVecs];
+    for (int k = 0; k < kVecs; ++k) v[k] = acc[k];
+    for (int n = kVecs; n > 1; n /= 2)
+      for (int k = 0; k < n / 2; ++k) v[k] = v[k] + v[k + n / 2];
+    return M::sum_lanes(v[0]);
   }
 };
 
