@@ -434,3 +434,61 @@ def test_sum_squares_same_bits_on_every_path(dtype):
     ref = _C.sum_squares(arrays, reference=True)
     np.testing.assert_allclose(results[0], ref, rtol=1e-12)
     np.testing.assert_allclose(results[0], [float(np.sum(a.astype(np.float64) ** 2)) for a in arrays], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The paths against each other, and the FASTNN_SIMD switch
+# --------------------------------------------------------------------------------------------------------------
+def _on_path(path, fn):
+    previous = _C.simd_path()
+    _C.set_simd_path(path)
+    try:
+        return fn()
+    finally:
+        _C.set_simd_path(previous)
+
+
+def _fingerprint():
+    """Outputs of every vectorized kernel on inputs where the baseline path (no FMA) rounds some elements
+    differently from the FMA paths."""
+    x = np.linspace(-30, 30, 100_001).astype(np.float32)
+    logits = x[: 64 * 1000].reshape(64, 1000) / 3
+    out = [_C.vector_math(x, fn) for fn in ("exp", "expm1", "tanh", "sigmoid")]
+    out += [_C.activation_forward(x, name, alpha) for name, alpha in ACTIVATIONS.items()]
+    out += [_C.softmax_forward(logits), _C.log_softmax_forward(logits)]
+    return out
+
+
+def test_avx512_and_avx2_give_the_same_bits():
+    """Both FMA paths run the same operations per lane (the vector width changes only how many lanes at a time, and
+    sums use the width-independent Sum16 layout), so their results are identical; the baseline path (separate
+    multiply and add) may differ in the last bit."""
+    available = _C.build_info()["simd_available"]
+    if not {"avx512", "avx2+fma"} <= set(available):
+        pytest.skip("needs both AVX-512 and AVX2+FMA")
+    for a, b in zip(_on_path("avx512", _fingerprint), _on_path("avx2+fma", _fingerprint)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fastnn_simd_environment_switches_the_elementwise_kernels(tmp_path):
+    """FASTNN_SIMD=generic in a fresh process gives the baseline path's bits (set_simd_path('generic') here), which
+    differ from an FMA path's somewhere: the environment switch reaches these kernels, not only the GEMM."""
+    import os
+    import subprocess
+    import sys
+
+    if "avx2+fma" not in _C.build_info()["simd_available"]:
+        pytest.skip("no FMA path to tell the baseline path from")
+    script = tmp_path / "fingerprint.py"
+    script.write_text("import sys, numpy as np\n"
+                      f"sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})\n"
+                      "import test_simd_kernels as t\n"
+                      "np.save(sys.argv[1], np.concatenate([a.ravel() for a in t._fingerprint()]))\n")
+    out_file = tmp_path / "generic.npy"
+    env = dict(os.environ, FASTNN_SIMD="generic")
+    subprocess.run([sys.executable, str(script), str(out_file)], env=env, check=True, capture_output=True)
+    from_env = np.load(out_file)
+    generic = np.concatenate([a.ravel() for a in _on_path("generic", _fingerprint)])
+    fma = np.concatenate([a.ravel() for a in _on_path("avx2+fma", _fingerprint)])
+    np.testing.assert_array_equal(from_env, generic)
+    assert not np.array_equal(generic, fma)
