@@ -1,5 +1,7 @@
-// Elementwise kernels (see fastnn/elementwise.h). Every loop is a parallel_for over independent elements or
-// rows, so results do not depend on the thread count.
+// Elementwise kernels (see fastnn/elementwise.h): the drivers, which split the work over threads and dispatch
+// each chunk to the kernel set of the active SIMD path (elementwise_kernels.h, compiled per ISA), and the scalar
+// reference twins. Every loop is a parallel_for over independent elements or rows, so results do not depend on
+// the thread count.
 #include "fastnn/elementwise.h"
 
 #include <algorithm>
@@ -9,7 +11,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "elementwise_kernels.h"
 #include "fastnn/parallel.h"
+#include "fastnn/runtime.h"
 
 namespace fastnn::cpu {
 namespace {
@@ -23,6 +27,9 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267793994605993438;
 constexpr double kGeluCoeff = 0.044715;
 
 int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(cols, 1)); }
+
+// The reference twins' scalar per-element formulas (libm). The per-ISA kernels (elementwise_kernel_impl.h) run
+// the same formulas over vectors, with the library's own exp / expm1 / log1p / tanh / sigmoid.
 
 // Stable logistic: never evaluates exp of a large positive number.
 template <typename T>
@@ -125,32 +132,61 @@ void dispatch(ActKind k, const F& f) {
 #undef FASTNN_CASE
 }
 
-// Max of a row; NaN anywhere in the row makes the result NaN (so it propagates like NumPy's reference).
-template <typename T>
-FASTNN_ALWAYS_INLINE T row_max(const T* x, int64_t cols) {
-  T m = -std::numeric_limits<T>::infinity();
-  bool nan = false;
-  for (int64_t j = 0; j < cols; ++j) {
-    m = x[j] > m ? x[j] : m;
-    nan |= x[j] != x[j];
-  }
-  return nan ? std::numeric_limits<T>::quiet_NaN() : m;
-}
-
-// log(sum(exp(x))) of a row, max-shifted. A row containing NaN or +inf, or made only of -inf, gives NaN, as the
-// max-shifted NumPy reference does; an empty row gives -inf.
-template <typename T>
-FASTNN_ALWAYS_INLINE T row_lse(const T* x, int64_t cols) {
-  const T m = row_max(x, cols);
-  T s = 0;
-  for (int64_t j = 0; j < cols; ++j) s += std::exp(x[j] - m);
-  return m + std::log(s);
-}
-
 }  // namespace
 
+namespace detail {
+
+template <>
+const ElementwiseKernelSet<float>& active_elementwise_kernels<float>() {
+  static const ElementwiseKernelSet<float> generic = generic_elementwise_f32();
+#if defined(FASTNN_HAVE_AVX2_KERNELS)
+  static const ElementwiseKernelSet<float> avx2 = avx2_elementwise_f32();
+  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+#endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  static const ElementwiseKernelSet<float> avx512 = avx512_elementwise_f32();
+  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+#endif
+  return generic;
+}
+
+template <>
+const ElementwiseKernelSet<double>& active_elementwise_kernels<double>() {
+  static const ElementwiseKernelSet<double> generic = generic_elementwise_f64();
+#if defined(FASTNN_HAVE_AVX2_KERNELS)
+  static const ElementwiseKernelSet<double> avx2 = avx2_elementwise_f64();
+  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+#endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  static const ElementwiseKernelSet<double> avx512 = avx512_elementwise_f64();
+  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+#endif
+  return generic;
+}
+
+}  // namespace detail
+
+namespace {
+template <typename T>
+const detail::ElementwiseKernelSet<T>& kernels() {
+  return detail::active_elementwise_kernels<T>();
+}
+}  // namespace
+
+// The exact GELU needs erf, which the vector math does not have: it runs the scalar twin (libm's erf) on every SIMD
+// path. Calling libm per lane from the vector code was slower than the scalar loop on AVX-512 (legacy-SSE libm
+// code entered with dirty upper vector state); gelu_tanh, Keras's default GELU, is vectorized.
 template <typename T>
 void activation_forward(T* y, const T* x, int64_t n, const ActivationParams& p) {
+  if (p.kind == ActKind::kGelu) return activation_forward_ref(y, x, n, p);
+  DenormalsAreZero ftz;
+  const T alpha = static_cast<T>(p.alpha);
+  const auto f = kernels<T>().act_forward[static_cast<int>(p.kind)];
+  parallel_for(0, n, kElemGrain, [&](int64_t b, int64_t e) { f(y + b, x + b, e - b, alpha); });
+}
+
+template <typename T>
+void activation_forward_ref(T* y, const T* x, int64_t n, const ActivationParams& p) {
   DenormalsAreZero ftz;
   const T alpha = static_cast<T>(p.alpha);
   dispatch(p.kind, [&](auto k) { fwd_loop<decltype(k)::value>(y, x, n, alpha); });
@@ -158,28 +194,32 @@ void activation_forward(T* y, const T* x, int64_t n, const ActivationParams& p) 
 
 template <typename T>
 void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, const ActivationParams& p) {
+  if (p.kind == ActKind::kGelu) return activation_backward_ref(dx, dy, x, y, n, p);  // erf: see activation_forward
+  DenormalsAreZero ftz;
+  const T alpha = static_cast<T>(p.alpha);
+  const auto f = kernels<T>().act_backward[static_cast<int>(p.kind)];
+  parallel_for(0, n, kElemGrain, [&](int64_t b, int64_t e) { f(dx + b, dy + b, x + b, y + b, e - b, alpha); });
+}
+
+template <typename T>
+void activation_backward_ref(T* dx, const T* dy, const T* x, const T* y, int64_t n, const ActivationParams& p) {
   DenormalsAreZero ftz;
   const T alpha = static_cast<T>(p.alpha);
   dispatch(p.kind, [&](auto k) { bwd_loop<decltype(k)::value>(dx, dy, x, y, n, alpha); });
 }
 
 template <typename T>
+void vector_math(T* y, const T* x, int64_t n, MathFn fn) {
+  DenormalsAreZero ftz;
+  const auto f = kernels<T>().math[static_cast<int>(fn)];
+  parallel_for(0, n, kElemGrain, [&](int64_t b, int64_t e) { f(y + b, x + b, e - b); });
+}
+
+template <typename T>
 void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
   DenormalsAreZero ftz;
-  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const T* xr = x + r * cols;
-      T* yr = y + r * cols;
-      const T m = row_max(xr, cols);
-      T s = 0;
-      for (int64_t j = 0; j < cols; ++j) {
-        yr[j] = std::exp(xr[j] - m);
-        s += yr[j];
-      }
-      const T inv = T(1) / s;
-      for (int64_t j = 0; j < cols; ++j) yr[j] *= inv;
-    }
-  });
+  const auto f = kernels<T>().softmax_forward;
+  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) { f(y + b * cols, x + b * cols, e - b, cols); });
 }
 
 namespace {
@@ -216,15 +256,9 @@ void softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols) {
 template <typename T>
 void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
   DenormalsAreZero ftz;
+  const auto f = kernels<T>().softmax_backward;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const T* dyr = dy + r * cols;
-      const T* yr = y + r * cols;
-      T* dxr = dx + r * cols;
-      T dot = 0;
-      for (int64_t j = 0; j < cols; ++j) dot += dyr[j] * yr[j];
-      for (int64_t j = 0; j < cols; ++j) dxr[j] = yr[j] * (dyr[j] - dot);
-    }
+    f(dx + b * cols, dy + b * cols, y + b * cols, e - b, cols);
   });
 }
 
@@ -242,14 +276,8 @@ void softmax_backward_ref(T* dx, const T* dy, const T* y, int64_t rows, int64_t 
 template <typename T>
 void log_softmax_forward(T* y, const T* x, int64_t rows, int64_t cols) {
   DenormalsAreZero ftz;
-  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const T* xr = x + r * cols;
-      T* yr = y + r * cols;
-      const T shift = row_lse(xr, cols);
-      for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] - shift;
-    }
-  });
+  const auto f = kernels<T>().log_softmax_forward;
+  parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) { f(y + b * cols, x + b * cols, e - b, cols); });
 }
 
 template <typename T>
@@ -266,15 +294,9 @@ void log_softmax_forward_ref(T* y, const T* x, int64_t rows, int64_t cols) {
 template <typename T>
 void log_softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols) {
   DenormalsAreZero ftz;
+  const auto f = kernels<T>().log_softmax_backward;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const T* dyr = dy + r * cols;
-      const T* yr = y + r * cols;
-      T* dxr = dx + r * cols;
-      T s = 0;
-      for (int64_t j = 0; j < cols; ++j) s += dyr[j];
-      for (int64_t j = 0; j < cols; ++j) dxr[j] = dyr[j] - std::exp(yr[j]) * s;
-    }
+    f(dx + b * cols, dy + b * cols, y + b * cols, e - b, cols);
   });
 }
 
@@ -318,11 +340,12 @@ template <typename T>
 LabelError sparse_xent_forward(T* loss, T* lse, const T* logits, const int64_t* labels, int64_t rows, int64_t cols) {
   DenormalsAreZero ftz;
   LabelChecker check(cols);
+  const auto lse_of = kernels<T>().row_lse;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = logits + r * cols;
       const int64_t label = labels[r];
-      lse[r] = row_lse(xr, cols);
+      lse[r] = lse_of(xr, cols);
       loss[r] = check.ok(r, label) ? lse[r] - xr[label] : std::numeric_limits<T>::quiet_NaN();
     }
   });
@@ -351,6 +374,7 @@ LabelError sparse_xent_backward(T* dlogits, const T* dloss, const T* logits, con
                                 int64_t rows, int64_t cols) {
   DenormalsAreZero ftz;
   LabelChecker check(cols);
+  const auto scaled_softmax = kernels<T>().scaled_softmax_row;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = logits + r * cols;
@@ -358,7 +382,7 @@ LabelError sparse_xent_backward(T* dlogits, const T* dloss, const T* logits, con
       const T g = dloss[r];
       const T l = lse[r];
       const int64_t label = labels[r];
-      for (int64_t j = 0; j < cols; ++j) dr[j] = g * std::exp(xr[j] - l);
+      scaled_softmax(dr, xr, g, l, cols);  // dr[j] = g * exp(xr[j] - l)
       if (check.ok(r, label)) dr[label] -= g;
     }
   });
@@ -368,15 +392,13 @@ LabelError sparse_xent_backward(T* dlogits, const T* dloss, const T* logits, con
 template <typename T>
 void dense_xent_forward(T* loss, T* lse, const T* logits, const T* target, int64_t rows, int64_t cols) {
   DenormalsAreZero ftz;
+  const auto& ks = kernels<T>();
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = logits + r * cols;
-      const T* tr = target + r * cols;
-      const T l = row_lse(xr, cols);
-      T acc = 0;
-      for (int64_t j = 0; j < cols; ++j) acc += tr[j] * (l - xr[j]);
+      const T l = ks.row_lse(xr, cols);
       lse[r] = l;
-      loss[r] = acc;
+      loss[r] = ks.dense_xent_row(xr, target + r * cols, l, cols);  // sum_j t[j] (l - x[j])
     }
   });
 }
@@ -399,30 +421,17 @@ template <typename T>
 void dense_xent_backward(T* dlogits, const T* dloss, const T* logits, const T* lse, const T* target, int64_t rows,
                          int64_t cols) {
   DenormalsAreZero ftz;
+  const auto f = kernels<T>().dense_xent_backward_row;
   parallel_for(0, rows, row_grain(cols), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const T* xr = logits + r * cols;
-      const T* tr = target + r * cols;
-      T* dr = dlogits + r * cols;
-      T tsum = 0;
-      for (int64_t j = 0; j < cols; ++j) tsum += tr[j];
-      const T g = dloss[r];
-      const T l = lse[r];
-      for (int64_t j = 0; j < cols; ++j) dr[j] = g * (std::exp(xr[j] - l) * tsum - tr[j]);
-    }
+    for (int64_t r = b; r < e; ++r) f(dlogits + r * cols, logits + r * cols, target + r * cols, dloss[r], lse[r], cols);
   });
 }
 
 template <typename T>
 void bias_add_forward(T* y, const T* x, const T* b, int64_t rows, int64_t cols) {
   DenormalsAreZero ftz;
-  parallel_for(0, rows, row_grain(cols), [&](int64_t rb, int64_t re) {
-    for (int64_t r = rb; r < re; ++r) {
-      const T* xr = x + r * cols;
-      T* yr = y + r * cols;
-      for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] + b[j];
-    }
-  });
+  const auto f = kernels<T>().bias_add_forward;
+  parallel_for(0, rows, row_grain(cols), [&](int64_t rb, int64_t re) { f(y + rb * cols, x + rb * cols, b, re - rb, cols); });
 }
 
 template <typename T>
@@ -432,19 +441,17 @@ void bias_add_backward(T* db, const T* dy, int64_t rows, int64_t cols) {
   // summation order depends only on rows and cols, never on the thread count.
   constexpr int64_t kRowBlock = 256;
   const int64_t blocks = ceil_div(rows, kRowBlock);
+  const auto column_sums = kernels<T>().column_sums;  // acc[j] += rows of dy added in order
   if (blocks <= 1) {
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < cols; ++j) db[j] += dy[r * cols + j];
+    column_sums(db, dy, rows, cols);
     return;
   }
   std::vector<T> partial(static_cast<size_t>(blocks * cols), T(0));
   T* part = partial.data();
   parallel_for(0, blocks, 1, [&](int64_t bb, int64_t be) {
     for (int64_t blk = bb; blk < be; ++blk) {
-      T* pr = part + blk * cols;
-      const int64_t r1 = std::min(rows, (blk + 1) * kRowBlock);
-      for (int64_t r = blk * kRowBlock; r < r1; ++r)
-        for (int64_t j = 0; j < cols; ++j) pr[j] += dy[r * cols + j];
+      const int64_t r0 = blk * kRowBlock, r1 = std::min(rows, (blk + 1) * kRowBlock);
+      column_sums(part + blk * cols, dy + r0 * cols, r1 - r0, cols);
     }
   });
   parallel_for(0, cols, 1024, [&](int64_t jb, int64_t je) {
@@ -465,7 +472,10 @@ void bias_add_backward_ref(T* db, const T* dy, int64_t rows, int64_t cols) {
 
 #define FASTNN_INSTANTIATE(T)                                                                                    \
   template void activation_forward<T>(T*, const T*, int64_t, const ActivationParams&);                           \
+  template void activation_forward_ref<T>(T*, const T*, int64_t, const ActivationParams&);                       \
   template void activation_backward<T>(T*, const T*, const T*, const T*, int64_t, const ActivationParams&);      \
+  template void activation_backward_ref<T>(T*, const T*, const T*, const T*, int64_t, const ActivationParams&);  \
+  template void vector_math<T>(T*, const T*, int64_t, MathFn);                                                   \
   template void softmax_forward<T>(T*, const T*, int64_t, int64_t);                                              \
   template void softmax_forward_ref<T>(T*, const T*, int64_t, int64_t);                                          \
   template void softmax_backward<T>(T*, const T*, const T*, int64_t, int64_t);                                   \

@@ -1,6 +1,8 @@
 // Fused optimizer updates (see fastnn/optimizer.h). Each element's arithmetic is independent of the others,
 // so the results do not depend on the thread count. The formulas follow keras/src/optimizers/*.py, computed
-// in the variable's dtype like Keras does.
+// in the variable's dtype like Keras does. optimizer_update and sum_squares dispatch each chunk to the kernel
+// set of the active SIMD path (elementwise_kernels.h); the scalar loops here are their reference twins, and
+// Ftrl (std::pow), Lamb and Adafactor (per-variable norms over a fixed partition) run as scalar code.
 #include "fastnn/optimizer.h"
 
 #include <algorithm>
@@ -8,7 +10,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include "elementwise_kernels.h"
 #include "fastnn/parallel.h"
+#include "fastnn/runtime.h"
 
 namespace fastnn::cpu {
 namespace {
@@ -25,9 +29,56 @@ inline T prep_grad(T g, T scale, T clip) {
 
 }  // namespace
 
+namespace detail {
+
+template <>
+const OptimizerKernelSet<float>& active_optimizer_kernels<float>() {
+  static const OptimizerKernelSet<float> generic = generic_optimizer_f32();
+#if defined(FASTNN_HAVE_AVX2_KERNELS)
+  static const OptimizerKernelSet<float> avx2 = avx2_optimizer_f32();
+  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+#endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  static const OptimizerKernelSet<float> avx512 = avx512_optimizer_f32();
+  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+#endif
+  return generic;
+}
+
+template <>
+const OptimizerKernelSet<double>& active_optimizer_kernels<double>() {
+  static const OptimizerKernelSet<double> generic = generic_optimizer_f64();
+#if defined(FASTNN_HAVE_AVX2_KERNELS)
+  static const OptimizerKernelSet<double> avx2 = avx2_optimizer_f64();
+  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+#endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  static const OptimizerKernelSet<double> avx512 = avx512_optimizer_f64();
+  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+#endif
+  return generic;
+}
+
+}  // namespace detail
+
 template <typename T>
 void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, double grad_scale,
                       const OptimizerParams& p) {
+  if (p.kind == OptKind::kLamb || p.kind == OptKind::kAdafactor || p.kind == OptKind::kFtrl) {
+    optimizer_update_ref(var, s0, s1, s2, grad, n, grad_scale, p);
+    return;
+  }
+  DenormalsAreZero ftz;
+  const auto update = detail::active_optimizer_kernels<T>().update;
+  auto at = [](T* a, int64_t lo) { return a ? a + lo : nullptr; };
+  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+    update(var + lo, at(s0, lo), at(s1, lo), at(s2, lo), grad + lo, hi - lo, grad_scale, p);
+  });
+}
+
+template <typename T>
+void optimizer_update_ref(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, double grad_scale,
+                          const OptimizerParams& p) {
   DenormalsAreZero ftz;  // one rule for every kernel entry: the serial parts run flushed too
   if (p.kind == OptKind::kLamb) {  // per-variable norms: its own two-pass kernel
     lamb_update(var, s0, s1, grad, n, grad_scale, p);
@@ -326,17 +377,22 @@ double sum_squares(const T* x, int64_t n) {
   DenormalsAreZero ftz;  // the final sum of the partials runs on the caller, outside parallel_for
   constexpr int64_t kBlock = 4096;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const auto block_sum = detail::active_optimizer_kernels<T>().sum_squares;
   std::vector<double> partial(static_cast<size_t>(std::max<int64_t>(blocks, 1)), 0.0);
   parallel_for(0, blocks, 4, [&](int64_t lo, int64_t hi) {
-    for (int64_t b = lo; b < hi; ++b) {
-      double s = 0.0;
-      const int64_t end = std::min(n, (b + 1) * kBlock);
-      for (int64_t i = b * kBlock; i < end; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-      partial[static_cast<size_t>(b)] = s;
-    }
+    for (int64_t b = lo; b < hi; ++b)
+      partial[static_cast<size_t>(b)] = block_sum(x + b * kBlock, std::min(n, (b + 1) * kBlock) - b * kBlock);
   });
   double total = 0.0;
   for (int64_t b = 0; b < blocks; ++b) total += partial[static_cast<size_t>(b)];
+  return total;
+}
+
+template <typename T>
+double sum_squares_ref(const T* x, int64_t n) {
+  DenormalsAreZero ftz;
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) total += static_cast<double>(x[i]) * static_cast<double>(x[i]);
   return total;
 }
 
@@ -344,6 +400,10 @@ template void optimizer_update<float>(float*, float*, float*, float*, const floa
                                       const OptimizerParams&);
 template void optimizer_update<double>(double*, double*, double*, double*, const double*, int64_t, double,
                                        const OptimizerParams&);
+template void optimizer_update_ref<float>(float*, float*, float*, float*, const float*, int64_t, double,
+                                          const OptimizerParams&);
+template void optimizer_update_ref<double>(double*, double*, double*, double*, const double*, int64_t, double,
+                                           const OptimizerParams&);
 template void lamb_update<float>(float*, float*, float*, const float*, int64_t, double, const OptimizerParams&);
 template void lamb_update<double>(double*, double*, double*, const double*, int64_t, double, const OptimizerParams&);
 template void adafactor_update<float>(float*, float*, float*, float*, const float*, int64_t, int64_t, int64_t, bool,
@@ -352,5 +412,7 @@ template void adafactor_update<double>(double*, double*, double*, double*, const
                                        bool, double, const OptimizerParams&);
 template double sum_squares<float>(const float*, int64_t);
 template double sum_squares<double>(const double*, int64_t);
+template double sum_squares_ref<float>(const float*, int64_t);
+template double sum_squares_ref<double>(const double*, int64_t);
 
 }  // namespace fastnn::cpu

@@ -86,7 +86,7 @@ struct Ptr {
 Ptr out_ptr(py::array& a) { return Ptr{a.mutable_data()}; }
 Ptr in_ptr(const py::array& a) { return Ptr{const_cast<void*>(a.data())}; }
 
-py::array activation_forward(const py::array& x, const std::string& name, double alpha) {
+py::array activation_forward(const py::array& x, const std::string& name, double alpha, bool reference) {
   const std::string op = name;
   ActivationParams p{parse_kind(name), alpha};
   const char k = check_float(x, op, "x");
@@ -95,14 +95,14 @@ py::array activation_forward(const py::array& x, const std::string& name, double
   const Ptr yp = out_ptr(y), xp = in_ptr(x);
   {
     py::gil_scoped_release release;
-    if (k == 'f') cpu::activation_forward(yp.as<float>(), xp.as<const float>(), n, p);
-    else cpu::activation_forward(yp.as<double>(), xp.as<const double>(), n, p);
+    if (k == 'f') (reference ? cpu::activation_forward_ref<float> : cpu::activation_forward<float>)(yp.as<float>(), xp.as<const float>(), n, p);
+    else (reference ? cpu::activation_forward_ref<double> : cpu::activation_forward<double>)(yp.as<double>(), xp.as<const double>(), n, p);
   }
   return y;
 }
 
 py::array activation_backward(const py::array& dy, const py::array& x, const py::array& y, const std::string& name,
-                              double alpha) {
+                              double alpha, bool reference) {
   const std::string op = name + " (backward)";
   ActivationParams p{parse_kind(name), alpha};
   const char k = check_float(x, op, "x");
@@ -114,12 +114,33 @@ py::array activation_backward(const py::array& dy, const py::array& x, const py:
   {
     py::gil_scoped_release release;
     if (k == 'f')
-      cpu::activation_backward(dxp.as<float>(), dyp.as<const float>(), xp.as<const float>(), yp.as<const float>(), n, p);
+      (reference ? cpu::activation_backward_ref<float> : cpu::activation_backward<float>)(
+          dxp.as<float>(), dyp.as<const float>(), xp.as<const float>(), yp.as<const float>(), n, p);
     else
-      cpu::activation_backward(dxp.as<double>(), dyp.as<const double>(), xp.as<const double>(), yp.as<const double>(),
-                               n, p);
+      (reference ? cpu::activation_backward_ref<double> : cpu::activation_backward<double>)(
+          dxp.as<double>(), dyp.as<const double>(), xp.as<const double>(), yp.as<const double>(), n, p);
   }
   return dx;
+}
+
+// y = f(x) for the SIMD kernels' elementary functions (for tests and benchmarks).
+py::array vector_math(const py::array& x, const std::string& name) {
+  static const std::unordered_map<std::string, cpu::MathFn> fns = {
+      {"exp", cpu::MathFn::kExp}, {"expm1", cpu::MathFn::kExpm1}, {"log", cpu::MathFn::kLog},
+      {"log1p", cpu::MathFn::kLog1p}, {"tanh", cpu::MathFn::kTanh}, {"sigmoid", cpu::MathFn::kSigmoid}};
+  auto it = fns.find(name);
+  if (it == fns.end())
+    throw py::value_error("vector_math: unknown function '" + name + "'; expected exp, expm1, log, log1p, tanh or sigmoid");
+  const char k = check_float(x, "vector_math", "x");
+  py::array y = new_like(x);
+  const int64_t n = x.size();
+  const Ptr yp = out_ptr(y), xp = in_ptr(x);
+  {
+    py::gil_scoped_release release;
+    if (k == 'f') cpu::vector_math(yp.as<float>(), xp.as<const float>(), n, it->second);
+    else cpu::vector_math(yp.as<double>(), xp.as<const double>(), n, it->second);
+  }
+  return y;
 }
 
 // softmax / log_softmax over the last axis, fast or reference.
@@ -337,11 +358,16 @@ py::array bias_add_backward(const py::array& dy, bool reference) {
 
 void bind_elementwise(py::module_& m) {
   m.def("activation_forward", &activation_forward, py::arg("x"), py::arg("name"), py::arg("alpha") = 1.0,
+        py::arg("reference") = false,
         "y = act(x) elementwise for a C-contiguous float32/float64 x; name is one of relu, relu6, sigmoid, tanh, "
         "elu, selu, gelu, gelu_tanh, silu, leaky_relu, softplus, softsign, hard_sigmoid; alpha is elu's alpha "
-        "or leaky_relu's negative slope.");
+        "or leaky_relu's negative slope; reference=True runs the scalar libm twin.");
   m.def("activation_backward", &activation_backward, py::arg("dy"), py::arg("x"), py::arg("y"), py::arg("name"),
-        py::arg("alpha") = 1.0, "dx = dy * act'(x), given x and the forward output y.");
+        py::arg("alpha") = 1.0, py::arg("reference") = false,
+        "dx = dy * act'(x), given x and the forward output y; reference=True runs the scalar libm twin.");
+  m.def("vector_math", &vector_math, py::arg("x"), py::arg("name"),
+        "For tests and benchmarks: the SIMD kernels' own exp, expm1, log, log1p, tanh or sigmoid of x, on the active "
+        "SIMD path (denormals flushed like every kernel).");
   m.def("softmax_forward", [](const py::array& x, bool reference) { return softmax_like_forward(x, false, reference); },
         py::arg("x"), py::arg("reference") = false, "softmax over the last axis");
   m.def("softmax_backward",

@@ -162,7 +162,7 @@ void check_no_overlap(std::vector<Extent> extents) {
 }
 
 template <typename T>
-void run(const std::vector<Raw>& raw, const std::vector<double>& scales, const OptimizerParams& p) {
+void run(const std::vector<Raw>& raw, const std::vector<double>& scales, const OptimizerParams& p, bool reference) {
   for (size_t i = 0; i < raw.size(); ++i) {
     const Raw& r = raw[i];
     if (p.kind == OptKind::kAdafactor) {
@@ -171,7 +171,7 @@ void run(const std::vector<Raw>& raw, const std::vector<double>& scales, const O
                                r.factored, scales.empty() ? 1.0 : scales[i], p);
       continue;
     }
-    cpu::optimizer_update<T>(static_cast<T*>(r.var), static_cast<T*>(r.slot[0]), static_cast<T*>(r.slot[1]),
+    (reference ? cpu::optimizer_update_ref<T> : cpu::optimizer_update<T>)(static_cast<T*>(r.var), static_cast<T*>(r.slot[0]), static_cast<T*>(r.slot[1]),
                              static_cast<T*>(r.slot[2]), static_cast<const T*>(r.grad), r.n,
                              scales.empty() ? 1.0 : scales[i], p);
   }
@@ -181,7 +181,8 @@ void run(const std::vector<Raw>& raw, const std::vector<double>& scales, const O
 
 void bind_optimizer(py::module_& m) {
   m.def("optimizer_update", [](const std::string& kind, const py::sequence& variables, const py::sequence& grads,
-                               const py::sequence& slots, py::object grad_scales, const py::dict& params) {
+                               const py::sequence& slots, py::object grad_scales, const py::dict& params,
+                               bool reference) {
     OptimizerParams p;
     p.kind = parse_kind(kind);
     p.lr = get(params, "lr", 0.01);
@@ -301,12 +302,13 @@ void bind_optimizer(py::module_& m) {
     }
     const std::vector<Raw> raw = raw_pointers(t);
     py::gil_scoped_release release;
-    if (is_f32) run<float>(raw, scales, p); else run<double>(raw, scales, p);
+    if (is_f32) run<float>(raw, scales, p, reference); else run<double>(raw, scales, p, reference);
   }, py::arg("kind"), py::arg("variables"), py::arg("grads"), py::arg("slots"), py::arg("grad_scales") = py::none(),
-     py::arg("params") = py::dict(),
-     "Updates every variable in place with one optimizer step (Keras 3 formulas); see fastnn/optimizer.h.");
+     py::arg("params") = py::dict(), py::arg("reference") = false,
+     "Updates every variable in place with one optimizer step (Keras 3 formulas); see fastnn/optimizer.h. "
+     "reference=True runs the scalar twin (tests: every SIMD path must give its bits).");
 
-  m.def("sum_squares", [](const py::sequence& arrays) {
+  m.def("sum_squares", [](const py::sequence& arrays, bool reference) {
     auto xs = to_arrays(arrays, "arrays");
     std::vector<double> out(xs.size());
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -326,11 +328,14 @@ void bind_optimizer(py::module_& m) {
     {
       py::gil_scoped_release release;
       for (size_t i = 0; i < xs.size(); ++i)
-        out[i] = is_f32[i] ? cpu::sum_squares(static_cast<const float*>(data[i]), sizes[i])
-                           : cpu::sum_squares(static_cast<const double*>(data[i]), sizes[i]);
+        out[i] = is_f32[i] ? (reference ? cpu::sum_squares_ref<float> : cpu::sum_squares<float>)(
+                                 static_cast<const float*>(data[i]), sizes[i])
+                           : (reference ? cpu::sum_squares_ref<double> : cpu::sum_squares<double>)(
+                                 static_cast<const double*>(data[i]), sizes[i]);
     }
     return out;
-  }, py::arg("arrays"), "Per-array sum of squares (float64 accumulation), for gradient clipping by norm.");
+  }, py::arg("arrays"), py::arg("reference") = false,
+     "Per-array sum of squares (float64 accumulation), for gradient clipping by norm; reference=True: the serial sum.");
 }
 
 }  // namespace fastnn::python

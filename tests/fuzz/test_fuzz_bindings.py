@@ -1093,6 +1093,38 @@ def test_set_oversubscription_guard(data):
     _path_setter(data, _C.oversubscription_guard, _C.set_oversubscription_guard, ["auto", "off", "serial"])
 
 
+VECTOR_MATH = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
+               "sigmoid": lambda x: 1 / (1 + np.exp(-x))}
+
+
+@given(st.data())
+def test_vector_math(data):
+    rng = _rng(data)
+    dtype = _dtype(data)
+    x = _array(data, rng, data.draw(fz.shapes(), label="shape"), dtype, scale=30.0)
+    name = data.draw(st.one_of(st.sampled_from(sorted(VECTOR_MATH)),
+                               st.sampled_from(["", "EXP", "erf", "softmax", "x" * 200])), label="name")
+    valid = fz.c_ready(x) and name in VECTOR_MATH
+    fz.case("vector_math")
+    if not valid:
+        must = ERR if not fz.dtype_ok(x) and name not in VECTOR_MATH else \
+            TypeError if not fz.dtype_ok(x) else ValueError
+        fz.expect(lambda: _C.vector_math(x, name), None, None, must_raise=must)
+        return
+
+    def check(out, ref):
+        assert out.dtype == dtype and out.shape == x.shape
+        rtol, atol = fz.tolerances(dtype)
+        with np.errstate(all="ignore"):
+            fz.assert_close(out, ref.astype(dtype), rtol, atol)
+
+    def reference():
+        with np.errstate(all="ignore"):
+            return VECTOR_MATH[name](fz.daz(x, dtype))
+
+    fz.expect(lambda: _C.vector_math(x, name), reference, check, errors=())
+
+
 @given(st.data())
 def test_build_info(data):
     fz.case("build_info")
@@ -1117,7 +1149,7 @@ FUZZ_TARGETS = {
     "set_gemm_path": test_set_gemm_path, "gemm_path": test_set_gemm_path, "build_info": test_build_info,
     "set_oversubscription_guard": test_set_oversubscription_guard,
     "oversubscription_guard": test_set_oversubscription_guard,
-    "optimizer_update": test_optimizer_update, "sum_squares": test_sum_squares,
+    "optimizer_update": test_optimizer_update, "sum_squares": test_sum_squares, "vector_math": test_vector_math,
 }
 # The broadcasting elementwise and reduction bindings (bind_binary.cpp) are fuzzed in test_fuzz_binary.py (this
 # file is imported by path under --import-mode=importlib, so the targets are named by file there).

@@ -31,15 +31,30 @@ struct ActivationParams {
 
 namespace cpu {
 
+// The kernels below run on the SIMD path active now (fastnn/runtime.h: AVX-512, AVX2+FMA or the baseline ISA),
+// with this library's own vectorized exp / expm1 / log / log1p / tanh / sigmoid (at most 2 ulp in float32 and
+// float64); the exact gelu (erf) runs its scalar libm twin on every path. Each path's results are deterministic and independent of the thread count;
+// the reference twins (*_ref) are the plain scalar code with libm (the softmax and crossentropy ones in double).
+
 // y = act(x); x and y have n elements (may be the same buffer).
 template <typename T>
 void activation_forward(T* y, const T* x, int64_t n, const ActivationParams& p);
+template <typename T>
+void activation_forward_ref(T* y, const T* x, int64_t n, const ActivationParams& p);
 
 // dx = dy * act'(x). y = act(x) is the forward output (used by sigmoid, tanh, elu, selu); dx may alias dy.
 // At a kink the derivative is TensorFlow's: relu 0 at 0; relu6 0 at 0 and 6; leaky_relu alpha at 0; elu and selu
 // the linear side's slope (1, scale) at 0; hard_sigmoid 0 at -3 and 3.
 template <typename T>
 void activation_backward(T* dx, const T* dy, const T* x, const T* y, int64_t n, const ActivationParams& p);
+template <typename T>
+void activation_backward_ref(T* dx, const T* dy, const T* x, const T* y, int64_t n, const ActivationParams& p);
+
+// The elementary functions the SIMD kernels use, exposed for tests (accuracy against libm) and benchmarks:
+// y[i] = f(x[i]) on the active SIMD path, with denormals flushed like every kernel.
+enum class MathFn : int { kExp = 0, kExpm1, kLog, kLog1p, kTanh, kSigmoid };
+template <typename T>
+void vector_math(T* y, const T* x, int64_t n, MathFn fn);
 
 // x, y are (rows, cols) row-major: y = softmax(x) along each row (max-shifted).
 template <typename T>

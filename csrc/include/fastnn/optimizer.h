@@ -43,9 +43,14 @@ namespace cpu {
 //   Lion: s0 = momentum (beta1 / beta2 as in Keras's Lion)     Ftrl: s0 = accumulator, s1 = linear
 //   Lamb: s0 = m, s1 = v (runs lamb_update: per-variable trust ratio)
 //   Adafactor: not here (adafactor_update takes the shape); optimizer_update throws std::invalid_argument
+// Runs on the active SIMD path; every path performs the reference's IEEE operations in the reference's order, so
+// the results are bit-identical to optimizer_update_ref (the plain scalar loop) on every ISA.
 template <typename T>
 void optimizer_update(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, double grad_scale,
                       const OptimizerParams& p);
+template <typename T>
+void optimizer_update_ref(T* var, T* s0, T* s1, T* s2, const T* grad, int64_t n, double grad_scale,
+                          const OptimizerParams& p);
 
 // Lamb (keras/src/optimizers/lamb.py), one variable: s0 = m, s1 = v; Adam's bias-corrected step u scaled by the
 // trust ratio ||var|| / ||u|| (norms accumulated in double over fixed blocks: thread-count independent).
@@ -62,9 +67,13 @@ template <typename T>
 void adafactor_update(T* var, T* r, T* c, T* v, const T* grad, int64_t batch, int64_t rows, int64_t cols,
                       bool factored, double grad_scale, const OptimizerParams& p);
 
-// sum(x * x) in double (for clipnorm / global_clipnorm); fixed blocks, so thread-count independent.
+// sum(x * x) in double (for clipnorm / global_clipnorm); fixed blocks of 4096 elements, each summed in 16 interleaved
+// partial sums (element i into sum i % 16, combined by a fixed tree), then the blocks in order: the same bits for
+// any thread count and on every SIMD path. sum_squares_ref is the serial sum.
 template <typename T>
 double sum_squares(const T* x, int64_t n);
+template <typename T>
+double sum_squares_ref(const T* x, int64_t n);
 
 }  // namespace cpu
 }  // namespace fastnn
