@@ -201,7 +201,12 @@ def clip(x, x_min, x_max):
     lo = B.asarray(x_min._data if isinstance(x_min, Tensor) else x_min)
     hi = B.asarray(x_max._data if isinstance(x_max, Tensor) else x_max)
     try:
-        y = B.astype(B.clip(a, lo, hi), a.dtype, copy=False)
+        if a.dtype.kind == "f" and _is_number(x_min) and _is_number(x_max):
+            # Python-number bounds straight to the kernel: the same result as the float64 0-D bounds (no float of
+            # a's dtype lies between a bound and its rounding), without the NumPy fallback's promotion and cast.
+            y = B.clip(a, x_min, x_max)
+        else:
+            y = B.astype(B.clip(a, lo, hi), a.dtype, copy=False)
     except ValueError:
         raise broadcast_error("clip", a.shape, lo.shape, hi.shape) from None
 
@@ -210,6 +215,10 @@ def clip(x, x_min, x_max):
         return (B.unbroadcast(B.where(inside, g, 0), a.shape),)
 
     return record(y, (t,), backward, "clip")
+
+
+def _is_number(v) -> bool:
+    return type(v) in (float, int)
 
 
 def where(condition, x1=None, x2=None):
