@@ -205,3 +205,24 @@ def test_the_functions_run_on_the_wrapped_backend():
     for got, expected in cases:
         assert isinstance(got, WrappedBuffer)
         np.testing.assert_array_equal(WRAPPED.to_numpy(got), expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_out_buffers_receive_the_results(dtype):
+    # The backend's kernel-backed functions write into a caller's buffer (a later plan reuses memory); the NumPy
+    # fallback (float16 here) honours out= the same way.
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((6, 5)).astype(dtype)
+    y = rng.standard_normal((6, 5)).astype(dtype)
+    keep = rng.random((6, 5)) > 0.4
+    cases = [
+        (lambda out: B.relu_mask_multiply(g, y, out=out), g * (y > 0)),
+        (lambda out: B.dropout_mask_multiply(g, keep, 2.0, out=out), g * keep * np.asarray(2.0, dtype)),
+        (lambda out: B.where(y > 0, g, y, out=out), np.where(y > 0, g, y)),
+        (lambda out: B.clip(g, -0.5, 0.5, out=out), np.clip(g, -0.5, 0.5)),
+    ]
+    for fn, expected in cases:
+        out = np.full(g.shape, 7.0, dtype)
+        result = fn(out)
+        np.testing.assert_array_equal(out, expected.astype(dtype))
+        assert result is out or np.shares_memory(result, out)

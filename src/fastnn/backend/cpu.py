@@ -508,15 +508,19 @@ def max(a, axis=None, out=None, keepdims=False, **kwargs):  # noqa: A001 - NumPy
     return np.max(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
 
 
-def where(condition, x=None, y=None):
-    """np.where; a bool condition with two float buffers of one dtype (C-contiguous) uses the C++ select."""
+def where(condition, x=None, y=None, out=None):
+    """np.where; a bool condition with two float buffers of one dtype (C-contiguous) uses the C++ select. ``out``
+    (an extension over NumPy): the caller's buffer of the result's shape and dtype to write into."""
     if type(condition) is _NDARRAY and type(x) is _NDARRAY and type(y) is _NDARRAY:
         try:
-            return _C.where(condition, x, y)
+            return _C.where(condition, x, y, out)
         except _KERNEL_ERRORS:
             pass
     if x is None and y is None:
         return np.where(condition)
+    if out is not None:
+        np.copyto(out, np.where(condition, x, y))
+        return out
     return np.where(condition, x, y)
 
 
@@ -571,26 +575,27 @@ def unbroadcast(g, shape):
     return _unbroadcast_numpy(g, shape)
 
 
-def relu_mask_multiply(g, y):
+def relu_mask_multiply(g, y, out=None):
     """``g * (y > 0)`` (the ReLU backward): g where y > 0, else g * 0 (so -0 for a negative g, NaN for inf / NaN g),
-    in g's dtype; same-shape float buffers use the fused one-pass C++ kernel."""
+    in g's dtype, written into ``out`` when given; same-shape float buffers use the fused one-pass C++ kernel."""
     if _float_buffer(g):
         try:
-            return _C.relu_mask_multiply(g, y)
+            return _C.relu_mask_multiply(g, y, out)
         except _KERNEL_ERRORS:
             pass
-    return np.multiply(g, np.greater(y, 0))
+    return np.multiply(g, np.greater(y, 0), out=out)
 
 
-def dropout_mask_multiply(x, mask, scale):
+def dropout_mask_multiply(x, mask, scale, out=None):
     """``x * mask * scale`` as multiply(multiply(x, mask), scale) (Dropout): mask a bool buffer broadcastable to x,
-    scale a Python float (rounded to x's dtype); float buffers use the fused one-pass C++ kernel."""
+    scale a Python float (rounded to x's dtype), written into ``out`` when given; float buffers use the fused
+    one-pass C++ kernel."""
     if _float_buffer(x) and type(scale) is float:
         try:
-            return _C.dropout_mask_multiply(x, mask, scale)
+            return _C.dropout_mask_multiply(x, mask, scale, out)
         except _KERNEL_ERRORS:
             pass
-    return np.multiply(np.multiply(x, mask), scale)
+    return np.multiply(np.multiply(x, mask), scale, out=out)
 
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
