@@ -1,6 +1,6 @@
 """Utilities (``keras.utils``): ``set_random_seed``, ``to_categorical``, ``clear_session``, ``Progbar``.
 
-fastnn draws every random number (initializers, shuffling, dropout) from one NumPy generator, so
+fastnn draws every random number (initializers, shuffling, dropout) from one backend generator, so
 ``set_random_seed(seed)`` makes a whole training run reproducible.
 
 Example:
@@ -16,7 +16,9 @@ import time
 
 import numpy as np
 
-_rng = np.random.default_rng()
+from fastnn import backend as B
+
+_rng = B.random_generator()  # the backend's generator (NumPy's PCG64 on the CPU)
 
 
 def set_random_seed(seed: int) -> None:
@@ -30,11 +32,12 @@ def set_random_seed(seed: int) -> None:
         raise ValueError(f"set_random_seed: seed must be a non-negative int, but received {seed!r}")
     random.seed(int(seed))
     np.random.seed(int(seed) % (2**32))
-    _rng = np.random.default_rng(int(seed))
+    _rng = B.random_generator(int(seed))
 
 
-def rng() -> np.random.Generator:
-    """fastnn's random generator (seeded by :func:`set_random_seed`)."""
+def rng():
+    """fastnn's random generator (seeded by :func:`set_random_seed`): the active backend's generator object, drawn
+    from with ``fastnn.backend.random_*``."""
     return _rng
 
 

@@ -125,7 +125,9 @@ struct Vec {
         return select(lanes_below(n), (V)_mm_load_sd(reinterpret_cast<const double*>(p)), splat(fill));
       } else {
         const float* f = reinterpret_cast<const float*>(p);
-        __m128 v = n >= 2 ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(f))) : _mm_load_ss(f);
+        // Two floats as one 64-bit load: _mm_loadl_epi64 reads through an unaligned type (a float row is only
+        // 4-byte aligned; _mm_load_sd through a double* would be a misaligned access, undefined behaviour).
+        __m128 v = n >= 2 ? _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i_u*>(f))) : _mm_load_ss(f);
         if (n == 3) v = _mm_movelh_ps(v, _mm_load_ss(f + 2));
         return select(lanes_below(n), (V)v, splat(fill));
       }
@@ -157,7 +159,7 @@ struct Vec {
         _mm_store_sd(reinterpret_cast<double*>(p), (__m128d)v);
       } else {
         float* f = reinterpret_cast<float*>(p);
-        if (n >= 2) _mm_store_sd(reinterpret_cast<double*>(f), _mm_castps_pd((__m128)v));
+        if (n >= 2) _mm_storel_epi64(reinterpret_cast<__m128i_u*>(f), _mm_castps_si128((__m128)v));  // unaligned-safe
         else _mm_store_ss(f, (__m128)v);
         if (n == 3) _mm_store_ss(f + 2, _mm_movehl_ps((__m128)v, (__m128)v));
       }
