@@ -7,15 +7,12 @@ than 8 GB of memory, which these tests cannot afford; every size, offset and ind
 the binding is an int64_t (no 32-bit intermediate), and the broadcast plan's offsets are products of int64 strides."""
 from __future__ import annotations
 
-import sys
-import threading
-import time
-
 import numpy as np
 import pytest
 
 import fastnn
 from fastnn import _C
+from fastnn.testing.threads import progress_during
 
 
 @pytest.mark.parametrize("call", [
@@ -39,35 +36,6 @@ def test_shape_errors_come_before_allocation():
                   out=np.empty(1, np.float32))
 
 
-def _progress_during(call) -> int:
-    """How many loop iterations this thread made while ``call`` ran on a worker thread with the interpreter's
-    switch interval raised to 100 s (as tests/hardening/test_threads.py does): nonzero only if ``call`` released the
-    GIL itself."""
-    state = {"inside": False, "progress": 0}
-    entering = threading.Event()
-
-    def worker():
-        state["inside"] = True
-        entering.set()
-        call()
-        state["inside"] = False
-
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(100.0)
-    try:
-        t = threading.Thread(target=worker)
-        t.start()
-        entering.wait()
-        while t.is_alive():
-            if state["inside"]:
-                state["progress"] += 1
-            time.sleep(0)
-        t.join()
-    finally:
-        sys.setswitchinterval(previous)
-    return state["progress"]
-
-
 @pytest.mark.parametrize("name,call", [
     ("binary", lambda a, m: [_C.binary(a, a[0], "divide", reference=True) for _ in range(4)]),
     ("where", lambda a, m: [_C.where(m, a, a, reference=True) for _ in range(4)]),
@@ -79,4 +47,4 @@ def test_gil_is_released_in_long_kernels(name, call, restore_threads):
     fastnn.set_num_threads(1)
     a = np.random.default_rng(0).standard_normal((1200, 1200))
     m = a > 0
-    assert _progress_during(lambda: call(a, m)) > 0, f"{name}: no Python thread ran while the kernel was in C++"
+    assert progress_during(lambda: call(a, m)) > 0, f"{name}: no Python thread ran while the kernel was in C++"

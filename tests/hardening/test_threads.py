@@ -12,43 +12,12 @@ import pytest
 import fastnn
 from fastnn import _C, ops
 from fastnn.testing.mlp import MLP
-
-
-def _progress_during(call) -> int:
-    """Runs ``call`` on a worker thread; returns how many loop iterations this thread made while the call was inside.
-
-    The switch interval is raised to 100 s for the measurement, so the interpreter never takes the GIL from a thread
-    by force: this thread can run while the worker is inside ``call`` only if ``call`` released the GIL itself. The
-    counting loop yields the GIL at every iteration (time.sleep(0)) so the worker can take it back when it returns.
-    """
-    state = {"inside": False, "progress": 0}
-    entering = threading.Event()
-
-    def worker():
-        state["inside"] = True
-        entering.set()
-        call()
-        state["inside"] = False
-
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(100.0)
-    try:
-        t = threading.Thread(target=worker)
-        t.start()
-        entering.wait()
-        while t.is_alive():
-            if state["inside"]:
-                state["progress"] += 1
-            time.sleep(0)
-        t.join()
-    finally:
-        sys.setswitchinterval(previous)
-    return state["progress"]
+from fastnn.testing.threads import progress_during
 
 
 def test_the_gil_probe_sees_a_call_that_holds_the_gil():
     # The control: a long C loop that holds the GIL (the builtin sum) lets this thread make no progress.
-    assert _progress_during(lambda: sum(range(3 * 10**6))) == 0
+    assert progress_during(lambda: sum(range(3 * 10**6))) == 0
 
 
 @pytest.mark.parametrize("name,call", [
@@ -62,7 +31,7 @@ def test_the_gil_probe_sees_a_call_that_holds_the_gil():
 def test_gil_is_released_in_long_kernels(name, call, restore_threads):
     fastnn.set_num_threads(1)  # the kernel on one core, the counting thread on the other
     a = np.random.default_rng(0).standard_normal((1200, 1200))
-    progress = _progress_during(lambda: call(a))
+    progress = progress_during(lambda: call(a))
     assert progress > 0, f"{name}: no Python thread ran while the kernel was inside C++ (GIL held?)"
 
 

@@ -1,7 +1,10 @@
-"""Observing that kernels really ran in parallel, for the 1-vs-2-thread tests."""
+"""Observing that kernels really ran in parallel (the 1-vs-2-thread tests) and that they release the GIL."""
 from __future__ import annotations
 
 import contextlib
+import sys
+import threading
+import time
 
 from fastnn import backend
 
@@ -30,3 +33,35 @@ def count_parallel_regions():
     finally:
         seen.count = backend.build_info()["parallel_regions"] - before
         backend._C.set_oversubscription_guard(previous)
+
+
+def progress_during(call) -> int:
+    """Runs ``call`` on a worker thread; returns how many loop iterations this thread made while the call was inside.
+
+    The switch interval is raised to 100 s for the measurement, so the interpreter never takes the GIL from a thread
+    by force: this thread can run while the worker is inside ``call`` only if ``call`` released the GIL itself. The
+    counting loop yields the GIL at every iteration (time.sleep(0)) so the worker can take it back when it returns.
+    """
+    state = {"inside": False, "progress": 0}
+    entering = threading.Event()
+
+    def worker():
+        state["inside"] = True
+        entering.set()
+        call()
+        state["inside"] = False
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    try:
+        t = threading.Thread(target=worker)
+        t.start()
+        entering.wait()
+        while t.is_alive():
+            if state["inside"]:
+                state["progress"] += 1
+            time.sleep(0)
+        t.join()
+    finally:
+        sys.setswitchinterval(previous)
+    return state["progress"]
