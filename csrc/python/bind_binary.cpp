@@ -26,19 +26,6 @@ std::string shape_text(const Shape& s) {
   return t + (s.size() == 1 ? ",)" : ")");
 }
 
-void require_c_contiguous(const py::array& x, const std::string& op, const char* arg) {
-  if (!(x.flags() & py::array::c_style))
-    throw py::value_error(op + ": " + arg + " must be C-contiguous, but received element strides " +
-                          strides_str(x));
-}
-
-// A float32/float64 C-contiguous array: returns its kind ('f' or 'd').
-char float_input(const py::array& x, const std::string& op, const char* arg) {
-  const char k = float_kind(x, op.c_str(), arg);
-  require_c_contiguous(x, op, arg);
-  return k;
-}
-
 void require_same_kind(const py::array& x, char kind, const py::array& ref, const std::string& op, const char* arg,
                        const char* ref_name) {
   if (float_kind(x, op.c_str(), arg) != kind)

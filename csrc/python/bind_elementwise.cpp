@@ -31,25 +31,12 @@ ActKind parse_kind(const std::string& name) {
   return it->second;
 }
 
-void require_contiguous(const py::array& x, const std::string& op, const char* arg) {
-  if (!(x.flags() & py::array::c_style))
-    throw py::value_error(op + ": " + arg + " must be C-contiguous, but received element strides " +
-                          strides_str(x));
-}
-
-// Checks dtype kind and C-contiguity of x; returns the kind.
-char check_float(const py::array& x, const std::string& op, const char* arg) {
-  const char k = float_kind(x, op.c_str(), arg);
-  require_contiguous(x, op, arg);
-  return k;
-}
-
 void require_like(const py::array& x, const py::array& ref, char kind, const std::string& op, const char* arg,
                   const char* ref_name) {
   if (float_kind(x, op.c_str(), arg) != kind)
     throw py::type_error(op + ": " + arg + " must have the dtype of " + ref_name + " (" +
                          std::string(py::str(ref.dtype())) + "), but received " + std::string(py::str(x.dtype())));
-  require_contiguous(x, op, arg);
+  require_c_contiguous(x, op, arg);
   bool same = x.ndim() == ref.ndim();
   for (py::ssize_t i = 0; same && i < x.ndim(); ++i) same = x.shape(i) == ref.shape(i);
   if (!same)
@@ -68,7 +55,7 @@ void require_vector(const py::array& x, int64_t rows, char kind, const std::stri
   if (float_kind(x, op.c_str(), arg) != kind)
     throw py::type_error(op + ": " + arg + " must have the dtype of the logits, but received " +
                          std::string(py::str(x.dtype())));
-  require_contiguous(x, op, arg);
+  require_c_contiguous(x, op, arg);
   if (x.ndim() != 1 || x.shape(0) != rows)
     throw py::value_error(op + ": " + arg + " must have shape (" + std::to_string(rows) + ",), but received shape " +
                           shape_str(x));
@@ -89,7 +76,7 @@ Ptr in_ptr(const py::array& a) { return Ptr{const_cast<void*>(a.data())}; }
 py::array activation_forward(const py::array& x, const std::string& name, double alpha, bool reference) {
   const std::string op = name;
   ActivationParams p{parse_kind(name), alpha};
-  const char k = check_float(x, op, "x");
+  const char k = float_input(x, op, "x");
   py::array y = new_like(x);
   const int64_t n = x.size();
   const Ptr yp = out_ptr(y), xp = in_ptr(x);
@@ -105,7 +92,7 @@ py::array activation_backward(const py::array& dy, const py::array& x, const py:
                               double alpha, bool reference) {
   const std::string op = name + " (backward)";
   ActivationParams p{parse_kind(name), alpha};
-  const char k = check_float(x, op, "x");
+  const char k = float_input(x, op, "x");
   require_like(dy, x, k, op, "dy", "x");
   require_like(y, x, k, op, "y", "x");
   py::array dx = new_like(x);
@@ -131,7 +118,7 @@ py::array vector_math(const py::array& x, const std::string& name) {
   auto it = fns.find(name);
   if (it == fns.end())
     throw py::value_error("vector_math: unknown function '" + name + "'; expected exp, expm1, log, log1p, tanh or sigmoid");
-  const char k = check_float(x, "vector_math", "x");
+  const char k = float_input(x, "vector_math", "x");
   py::array y = new_like(x);
   const int64_t n = x.size();
   const Ptr yp = out_ptr(y), xp = in_ptr(x);
@@ -146,7 +133,7 @@ py::array vector_math(const py::array& x, const std::string& name) {
 // softmax / log_softmax over the last axis, fast or reference.
 py::array softmax_like_forward(const py::array& x, bool log, bool reference) {
   const std::string op = log ? "log_softmax" : "softmax";
-  const char k = check_float(x, op, "x");
+  const char k = float_input(x, op, "x");
   if (x.ndim() == 0) throw py::value_error(op + ": x must have at least 1 dimension, but received shape ()");
   py::array y = new_like(x);
   const int64_t cols = x.shape(x.ndim() - 1);
@@ -169,7 +156,7 @@ py::array softmax_like_forward(const py::array& x, bool log, bool reference) {
 
 py::array softmax_like_backward(const py::array& dy, const py::array& y, bool log, bool reference) {
   const std::string op = std::string(log ? "log_softmax" : "softmax") + " (backward)";
-  const char k = check_float(y, op, "y");
+  const char k = float_input(y, op, "y");
   require_like(dy, y, k, op, "dy", "y");
   if (y.ndim() == 0) throw py::value_error(op + ": y must have at least 1 dimension, but received shape ()");
   py::array dx = new_like(y);
@@ -201,7 +188,7 @@ void check_labels(const py::array& logits, const py::array& labels, const std::s
     throw py::type_error(op + ": labels must be int64 in native byte order, but received dtype " +
                          std::string(py::str(ldt)));
   require_aligned(labels, op.c_str(), "labels");
-  require_contiguous(labels, op, "labels");
+  require_c_contiguous(labels, op, "labels");
   if (labels.ndim() != 1 || labels.shape(0) != logits.shape(0))
     throw py::value_error(op + ": labels must have shape (" + std::to_string(logits.shape(0)) +
                           ",), but received shape " + shape_str(labels));
@@ -216,7 +203,7 @@ void raise_label_error(const cpu::LabelError& bad, int64_t cols, const std::stri
 
 py::tuple sparse_xent_forward(const py::array& logits, const py::array& labels, bool reference) {
   const std::string op = "sparse_categorical_crossentropy";
-  const char k = check_float(logits, op, "logits");
+  const char k = float_input(logits, op, "logits");
   check_labels(logits, labels, op);
   const int64_t rows = logits.shape(0), cols = logits.shape(1);
   py::array loss(logits.dtype(), std::vector<py::ssize_t>{rows});
@@ -241,7 +228,7 @@ py::tuple sparse_xent_forward(const py::array& logits, const py::array& labels, 
 py::array sparse_xent_backward(const py::array& dloss, const py::array& logits, const py::array& lse,
                                const py::array& labels) {
   const std::string op = "sparse_categorical_crossentropy (backward)";
-  const char k = check_float(logits, op, "logits");
+  const char k = float_input(logits, op, "logits");
   check_labels(logits, labels, op);
   require_vector(dloss, logits.shape(0), k, op, "dloss");
   require_vector(lse, logits.shape(0), k, op, "lse");
@@ -265,7 +252,7 @@ py::array sparse_xent_backward(const py::array& dloss, const py::array& logits, 
 
 py::tuple dense_xent_forward(const py::array& logits, const py::array& target, bool reference) {
   const std::string op = "categorical_crossentropy";
-  const char k = check_float(logits, op, "logits");
+  const char k = float_input(logits, op, "logits");
   if (logits.ndim() != 2)
     throw py::value_error(op + ": logits must be 2-D (rows, classes), but received shape " + shape_str(logits));
   require_like(target, logits, k, op, "target", "logits");
@@ -289,7 +276,7 @@ py::tuple dense_xent_forward(const py::array& logits, const py::array& target, b
 py::array dense_xent_backward(const py::array& dloss, const py::array& logits, const py::array& lse,
                               const py::array& target) {
   const std::string op = "categorical_crossentropy (backward)";
-  const char k = check_float(logits, op, "logits");
+  const char k = float_input(logits, op, "logits");
   if (logits.ndim() != 2)
     throw py::value_error(op + ": logits must be 2-D (rows, classes), but received shape " + shape_str(logits));
   require_like(target, logits, k, op, "target", "logits");
@@ -312,11 +299,11 @@ py::array dense_xent_backward(const py::array& dloss, const py::array& logits, c
 
 py::array bias_add_forward(const py::array& x, const py::array& b) {
   const std::string op = "bias_add";
-  const char k = check_float(x, op, "x");
+  const char k = float_input(x, op, "x");
   if (float_kind(b, op.c_str(), "bias") != k)
     throw py::type_error(op + ": bias must have the dtype of x (" + std::string(py::str(x.dtype())) +
                          "), but received " + std::string(py::str(b.dtype())));
-  require_contiguous(b, op, "bias");
+  require_c_contiguous(b, op, "bias");
   if (x.ndim() == 0 || b.ndim() != 1 || b.shape(0) != x.shape(x.ndim() - 1))
     throw py::value_error(op + ": bias must be 1-D with the size of x's last axis; received x of shape " +
                           shape_str(x) + " and bias of shape " + shape_str(b));
@@ -334,7 +321,7 @@ py::array bias_add_forward(const py::array& x, const py::array& b) {
 // Returns the column sums of dy over all leading axes (a new zero-initialised array accumulated into).
 py::array bias_add_backward(const py::array& dy, bool reference) {
   const std::string op = "bias_add (backward)";
-  const char k = check_float(dy, op, "dy");
+  const char k = float_input(dy, op, "dy");
   if (dy.ndim() == 0) throw py::value_error(op + ": dy must have at least 1 dimension, but received shape ()");
   const int64_t cols = dy.shape(dy.ndim() - 1), rows = size_without_last(dy);
   py::array db(dy.dtype(), std::vector<py::ssize_t>{cols});

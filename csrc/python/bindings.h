@@ -42,6 +42,12 @@ void require_ndim(const py::array& x, py::ssize_t ndim, const char* op, const ch
 // item size (views into structured arrays).
 int64_t elem_stride(const py::array& x, py::ssize_t axis, const char* op, const char* arg);
 
+// Raises ValueError naming op and arg when x is not C-contiguous.
+void require_c_contiguous(const py::array& x, const std::string& op, const char* arg);
+
+// A float32/float64 C-contiguous array (float_kind + require_c_contiguous): returns its kind ('f' or 'd').
+char float_input(const py::array& x, const std::string& op, const char* arg);
+
 // True when the memory spans of the two arrays intersect.
 bool may_overlap(const py::array& x, const py::array& y);
 

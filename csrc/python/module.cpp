@@ -90,6 +90,18 @@ bool may_overlap(const py::array& x, const py::array& y) {
   return xlo < yhi && ylo < xhi;
 }
 
+void require_c_contiguous(const py::array& x, const std::string& op, const char* arg) {
+  if (!(x.flags() & py::array::c_style))
+    throw py::value_error(op + ": " + arg + " must be C-contiguous, but received element strides " +
+                          strides_str(x));
+}
+
+char float_input(const py::array& x, const std::string& op, const char* arg) {
+  const char k = float_kind(x, op.c_str(), arg);
+  require_c_contiguous(x, op, arg);
+  return k;
+}
+
 }  // namespace fastnn::python
 
 PYBIND11_MODULE(_C, m) {
