@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 def measure(shapes, repeats: int) -> list[dict]:
     import numpy as np
 
-    from fastnn.autograd.ops.matmul import matmul_arrays  # ndarray in, ndarray out, like a @ b
+    from fastnn.backend.cpu import gemm_matmul as matmul_arrays  # ndarray in, ndarray out, like a @ b
 
     rng = np.random.default_rng(0)
     rows = []

@@ -37,3 +37,17 @@ def gemm_path(request):
     _C.set_gemm_path(request.param)
     yield request.param
     _C.set_gemm_path(previous)
+
+
+# The cache sizes the GEMM blocks for (runtime.h): the machine's own, a Zen 3's (the AVX2-only machines of this
+# project) and caches so small that the blocking (KC 64-128, MC 24-60, NC 256) is crossed by the sweeps' shapes on
+# any CPU.
+CACHE_CONFIGS = {"detected": None, "zen3": "32K,512K,32M", "tiny": "8K,32K,256K"}
+
+
+@pytest.fixture(params=list(CACHE_CONFIGS))
+def cache_config(request):
+    """Runs the test once per cache configuration (the blocking derived from it), restoring the start-up sizes."""
+    _C.set_cache_sizes(CACHE_CONFIGS[request.param])
+    yield request.param
+    _C.set_cache_sizes(None)

@@ -194,24 +194,35 @@ void gemv_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const G
   });
 }
 
-// The direct path: the kernel reads A in place and B by rows, so nothing is packed. It wins when B stays
-// in this core's L2 across the row tiles (on Zen 5 it then runs at 90% of peak, above the packed path,
-// whose packing costs as much as the arithmetic for small products), or when there are so few row tiles
-// that packing B would cost about as much as streaming it from L3 each time. A transposed B is first
-// copied to row-major.
+// The direct path: the kernel reads A in place and B by rows, so nothing is packed. For small products
+// packing costs as much as the arithmetic, so this wins whenever one operand can stay in cache while the
+// other streams past it once:
+//   by rows    (row tile outer, column panels inner): B stays in this core's L2 across the row tiles;
+//   by columns (column panel outer, row tiles inner): when M has few row tiles and B does not fit L2, A
+//              (few rows) stays in L2 and each K x NR column panel of B is read from memory once, then
+//              from L1/L2 by the other row tiles. Streaming B once per row tile instead lost 2x on
+//              64x3136x288 on a Sapphire Rapids (slow L3) and is never needed.
+// Threads split whichever loop is outer. A transposed B is first copied to row-major.
+enum class DirectOrder { kNone, kByRows, kByColumns };
+
 template <typename T>
-bool use_direct_path(const GemmKernelSet<T>& ks, const GemmParams<T>& p) {
-  const double b_bytes = static_cast<double>(p.k) * static_cast<double>(p.n) * sizeof(T);
-  const bool b_fits_l2 = b_bytes <= static_cast<double>(l2_cache_bytes());
+DirectOrder direct_order(const GemmKernelSet<T>& ks, const GemmParams<T>& p) {
+  const double elem = sizeof(T);
+  const double l2 = static_cast<double>(l2_cache_bytes());
+  const double b_bytes = static_cast<double>(p.k) * static_cast<double>(p.n) * elem;
+  const double a_bytes = static_cast<double>(p.m) * static_cast<double>(p.k) * elem;
   constexpr int64_t kFewRowTiles = 12;
+  if (b_bytes <= l2) return DirectOrder::kByRows;
   // A transposed B is copied whole first, so a large one goes to the packed path, which copies it in
   // cache-sized blocks instead.
-  if (p.trans_b) return b_fits_l2;
-  return b_fits_l2 || ceil_div(p.m, ks.mr) <= kFewRowTiles;
+  if (p.trans_b) return DirectOrder::kNone;
+  if (ceil_div(p.m, ks.mr) <= kFewRowTiles && a_bytes <= l2 / 2) return DirectOrder::kByColumns;
+  return DirectOrder::kNone;
 }
 
 template <typename T>
-void direct_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const GemmParams<T>& p) {
+void direct_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const GemmParams<T>& p,
+                 DirectOrder order) {
   const int64_t M = p.m, N = p.n, K = p.k, MR = ks.mr, NR = ks.nr;
   const T* bm = b;
   int64_t ldb = p.ldb;
@@ -225,21 +236,28 @@ void direct_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
   }
   const int64_t rs_a = p.trans_a ? 1 : p.lda, cs_a = p.trans_a ? p.lda : 1;
   const bool epilogue = has_epilogue(p);
-  const int64_t row_tiles = ceil_div(M, MR);
+  const int64_t row_tiles = ceil_div(M, MR), col_panels = ceil_div(N, NR);
+  auto tile = [&](int64_t t, int64_t q) {
+    const int64_t i0 = t * MR, j0 = q * NR;
+    const int mr = static_cast<int>(std::min(MR, M - i0));
+    const int nr = static_cast<int>(std::min(NR, N - j0));
+    T* ct = c + i0 * p.ldc + j0;
+    ks.direct(mr, nr, K, a + i0 * rs_a, rs_a, cs_a, bm + j0, ldb, ct, p.ldc, p.alpha, p.beta);
+    if (epilogue) apply_epilogue(ct, p.ldc, mr, nr, p.bias ? p.bias + j0 : nullptr, p.activation);
+  };
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  const int64_t grain = flops < kMinParallelFlops ? row_tiles : 1;
-  parallel_for(0, row_tiles, grain, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i0 = t * MR;
-      const int mr = static_cast<int>(std::min(MR, M - i0));
-      for (int64_t j0 = 0; j0 < N; j0 += NR) {
-        const int nr = static_cast<int>(std::min(NR, N - j0));
-        T* ct = c + i0 * p.ldc + j0;
-        ks.direct(mr, nr, K, a + i0 * rs_a, rs_a, cs_a, bm + j0, ldb, ct, p.ldc, p.alpha, p.beta);
-        if (epilogue) apply_epilogue(ct, p.ldc, mr, nr, p.bias ? p.bias + j0 : nullptr, p.activation);
-      }
-    }
-  });
+  const bool serial = flops < kMinParallelFlops;
+  if (order == DirectOrder::kByColumns) {
+    parallel_for(0, col_panels, serial ? col_panels : 1, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q)
+        for (int64_t t = 0; t < row_tiles; ++t) tile(t, q);
+    });
+  } else {
+    parallel_for(0, row_tiles, serial ? row_tiles : 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        for (int64_t q = 0; q < col_panels; ++q) tile(t, q);
+    });
+  }
 }
 
 template <typename T>
@@ -345,15 +363,23 @@ void gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) {
     scale_only(c, p);
     return;
   }
-  const GemmKernelSet<T>& ks = detail::active_kernels<T>();
+  const GemmKernelSet<T> ks = detail::blocked_kernels<T>();
   switch (path) {
     case GemmPath::kPacked: gemm_packed(ks, c, a, b, p); return;
-    case GemmPath::kDirect: direct_path(ks, c, a, b, p); return;
+    case GemmPath::kDirect: {
+      const DirectOrder order = direct_order(ks, p);
+      direct_path(ks, c, a, b, p, order == DirectOrder::kNone ? DirectOrder::kByRows : order);
+      return;
+    }
     case GemmPath::kGemv: gemv_path(ks, c, a, b, p); return;
     case GemmPath::kAuto: break;
   }
-  if (vector_shaped) gemv_path(ks, c, a, b, p);
-  else if (use_direct_path(ks, p)) direct_path(ks, c, a, b, p);
+  if (vector_shaped) {
+    gemv_path(ks, c, a, b, p);
+    return;
+  }
+  const DirectOrder order = direct_order(ks, p);
+  if (order != DirectOrder::kNone) direct_path(ks, c, a, b, p, order);
   else gemm_packed(ks, c, a, b, p);
 }
 

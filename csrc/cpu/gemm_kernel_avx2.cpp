@@ -7,7 +7,7 @@
 
 namespace fastnn::cpu::detail {
 
-GemmKernelSet<float> avx2_kernels_f32() { return make_kernel_set<simd::F32x8, 6, 2>("avx2+fma", 144, 256, 4080); }
-GemmKernelSet<double> avx2_kernels_f64() { return make_kernel_set<simd::F64x4, 6, 2>("avx2+fma", 72, 256, 4080); }
+GemmKernelSet<float> avx2_kernels_f32() { return make_kernel_set<simd::F32x8, 6, 2>("avx2+fma", 0.5); }
+GemmKernelSet<double> avx2_kernels_f64() { return make_kernel_set<simd::F64x4, 6, 2>("avx2+fma", 0.5); }
 
 }  // namespace fastnn::cpu::detail

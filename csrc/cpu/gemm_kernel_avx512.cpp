@@ -8,10 +8,10 @@
 namespace fastnn::cpu::detail {
 
 GemmKernelSet<float> avx512_kernels_f32() {
-  return make_kernel_set<simd::F32x16, 12, 2>("avx512", 72, 1024, 2048);
+  return make_kernel_set<simd::F32x16, 12, 2>("avx512", 2.0);
 }
 GemmKernelSet<double> avx512_kernels_f64() {
-  return make_kernel_set<simd::F64x8, 12, 2>("avx512", 72, 256, 4096);
+  return make_kernel_set<simd::F64x8, 12, 2>("avx512", 2.0);
 }
 
 }  // namespace fastnn::cpu::detail

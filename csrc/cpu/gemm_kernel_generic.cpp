@@ -8,11 +8,11 @@ namespace fastnn::cpu::detail {
 
 GemmKernelSet<float> generic_kernels_f32() {
   constexpr int kNV = 8 / simd::GenericF32::kWidth;
-  return make_kernel_set<simd::GenericF32, 4, kNV>("generic", 128, 256, 4096);
+  return make_kernel_set<simd::GenericF32, 4, kNV>("generic", 0.5);
 }
 GemmKernelSet<double> generic_kernels_f64() {
   constexpr int kNV = 4 / simd::GenericF64::kWidth;
-  return make_kernel_set<simd::GenericF64, 4, kNV>("generic", 64, 256, 4096);
+  return make_kernel_set<simd::GenericF64, 4, kNV>("generic", 0.5);
 }
 
 }  // namespace fastnn::cpu::detail

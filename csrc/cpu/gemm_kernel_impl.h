@@ -61,23 +61,67 @@ FASTNN_ALWAYS_INLINE void store_tile(const V (&acc)[MR][NV], typename V::Scalar*
   }
 }
 
-// The packed micro-kernel (contract in gemm_kernels.h): an MR x (NV * W) tile from packed panels.
+// Prefetch distances of the packed micro-kernel, in bytes ahead of the current k step. The A sliver streams
+// from L2 (the MC x KC block), so it is fetched ~8 steps ahead, more than an L2 round trip at two FMAs a cycle;
+// the B panel is in L1 after the first row tile, but the first one reads it from L3, hence its longer distance.
+constexpr int kPrefetchAheadA = 512;
+constexpr int kPrefetchAheadB = 1024;
+
+// Prefetches the C tile's rows for writing, so that the read-modify-write at the end of the micro-kernel does
+// not stall on rows that the K loop has had time to bring in (C rows are ldc apart: no hardware prefetcher
+// follows them). Both the first and last byte of each row, in case the row straddles a cache line.
+template <class V, int MR, int NV>
+FASTNN_ALWAYS_INLINE void prefetch_c_tile(const typename V::Scalar* c, int64_t ldc) {
+  constexpr int W = V::kWidth;
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(c + i * ldc, 1, 3);
+    __builtin_prefetch(c + i * ldc + NV * W - 1, 1, 3);
+  }
+}
+
+// One k step of the packed micro-kernel: the B row's NV vectors, then MR broadcasts of A into the tile.
+template <class V, int MR, int NV>
+FASTNN_ALWAYS_INLINE void packed_step(V (&acc)[MR][NV], const typename V::Scalar* a, const typename V::Scalar* b) {
+  constexpr int W = V::kWidth;
+  V bv[NV];
+#pragma GCC unroll 8
+  for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+  rank1_update<V, MR, NV>(acc, bv, a, 1);
+}
+
+// The packed micro-kernel (contract in gemm_kernels.h): an MR x (NV * W) tile from packed panels. The K loop is
+// unrolled by 4 (one A and one B prefetch per step keep the load ports far from saturated: 2 FMAs and at most
+// ~1.5 loads a cycle); the order of the FMAs into each accumulator is unchanged, so is the rounding.
 template <class V, int MR, int NV>
 void packed_kernel(int64_t k, const typename V::Scalar* a, const typename V::Scalar* b, typename V::Scalar* c,
                    int64_t ldc, typename V::Scalar alpha, typename V::Scalar beta) {
   constexpr int W = V::kWidth;
+  prefetch_c_tile<V, MR, NV>(c, ldc);
   V acc[MR][NV];
   zero_tile<V, MR, NV>(acc);
-  for (int64_t p = 0; p < k; ++p) {
-    V bv[NV];
-#pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
-    rank1_update<V, MR, NV>(acc, bv, a, 1);
+  int64_t p = 0;
+  for (; p + 4 <= k; p += 4) {
+    __builtin_prefetch(reinterpret_cast<const char*>(a) + kPrefetchAheadA, 0, 3);
+    __builtin_prefetch(reinterpret_cast<const char*>(b) + kPrefetchAheadB, 0, 3);
+    packed_step<V, MR, NV>(acc, a, b);
+    packed_step<V, MR, NV>(acc, a + MR, b + NV * W);
+    __builtin_prefetch(reinterpret_cast<const char*>(a + 2 * MR) + kPrefetchAheadA, 0, 3);
+    __builtin_prefetch(reinterpret_cast<const char*>(b + 2 * NV * W) + kPrefetchAheadB, 0, 3);
+    packed_step<V, MR, NV>(acc, a + 2 * MR, b + 2 * NV * W);
+    packed_step<V, MR, NV>(acc, a + 3 * MR, b + 3 * NV * W);
+    a += 4 * MR;
+    b += 4 * NV * W;
+  }
+  for (; p < k; ++p) {
+    packed_step<V, MR, NV>(acc, a, b);
     a += MR;
     b += NV * W;
   }
   store_tile<V, MR, NV>(acc, c, ldc, alpha, beta, MR, NV * W);
 }
+
+constexpr int64_t kDirectPrefetchRows = 12;
 
 // The direct (unpacked) kernel for small products: an m x n tile (m = MR rows exactly, n <= NV * W) of
 // C = alpha * A B + beta * C, reading A[i, p] at a[i * rs_a + p * cs_a] and row p of B at b + p * ldb.
@@ -92,6 +136,12 @@ void direct_tile(int n, int64_t k, const typename V::Scalar* a, int64_t rs_a, in
   for (int64_t p = 0; p < k; ++p) {
     V bv[NV];
     const typename V::Scalar* bp = b + p * ldb;
+    // B's rows are ldb apart, often more than a page, where no hardware prefetcher follows them: fetch the
+    // row kDirectPrefetchRows ahead (its first and last byte; a no-op once this panel is in L1).
+    if (p + kDirectPrefetchRows < k) {
+      __builtin_prefetch(bp + kDirectPrefetchRows * ldb, 0, 3);
+      __builtin_prefetch(bp + kDirectPrefetchRows * ldb + n - 1, 0, 3);
+    }
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
       if (kFullN) {
@@ -198,14 +248,13 @@ void gemv_axpy(int64_t n, int64_t k, const typename V::Scalar* a, int64_t lda, c
 }
 
 template <class V, int MR, int NV>
-GemmKernelSet<typename V::Scalar> make_kernel_set(const char* name, int64_t mc, int64_t kc, int64_t nc) {
+GemmKernelSet<typename V::Scalar> make_kernel_set(const char* name, double kc_l1_share) {
   GemmKernelSet<typename V::Scalar> set;
   set.name = name;
   set.mr = MR;
   set.nr = NV * V::kWidth;
-  set.mc = mc;
-  set.kc = kc;
-  set.nc = nc;
+  set.mc = set.kc = set.nc = 0;  // blocked_kernels derives them from the caches
+  set.kc_l1_share = kc_l1_share;
   set.kernel = &packed_kernel<V, MR, NV>;
   set.direct = &direct_kernel<V, MR, NV>;
   set.gemv_dot = &gemv_dot<V>;

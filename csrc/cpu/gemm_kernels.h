@@ -27,12 +27,18 @@ using DirectKernel = void (*)(int m, int n, int64_t k, const T* a, int64_t rs_a,
 template <typename T>
 using GemvKernel = void (*)(int64_t rows_or_cols, int64_t k, const T* a, int64_t lda, const T* x, T* y);
 
-// The kernels of one ISA and the cache blocking tuned for them.
+// The kernels of one ISA, and the cache blocking the driver uses with them (blocked_kernels fills mc, kc, nc
+// from the cache sizes in effect; the sets as made by each ISA's file leave them 0).
 template <typename T>
 struct GemmKernelSet {
   const char* name;
   int mr, nr;          // register tile
   int64_t mc, kc, nc;  // cache blocks: an MC x KC block of A stays in L2, a KC x NR panel of B in L1
+  // The KC x NR panel of B as a share of L1d (gemm_blocking.cpp): 0.5 keeps it in L1 (BLIS's rule, right for
+  // the 6 x 16 AVX2 tile); the 12 x 32 AVX-512 tile does 24 FMAs per two B vectors, so its panel may stream
+  // from L2 and a longer KC amortises the C tile's read-modify-write (2.0: KC 768 on a 48 KiB L1d, measured
+  // best on Zen 5 and Sapphire Rapids, where KC 192 lost 5-10% on large squares).
+  double kc_l1_share;
   MicroKernel<T> kernel;
   DirectKernel<T> direct;
   GemvKernel<T> gemv_dot;
@@ -50,8 +56,13 @@ GemmKernelSet<float> avx512_kernels_f32();
 GemmKernelSet<double> avx512_kernels_f64();
 #endif
 
-// The set for the SIMD path active now (runtime.h).
+// The set for the SIMD path active now (runtime.h), blocking not filled in.
 template <typename T>
 const GemmKernelSet<T>& active_kernels();
+
+// The active set with its cache blocking derived from cache_sizes() (gemm_blocking.cpp): what every GEMM call
+// runs with. A few integer operations, so it is recomputed per call and follows set_cache_sizes at once.
+template <typename T>
+GemmKernelSet<T> blocked_kernels();
 
 }  // namespace fastnn::cpu::detail

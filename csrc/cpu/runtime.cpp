@@ -106,17 +106,6 @@ bool simd_path_available(SimdPath path) {
   return false;
 }
 
-int64_t l2_cache_bytes() {
-  static const int64_t bytes = [] {
-    int64_t reported = 0;
-#if defined(_SC_LEVEL2_CACHE_SIZE)
-    reported = static_cast<int64_t>(sysconf(_SC_LEVEL2_CACHE_SIZE));
-#endif
-    return reported > 0 ? reported : int64_t{512} * 1024;
-  }();
-  return bytes;
-}
-
 bool set_simd_path(SimdPath path) {
   if (!simd_path_available(path)) return false;
   path_storage().store(static_cast<int>(path), std::memory_order_relaxed);
@@ -191,7 +180,7 @@ GemmBlocking blocking_of(const cpu::detail::GemmKernelSet<T>& ks) {
 }  // namespace
 
 GemmBlocking gemm_blocking(bool f64) {
-  return f64 ? blocking_of(cpu::detail::active_kernels<double>()) : blocking_of(cpu::detail::active_kernels<float>());
+  return f64 ? blocking_of(cpu::detail::blocked_kernels<double>()) : blocking_of(cpu::detail::blocked_kernels<float>());
 }
 
 }  // namespace fastnn

@@ -49,6 +49,13 @@ void bind_runtime(py::module_& m) {
     d["serialized_regions"] = detail::serialized_regions();
     d["concurrent_regions"] = detail::concurrent_regions();
     d["oversubscription_guard"] = guard_mode_name(detail::guard_mode());
+    // The data caches the kernels block for (bytes), where they came from, and what CPUID / the OS reported.
+    const CacheSizes caches = cache_sizes(), detected = detected_cache_sizes();
+    d["cache_sizes"] = py::dict(py::arg("l1d") = caches.l1d, py::arg("l2") = caches.l2, py::arg("l3") = caches.l3);
+    d["cache_source"] = cache_source();
+    d["detected_cache_sizes"] =
+        py::dict(py::arg("l1d") = detected.l1d, py::arg("l2") = detected.l2, py::arg("l3") = detected.l3);
+    d["detected_cache_source"] = detected_cache_source();
     // The active GEMM kernel set's register tile (mr x nr) and cache blocks (mc, kc, nc), per dtype.
     py::dict blocking;
     for (bool f64 : {false, true}) {
@@ -85,6 +92,50 @@ void bind_runtime(py::module_& m) {
   }, py::arg("name"),
         "For tests: 'auto' (the default) backs off to the calling thread while another process holds a core; "
         "'off' never backs off; 'serial' runs every parallel region on its calling thread, as during a back-off.");
+
+  m.def("cache_sizes", [] {
+    const CacheSizes c = cache_sizes();
+    return py::make_tuple(c.l1d, c.l2, c.l3);
+  }, "(l1d, l2, l3) in bytes: the caches the kernels block for now.");
+  m.def("set_cache_sizes", [](const py::object& spec) {
+    CacheSizes sizes{0, 0, 0};
+    if (spec.is_none()) {
+      // back to the start-up sizes
+    } else if (py::isinstance<py::str>(spec)) {
+      const std::string text = spec.cast<std::string>();
+      if (!parse_cache_sizes(text, sizes))
+        throw py::value_error("set_cache_sizes: expected 'L1,L2' or 'L1,L2,L3' (bytes with an optional K/M/G suffix, "
+                              "L1 in [4K, 64M], L2 >= L1), as FASTNN_CACHE takes it, but received '" + text + "'");
+    } else if (py::isinstance<py::tuple>(spec) || py::isinstance<py::list>(spec)) {
+      const py::sequence seq = spec.cast<py::sequence>();
+      if (seq.size() != 2 && seq.size() != 3)
+        throw py::value_error("set_cache_sizes: expected 2 or 3 sizes (l1d, l2[, l3]) in bytes, but received " +
+                              std::to_string(seq.size()));
+      int64_t v[3] = {0, 0, 0};
+      for (size_t i = 0; i < seq.size(); ++i) {
+        const py::object item = seq[i];
+        if (!py::isinstance<py::int_>(item) || py::isinstance<py::bool_>(item))
+          throw py::type_error("set_cache_sizes: sizes must be integers (bytes), but item " + std::to_string(i) +
+                               " is " + std::string(py::str(py::type::of(item).attr("__name__"))));
+        try {
+          v[i] = item.cast<int64_t>();
+        } catch (const py::cast_error&) {
+          throw py::value_error("set_cache_sizes: size " + std::to_string(i) + " is out of range");
+        }
+      }
+      sizes = CacheSizes{v[0], v[1], v[2]};
+      if (!cache_sizes_valid(sizes))
+        throw py::value_error("set_cache_sizes: implausible sizes (" + std::to_string(v[0]) + ", " +
+                              std::to_string(v[1]) + ", " + std::to_string(v[2]) +
+                              "): expected L1d in [4 KiB, 64 MiB], L2 >= L1d, L3 >= 0");
+    } else {
+      throw py::type_error("set_cache_sizes: expected None, a string 'L1,L2[,L3]' or a tuple of 2 or 3 byte sizes, "
+                           "but received " + std::string(py::str(py::type::of(spec).attr("__name__"))));
+    }
+    fastnn::set_cache_sizes(sizes);
+  }, py::arg("sizes"),
+        "Overrides the cache sizes the kernels block for (for tests and tuning: '32K,512K,32M' gives the "
+        "blocking of a Zen 3); None restores the start-up sizes.");
 
   m.def("simd_path", [] { return std::string(simd_path_name(active_simd_path())); });
   m.def("set_simd_path", [](const std::string& name) {

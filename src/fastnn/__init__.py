@@ -11,6 +11,23 @@ from fastnn import ops
 
 __version__ = build_info()["version"]
 
+
+def _check_cache_override():
+    # FASTNN_CACHE=L1,L2[,L3] replaces the detected cache sizes the kernels block for; a value the kernels could
+    # not parse is ignored there, so say so instead of silently running another configuration.
+    import os
+
+    spec = os.environ.get("FASTNN_CACHE")
+    if spec and build_info()["cache_source"] != "FASTNN_CACHE":
+        import warnings
+
+        warnings.warn(f"fastnn: FASTNN_CACHE={spec!r} was ignored: expected 'L1,L2' or 'L1,L2,L3' (bytes with an "
+                      "optional K/M/G suffix, e.g. '32K,512K,32M'; L1 in [4K, 64M], L2 >= L1); using the detected "
+                      "cache sizes", RuntimeWarning, stacklevel=3)
+
+
+_check_cache_override()
+
 __all__ = [
     "build_info", "get_num_threads", "set_num_threads", "ops", "__version__",
     "Tensor", "Variable", "GradientTape", "no_grad",

@@ -1093,6 +1093,37 @@ def test_set_oversubscription_guard(data):
     _path_setter(data, _C.oversubscription_guard, _C.set_oversubscription_guard, ["auto", "off", "serial"])
 
 
+CACHE_SPECS = ["32K,512K,32M", "48K,1M,32M", "32K,256K", "4K,4K,0", (32768, 524288, 33554432), [49152, 2097152],
+               None]
+
+
+@given(st.data())
+def test_set_cache_sizes(data):
+    """Any value: a valid cache spec changes the blocking and the GEMM stays exact; anything else raises a
+    TypeError/ValueError and changes nothing; None restores the start-up sizes."""
+    start = _C.cache_sizes()
+    spec = data.draw(st.one_of(st.sampled_from(CACHE_SPECS), st.text(max_size=16),
+                               st.tuples(st.integers(-2**70, 2**70), st.integers(-2**70, 2**70)),
+                               st.lists(st.integers(0, 2**41), max_size=4), ANY_VALUE), label="spec")
+    fz.case("set_cache_sizes")
+    fz.case("cache_sizes")
+    try:
+        before = _C.cache_sizes()
+        try:
+            _C.set_cache_sizes(spec)
+        except (TypeError, ValueError):
+            assert _C.cache_sizes() == before
+        l1, l2, l3 = _C.cache_sizes()
+        assert 4096 <= l1 <= l2 and l3 >= 0
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((70, 300), dtype=np.float32)
+        b = rng.standard_normal((300, 90), dtype=np.float32)
+        np.testing.assert_allclose(_C.gemm(a, b), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    finally:
+        _C.set_cache_sizes(None)
+    assert _C.cache_sizes() == start
+
+
 VECTOR_MATH = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
                "sigmoid": lambda x: 1 / (1 + np.exp(-x))}
 
@@ -1147,6 +1178,7 @@ FUZZ_TARGETS = {
     "set_num_threads": test_set_num_threads, "get_num_threads": test_get_num_threads,
     "set_simd_path": test_set_simd_path, "simd_path": test_set_simd_path,
     "set_gemm_path": test_set_gemm_path, "gemm_path": test_set_gemm_path, "build_info": test_build_info,
+    "set_cache_sizes": test_set_cache_sizes, "cache_sizes": test_set_cache_sizes,
     "set_oversubscription_guard": test_set_oversubscription_guard,
     "oversubscription_guard": test_set_oversubscription_guard,
     "optimizer_update": test_optimizer_update, "sum_squares": test_sum_squares, "vector_math": test_vector_math,

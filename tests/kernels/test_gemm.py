@@ -15,8 +15,9 @@ from fastnn.testing import assert_product_close
 
 DTYPES = [np.float32, np.float64]
 
-# Around the register tiles (MR = 6, NR = 16 / 8), the cache blocks (MC = 144 / 72, KC = 256) and the
-# threading split; 1 and primes; tall, wide and skinny.
+# Around the register tiles (MR = 6 / 12, NR = 16 / 8 / 32), the cache blocks (with the cache_config fixture's
+# "tiny" caches: KC 64 / 128, MC 24-60, NC 256 on every CPU; "zen3": KC 256-512, MC 60-252) and the threading
+# split; 1 and primes; tall, wide and skinny.
 SHAPES = [
     (1, 1, 1), (1, 7, 3), (7, 1, 3), (3, 5, 1), (2, 3, 4),
     (5, 15, 7), (6, 16, 8), (7, 17, 9), (11, 13, 17), (12, 32, 31), (13, 33, 29),
@@ -26,9 +27,11 @@ SHAPES = [
     (101, 103, 107), (64, 10, 128), (97, 4081, 3), (25, 64, 47), (24, 65, 48),
 ]
 
-# Either side of the auto dispatcher's thresholds: B of exactly the L2 size or one column more, and
-# 12 or 13 row tiles (MR = 12 with AVX-512, 6 with AVX2).
-THRESHOLD_SHAPES = [(150, 512, 512), (150, 513, 512), (144, 700, 600), (145, 700, 600), (72, 700, 600), (78, 700, 600)]
+# Either side of the auto dispatcher's thresholds: B of exactly the L2 size or one column more (1 MiB and, with the
+# "zen3" caches, 512 KiB of float32), 12 or 13 row tiles (MR = 12 with AVX-512, 6 with AVX2), and A of exactly
+# half the "zen3" L2 or one column more (the direct path by columns).
+THRESHOLD_SHAPES = [(150, 512, 512), (150, 513, 512), (150, 512, 256), (150, 513, 256), (144, 700, 600),
+                    (145, 700, 600), (72, 700, 600), (78, 700, 600), (64, 700, 1024), (64, 700, 1025)]
 
 
 def random_matrix(rng, shape, dtype):
@@ -61,7 +64,7 @@ def expected_gemm(a, b, c, trans_a, trans_b, alpha, beta, bias=None, relu=False)
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", SHAPES)
-def test_gemm_matches_numpy_all_transposes(simd_path, gemm_path, dtype, m, n, k):
+def test_gemm_matches_numpy_all_transposes(simd_path, gemm_path, cache_config, dtype, m, n, k):
     rng = np.random.default_rng(m * 10007 + n * 101 + k)
     for trans_a, trans_b in itertools.product([False, True], repeat=2):
         a = stored(rng, m, k, trans_a, dtype)
@@ -124,7 +127,7 @@ def test_relu_epilogue_keeps_nan():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 15, 7), (13, 33, 29), (37, 41, 257), (145, 33, 64)])
-def test_fast_kernel_matches_reference_kernel(simd_path, gemm_path, dtype, m, n, k):
+def test_fast_kernel_matches_reference_kernel(simd_path, gemm_path, cache_config, dtype, m, n, k):
     rng = np.random.default_rng(4)
     for trans_a, trans_b in itertools.product([False, True], repeat=2):
         a, b = stored(rng, m, k, trans_a, dtype), stored(rng, k, n, trans_b, dtype)
@@ -137,7 +140,7 @@ def test_fast_kernel_matches_reference_kernel(simd_path, gemm_path, dtype, m, n,
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", THRESHOLD_SHAPES)
-def test_dispatch_thresholds(simd_path, dtype, m, n, k):
+def test_dispatch_thresholds(simd_path, cache_config, dtype, m, n, k):
     rng = np.random.default_rng(m + n + k)
     for trans_a, trans_b in [(False, False), (True, True)]:
         a, b = stored(rng, m, k, trans_a, dtype), stored(rng, k, n, trans_b, dtype)
@@ -158,7 +161,7 @@ def test_large_products(dtype, m, n, k):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_one_and_two_threads_are_bit_identical(restore_threads, gemm_path, dtype):
+def test_one_and_two_threads_are_bit_identical(restore_threads, gemm_path, cache_config, dtype):
     if not fastnn.build_info()["openmp"]:
         pytest.skip("built without OpenMP: one thread only")
     rng = np.random.default_rng(6)
@@ -176,7 +179,7 @@ def test_one_and_two_threads_are_bit_identical(restore_threads, gemm_path, dtype
             two = backend.gemm(a, b, bias=bias, activation="relu")
             ran_parallel = fastnn.build_info()["parallel_regions"] - before
             assert np.array_equal(one, two)
-            # The direct path splits row tiles only: a product of one row tile runs on one thread there.
+            # The direct path by rows splits row tiles only: a product of one row tile may run on one thread there.
             single_tile_direct = m <= mr and (gemm_path == "direct" or (gemm_path == "auto" and m > 1 and n > 1))
             assert ran_parallel >= (0 if single_tile_direct else 1), (m, n, k)
     finally:

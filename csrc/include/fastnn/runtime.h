@@ -21,8 +21,25 @@ SimdPath active_simd_path();
 bool set_simd_path(SimdPath path);
 const char* simd_path_name(SimdPath path);
 
-// Per-core L2 cache size in bytes as the OS reports it (512 KiB when it does not say). Kernels size
-// their working sets by it.
+// The data caches the kernels block for, in bytes: L1d and L2 per core, L3 in all (0: none reported).
+// Detected once from CPUID (else sysconf, else 32K / 512K / 8M); FASTNN_CACHE=L1,L2[,L3] in the environment
+// (sizes with an optional K/M/G suffix, e.g. FASTNN_CACHE=32K,512K,32M for a Zen 3) replaces them at start-up,
+// and set_cache_sizes at run time, so that any machine can exercise the blocking another CPU gets.
+struct CacheSizes {
+  int64_t l1d, l2, l3;
+};
+CacheSizes cache_sizes();
+// Where cache_sizes() came from: "cpuid", "sysconf", "default", "FASTNN_CACHE" or "set_cache_sizes".
+const char* cache_source();
+CacheSizes detected_cache_sizes();
+const char* detected_cache_source();
+// Replaces the sizes in effect (false, and nothing changed, when they are implausible: L1d 4 KiB..64 MiB,
+// L2 >= L1d); all three 0 restores the start-up sizes.
+bool set_cache_sizes(const CacheSizes& sizes);
+bool cache_sizes_valid(const CacheSizes& sizes);
+// Parses "L1,L2" or "L1,L2,L3" as FASTNN_CACHE takes it; false when malformed or implausible.
+bool parse_cache_sizes(const std::string& text, CacheSizes& out);
+// cache_sizes().l2: the per-core L2 the kernels size their working sets by.
 int64_t l2_cache_bytes();
 
 // The register tile and cache blocks of the GEMM kernel set active now (for float32, or float64 when `f64`):
