@@ -1,5 +1,9 @@
 // Bindings for build facts, threads and the SIMD path.
+#include <array>
 #include <string>
+#include <vector>
+
+#include <pybind11/stl.h>
 
 #include "bindings.h"
 #include "fastnn/parallel.h"
@@ -92,6 +96,21 @@ void bind_runtime(py::module_& m) {
   }, py::arg("name"),
         "For tests: 'auto' (the default) backs off to the calling thread while another process holds a core; "
         "'off' never backs off; 'serial' runs every parallel region on its calling thread, as during a back-off.");
+
+  // Testing hook (not public API): runs the guard's decision rule from a fresh state over synthetic regions,
+  // each (start, enter, done, end) in ns, and returns each region's (slow, serial_until_ns). The live guard is
+  // not touched.
+  m.def("_guard_judgement_trace", [](const std::vector<std::array<int64_t, 4>>& regions) {
+    detail::GuardJudgement judgement;
+    py::list out;
+    for (const auto& r : regions) {
+      if (!(r[0] <= r[1] && r[1] <= r[2] && r[2] <= r[3]))
+        throw py::value_error("_guard_judgement_trace: each region needs start <= enter <= done <= end");
+      const detail::GuardJudgement::Verdict v = judgement.judge(r[0], r[1], r[2], r[3]);
+      out.append(py::make_tuple(v.slow, v.serial_until_ns));
+    }
+    return out;
+  }, py::arg("regions"));
 
   m.def("cache_sizes", [] {
     const CacheSizes c = cache_sizes();

@@ -39,6 +39,23 @@ enum class GuardMode : int { kAuto = 0, kOff = 1, kSerial = 2 };
 void set_guard_mode(GuardMode mode);
 GuardMode guard_mode();
 
+// The guard's decision rule (parallel.cpp), a pure state machine over the four times of each judged team region
+// (before the fork, entering, share done, after the join), so tests can drive it with synthetic clocks
+// (_C._guard_judgement_trace). serial_until_ns != 0: run regions inline until then.
+struct GuardJudgement {
+  static constexpr int64_t kMinBackoffNs = 25'000'000;  // 25 ms
+  struct Verdict {
+    bool slow = false;            // its barriers waited far longer than its work took
+    int64_t serial_until_ns = 0;  // a back-off period starts: regions run inline until this time
+  };
+  Verdict judge(int64_t start_ns, int64_t enter_ns, int64_t done_ns, int64_t end_ns);
+
+  int64_t backoff_ns = kMinBackoffNs;  // the next back-off period
+  int64_t first_slow_ns = 0;           // start of the current run of slow regions (0: none)
+  int clean_in_a_row = 0;
+  bool probing = false;  // a back-off period was set: the next judged region decides at once
+};
+
 // One top-level parallel_for that could use several threads. `fork` says whether it may start a team: not
 // while the guard backs off, and not while another thread of this process is inside such a region (that
 // region's team already holds the cores: a second team would only oversubscribe them, and each team's waits
