@@ -27,10 +27,10 @@ SHAPES = [
     (101, 103, 107), (64, 10, 128), (97, 4081, 3), (25, 64, 47), (24, 65, 48),
 ]
 
-# Either side of the auto dispatcher's thresholds: B of exactly the L2 size or one column more (1 MiB and, with the
-# "zen3" caches, 512 KiB of float32), 12 or 13 row tiles (MR = 12 with AVX-512, 6 with AVX2), and A of exactly
-# half the "zen3" L2 or one column more (the direct path by columns).
-THRESHOLD_SHAPES = [(150, 512, 512), (150, 513, 512), (150, 512, 256), (150, 513, 256), (144, 700, 600),
+# Either side of the auto dispatcher's thresholds: B of exactly half the L2 or one column more (1 MiB for a 2 MiB
+# L2 and, with the "zen3" caches, 256 KiB of float32), 12 or 13 row tiles (MR = 12 with AVX-512, 6 with AVX2), and
+# A of exactly half the "zen3" L2 or one column more (the direct path by columns).
+THRESHOLD_SHAPES = [(150, 512, 512), (150, 513, 512), (150, 256, 256), (150, 257, 256), (144, 700, 600),
                     (145, 700, 600), (72, 700, 600), (78, 700, 600), (64, 700, 1024), (64, 700, 1025)]
 
 
