@@ -88,6 +88,43 @@ inline int64_t chunk_begin(int64_t range, int64_t chunks, int64_t c) {
   const int64_t base = range / chunks, extra = range % chunks;
   return base * c + (c < extra ? c : extra);
 }
+
+// The chunks of one parallel_for region, dealt out to its threads: thread t owns a contiguous run of them
+// (chunk_begin over threads) and claims its own first, in order, then the rest of the others'. Every chunk is
+// claimed exactly once (a fetch_add on its owner's cursor). claim() returns -1 when none is left.
+class ChunkQueues {
+ public:
+  ChunkQueues(int threads, int64_t chunks) : threads_(threads), queues_(new Queue[threads]) {
+    for (int t = 0; t < threads; ++t) {
+      queues_[t].next.store(chunk_begin(chunks, threads, t), std::memory_order_relaxed);
+      queues_[t].end = chunk_begin(chunks, threads, t + 1);
+    }
+  }
+  ~ChunkQueues() { delete[] queues_; }
+  ChunkQueues(const ChunkQueues&) = delete;
+  ChunkQueues& operator=(const ChunkQueues&) = delete;
+
+  int64_t claim(int me) {
+    for (int i = 0; i < threads_; ++i) {
+      Queue& q = queues_[(me + i) % threads_];
+      if (q.next.load(std::memory_order_relaxed) >= q.end) continue;
+      const int64_t c = q.next.fetch_add(1, std::memory_order_relaxed);
+      if (c < q.end) return c;
+    }
+    return -1;
+  }
+  void cancel() {
+    for (int t = 0; t < threads_; ++t) queues_[t].next.store(queues_[t].end, std::memory_order_relaxed);
+  }
+
+ private:
+  struct alignas(64) Queue {  // one cache line each: the owners' cursors do not share a line
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;
+  };
+  int threads_;
+  Queue* queues_;
+};
 }  // namespace detail
 
 // Flush denormals to zero (FTZ) and treat denormal inputs as zero (DAZ) for the lifetime of the guard,
@@ -112,8 +149,9 @@ class DenormalsAreZero {
 // already inside a parallel region (no nested teams), or when another Python thread's region is running
 // (its team already holds the cores).
 //
-// Chunks are claimed dynamically: a thread that starts late (its core busy with another process) finds the
-// chunks already done by the others instead of holding them back; and when a region's end still had to
+// Each thread runs its own share of the chunks first (the same share every call, for cache affinity), then
+// helps with the others': a thread that starts late (its core busy with another process) finds its chunks
+// already done by the others instead of holding them back; and when a region's end still had to
 // wait for such a thread, the guard in parallel.cpp runs the next regions on the calling thread alone for
 // a while, so a loaded machine degrades to one-thread speed instead of losing a scheduler time slice per
 // call. Chunk boundaries depend only on the range, the grain and the thread count, and no kernel's arithmetic depends on them, so results are
@@ -149,25 +187,30 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
     int64_t enter_ns = start_ns, done_ns = start_ns;
     int team = 1;
     const int64_t chunks = max_chunks < threads * kChunksPerThread ? max_chunks : threads * kChunksPerThread;
-    std::atomic<int64_t> next_chunk{0};
+    // Thread t owns chunks [t * chunks / threads, (t + 1) * chunks / threads): it runs those first, in order, so
+    // the same thread gets the same part of the data call after call (and finds it in its own L2: a 2-thread
+    // GEMV of a 4 MB matrix ran at 36-58 GFLOP/s with chunks handed out first come, first served, 60 this way),
+    // then takes what is left of the others' (a thread that starts late, its core busy elsewhere, holds nobody
+    // back).
+    detail::ChunkQueues queues(threads, chunks);
     // An exception may not leave an OpenMP region (it would terminate the process): the first one a
     // worker throws (e.g. std::bad_alloc) is carried out and rethrown on the calling thread.
     std::exception_ptr error;
 #pragma omp parallel num_threads(threads)
     {
-      if (omp_get_thread_num() == 0) {
+      const int me = omp_get_thread_num();
+      if (me == 0) {
         enter_ns = detail::monotonic_ns();
         team = omp_get_num_threads();
       }
       try {
         DenormalsAreZero worker_ftz;
-        for (int64_t c = next_chunk.fetch_add(1, std::memory_order_relaxed); c < chunks;
-             c = next_chunk.fetch_add(1, std::memory_order_relaxed)) {
+        for (int64_t c = queues.claim(me); c >= 0; c = queues.claim(me)) {
           body(begin + detail::chunk_begin(range, chunks, c), begin + detail::chunk_begin(range, chunks, c + 1));
         }
-        if (omp_get_thread_num() == 0) done_ns = detail::monotonic_ns();
+        if (me == 0) done_ns = detail::monotonic_ns();
       } catch (...) {
-        next_chunk.store(chunks, std::memory_order_relaxed);  // the others stop claiming
+        queues.cancel();  // the others stop claiming
 #pragma omp critical(fastnn_parallel_for_error)
         if (!error) error = std::current_exception();
       }
