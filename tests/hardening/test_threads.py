@@ -2,6 +2,7 @@
 get the same answers as sequential calls."""
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -262,3 +263,26 @@ def test_two_python_threads_do_not_stack_teams(restore_threads, guard_mode):
     d = _since(before)
     assert d["concurrent_regions"] > 0, d
     assert d["parallel_regions"] + d["serialized_regions"] + d["concurrent_regions"] == sum(calls) * per_call, d
+
+
+def test_kernels_work_in_a_forked_child(restore_threads):
+    """fork() copies only the calling thread: the pool's workers are gone in the child, which must start its
+    own instead of waiting on them (multiprocessing's default start method on Linux)."""
+    if not fastnn.build_info()["openmp"] or not hasattr(os, "fork"):
+        pytest.skip("needs threads and fork()")
+    fastnn.set_num_threads(2)
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((300, 300)).astype(np.float32)
+    expected = _C.gemm(a, a)  # the parent's pool is running
+    pid = os.fork()
+    if pid == 0:  # the child: exit status says whether the 2-thread product is right and ran on the pool
+        try:
+            before = _C.build_info()["parallel_regions"]
+            _C.set_oversubscription_guard("off")
+            ok = np.array_equal(_C.gemm(a, a), expected) and _C.build_info()["parallel_regions"] > before
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert np.array_equal(_C.gemm(a, a), expected)

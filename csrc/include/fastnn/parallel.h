@@ -1,4 +1,5 @@
-// The one place that speaks OpenMP. Kernels parallelise with parallel_for and never write `omp`.
+// The one place kernels get threads from: parallel_for over the thread pool (thread_pool.cpp). OpenMP, when the
+// build has it, only supplies the default thread count (OMP_NUM_THREADS, the CPUs this process may use).
 #pragma once
 
 #include <atomic>
@@ -89,42 +90,19 @@ inline int64_t chunk_begin(int64_t range, int64_t chunks, int64_t c) {
   return base * c + (c < extra ? c : extra);
 }
 
-// The chunks of one parallel_for region, dealt out to its threads: thread t owns a contiguous run of them
-// (chunk_begin over threads) and claims its own first, in order, then the rest of the others'. Every chunk is
-// claimed exactly once (a fetch_add on its owner's cursor). claim() returns -1 when none is left.
-class ChunkQueues {
- public:
-  ChunkQueues(int threads, int64_t chunks) : threads_(threads), queues_(new Queue[threads]) {
-    for (int t = 0; t < threads; ++t) {
-      queues_[t].next.store(chunk_begin(chunks, threads, t), std::memory_order_relaxed);
-      queues_[t].end = chunk_begin(chunks, threads, t + 1);
-    }
-  }
-  ~ChunkQueues() { delete[] queues_; }
-  ChunkQueues(const ChunkQueues&) = delete;
-  ChunkQueues& operator=(const ChunkQueues&) = delete;
-
-  int64_t claim(int me) {
-    for (int i = 0; i < threads_; ++i) {
-      Queue& q = queues_[(me + i) % threads_];
-      if (q.next.load(std::memory_order_relaxed) >= q.end) continue;
-      const int64_t c = q.next.fetch_add(1, std::memory_order_relaxed);
-      if (c < q.end) return c;
-    }
-    return -1;
-  }
-  void cancel() {
-    for (int t = 0; t < threads_; ++t) queues_[t].next.store(queues_[t].end, std::memory_order_relaxed);
-  }
-
- private:
-  struct alignas(64) Queue {  // one cache line each: the owners' cursors do not share a line
-    std::atomic<int64_t> next{0};
-    int64_t end = 0;
-  };
-  int threads_;
-  Queue* queues_;
+// The thread pool (thread_pool.cpp). run_on_pool calls invoke(ctx, c) once for every chunk c in [0, chunks)
+// (chunks <= 65535) on up to `threads` participants, the calling thread being participant 0; participant t owns
+// a contiguous run of chunks (chunk_begin over the participants) and runs its own first, then helps with the
+// others'. It returns when every chunk is done, without waiting for a worker that never started, and rethrows
+// on the caller the first exception a chunk threw (the chunks nobody had claimed yet are then skipped).
+struct PoolRegion {
+  int participants = 1;  // threads the region was offered to
+  int ran = 0;           // threads that ran at least one of its chunks
+  int64_t start_ns = 0, enter_ns = 0, done_ns = 0, end_ns = 0;  // published, caller starts, caller's share done, all done
 };
+PoolRegion run_on_pool(int threads, int64_t chunks, void (*invoke)(const void*, int64_t), const void* ctx);
+// True on a thread while it runs a chunk of a pool region (a parallel_for nested in it runs inline).
+bool in_pool_chunk();
 }  // namespace detail
 
 // Flush denormals to zero (FTZ) and treat denormal inputs as zero (DAZ) for the lifetime of the guard,
@@ -145,17 +123,15 @@ class DenormalsAreZero {
 };
 
 // Calls body(chunk_begin, chunk_end) over [begin, end) (end - begin must fit in int64) split into contiguous
-// chunks of at least `grain` iterations (a few per thread). Runs inline when the range is small, when one thread is configured, when
-// already inside a parallel region (no nested teams), or when another Python thread's region is running
-// (its team already holds the cores).
+// chunks of at least `grain` iterations (a few per thread), on the thread pool. Runs inline when the range is
+// small, when one thread is configured, inside another region's chunk (no nesting), while the oversubscription
+// guard backs off, or when another Python thread's region is running (its region already holds the cores).
 //
 // Each thread runs its own share of the chunks first (the same share every call, for cache affinity), then
-// helps with the others': a thread that starts late (its core busy with another process) finds its chunks
-// already done by the others instead of holding them back; and when a region's end still had to
-// wait for such a thread, the guard in parallel.cpp runs the next regions on the calling thread alone for
-// a while, so a loaded machine degrades to one-thread speed instead of losing a scheduler time slice per
-// call. Chunk boundaries depend only on the range, the grain and the thread count, and no kernel's arithmetic depends on them, so results are
-// bit-identical for any thread count and any assignment of chunks to threads.
+// helps with the others'. The caller never waits for a worker that has not started: a worker whose core is
+// busy (another process, NumPy's spinning OpenBLAS pool) finds its chunks done by the others. Chunk
+// boundaries depend only on the range, the grain and the thread count, and no kernel's arithmetic depends on
+// them, so results are bit-identical for any thread count and any assignment of chunks to threads.
 template <typename Body>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
   if (end <= begin) return;
@@ -167,7 +143,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
   int threads = get_num_threads();
   if (threads > max_chunks) threads = static_cast<int>(max_chunks);
 #if defined(FASTNN_WITH_OPENMP)
-  if (threads > 1 && !omp_in_parallel() && !detail::running_inline()) {
+  if (threads > 1 && !detail::in_pool_chunk() && !detail::running_inline()) {
     const detail::RegionEntry entry = detail::enter_region();
     if (!entry.fork) {
       // Inline; leave_region runs however body ends (an exception included).
@@ -183,40 +159,27 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Body& body) {
       return;
     }
     constexpr int64_t kChunksPerThread = 4;
-    const int64_t start_ns = detail::monotonic_ns();
-    int64_t enter_ns = start_ns, done_ns = start_ns;
-    int team = 1;
     const int64_t chunks = max_chunks < threads * kChunksPerThread ? max_chunks : threads * kChunksPerThread;
-    // Thread t owns chunks [t * chunks / threads, (t + 1) * chunks / threads): it runs those first, in order, so
-    // the same thread gets the same part of the data call after call (and finds it in its own L2: a 2-thread
-    // GEMV of a 4 MB matrix ran at 36-58 GFLOP/s with chunks handed out first come, first served, 60 this way),
-    // then takes what is left of the others' (a thread that starts late, its core busy elsewhere, holds nobody
-    // back).
-    detail::ChunkQueues queues(threads, chunks);
-    // An exception may not leave an OpenMP region (it would terminate the process): the first one a
-    // worker throws (e.g. std::bad_alloc) is carried out and rethrown on the calling thread.
-    std::exception_ptr error;
-#pragma omp parallel num_threads(threads)
-    {
-      const int me = omp_get_thread_num();
-      if (me == 0) {
-        enter_ns = detail::monotonic_ns();
-        team = omp_get_num_threads();
-      }
-      try {
-        DenormalsAreZero worker_ftz;
-        for (int64_t c = queues.claim(me); c >= 0; c = queues.claim(me)) {
-          body(begin + detail::chunk_begin(range, chunks, c), begin + detail::chunk_begin(range, chunks, c + 1));
-        }
-        if (me == 0) done_ns = detail::monotonic_ns();
-      } catch (...) {
-        queues.cancel();  // the others stop claiming
-#pragma omp critical(fastnn_parallel_for_error)
-        if (!error) error = std::current_exception();
-      }
+    // Thread t owns chunks [t * chunks / threads, (t + 1) * chunks / threads) and runs those first, so the same
+    // thread gets the same part of the data call after call (and finds it in its own L2: a 2-thread GEMV of a
+    // 4 MB matrix ran at 36-58 GFLOP/s with chunks handed out first come, first served, 60 this way).
+    struct Context {
+      const Body& body;
+      int64_t begin, range, chunks;
+    } ctx{body, begin, range, chunks};
+    const auto invoke = [](const void* c, int64_t chunk) {
+      const Context& x = *static_cast<const Context*>(c);
+      x.body(x.begin + detail::chunk_begin(x.range, x.chunks, chunk),
+             x.begin + detail::chunk_begin(x.range, x.chunks, chunk + 1));
+    };
+    detail::PoolRegion r;
+    try {
+      r = detail::run_on_pool(threads, chunks, invoke, &ctx);
+    } catch (...) {
+      detail::leave_region(entry, 1, 0, 0, 0, 0);  // leave_region runs however the region ends
+      throw;
     }
-    detail::leave_region(entry, team, start_ns, enter_ns, done_ns, detail::monotonic_ns());
-    if (error) std::rethrow_exception(error);
+    detail::leave_region(entry, r.participants, r.start_ns, r.enter_ns, r.done_ns, r.end_ns);
     return;
   }
 #endif
