@@ -133,6 +133,8 @@ def test_thread_pool_runs_every_chunk_once_under_stress(tmp_path):
     for flags in (["-fsanitize=thread"], ["-fsanitize=undefined", "-fno-sanitize-recover=all"], []):
         build = subprocess.run(base[:1] + flags + base[1:], capture_output=True, text=True, env=env)
         if build.returncode == 0:
+            run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300,
+                                 env=dict(env, TSAN_OPTIONS="halt_on_error=1"))
             # A sanitizer runtime that cannot start here (TSan needs its memory layout) is not a finding: next.
             if flags and run.returncode != 0 and ("FATAL: ThreadSanitizer" in run.stderr
                                                   or "unexpected memory mapping" in run.stderr):
