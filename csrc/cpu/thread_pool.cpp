@@ -14,9 +14,10 @@
 // first, in order, then the others' (a compare-exchange that also checks the generation, so a worker that
 // wakes late can never claim a chunk of a later region). A claimed chunk pins the region: the caller returns
 // only when `finished` reaches `chunks`, so the region's description (invoke, ctx) that a worker reads after
-// claiming is still the one it claimed for. Idle workers spin for a short while (so back-to-back regions do not
-// pay a wake-up), then yield the core (so a spinning worker does not keep another thread off it), then sleep on
-// a condition variable. The pool is created on first use, grows to the thread count in use and is never
+// claiming is still the one it claimed for. Idle workers spin for 50 us (so back-to-back regions do not pay a
+// wake-up), then spin with sched_yield for 20 ms (so a waiting worker does not keep another thread of its core
+// off it), then sleep on a condition variable; a worker that finds itself on the caller's CPU moves off it
+// (move_off_callers_cpu). The pool is created on first use, grows to the thread count in use and is never
 // destroyed (workers may be asleep on its condition variable at exit); after fork() the child starts a new one.
 #include <pthread.h>
 #include <sched.h>
@@ -44,7 +45,7 @@ namespace fastnn::detail {
 namespace {
 
 constexpr int64_t kSpinNs = 50'000;      // pure spinning after a region: back-to-back regions start at once
-constexpr int64_t kYieldNs = 2'000'000;  // then spinning with sched_yield, so another thread of this core runs
+constexpr int64_t kYieldNs = 20'000'000;  // then spinning with sched_yield, so another thread of this core runs
 constexpr int kMaxChunksPerRegion = 65535;  // 16 bits in a queue word
 
 uint64_t pack(uint32_t gen, uint32_t next, uint32_t end) {
@@ -77,6 +78,7 @@ struct Pool {
   std::atomic<int> sleepers{0};
   std::mutex grow_mutex;
   std::atomic<int> workers{0};  // started workers: participants 1..workers
+  std::atomic<int> caller_cpu{-1};  // the CPU the caller of the current region published it from
 };
 
 std::atomic<Pool*> g_pool{nullptr};
@@ -96,6 +98,7 @@ Pool& pool() {
 }
 
 thread_local bool t_in_chunk = false;
+std::atomic<int64_t> g_shared_regions{0};  // pool regions in which more than one thread ran chunks
 
 // Claims and runs chunks of region `gen` over `participants` queues, own queue first (counting itself in `ran`
 // at its first chunk). Returns whether it ran any.
@@ -142,7 +145,33 @@ bool work(Pool& p, uint32_t gen, int participants, int me) {
   return ran_any;
 }
 
+// A worker woken from sleep is often placed on its waker's CPU (the scheduler's wake-affine heuristic), and a
+// worker that then keeps running (spinning between regions) counts as cache-hot, so the load balancer leaves it
+// there for tens of ms: caller and worker share one core while the other idles, and every chunk is the caller's
+// (measured here: whole blocks of 2-thread 64x512x128 products at one-thread speed). A worker that finds itself
+// on the caller's CPU therefore moves itself off it: it drops that CPU from its affinity mask (the kernel
+// migrates it at once) and restores the mask, which leaves it where it landed. At most once per millisecond.
+void move_off_callers_cpu(Pool& p, int64_t& last_move_ns) {
+#if defined(__linux__)
+  const int here = sched_getcpu();
+  if (here < 0 || here != p.caller_cpu.load(std::memory_order_relaxed)) return;
+  const int64_t now = monotonic_ns();
+  if (now - last_move_ns < 1'000'000) return;
+  last_move_ns = now;
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return;
+  cpu_set_t elsewhere = allowed;
+  CPU_CLR(here, &elsewhere);
+  if (CPU_COUNT(&elsewhere) == 0) return;  // this process may use one CPU only: nowhere to go
+  if (sched_setaffinity(0, sizeof(elsewhere), &elsewhere) == 0) sched_setaffinity(0, sizeof(allowed), &allowed);
+#else
+  (void)p;
+  (void)last_move_ns;
+#endif
+}
+
 void worker_main(Pool* p, int me) {
+  int64_t last_move_ns = 0;
   uint64_t seen = p->job.load(std::memory_order_acquire);
   for (;;) {
     // Wait for a region newer than `seen`: spin, then yield, then sleep.
@@ -159,8 +188,11 @@ void worker_main(Pool* p, int me) {
             p->sleepers.fetch_add(1, std::memory_order_seq_cst);
             while ((job = p->job.load(std::memory_order_seq_cst)) == seen) p->wake.wait(lock);
             p->sleepers.fetch_sub(1, std::memory_order_seq_cst);
+            lock.unlock();
+            move_off_callers_cpu(*p, last_move_ns);  // woken: likely onto the caller's CPU
             break;
           }
+          move_off_callers_cpu(*p, last_move_ns);
           if (idle > kSpinNs) sched_yield();
         }
         FASTNN_CPU_RELAX();
@@ -170,6 +202,7 @@ void worker_main(Pool* p, int me) {
     const uint32_t gen = static_cast<uint32_t>(job >> 16);
     const int participants = static_cast<int>(job & 0xffff);
     if (me >= participants) continue;
+    move_off_callers_cpu(*p, last_move_ns);
     work(*p, gen, participants, me);
   }
 }
@@ -194,6 +227,7 @@ int ensure_workers(Pool& p, int participants) {
 }  // namespace
 
 bool in_pool_chunk() { return t_in_chunk; }
+int64_t shared_regions() { return g_shared_regions.load(std::memory_order_relaxed); }
 
 PoolRegion run_on_pool(int threads, int64_t chunks, void (*invoke)(const void*, int64_t), const void* ctx) {
   Pool& p = pool();
@@ -215,10 +249,18 @@ PoolRegion run_on_pool(int threads, int64_t chunks, void (*invoke)(const void*, 
     const auto e = static_cast<uint32_t>(chunk_begin(chunks, participants, t + 1));
     p.queues[t].word.store(pack(gen, b, e), std::memory_order_release);
   }
+#if defined(__linux__)
+  p.caller_cpu.store(sched_getcpu(), std::memory_order_relaxed);
+#endif
   p.job.store((static_cast<uint64_t>(gen) << 16) | static_cast<uint64_t>(participants), std::memory_order_seq_cst);
   if (p.sleepers.load(std::memory_order_seq_cst) > 0) {
-    std::lock_guard<std::mutex> lock(p.sleep_mutex);
-    p.wake.notify_all();
+    {
+      std::lock_guard<std::mutex> lock(p.sleep_mutex);
+      p.wake.notify_all();
+    }
+    // A woken worker is often queued on this very CPU (wake-affine) and would wait for this thread's time slice to
+    // end (a few ms) before it could move elsewhere: give it the CPU once, so it runs move_off_callers_cpu now.
+    sched_yield();
   }
   r.enter_ns = monotonic_ns();
   work(p, gen, participants, 0);
@@ -231,6 +273,7 @@ PoolRegion run_on_pool(int threads, int64_t chunks, void (*invoke)(const void*, 
   }
   r.end_ns = monotonic_ns();
   r.ran = p.ran.load(std::memory_order_relaxed);
+  if (r.ran > 1) g_shared_regions.fetch_add(1, std::memory_order_relaxed);
   if (p.error) {
     std::exception_ptr e = p.error;
     p.error = nullptr;

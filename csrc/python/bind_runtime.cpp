@@ -47,11 +47,13 @@ void bind_runtime(py::module_& m) {
     d["num_threads"] = get_num_threads();
     // Top-level parallel regions since start-up: run on a team of more than one thread; whose end waited on a
     // late thread; run on the calling thread because the oversubscription guard was backing off; run on the
-    // calling thread because another thread's region was in flight.
+    // calling thread because another thread's region was in flight; of the team regions, those in which a worker
+    // ran chunks too (the others ran on the caller alone, the workers arriving too late).
     d["parallel_regions"] = detail::parallel_regions();
     d["contended_regions"] = detail::contended_regions();
     d["serialized_regions"] = detail::serialized_regions();
     d["concurrent_regions"] = detail::concurrent_regions();
+    d["shared_regions"] = detail::shared_regions();
     d["oversubscription_guard"] = guard_mode_name(detail::guard_mode());
     // The data caches the kernels block for (bytes), where they came from, and what CPUID / the OS reported.
     const CacheSizes caches = cache_sizes(), detected = detected_cache_sizes();

@@ -103,6 +103,9 @@ struct PoolRegion {
 PoolRegion run_on_pool(int threads, int64_t chunks, void (*invoke)(const void*, int64_t), const void* ctx);
 // True on a thread while it runs a chunk of a pool region (a parallel_for nested in it runs inline).
 bool in_pool_chunk();
+// Pool regions since start-up in which more than one thread ran chunks (the rest of parallel_regions ran on the
+// caller alone: the workers came too late to find a chunk left).
+int64_t shared_regions();
 }  // namespace detail
 
 // Flush denormals to zero (FTZ) and treat denormal inputs as zero (DAZ) for the lifetime of the guard,
