@@ -86,6 +86,8 @@ void derive_blocking(GemmKernelSet<T>& ks, const CacheSizes& caches) {
   ks.nc = nc;
 }
 
+bool gemm_blocks_overridden() { return block_override().set; }
+
 template <typename T>
 GemmKernelSet<T> blocked_kernels() {
   GemmKernelSet<T> ks = active_kernels<T>();

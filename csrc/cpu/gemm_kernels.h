@@ -64,5 +64,7 @@ const GemmKernelSet<T>& active_kernels();
 // runs with. A few integer operations, so it is recomputed per call and follows set_cache_sizes at once.
 template <typename T>
 GemmKernelSet<T> blocked_kernels();
+// Whether FASTNN_GEMM_BLOCKS (parsed once, at the first GEMM) replaced the derived blocks.
+bool gemm_blocks_overridden();
 
 }  // namespace fastnn::cpu::detail

@@ -179,6 +179,8 @@ GemmBlocking blocking_of(const cpu::detail::GemmKernelSet<T>& ks) {
 }
 }  // namespace
 
+bool gemm_blocks_overridden() { return cpu::detail::gemm_blocks_overridden(); }
+
 GemmBlocking gemm_blocking(bool f64) {
   return f64 ? blocking_of(cpu::detail::blocked_kernels<double>()) : blocking_of(cpu::detail::blocked_kernels<float>());
 }

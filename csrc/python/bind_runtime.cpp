@@ -75,6 +75,7 @@ void bind_runtime(py::module_& m) {
       blocking[f64 ? "float64" : "float32"] = one;
     }
     d["gemm_blocking"] = blocking;
+    d["gemm_blocks_overridden"] = gemm_blocks_overridden();
     return d;
   }, "Facts about this build and the code path chosen for this CPU.");
 

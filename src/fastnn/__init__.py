@@ -13,17 +13,23 @@ __version__ = build_info()["version"]
 
 
 def _check_cache_override():
-    # FASTNN_CACHE=L1,L2[,L3] replaces the detected cache sizes the kernels block for; a value the kernels could
-    # not parse is ignored there, so say so instead of silently running another configuration.
+    # FASTNN_CACHE=L1,L2[,L3] replaces the detected cache sizes the kernels block for, FASTNN_GEMM_BLOCKS=MC,KC,NC
+    # the GEMM's blocks; a value the kernels could not parse is ignored there, so say so instead of silently running
+    # another configuration.
     import os
+    import warnings
 
+    info = build_info()
     spec = os.environ.get("FASTNN_CACHE")
-    if spec and build_info()["cache_source"] != "FASTNN_CACHE":
-        import warnings
-
+    if spec and info["cache_source"] != "FASTNN_CACHE":
         warnings.warn(f"fastnn: FASTNN_CACHE={spec!r} was ignored: expected 'L1,L2' or 'L1,L2,L3' (bytes with an "
                       "optional K/M/G suffix, e.g. '32K,512K,32M'; L1 in [4K, 64M], L2 >= L1); using the detected "
                       "cache sizes", RuntimeWarning, stacklevel=3)
+    blocks = os.environ.get("FASTNN_GEMM_BLOCKS")
+    if blocks and not info["gemm_blocks_overridden"]:
+        warnings.warn(f"fastnn: FASTNN_GEMM_BLOCKS={blocks!r} was ignored: expected three integers MC,KC,NC in "
+                      "[1, 65536], e.g. '252,256,4096'; using the blocking derived from the caches", RuntimeWarning,
+                      stacklevel=3)
 
 
 _check_cache_override()

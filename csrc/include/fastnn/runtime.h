@@ -49,6 +49,8 @@ struct GemmBlocking {
   int64_t mc, kc, nc;
 };
 GemmBlocking gemm_blocking(bool f64);
+// Whether FASTNN_GEMM_BLOCKS=MC,KC,NC in the environment replaced the blocking derived from the caches.
+bool gemm_blocks_overridden();
 
 struct BuildInfo {
   std::string version;
