@@ -2,7 +2,11 @@
 from fastnn.layers.layer import InputSpec, KerasTensor, Layer  # noqa: I001
 from fastnn.layers.input_layer import Input, InputLayer
 from fastnn.layers.core import Activation, Dense, Dropout, Flatten, Identity, Lambda, Masking
-from fastnn.layers.reshaping import Permute, RepeatVector, Reshape
+from fastnn.layers.reshaping import (Cropping1D, Cropping2D, Permute, RepeatVector, Reshape, UpSampling1D, UpSampling2D,
+                                     ZeroPadding1D, ZeroPadding2D)
+from fastnn.layers.pooling import (GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D,
+                                   GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
+from fastnn.layers.regularization import SpatialDropout1D, SpatialDropout2D
 from fastnn.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                                    concatenate, maximum, minimum, multiply, subtract)
 
@@ -10,4 +14,7 @@ __all__ = [
     "Layer", "InputSpec", "KerasTensor", "Input", "InputLayer", "Dense", "Activation", "Dropout", "Flatten",
     "Identity", "Lambda", "Masking", "Reshape", "Permute", "RepeatVector", "Add", "Subtract", "Multiply", "Average", "Maximum",
     "Minimum", "Concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
+    "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D", "SpatialDropout1D",
+    "SpatialDropout2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+    "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
 ]

@@ -41,8 +41,11 @@ def unique_name(base: str) -> str:
 
 
 def to_snake_case(name: str) -> str:
-    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+    """Keras's ``naming.to_snake_case``: ``Dense`` -> ``dense``, ``ZeroPadding2D`` -> ``zero_padding2d`` (a digit
+    followed by a capital is not split, so Conv2D is ``conv2d`` as in Keras)."""
+    s = re.sub(r"\W+", "", name)
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", s)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
 def shape_str(shape) -> str:
