@@ -146,7 +146,8 @@ def test_upsampling_bilinear_values(data_format, size):
 def test_upsampling_bilinear_of_a_constant_and_of_a_ramp():
     # A constant stays constant; a linear ramp stays linear away from the clamped borders.
     const = np.full((1, 3, 3, 1), 2.5, "float32")
-    np.testing.assert_array_equal(L.UpSampling2D(2, interpolation="bilinear")(const).numpy(), np.full((1, 6, 6, 1), 2.5))
+    np.testing.assert_array_equal(L.UpSampling2D(2, interpolation="bilinear")(const).numpy(),
+                                  np.full((1, 6, 6, 1), 2.5))
     ramp = np.arange(4, dtype="float64").reshape(1, 1, 4, 1)
     got = L.UpSampling2D((1, 2), interpolation="bilinear", dtype="float64")(ramp).numpy()[0, 0, :, 0]
     np.testing.assert_allclose(got, [0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3], atol=1e-12)

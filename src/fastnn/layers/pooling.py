@@ -20,7 +20,8 @@ class _GlobalPooling(Layer):
         super().__init__(**kwargs)
         self.data_format = standardize_data_format(data_format)
         if not isinstance(keepdims, bool):
-            raise ValueError(f"{type(self).__name__}: `keepdims` must be True or False. Received: keepdims={keepdims!r}")
+            raise ValueError(f"{type(self).__name__}: `keepdims` must be True or False. "
+                             f"Received: keepdims={keepdims!r}")
         self.keepdims = keepdims
         self.pool_dimensions = pool_dimensions
         self.input_spec = InputSpec(ndim=pool_dimensions + 2)
