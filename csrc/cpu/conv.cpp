@@ -1,5 +1,5 @@
 // The fast convolutions (conv.h): im2col / col2im over bounded tiles of output pixels + cpu::gemm, and the direct
-// depthwise kernels.
+// depthwise kernels (at the end of the file).
 //
 // Output pixels are numbered p = (n * OH + oh) * OW + ow, so y viewed as (N*OH*OW, F) has one row per pixel and a
 // tile of consecutive pixels [p0, p1) is a block of consecutive rows (it may span images). The column matrix of a
@@ -284,11 +284,150 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dS
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Depthwise: direct kernels. Channel c of x meets only w[:, :, c, :], so each output pixel is KH*KW vector
+// multiply-adds over the C*M contiguous channels (M = depth multiplier = s.f). A padded position is a zero that
+// multiplies the weight, as in im2col (so an inf weight gives NaN there, as with conv2d and an explicitly padded
+// input). Each output / dx element / dw element is summed by one thread in a fixed order: bit-identical for every
+// thread count.
+// ---------------------------------------------------------------------------------------------------------------
+namespace {
+
+// Rows (of outputs or inputs) per parallel_for chunk so that a chunk holds at least ~32K multiply-adds.
+int64_t row_grain(int64_t work_per_row) {
+  return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row));
+}
+
+// acc[c*M + m] += xv[c] * wv[c*M + m] over c < C (xv null: the padding, zeros).
+template <typename T>
+inline void depthwise_tap(T* FASTNN_RESTRICT acc, const T* FASTNN_RESTRICT xv, const T* FASTNN_RESTRICT wv,
+                          int64_t C, int64_t M) {
+  if (M == 1) {
+    if (xv != nullptr) for (int64_t c = 0; c < C; ++c) acc[c] += xv[c] * wv[c];
+    else for (int64_t c = 0; c < C; ++c) acc[c] += T(0) * wv[c];
+    return;
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T v = xv != nullptr ? xv[c] : T(0);
+    for (int64_t m = 0; m < M; ++m) acc[c * M + m] += v * wv[c * M + m];
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void depthwise_conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s,
+                              const Conv2dParams& p, Activation act) {
+  DenormalsAreZero ftz;
+  const int64_t C = s.c, M = s.f, CM = C * M;
+  if (CM == 0) return;
+  parallel_for(0, s.n * s.oh, row_grain(s.ow * s.kh * s.kw * CM), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / s.oh, oh = r % s.oh;
+      for (int64_t ow = 0; ow < s.ow; ++ow) {
+        T* acc = y + (r * s.ow + ow) * CM;
+        std::fill(acc, acc + CM, T(0));
+        for (int64_t kh = 0; kh < s.kh; ++kh) {
+          const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+          for (int64_t kw = 0; kw < s.kw; ++kw) {
+            const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
+            const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
+            depthwise_tap(acc, inside ? x + ((n * s.h + ih) * s.w + iw) * C : nullptr, w + (kh * s.kw + kw) * CM, C, M);
+          }
+        }
+        if (bias != nullptr)
+          for (int64_t j = 0; j < CM; ++j) acc[j] += bias[j];
+        if (act == Activation::kRelu)
+          for (int64_t j = 0; j < CM; ++j) acc[j] = acc[j] < T(0) ? T(0) : acc[j];  // NaN stays NaN
+      }
+    }
+  });
+}
+
+template <typename T>
+void depthwise_conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dShape& s, const Conv2dParams& p) {
+  DenormalsAreZero ftz;
+  const int64_t C = s.c, M = s.f, CM = C * M;
+  if (C == 0) return;
+  // A gather over input rows: dx[n, ih, iw, c] = sum over the taps that read (ih, iw) of dy . w (over m).
+  parallel_for(0, s.n * s.h, row_grain(s.w * s.kh * s.kw * std::max<int64_t>(1, CM)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / s.h, ih = r % s.h;
+      T* dx_row = dx + r * s.w * C;
+      std::fill(dx_row, dx_row + s.w * C, T(0));
+      for (int64_t kh = 0; kh < s.kh; ++kh) {
+        const int64_t t = ih + p.pad_top - kh * p.dilation_h;
+        if (t < 0 || t % p.stride_h != 0 || t / p.stride_h >= s.oh) continue;
+        const int64_t oh = t / p.stride_h;
+        for (int64_t iw = 0; iw < s.w; ++iw) {
+          T* FASTNN_RESTRICT acc = dx_row + iw * C;
+          for (int64_t kw = 0; kw < s.kw; ++kw) {
+            const int64_t u = iw + p.pad_left - kw * p.dilation_w;
+            if (u < 0 || u % p.stride_w != 0 || u / p.stride_w >= s.ow) continue;
+            const T* FASTNN_RESTRICT g = dy + ((n * s.oh + oh) * s.ow + u / p.stride_w) * CM;
+            const T* FASTNN_RESTRICT wv = w + (kh * s.kw + kw) * CM;
+            if (M == 1) {
+              for (int64_t c = 0; c < C; ++c) acc[c] += g[c] * wv[c];
+            } else {
+              for (int64_t c = 0; c < C; ++c) {
+                T sum = 0;
+                for (int64_t m = 0; m < M; ++m) sum += g[c * M + m] * wv[c * M + m];
+                acc[c] += sum;
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void depthwise_conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s,
+                                      const Conv2dParams& p) {
+  DenormalsAreZero ftz;
+  const int64_t C = s.c, M = s.f, CM = C * M, taps = s.kh * s.kw;
+  const int64_t pixels = s.n * s.oh * s.ow;
+  if (CM == 0 || pixels == 0) return;
+  // Blocks of channels in parallel: each channel's dw (all taps) and db are summed by one thread over the pixels in
+  // order, into a local accumulator, then added to dw / db once.
+  parallel_for(0, C, row_grain(pixels * taps * M), [&](int64_t c0, int64_t c1) {
+    const int64_t width = (c1 - c0) * M;
+    std::vector<T> acc(static_cast<size_t>(taps * width), T(0));
+    std::vector<double> bias_acc(static_cast<size_t>(db != nullptr ? width : 0), 0.0);
+    for (int64_t q = 0; q < pixels; ++q) {
+      const int64_t n = q / (s.oh * s.ow), rem = q % (s.oh * s.ow), oh = rem / s.ow, ow = rem % s.ow;
+      const T* g = dy + q * CM + c0 * M;
+      for (int64_t kh = 0; kh < s.kh; ++kh) {
+        const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+        for (int64_t kw = 0; kw < s.kw; ++kw) {
+          const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
+          const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
+          // dw[tap, c, m] += x[c] * dy[c, m]: the forward's tap with x and w swapped for x and dy.
+          depthwise_tap(acc.data() + (kh * s.kw + kw) * width, inside ? x + ((n * s.h + ih) * s.w + iw) * C + c0 : nullptr,
+                        g, c1 - c0, M);
+        }
+      }
+      for (int64_t j = 0; j < static_cast<int64_t>(bias_acc.size()); ++j) bias_acc[j] += static_cast<double>(g[j]);
+    }
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t j = 0; j < width; ++j) dw[t * CM + c0 * M + j] += acc[t * width + j];
+    for (int64_t j = 0; j < static_cast<int64_t>(bias_acc.size()); ++j)
+      db[c0 * M + j] = static_cast<T>(static_cast<double>(db[c0 * M + j]) + bias_acc[j]);
+  });
+}
+
 #define FASTNN_INSTANTIATE_CONV(T)                                                                               \
   template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&,    \
                                   Activation);                                                                  \
   template void conv2d_backward_input<T>(T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&);     \
-  template void conv2d_backward_weight<T>(T*, T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&);
+  template void conv2d_backward_weight<T>(T*, T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&);  \
+  template void depthwise_conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&,              \
+                                            const Conv2dParams&, Activation);                                  \
+  template void depthwise_conv2d_backward_input<T>(T*, const T*, const T*, const Conv2dShape&,                 \
+                                                   const Conv2dParams&);                                       \
+  template void depthwise_conv2d_backward_weight<T>(T*, T*, const T*, const T*, const Conv2dShape&,            \
+                                                    const Conv2dParams&);
 FASTNN_INSTANTIATE_CONV(float)
 FASTNN_INSTANTIATE_CONV(double)
 #undef FASTNN_INSTANTIATE_CONV

@@ -100,11 +100,54 @@ void conv2d_backward_weight_ref(T* dw, T* db, const T* x, const T* dy, const Con
     }
 }
 
+// Depthwise = grouped convolution with one input channel per group: groups = C, F = C * M, and the (KH, KW, C, M)
+// kernel is already the (KH, KW, 1, C * M) grouped kernel in memory.
+namespace {
+bool as_grouped(const Conv2dShape& s, const Conv2dParams& p, Conv2dShape& gs, Conv2dParams& gp) {
+  if (s.c == 0) return false;  // no channels: no groups (the outputs are empty)
+  gs = s;
+  gs.f = s.c * s.f;
+  gp = p;
+  gp.groups = s.c;
+  return true;
+}
+}  // namespace
+
+template <typename T>
+void depthwise_conv2d_forward_ref(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s,
+                                  const Conv2dParams& p, Activation act) {
+  Conv2dShape gs;
+  Conv2dParams gp;
+  if (as_grouped(s, p, gs, gp)) conv2d_forward_ref(y, x, w, bias, gs, gp, act);
+}
+
+template <typename T>
+void depthwise_conv2d_backward_input_ref(T* dx, const T* dy, const T* w, const Conv2dShape& s,
+                                         const Conv2dParams& p) {
+  Conv2dShape gs;
+  Conv2dParams gp;
+  if (as_grouped(s, p, gs, gp)) conv2d_backward_input_ref(dx, dy, w, gs, gp);
+}
+
+template <typename T>
+void depthwise_conv2d_backward_weight_ref(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s,
+                                          const Conv2dParams& p) {
+  Conv2dShape gs;
+  Conv2dParams gp;
+  if (as_grouped(s, p, gs, gp)) conv2d_backward_weight_ref(dw, db, x, dy, gs, gp);
+}
+
 #define FASTNN_INSTANTIATE_CONV_REF(T)                                                                              \
   template void conv2d_forward_ref<T>(T*, const T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&, \
                                       Activation);                                                              \
   template void conv2d_backward_input_ref<T>(T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&);     \
-  template void conv2d_backward_weight_ref<T>(T*, T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&);
+  template void conv2d_backward_weight_ref<T>(T*, T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&); \
+  template void depthwise_conv2d_forward_ref<T>(T*, const T*, const T*, const T*, const Conv2dShape&,             \
+                                                const Conv2dParams&, Activation);                                 \
+  template void depthwise_conv2d_backward_input_ref<T>(T*, const T*, const T*, const Conv2dShape&,                \
+                                                       const Conv2dParams&);                                      \
+  template void depthwise_conv2d_backward_weight_ref<T>(T*, T*, const T*, const T*, const Conv2dShape&,           \
+                                                        const Conv2dParams&);
 FASTNN_INSTANTIATE_CONV_REF(float)
 FASTNN_INSTANTIATE_CONV_REF(double)
 #undef FASTNN_INSTANTIATE_CONV_REF

@@ -1,5 +1,5 @@
-// Bindings for the convolutions (fastnn/conv.h): conv2d forward / backward input / backward weight and their
-// reference twins. Inputs must be C-contiguous, aligned, native float32 / float64 (one dtype per call); outputs are
+// Bindings for the convolutions (fastnn/conv.h): conv2d and depthwise_conv2d forward / backward input / backward
+// weight and their reference twins. Inputs must be C-contiguous, aligned, native float32 / float64 (one dtype per call); outputs are
 // fresh arrays. Hyper-parameters: strides and dilation an int or a pair (>= 1); padding "valid", "same"
 // (TensorFlow's: the extra row / column at the bottom / right), an int or (top, bottom, left, right) (>= 0).
 #include <algorithm>
@@ -178,78 +178,108 @@ ConvSpec conv_spec(const std::string& op, const std::vector<int64_t>& in, const 
   return spec;
 }
 
-std::vector<int64_t> output_shape(const ConvSpec& c) { return {c.shape.n, c.shape.oh, c.shape.ow, c.shape.f}; }
+// Depthwise: the kernel (KH, KW, C, M) must take the input's C channels; the geometry is then checked as the grouped
+// convolution it is (groups = C, kernel (KH, KW, 1, C*M)), and the spec's shape carries f = M for the kernels.
+ConvSpec depthwise_spec(const std::string& op, const std::vector<int64_t>& in, const std::vector<int64_t>& ker,
+                        const py::object& strides, const py::object& padding, const py::object& dilation) {
+  if (ker[2] != in[3])
+    throw py::value_error(op + ": the depthwise kernel of shape " + tuple_str(ker) + " (KH, KW, C, multiplier) takes " +
+                          std::to_string(ker[2]) + " input channels, but the input of shape " + tuple_str(in) +
+                          " has " + std::to_string(in[3]));
+  const int64_t c = in[3];
+  const std::vector<int64_t> grouped = {ker[0], ker[1], c > 0 ? 1 : 0, c > 0 ? c * ker[3] : ker[3]};
+  if (c > 0 && static_cast<__int128>(c) * ker[3] >= (static_cast<__int128>(1) << 62))
+    throw py::value_error(op + ": the depthwise kernel of shape " + tuple_str(ker) + " is too large");
+  ConvSpec spec = conv_spec(op, in, grouped, strides, padding, dilation, c > 0 ? c : 1);
+  spec.shape.f = ker[3];
+  spec.params.groups = 1;
+  return spec;
+}
+
+// (N, OH, OW, F) for conv2d, (N, OH, OW, C*M) for depthwise.
+std::vector<int64_t> output_shape(const ConvSpec& c, bool depthwise = false) {
+  return {c.shape.n, c.shape.oh, c.shape.ow, depthwise ? c.shape.c * c.shape.f : c.shape.f};
+}
 
 template <typename T>
 py::array forward_impl(const py::array& x, const py::array& w, const py::array* bias,
-                       const ConvSpec& spec, Activation act, bool reference) {
-  py::array_t<T> y(output_shape(spec));
+                       const ConvSpec& spec, Activation act, bool reference, bool depthwise) {
+  py::array_t<T> y(output_shape(spec, depthwise));
   const T* xp = static_cast<const T*>(x.data());
   const T* wp = static_cast<const T*>(w.data());
   const T* bp = bias != nullptr ? static_cast<const T*>(bias->data()) : nullptr;
   T* yp = y.mutable_data();
   py::gil_scoped_release release;
-  if (reference) cpu::conv2d_forward_ref(yp, xp, wp, bp, spec.shape, spec.params, act);
+  if (depthwise && reference) cpu::depthwise_conv2d_forward_ref(yp, xp, wp, bp, spec.shape, spec.params, act);
+  else if (depthwise) cpu::depthwise_conv2d_forward(yp, xp, wp, bp, spec.shape, spec.params, act);
+  else if (reference) cpu::conv2d_forward_ref(yp, xp, wp, bp, spec.shape, spec.params, act);
   else cpu::conv2d_forward(yp, xp, wp, bp, spec.shape, spec.params, act);
   return std::move(y);
 }
 
 py::array conv2d_forward(const py::array& x, const py::array& w, const py::object& bias_obj, const py::object& strides,
                          const py::object& padding, const py::object& dilation, int64_t groups,
-                         const std::string& activation, bool reference) {
-  const std::string op = reference ? "conv2d_forward_ref" : "conv2d_forward";
+                         const std::string& activation, bool reference, bool depthwise) {
+  const std::string op = std::string(depthwise ? "depthwise_" : "") + "conv2d_forward" + (reference ? "_ref" : "");
   const char kind = float_input(x, op, "x");
   require_kind(w, kind, op, "w", "x");
   require_ndim(x, 4, op.c_str(), "x");
   require_ndim(w, 4, op.c_str(), "w");
   const Activation act = parse_activation(activation, op);
-  const ConvSpec spec = conv_spec(op, shape_of(x), shape_of(w), strides, padding, dilation, groups);
+  const ConvSpec spec = depthwise ? depthwise_spec(op, shape_of(x), shape_of(w), strides, padding, dilation)
+                                  : conv_spec(op, shape_of(x), shape_of(w), strides, padding, dilation, groups);
+  const int64_t channels_out = output_shape(spec, depthwise)[3];
   py::array bias;
   if (!bias_obj.is_none()) {
     bias = py::cast<py::array>(bias_obj);
     require_kind(bias, kind, op, "bias", "x");
-    if (bias.ndim() != 1 || bias.shape(0) != spec.shape.f)
-      throw py::value_error(op + ": bias must have shape (" + std::to_string(spec.shape.f) +
-                            ",) (the filters of w), but received shape " + shape_str(bias));
+    if (bias.ndim() != 1 || bias.shape(0) != channels_out)
+      throw py::value_error(op + ": bias must have shape (" + std::to_string(channels_out) +
+                            ",) (the output channels), but received shape " + shape_str(bias));
   }
   const py::array* bp = bias_obj.is_none() ? nullptr : &bias;
-  if (kind == 'f') return forward_impl<float>(x, w, bp, spec, act, reference);
-  return forward_impl<double>(x, w, bp, spec, act, reference);
+  if (kind == 'f') return forward_impl<float>(x, w, bp, spec, act, reference, depthwise);
+  return forward_impl<double>(x, w, bp, spec, act, reference, depthwise);
 }
 
-void require_dy_shape(const std::string& op, const py::array& dy, const ConvSpec& spec) {
-  const std::vector<int64_t> want = output_shape(spec);
+void require_dy_shape(const std::string& op, const py::array& dy, const ConvSpec& spec, bool depthwise) {
+  const std::vector<int64_t> want = output_shape(spec, depthwise);
   if (shape_of(dy) != want)
     throw py::value_error(op + ": dy must have the convolution's output shape " + tuple_str(want) +
                           ", but received shape " + shape_str(dy));
 }
 
 template <typename T>
-py::array backward_input_impl(const py::array& dy, const py::array& w, const ConvSpec& spec, bool reference) {
+py::array backward_input_impl(const py::array& dy, const py::array& w, const ConvSpec& spec, bool reference,
+                              bool depthwise) {
   const Conv2dShape& s = spec.shape;
   py::array_t<T> dx(std::vector<int64_t>{s.n, s.h, s.w, s.c});
   const T* dyp = static_cast<const T*>(dy.data());
   const T* wp = static_cast<const T*>(w.data());
   T* dxp = dx.mutable_data();
   py::gil_scoped_release release;
-  if (reference) cpu::conv2d_backward_input_ref(dxp, dyp, wp, s, spec.params);
+  if (depthwise && reference) cpu::depthwise_conv2d_backward_input_ref(dxp, dyp, wp, s, spec.params);
+  else if (depthwise) cpu::depthwise_conv2d_backward_input(dxp, dyp, wp, s, spec.params);
+  else if (reference) cpu::conv2d_backward_input_ref(dxp, dyp, wp, s, spec.params);
   else cpu::conv2d_backward_input(dxp, dyp, wp, s, spec.params);
   return std::move(dx);
 }
 
 py::array conv2d_backward_input(const py::array& dy, const py::array& w, const py::object& input_shape,
                                 const py::object& strides, const py::object& padding, const py::object& dilation,
-                                int64_t groups, bool reference) {
-  const std::string op = reference ? "conv2d_backward_input_ref" : "conv2d_backward_input";
+                                int64_t groups, bool reference, bool depthwise) {
+  const std::string op =
+      std::string(depthwise ? "depthwise_" : "") + "conv2d_backward_input" + (reference ? "_ref" : "");
   const char kind = float_input(dy, op, "dy");
   require_kind(w, kind, op, "w", "dy");
   require_ndim(dy, 4, op.c_str(), "dy");
   require_ndim(w, 4, op.c_str(), "w");
-  const ConvSpec spec =
-      conv_spec(op, shape_arg(input_shape, op, "input_shape"), shape_of(w), strides, padding, dilation, groups);
-  require_dy_shape(op, dy, spec);
-  if (kind == 'f') return backward_input_impl<float>(dy, w, spec, reference);
-  return backward_input_impl<double>(dy, w, spec, reference);
+  const std::vector<int64_t> in = shape_arg(input_shape, op, "input_shape");
+  const ConvSpec spec = depthwise ? depthwise_spec(op, in, shape_of(w), strides, padding, dilation)
+                                  : conv_spec(op, in, shape_of(w), strides, padding, dilation, groups);
+  require_dy_shape(op, dy, spec, depthwise);
+  if (kind == 'f') return backward_input_impl<float>(dy, w, spec, reference, depthwise);
+  return backward_input_impl<double>(dy, w, spec, reference, depthwise);
 }
 
 // An accumulation target given by the caller: the kernel's dtype, the expected shape, C-contiguous, writeable, and
@@ -268,7 +298,7 @@ void require_accumulator(const py::array& out, char kind, const std::vector<int6
 template <typename T>
 py::tuple backward_weight_impl(const py::array& x, const py::array& dy, const std::vector<int64_t>& kernel_shape,
                                const ConvSpec& spec, bool with_bias, py::object dw_obj, py::object db_obj,
-                               bool reference) {
+                               bool reference, bool depthwise) {
   // Fresh zeroed arrays unless the caller passed ones to accumulate into (dw += ..., db += ...).
   if (dw_obj.is_none()) {
     py::array_t<T> dw(kernel_shape);
@@ -276,7 +306,7 @@ py::tuple backward_weight_impl(const py::array& x, const py::array& dy, const st
     dw_obj = std::move(dw);
   }
   if (with_bias && db_obj.is_none()) {
-    py::array_t<T> db(std::vector<int64_t>{spec.shape.f});
+    py::array_t<T> db(std::vector<int64_t>{output_shape(spec, depthwise)[3]});
     std::fill(db.mutable_data(), db.mutable_data() + db.size(), T(0));
     db_obj = std::move(db);
   }
@@ -287,7 +317,9 @@ py::tuple backward_weight_impl(const py::array& x, const py::array& dy, const st
   const T* dyp = static_cast<const T*>(dy.data());
   {
     py::gil_scoped_release release;
-    if (reference) cpu::conv2d_backward_weight_ref(dwp, dbp, xp, dyp, spec.shape, spec.params);
+    if (depthwise && reference) cpu::depthwise_conv2d_backward_weight_ref(dwp, dbp, xp, dyp, spec.shape, spec.params);
+    else if (depthwise) cpu::depthwise_conv2d_backward_weight(dwp, dbp, xp, dyp, spec.shape, spec.params);
+    else if (reference) cpu::conv2d_backward_weight_ref(dwp, dbp, xp, dyp, spec.shape, spec.params);
     else cpu::conv2d_backward_weight(dwp, dbp, xp, dyp, spec.shape, spec.params);
   }
   return py::make_tuple(dw, with_bias ? db_obj : py::none());
@@ -296,24 +328,26 @@ py::tuple backward_weight_impl(const py::array& x, const py::array& dy, const st
 py::tuple conv2d_backward_weight(const py::array& x, const py::array& dy, const py::object& kernel_shape,
                                  const py::object& strides, const py::object& padding, const py::object& dilation,
                                  int64_t groups, bool with_bias, const py::object& dw, const py::object& db,
-                                 bool reference) {
-  const std::string op = reference ? "conv2d_backward_weight_ref" : "conv2d_backward_weight";
+                                 bool reference, bool depthwise) {
+  const std::string op =
+      std::string(depthwise ? "depthwise_" : "") + "conv2d_backward_weight" + (reference ? "_ref" : "");
   const char kind = float_input(x, op, "x");
   require_kind(dy, kind, op, "dy", "x");
   require_ndim(x, 4, op.c_str(), "x");
   require_ndim(dy, 4, op.c_str(), "dy");
   const std::vector<int64_t> ker = shape_arg(kernel_shape, op, "kernel_shape");
-  const ConvSpec spec = conv_spec(op, shape_of(x), ker, strides, padding, dilation, groups);
-  require_dy_shape(op, dy, spec);
+  const ConvSpec spec = depthwise ? depthwise_spec(op, shape_of(x), ker, strides, padding, dilation)
+                                  : conv_spec(op, shape_of(x), ker, strides, padding, dilation, groups);
+  require_dy_shape(op, dy, spec, depthwise);
   if (!dw.is_none()) require_accumulator(py::cast<py::array>(dw), kind, ker, op, "dw", x, dy);
   if (!db.is_none()) {
     if (!with_bias) throw py::value_error(op + ": db was given but with_bias is False");
-    require_accumulator(py::cast<py::array>(db), kind, {spec.shape.f}, op, "db", x, dy);
+    require_accumulator(py::cast<py::array>(db), kind, {output_shape(spec, depthwise)[3]}, op, "db", x, dy);
     if (!dw.is_none() && may_overlap(py::cast<py::array>(dw), py::cast<py::array>(db)))
       throw py::value_error(op + ": dw and db must not share memory");
   }
-  if (kind == 'f') return backward_weight_impl<float>(x, dy, ker, spec, with_bias, dw, db, reference);
-  return backward_weight_impl<double>(x, dy, ker, spec, with_bias, dw, db, reference);
+  if (kind == 'f') return backward_weight_impl<float>(x, dy, ker, spec, with_bias, dw, db, reference, depthwise);
+  return backward_weight_impl<double>(x, dy, ker, spec, with_bias, dw, db, reference, depthwise);
 }
 
 }  // namespace
@@ -326,7 +360,7 @@ void bind_conv(py::module_& m) {
           [reference](const py::array& x, const py::array& w, const py::object& bias, const py::object& strides,
                       const py::object& padding, const py::object& dilation, int64_t groups,
                       const std::string& activation) {
-            return conv2d_forward(x, w, bias, strides, padding, dilation, groups, activation, reference);
+            return conv2d_forward(x, w, bias, strides, padding, dilation, groups, activation, reference, false);
           },
           py::arg("x"), py::arg("w"), py::arg("bias") = py::none(), py::kw_only(), py::arg("strides") = 1,
           py::arg("padding") = "valid", py::arg("dilation") = 1, py::arg("groups") = 1,
@@ -338,7 +372,7 @@ void bind_conv(py::module_& m) {
           [reference](const py::array& dy, const py::array& w, const py::object& input_shape,
                       const py::object& strides, const py::object& padding, const py::object& dilation,
                       int64_t groups) {
-            return conv2d_backward_input(dy, w, input_shape, strides, padding, dilation, groups, reference);
+            return conv2d_backward_input(dy, w, input_shape, strides, padding, dilation, groups, reference, false);
           },
           py::arg("dy"), py::arg("w"), py::arg("input_shape"), py::kw_only(), py::arg("strides") = 1,
           py::arg("padding") = "valid", py::arg("dilation") = 1, py::arg("groups") = 1,
@@ -349,7 +383,7 @@ void bind_conv(py::module_& m) {
                       const py::object& strides, const py::object& padding, const py::object& dilation,
                       int64_t groups, bool with_bias, const py::object& dw, const py::object& db) {
             return conv2d_backward_weight(x, dy, kernel_shape, strides, padding, dilation, groups, with_bias, dw,
-                                          db, reference);
+                                          db, reference, false);
           },
           py::arg("x"), py::arg("dy"), py::arg("kernel_shape"), py::kw_only(), py::arg("strides") = 1,
           py::arg("padding") = "valid", py::arg("dilation") = 1, py::arg("groups") = 1, py::arg("with_bias") = true,
@@ -358,6 +392,37 @@ void bind_conv(py::module_& m) {
            "(KH, KW, C // groups, F) -> new dw of that shape and db (F,) (None when with_bias is False). Given dw / db "
            "(C-contiguous, that shape and dtype), the gradients are ADDED to them in place and they are returned. "
            "Same hyper-parameters as conv2d_forward." + twin).c_str());
+    m.def(("depthwise_conv2d_forward" + suffix).c_str(),
+          [reference](const py::array& x, const py::array& w, const py::object& bias, const py::object& strides,
+                      const py::object& padding, const py::object& dilation, const std::string& activation) {
+            return conv2d_forward(x, w, bias, strides, padding, dilation, 1, activation, reference, true);
+          },
+          py::arg("x"), py::arg("w"), py::arg("bias") = py::none(), py::kw_only(), py::arg("strides") = 1,
+          py::arg("padding") = "valid", py::arg("dilation") = 1, py::arg("activation") = "linear",
+          ("y = act(depthwise_conv2d(x, w) + bias): x (N, H, W, C), w (KH, KW, C, M) (Keras DepthwiseConv2D, M the "
+           "depth multiplier), bias (C*M,) or None -> new (N, OH, OW, C*M), channel c*M + m from input channel c. "
+           "Hyper-parameters as conv2d_forward (no groups)." + twin).c_str());
+    m.def(("depthwise_conv2d_backward_input" + suffix).c_str(),
+          [reference](const py::array& dy, const py::array& w, const py::object& input_shape,
+                      const py::object& strides, const py::object& padding, const py::object& dilation) {
+            return conv2d_backward_input(dy, w, input_shape, strides, padding, dilation, 1, reference, true);
+          },
+          py::arg("dy"), py::arg("w"), py::arg("input_shape"), py::kw_only(), py::arg("strides") = 1,
+          py::arg("padding") = "valid", py::arg("dilation") = 1,
+          ("dx of depthwise_conv2d: dy (N, OH, OW, C*M) of the pre-activation output, w (KH, KW, C, M), input_shape "
+           "(N, H, W, C) -> new dx." + twin).c_str());
+    m.def(("depthwise_conv2d_backward_weight" + suffix).c_str(),
+          [reference](const py::array& x, const py::array& dy, const py::object& kernel_shape,
+                      const py::object& strides, const py::object& padding, const py::object& dilation,
+                      bool with_bias, const py::object& dw, const py::object& db) {
+            return conv2d_backward_weight(x, dy, kernel_shape, strides, padding, dilation, 1, with_bias, dw, db,
+                                          reference, true);
+          },
+          py::arg("x"), py::arg("dy"), py::arg("kernel_shape"), py::kw_only(), py::arg("strides") = 1,
+          py::arg("padding") = "valid", py::arg("dilation") = 1, py::arg("with_bias") = true,
+          py::arg("dw") = py::none(), py::arg("db") = py::none(),
+          ("(dw, db) of depthwise_conv2d: x, dy (N, OH, OW, C*M), kernel_shape (KH, KW, C, M) -> new dw and db "
+           "(C*M,) (None without bias), or ADDED into given dw / db, as conv2d_backward_weight." + twin).c_str());
   }
   m.def("conv_same_padding",
         [](int64_t in, int64_t kernel, int64_t stride, int64_t dilation) {

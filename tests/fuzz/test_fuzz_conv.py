@@ -17,7 +17,9 @@ from fastnn.testing import fuzz as fz
 
 ERR = (TypeError, ValueError)
 TARGETS = ("conv2d_forward", "conv2d_forward_ref", "conv2d_backward_input", "conv2d_backward_input_ref",
-           "conv2d_backward_weight", "conv2d_backward_weight_ref", "conv_same_padding")
+           "conv2d_backward_weight", "conv2d_backward_weight_ref", "conv_same_padding", "depthwise_conv2d_forward",
+           "depthwise_conv2d_forward_ref", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_input_ref",
+           "depthwise_conv2d_backward_weight", "depthwise_conv2d_backward_weight_ref")
 EPS = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 
 
@@ -32,7 +34,8 @@ def _pair(v):
 
 
 def _hyper(data):
-    """strides, dilation, padding and groups: mostly valid, sometimes not; returns them and whether they are valid."""
+    """strides, dilation, padding and groups: mostly valid, sometimes not; returns them and whether strides, dilation
+    and padding are valid (groups is checked by the caller: depthwise has none)."""
     def pick(valid, invalid, label):  # an invalid value one time in ~25
         return data.draw(st.sampled_from(valid * (24 // len(valid) + 1) + invalid), label=label)
 
@@ -47,7 +50,6 @@ def _hyper(data):
             isinstance(v, tuple) and len(v) == count and all(isinstance(e, int) and not isinstance(e, bool) for e in v))
 
     ok = ints(strides, 2) and ints(dilation, 2) and min(_pair(strides)) >= 1 and min(_pair(dilation)) >= 1
-    ok = ok and groups >= 1
     if isinstance(padding, str):
         ok = ok and padding in ("valid", "same")
     else:
@@ -55,9 +57,17 @@ def _hyper(data):
     return dict(strides=strides, dilation=dilation, padding=padding, groups=groups), ok
 
 
-def _geometry(x_shape, k_shape, hp):
-    """The output shape of a valid convolution, or None where the bindings must refuse the geometry."""
+def _geometry(x_shape, k_shape, hp, depthwise=False):
+    """The output shape of a valid convolution, or None where the bindings must refuse the geometry. A depthwise
+    kernel (KH, KW, C, M) is checked as the grouped kernel (KH, KW, 1, C*M) with groups = C."""
     n, h, w, c = x_shape
+    if depthwise:
+        if k_shape[2] != c:
+            return None
+        k_shape = (k_shape[0], k_shape[1], 1 if c else 0, c * k_shape[3] if c else k_shape[3])
+        hp = dict(hp, groups=max(c, 1))
+        out = _geometry(x_shape, k_shape, hp)
+        return None if out is None else out[:3] + (k_shape[3] if c else 0,)
     kh, kw, cg, f = k_shape
     g = hp["groups"]
     if kh < 1 or kw < 1 or c % g or f % g or cg * g != c:
@@ -77,11 +87,13 @@ def _geometry(x_shape, k_shape, hp):
     return (n, (padded[0] - spans[0]) // sh + 1, (padded[1] - spans[1]) // sw + 1, f)
 
 
-def _draw_case(data, target):
+def _draw_case(data, target, depthwise=False):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     fz.case(target)
     hp, hp_ok = _hyper(data)
     g = hp["groups"] if hp["groups"] >= 1 else 1
+    if not depthwise:
+        hp_ok = hp_ok and hp["groups"] >= 1
     n = data.draw(st.integers(0, 3), label="n")
     sizes = st.sampled_from((0, 1, 2) + tuple(range(3, 10)) * 4)  # mostly large enough for the (dilated) kernel
     h, w = data.draw(sizes, label="h"), data.draw(sizes, label="w")
@@ -90,6 +102,10 @@ def _draw_case(data, target):
         st.sampled_from([1, 1, 2, 3, 3, 4] * 4 + [0]), label="kw")
     c = cg * g + data.draw(st.sampled_from([0] * 30 + [1]), label="channel_mismatch")
     x_shape, k_shape = (n, h, w, c), (kh, kw, cg, fg * g)
+    if depthwise:  # no groups argument; kernel (KH, KW, C, multiplier)
+        del hp["groups"]
+        k_shape = (kh, kw, cg + data.draw(st.sampled_from([0] * 30 + [1]), label="dw_channel_mismatch"), fg)
+        x_shape = (n, h, w, cg)
     return rng, hp, hp_ok, x_shape, k_shape
 
 
@@ -138,30 +154,32 @@ def test_conv2d_forward_ref(data):
     _forward(data, reference=True)
 
 
-def _forward(data, reference):
-    name = "conv2d_forward" + ("_ref" if reference else "")
-    rng, hp, hp_ok, x_shape, k_shape = _draw_case(data, name)
+def _forward(data, reference, depthwise=False):
+    base = ("depthwise_" if depthwise else "") + "conv2d_forward"
+    name = base + ("_ref" if reference else "")
+    rng, hp, hp_ok, x_shape, k_shape = _draw_case(data, name, depthwise)
     dtype = _dtype(data)
     x, x_ok = _array(data, rng, x_shape, dtype, "x")
     w, w_ok = _array(data, rng, k_shape, data.draw(st.sampled_from([dtype] * 40 + list(fz.FLOATS)), label="wdtype"),
                      "w")
     bias_kind = data.draw(st.sampled_from([None, "ok"] * 12 + ["shape", "dtype"]), label="bias")
-    bias = None if bias_kind is None else fz.values(rng, (k_shape[3] + (bias_kind == "shape"),),
+    channels_out = k_shape[2] * k_shape[3] if depthwise else k_shape[3]
+    bias = None if bias_kind is None else fz.values(rng, (channels_out + (bias_kind == "shape"),),
                                                      np.float16 if bias_kind == "dtype" else dtype)
     activation = data.draw(st.sampled_from(["linear", "relu"] * 12 + ["tanh"]), label="activation")
-    out_shape = _geometry(x_shape, k_shape, hp) if hp_ok else None
+    out_shape = _geometry(x_shape, k_shape, hp, depthwise) if hp_ok else None
     valid = (x_ok and w_ok and x.dtype == w.dtype and out_shape is not None and activation != "tanh"
              and bias_kind in (None, "ok"))
     fn = getattr(_C, name)
     if not valid:
         fz.expect(lambda: fn(x, w, bias, activation=activation, **hp), None, None, must_raise=ERR)
         return
-    other = _C.conv2d_forward if reference else _C.conv2d_forward_ref
+    other = getattr(_C, base if reference else base + "_ref")
 
     def check(y, expected):
         assert y.shape == out_shape and y.dtype == dtype
         abs_bias = None if bias is None else _abs(bias)
-        _close(y, expected, _bound(_C.conv2d_forward_ref, (_abs(x), _abs(w), abs_bias), hp), dtype)
+        _close(y, expected, _bound(getattr(_C, base + "_ref"), (_abs(x), _abs(w), abs_bias), hp), dtype)
 
     fz.expect(lambda: fn(x, w, bias, activation=activation, **hp),
               lambda: other(x, w, bias, activation=activation, **hp), check, errors=())
@@ -179,11 +197,12 @@ def test_conv2d_backward_input_ref(data):
     _backward_input(data, reference=True)
 
 
-def _backward_input(data, reference):
-    name = "conv2d_backward_input" + ("_ref" if reference else "")
-    rng, hp, hp_ok, x_shape, k_shape = _draw_case(data, name)
+def _backward_input(data, reference, depthwise=False):
+    base = ("depthwise_" if depthwise else "") + "conv2d_backward_input"
+    name = base + ("_ref" if reference else "")
+    rng, hp, hp_ok, x_shape, k_shape = _draw_case(data, name, depthwise)
     dtype = _dtype(data)
-    out_shape = _geometry(x_shape, k_shape, hp) if hp_ok else None
+    out_shape = _geometry(x_shape, k_shape, hp, depthwise) if hp_ok else None
     dy_shape = out_shape if out_shape is not None else (1, 1, 1, k_shape[3])
     if out_shape is not None and data.draw(st.integers(0, 30), label="dy_mismatch") == 0:
         dy_shape = dy_shape[:3] + (dy_shape[3] + 1,)
@@ -197,11 +216,11 @@ def _backward_input(data, reference):
     if not valid:
         fz.expect(lambda: fn(dy, w, shape_arg, **hp), None, None, must_raise=ERR)
         return
-    other = _C.conv2d_backward_input if reference else _C.conv2d_backward_input_ref
+    other = getattr(_C, base if reference else base + "_ref")
 
     def check(dx, expected):
         assert dx.shape == x_shape and dx.dtype == dtype
-        _close(dx, expected, _bound(_C.conv2d_backward_input_ref, (_abs(dy), _abs(w), x_shape), hp), dtype)
+        _close(dx, expected, _bound(getattr(_C, base + "_ref"), (_abs(dy), _abs(w), x_shape), hp), dtype)
 
     fz.expect(lambda: fn(dy, w, shape_arg, **hp), lambda: other(dy, w, x_shape, **hp), check, errors=())
 
@@ -218,11 +237,12 @@ def test_conv2d_backward_weight_ref(data):
     _backward_weight(data, reference=True)
 
 
-def _backward_weight(data, reference):
-    name = "conv2d_backward_weight" + ("_ref" if reference else "")
-    rng, hp, hp_ok, x_shape, k_shape = _draw_case(data, name)
+def _backward_weight(data, reference, depthwise=False):
+    base = ("depthwise_" if depthwise else "") + "conv2d_backward_weight"
+    name = base + ("_ref" if reference else "")
+    rng, hp, hp_ok, x_shape, k_shape = _draw_case(data, name, depthwise)
     dtype = _dtype(data)
-    out_shape = _geometry(x_shape, k_shape, hp) if hp_ok else None
+    out_shape = _geometry(x_shape, k_shape, hp, depthwise) if hp_ok else None
     x, x_ok = _array(data, rng, x_shape, dtype, "x")
     dy, dy_ok = _array(data, rng, out_shape if out_shape is not None else (1, 1, 1, k_shape[3]), dtype, "dy")
     with_bias = data.draw(st.booleans(), label="with_bias")
@@ -237,7 +257,7 @@ def _backward_weight(data, reference):
     if not valid:
         fz.expect(lambda: fn(x, dy, k_shape, with_bias=with_bias, dw=dw, **hp), None, None, must_raise=ERR)
         return
-    other = _C.conv2d_backward_weight if reference else _C.conv2d_backward_weight_ref
+    other = getattr(_C, base if reference else base + "_ref")
 
     def check(result, expected):
         got_dw, got_db = result
@@ -247,7 +267,7 @@ def _backward_weight(data, reference):
             with np.errstate(all="ignore"):
                 want_dw = (want_dw + fz.daz(dw0, dtype)).astype(dtype)
         assert got_dw.shape == k_shape and got_dw.dtype == dtype
-        bound_dw, bound_db = _bound(_C.conv2d_backward_weight_ref, (_abs(x), _abs(dy), k_shape), hp)
+        bound_dw, bound_db = _bound(getattr(_C, base + "_ref"), (_abs(x), _abs(dy), k_shape), hp)
         if dw0 is not None:
             bound_dw = bound_dw + _abs(dw0)
         _close(got_dw, want_dw, bound_dw, dtype)
@@ -258,6 +278,42 @@ def _backward_weight(data, reference):
 
     fz.expect(lambda: fn(x, dy, k_shape, with_bias=with_bias, dw=dw, **hp),
               lambda: other(x, dy, k_shape, with_bias=with_bias, **hp), check, errors=())
+
+
+@given(st.data())
+@settings(max_examples=fz.examples(0.7))
+def test_depthwise_conv2d_forward(data):
+    _forward(data, reference=False, depthwise=True)
+
+
+@given(st.data())
+@settings(max_examples=fz.examples(0.3))
+def test_depthwise_conv2d_forward_ref(data):
+    _forward(data, reference=True, depthwise=True)
+
+
+@given(st.data())
+@settings(max_examples=fz.examples(0.7))
+def test_depthwise_conv2d_backward_input(data):
+    _backward_input(data, reference=False, depthwise=True)
+
+
+@given(st.data())
+@settings(max_examples=fz.examples(0.3))
+def test_depthwise_conv2d_backward_input_ref(data):
+    _backward_input(data, reference=True, depthwise=True)
+
+
+@given(st.data())
+@settings(max_examples=fz.examples(0.7))
+def test_depthwise_conv2d_backward_weight(data):
+    _backward_weight(data, reference=False, depthwise=True)
+
+
+@given(st.data())
+@settings(max_examples=fz.examples(0.3))
+def test_depthwise_conv2d_backward_weight_ref(data):
+    _backward_weight(data, reference=True, depthwise=True)
 
 
 @given(st.data())

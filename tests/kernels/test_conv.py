@@ -2,7 +2,8 @@
 forward, backward input and backward weight against a NumPy float64 reference over a sweep of shapes (batch 1-3,
 sizes 1 and odd, kernels 1x1 / 2x2 / 3x3 / 5x5, strides 1-3, dilation 1-2, valid and TensorFlow-same padding,
 groups 1 / 2 / 4, bias and ReLU), fast against the reference twin, the backward kernels against the adjoint identity
-and float64 central finite differences, tiled column buffers, 1 vs 2 threads bit-identical, and bad input."""
+and float64 central finite differences, tiled column buffers, 1 vs 2 threads bit-identical, and bad input; the same
+for the depthwise kernels (w (KH, KW, C, M)) against the grouped NumPy reference with groups = C."""
 from __future__ import annotations
 
 import itertools
@@ -385,3 +386,173 @@ def test_backend_wrappers_copy_other_layouts():
     np.testing.assert_array_equal(dw, want_dw)
     np.testing.assert_array_equal(db, want_db)
     assert B.conv_same_padding(6, 2, 1, 1) == (0, 1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Depthwise: w (KH, KW, C, M) is the grouped kernel (KH, KW, 1, C*M) with groups = C; NumPy reference through that
+# ----------------------------------------------------------------------------------------------------------------
+# (batch, H, W, C, KH, KW, M, strides, dilation, padding)
+DEPTHWISE_CASES = [
+    (1, 1, 1, 1, 1, 1, 1, (1, 1), (1, 1), "valid"),
+    (2, 7, 6, 3, 3, 3, 1, (1, 1), (1, 1), "same"),
+    (3, 8, 9, 4, 3, 3, 2, (2, 2), (1, 1), "same"),
+    (1, 9, 7, 5, 5, 5, 1, (1, 2), (1, 1), "same"),
+    (2, 6, 6, 2, 2, 2, 3, (1, 1), (1, 1), "same"),     # even kernel
+    (1, 11, 10, 3, 3, 3, 2, (3, 2), (2, 2), "valid"),
+    (2, 5, 4, 6, 1, 1, 2, (1, 1), (1, 1), "valid"),    # 1x1
+    (1, 4, 5, 3, 3, 2, 1, (2, 1), (1, 2), (1, 0, 2, 1)),
+    (2, 16, 17, 32, 3, 3, 1, (1, 1), (1, 1), "same"),  # MobileNet-like: many channels, multiplier 1
+]
+
+
+def make_depthwise(case, dtype, seed=0):
+    n, h, wd, c, kh, kw, m, strides, dilation, padding = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, wd, c)).astype(dtype)
+    w = rng.standard_normal((kh, kw, c, m)).astype(dtype)
+    b = rng.standard_normal(c * m).astype(dtype)
+    pads = pads_for(x.shape, w.shape, strides, dilation, padding)
+    return x, w, b, dict(strides=strides, padding=padding, dilation=dilation), pads
+
+
+def np_depthwise(x, w, bias, kw, pads, activation="linear"):
+    kh, kwd, c, m = w.shape
+    return np_conv(x, w.reshape(kh, kwd, 1, c * m), bias, kw["strides"], pads, kw["dilation"], c, activation)
+
+
+DW_IDS = ["x".join(map(str, c[:7])) + f"-s{c[7]}-d{c[8]}-{c[9]}" for c in DEPTHWISE_CASES]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=DW_IDS)
+def test_depthwise_forward_matches_numpy(case, dtype):
+    x, w, b, kw, pads = make_depthwise(case, dtype)
+    scale = np.sqrt(w.shape[0] * w.shape[1])
+    for bias, act in ((None, "linear"), (b, "relu")):
+        want = np_depthwise(x, w, bias, kw, pads, act)
+        for fn in (_C.depthwise_conv2d_forward, _C.depthwise_conv2d_forward_ref):
+            y = fn(x, w, bias, activation=act, **kw)
+            assert y.dtype == dtype and y.shape == want.shape
+            check(y, want, dtype, scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=DW_IDS)
+def test_depthwise_backward_matches_numpy(case, dtype):
+    x, w, b, kw, pads = make_depthwise(case, dtype)
+    kh, kwd, c, m = w.shape
+    y_shape = np_depthwise(x, w, None, kw, pads).shape
+    dy = np.random.default_rng(1).standard_normal(y_shape).astype(dtype)
+    dx_want, dw_want, db_want = np_conv_backward(x, w.reshape(kh, kwd, 1, c * m), dy, kw["strides"], pads,
+                                                 kw["dilation"], c)
+    scale = np.sqrt(max(dy.size // dy.shape[-1], kh * kwd * m))
+    for suffix in ("", "_ref"):
+        dx = getattr(_C, "depthwise_conv2d_backward_input" + suffix)(dy, w, x.shape, **kw)
+        dw, db = getattr(_C, "depthwise_conv2d_backward_weight" + suffix)(x, dy, w.shape, **kw)
+        assert dx.dtype == dw.dtype == db.dtype == dtype and dw.shape == w.shape
+        check(dx, dx_want, dtype, scale)
+        check(dw, dw_want.reshape(w.shape), dtype, scale)
+        check(db, db_want, dtype, scale)
+        # Given buffers are added to (parameter gradients accumulate).
+        dw_acc, db_acc = np.ones_like(w), np.ones_like(b)
+        getattr(_C, "depthwise_conv2d_backward_weight" + suffix)(x, dy, w.shape, dw=dw_acc, db=db_acc, **kw)
+        check(dw_acc, dw.astype(np.float64) + 1, dtype, scale)
+        check(db_acc, db.astype(np.float64) + 1, dtype, scale)
+
+
+def test_depthwise_backward_matches_central_finite_differences():
+    x, w, b, kw, _ = make_depthwise((1, 5, 4, 2, 3, 2, 2, (2, 1), (1, 2), "same"), np.float64, seed=5)
+    y = _C.depthwise_conv2d_forward(x, w, b, activation="relu", **kw)
+    g = np.random.default_rng(6).standard_normal(y.shape)
+
+    def loss(xv, wv, bv):
+        return float(np.vdot(g, _C.depthwise_conv2d_forward(xv, wv, bv, activation="relu", **kw)))
+
+    dy = g * (y > 0)
+    dx = _C.depthwise_conv2d_backward_input(dy, w, x.shape, **kw)
+    dw, db = _C.depthwise_conv2d_backward_weight(x, dy, w.shape, **kw)
+    eps = 1e-6
+    for array, grad, which in ((x, dx, 0), (w, dw, 1), (b, db, 2)):
+        numeric = np.zeros_like(array)
+        for idx in np.ndindex(array.shape):
+            args = [x.copy(), w.copy(), b.copy()]
+            args[which][idx] += eps
+            up = loss(*args)
+            args[which][idx] -= 2 * eps
+            numeric[idx] = (up - loss(*args)) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_one_and_two_threads_are_bit_identical(restore_threads, dtype):
+    if not fastnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP: one thread only")
+    previous_guard = _C.oversubscription_guard()
+    _C.set_oversubscription_guard("off")
+    try:
+        for case in ((2, 30, 31, 32, 3, 3, 1, (1, 1), (1, 1), "same"), (3, 20, 21, 8, 5, 5, 2, (2, 2), (1, 1), "same")):
+            x, w, b, kw, _ = make_depthwise(case, dtype, seed=14)
+            results = []
+            for threads in (1, 2):
+                fastnn.set_num_threads(threads)
+                before = fastnn.build_info()["parallel_regions"]
+                y = _C.depthwise_conv2d_forward(x, w, b, activation="relu", **kw)
+                dy = np.ascontiguousarray(np.cos(y))
+                results.append((y, _C.depthwise_conv2d_backward_input(dy, w, x.shape, **kw))
+                               + _C.depthwise_conv2d_backward_weight(x, dy, w.shape, **kw))
+                if threads == 2:
+                    assert fastnn.build_info()["parallel_regions"] > before
+            for one, two in zip(*results):
+                assert np.array_equal(one, two), case
+    finally:
+        _C.set_oversubscription_guard(previous_guard)
+
+
+DW_X = np.ones((2, 5, 5, 4), np.float32)
+DW_W = np.ones((3, 3, 4, 2), np.float32)
+DW_DY = np.ones((2, 3, 3, 8), np.float32)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: _C.depthwise_conv2d_forward(DW_X, np.ones((3, 3, 3, 2), np.float32)), ValueError,
+     r"depthwise_conv2d_forward: the depthwise kernel of shape \(3, 3, 3, 2\) \(KH, KW, C, multiplier\) takes 3 "
+     r"input channels, but the input of shape \(2, 5, 5, 4\) has 4"),
+    (lambda: _C.depthwise_conv2d_forward(DW_X, np.ones((7, 3, 4, 2), np.float32)), ValueError,
+     r"depthwise_conv2d_forward: the kernel \(7, 3\) .* larger than the padded input \(5, 5\)"),
+    (lambda: _C.depthwise_conv2d_forward(DW_X, DW_W, np.ones(4, np.float32)), ValueError, r"bias must have shape \(8,\)"),
+    (lambda: _C.depthwise_conv2d_forward(DW_X, DW_W, strides=0), ValueError, r"strides must be >= 1"),
+    (lambda: _C.depthwise_conv2d_forward(DW_X, DW_W.astype(np.float64)), TypeError, r"w must have the same dtype"),
+    (lambda: _C.depthwise_conv2d_forward_ref(DW_X[..., :2], DW_W), ValueError, r"x must be C-contiguous"),
+    (lambda: _C.depthwise_conv2d_backward_input(DW_DY[..., :4].copy(), DW_W, DW_X.shape), ValueError,
+     r"depthwise_conv2d_backward_input: dy must have the convolution's output shape \(2, 3, 3, 8\)"),
+    (lambda: _C.depthwise_conv2d_backward_weight(DW_X, DW_DY, DW_W.shape, db=np.zeros(4, np.float32)), ValueError,
+     r"depthwise_conv2d_backward_weight: db must have shape \(8,\)"),
+    (lambda: _C.depthwise_conv2d_backward_weight_ref(DW_X, DW_DY, (3, 3, 4)), TypeError,
+     r"kernel_shape must be a tuple of 4 ints"),
+], ids=[str(i) for i in range(9)])
+def test_depthwise_bad_input_raises_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_depthwise_without_channels_or_batch():
+    x = np.zeros((2, 4, 4, 0), np.float32)
+    assert _C.depthwise_conv2d_forward(x, np.zeros((3, 3, 0, 2), np.float32)).shape == (2, 2, 2, 0)
+    assert _C.depthwise_conv2d_forward_ref(x, np.zeros((3, 3, 0, 2), np.float32)).shape == (2, 2, 2, 0)
+    dx = _C.depthwise_conv2d_backward_input(np.zeros((0, 2, 2, 6), np.float32), np.ones((3, 3, 3, 2), np.float32),
+                                            (0, 4, 4, 3))
+    assert dx.shape == (0, 4, 4, 3)
+    dw, db = _C.depthwise_conv2d_backward_weight(np.zeros((0, 4, 4, 3)), np.zeros((0, 2, 2, 6)), (3, 3, 3, 2))
+    assert dw.shape == (3, 3, 3, 2) and not dw.any() and db.shape == (6,)
+
+
+def test_depthwise_backend_wrappers():
+    from fastnn import backend as B
+    x, w, b, kw, _ = make_depthwise(DEPTHWISE_CASES[2], np.float32, seed=15)
+    y = B.depthwise_conv2d_forward(np.asfortranarray(x), w, b, activation="relu", **kw)
+    np.testing.assert_array_equal(y, _C.depthwise_conv2d_forward(x, w, b, activation="relu", **kw))
+    np.testing.assert_array_equal(B.depthwise_conv2d_backward_input(y, w, x.shape, **kw),
+                                  _C.depthwise_conv2d_backward_input(y, w, x.shape, **kw))
+    dw, db = B.depthwise_conv2d_backward_weight(np.asfortranarray(x), y, w.shape, with_bias=False, **kw)
+    assert db is None
+    np.testing.assert_array_equal(dw, _C.depthwise_conv2d_backward_weight(x, y, w.shape, **kw)[0])

@@ -18,6 +18,11 @@
 // itself viewed as (N*H*W, C). Tile sizes depend only on the shapes, and the GEMM and the col2im gather are
 // bit-identical for every thread count, so every result is too. The *_ref twins are direct 7-loop convolutions.
 
+//
+// depthwise_conv2d_*: w is (KH, KW, C, M) (Keras DepthwiseConv2D, M = depth_multiplier, passed as Conv2dShape::f),
+// y is (N, OH, OW, C*M) with y[..., c*M + m] = sum_{kh,kw} x[..., c] * w[kh, kw, c, m], bias (C*M,); p.groups is
+// ignored. Its own direct kernels (a GEMM per channel would be slow): rows of outputs / inputs in parallel, dw per
+// block of channels; the reference twins run conv2d_*_ref with groups = C (the same weight memory layout).
 #pragma once
 
 #include <cstdint>
@@ -81,6 +86,25 @@ template <typename T>
 void conv2d_backward_input_ref(T* dx, const T* dy, const T* w, const Conv2dShape& s, const Conv2dParams& p);
 template <typename T>
 void conv2d_backward_weight_ref(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s, const Conv2dParams& p);
+
+// Depthwise: s.f is the depth multiplier M. Same assign / accumulate rules as conv2d; db may be null.
+template <typename T>
+void depthwise_conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s,
+                              const Conv2dParams& p, Activation act);
+template <typename T>
+void depthwise_conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dShape& s, const Conv2dParams& p);
+template <typename T>
+void depthwise_conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s,
+                                      const Conv2dParams& p);
+template <typename T>
+void depthwise_conv2d_forward_ref(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s,
+                                  const Conv2dParams& p, Activation act);
+template <typename T>
+void depthwise_conv2d_backward_input_ref(T* dx, const T* dy, const T* w, const Conv2dShape& s,
+                                         const Conv2dParams& p);
+template <typename T>
+void depthwise_conv2d_backward_weight_ref(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s,
+                                          const Conv2dParams& p);
 
 }  // namespace cpu
 }  // namespace fastnn

@@ -625,6 +625,29 @@ def conv2d_backward_weight(x, dy, kernel_shape, strides=1, padding="valid", dila
                                      with_bias=with_bias, dw=dw, db=db)
 
 
+def depthwise_conv2d_forward(x, w, bias=None, strides=1, padding="valid", dilation=1, activation="linear"):
+    """``act(depthwise_conv2d(x, w) + bias)`` on the direct C++ kernel: x (N, H, W, C), w (KH, KW, C, M) (Keras's
+    DepthwiseConv2D layout, M the depth multiplier), bias (C*M,) or None -> new (N, OH, OW, C*M); output channel
+    c*M + m comes from input channel c. Hyper-parameters as conv2d_forward (no groups)."""
+    return _C.depthwise_conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(w),
+                                       None if bias is None else np.ascontiguousarray(bias), strides=strides,
+                                       padding=padding, dilation=dilation, activation=activation)
+
+
+def depthwise_conv2d_backward_input(dy, w, input_shape, strides=1, padding="valid", dilation=1):
+    """dx of depthwise_conv2d_forward for dy (N, OH, OW, C*M) of its pre-activation output."""
+    return _C.depthwise_conv2d_backward_input(np.ascontiguousarray(dy), np.ascontiguousarray(w), tuple(input_shape),
+                                              strides=strides, padding=padding, dilation=dilation)
+
+
+def depthwise_conv2d_backward_weight(x, dy, kernel_shape, strides=1, padding="valid", dilation=1, with_bias=True,
+                                     dw=None, db=None):
+    """(dw, db) of depthwise_conv2d_forward: new arrays, or the gradients ADDED into given ``dw`` / ``db``."""
+    return _C.depthwise_conv2d_backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(dy), tuple(kernel_shape),
+                                               strides=strides, padding=padding, dilation=dilation,
+                                               with_bias=with_bias, dw=dw, db=db)
+
+
 def conv_same_padding(size, kernel, stride=1, dilation=1):
     """TensorFlow's "same" padding along one axis: (begin, end) with the odd element at the end."""
     return _C.conv_same_padding(size, kernel, stride, dilation)
