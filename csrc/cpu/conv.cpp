@@ -98,7 +98,10 @@ void im2col(T* col, const T* x, const Geometry& G, int64_t p0, int64_t p1) {
             for (int64_t g = 0; g < p.groups; ++g)
               std::memcpy(row + g * G.kkcg + tap, src + g * G.cg, sizeof(T) * static_cast<size_t>(G.cg));
           } else {
-            for (int64_t g = 0; g < p.groups; ++g) std::fill(row + g * G.kkcg + tap, row + g * G.kkcg + tap + G.cg, T(0));
+            for (int64_t g = 0; g < p.groups; ++g) {
+              T* dst = row + g * G.kkcg + tap;
+              std::fill(dst, dst + G.cg, T(0));
+            }
           }
         }
       }
@@ -155,7 +158,8 @@ void col2im_add(T* dx, const T* dcol, const Geometry& G, int64_t p0, int64_t p1)
 
 template <typename T>
 void parallel_zero(T* data, int64_t count) {
-  parallel_for(0, count, kCopyGrainElements * 4, [&](int64_t i0, int64_t i1) { std::fill(data + i0, data + i1, T(0)); });
+  parallel_for(0, count, kCopyGrainElements * 4,
+               [&](int64_t i0, int64_t i1) { std::fill(data + i0, data + i1, T(0)); });
 }
 
 // db[f] += sum over pixels of dy[q, f], f in blocks of channels (each channel summed by one thread, pixels in
@@ -391,7 +395,11 @@ void depthwise_conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, con
   if (CM == 0 || pixels == 0) return;
   // Blocks of channels in parallel: each channel's dw (all taps) and db are summed by one thread over the pixels in
   // order, into a local accumulator, then added to dw / db once.
-  parallel_for(0, C, row_grain(pixels * taps * M), [&](int64_t c0, int64_t c1) {
+  // At least 16 channels a block (whole vectors for the inner loops) unless the work is small anyway; which thread
+  // sums a channel changes nothing.
+  constexpr int64_t kMinChannels = 16;
+  const int64_t grain = std::max(row_grain(pixels * taps * M), std::min<int64_t>(C, kMinChannels));
+  parallel_for(0, C, grain, [&](int64_t c0, int64_t c1) {
     const int64_t width = (c1 - c0) * M;
     std::vector<T> acc(static_cast<size_t>(taps * width), T(0));
     std::vector<double> bias_acc(static_cast<size_t>(db != nullptr ? width : 0), 0.0);
@@ -404,8 +412,8 @@ void depthwise_conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, con
           const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
           const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
           // dw[tap, c, m] += x[c] * dy[c, m]: the forward's tap with x and w swapped for x and dy.
-          depthwise_tap(acc.data() + (kh * s.kw + kw) * width, inside ? x + ((n * s.h + ih) * s.w + iw) * C + c0 : nullptr,
-                        g, c1 - c0, M);
+          const T* xv = inside ? x + ((n * s.h + ih) * s.w + iw) * C + c0 : nullptr;
+          depthwise_tap(acc.data() + (kh * s.kw + kw) * width, xv, g, c1 - c0, M);
         }
       }
       for (int64_t j = 0; j < static_cast<int64_t>(bias_acc.size()); ++j) bias_acc[j] += static_cast<double>(g[j]);

@@ -1,6 +1,6 @@
 // Bindings for the convolutions (fastnn/conv.h): conv2d and depthwise_conv2d forward / backward input / backward
-// weight and their reference twins. Inputs must be C-contiguous, aligned, native float32 / float64 (one dtype per call); outputs are
-// fresh arrays. Hyper-parameters: strides and dilation an int or a pair (>= 1); padding "valid", "same"
+// weight and their reference twins. Inputs must be C-contiguous, aligned, native float32 / float64 (one dtype per
+// call); outputs are fresh arrays. Hyper-parameters: strides and dilation an int or a pair (>= 1); padding "valid", "same"
 // (TensorFlow's: the extra row / column at the bottom / right), an int or (top, bottom, left, right) (>= 0).
 #include <algorithm>
 #include <string>

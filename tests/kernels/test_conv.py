@@ -44,7 +44,8 @@ def out_size(size, kernel, stride, dilation, lo, hi):
 def taps(xp_shape, kh, kw, oh, ow, strides, dilation):
     """The slices of the padded input that kernel tap (kh, kw) reads for every output pixel."""
     (sh, sw), (dh, dw) = strides, dilation
-    return (slice(None), slice(kh * dh, kh * dh + sh * (oh - 1) + 1, sh), slice(kw * dw, kw * dw + sw * (ow - 1) + 1, sw))
+    return (slice(None), slice(kh * dh, kh * dh + sh * (oh - 1) + 1, sh),
+            slice(kw * dw, kw * dw + sw * (ow - 1) + 1, sw))
 
 
 def np_conv(x, w, bias, strides, pads, dilation, groups, activation="linear"):
@@ -351,7 +352,8 @@ BAD_CALLS = [
      r"db was given but with_bias is False"),
     (lambda: _C.conv2d_backward_weight(X, DY, W.shape, dw=np.zeros((3, 3, 4, 6), np.float32)[..., ::-1]), ValueError,
      r"dw must be C-contiguous"),
-    (lambda: _C.conv2d_backward_weight(X, DY, (3, 3, 2**40, 2**40), groups=1), ValueError, r"takes 1099511627776 input"),
+    (lambda: _C.conv2d_backward_weight(X, DY, (3, 3, 2**40, 2**40), groups=1), ValueError,
+     r"takes 1099511627776 input"),
 ]
 
 
@@ -519,7 +521,8 @@ DW_DY = np.ones((2, 3, 3, 8), np.float32)
      r"input channels, but the input of shape \(2, 5, 5, 4\) has 4"),
     (lambda: _C.depthwise_conv2d_forward(DW_X, np.ones((7, 3, 4, 2), np.float32)), ValueError,
      r"depthwise_conv2d_forward: the kernel \(7, 3\) .* larger than the padded input \(5, 5\)"),
-    (lambda: _C.depthwise_conv2d_forward(DW_X, DW_W, np.ones(4, np.float32)), ValueError, r"bias must have shape \(8,\)"),
+    (lambda: _C.depthwise_conv2d_forward(DW_X, DW_W, np.ones(4, np.float32)), ValueError,
+     r"bias must have shape \(8,\)"),
     (lambda: _C.depthwise_conv2d_forward(DW_X, DW_W, strides=0), ValueError, r"strides must be >= 1"),
     (lambda: _C.depthwise_conv2d_forward(DW_X, DW_W.astype(np.float64)), TypeError, r"w must have the same dtype"),
     (lambda: _C.depthwise_conv2d_forward_ref(DW_X[..., :2], DW_W), ValueError, r"x must be C-contiguous"),
