@@ -209,11 +209,14 @@ py::array forward_impl(const py::array& x, const py::array& w, const py::array* 
   const T* wp = static_cast<const T*>(w.data());
   const T* bp = bias != nullptr ? static_cast<const T*>(bias->data()) : nullptr;
   T* yp = y.mutable_data();
-  py::gil_scoped_release release;
-  if (depthwise && reference) cpu::depthwise_conv2d_forward_ref(yp, xp, wp, bp, spec.shape, spec.params, act);
-  else if (depthwise) cpu::depthwise_conv2d_forward(yp, xp, wp, bp, spec.shape, spec.params, act);
-  else if (reference) cpu::conv2d_forward_ref(yp, xp, wp, bp, spec.shape, spec.params, act);
-  else cpu::conv2d_forward(yp, xp, wp, bp, spec.shape, spec.params, act);
+  {
+    // The GIL is back before y is converted to the returned py::array (that touches Python objects).
+    py::gil_scoped_release release;
+    if (depthwise && reference) cpu::depthwise_conv2d_forward_ref(yp, xp, wp, bp, spec.shape, spec.params, act);
+    else if (depthwise) cpu::depthwise_conv2d_forward(yp, xp, wp, bp, spec.shape, spec.params, act);
+    else if (reference) cpu::conv2d_forward_ref(yp, xp, wp, bp, spec.shape, spec.params, act);
+    else cpu::conv2d_forward(yp, xp, wp, bp, spec.shape, spec.params, act);
+  }
   return std::move(y);
 }
 
@@ -257,11 +260,13 @@ py::array backward_input_impl(const py::array& dy, const py::array& w, const Con
   const T* dyp = static_cast<const T*>(dy.data());
   const T* wp = static_cast<const T*>(w.data());
   T* dxp = dx.mutable_data();
-  py::gil_scoped_release release;
-  if (depthwise && reference) cpu::depthwise_conv2d_backward_input_ref(dxp, dyp, wp, s, spec.params);
-  else if (depthwise) cpu::depthwise_conv2d_backward_input(dxp, dyp, wp, s, spec.params);
-  else if (reference) cpu::conv2d_backward_input_ref(dxp, dyp, wp, s, spec.params);
-  else cpu::conv2d_backward_input(dxp, dyp, wp, s, spec.params);
+  {
+    py::gil_scoped_release release;
+    if (depthwise && reference) cpu::depthwise_conv2d_backward_input_ref(dxp, dyp, wp, s, spec.params);
+    else if (depthwise) cpu::depthwise_conv2d_backward_input(dxp, dyp, wp, s, spec.params);
+    else if (reference) cpu::conv2d_backward_input_ref(dxp, dyp, wp, s, spec.params);
+    else cpu::conv2d_backward_input(dxp, dyp, wp, s, spec.params);
+  }
   return std::move(dx);
 }
 
