@@ -1188,6 +1188,11 @@ FUZZ_TARGETS = {
 FUZZ_TARGETS.update(dict.fromkeys(
     ("binary", "compare", "where", "clip", "relu_mask_multiply", "dropout_mask_multiply", "reduce_sum", "reduce_mean",
      "reduce_max", "unbroadcast"), "tests/fuzz/test_fuzz_binary.py"))
+FUZZ_TARGETS.update(dict.fromkeys(
+    ("conv2d_forward", "conv2d_forward_ref", "conv2d_backward_input", "conv2d_backward_input_ref",
+     "conv2d_backward_weight", "conv2d_backward_weight_ref", "conv_same_padding", "depthwise_conv2d_forward",
+     "depthwise_conv2d_forward_ref", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_input_ref",
+     "depthwise_conv2d_backward_weight", "depthwise_conv2d_backward_weight_ref"), "tests/fuzz/test_fuzz_conv.py"))
 
 
 def test_every_binding_has_a_fuzz_target():

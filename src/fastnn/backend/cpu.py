@@ -597,6 +597,62 @@ def dropout_mask_multiply(x, mask, scale, out=None):
             pass
     return np.multiply(np.multiply(x, mask), scale, out=out)
 
+
+# --- added by h-conv ---
+def conv2d_forward(x, w, bias=None, strides=1, padding="valid", dilation=1, groups=1, activation="linear"):
+    """``act(conv2d(x, w) + bias)`` on the C++ kernel (im2col + GEMM, fused bias / ReLU): x (N, H, W, C), w (KH, KW,
+    C // groups, F) (Keras's layout), bias (F,) or None -> new (N, OH, OW, F). strides / dilation an int or a pair;
+    padding "valid", "same" (TensorFlow's, the extra row / column at the bottom / right), an int or (top, bottom,
+    left, right); activation "linear" or "relu". Non-contiguous buffers are copied first."""
+    return _C.conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(w),
+                             None if bias is None else np.ascontiguousarray(bias), strides=strides, padding=padding,
+                             dilation=dilation, groups=groups, activation=activation)
+
+
+def conv2d_backward_input(dy, w, input_shape, strides=1, padding="valid", dilation=1, groups=1):
+    """dx of conv2d_forward for dy of its pre-activation output (the caller applies the activation's derivative):
+    new (N, H, W, C) for ``input_shape``; the same hyper-parameters as conv2d_forward."""
+    return _C.conv2d_backward_input(np.ascontiguousarray(dy), np.ascontiguousarray(w), tuple(input_shape),
+                                    strides=strides, padding=padding, dilation=dilation, groups=groups)
+
+
+def conv2d_backward_weight(x, dy, kernel_shape, strides=1, padding="valid", dilation=1, groups=1, with_bias=True,
+                           dw=None, db=None):
+    """(dw, db) of conv2d_forward for dy of its pre-activation output: new arrays (db None without bias), or, given
+    C-contiguous ``dw`` / ``db`` buffers, the gradients ADDED to them in place (parameter gradients accumulate)."""
+    return _C.conv2d_backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(dy), tuple(kernel_shape),
+                                     strides=strides, padding=padding, dilation=dilation, groups=groups,
+                                     with_bias=with_bias, dw=dw, db=db)
+
+
+def depthwise_conv2d_forward(x, w, bias=None, strides=1, padding="valid", dilation=1, activation="linear"):
+    """``act(depthwise_conv2d(x, w) + bias)`` on the direct C++ kernel: x (N, H, W, C), w (KH, KW, C, M) (Keras's
+    DepthwiseConv2D layout, M the depth multiplier), bias (C*M,) or None -> new (N, OH, OW, C*M); output channel
+    c*M + m comes from input channel c. Hyper-parameters as conv2d_forward (no groups)."""
+    return _C.depthwise_conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(w),
+                                       None if bias is None else np.ascontiguousarray(bias), strides=strides,
+                                       padding=padding, dilation=dilation, activation=activation)
+
+
+def depthwise_conv2d_backward_input(dy, w, input_shape, strides=1, padding="valid", dilation=1):
+    """dx of depthwise_conv2d_forward for dy (N, OH, OW, C*M) of its pre-activation output."""
+    return _C.depthwise_conv2d_backward_input(np.ascontiguousarray(dy), np.ascontiguousarray(w), tuple(input_shape),
+                                              strides=strides, padding=padding, dilation=dilation)
+
+
+def depthwise_conv2d_backward_weight(x, dy, kernel_shape, strides=1, padding="valid", dilation=1, with_bias=True,
+                                     dw=None, db=None):
+    """(dw, db) of depthwise_conv2d_forward: new arrays, or the gradients ADDED into given ``dw`` / ``db``."""
+    return _C.depthwise_conv2d_backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(dy), tuple(kernel_shape),
+                                               strides=strides, padding=padding, dilation=dilation,
+                                               with_bias=with_bias, dw=dw, db=db)
+
+
+def conv_same_padding(size, kernel, stride=1, dilation=1):
+    """TensorFlow's "same" padding along one axis: (begin, end) with the odd element at the end."""
+    return _C.conv_same_padding(size, kernel, stride, dilation)
+
+
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
 )

@@ -1,0 +1,443 @@
+// The fast convolutions (conv.h): im2col / col2im over bounded tiles of output pixels + cpu::gemm, and the direct
+// depthwise kernels (at the end of the file).
+//
+// Output pixels are numbered p = (n * OH + oh) * OW + ow, so y viewed as (N*OH*OW, F) has one row per pixel and a
+// tile of consecutive pixels [p0, p1) is a block of consecutive rows (it may span images). The column matrix of a
+// tile has one row per pixel and KH*KW*C columns laid out (group, kh, kw, c_in_group): group g's columns are the
+// contiguous block [g * KH*KW*Cg, (g+1) * KH*KW*Cg), so each group is one GEMM on a slice with leading dimension
+// KH*KW*C, against w viewed as (KH*KW*Cg, F) restricted to the group's F/groups columns.
+//
+//   forward:          y[tile]  = act(col(tile) @ w + b)               (GEMM epilogue)
+//   backward input:   dcol     = dy[tile] @ w^T,  dx += col2im(dcol)  (dx zeroed first; a gather, so each dx element
+//                                                                       is written by one thread in a fixed order)
+//   backward weight:  dw      += col(tile)^T @ dy[tile]               (tiles in order, GEMM beta = 1)
+//
+// Tile sizes depend only on the shapes; the GEMM is bit-identical for every thread count; im2col is a copy and the
+// col2im gather sums each dx element over the taps in a fixed (kh, kw) order, so every result is bit-identical for
+// every thread count.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "fastnn/common.h"
+#include "fastnn/conv.h"
+#include "fastnn/gemm.h"
+#include "fastnn/parallel.h"
+
+namespace fastnn::cpu {
+namespace {
+
+struct Geometry {
+  Conv2dShape s;
+  Conv2dParams p;
+  int64_t cg = 0, fg = 0;  // channels and filters per group
+  int64_t kkcg = 0;        // KH*KW*Cg: one group's column width (and the rows of its weight matrix)
+  int64_t kkc = 0;         // KH*KW*C: a column row
+  int64_t pixels = 0;      // N*OH*OW: rows of y
+  bool pointwise = false;  // 1x1, stride 1, no padding: y = x @ w with no im2col
+
+  Geometry(const Conv2dShape& shape, const Conv2dParams& params) : s(shape), p(params) {
+    cg = s.c / p.groups;
+    fg = s.f / p.groups;
+    kkcg = s.kh * s.kw * cg;
+    kkc = kkcg * p.groups;
+    pixels = s.n * s.oh * s.ow;
+    pointwise = s.kh == 1 && s.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
+                p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
+  }
+
+  // Pixels per im2col tile: as many column rows as fit the budget, at least one.
+  template <typename T>
+  int64_t tile_pixels() const {
+    const int64_t row_bytes = std::max<int64_t>(1, kkc) * static_cast<int64_t>(sizeof(T));
+    return std::max<int64_t>(1, kConvColumnBudgetBytes / row_bytes);
+  }
+};
+
+// The calling thread's column buffer, kept between calls when it fits the budget (so training steps do not
+// allocate); a larger request (one column row above the budget) gets a buffer of its own, freed with the call.
+template <typename T>
+class ColumnBuffer {
+ public:
+  explicit ColumnBuffer(int64_t elements) {
+    const size_t bytes = sizeof(T) * static_cast<size_t>(std::max<int64_t>(1, elements));
+    static thread_local ScratchBuffer kept;
+    data_ = static_cast<T*>(bytes <= static_cast<size_t>(kConvColumnBudgetBytes) ? kept.reserve(bytes)
+                                                                                 : own_.reserve(bytes));
+  }
+  T* data() const { return data_; }
+
+ private:
+  ScratchBuffer own_;
+  T* data_ = nullptr;
+};
+
+// Elements copied per parallel_for chunk of the memory-bound loops (im2col, col2im, fills).
+constexpr int64_t kCopyGrainElements = 16384;
+
+// col[(q - p0) * kkc + (g * kkcg + (kh * KW + kw) * Cg + c)] = x[n, ih, iw, g * Cg + c] (0 in the padding), for the
+// pixels q in [p0, p1).
+template <typename T>
+void im2col(T* col, const T* x, const Geometry& G, int64_t p0, int64_t p1) {
+  const Conv2dShape& s = G.s;
+  const Conv2dParams& p = G.p;
+  const int64_t grain = std::max<int64_t>(1, kCopyGrainElements / std::max<int64_t>(1, G.kkc));
+  parallel_for(p0, p1, grain, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t n = q / (s.oh * s.ow), r = q % (s.oh * s.ow);
+      const int64_t oh = r / s.ow, ow = r % s.ow;
+      T* row = col + (q - p0) * G.kkc;
+      for (int64_t kh = 0; kh < s.kh; ++kh) {
+        const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+        const bool row_inside = ih >= 0 && ih < s.h;
+        for (int64_t kw = 0; kw < s.kw; ++kw) {
+          const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
+          const int64_t tap = (kh * s.kw + kw) * G.cg;
+          if (row_inside && iw >= 0 && iw < s.w) {
+            const T* src = x + ((n * s.h + ih) * s.w + iw) * s.c;
+            for (int64_t g = 0; g < p.groups; ++g)
+              std::memcpy(row + g * G.kkcg + tap, src + g * G.cg, sizeof(T) * static_cast<size_t>(G.cg));
+          } else {
+            for (int64_t g = 0; g < p.groups; ++g) {
+              T* dst = row + g * G.kkcg + tap;
+              std::fill(dst, dst + G.cg, T(0));
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// dx[n, ih, iw, :] += the column entries of the tile's pixels [p0, p1) that im2col read from (ih, iw): the adjoint of
+// im2col, as a gather over input rows (each dx row written by one thread; taps summed in (kh, kw) order).
+template <typename T>
+void col2im_add(T* dx, const T* dcol, const Geometry& G, int64_t p0, int64_t p1) {
+  const Conv2dShape& s = G.s;
+  const Conv2dParams& p = G.p;
+  const int64_t per_image = s.oh * s.ow;
+  const int64_t n0 = p0 / per_image, n1 = (p1 - 1) / per_image;
+  const int64_t oh_first = (p0 % per_image) / s.ow, oh_last = ((p1 - 1) % per_image) / s.ow;
+  // Input rows the tile can touch: from its first output row's first tap to its last output row's last tap.
+  const int64_t ih_lo = std::max<int64_t>(0, oh_first * p.stride_h - p.pad_top);
+  const int64_t ih_hi = std::min<int64_t>(s.h - 1, oh_last * p.stride_h - p.pad_top + (s.kh - 1) * p.dilation_h);
+  const int64_t r_lo = n0 * s.h + ih_lo, r_hi = n1 * s.h + ih_hi + 1;
+  if (r_hi <= r_lo) return;
+  const int64_t grain = std::max<int64_t>(1, kCopyGrainElements / std::max<int64_t>(1, s.w * s.c * s.kh));
+  parallel_for(r_lo, r_hi, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / s.h, ih = r % s.h;
+      T* dx_row = dx + r * s.w * s.c;
+      for (int64_t kh = 0; kh < s.kh; ++kh) {
+        const int64_t t = ih + p.pad_top - kh * p.dilation_h;  // = oh * stride_h for the output row using this tap
+        if (t < 0 || t % p.stride_h != 0) continue;
+        const int64_t oh = t / p.stride_h;
+        if (oh >= s.oh) continue;
+        const int64_t row_pixel = (n * s.oh + oh) * s.ow;
+        for (int64_t iw = 0; iw < s.w; ++iw) {
+          T* dst = dx_row + iw * s.c;
+          for (int64_t kw = 0; kw < s.kw; ++kw) {
+            const int64_t u = iw + p.pad_left - kw * p.dilation_w;
+            if (u < 0 || u % p.stride_w != 0) continue;
+            const int64_t ow = u / p.stride_w;
+            if (ow >= s.ow) continue;
+            const int64_t q = row_pixel + ow;
+            if (q < p0 || q >= p1) continue;
+            const T* src = dcol + (q - p0) * G.kkc + (kh * s.kw + kw) * G.cg;
+            for (int64_t g = 0; g < p.groups; ++g) {
+              const T* sg = src + g * G.kkcg;
+              T* dg = dst + g * G.cg;
+              for (int64_t c = 0; c < G.cg; ++c) dg[c] += sg[c];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void parallel_zero(T* data, int64_t count) {
+  parallel_for(0, count, kCopyGrainElements * 4,
+               [&](int64_t i0, int64_t i1) { std::fill(data + i0, data + i1, T(0)); });
+}
+
+// db[f] += sum over pixels of dy[q, f], f in blocks of channels (each channel summed by one thread, pixels in
+// order, in double so a large batch loses no precision).
+template <typename T>
+void bias_grad_add(T* db, const T* dy, int64_t pixels, int64_t f_count) {
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = ceil_div(f_count, kBlock);
+  const int64_t grain = pixels * f_count < (int64_t{1} << 16) ? blocks : 1;
+  parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+    double acc[kBlock];
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t f0 = b * kBlock, width = std::min(kBlock, f_count - f0);
+      std::fill(acc, acc + width, 0.0);
+      for (int64_t q = 0; q < pixels; ++q) {
+        const T* row = dy + q * f_count + f0;
+        for (int64_t j = 0; j < width; ++j) acc[j] += static_cast<double>(row[j]);
+      }
+      for (int64_t j = 0; j < width; ++j) db[f0 + j] = static_cast<T>(static_cast<double>(db[f0 + j]) + acc[j]);
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s, const Conv2dParams& p,
+                    Activation act) {
+  DenormalsAreZero ftz;
+  const Geometry G(s, p);
+  if (G.pixels == 0 || s.f == 0) return;
+  // One GEMM per group: rows are pixels, the group's output columns of y; w's group columns with ldb = F.
+  auto gemm_groups = [&](T* y_rows, const T* a, int64_t rows, int64_t lda, int64_t k, int64_t a_group_step) {
+    for (int64_t g = 0; g < p.groups; ++g) {
+      GemmParams<T> gp;
+      gp.m = rows;
+      gp.n = G.fg;
+      gp.k = k;
+      gp.lda = lda;
+      gp.ldb = s.f;
+      gp.ldc = s.f;
+      gp.bias = bias != nullptr ? bias + g * G.fg : nullptr;
+      gp.activation = act;
+      gemm(y_rows + g * G.fg, a + g * a_group_step, w + g * G.fg, gp);
+    }
+  };
+  if (G.pointwise) {
+    gemm_groups(y, x, G.pixels, s.c, G.cg, G.cg);  // x viewed as (N*H*W, C), group g = columns [g*Cg, (g+1)*Cg)
+    return;
+  }
+  const int64_t tile = std::min(G.pixels, G.template tile_pixels<T>());
+  ColumnBuffer<T> col(tile * G.kkc);
+  for (int64_t p0 = 0; p0 < G.pixels; p0 += tile) {
+    const int64_t p1 = std::min(G.pixels, p0 + tile);
+    im2col(col.data(), x, G, p0, p1);
+    gemm_groups(y + p0 * s.f, col.data(), p1 - p0, G.kkc, G.kkcg, G.kkcg);
+  }
+}
+
+template <typename T>
+void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dShape& s, const Conv2dParams& p) {
+  DenormalsAreZero ftz;
+  const Geometry G(s, p);
+  const int64_t dx_count = s.n * s.h * s.w * s.c;
+  // dcol rows (or dx rows) = dy rows @ w^T per group: op(B) = w's group columns transposed, (Fg, KH*KW*Cg).
+  auto gemm_groups = [&](T* c_rows, int64_t ldc, int64_t c_group_step, const T* dy_rows, int64_t rows) {
+    for (int64_t g = 0; g < p.groups; ++g) {
+      GemmParams<T> gp;
+      gp.m = rows;
+      gp.n = G.kkcg;
+      gp.k = G.fg;
+      gp.trans_b = true;
+      gp.lda = s.f;
+      gp.ldb = s.f;
+      gp.ldc = ldc;
+      gemm(c_rows + g * c_group_step, dy_rows + g * G.fg, w + g * G.fg, gp);
+    }
+  };
+  if (G.pointwise && G.pixels > 0) {
+    gemm_groups(dx, s.c, G.cg, dy, G.pixels);  // beta = 0: assigns every dx element (K = 0 writes zeros)
+    return;
+  }
+  parallel_zero(dx, dx_count);
+  if (G.pixels == 0) return;
+  const int64_t tile = std::min(G.pixels, G.template tile_pixels<T>());
+  ColumnBuffer<T> dcol(tile * G.kkc);
+  for (int64_t p0 = 0; p0 < G.pixels; p0 += tile) {
+    const int64_t p1 = std::min(G.pixels, p0 + tile);
+    gemm_groups(dcol.data(), G.kkc, G.kkcg, dy + p0 * s.f, p1 - p0);
+    col2im_add(dx, dcol.data(), G, p0, p1);
+  }
+}
+
+template <typename T>
+void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s, const Conv2dParams& p) {
+  DenormalsAreZero ftz;
+  const Geometry G(s, p);
+  if (G.pixels == 0 || s.f == 0) return;
+  if (db != nullptr) bias_grad_add(db, dy, G.pixels, s.f);
+  // dw (viewed as (KH*KW*Cg, F)), group g's columns += col(tile)^T @ dy(tile): op(A) = the group's column block
+  // transposed, (KH*KW*Cg, rows); beta = 1 accumulates, tile after tile in order.
+  auto gemm_groups = [&](const T* a, int64_t lda, int64_t a_group_step, int64_t m, const T* dy_rows, int64_t rows) {
+    for (int64_t g = 0; g < p.groups; ++g) {
+      GemmParams<T> gp;
+      gp.m = m;
+      gp.n = G.fg;
+      gp.k = rows;
+      gp.trans_a = true;
+      gp.lda = lda;
+      gp.ldb = s.f;
+      gp.ldc = s.f;
+      gp.beta = T(1);
+      gemm(dw + g * G.fg, a + g * a_group_step, dy_rows + g * G.fg, gp);
+    }
+  };
+  if (G.pointwise) {
+    gemm_groups(x, s.c, G.cg, G.cg, dy, G.pixels);
+    return;
+  }
+  const int64_t tile = std::min(G.pixels, G.template tile_pixels<T>());
+  ColumnBuffer<T> col(tile * G.kkc);
+  for (int64_t p0 = 0; p0 < G.pixels; p0 += tile) {
+    const int64_t p1 = std::min(G.pixels, p0 + tile);
+    im2col(col.data(), x, G, p0, p1);
+    gemm_groups(col.data(), G.kkc, G.kkcg, G.kkcg, dy + p0 * s.f, p1 - p0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Depthwise: direct kernels. Channel c of x meets only w[:, :, c, :], so each output pixel is KH*KW vector
+// multiply-adds over the C*M contiguous channels (M = depth multiplier = s.f). A padded position is a zero that
+// multiplies the weight, as in im2col (so an inf weight gives NaN there, as with conv2d and an explicitly padded
+// input). Each output / dx element / dw element is summed by one thread in a fixed order: bit-identical for every
+// thread count.
+// ---------------------------------------------------------------------------------------------------------------
+namespace {
+
+// Rows (of outputs or inputs) per parallel_for chunk so that a chunk holds at least ~32K multiply-adds.
+int64_t row_grain(int64_t work_per_row) {
+  return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row));
+}
+
+// acc[c*M + m] += xv[c] * wv[c*M + m] over c < C (xv null: the padding, zeros).
+template <typename T>
+inline void depthwise_tap(T* FASTNN_RESTRICT acc, const T* FASTNN_RESTRICT xv, const T* FASTNN_RESTRICT wv,
+                          int64_t C, int64_t M) {
+  if (M == 1) {
+    if (xv != nullptr) for (int64_t c = 0; c < C; ++c) acc[c] += xv[c] * wv[c];
+    else for (int64_t c = 0; c < C; ++c) acc[c] += T(0) * wv[c];
+    return;
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T v = xv != nullptr ? xv[c] : T(0);
+    for (int64_t m = 0; m < M; ++m) acc[c * M + m] += v * wv[c * M + m];
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void depthwise_conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s,
+                              const Conv2dParams& p, Activation act) {
+  DenormalsAreZero ftz;
+  const int64_t C = s.c, M = s.f, CM = C * M;
+  if (CM == 0) return;
+  parallel_for(0, s.n * s.oh, row_grain(s.ow * s.kh * s.kw * CM), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / s.oh, oh = r % s.oh;
+      for (int64_t ow = 0; ow < s.ow; ++ow) {
+        T* acc = y + (r * s.ow + ow) * CM;
+        std::fill(acc, acc + CM, T(0));
+        for (int64_t kh = 0; kh < s.kh; ++kh) {
+          const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+          for (int64_t kw = 0; kw < s.kw; ++kw) {
+            const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
+            const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
+            depthwise_tap(acc, inside ? x + ((n * s.h + ih) * s.w + iw) * C : nullptr, w + (kh * s.kw + kw) * CM, C, M);
+          }
+        }
+        if (bias != nullptr)
+          for (int64_t j = 0; j < CM; ++j) acc[j] += bias[j];
+        if (act == Activation::kRelu)
+          for (int64_t j = 0; j < CM; ++j) acc[j] = acc[j] < T(0) ? T(0) : acc[j];  // NaN stays NaN
+      }
+    }
+  });
+}
+
+template <typename T>
+void depthwise_conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dShape& s, const Conv2dParams& p) {
+  DenormalsAreZero ftz;
+  const int64_t C = s.c, M = s.f, CM = C * M;
+  if (C == 0) return;
+  // A gather over input rows: dx[n, ih, iw, c] = sum over the taps that read (ih, iw) of dy . w (over m).
+  parallel_for(0, s.n * s.h, row_grain(s.w * s.kh * s.kw * std::max<int64_t>(1, CM)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / s.h, ih = r % s.h;
+      T* dx_row = dx + r * s.w * C;
+      std::fill(dx_row, dx_row + s.w * C, T(0));
+      for (int64_t kh = 0; kh < s.kh; ++kh) {
+        const int64_t t = ih + p.pad_top - kh * p.dilation_h;
+        if (t < 0 || t % p.stride_h != 0 || t / p.stride_h >= s.oh) continue;
+        const int64_t oh = t / p.stride_h;
+        for (int64_t iw = 0; iw < s.w; ++iw) {
+          T* FASTNN_RESTRICT acc = dx_row + iw * C;
+          for (int64_t kw = 0; kw < s.kw; ++kw) {
+            const int64_t u = iw + p.pad_left - kw * p.dilation_w;
+            if (u < 0 || u % p.stride_w != 0 || u / p.stride_w >= s.ow) continue;
+            const T* FASTNN_RESTRICT g = dy + ((n * s.oh + oh) * s.ow + u / p.stride_w) * CM;
+            const T* FASTNN_RESTRICT wv = w + (kh * s.kw + kw) * CM;
+            if (M == 1) {
+              for (int64_t c = 0; c < C; ++c) acc[c] += g[c] * wv[c];
+            } else {
+              for (int64_t c = 0; c < C; ++c) {
+                T sum = 0;
+                for (int64_t m = 0; m < M; ++m) sum += g[c * M + m] * wv[c * M + m];
+                acc[c] += sum;
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void depthwise_conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s,
+                                      const Conv2dParams& p) {
+  DenormalsAreZero ftz;
+  const int64_t C = s.c, M = s.f, CM = C * M, taps = s.kh * s.kw;
+  const int64_t pixels = s.n * s.oh * s.ow;
+  if (CM == 0 || pixels == 0) return;
+  // Blocks of channels in parallel: each channel's dw (all taps) and db are summed by one thread over the pixels in
+  // order, into a local accumulator, then added to dw / db once.
+  // At least 16 channels a block (whole vectors for the inner loops) unless the work is small anyway; which thread
+  // sums a channel changes nothing.
+  constexpr int64_t kMinChannels = 16;
+  const int64_t grain = std::max(row_grain(pixels * taps * M), std::min<int64_t>(C, kMinChannels));
+  parallel_for(0, C, grain, [&](int64_t c0, int64_t c1) {
+    const int64_t width = (c1 - c0) * M;
+    std::vector<T> acc(static_cast<size_t>(taps * width), T(0));
+    std::vector<double> bias_acc(static_cast<size_t>(db != nullptr ? width : 0), 0.0);
+    for (int64_t q = 0; q < pixels; ++q) {
+      const int64_t n = q / (s.oh * s.ow), rem = q % (s.oh * s.ow), oh = rem / s.ow, ow = rem % s.ow;
+      const T* g = dy + q * CM + c0 * M;
+      for (int64_t kh = 0; kh < s.kh; ++kh) {
+        const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+        for (int64_t kw = 0; kw < s.kw; ++kw) {
+          const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
+          const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
+          // dw[tap, c, m] += x[c] * dy[c, m]: the forward's tap with x and w swapped for x and dy.
+          const T* xv = inside ? x + ((n * s.h + ih) * s.w + iw) * C + c0 : nullptr;
+          depthwise_tap(acc.data() + (kh * s.kw + kw) * width, xv, g, c1 - c0, M);
+        }
+      }
+      for (int64_t j = 0; j < static_cast<int64_t>(bias_acc.size()); ++j) bias_acc[j] += static_cast<double>(g[j]);
+    }
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t j = 0; j < width; ++j) dw[t * CM + c0 * M + j] += acc[t * width + j];
+    for (int64_t j = 0; j < static_cast<int64_t>(bias_acc.size()); ++j)
+      db[c0 * M + j] = static_cast<T>(static_cast<double>(db[c0 * M + j]) + bias_acc[j]);
+  });
+}
+
+#define FASTNN_INSTANTIATE_CONV(T)                                                                               \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&,    \
+                                  Activation);                                                                  \
+  template void conv2d_backward_input<T>(T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&);     \
+  template void conv2d_backward_weight<T>(T*, T*, const T*, const T*, const Conv2dShape&, const Conv2dParams&);  \
+  template void depthwise_conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dShape&,              \
+                                            const Conv2dParams&, Activation);                                  \
+  template void depthwise_conv2d_backward_input<T>(T*, const T*, const T*, const Conv2dShape&,                 \
+                                                   const Conv2dParams&);                                       \
+  template void depthwise_conv2d_backward_weight<T>(T*, T*, const T*, const T*, const Conv2dShape&,            \
+                                                    const Conv2dParams&);
+FASTNN_INSTANTIATE_CONV(float)
+FASTNN_INSTANTIATE_CONV(double)
+#undef FASTNN_INSTANTIATE_CONV
+
+}  // namespace fastnn::cpu
