@@ -1188,6 +1188,11 @@ FUZZ_TARGETS = {
 FUZZ_TARGETS.update(dict.fromkeys(
     ("binary", "compare", "where", "clip", "relu_mask_multiply", "dropout_mask_multiply", "reduce_sum", "reduce_mean",
      "reduce_max", "unbroadcast"), "tests/fuzz/test_fuzz_binary.py"))
+# The pooling and batch-normalization bindings (bind_pool.cpp, bind_batchnorm.cpp): test_fuzz_pool.py.
+FUZZ_TARGETS.update(dict.fromkeys(
+    ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+     "global_avg_pool2d_forward", "global_avg_pool2d_backward", "global_max_pool2d_forward",
+     "global_max_pool2d_backward"), "tests/fuzz/test_fuzz_pool.py"))
 
 
 def test_every_binding_has_a_fuzz_target():

@@ -597,6 +597,53 @@ def dropout_mask_multiply(x, mask, scale, out=None):
             pass
     return np.multiply(np.multiply(x, mask), scale, out=out)
 
+
+# --- added by h-pool ---
+# NHWC pooling kernels (csrc/cpu/pool.cpp). x is (N, H, W, C) float32 / float64 (copied to C order when it is not);
+# pool and strides an int or a pair; padding "valid", "same" (TensorFlow's asymmetric padding: the extra row /
+# column at the bottom / right) or (top, bottom, left, right). Hyper-parameters are validated by the kernels
+# (ValueError / TypeError naming the function). The 1-D forms are the (N, 1, L, C) case with pool / stride 1 on H.
+def max_pool2d_forward(x, pool, strides, padding="valid"):
+    """(y, argmax): max pooling (padding never wins; ties give the first position in window order, NaN propagates);
+    argmax (int64, y's shape) holds the flat index into x of each maximum, for max_pool2d_backward."""
+    return _C.max_pool2d_forward(np.ascontiguousarray(x), pool, strides, padding)
+
+
+def max_pool2d_backward(dy, argmax, input_shape):
+    """dx of ``input_shape``: zero plus dy added at each argmax (overlapping windows add up)."""
+    return _C.max_pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), tuple(input_shape))
+
+
+def avg_pool2d_forward(x, pool, strides, padding="valid"):
+    """Average pooling; padded positions are left out of each window's count (TensorFlow)."""
+    return _C.avg_pool2d_forward(np.ascontiguousarray(x), pool, strides, padding)
+
+
+def avg_pool2d_backward(dy, input_shape, pool, strides, padding="valid"):
+    """dx of ``input_shape`` for avg_pool2d_forward with the same pool / strides / padding."""
+    return _C.avg_pool2d_backward(np.ascontiguousarray(dy), tuple(input_shape), pool, strides, padding)
+
+
+def global_avg_pool2d_forward(x):
+    """(N, C): the mean of x (N, H, W, C) over H and W."""
+    return _C.global_avg_pool2d_forward(np.ascontiguousarray(x))
+
+
+def global_avg_pool2d_backward(dy, input_shape):
+    """dx of ``input_shape`` (N, H, W, C): dy (N, C) / (H * W) everywhere."""
+    return _C.global_avg_pool2d_backward(np.ascontiguousarray(dy), tuple(input_shape))
+
+
+def global_max_pool2d_forward(x):
+    """(y, argmax), both (N, C): the maximum of x (N, H, W, C) over H and W and its flat index into x."""
+    return _C.global_max_pool2d_forward(np.ascontiguousarray(x))
+
+
+def global_max_pool2d_backward(dy, argmax, input_shape):
+    """dx of ``input_shape``: zero plus dy (N, C) at each argmax."""
+    return _C.global_max_pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), tuple(input_shape))
+
+
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
 )
