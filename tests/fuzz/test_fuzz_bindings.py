@@ -1192,7 +1192,8 @@ FUZZ_TARGETS.update(dict.fromkeys(
 FUZZ_TARGETS.update(dict.fromkeys(
     ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
      "global_avg_pool2d_forward", "global_avg_pool2d_backward", "global_max_pool2d_forward",
-     "global_max_pool2d_backward"), "tests/fuzz/test_fuzz_pool.py"))
+     "global_max_pool2d_backward", "batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"),
+    "tests/fuzz/test_fuzz_pool.py"))
 
 
 def test_every_binding_has_a_fuzz_target():

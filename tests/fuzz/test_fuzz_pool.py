@@ -1,4 +1,5 @@
-"""Property-based fuzzing of the pooling bindings (csrc/python/bind_pool.cpp), with the harness of
+"""Property-based fuzzing of the pooling and batch-normalization bindings (csrc/python/bind_pool.cpp,
+bind_batchnorm.cpp), with the harness of
 test_fuzz_bindings.py (``fastnn.testing.fuzz``): random NHWC shapes (size 0 and 1, primes), windows, strides and
 paddings (valid, same, explicit, and out-of-range ones that must raise), dtypes (float32 / float64 and ones that must
 raise TypeError), memory layouts (only C-contiguous aligned native buffers are taken), NaN / inf / signed zeros /
@@ -18,7 +19,8 @@ from fastnn.testing import fuzz as fz
 ERR = (TypeError, ValueError)
 TARGETS = ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
            "global_avg_pool2d_forward", "global_avg_pool2d_backward", "global_max_pool2d_forward",
-           "global_max_pool2d_backward")
+           "global_max_pool2d_backward", "batch_norm_train_forward", "batch_norm_inference_forward",
+           "batch_norm_backward")
 SIZES = (0, 1, 1, 2, 3, 3, 4, 5, 5, 7, 8, 13)
 
 
@@ -54,8 +56,9 @@ def _nhwc(data):
 
 def _pair(data, label):
     """(the argument passed, its values or None when the binding must refuse it)."""
-    v = data.draw(st.sampled_from([0, (0, 1), -1, (2,), 2.0, (1, True), 2 ** 41, "2"]
-                                  + [1, 2, 3, (1, 2), (2, 1), (3, 3), (2, 3), (2, 2)] * 6), label=label)
+    # valid choices first: hypothesis draws the first entries of a list most often
+    v = data.draw(st.sampled_from([2, 1, 3, (1, 2), (2, 1), (3, 3), (2, 3), (2, 2)] * 16
+                                  + [0, (0, 1), -1, (2,), 2.0, (1, True), 2 ** 41, "2"]), label=label)
     if type(v) is int:
         return v, ((v, v) if 1 <= v <= 2 ** 40 else None)
     if isinstance(v, tuple) and len(v) == 2 and all(type(e) is int and 1 <= e for e in v):
@@ -71,7 +74,7 @@ def _same(n, k, s):
 
 def _padding(data, shape, pool, strides):
     """(the argument, the pads or None when refused)."""
-    v = data.draw(st.sampled_from(["valid", "same"] * 10 + ["full", (0, 0, 0, 0), (1, 0, 1, 0), (0, 1, 0, 1),
+    v = data.draw(st.sampled_from(["valid", "same"] * 30 + ["full", (0, 0, 0, 0), (1, 0, 1, 0), (0, 1, 0, 1),
                                                            (1, 1, 1, 1), (2, 0, 0, 0), (0, 0, -1, 0), (1, 1), None]),
                   label="padding")
     if pool is None or strides is None or len(shape) != 4:
@@ -171,7 +174,7 @@ def test_max_pool2d(data):
     fz.case("max_pool2d_backward")
     dy = _array(data, rng, y.shape, data.draw(st.sampled_from([dtype] * 20 + list(fz.BAD_DTYPES)), label="dy_dtype"),
                 "dy")
-    forge = data.draw(st.sampled_from([None] * 8 + ["past_end", "negative", "other_image", "other_channel", "int32",
+    forge = data.draw(st.sampled_from([None] * 5 + ["past_end", "negative", "other_image", "other_channel", "int32",
                                                     "shape", "input_shape"]), label="forge")
     a = argmax.copy()
     in_shape = shape
@@ -237,7 +240,7 @@ def test_avg_pool2d(data):
     _check_avg(y, x, pool, strides, pads, dtype)
 
     fz.case("avg_pool2d_backward")
-    bad = data.draw(st.sampled_from([None] * 8 + ["dy_shape", "dy_dtype", "input_shape", "layout"]), label="bad")
+    bad = data.draw(st.sampled_from([None] * 6 + ["dy_shape", "dy_dtype", "input_shape", "layout"]), label="bad")
     dy_shape = y.shape if bad != "dy_shape" else y.shape[:-1] + (y.shape[-1] + 1,)
     dy = _array(data, rng, dy_shape, np.dtype(np.int32) if bad == "dy_dtype" else dtype, "dy")
     if bad == "layout":
@@ -347,3 +350,158 @@ def test_global_max_pool2d(data):
         fz.assert_close(_d(dx, dtype), expected.reshape(shape), 0, 0)
 
     fz.expect(lambda: _C.global_max_pool2d_backward(dy, a, shape, reference), lambda: None, check, errors=())
+
+
+# -- batch normalization over the channel axis of (M, C) (bind_batchnorm.cpp) ----------------------------------------
+
+BN_SIZES = (3, 1, 2, 5, 8, 17, 64, 257, 1, 0)
+EPSILONS = [1e-3] * 20 + [1e-5, 1.0, 0.0, -1e-3, float("nan"), float("inf")]
+
+
+def _rows(data):
+    shape = tuple(data.draw(st.sampled_from(BN_SIZES), label=f"bn_dim{i}") for i in range(2))
+    rank = data.draw(st.sampled_from([2] * 19 + [1, 3]), label="bn_rank")
+    return shape if rank == 2 else shape[:1] if rank == 1 else shape + (1,)
+
+
+def _vector(data, rng, c, dtype, label, optional=True):
+    """(the argument, whether it is valid)."""
+    kind = data.draw(st.sampled_from(["ok"] * 24 + (["none"] * 8 if optional else ["none"]) +
+                                     ["shape", "dtype", "list", "layout"]), label=label)
+    if kind == "none":
+        return None, optional
+    if kind == "list":
+        return [1.0] * c, False
+    v = fz.values(rng, (c + 1 if kind == "shape" else c,), dtype if kind != "dtype" else np.float16, 0.05)
+    if kind == "ok" and label == "var":
+        v = np.abs(v)
+    if kind == "layout":
+        v = fz.layout(v, "sliced")
+        return v, fz.c_ready(v)
+    return v, kind == "ok"
+
+
+def _bn_close(actual, expected, dtype, scale=None):
+    """Agrees with the float64 reference (rounded to dtype) to rounding and summation-order error."""
+    with np.errstate(all="ignore"):
+        expected = np.asarray(expected, np.float64).astype(dtype).astype(np.float64)
+        e_fin = expected[np.isfinite(expected)]
+        mag = (1.0 + (float(np.abs(e_fin).max()) if e_fin.size else 0.0)) if scale is None else scale
+    assert actual.dtype == dtype and actual.shape == expected.shape
+    rtol = 1e-5 if dtype == np.float32 else 1e-9
+    fz.assert_close(actual, expected, rtol, rtol * mag)
+
+
+def _bn_train_ref(x, gamma, beta, eps, dtype):
+    xd = _d(x, dtype)
+    with np.errstate(all="ignore"):
+        mean, var = xd.mean(axis=0), xd.var(axis=0)
+        g = 1.0 if gamma is None else _d(gamma, dtype)
+        b = 0.0 if beta is None else _d(beta, dtype)
+        rstd = 1 / np.sqrt(var + eps)
+        return g * (xd - mean) * rstd + b, mean, var, rstd
+
+
+@given(st.data())
+def test_batch_norm_train_forward(data):
+    rng = _rng(data)
+    fz.case("batch_norm_train_forward")
+    dtype = _dtype(data)
+    shape = _rows(data)
+    x = _array(data, rng, shape, dtype, "x")
+    c = shape[-1] if shape else 0
+    gamma, g_ok = _vector(data, rng, c, dtype, "gamma")
+    beta, b_ok = _vector(data, rng, c, dtype, "beta")
+    eps = data.draw(st.sampled_from(EPSILONS), label="epsilon")
+    valid = fz.c_ready(x) and len(shape) == 2 and shape[0] > 0 and g_ok and b_ok and eps > 0 and np.isfinite(eps)
+    if not valid:
+        fz.expect(lambda: _C.batch_norm_train_forward(x, gamma, beta, eps), None, None, must_raise=ERR)
+        return
+    reference = data.draw(st.booleans(), label="reference")
+
+    def check(result, expected):
+        y, mean, var, rstd = result
+        ey, emean, evar, erstd = expected
+        _bn_close(mean, emean, dtype)
+        _bn_close(var, evar, dtype)
+        _bn_close(rstd, erstd, dtype, scale=float(np.nanmax(np.where(np.isfinite(erstd), erstd, 0), initial=0)) + 1)
+        if np.all(np.isfinite(var)):  # a variance that overflowed the dtype leaves y well defined but rstd lossy
+            _bn_close(y, ey, dtype)
+
+    fz.expect(lambda: _C.batch_norm_train_forward(x, gamma, beta, eps, reference),
+              lambda: _bn_train_ref(x, gamma, beta, eps, dtype), check, errors=())
+
+
+@given(st.data())
+def test_batch_norm_inference_forward(data):
+    rng = _rng(data)
+    fz.case("batch_norm_inference_forward")
+    dtype = _dtype(data)
+    shape = _rows(data)
+    x = _array(data, rng, shape, dtype, "x")
+    c = shape[-1] if shape else 0
+    mean, m_ok = _vector(data, rng, c, dtype, "mean", optional=False)
+    var, v_ok = _vector(data, rng, c, dtype, "var", optional=False)
+    gamma, g_ok = _vector(data, rng, c, dtype, "gamma")
+    beta, b_ok = _vector(data, rng, c, dtype, "beta")
+    eps = data.draw(st.sampled_from(EPSILONS), label="epsilon")
+    valid = (fz.c_ready(x) and len(shape) == 2 and m_ok and v_ok and g_ok and b_ok and eps > 0 and np.isfinite(eps))
+    if not valid:
+        fz.expect(lambda: _C.batch_norm_inference_forward(x, mean, var, gamma, beta, eps), None, None,
+                  must_raise=ERR)
+        return
+    reference = data.draw(st.booleans(), label="reference")
+
+    def ref():
+        with np.errstate(all="ignore"):
+            g = 1.0 if gamma is None else _d(gamma, dtype)
+            b = 0.0 if beta is None else _d(beta, dtype)
+            return g * (_d(x, dtype) - _d(mean, dtype)) / np.sqrt(_d(var, dtype) + eps) + b
+
+    fz.expect(lambda: _C.batch_norm_inference_forward(x, mean, var, gamma, beta, eps, reference), ref,
+              lambda y, expected: _bn_close(y, expected, dtype), errors=())
+
+
+@given(st.data())
+def test_batch_norm_backward(data):
+    rng = _rng(data)
+    fz.case("batch_norm_backward")
+    dtype = data.draw(st.sampled_from(fz.FLOATS), label="dtype")
+    m, c = (data.draw(st.sampled_from(BN_SIZES), label=f"bn_dim{i}") for i in range(2))
+    x = fz.values(rng, (m, c), dtype, data.draw(st.sampled_from([0.0, 0.0, 0.05]), label="x_special_rate"))
+    gamma, g_ok = _vector(data, rng, c, dtype, "gamma")
+    if m > 0 and g_ok:
+        _, mean, _, rstd = _C.batch_norm_train_forward(x, gamma if gamma is not None else None)
+    else:
+        mean, rstd = np.zeros(c, dtype), np.ones(c, dtype)
+    bad = data.draw(st.sampled_from([None] * 10 + ["dy_shape", "dy_dtype", "dy_layout", "mean", "rstd", "x_rank"]),
+                    label="bad")
+    dy = _array(data, rng, (m, c + 1) if bad == "dy_shape" else (m, c),
+                np.dtype(np.float16) if bad == "dy_dtype" else dtype, "dy")
+    if bad == "dy_layout":
+        dy = fz.layout(dy, "sliced")
+    if bad == "mean":
+        mean = np.zeros(c + 1, dtype)
+    if bad == "rstd":
+        rstd = rstd.astype(np.float32 if dtype == np.float64 else np.float64)
+    xa = x.reshape(m, c, 1) if bad == "x_rank" else x
+    valid = m > 0 and g_ok and fz.c_ready(dy) and bad in (None, "dy_layout")
+    if not valid:
+        fz.expect(lambda: _C.batch_norm_backward(dy, xa, mean, rstd, gamma), None, None, must_raise=ERR)
+        return
+    reference = data.draw(st.booleans(), label="reference")
+
+    def ref():
+        with np.errstate(all="ignore"):
+            g = 1.0 if gamma is None else _d(gamma, dtype)
+            dyd, xd = _d(dy, dtype), _d(x, dtype)
+            xhat = (xd - mean.astype(np.float64)) * rstd.astype(np.float64)
+            dbeta, dgamma = dyd.sum(axis=0), (dyd * xhat).sum(axis=0)
+            dx = g * rstd.astype(np.float64) * (dyd - dbeta / m - xhat * dgamma / m)
+            return dx, dgamma, dbeta
+
+    def check(result, expected):
+        for got, want in zip(result, expected):
+            _bn_close(got, want, dtype)
+
+    fz.expect(lambda: _C.batch_norm_backward(dy, xa, mean, rstd, gamma, reference), ref, check, errors=())

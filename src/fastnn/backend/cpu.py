@@ -644,6 +644,43 @@ def global_max_pool2d_backward(dy, argmax, input_shape):
     return _C.global_max_pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), tuple(input_shape))
 
 
+# Batch normalization over the last (channel) axis (csrc/cpu/batchnorm.cpp): x of any rank >= 1 is seen as
+# (size / C, C) (NHWC images: M = N * H * W); statistics accumulated in double, bit-identical for every thread count.
+# gamma / beta may be None (scale=False / center=False). Returned arrays have x's shape; the (C,) ones are 1-D.
+def _rows_view(x):
+    x = np.ascontiguousarray(x)
+    return x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+
+
+def _channels(v):
+    return None if v is None else np.ascontiguousarray(v)
+
+
+def batch_norm_train_forward(x, gamma=None, beta=None, epsilon=1e-3):
+    """(y, mean, var, rstd): the batch mean and biased variance over every axis but the last (what Keras
+    normalizes with; the caller updates its moving statistics as moving * momentum + batch * (1 - momentum)),
+    rstd = 1 / sqrt(var + epsilon), y = gamma * (x - mean) * rstd + beta."""
+    shape = np.shape(x)
+    y, mean, var, rstd = _C.batch_norm_train_forward(_rows_view(x), _channels(gamma), _channels(beta), float(epsilon))
+    return y.reshape(shape), mean, var, rstd
+
+
+def batch_norm_inference_forward(x, mean, var, gamma=None, beta=None, epsilon=1e-3):
+    """y = gamma * (x - mean) / sqrt(var + epsilon) + beta over the last axis, with given statistics."""
+    shape = np.shape(x)
+    y = _C.batch_norm_inference_forward(_rows_view(x), _channels(mean), _channels(var), _channels(gamma),
+                                        _channels(beta), float(epsilon))
+    return y.reshape(shape)
+
+
+def batch_norm_backward(dy, x, mean, rstd, gamma=None):
+    """(dx, dgamma, dbeta) of batch_norm_train_forward from its saved mean and rstd."""
+    shape = np.shape(x)
+    dx, dgamma, dbeta = _C.batch_norm_backward(_rows_view(dy), _rows_view(x), _channels(mean), _channels(rstd),
+                                               _channels(gamma))
+    return dx.reshape(shape), dgamma, dbeta
+
+
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
 )
