@@ -69,8 +69,9 @@ py::array vec(const py::array& x) { return py::array(x.dtype(), std::vector<py::
 
 template <typename T>
 T* mut(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+// A pointer taken (with the GIL held) from an array, as the kernel's element type: a plain cast, safe without the GIL.
 template <typename T>
-const T* cptr(const void* p) { return static_cast<const T*>(p); }
+const T* typed(const void* p) { return static_cast<const T*>(p); }
 
 std::tuple<py::array, py::array, py::array, py::array> train_forward(const py::array& x, const py::object& gamma,
                                                                      const py::object& beta, double epsilon,
@@ -90,12 +91,12 @@ std::tuple<py::array, py::array, py::array, py::array> train_forward(const py::a
     float *yp = mut<float>(y), *mp = mut<float>(mean), *vp = mut<float>(var), *rp = mut<float>(rstd);
     py::gil_scoped_release release;
     (reference ? cpu::batch_norm_train_forward_ref<float> : cpu::batch_norm_train_forward<float>)(
-        yp, mp, vp, rp, cptr<float>(xp), cptr<float>(g), cptr<float>(b), p);
+        yp, mp, vp, rp, typed<float>(xp), typed<float>(g), typed<float>(b), p);
   } else {
     double *yp = mut<double>(y), *mp = mut<double>(mean), *vp = mut<double>(var), *rp = mut<double>(rstd);
     py::gil_scoped_release release;
     (reference ? cpu::batch_norm_train_forward_ref<double> : cpu::batch_norm_train_forward<double>)(
-        yp, mp, vp, rp, cptr<double>(xp), cptr<double>(g), cptr<double>(b), p);
+        yp, mp, vp, rp, typed<double>(xp), typed<double>(g), typed<double>(b), p);
   }
   return {y, mean, var, rstd};
 }
@@ -119,12 +120,12 @@ py::array inference_forward(const py::array& x, const py::object& mean, const py
     py::gil_scoped_release release;
     if (k == 'f')
       (reference ? cpu::batch_norm_inference_forward_ref<float> : cpu::batch_norm_inference_forward<float>)(
-          static_cast<float*>(yp), cptr<float>(xp), cptr<float>(mp), cptr<float>(vp), cptr<float>(g), cptr<float>(b),
+          static_cast<float*>(yp), typed<float>(xp), typed<float>(mp), typed<float>(vp), typed<float>(g), typed<float>(b),
           p);
     else
       (reference ? cpu::batch_norm_inference_forward_ref<double> : cpu::batch_norm_inference_forward<double>)(
-          static_cast<double*>(yp), cptr<double>(xp), cptr<double>(mp), cptr<double>(vp), cptr<double>(g),
-          cptr<double>(b), p);
+          static_cast<double*>(yp), typed<double>(xp), typed<double>(mp), typed<double>(vp), typed<double>(g),
+          typed<double>(b), p);
   }
   return y;
 }
@@ -152,14 +153,14 @@ std::tuple<py::array, py::array, py::array> backward(const py::array& dy, const 
     std::fill(dbp, dbp + c, 0.0f);
     py::gil_scoped_release release;
     (reference ? cpu::batch_norm_backward_ref<float> : cpu::batch_norm_backward<float>)(
-        dxp, dgp, dbp, cptr<float>(dyp), cptr<float>(xp), cptr<float>(mp), cptr<float>(rp), cptr<float>(g), p);
+        dxp, dgp, dbp, typed<float>(dyp), typed<float>(xp), typed<float>(mp), typed<float>(rp), typed<float>(g), p);
   } else {
     double *dxp = mut<double>(dx), *dgp = mut<double>(dgamma), *dbp = mut<double>(dbeta);
     std::fill(dgp, dgp + c, 0.0);
     std::fill(dbp, dbp + c, 0.0);
     py::gil_scoped_release release;
     (reference ? cpu::batch_norm_backward_ref<double> : cpu::batch_norm_backward<double>)(
-        dxp, dgp, dbp, cptr<double>(dyp), cptr<double>(xp), cptr<double>(mp), cptr<double>(rp), cptr<double>(g), p);
+        dxp, dgp, dbp, typed<double>(dyp), typed<double>(xp), typed<double>(mp), typed<double>(rp), typed<double>(g), p);
   }
   return {dx, dgamma, dbeta};
 }
