@@ -3,6 +3,7 @@
 // column, so padding costs nothing.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "fastnn/parallel.h"
 #include "fastnn/pool.h"
@@ -43,37 +44,52 @@ FASTNN_ALWAYS_INLINE bool takes_max(T v, T m) {
 
 }  // namespace
 
+// One chunk of output rows of the max forward. The running argmax is kept per channel as the winner's spatial offset
+// from the window's first real position ((ih - h0) * W + (iw - w0)), in `Pos`: int32 for float, so that the
+// compare-and-select over the channels runs in lanes of one width and vectorises; the flat index is formed once per
+// output.
+template <typename T, typename Pos>
+void max_pool_rows(T* y, int64_t* argmax, const T* x, const Pool2dParams& p, int64_t row_begin, int64_t row_end) {
+  const int64_t oh_n = p.out_h(), ow_n = p.out_w(), C = p.c, W = p.w, H = p.h;
+  std::vector<Pos> pos(static_cast<size_t>(C));
+  Pos* FASTNN_RESTRICT po = pos.data();
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t n = row / oh_n, oh = row % oh_n;
+    const Span hs = clip_window(oh * p.stride_h - p.pad_top, p.pool_h, H);
+    for (int64_t ow = 0; ow < ow_n; ++ow) {
+      const Span ws = clip_window(ow * p.stride_w - p.pad_left, p.pool_w, W);
+      T* FASTNN_RESTRICT yo = y + (row * ow_n + ow) * C;
+      int64_t* FASTNN_RESTRICT ao = argmax + (row * ow_n + ow) * C;
+      const int64_t first = ((n * H + hs.begin) * W + ws.begin) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        yo[c] = x[first + c];
+        po[c] = 0;
+      }
+      for (int64_t ih = hs.begin; ih < hs.end; ++ih)
+        for (int64_t iw = ws.begin; iw < ws.end; ++iw) {
+          const Pos offset = static_cast<Pos>((ih - hs.begin) * W + (iw - ws.begin));
+          if (offset == 0) continue;
+          const T* FASTNN_RESTRICT xp = x + first + static_cast<int64_t>(offset) * C;
+          for (int64_t c = 0; c < C; ++c) {
+            const T v = xp[c];
+            const bool take = takes_max(v, yo[c]);
+            yo[c] = take ? v : yo[c];
+            po[c] = take ? offset : po[c];
+          }
+        }
+      for (int64_t c = 0; c < C; ++c) ao[c] = first + static_cast<int64_t>(po[c]) * C + c;
+    }
+  }
+}
+
 template <typename T>
 void max_pool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dParams& p) {
   DenormalsAreZero ftz;
-  const int64_t oh_n = p.out_h(), ow_n = p.out_w(), C = p.c, W = p.w, H = p.h;
-  parallel_for(0, p.n * oh_n, grain_rows(ow_n * p.pool_h * p.pool_w * C), [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      const int64_t n = row / oh_n, oh = row % oh_n;
-      const Span hs = clip_window(oh * p.stride_h - p.pad_top, p.pool_h, H);
-      for (int64_t ow = 0; ow < ow_n; ++ow) {
-        const Span ws = clip_window(ow * p.stride_w - p.pad_left, p.pool_w, W);
-        T* FASTNN_RESTRICT yo = y + (row * ow_n + ow) * C;
-        int64_t* FASTNN_RESTRICT ao = argmax + (row * ow_n + ow) * C;
-        const int64_t first = ((n * H + hs.begin) * W + ws.begin) * C;
-        for (int64_t c = 0; c < C; ++c) {
-          yo[c] = x[first + c];
-          ao[c] = first + c;
-        }
-        for (int64_t ih = hs.begin; ih < hs.end; ++ih)
-          for (int64_t iw = ws.begin; iw < ws.end; ++iw) {
-            const int64_t base = ((n * H + ih) * W + iw) * C;
-            if (base == first) continue;
-            const T* FASTNN_RESTRICT xp = x + base;
-            for (int64_t c = 0; c < C; ++c) {
-              const T v = xp[c];
-              const bool take = takes_max(v, yo[c]);
-              yo[c] = take ? v : yo[c];
-              ao[c] = take ? base + c : ao[c];
-            }
-          }
-      }
-    }
+  // The largest spatial offset within a window is below pool_h * W.
+  const bool narrow = sizeof(T) == 4 && p.w < (int64_t{1} << 31) / p.pool_h;
+  parallel_for(0, p.n * p.out_h(), grain_rows(p.out_w() * p.pool_h * p.pool_w * p.c), [&](int64_t b, int64_t e) {
+    if (narrow) max_pool_rows<T, int32_t>(y, argmax, x, p, b, e);
+    else max_pool_rows<T, int64_t>(y, argmax, x, p, b, e);
   });
 }
 
