@@ -112,4 +112,6 @@ PYBIND11_MODULE(_C, m) {
   fastnn::python::bind_optimizer(m);
   fastnn::python::bind_binary(m);
   fastnn::python::bind_conv(m);
+  fastnn::python::bind_pool(m);
+  fastnn::python::bind_batchnorm(m);
 }

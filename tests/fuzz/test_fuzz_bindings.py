@@ -1195,6 +1195,14 @@ FUZZ_TARGETS.update(dict.fromkeys(
      "depthwise_conv2d_backward_weight", "depthwise_conv2d_backward_weight_ref"), "tests/fuzz/test_fuzz_conv.py"))
 
 
+# The pooling and batch-normalization bindings (bind_pool.cpp, bind_batchnorm.cpp): test_fuzz_pool.py.
+FUZZ_TARGETS.update(dict.fromkeys(
+    ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+     "global_avg_pool2d_forward", "global_avg_pool2d_backward", "global_max_pool2d_forward",
+     "global_max_pool2d_backward", "batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"),
+    "tests/fuzz/test_fuzz_pool.py"))
+
+
 def test_every_binding_has_a_fuzz_target():
     public = {name for name in dir(_C) if not name.startswith("_")}
     missing = sorted(public - set(FUZZ_TARGETS))

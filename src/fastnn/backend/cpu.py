@@ -653,6 +653,89 @@ def conv_same_padding(size, kernel, stride=1, dilation=1):
     return _C.conv_same_padding(size, kernel, stride, dilation)
 
 
+# --- added by h-pool ---
+# NHWC pooling kernels (csrc/cpu/pool.cpp). x is (N, H, W, C) float32 / float64 (copied to C order when it is not);
+# pool and strides an int or a pair; padding "valid", "same" (TensorFlow's asymmetric padding: the extra row /
+# column at the bottom / right) or (top, bottom, left, right). Hyper-parameters are validated by the kernels
+# (ValueError / TypeError naming the function). The 1-D forms are the (N, 1, L, C) case with pool / stride 1 on H.
+def max_pool2d_forward(x, pool, strides, padding="valid"):
+    """(y, argmax): max pooling (padding never wins; ties give the first position in window order, NaN propagates);
+    argmax (int64, y's shape) holds the flat index into x of each maximum, for max_pool2d_backward."""
+    return _C.max_pool2d_forward(np.ascontiguousarray(x), pool, strides, padding)
+
+
+def max_pool2d_backward(dy, argmax, input_shape):
+    """dx of ``input_shape``: zero plus dy added at each argmax (overlapping windows add up)."""
+    return _C.max_pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), tuple(input_shape))
+
+
+def avg_pool2d_forward(x, pool, strides, padding="valid"):
+    """Average pooling; padded positions are left out of each window's count (TensorFlow)."""
+    return _C.avg_pool2d_forward(np.ascontiguousarray(x), pool, strides, padding)
+
+
+def avg_pool2d_backward(dy, input_shape, pool, strides, padding="valid"):
+    """dx of ``input_shape`` for avg_pool2d_forward with the same pool / strides / padding."""
+    return _C.avg_pool2d_backward(np.ascontiguousarray(dy), tuple(input_shape), pool, strides, padding)
+
+
+def global_avg_pool2d_forward(x):
+    """(N, C): the mean of x (N, H, W, C) over H and W."""
+    return _C.global_avg_pool2d_forward(np.ascontiguousarray(x))
+
+
+def global_avg_pool2d_backward(dy, input_shape):
+    """dx of ``input_shape`` (N, H, W, C): dy (N, C) / (H * W) everywhere."""
+    return _C.global_avg_pool2d_backward(np.ascontiguousarray(dy), tuple(input_shape))
+
+
+def global_max_pool2d_forward(x):
+    """(y, argmax), both (N, C): the maximum of x (N, H, W, C) over H and W and its flat index into x."""
+    return _C.global_max_pool2d_forward(np.ascontiguousarray(x))
+
+
+def global_max_pool2d_backward(dy, argmax, input_shape):
+    """dx of ``input_shape``: zero plus dy (N, C) at each argmax."""
+    return _C.global_max_pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), tuple(input_shape))
+
+
+# Batch normalization over the last (channel) axis (csrc/cpu/batchnorm.cpp): x of any rank >= 1 is seen as
+# (size / C, C) (NHWC images: M = N * H * W); statistics accumulated in double, bit-identical for every thread count.
+# gamma / beta may be None (scale=False / center=False). Returned arrays have x's shape; the (C,) ones are 1-D.
+def _rows_view(x):
+    x = np.ascontiguousarray(x)
+    return x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+
+
+def _channels(v):
+    return None if v is None else np.ascontiguousarray(v)
+
+
+def batch_norm_train_forward(x, gamma=None, beta=None, epsilon=1e-3):
+    """(y, mean, var, rstd): the batch mean and biased variance over every axis but the last (what Keras
+    normalizes with; the caller updates its moving statistics as moving * momentum + batch * (1 - momentum)),
+    rstd = 1 / sqrt(var + epsilon), y = gamma * (x - mean) * rstd + beta."""
+    shape = np.shape(x)
+    y, mean, var, rstd = _C.batch_norm_train_forward(_rows_view(x), _channels(gamma), _channels(beta), float(epsilon))
+    return y.reshape(shape), mean, var, rstd
+
+
+def batch_norm_inference_forward(x, mean, var, gamma=None, beta=None, epsilon=1e-3):
+    """y = gamma * (x - mean) / sqrt(var + epsilon) + beta over the last axis, with given statistics."""
+    shape = np.shape(x)
+    y = _C.batch_norm_inference_forward(_rows_view(x), _channels(mean), _channels(var), _channels(gamma),
+                                        _channels(beta), float(epsilon))
+    return y.reshape(shape)
+
+
+def batch_norm_backward(dy, x, mean, rstd, gamma=None):
+    """(dx, dgamma, dbeta) of batch_norm_train_forward from its saved mean and rstd."""
+    shape = np.shape(x)
+    dx, dgamma, dbeta = _C.batch_norm_backward(_rows_view(dy), _rows_view(x), _channels(mean), _channels(rstd),
+                                               _channels(gamma))
+    return dx.reshape(shape), dgamma, dbeta
+
+
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
 )

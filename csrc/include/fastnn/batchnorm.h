@@ -1,0 +1,55 @@
+// Batch normalization over the last (channel) axis: x, y, dy, dx are (M, C) C-contiguous (M = N * H * W for NHWC
+// images, N for dense features); mean, var, rstd, gamma, beta, dgamma, dbeta are (C,). Tier 1: pure C++, outputs
+// first, int64_t sizes, templates instantiated for float and double.
+//
+// Every statistic is accumulated in double, whatever T (two passes: the mean, then the squared deviations from it),
+// so a float32 batch of a million rows around a large mean keeps its variance. The sums over M run over fixed
+// blocks of rows (their size depends only on M and C), each block summed in row order and the block sums added in
+// block order: results are bit-identical for every thread count. The per-element work is done in double and rounded
+// once.
+//
+// gamma / beta may be null (Keras's scale=False / center=False): gamma = 1, beta = 0.
+#pragma once
+
+#include <cstdint>
+
+namespace fastnn {
+
+struct BatchNormParams {
+  int64_t m = 0, c = 0;   // rows and channels of the (M, C) view
+  double epsilon = 1e-3;  // added to the variance (Keras's default); positive
+};
+
+namespace cpu {
+
+// Training forward: mean and var are the batch mean and the biased batch variance (sum (x - mean)^2 / M, what
+// Keras normalizes with and feeds to its moving statistics: moving = moving * momentum + batch * (1 - momentum),
+// the caller's job), rstd = 1 / sqrt(var + epsilon), y = gamma * (x - mean) * rstd + beta. M must be positive.
+template <typename T>
+void batch_norm_train_forward(T* y, T* mean, T* var, T* rstd, const T* x, const T* gamma, const T* beta,
+                              const BatchNormParams& p);
+template <typename T>
+void batch_norm_train_forward_ref(T* y, T* mean, T* var, T* rstd, const T* x, const T* gamma, const T* beta,
+                                  const BatchNormParams& p);
+
+// Inference forward with given statistics: y = gamma * (x - mean) / sqrt(var + epsilon) + beta.
+template <typename T>
+void batch_norm_inference_forward(T* y, const T* x, const T* mean, const T* var, const T* gamma, const T* beta,
+                                  const BatchNormParams& p);
+template <typename T>
+void batch_norm_inference_forward_ref(T* y, const T* x, const T* mean, const T* var, const T* gamma, const T* beta,
+                                      const BatchNormParams& p);
+
+// The backward of the training forward, from its saved mean and rstd (xhat = (x - mean) * rstd):
+//   dbeta += sum dy, dgamma += sum dy * xhat   (parameter gradients accumulate, DESIGN.md section 3),
+//   dx = gamma * rstd * (dy - mean(dy) - xhat * mean(dy * xhat))   (assigned).
+// M must be positive.
+template <typename T>
+void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
+                         const T* gamma, const BatchNormParams& p);
+template <typename T>
+void batch_norm_backward_ref(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
+                             const T* gamma, const BatchNormParams& p);
+
+}  // namespace cpu
+}  // namespace fastnn
