@@ -143,4 +143,9 @@ def stop_gradient(variable):
     return convert_to_tensor(variable).detach()
 
 
+
+# --- added by h-convlayers: convolutions on the C++ NHWC kernels (1-D and 2-D, channels_last / channels_first) ---
+from fastnn.autograd.ops.conv import conv, conv_transpose, depthwise_conv, separable_conv  # noqa: E402
+
+
 __all__ = [name for name in dir() if not name.startswith("_") and name not in ("annotations",)]

@@ -388,5 +388,129 @@ OP_TABLE = [
     OpSpec("user_square_activation", lambda x: (lambda f: f(x))(lambda v: v**2), np.square),
 ]
 
+
+# --- added by h-convlayers: convolutions (NumPy references written as explicit sums over the kernel taps) -------
+def _same_pads(size, k, s, d):
+    span = (k - 1) * d + 1
+    out = -(-size // s)
+    total = max((out - 1) * s + span - size, 0)
+    return total // 2, total - total // 2
+
+
+def _ref_conv2d(x, w, strides=(1, 1), padding="valid", dilation=(1, 1), groups=None):
+    """NHWC x (N, H, W, C), w (KH, KW, C // groups, F); padding "valid", "same" or ((t, b), (l, r))."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    kh, kw, cg, f = w.shape
+    groups = x.shape[-1] // cg if groups is None else groups
+    if padding == "valid":
+        pads = ((0, 0), (0, 0))
+    elif padding == "same":
+        pads = tuple(_same_pads(x.shape[1 + i], w.shape[i], strides[i], dilation[i]) for i in range(2))
+    else:
+        pads = padding
+    xp = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    oh = (xp.shape[1] - (kh - 1) * dilation[0] - 1) // strides[0] + 1
+    ow = (xp.shape[2] - (kw - 1) * dilation[1] - 1) // strides[1] + 1
+    y = np.zeros((x.shape[0], oh, ow, f))
+    fg = f // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                r0, c0 = i * dilation[0], j * dilation[1]
+                patch = xp[:, r0:r0 + (oh - 1) * strides[0] + 1:strides[0],
+                           c0:c0 + (ow - 1) * strides[1] + 1:strides[1], g * cg:(g + 1) * cg]
+                y[..., g * fg:(g + 1) * fg] += patch @ w[i, j, :, g * fg:(g + 1) * fg]
+    return y
+
+
+def _ref_depthwise2d(x, w, strides=(1, 1), padding="valid", dilation=(1, 1)):
+    kh, kw, c, m = w.shape
+    # a grouped convolution with C groups whose kernel (KH, KW, 1, C*M) keeps output c*M + m from channel c
+    return _ref_conv2d(x, np.reshape(w, (kh, kw, 1, c * m)), strides, padding, dilation, groups=c)
+
+
+def _ref_conv_transpose2d(x, w, strides=(1, 1), padding="valid", output_padding=None, dilation=(1, 1)):
+    """Scatter form: every input pixel adds its kernel-weighted copy at stride s; then the padding is cropped."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    kh, kw, cout, cin = w.shape
+    n, h, wd, _ = x.shape
+    sizes = []
+    for size, k, s, d, i in ((h, kh, strides[0], dilation[0], 0), (wd, kw, strides[1], dilation[1], 1)):
+        span = (k - 1) * d + 1
+        op = None if output_padding is None else output_padding[i]
+        if padding == "valid":
+            out = (size - 1) * s + span + (max(span, s) - span if op is None else op)
+            sizes.append((out, 0))
+        else:
+            out = size * s if op is None else (size - 1) * s + span % 2 + op
+            sizes.append((out, _same_pads(out, k, s, d)[0]))
+    (oh, ph), (ow, pw) = sizes
+    full = np.zeros((n, (h - 1) * strides[0] + (kh - 1) * dilation[0] + 1 + oh,
+                     (wd - 1) * strides[1] + (kw - 1) * dilation[1] + 1 + ow, cout))
+    for i in range(kh):
+        for j in range(kw):
+            r0, c0 = i * dilation[0], j * dilation[1]
+            full[:, r0:r0 + (h - 1) * strides[0] + 1:strides[0], c0:c0 + (wd - 1) * strides[1] + 1:strides[1]] += (
+                x @ w[i, j].T)
+    return full[:, ph:ph + oh, pw:pw + ow]
+
+
+def _nchw(f):
+    """A channels_last reference run on channels_first 4-D data."""
+    return lambda x, *a, **k: np.moveaxis(f(np.moveaxis(x, 1, -1), *a, **k), -1, 1)
+
+
+def _ref_conv1d(x, w, stride=1, padding="valid", dilation=1):
+    return _ref_conv2d(x[:, None], w[None], (1, stride), padding, (1, dilation))[:, 0]
+
+
+_CONV_ROWS = [
+    OpSpec("conv", lambda x, w: ops.conv(x, w), _ref_conv2d, [((2, 5, 6, 3), (3, 2, 3, 4)), ((1, 3, 3, 1), (3, 3, 1, 2)),
+                                                             ((0, 4, 4, 2), (2, 2, 2, 3))], FF),
+    OpSpec("conv_same_strided", lambda x, w: ops.conv(x, w, strides=2, padding="same"),
+           lambda x, w: _ref_conv2d(x, w, (2, 2), "same"), [((2, 5, 6, 3), (2, 2, 3, 2)), ((1, 4, 7, 2), (3, 4, 2, 3))],
+           FF),
+    OpSpec("conv_dilated", lambda x, w: ops.conv(x, w, strides=(1, 2), padding="same", dilation_rate=(2, 1)),
+           lambda x, w: _ref_conv2d(x, w, (1, 2), "same", (2, 1)), [((2, 6, 5, 2), (3, 2, 2, 3))], FF),
+    OpSpec("conv_grouped", lambda x, w: ops.conv(x, w, padding="same"), lambda x, w: _ref_conv2d(x, w, padding="same"),
+           [((2, 4, 5, 6), (3, 3, 2, 9)), ((1, 3, 3, 4), (1, 1, 1, 4))], FF),
+    OpSpec("conv_channels_first", lambda x, w: ops.conv(x, w, 2, "same", "channels_first"),
+           lambda x, w: _nchw(_ref_conv2d)(x, w, (2, 2), "same"), [((2, 3, 5, 6), (3, 3, 3, 2))], FF),
+    OpSpec("conv_1d", lambda x, w: ops.conv(x, w, 2, "same", dilation_rate=1),
+           lambda x, w: _ref_conv1d(x, w, 2, "same"), [((2, 7, 3), (4, 3, 2)), ((1, 3, 1), (3, 1, 1))], FF),
+    OpSpec("conv_1d_dilated_channels_first", lambda x, w: ops.conv(x, w, 1, "valid", "channels_first", 2),
+           lambda x, w: np.moveaxis(_ref_conv1d(np.moveaxis(x, 1, -1), w, 1, "valid", 2), -1, 1),
+           [((2, 3, 8), (3, 3, 2))], FF),
+    OpSpec("depthwise_conv", lambda x, w: ops.depthwise_conv(x, w, strides=2, padding="same"),
+           lambda x, w: _ref_depthwise2d(x, w, (2, 2), "same"), [((2, 5, 6, 3), (3, 3, 3, 2)),
+                                                                 ((1, 4, 4, 2), (2, 2, 2, 1))], FF),
+    OpSpec("depthwise_conv_dilated", lambda x, w: ops.depthwise_conv(x, w, dilation_rate=2),
+           lambda x, w: _ref_depthwise2d(x, w, dilation=(2, 2)), [((2, 6, 6, 2), (2, 3, 2, 3))], FF),
+    OpSpec("depthwise_conv_1d", lambda x, w: ops.depthwise_conv(x, w, 1, "same"),
+           lambda x, w: _ref_depthwise2d(x[:, None], w[None], padding="same")[:, 0], [((2, 6, 3), (3, 3, 2))], FF),
+    OpSpec("separable_conv", lambda x, d, p: ops.separable_conv(x, d, p, 1, "same"),
+           lambda x, d, p: _ref_conv2d(_ref_depthwise2d(x, d, padding="same"), p),
+           [((2, 5, 5, 3), (3, 3, 3, 2), (1, 1, 6, 4))], ("float", "float", "float")),
+    OpSpec("conv_transpose", lambda x, w: ops.conv_transpose(x, w, 2), lambda x, w: _ref_conv_transpose2d(x, w, (2, 2)),
+           [((2, 3, 4, 3), (3, 3, 2, 3)), ((1, 2, 2, 1), (2, 2, 1, 1)), ((1, 3, 3, 2), (1, 1, 3, 2))], FF),
+    OpSpec("conv_transpose_same", lambda x, w: ops.conv_transpose(x, w, 2, "same"),
+           lambda x, w: _ref_conv_transpose2d(x, w, (2, 2), "same"), [((2, 3, 4, 3), (3, 3, 2, 3)),
+                                                                       ((1, 3, 3, 2), (4, 4, 2, 2))], FF),
+    OpSpec("conv_transpose_output_padding",
+           lambda x, w: ops.conv_transpose(x, w, (2, 3), "same", output_padding=(1, 2)),
+           lambda x, w: _ref_conv_transpose2d(x, w, (2, 3), "same", (1, 2)), [((2, 3, 2, 2), (3, 3, 2, 2))], FF),
+    OpSpec("conv_transpose_valid_output_padding_dilated",
+           lambda x, w: ops.conv_transpose(x, w, 2, "valid", output_padding=1, dilation_rate=1),
+           lambda x, w: _ref_conv_transpose2d(x, w, (2, 2), "valid", (1, 1)), [((1, 3, 3, 2), (3, 2, 3, 2))], FF),
+    OpSpec("conv_transpose_1d", lambda x, w: ops.conv_transpose(x, w, 3, "same"),
+           lambda x, w: _ref_conv_transpose2d(x[:, None], w[None], (1, 3), "same")[:, 0], [((2, 4, 3), (3, 2, 3))],
+           FF),
+]
+for _row in _CONV_ROWS:  # sums of up to ~50 float32 products of inputs in [-2, 2]: absolute rounding ~1e-5
+    _row.atol32 = 2e-5
+OP_TABLE += _CONV_ROWS
+
 OP_TABLE_BY_NAME = {row.name: row for row in OP_TABLE}
 assert len(OP_TABLE_BY_NAME) == len(OP_TABLE), "duplicate op names in the op table"
