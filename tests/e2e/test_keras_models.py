@@ -319,6 +319,15 @@ def _layer_cases(lib):
         "GlobalAveragePooling2D": L.GlobalAveragePooling2D(data_format="channels_first", name="gap2"),
         "GlobalMaxPooling1D": L.GlobalMaxPooling1D(name="gmp1"),
         "GlobalMaxPooling2D": L.GlobalMaxPooling2D(keepdims=True, name="gmp2"),
+        # convolution layers (issue 12, h-convlayers)
+        "Conv1D": L.Conv1D(4, 3, padding="causal", dilation_rate=2, groups=2, name="c1"),
+        "Conv2D": L.Conv2D(6, (3, 2), strides=(2, 1), padding="same", activation="relu", use_bias=False,
+                           kernel_regularizer=R.L2(0.01), kernel_constraint=C.MaxNorm(2.0), name="c2"),
+        "Conv2D_channels_first": L.Conv2D(2, 1, data_format="channels_first", bias_initializer="ones", name="c2b"),
+        "DepthwiseConv2D": L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="tanh", name="dw"),
+        "SeparableConv2D": L.SeparableConv2D(5, 3, strides=2, depth_multiplier=2, pointwise_regularizer="l1",
+                                             name="sep"),
+        "Conv2DTranspose": L.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1, name="ct"),
     }
 
 
