@@ -159,3 +159,32 @@ def test_tiny_cnn_trains_like_keras():
     for f_w, k_w in zip(f_model.get_weights(), k_model.get_weights()):
         np.testing.assert_allclose(f_w, k_w, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(f_model.predict(x, verbose=0), k_model.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
+
+
+OP_CASES = [
+    ("conv", (2, 6, 7, 4), (3, 2, 2, 6), {"strides": (2, 1), "padding": "same"}),
+    ("conv", (2, 9, 3), (3, 3, 4), {"dilation_rate": 2, "padding": "same"}),
+    ("conv", (2, 3, 6, 6), (2, 2, 3, 4), {"data_format": "channels_first", "strides": 2}),
+    ("depthwise_conv", (2, 6, 6, 3), (3, 3, 3, 2), {"strides": 2, "padding": "same"}),
+    ("conv_transpose", (2, 3, 4, 2), (3, 3, 5, 2), {"strides": 2, "padding": "same"}),
+    ("conv_transpose", (2, 3, 4, 2), (3, 3, 5, 2), {"strides": 2, "padding": "same", "output_padding": 0}),
+    ("conv_transpose", (2, 3, 4, 2), (2, 4, 3, 2), {"strides": (3, 2), "padding": "valid", "output_padding": (2, 1)}),
+    ("conv_transpose", (2, 3, 4, 2), (3, 3, 3, 2), {"dilation_rate": 2, "padding": "same"}),
+    ("conv_transpose", (2, 5, 2), (3, 4, 2), {"strides": 2}),
+]
+
+
+@pytest.mark.parametrize("name,x_shape,k_shape,kwargs", OP_CASES)
+def test_functional_ops_match_keras_ops(name, x_shape, k_shape, kwargs):
+    x, k = _random(x_shape, seed=3), _random(k_shape, seed=4)
+    expected = np.asarray(getattr(keras.ops, name)(x, k, **kwargs))
+    got = getattr(fastnn.ops, name)(x, k, **kwargs).numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+
+
+def test_separable_conv_op_matches_keras_ops():
+    x, d, p = _random((2, 6, 6, 3), 5), _random((3, 3, 3, 2), 6), _random((1, 1, 6, 4), 7)
+    expected = np.asarray(keras.ops.separable_conv(x, d, p, strides=2, padding="same"))
+    got = fastnn.ops.separable_conv(x, d, p, strides=2, padding="same").numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
