@@ -140,7 +140,8 @@ def _cnn(lib, seed):
     return model
 
 
-def test_tiny_cnn_trains_like_keras():
+@pytest.mark.parametrize("clipvalue", [None, 0.05])
+def test_tiny_cnn_trains_like_keras(clipvalue):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((24, 8, 8, 2)).astype("float32")
     y = np.eye(3, dtype="float32")[rng.integers(0, 3, 24)]
@@ -151,8 +152,8 @@ def test_tiny_cnn_trains_like_keras():
     f_model.set_weights(weights)
     np.testing.assert_allclose(f_model.predict(x, verbose=0), k_model.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
 
-    k_model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="categorical_crossentropy")
-    f_model.compile(optimizer=fastnn.optimizers.SGD(0.1, momentum=0.9), loss="categorical_crossentropy")
+    k_model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, clipvalue=clipvalue), loss="categorical_crossentropy")
+    f_model.compile(optimizer=fastnn.optimizers.SGD(0.1, momentum=0.9, clipvalue=clipvalue), loss="categorical_crossentropy")
     k_hist = k_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
     f_hist = f_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
     np.testing.assert_allclose(f_hist["loss"], k_hist["loss"], rtol=1e-5)

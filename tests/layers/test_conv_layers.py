@@ -10,6 +10,7 @@ import fastnn
 from fastnn import layers as L
 from fastnn.autograd.ops import conv as C
 from fastnn.testing.gradcheck import check_gradients
+from fastnn.testing.layer_harness import run_layer_test
 from fastnn.testing.op_table import _ref_conv2d, _ref_conv_transpose2d, _ref_depthwise2d
 
 rng = np.random.default_rng(0)
@@ -280,3 +281,17 @@ def test_ops_bad_input():
         fastnn.ops.conv_transpose(x, np.zeros((3, 3, 2, 4), np.float32))
     with pytest.raises(ValueError, match="smaller than its stride"):
         fastnn.ops.conv_transpose(x, np.zeros((3, 3, 2, 3), np.float32), strides=2, output_padding=2)
+
+
+@pytest.mark.parametrize("cls,kwargs,shape,n_weights", [
+    (L.Conv2D, {"filters": 3, "kernel_size": 2, "strides": 2, "padding": "same", "activation": "relu"}, (2, 5, 5, 2), 2),
+    (L.Conv2D, {"filters": 4, "kernel_size": 3, "groups": 2, "use_bias": False}, (2, 5, 5, 4), 1),
+    (L.Conv1D, {"filters": 3, "kernel_size": 3, "padding": "causal"}, (2, 6, 2), 2),
+    (L.DepthwiseConv2D, {"kernel_size": 3, "depth_multiplier": 2}, (2, 5, 5, 2), 2),
+    (L.SeparableConv2D, {"filters": 3, "kernel_size": 3, "padding": "same"}, (2, 4, 4, 2), 3),
+    (L.Conv2DTranspose, {"filters": 3, "kernel_size": 3, "strides": 2}, (2, 3, 3, 2), 2),
+])
+def test_layer_harness(cls, kwargs, shape, n_weights):
+    out_shape = cls(**kwargs).compute_output_shape(shape)
+    run_layer_test(cls, kwargs, shape, out_shape, expected_num_trainable_weights=n_weights,
+                   bad_input_shape=shape[:-1] + (shape[-1] + 1,))
