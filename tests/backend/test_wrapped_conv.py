@@ -1,4 +1,5 @@
-"""The convolution layers (Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose) on the wrapped
+"""The convolution layers (Conv1D/2D, DepthwiseConv1D/2D, SeparableConv1D/2D,
+Conv1DTranspose/2DTranspose) on the wrapped
 backend, whose buffers refuse NumPy: forward values and the gradients of the input and of every weight EQUAL to the
 CPU run, and the layer harness (build, symbolic shapes, config round trip, a training step) on it. (The conv ops'
 op-table rows run on it through tests/backend/test_wrapped_backend.py.)"""
@@ -25,6 +26,9 @@ CASES = [
     (L.Conv2DTranspose, {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same", "output_padding": 1,
                          "activation": "relu"}, (2, 3, 4, 2)),
     (L.Conv2DTranspose, {"filters": 2, "kernel_size": 2, "data_format": "channels_first"}, (2, 3, 3, 4)),
+    (L.DepthwiseConv1D, {"kernel_size": 3, "depth_multiplier": 2, "strides": 2}, (2, 7, 2)),
+    (L.SeparableConv1D, {"filters": 3, "kernel_size": 2, "padding": "same", "activation": "relu"}, (2, 6, 2)),
+    (L.Conv1DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": 1}, (2, 4, 3)),
 ]
 IDS = [f"{c[0].__name__}-{i}" for i, c in enumerate(CASES)]
 
@@ -59,6 +63,6 @@ def test_layer_harness_on_the_wrapped_backend(cls, kwargs, shape):
     fastnn.utils.clear_session()
     with use_wrapped_backend():
         out_shape = cls(**kwargs).compute_output_shape(shape)
-        n_weights = 3 if cls is L.SeparableConv2D else 2
+        n_weights = 3 if issubclass(cls, L.SeparableConv2D) else 2
         run_layer_test(cls, kwargs, shape, out_shape, expected_num_trainable_weights=n_weights,
                        bad_input_shape=shape[:-1] + (shape[-1] + 1,) if kwargs.get("data_format") is None else None)

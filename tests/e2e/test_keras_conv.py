@@ -50,6 +50,11 @@ CASES = [
      (2, 3, 4, 2)),
     ("Conv2DTranspose", {"filters": 2, "kernel_size": (3, 2), "strides": (2, 3), "output_padding": (1, 2)},
      (2, 3, 3, 2)),
+    ("DepthwiseConv1D", {"kernel_size": 3, "depth_multiplier": 2, "strides": 2, "padding": "same"}, (2, 9, 3)),
+    ("SeparableConv1D", {"filters": 4, "kernel_size": 3, "depth_multiplier": 2, "activation": "relu"}, (2, 9, 3)),
+    ("Conv1DTranspose", {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same", "output_padding": 1},
+     (2, 5, 2)),
+    ("Conv1DTranspose", {"filters": 2, "kernel_size": 4, "strides": 3}, (2, 4, 3)),
     # channels_first: transposed around the NHWC kernels
     ("Conv2D", {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "data_format": "channels_first"},
      (2, 3, 7, 6)),
@@ -114,7 +119,8 @@ def test_output_shapes_and_configs_match_keras(name, kwargs, shape):
     k_layer = getattr(keras.layers, name)(name="layer", **kwargs)
     f_layer = getattr(fastnn.layers, name)(name="layer", **kwargs)
     first = kwargs.get("data_format") == "channels_first"
-    unknown_spatial = (None, shape[1]) + (None,) * (len(shape) - 2) if first else (None,) * (len(shape) - 1) + shape[-1:]
+    spatial = (None,) * (len(shape) - 2)
+    unknown_spatial = (None, shape[1]) + spatial if first else (None,) + spatial + shape[-1:]
     for s in (shape, (None,) + shape[1:], unknown_spatial):
         assert tuple(f_layer.compute_output_shape(s)) == tuple(k_layer.compute_output_shape(s))
     k_config = k_layer.get_config()
@@ -152,8 +158,9 @@ def test_tiny_cnn_trains_like_keras(clipvalue):
     f_model.set_weights(weights)
     np.testing.assert_allclose(f_model.predict(x, verbose=0), k_model.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
 
-    k_model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, clipvalue=clipvalue), loss="categorical_crossentropy")
-    f_model.compile(optimizer=fastnn.optimizers.SGD(0.1, momentum=0.9, clipvalue=clipvalue), loss="categorical_crossentropy")
+    for lib, model in ((keras, k_model), (fastnn, f_model)):
+        model.compile(optimizer=lib.optimizers.SGD(0.1, momentum=0.9, clipvalue=clipvalue),
+                      loss="categorical_crossentropy")
     k_hist = k_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
     f_hist = f_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
     np.testing.assert_allclose(f_hist["loss"], k_hist["loss"], rtol=1e-5)

@@ -328,6 +328,9 @@ def _layer_cases(lib):
         "SeparableConv2D": L.SeparableConv2D(5, 3, strides=2, depth_multiplier=2, pointwise_regularizer="l1",
                                              name="sep"),
         "Conv2DTranspose": L.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1, name="ct"),
+        "DepthwiseConv1D": L.DepthwiseConv1D(3, depth_multiplier=2, strides=2, name="dw1"),
+        "SeparableConv1D": L.SeparableConv1D(4, 3, padding="same", data_format="channels_first", name="sep1"),
+        "Conv1DTranspose": L.Conv1DTranspose(2, 4, strides=3, output_padding=1, use_bias=False, name="ct1"),
     }
 
 

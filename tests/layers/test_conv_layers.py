@@ -33,13 +33,15 @@ def _conv_ref(layer, x):
     stride = (1,) * one_d + tuple(layer.strides)
     dil = (1,) * one_d + tuple(layer.dilation_rate)
     pad = layer.padding
+    k0 = w[0][None] if one_d else w[0]
     if isinstance(layer, L.Conv2DTranspose):
-        y = _ref_conv_transpose2d(x, w[0], stride, pad, layer.output_padding, dil)
+        out_pad = None if layer.output_padding is None else (0,) * one_d + tuple(layer.output_padding)
+        y = _ref_conv_transpose2d(x, k0, stride, pad, out_pad, dil)
     elif isinstance(layer, L.SeparableConv2D):
-        y = _ref_conv2d(_ref_depthwise2d(x, w[0], stride, pad, dil), w[1])
+        y = _ref_conv2d(_ref_depthwise2d(x, k0, stride, pad, dil), w[1][None] if one_d else w[1])
         w = w[1:]
     elif isinstance(layer, L.DepthwiseConv2D):
-        y = _ref_depthwise2d(x, w[0], stride, pad, dil)
+        y = _ref_depthwise2d(x, k0, stride, pad, dil)
     else:
         k = w[0][None] if one_d else w[0]
         if pad == "causal":
@@ -73,6 +75,10 @@ LAYER_CASES = [
     (lambda: L.Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu"), (2, 3, 4, 2)),
     (lambda: L.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1), (1, 3, 3, 2)),
     (lambda: L.Conv2DTranspose(2, (2, 3), strides=(2, 1), padding="valid"), (2, 3, 3, 2)),
+    (lambda: L.DepthwiseConv1D(3, depth_multiplier=2, strides=2, padding="same"), (2, 7, 3)),
+    (lambda: L.SeparableConv1D(4, 3, padding="same", activation="relu", data_format="channels_first"), (2, 3, 6)),
+    (lambda: L.Conv1DTranspose(3, 3, strides=2, padding="same", output_padding=1), (2, 4, 2)),
+    (lambda: L.Conv1DTranspose(2, 2, strides=3), (2, 3, 2)),
 ]
 IDS = [f"{make().__class__.__name__}-{i}" for i, (make, _) in enumerate(LAYER_CASES)]
 
@@ -171,7 +177,11 @@ def test_weights_names_layouts_and_initializers():
 
 @pytest.mark.parametrize("make", [lambda: L.Conv2D(4, (3, 2), strides=(2, 1), padding="same", groups=2,
                                                    activation="relu", use_bias=False, kernel_regularizer="l2"),
-                                  lambda: L.Conv1D(3, 4, padding="causal", dilation_rate=2, kernel_constraint="non_neg"),
+                                  lambda: L.Conv1D(3, 4, padding="causal", dilation_rate=2,
+                                                   kernel_constraint="non_neg"),
+                                  lambda: L.SeparableConv1D(3, 2, strides=2, depth_multiplier=2),
+                                  lambda: L.DepthwiseConv1D(3, padding="same"),
+                                  lambda: L.Conv1DTranspose(3, 3, strides=2, output_padding=1),
                                   lambda: L.DepthwiseConv2D(3, depth_multiplier=2, data_format="channels_first"),
                                   lambda: L.SeparableConv2D(5, 3, depth_multiplier=2, pointwise_regularizer="l1"),
                                   lambda: L.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1)])
@@ -284,7 +294,11 @@ def test_ops_bad_input():
 
 
 @pytest.mark.parametrize("cls,kwargs,shape,n_weights", [
-    (L.Conv2D, {"filters": 3, "kernel_size": 2, "strides": 2, "padding": "same", "activation": "relu"}, (2, 5, 5, 2), 2),
+    (L.Conv2D, {"filters": 3, "kernel_size": 2, "strides": 2, "padding": "same", "activation": "relu"},
+     (2, 5, 5, 2), 2),
+    (L.DepthwiseConv1D, {"kernel_size": 3, "depth_multiplier": 2, "padding": "same"}, (2, 6, 2), 2),
+    (L.SeparableConv1D, {"filters": 3, "kernel_size": 2, "strides": 2}, (2, 7, 2), 3),
+    (L.Conv1DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"}, (2, 4, 3), 2),
     (L.Conv2D, {"filters": 4, "kernel_size": 3, "groups": 2, "use_bias": False}, (2, 5, 5, 4), 1),
     (L.Conv1D, {"filters": 3, "kernel_size": 3, "padding": "causal"}, (2, 6, 2), 2),
     (L.DepthwiseConv2D, {"kernel_size": 3, "depth_multiplier": 2}, (2, 5, 5, 2), 2),

@@ -6,8 +6,10 @@ from fastnn.layers.reshaping import (Cropping1D, Cropping2D, Permute, RepeatVect
                                      ZeroPadding1D, ZeroPadding2D)
 from fastnn.layers.pooling import (GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D,
                                    GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
-from fastnn.layers.conv import (Conv1D, Conv2D, Conv2DTranspose, Convolution1D, Convolution2D,  # h-convlayers
-                                Convolution2DTranspose, DepthwiseConv2D, SeparableConv2D, SeparableConvolution2D)
+from fastnn.layers.conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Convolution1D,  # h-convlayers
+                                Convolution1DTranspose, Convolution2D, Convolution2DTranspose, DepthwiseConv1D,
+                                DepthwiseConv2D, SeparableConv1D, SeparableConv2D, SeparableConvolution1D,
+                                SeparableConvolution2D)
 from fastnn.layers.regularization import SpatialDropout1D, SpatialDropout2D
 from fastnn.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                                    concatenate, maximum, minimum, multiply, subtract)
@@ -20,5 +22,6 @@ __all__ = [
     "SpatialDropout2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
     "Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Convolution1D", "Convolution2D",
-    "SeparableConvolution2D", "Convolution2DTranspose",
+    "SeparableConvolution2D", "Convolution2DTranspose", "DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose",
+    "SeparableConvolution1D", "Convolution1DTranspose",
 ]

@@ -1,5 +1,5 @@
-"""Convolution layers with Keras 3's names, arguments, defaults and weight layouts: Conv1D, Conv2D, DepthwiseConv2D,
-SeparableConv2D, Conv2DTranspose (``keras.layers``), on the fused ops of ``fastnn.autograd.ops.conv``.
+"""Convolution layers with Keras 3's names, arguments, defaults and weight layouts: Conv1D/2D, DepthwiseConv1D/2D,
+SeparableConv1D/2D, Conv1DTranspose/Conv2DTranspose (``keras.layers``), on the fused ops of ``fastnn.autograd.ops.conv``.
 
 Weights (as Keras): Conv kernel (*kernel_size, in_channels // groups, filters), DepthwiseConv2D kernel (kh, kw,
 in_channels, depth_multiplier), SeparableConv2D depthwise_kernel (kh, kw, in, depth_multiplier) and
@@ -253,7 +253,7 @@ class Conv2D(_Conv):
                          activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
 
-class DepthwiseConv2D(_BaseConv):
+class DepthwiseConv2D(_BaseConv):  # also the base of DepthwiseConv1D (``_rank``)
     """Depthwise 2-D convolution: each input channel convolved with its own ``depth_multiplier`` filters (output
     channel c * depth_multiplier + m from channel c); kernel (kh, kw, in_channels, depth_multiplier).
 
@@ -263,12 +263,14 @@ class DepthwiseConv2D(_BaseConv):
         depthwise_regularizer, bias_regularizer, activity_regularizer, depthwise_constraint, bias_constraint.
     """
 
-    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
-                 dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
+    _rank = 2
+
+    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(2, None, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-                         bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs)
+        super().__init__(self._rank, None, kernel_size, strides, padding, data_format, dilation_rate, activation,
+                         use_bias, bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs)
         self.depth_multiplier = _positive("depth_multiplier", depth_multiplier, "")
         self.depthwise_initializer = _initializers.get(depthwise_initializer)
         self.depthwise_regularizer = _regularizers.get(depthwise_regularizer)
@@ -308,20 +310,22 @@ class DepthwiseConv2D(_BaseConv):
         return config
 
 
-class SeparableConv2D(_BaseConv):
+class SeparableConv2D(_BaseConv):  # also the base of SeparableConv1D
     """Depthwise convolution (strides, padding, dilation) followed by a 1x1 pointwise convolution to ``filters``
     channels, then bias and activation. Weights depthwise_kernel (kh, kw, in, depth_multiplier), pointwise_kernel
     (1, 1, in * depth_multiplier, filters), bias (filters,)."""
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
+    _rank = 2
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  depth_multiplier=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
                  pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
         if filters is None:
-            raise ValueError("SeparableConv2D: `filters` must be a positive integer, but received None")
-        super().__init__(2, filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-                         bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs)
+            raise ValueError(f"{type(self).__name__}: `filters` must be a positive integer, but received None")
+        super().__init__(self._rank, filters, kernel_size, strides, padding, data_format, dilation_rate, activation,
+                         use_bias, bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs)
         self.depth_multiplier = _positive("depth_multiplier", depth_multiplier, "")
         self.depthwise_initializer = _initializers.get(depthwise_initializer)
         self.pointwise_initializer = _initializers.get(pointwise_initializer)
@@ -336,8 +340,9 @@ class SeparableConv2D(_BaseConv):
             shape=self.kernel_size + (channels, self.depth_multiplier), initializer=self.depthwise_initializer,
             regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint, name="depthwise_kernel")
         self.pointwise_kernel = self.add_weight(
-            shape=(1, 1, channels * self.depth_multiplier, self.filters), initializer=self.pointwise_initializer,
-            regularizer=self.pointwise_regularizer, constraint=self.pointwise_constraint, name="pointwise_kernel")
+            shape=(1,) * self.rank + (channels * self.depth_multiplier, self.filters),
+            initializer=self.pointwise_initializer, regularizer=self.pointwise_regularizer,
+            constraint=self.pointwise_constraint, name="pointwise_kernel")
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(shape=(self.filters,), initializer=self.bias_initializer,
@@ -369,7 +374,7 @@ class SeparableConv2D(_BaseConv):
         return config
 
 
-class Conv2DTranspose(_BaseConv):
+class Conv2DTranspose(_BaseConv):  # also the base of Conv1DTranspose
     """Transposed 2-D convolution (the gradient of Conv2D w.r.t. its input, run forward); kernel (kh, kw, filters,
     in_channels). Output sizes by Keras's rule: "valid" (n - 1) * s + k (+ output_padding), "same" n * s (or
     (n - 1) * s + k % 2 + output_padding).
@@ -380,18 +385,21 @@ class Conv2DTranspose(_BaseConv):
         bias_initializer="zeros", regularizers and constraints.
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None, data_format=None,
-                 dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+    _rank = 2
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         if filters is None:
-            raise ValueError("Conv2DTranspose: `filters` must be a positive integer, but received None")
-        super().__init__(2, filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-                         bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs)
+            raise ValueError(f"{type(self).__name__}: `filters` must be a positive integer, but received None")
+        super().__init__(self._rank, filters, kernel_size, strides, padding, data_format, dilation_rate, activation,
+                         use_bias, bias_initializer, bias_regularizer, activity_regularizer, bias_constraint, **kwargs)
         if output_padding is None:
             self.output_padding = None
         else:
-            self.output_padding = standardize_tuple(output_padding, 2, "output_padding", allow_zero=True)
+            self.output_padding = standardize_tuple(output_padding, self.rank, "output_padding",
+                                                    allow_zero=True)
             for i, (op, s) in enumerate(zip(self.output_padding, self.strides)):
                 if op >= s:
                     raise ValueError(f"`output_padding` must be strictly less than `strides` for all dimensions. At "
@@ -402,7 +410,7 @@ class Conv2DTranspose(_BaseConv):
         self.kernel_constraint = _constraints.get(kernel_constraint)
 
     def _spatial_output(self, spatial):
-        pads = self.output_padding or (None, None)
+        pads = self.output_padding or (None,) * self.rank
         return tuple(_conv.conv_transpose_output_size(s, k, st, self.padding, p, d)
                      for s, k, st, p, d in zip(spatial, self.kernel_size, self.strides, pads, self.dilation_rate))
 
@@ -438,7 +446,30 @@ class Conv2DTranspose(_BaseConv):
         return config
 
 
+class DepthwiseConv1D(DepthwiseConv2D):
+    """Depthwise 1-D convolution over (batch, steps, channels): kernel (k, in_channels, depth_multiplier); the
+    arguments of DepthwiseConv2D with 1-D sizes (run on the 2-D kernel with a height of 1)."""
+
+    _rank = 1
+
+
+class SeparableConv1D(SeparableConv2D):
+    """Depthwise 1-D convolution then a pointwise (1, in * depth_multiplier, filters) one; the arguments of
+    SeparableConv2D with 1-D sizes."""
+
+    _rank = 1
+
+
+class Conv1DTranspose(Conv2DTranspose):
+    """Transposed 1-D convolution: kernel (k, filters, in_channels); the arguments of Conv2DTranspose with 1-D
+    sizes."""
+
+    _rank = 1
+
+
 Convolution1D = Conv1D
 Convolution2D = Conv2D
 SeparableConvolution2D = SeparableConv2D
 Convolution2DTranspose = Conv2DTranspose
+SeparableConvolution1D = SeparableConv1D
+Convolution1DTranspose = Conv1DTranspose
