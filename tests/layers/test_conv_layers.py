@@ -309,3 +309,11 @@ def test_layer_harness(cls, kwargs, shape, n_weights):
     out_shape = cls(**kwargs).compute_output_shape(shape)
     run_layer_test(cls, kwargs, shape, out_shape, expected_num_trainable_weights=n_weights,
                    bad_input_shape=shape[:-1] + (shape[-1] + 1,))
+
+
+def test_conv_transpose_output_padding_without_a_matching_convolution_is_refused():
+    # "same", stride 2, kernel 2, output_padding 0: output 4 whose "same" convolution has size 2, not 3 (TensorFlow
+    # refuses it as well)
+    with pytest.raises(ValueError, match="conv_transpose: output_padding=0 .* not the input's 3"):
+        fastnn.ops.conv_transpose(np.zeros((1, 3, 3, 2), np.float32), np.zeros((2, 2, 3, 2), np.float32), strides=2,
+                                  padding="same", output_padding=0)

@@ -284,6 +284,16 @@ def conv_transpose_bias_act(inputs, kernel, bias=None, strides=1, padding="valid
         out_h = 1
     out_w = conv_transpose_output_size(w, tk.shape[1], strides[1], padding, pads[1], dilation[1])
     output_shape = (n, out_h, out_w, tk.shape[2])
+    # The output must be a size whose convolution gives the input back (TensorFlow refuses the others too).
+    for size, out, k_, s, d in ((h, out_h, tk.shape[0], strides[0], dilation[0]),
+                                (w, out_w, tk.shape[1], strides[1], dilation[1])):
+        span = (k_ - 1) * d + 1
+        back = -(-out // s) if padding == "same" else (out - span) // s + 1
+        if back != size:
+            raise ValueError(f"{op}: output_padding={output_padding!r} with padding={padding!r}, strides="
+                             f"{tuple(strides[-spatial:])} and kernel {tuple(tk.shape[2 - spatial:2])} gives an "
+                             f"output size {out} whose convolution has size {back}, not the input's {size} "
+                             f"(inputs of shape {tuple(inputs.shape)}); choose another output_padding")
     return restore(conv_transpose_nhwc(tx, tk, bias, output_shape, strides, padding, dilation, activation))
 
 
