@@ -6,6 +6,8 @@ from fastnn.layers.reshaping import (Cropping1D, Cropping2D, Permute, RepeatVect
                                      ZeroPadding1D, ZeroPadding2D)
 from fastnn.layers.pooling import (GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D,
                                    GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
+from fastnn.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,  # h-poollayers
+                                   MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
 from fastnn.layers.regularization import SpatialDropout1D, SpatialDropout2D
 from fastnn.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                                    concatenate, maximum, minimum, multiply, subtract)
@@ -17,4 +19,6 @@ __all__ = [
     "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D", "SpatialDropout1D",
     "SpatialDropout2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
+    "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
+    "AvgPool2D",  # h-poollayers
 ]
