@@ -127,6 +127,7 @@ from fastnn.autograd.ops.norm import moments  # one node, two outputs (mean, var
 
 # --- added by h-poollayers ---
 from fastnn.autograd.ops.pool import average_pool, max_pool  # noqa: E402  (NHWC kernels; 1-D and channels_first)
+from fastnn.autograd.ops.norm import batch_normalization  # noqa: E402
 
 
 def convert_to_numpy(x):

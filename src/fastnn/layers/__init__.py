@@ -8,6 +8,7 @@ from fastnn.layers.pooling import (GlobalAveragePooling1D, GlobalAveragePooling2
                                    GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
 from fastnn.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,  # h-poollayers
                                    MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from fastnn.layers.normalization import BatchNormalization  # h-poollayers
 from fastnn.layers.regularization import SpatialDropout1D, SpatialDropout2D
 from fastnn.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                                    concatenate, maximum, minimum, multiply, subtract)
@@ -20,5 +21,5 @@ __all__ = [
     "SpatialDropout2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
     "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
-    "AvgPool2D",  # h-poollayers
+    "AvgPool2D", "BatchNormalization",  # h-poollayers
 ]

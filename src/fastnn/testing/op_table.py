@@ -433,6 +433,26 @@ POOL_ROWS = [
            lambda x: ops.average_pool(x, 2, strides=1, padding="same", data_format="channels_first"),
            lambda x: _ref_pool(x, 2, 1, "same", "channels_first", kind="avg"), [(2, 3, 5)]),
 ]
+
+
+def _ref_batch_normalization(x, mean, variance, offset=None, scale=None, axis=-1, epsilon=1e-3):
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    inv = 1.0 / np.sqrt(np.reshape(variance, shape) + epsilon)
+    if scale is not None:
+        inv = inv * np.reshape(scale, shape)
+    out = (x - np.reshape(mean, shape)) * inv
+    return out if offset is None else out + np.reshape(offset, shape)
+
+
+POOL_ROWS += [
+    OpSpec("batch_normalization", lambda x, m, v, b, g: ops.batch_normalization(x, m, v, -1, offset=b, scale=g),
+           _ref_batch_normalization, [((4, 3), (3,), (3,), (3,), (3,)), ((2, 3, 2), (2,), (2,), (2,), (2,)),
+                                      ((1, 1), (1,), (1,), (1,), (1,))], ("float", "float", "unit", "float", "float")),
+    OpSpec("batch_normalization_axis1", lambda x, m, v: ops.batch_normalization(x, m, v, 1, epsilon=0.01),
+           lambda x, m, v: _ref_batch_normalization(x, m, v, axis=1, epsilon=0.01),
+           [((2, 3, 4), (3,), (3,))], ("float", "float", "unit")),
+]
 OP_TABLE += POOL_ROWS
 
 OP_TABLE_BY_NAME = {row.name: row for row in OP_TABLE}
