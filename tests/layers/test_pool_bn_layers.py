@@ -19,7 +19,7 @@ POOL_CASES = [
     (L.MaxPooling2D, {"pool_size": 2, "strides": 1, "data_format": "channels_first"}, (2, 3, 4, 5), "max"),
     (L.MaxPooling1D, {"pool_size": 3, "strides": 2, "padding": "same"}, (2, 7, 3), "max"),
     (L.MaxPooling1D, {"data_format": "channels_first"}, (2, 3, 6), "max"),
-    (L.AveragePooling2D, {}, (2, 4, 6, 3), "avg"),
+    (L.AveragePooling2D, {"pool_size": 2}, (2, 4, 6, 3), "avg"),
     (L.AveragePooling2D, {"pool_size": 3, "strides": 2, "padding": "SAME"}, (2, 5, 6, 2), "avg"),
     (L.AveragePooling2D, {"pool_size": (2, 3), "padding": "same", "data_format": "channels_first"}, (1, 2, 5, 5),
      "avg"),
@@ -95,8 +95,8 @@ def test_pooling_defaults_config_and_aliases():
     (lambda: L.MaxPooling2D(pool_size=0), "pool_size"),
     (lambda: L.MaxPooling2D(strides=(1, 0)), "strides"),
     (lambda: L.MaxPooling2D(pool_size=(2, 2, 2)), "pool_size"),
-    (lambda: L.AveragePooling1D(padding="full"), "padding"),
-    (lambda: L.AveragePooling2D(data_format="nhwc"), "data_format"),
+    (lambda: L.AveragePooling1D(2, padding="full"), "padding"),
+    (lambda: L.AveragePooling2D(2, data_format="nhwc"), "data_format"),
 ])
 def test_pooling_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):

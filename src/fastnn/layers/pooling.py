@@ -255,14 +255,14 @@ class AveragePooling1D(_Pooling):
     """The mean over windows of ``pool_size`` steps, moved by ``strides``; with "same" padding the padded
     positions are left out of each window's count (as in Keras).
 
-    Args: as :class:`MaxPooling1D`.
+    Args: as :class:`MaxPooling1D`, but ``pool_size`` has no default (as in Keras 3).
 
     Example:
         >>> AveragePooling1D(3, strides=1, padding="same")(np.ones((2, 5, 3), "float32")).shape
         (2, 5, 3)
     """
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, name=None, **kwargs):
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, name=None, **kwargs):
         super().__init__(pool_size, strides, 1, "average", padding=padding, data_format=data_format, name=name,
                          **kwargs)
 
@@ -271,14 +271,14 @@ class AveragePooling2D(_Pooling):
     """The mean over ``pool_size`` windows of an image, moved by ``strides``; with "same" padding the padded
     positions are left out of each window's count (as in Keras).
 
-    Args: as :class:`MaxPooling2D`.
+    Args: as :class:`MaxPooling2D`, but ``pool_size`` has no default (as in Keras 3).
 
     Example:
         >>> AveragePooling2D(pool_size=3, strides=2, padding="same")(np.ones((2, 5, 5, 3), "float32")).shape
         (2, 3, 3, 3)
     """
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, name=None, **kwargs):
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, name=None, **kwargs):
         super().__init__(pool_size, strides, 2, "average", padding=padding, data_format=data_format, name=name,
                          **kwargs)
 
