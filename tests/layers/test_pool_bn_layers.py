@@ -9,6 +9,7 @@ import pytest
 import fastnn
 from fastnn import layers as L
 from fastnn import ops
+from fastnn.autograd.ops.pool import global_average_pool2d
 from fastnn.testing.gradcheck import check_gradients
 from fastnn.testing.layer_harness import run_layer_test
 from fastnn.testing.op_table import _ref_pool
@@ -309,3 +310,17 @@ def test_batch_norm_bad_input():
         L.BatchNormalization(renorm=True)
     with pytest.raises(ValueError, match="batch_normalization: `mean`"):
         ops.batch_normalization(np.zeros((2, 3)), np.zeros(2), np.ones(3), axis=-1)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_average_pooling_2d_on_the_kernel_matches_numpy_and_finite_differences(keepdims):
+    x = np.random.default_rng(10).standard_normal((3, 5, 6, 4))
+    layer = L.GlobalAveragePooling2D(keepdims=keepdims, dtype="float64")
+    y = layer(x)
+    assert y.shape == layer.compute_output_shape(x.shape)
+    np.testing.assert_allclose(y.numpy(), x.mean(axis=(1, 2), keepdims=keepdims), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(L.GlobalAveragePooling2D()(x.astype("float32")).numpy(), x.mean(axis=(1, 2)),
+                               rtol=1e-5, atol=1e-6)
+    check_gradients(lambda t: layer(t), [x], rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="global_average_pool2d.*4-D"):
+        global_average_pool2d(np.zeros((2, 3)))

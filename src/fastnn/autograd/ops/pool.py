@@ -156,3 +156,19 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
         return (dx if work == dtype else B.astype(dx, dtype),)
 
     return record(y, (t,), backward, "average_pool")
+
+
+def global_average_pool2d(inputs):
+    """The mean over H and W of a channels_last (N, H, W, C) float32 / float64 tensor, (N, C), on
+    ``B.global_avg_pool2d_forward`` / ``_backward`` (GlobalAveragePooling2D's fast path; other dtypes and layouts
+    go through ``mean``)."""
+    t = float_tensor(inputs, "global_average_pool2d")
+    if t.ndim != 4:
+        raise ValueError(f"global_average_pool2d: the input must be 4-D (batch, height, width, channels), but "
+                         f"received shape {t.shape}")
+    shape = tuple(t.shape)
+
+    def backward(g, needs):
+        return (B.global_avg_pool2d_backward(g, shape),)
+
+    return record(B.global_avg_pool2d_forward(t._data), (t,), backward, "global_average_pool2d")
