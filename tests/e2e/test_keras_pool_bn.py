@@ -204,3 +204,24 @@ def test_dense_batch_norm_dense_trains_like_keras():
     moving = fm.layers[1].moving_mean.numpy()
     assert np.abs(moving).max() > 0.05  # the statistics did move away from their initial zeros
     np.testing.assert_allclose(fm.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_keras_model_of_pooling_and_batch_norm_loads_and_predicts_the_same():
+    keras.utils.set_random_seed(0)
+    K = keras.layers
+    km = keras.Sequential([
+        keras.Input((9, 8, 3)), K.MaxPooling2D(), K.BatchNormalization(), K.AveragePooling2D(3, strides=1, padding="same"),
+        K.MaxPooling2D((2, 1), data_format="channels_first"), K.Reshape((8, 3)), K.AveragePooling1D(2),
+        K.MaxPooling1D(2, padding="same"), K.BatchNormalization(axis=1, center=False), K.GlobalAveragePooling1D(),
+        K.Dense(2),
+    ])
+    rng = np.random.default_rng(7)
+    km.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in km.get_weights()])
+    fm = fastnn.Sequential.from_config(km.get_config())
+    fm.set_weights(km.get_weights())
+    assert [type(layer).__name__ for layer in fm.layers] == [type(layer).__name__ for layer in km.layers]
+    x = _input((3, 9, 8, 3))
+    np.testing.assert_allclose(fm.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    back = keras.Sequential.from_config(fm.get_config())
+    back.set_weights(fm.get_weights())
+    np.testing.assert_allclose(back.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
