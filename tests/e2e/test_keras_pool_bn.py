@@ -87,8 +87,8 @@ def test_pooling_ops_match_keras_ops(name, kwargs, shape):
     args = {"pool_size": kwargs.get("pool_size", (2,) * n), "strides": kwargs.get("strides"),
             "padding": kwargs.get("padding", "valid"), "data_format": kwargs.get("data_format")}
     x = _input(shape, seed=3)
-    np.testing.assert_allclose(getattr(fastnn.ops, op)(x, **args).numpy(), np.asarray(getattr(keras.ops, op)(x, **args)),
-                               rtol=1e-6, atol=1e-6)
+    expected = np.asarray(getattr(keras.ops, op)(x, **args))
+    np.testing.assert_allclose(getattr(fastnn.ops, op)(x, **args).numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("name,kwargs,shape", CASES + [("BatchNormalization", {"axis": 1, "center": False}, (2, 3, 4)),
@@ -124,7 +124,8 @@ def _bn_pair(kwargs, shape, seed=4):
     rng = np.random.default_rng(seed)
     weights = []
     for w in k_layer.weights:
-        value = rng.uniform(0.5, 1.5, w.shape) if "variance" in w.name or w.name == "gamma" else rng.normal(size=w.shape)
+        positive = "variance" in w.name or w.name == "gamma"
+        value = rng.uniform(0.5, 1.5, w.shape) if positive else rng.normal(size=w.shape)
         weights.append(value.astype("float32"))
     k_layer.set_weights(weights)
     f_layer.set_weights(weights)
@@ -210,7 +211,8 @@ def test_a_keras_model_of_pooling_and_batch_norm_loads_and_predicts_the_same():
     keras.utils.set_random_seed(0)
     K = keras.layers
     km = keras.Sequential([
-        keras.Input((9, 8, 3)), K.MaxPooling2D(), K.BatchNormalization(), K.AveragePooling2D(3, strides=1, padding="same"),
+        keras.Input((9, 8, 3)), K.MaxPooling2D(), K.BatchNormalization(),
+        K.AveragePooling2D(3, strides=1, padding="same"),
         K.MaxPooling2D((2, 1), data_format="channels_first"), K.Reshape((8, 3)), K.AveragePooling1D(2),
         K.MaxPooling1D(2, padding="same"), K.BatchNormalization(axis=1, center=False), K.GlobalAveragePooling1D(),
         K.Dense(2),

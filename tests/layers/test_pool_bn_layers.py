@@ -218,7 +218,8 @@ def test_batch_norm_weights_in_keras_order():
 
 
 def test_batch_norm_trainable_false_runs_in_inference_mode():
-    layer = L.BatchNormalization(moving_mean_initializer="ones", moving_variance_initializer=fastnn.initializers.Constant(4.0))
+    layer = L.BatchNormalization(moving_mean_initializer="ones",
+                                 moving_variance_initializer=fastnn.initializers.Constant(4.0))
     x = np.random.default_rng(7).standard_normal((6, 2)).astype("float32")
     layer.build(x.shape)
     layer.trainable = False
