@@ -331,6 +331,15 @@ def _layer_cases(lib):
         "DepthwiseConv1D": L.DepthwiseConv1D(3, depth_multiplier=2, strides=2, name="dw1"),
         "SeparableConv1D": L.SeparableConv1D(4, 3, padding="same", data_format="channels_first", name="sep1"),
         "Conv1DTranspose": L.Conv1DTranspose(2, 4, strides=3, output_padding=1, use_bias=False, name="ct1"),
+        # pooling and batch normalization on the kernels (issue 12, h-poollayers)
+        "MaxPooling1D": L.MaxPooling1D(3, strides=2, padding="same", name="mp1"),
+        "MaxPooling2D": L.MaxPooling2D(name="mp2"),
+        "AveragePooling1D": L.AveragePooling1D(2, data_format="channels_first", name="ap1"),
+        "AveragePooling2D": L.AveragePooling2D((3, 2), strides=(1, 2), padding="same", name="ap2"),
+        "BatchNormalization": L.BatchNormalization(name="bn"),
+        "BatchNormalization_full": L.BatchNormalization(axis=1, momentum=0.9, epsilon=1e-5, center=False,
+                                                        gamma_initializer="random_normal", gamma_regularizer="l2",
+                                                        gamma_constraint="non_neg", name="bn_full"),
     }
 
 
