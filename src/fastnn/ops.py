@@ -125,6 +125,11 @@ from fastnn.autograd.ops.shape import (
 from fastnn.autograd.ops.norm import moments  # one node, two outputs (mean, variance)
 
 
+# --- added by h-poollayers ---
+from fastnn.autograd.ops.pool import average_pool, max_pool  # noqa: E402  (NHWC kernels; 1-D and channels_first)
+from fastnn.autograd.ops.norm import batch_normalization  # noqa: E402
+
+
 def convert_to_numpy(x):
     """The values of ``x`` as a NumPy array (zero-copy for tensors on the CPU)."""
     from fastnn import backend as B

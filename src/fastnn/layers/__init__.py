@@ -10,6 +10,9 @@ from fastnn.layers.conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
                                 Convolution1DTranspose, Convolution2D, Convolution2DTranspose, DepthwiseConv1D,
                                 DepthwiseConv2D, SeparableConv1D, SeparableConv2D, SeparableConvolution1D,
                                 SeparableConvolution2D)
+from fastnn.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,  # h-poollayers
+                                   MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
+from fastnn.layers.normalization import BatchNormalization  # h-poollayers
 from fastnn.layers.regularization import SpatialDropout1D, SpatialDropout2D
 from fastnn.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                                    concatenate, maximum, minimum, multiply, subtract)
@@ -24,4 +27,8 @@ __all__ = [
     "Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Convolution1D", "Convolution2D",
     "SeparableConvolution2D", "Convolution2DTranspose", "DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose",
     "SeparableConvolution1D", "Convolution1DTranspose",
+
+
+    "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
+    "AvgPool2D", "BatchNormalization",  # h-poollayers
 ]

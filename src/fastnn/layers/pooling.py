@@ -1,14 +1,16 @@
-"""Global pooling layers: GlobalAveragePooling1D/2D and GlobalMaxPooling1D/2D (Keras 3's
-``keras.layers.Global*Pooling*``), built on the autograd reductions mean, max and sum.
-
-(The windowed MaxPooling / AveragePooling layers come with their kernels.)
+"""Pooling layers with Keras 3's names, arguments and configs: GlobalAveragePooling1D/2D and GlobalMaxPooling1D/2D
+(``keras.layers.Global*Pooling*``, built on the autograd reductions mean, max and sum) and the windowed
+MaxPooling1D/2D and AveragePooling1D/2D (``fastnn.ops.max_pool`` / ``average_pool`` on the NHWC pooling kernels).
 """
 from __future__ import annotations
+
+import numpy as np
 
 from fastnn.autograd.ops import elementwise as _ew
 from fastnn.autograd.ops import reduce as _reduce
 from fastnn.autograd.ops import shape as _shape
-from fastnn.layers.argument_validation import standardize_data_format
+from fastnn.autograd.ops import pool as _pool
+from fastnn.layers.argument_validation import standardize_data_format, standardize_tuple
 from fastnn.layers.layer import InputSpec, Layer
 
 
@@ -98,6 +100,13 @@ class GlobalAveragePooling2D(_GlobalPooling):
         super().__init__(2, data_format=data_format, keepdims=keepdims, **kwargs)
 
     def call(self, inputs):
+        dtype = getattr(inputs, "dtype", None)
+        if self.data_format == "channels_last" and dtype in (np.float32, np.float64):
+            # The NHWC kernel (sums over H * W per channel in one pass): the same mean to rounding, faster.
+            pooled = _pool.global_average_pool2d(inputs)
+            if self.keepdims:
+                pooled = _shape.reshape(pooled, (pooled.shape[0], 1, 1, pooled.shape[1]))
+            return pooled
         return _reduce.mean(inputs, axis=self._axes(), keepdims=self.keepdims)
 
 
@@ -148,3 +157,143 @@ GlobalAvgPool1D = GlobalAveragePooling1D
 GlobalAvgPool2D = GlobalAveragePooling2D
 GlobalMaxPool1D = GlobalMaxPooling1D
 GlobalMaxPool2D = GlobalMaxPooling2D
+
+
+# --- added by h-poollayers: windowed pooling ---------------------------------------------------------------------
+class _Pooling(Layer):
+    """Base of the windowed pooling layers (Keras's BasePooling): ``pool_size`` windows moved by ``strides``
+    (default: ``pool_size``) over the spatial axes of an (N, *spatial, C) or (N, C, *spatial) input."""
+
+    def __init__(self, pool_size, strides, pool_dimensions, pool_mode, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = standardize_tuple(pool_size, pool_dimensions, "pool_size")
+        strides = pool_size if strides is None else strides
+        self.strides = standardize_tuple(strides, pool_dimensions, "strides")
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+            raise ValueError(f"{type(self).__name__}: argument `padding` must be either 'valid' or 'same'. "
+                             f"Received: padding={padding!r}")
+        self.padding = padding.lower()
+        self.pool_mode = pool_mode
+        self.data_format = standardize_data_format(data_format)
+        self.pool_dimensions = pool_dimensions
+        self.input_spec = InputSpec(ndim=pool_dimensions + 2)
+        self.built = True  # as Keras (_build_at_init): no weights, no build_config
+
+    def _spatial(self, input_shape):
+        return tuple(input_shape[2:]) if self.data_format == "channels_first" else tuple(input_shape[1:-1])
+
+    def _check_window(self, input_shape):
+        """Keras's error for a window that does not fit a "valid" input (output size zero or negative)."""
+        if self.padding != "valid":
+            return
+        for size, pool in zip(self._spatial(input_shape), self.pool_size):
+            if size is not None and size < pool:
+                raise ValueError(f'Layer "{self.name}" ({type(self).__name__}): computed output size would be zero '
+                                 f"or negative. Received: inputs.shape={tuple(input_shape)}, "
+                                 f"pool_size={self.pool_size}, strides={self.strides}, padding={self.padding}")
+
+    def call(self, inputs):
+        self._check_window(tuple(inputs.shape))
+        op = _pool.max_pool if self.pool_mode == "max" else _pool.average_pool
+        return op(inputs, pool_size=self.pool_size, strides=self.strides, padding=self.padding,
+                  data_format=self.data_format)
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        self._check_window(input_shape)
+        out = []
+        for size, pool, stride in zip(self._spatial(input_shape), self.pool_size, self.strides):
+            if size is None:
+                out.append(None)
+            elif self.padding == "valid":
+                out.append((size - pool) // stride + 1)
+            else:
+                out.append((size - 1) // stride + 1)
+        if self.data_format == "channels_last":
+            return (input_shape[0],) + tuple(out) + (input_shape[-1],)
+        return (input_shape[0], input_shape[1]) + tuple(out)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"pool_size": self.pool_size, "padding": self.padding, "strides": self.strides,
+                       "data_format": self.data_format})
+        return config
+
+
+class MaxPooling1D(_Pooling):
+    """The maximum over windows of ``pool_size`` steps, moved by ``strides``.
+
+    Args:
+        pool_size: int, the window length. Default 2.
+        strides: int or None (default: ``pool_size``).
+        padding: "valid" (default) or "same" (output length ceil(steps / strides); padding never wins).
+        data_format: "channels_last" (default; (batch, steps, features)) or "channels_first".
+
+    Shapes: (batch, steps, features) -> (batch, pooled_steps, features).
+
+    Example:
+        >>> MaxPooling1D(2)(np.ones((2, 6, 3), "float32")).shape
+        (2, 3, 3)
+    """
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, 1, "max", padding=padding, data_format=data_format, name=name, **kwargs)
+
+
+class MaxPooling2D(_Pooling):
+    """The maximum over ``pool_size`` windows of an image, moved by ``strides``.
+
+    Args:
+        pool_size: int or pair of ints. Default (2, 2).
+        strides: int, pair or None (default: ``pool_size``).
+        padding: "valid" (default) or "same" (TensorFlow's: the extra row / column at the bottom / right).
+        data_format: "channels_last" (default) or "channels_first".
+
+    Shapes: (batch, h, w, c) -> (batch, pooled_h, pooled_w, c).
+
+    Example:
+        >>> MaxPooling2D()(np.ones((2, 4, 4, 3), "float32")).shape
+        (2, 2, 2, 3)
+    """
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, 2, "max", padding=padding, data_format=data_format, name=name, **kwargs)
+
+
+class AveragePooling1D(_Pooling):
+    """The mean over windows of ``pool_size`` steps, moved by ``strides``; with "same" padding the padded
+    positions are left out of each window's count (as in Keras).
+
+    Args: as :class:`MaxPooling1D`, but ``pool_size`` has no default (as in Keras 3).
+
+    Example:
+        >>> AveragePooling1D(3, strides=1, padding="same")(np.ones((2, 5, 3), "float32")).shape
+        (2, 5, 3)
+    """
+
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, 1, "average", padding=padding, data_format=data_format, name=name,
+                         **kwargs)
+
+
+class AveragePooling2D(_Pooling):
+    """The mean over ``pool_size`` windows of an image, moved by ``strides``; with "same" padding the padded
+    positions are left out of each window's count (as in Keras).
+
+    Args: as :class:`MaxPooling2D`, but ``pool_size`` has no default (as in Keras 3).
+
+    Example:
+        >>> AveragePooling2D(pool_size=3, strides=2, padding="same")(np.ones((2, 5, 5, 3), "float32")).shape
+        (2, 3, 3, 3)
+    """
+
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(pool_size, strides, 2, "average", padding=padding, data_format=data_format, name=name,
+                         **kwargs)
+
+
+# Keras's aliases (keras.layers.MaxPool2D is MaxPooling2D, ...).
+MaxPool1D = MaxPooling1D
+MaxPool2D = MaxPooling2D
+AvgPool1D = AveragePooling1D
+AvgPool2D = AveragePooling2D

@@ -512,5 +512,72 @@ for _row in _CONV_ROWS:  # sums of up to ~50 float32 products of inputs in [-2, 
     _row.atol32 = 2e-5
 OP_TABLE += _CONV_ROWS
 
+
+# -- added by h-poollayers: NumPy references of the pooling ops (independent of the kernels) ----------------------
+def _ref_pool(x, pool, strides=None, padding="valid", data_format="channels_last", kind="max"):
+    """Max / average pooling of a (N, *spatial, C) (or channels_first) float64 array by explicit windows; "same"
+    is TensorFlow's padding (the extra row / column after), padded positions take no part (not even in the count)."""
+    x = np.asarray(x, np.float64)
+    if data_format == "channels_first":
+        x = np.moveaxis(x, 1, -1)
+    n = x.ndim - 2
+    pool = (pool,) * n if isinstance(pool, int) else tuple(pool)
+    strides = pool if strides is None else ((strides,) * n if isinstance(strides, int) else tuple(strides))
+    spatial = x.shape[1:-1]
+    if padding == "valid":
+        out = [(s - p) // st + 1 for s, p, st in zip(spatial, pool, strides)]
+        before = [0] * n
+    else:
+        out = [-(-s // st) for s, st in zip(spatial, strides)]
+        before = [max((o - 1) * st + p - s, 0) // 2 for o, st, p, s in zip(out, strides, pool, spatial)]
+    y = np.zeros((x.shape[0], *out, x.shape[-1]))
+    for index in np.ndindex(*out):
+        window = tuple(slice(max(i * st - b, 0), min(i * st - b + p, s))
+                       for i, st, b, p, s in zip(index, strides, before, pool, spatial))
+        block = x[(slice(None),) + window + (slice(None),)]
+        axes = tuple(range(1, 1 + n))
+        y[(slice(None),) + index + (slice(None),)] = block.max(axis=axes) if kind == "max" else block.mean(axis=axes)
+    return np.moveaxis(y, -1, 1) if data_format == "channels_first" else y
+
+
+POOL_ROWS = [
+    OpSpec("max_pool", lambda x: ops.max_pool(x, 2), lambda x: _ref_pool(x, 2),
+           [(2, 4, 4, 3), (1, 5, 5, 1), (3, 2, 2, 2)]),
+    OpSpec("max_pool_same_strided", lambda x: ops.max_pool(x, (3, 2), strides=(2, 1), padding="same"),
+           lambda x: _ref_pool(x, (3, 2), (2, 1), "same"), [(2, 5, 4, 2), (1, 1, 3, 1)]),
+    OpSpec("max_pool_channels_first", lambda x: ops.max_pool(x, 2, strides=1, data_format="channels_first"),
+           lambda x: _ref_pool(x, 2, 1, data_format="channels_first"), [(2, 3, 4, 5)]),
+    OpSpec("max_pool_1d", lambda x: ops.max_pool(x, 3, strides=2, padding="same"),
+           lambda x: _ref_pool(x, 3, 2, "same"), [(2, 7, 3), (1, 1, 2)]),
+    OpSpec("average_pool", lambda x: ops.average_pool(x, 2), lambda x: _ref_pool(x, 2, kind="avg"),
+           [(2, 4, 4, 3), (1, 5, 5, 1)]),
+    OpSpec("average_pool_same_strided", lambda x: ops.average_pool(x, 3, strides=2, padding="same"),
+           lambda x: _ref_pool(x, 3, 2, "same", kind="avg"), [(2, 5, 6, 2), (1, 2, 2, 1)]),
+    OpSpec("average_pool_channels_first_1d",
+           lambda x: ops.average_pool(x, 2, strides=1, padding="same", data_format="channels_first"),
+           lambda x: _ref_pool(x, 2, 1, "same", "channels_first", kind="avg"), [(2, 3, 5)]),
+]
+
+
+def _ref_batch_normalization(x, mean, variance, offset=None, scale=None, axis=-1, epsilon=1e-3):
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    inv = 1.0 / np.sqrt(np.reshape(variance, shape) + epsilon)
+    if scale is not None:
+        inv = inv * np.reshape(scale, shape)
+    out = (x - np.reshape(mean, shape)) * inv
+    return out if offset is None else out + np.reshape(offset, shape)
+
+
+POOL_ROWS += [
+    OpSpec("batch_normalization", lambda x, m, v, b, g: ops.batch_normalization(x, m, v, -1, offset=b, scale=g),
+           _ref_batch_normalization, [((4, 3), (3,), (3,), (3,), (3,)), ((2, 3, 2), (2,), (2,), (2,), (2,)),
+                                      ((1, 1), (1,), (1,), (1,), (1,))], ("float", "float", "unit", "float", "float")),
+    OpSpec("batch_normalization_axis1", lambda x, m, v: ops.batch_normalization(x, m, v, 1, epsilon=0.01),
+           lambda x, m, v: _ref_batch_normalization(x, m, v, axis=1, epsilon=0.01),
+           [((2, 3, 4), (3,), (3,))], ("float", "float", "unit")),
+]
+OP_TABLE += POOL_ROWS
+
 OP_TABLE_BY_NAME = {row.name: row for row in OP_TABLE}
 assert len(OP_TABLE_BY_NAME) == len(OP_TABLE), "duplicate op names in the op table"

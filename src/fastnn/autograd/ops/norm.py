@@ -83,3 +83,111 @@ def _unclipped(g, value):
     """``g`` where ``value`` lies within float16's range, 0 where the cast to float16 clipped it."""
     inside = B.logical_and(B.greater_equal(value, -_FLOAT16_MAX), B.less_equal(value, _FLOAT16_MAX))
     return B.where(inside, g, 0.0)
+
+
+# --- added by h-poollayers: batch normalization ------------------------------------------------------------------
+def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+    """Normalizes ``x`` with given statistics along ``axis`` (``keras.ops.batch_normalization``).
+
+    ``x * inv + (offset - mean * inv)`` with ``inv = scale / sqrt(variance + epsilon)``: Keras's formula, built from
+    differentiable ops so gradients reach x, mean, variance, offset and scale.
+
+    Args:
+        x: input tensor.
+        mean, variance: 1-D tensors of length ``x.shape[axis]``.
+        axis: the feature axis (negative counts from the end).
+        offset, scale: optional 1-D tensors (beta, gamma).
+        epsilon: added to the variance.
+
+    Example:
+        >>> fastnn.ops.batch_normalization([[1.0, 2.0], [3.0, 4.0]], [2.0, 3.0], [1.0, 1.0], axis=-1,
+        ...                                epsilon=0.0).numpy()
+        array([[-1., -1.],
+               [ 1.,  1.]], dtype=float32)
+    """
+    from fastnn.autograd.ops import elementwise as _ew
+    from fastnn.autograd.ops import shape as _shape
+
+    t = float_tensor(x, "batch_normalization")
+    ndim = t.ndim
+    if not isinstance(axis, int) or not -ndim <= axis < ndim:
+        raise ValueError(f"batch_normalization: axis {axis!r} is out of range for an input of shape {t.shape}")
+    axis = axis % ndim
+
+    def per_channel(v, name):
+        v = float_tensor(v, "batch_normalization")
+        if v.ndim != 1 or v.shape[0] != t.shape[axis]:
+            raise ValueError(f"batch_normalization: `{name}` must be 1-D of length x.shape[{axis}] = "
+                             f"{t.shape[axis]}, but received shape {v.shape} (x shape {t.shape})")
+        shape = [1] * ndim
+        shape[axis] = t.shape[axis]
+        return _shape.reshape(v, tuple(shape))
+
+    mean = per_channel(mean, "mean")
+    inv = _ew.divide(1.0, _ew.sqrt(_ew.add(per_channel(variance, "variance"), epsilon)))
+    if scale is not None:
+        inv = _ew.multiply(inv, per_channel(scale, "scale"))
+    res = _ew.multiply(_ew.negative(mean), inv)
+    if offset is not None:
+        res = _ew.add(res, per_channel(offset, "offset"))
+    return _ew.add(_ew.multiply(t, inv), res)
+
+
+def _channels_last(a, axis):
+    return a if axis == a.ndim - 1 else B.moveaxis(a, axis, -1)
+
+
+def batch_norm_train(t, gamma, beta, axis, epsilon):
+    """BatchNormalization's training forward on ``B.batch_norm_train_forward``: the batch statistics over every axis
+    but ``axis`` (non-negative). ``t`` is a float32 / float64 Tensor, gamma / beta Tensors of its dtype or None.
+
+    Returns ``(y, mean, variance)``: y a Tensor (one node, backward ``B.batch_norm_backward`` for x, gamma and beta),
+    mean and the biased variance (what Keras updates its moving statistics with) as buffers of length C."""
+    a = t._data
+    last = axis == a.ndim - 1
+    xl = _channels_last(a, axis)
+    g = None if gamma is None else gamma._data
+    b = None if beta is None else beta._data
+    y, mean, var, rstd = B.batch_norm_train_forward(xl, g, b, epsilon)
+    if not last:
+        y = B.moveaxis(y, -1, axis)
+    parents = (t,) + tuple(p for p in (gamma, beta) if p is not None)
+
+    def backward(gy, needs):
+        dx, dgamma, dbeta = B.batch_norm_backward(_channels_last(gy, axis), xl, mean, rstd, g)
+        grads = [dx if last else B.moveaxis(dx, -1, axis)]
+        if gamma is not None:
+            grads.append(dgamma)
+        if beta is not None:
+            grads.append(dbeta)
+        return tuple(grads)
+
+    return record(y, parents, backward, "batch_norm_train"), mean, var
+
+
+def batch_norm_inference(t, mean, variance, gamma, beta, axis, epsilon):
+    """BatchNormalization's inference forward on ``B.batch_norm_inference_forward`` with given statistics (buffers
+    of t's dtype; they get no gradient: the moving statistics are not trained). Gradients reach x, gamma and beta."""
+    a = t._data
+    last = axis == a.ndim - 1
+    xl = _channels_last(a, axis)
+    g = None if gamma is None else gamma._data
+    b = None if beta is None else beta._data
+    y = B.batch_norm_inference_forward(xl, mean, variance, g, b, epsilon)
+    if not last:
+        y = B.moveaxis(y, -1, axis)
+    parents = (t,) + tuple(p for p in (gamma, beta) if p is not None)
+
+    def backward(gy, needs):
+        gl = _channels_last(gy, axis)
+        rows = tuple(range(gl.ndim - 1))
+        rstd = B.divide(1.0, B.sqrt(B.add(variance, epsilon)))
+        dx = B.multiply(gl, rstd if g is None else B.multiply(rstd, g))
+        grads = [dx if last else B.moveaxis(dx, -1, axis)]
+        if gamma is not None:
+            grads.append(B.sum(B.multiply(gl, B.multiply(B.subtract(xl, mean), rstd)), axis=rows))
+        if beta is not None:
+            grads.append(B.sum(gl, axis=rows))
+        return tuple(grads)
+
+    return record(y, parents, backward, "batch_norm_inference")
