@@ -7,12 +7,12 @@ a 1x1 convolution (+ BatchNormalization) projecting the shortcut where the chann
 say: 64 filters, 2 blocks, stride 1) after a 3x3 convolution from the image's channels; then the listing's loop
 (13 blocks of widths 128, 256 and 512), GlobalAveragePooling2D and a softmax Dense, as printed.
 
-That network has 36 million weights and costs about 50 GFLOPs per 28x28 image forward (about 3.5 s per image for
+That network has 52 million weights and costs about 82 GFLOPs per 28x28 image forward (about 3.5 s per image for
 forward and backward on 2 cores), so the free names are chosen small: the images are MNIST averaged down 2x2 to
 14x14 (a quarter of the cost), and the full recipe is one epoch, batch 32, Adam, categorical crossentropy, on the
 first 512 of the 8,000 training images (about 6 minutes on 2 cores: ~0.65 s per image forward + backward),
 evaluated on 256 held out (``--epochs`` and ``--train-images`` change it). That shows the network runs and trains;
-it is not a result: 16 steps teach a 36-million-weight network little, and BatchNormalization's moving statistics
+it is not a result: 16 steps teach a 52-million-weight network little, and BatchNormalization's moving statistics
 (momentum 0.99) are still near their initial values after them, so the held-out numbers (inference mode) are near
 chance, in Keras as here. ``--quick``: two batches of 4 images averaged down to 7x7, to check it still runs.
 """
