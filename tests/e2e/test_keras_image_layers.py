@@ -21,6 +21,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 import fastnn  # noqa: E402
+from fastnn.testing import keras_parity  # noqa: E402
 
 CASES = [
     ("ZeroPadding1D", {}, (2, 5, 3)),
@@ -53,28 +54,11 @@ CASES = [
 IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
 
 
-def _input(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
-
-
-def _keras_forward_and_gradient(layer, x, upstream, **call_kwargs):
-    xv = tf.Variable(x)
-    with tf.GradientTape() as tape:
-        y = layer(xv, **call_kwargs)
-        objective = tf.reduce_sum(y * upstream)
-    return np.asarray(y), np.asarray(tape.gradient(objective, xv))
-
-
-def _fastnn_forward_and_gradient(layer, x, upstream, **call_kwargs):
-    xv = fastnn.Variable(x)
-    with fastnn.GradientTape() as tape:
-        y = layer(xv, **call_kwargs)
-        objective = fastnn.ops.sum(fastnn.ops.multiply(y, upstream))
-    return y.numpy(), tape.gradient(objective, xv).numpy()
-
-
-def _pair(name, kwargs):
-    return getattr(keras.layers, name)(name="layer", **kwargs), getattr(fastnn.layers, name)(name="layer", **kwargs)
+# The shared parity helpers (fastnn.testing.keras_parity).
+_input = keras_parity.random_input
+_keras_forward_and_gradient = keras_parity.keras_forward_and_gradient
+_fastnn_forward_and_gradient = keras_parity.fastnn_forward_and_gradient
+_pair = keras_parity.layer_pair
 
 
 @pytest.mark.parametrize("name,kwargs,shape", CASES, ids=IDS)

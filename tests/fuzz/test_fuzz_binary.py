@@ -21,27 +21,10 @@ TARGETS = ("binary", "compare", "where", "clip", "relu_mask_multiply", "dropout_
            "reduce_mean", "reduce_max", "unbroadcast")
 
 
-def _rng(data):
-    return np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
-
-
-def _dtype(data):
-    return data.draw(st.sampled_from(fz.FLOATS * 25 + fz.BAD_DTYPES), label="dtype")
-
-
-def _array(data, rng, shape, dtype, label):
-    rate = data.draw(st.sampled_from([0.0, 0.0, 0.05, 0.3]), label=f"{label}_special_rate")
-    kind = data.draw(st.sampled_from(("c",) * 40 + fz.LAYOUTS), label=f"{label}_layout")
-    if dtype in fz.FLOATS:
-        x = fz.values(rng, shape, dtype, rate)
-    elif dtype == np.dtype(object):
-        x = np.empty(shape, object)
-        x[...] = 1.5
-    else:
-        x = np.asarray(rng.integers(0, 2, size=shape)).astype(dtype)
-    if kind == "bcast":
-        x = fz.repeat_rows(x)
-    return fz.layout(x, kind)
+# The argument generators shared by the binding fuzzers (fastnn.testing.fuzz).
+_rng = fz.draw_rng
+_dtype = fz.draw_dtype
+_array = fz.draw_array
 
 
 def _bools(data, rng, shape, label):

@@ -207,6 +207,34 @@ def repeat_rows(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def draw_rng(data):
+    """A NumPy generator seeded from the hypothesis draw (so a failing example replays exactly)."""
+    return np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+
+
+def draw_dtype(data):
+    """Mostly float32 / float64, sometimes a dtype the bindings must refuse."""
+    return data.draw(st.sampled_from(FLOATS * 25 + BAD_DTYPES), label="dtype")
+
+
+def draw_array(data, rng, shape, dtype, label):
+    """An array of `shape` and `dtype` for a binding's argument: float values with occasional specials
+    (values()), object or integer arrays for refused dtypes, in a C-contiguous layout most of the time and
+    otherwise one of LAYOUTS (strided, transposed, broadcast, misaligned, byte-swapped, ...)."""
+    rate = data.draw(st.sampled_from([0.0, 0.0, 0.05, 0.3]), label=f"{label}_special_rate")
+    kind = data.draw(st.sampled_from(("c",) * 40 + LAYOUTS), label=f"{label}_layout")
+    if dtype in FLOATS:
+        x = values(rng, shape, dtype, rate)
+    elif dtype == np.dtype(object):
+        x = np.empty(shape, object)
+        x[...] = 1.5
+    else:
+        x = np.asarray(rng.integers(0, 2, size=shape)).astype(dtype)
+    if kind == "bcast":
+        x = repeat_rows(x)
+    return layout(x, kind)
+
+
 def c_ready(*arrays) -> bool:
     """What the elementwise bindings accept: C-contiguous, aligned, native float32/float64."""
     return all(a.dtype in FLOATS and a.dtype.isnative and a.flags.c_contiguous and a.flags.aligned for a in arrays)

@@ -81,62 +81,47 @@ def _to_nhwc(tx, tk, strides, dilation_rate, data_format, op, kernel_spatial_axe
     return tx, tk, strides, dilation, restore
 
 
+def _fused_conv_node(op, forward, backward_input, backward_weight, x, kernel, bias, activation, hyper):
+    """act(conv(x, kernel) + bias) as ONE node on a fused kernel family (forward with the bias + ReLU epilogue;
+    backward: the ReLU mask on g, then the backward-input and backward-weight kernels, each only if needed)."""
+    x_data, k = B.contiguous(x._data), B.contiguous(kernel._data)
+    parents = (x, kernel)
+    b = None
+    if bias is not None:
+        tb = float_tensor(bias, op)
+        b = B.contiguous(B.astype(tb._data, k.dtype, copy=False))
+        parents = parents + (tb,)
+    relu = activation == "relu"
+    y = forward(x_data, k, b, activation="relu" if relu else "linear", **hyper)
+
+    def backward(g, needs):
+        g = B.contiguous(g)
+        if relu:
+            g = B.relu_mask_multiply(g, y)
+        gx = backward_input(g, k, x_data.shape, **hyper) if needs[0] else None
+        gk = gb = None
+        if needs[1] or (b is not None and needs[2]):
+            gk, gb = backward_weight(x_data, g, k.shape, with_bias=b is not None, **hyper)
+        return (gx, gk if needs[1] else None) + ((gb if needs[2] else None,) if b is not None else ())
+
+    return record(y, parents, backward, op)
+
+
 def conv2d_nhwc(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1), groups=1,
                 activation="linear"):
     """act(conv2d(x, kernel) + bias) as ONE node on the fused kernel: x (N, H, W, C) and kernel (KH, KW, C // groups,
     F) tensors of one float dtype, bias (F,) or None, padding "valid", "same" or (top, bottom, left, right),
     activation "linear" or "relu"."""
-    op = "conv"
-    x_data, k = B.contiguous(x._data), B.contiguous(kernel._data)
-    parents = (x, kernel)
-    b = None
-    if bias is not None:
-        tb = float_tensor(bias, op)
-        b = B.contiguous(B.astype(tb._data, k.dtype, copy=False))
-        parents = parents + (tb,)
-    relu = activation == "relu"
-    hyper = dict(strides=strides, padding=padding, dilation=dilation, groups=groups)
-    y = B.conv2d_forward(x_data, k, b, activation="relu" if relu else "linear", **hyper)
-
-    def backward(g, needs):
-        g = B.contiguous(g)
-        if relu:
-            g = B.relu_mask_multiply(g, y)
-        gx = B.conv2d_backward_input(g, k, x_data.shape, **hyper) if needs[0] else None
-        gk = gb = None
-        if needs[1] or (b is not None and needs[2]):
-            gk, gb = B.conv2d_backward_weight(x_data, g, k.shape, with_bias=b is not None, **hyper)
-        return (gx, gk if needs[1] else None) + ((gb if needs[2] else None,) if b is not None else ())
-
-    return record(y, parents, backward, "conv")
+    return _fused_conv_node("conv", B.conv2d_forward, B.conv2d_backward_input, B.conv2d_backward_weight, x, kernel,
+                            bias, activation, dict(strides=strides, padding=padding, dilation=dilation, groups=groups))
 
 
 def depthwise_conv2d_nhwc(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation=(1, 1),
                           activation="linear"):
     """act(depthwise_conv2d(x, kernel) + bias) as ONE node: x (N, H, W, C), kernel (KH, KW, C, M), bias (C*M,)."""
-    op = "depthwise_conv"
-    x_data, k = B.contiguous(x._data), B.contiguous(kernel._data)
-    parents = (x, kernel)
-    b = None
-    if bias is not None:
-        tb = float_tensor(bias, op)
-        b = B.contiguous(B.astype(tb._data, k.dtype, copy=False))
-        parents = parents + (tb,)
-    relu = activation == "relu"
-    hyper = dict(strides=strides, padding=padding, dilation=dilation)
-    y = B.depthwise_conv2d_forward(x_data, k, b, activation="relu" if relu else "linear", **hyper)
-
-    def backward(g, needs):
-        g = B.contiguous(g)
-        if relu:
-            g = B.relu_mask_multiply(g, y)
-        gx = B.depthwise_conv2d_backward_input(g, k, x_data.shape, **hyper) if needs[0] else None
-        gk = gb = None
-        if needs[1] or (b is not None and needs[2]):
-            gk, gb = B.depthwise_conv2d_backward_weight(x_data, g, k.shape, with_bias=b is not None, **hyper)
-        return (gx, gk if needs[1] else None) + ((gb if needs[2] else None,) if b is not None else ())
-
-    return record(y, parents, backward, "depthwise_conv")
+    return _fused_conv_node("depthwise_conv", B.depthwise_conv2d_forward, B.depthwise_conv2d_backward_input,
+                            B.depthwise_conv2d_backward_weight, x, kernel, bias, activation,
+                            dict(strides=strides, padding=padding, dilation=dilation))
 
 
 def _causal(tk, dilation, op):
