@@ -80,23 +80,7 @@ def _params_ok(shape, pool, strides, pads):
     return pool[0] <= shape[1] + t + b and pool[1] <= shape[2] + l + r
 
 
-def _windows(x, pool, strides, pads, fill):
-    n, h, w, c = x.shape
-    t, b, l, r = pads
-    xp = np.full((n, h + t + b, w + l + r, c), fill, np.float64)
-    xp[:, t:t + h, l:l + w] = x
-    idx = np.full(xp.shape, -1, np.int64)
-    idx[:, t:t + h, l:l + w] = np.arange(x.size).reshape(x.shape)
-    oh = (h + t + b - pool[0]) // strides[0] + 1
-    ow = (w + l + r - pool[1]) // strides[1] + 1
-    win = np.empty((n, oh, ow, pool[0] * pool[1], c))
-    iwin = np.empty(win.shape, np.int64)
-    for i in range(oh):
-        for j in range(ow):
-            rows, cols = slice(i * strides[0], i * strides[0] + pool[0]), slice(j * strides[1], j * strides[1] + pool[1])
-            win[:, i, j] = xp[:, rows, cols].reshape(n, pool[0] * pool[1], c)
-            iwin[:, i, j] = idx[:, rows, cols].reshape(n, pool[0] * pool[1], c)
-    return win, iwin
+_windows = fz.pool_windows
 
 
 def _d(x, dtype):

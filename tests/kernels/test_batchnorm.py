@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.testing.gradcheck import central_difference
 from fastnn import backend
 
 _C = backend._C
@@ -114,14 +115,7 @@ def test_backward_matches_numpy(dtype, scale):
             np.testing.assert_allclose(got, want, rtol=tol(dtype)["rtol"], atol=tol(dtype)["atol"] * scale_ * 4)
 
 
-def _numeric(f, v, eps=1e-6):
-    g = np.zeros_like(v)
-    for i in range(v.size):
-        vp, vm = v.copy(), v.copy()
-        vp.flat[i] += eps
-        vm.flat[i] -= eps
-        g.flat[i] = (f(vp) - f(vm)) / (2 * eps)
-    return g
+_numeric = central_difference
 
 
 @pytest.mark.parametrize("m,c", [(1, 2), (3, 1), (5, 3), (8, 4)])

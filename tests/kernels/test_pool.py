@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.testing.gradcheck import central_difference
+from fastnn.testing import fuzz as fz
 from fastnn import backend
 
 _C = backend._C
@@ -31,26 +33,7 @@ def pads_of(shape, pool, strides, padding):
     return tuple(padding)
 
 
-def windows(x, pool, strides, pads, fill):
-    """Every window of x (N, H, W, C) as (N, OH, OW, ph * pw, C) float64, padded with ``fill``, and the flat input
-    index of each window position (-1 for padding)."""
-    n, h, w, c = x.shape
-    t, b, l, r = pads
-    xp = np.full((n, h + t + b, w + l + r, c), fill, np.float64)
-    xp[:, t:t + h, l:l + w] = x
-    idx = np.full(xp.shape, -1, np.int64)
-    idx[:, t:t + h, l:l + w] = np.arange(x.size).reshape(x.shape)
-    oh = (h + t + b - pool[0]) // strides[0] + 1
-    ow = (w + l + r - pool[1]) // strides[1] + 1
-    win = np.empty((n, oh, ow, pool[0] * pool[1], c))
-    iwin = np.empty(win.shape, np.int64)
-    for i in range(oh):
-        for j in range(ow):
-            rows = slice(i * strides[0], i * strides[0] + pool[0])
-            cols = slice(j * strides[1], j * strides[1] + pool[1])
-            win[:, i, j] = xp[:, rows, cols].reshape(n, pool[0] * pool[1], c)
-            iwin[:, i, j] = idx[:, rows, cols].reshape(n, pool[0] * pool[1], c)
-    return win, iwin
+windows = fz.pool_windows  # the NumPy reference of the pooling kernels (fastnn.testing.fuzz)
 
 
 def np_max_pool(x, pool, strides, pads):
@@ -192,14 +175,7 @@ def test_fast_matches_reference_twin(dtype, simd_path):
                               _C.avg_pool2d_backward(dy, shape, pool, strides, padding, reference=True))
 
 
-def _numeric_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        xp, xm = x.copy(), x.copy()
-        xp.flat[i] += eps
-        xm.flat[i] -= eps
-        g.flat[i] = (f(xp) - f(xm)) / (2 * eps)
-    return g
+_numeric_grad = central_difference
 
 
 @pytest.mark.parametrize("pool,strides,padding", [((2, 2), (1, 1), "same"), ((3, 3), (2, 2), "same"),

@@ -235,6 +235,29 @@ def draw_array(data, rng, shape, dtype, label):
     return layout(x, kind)
 
 
+def pool_windows(x, pool, strides, pads, fill):
+    """The NumPy reference of the pooling kernels: every window of x (N, H, W, C) as (N, OH, OW, ph * pw, C) float64,
+    padded with ``fill`` (pads = (top, bottom, left, right)), and the flat input index of each window position (-1 for
+    padding)."""
+    n, h, w, c = x.shape
+    t, b, l, r = pads
+    xp = np.full((n, h + t + b, w + l + r, c), fill, np.float64)
+    xp[:, t:t + h, l:l + w] = x
+    idx = np.full(xp.shape, -1, np.int64)
+    idx[:, t:t + h, l:l + w] = np.arange(x.size).reshape(x.shape)
+    oh = (h + t + b - pool[0]) // strides[0] + 1
+    ow = (w + l + r - pool[1]) // strides[1] + 1
+    win = np.empty((n, oh, ow, pool[0] * pool[1], c))
+    iwin = np.empty(win.shape, np.int64)
+    for i in range(oh):
+        for j in range(ow):
+            rows = slice(i * strides[0], i * strides[0] + pool[0])
+            cols = slice(j * strides[1], j * strides[1] + pool[1])
+            win[:, i, j] = xp[:, rows, cols].reshape(n, pool[0] * pool[1], c)
+            iwin[:, i, j] = idx[:, rows, cols].reshape(n, pool[0] * pool[1], c)
+    return win, iwin
+
+
 def c_ready(*arrays) -> bool:
     """What the elementwise bindings accept: C-contiguous, aligned, native float32/float64."""
     return all(a.dtype in FLOATS and a.dtype.isnative and a.flags.c_contiguous and a.flags.aligned for a in arrays)

@@ -9,6 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def central_difference(f, x, eps=1e-6):
+    """d f / d x by float64 central differences, for a scalar-valued f of one NumPy array x (same shape as x)."""
+    g = np.zeros_like(x)
+    for i in range(x.size):
+        xp, xm = x.copy(), x.copy()
+        xp.flat[i] += eps
+        xm.flat[i] -= eps
+        g.flat[i] = (f(xp) - f(xm)) / (2 * eps)
+    return g
+
+
 def numeric_gradients(fn, inputs, wrt, weights, eps=1e-6):
     """Central finite differences of sum(fn(*inputs) * weights) with respect to inputs[i] for i in wrt."""
     import fastnn
