@@ -7,14 +7,18 @@
 // contiguous block [g * KH*KW*Cg, (g+1) * KH*KW*Cg), so each group is one GEMM on a slice with leading dimension
 // KH*KW*C, against w viewed as (KH*KW*Cg, F) restricted to the group's F/groups columns.
 //
-//   forward:          y[tile]  = act(col(tile) @ w + b)               (GEMM epilogue)
-//   backward input:   dcol     = dy[tile] @ w^T,  dx += col2im(dcol)  (dx zeroed first; a gather, so each dx element
+//   forward:          y[tile]  = act(col(tile) @ w + b)               (GEMM epilogue; tiles in parallel, each on one
+//                                                                       thread so its column block stays in the L2)
+//   backward input:   stride 1: the forward kernel on dy with w flipped in space and (Cg, Fg) transposed;
+//                     else dcol = dy[tile] @ w^T, dx += col2im(dcol)   (dx zeroed first; a gather, so each dx element
 //                                                                       is written by one thread in a fixed order)
-//   backward weight:  dw      += col(tile)^T @ dy[tile]               (tiles in order, GEMM beta = 1)
+//   backward weight:  dw      += sum over partitions of (col(tile)^T @ dy[tile] over the partition's tiles)
+//                                                                      (partials added in partition order, in double)
 //
-// Tile sizes depend only on the shapes; the GEMM is bit-identical for every thread count; im2col is a copy and the
-// col2im gather sums each dx element over the taps in a fixed (kh, kw) order, so every result is bit-identical for
-// every thread count.
+// Tile sizes and partition counts depend only on the shapes and the cache sizes; the GEMM is bit-identical for every
+// thread count; im2col is a copy and the col2im gather sums each dx element over the taps in a fixed (kh, kw) order,
+// so every result is bit-identical for every thread count.
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -23,6 +27,7 @@
 #include "fastnn/conv.h"
 #include "fastnn/gemm.h"
 #include "fastnn/parallel.h"
+#include "fastnn/runtime.h"
 
 namespace fastnn::cpu {
 namespace {
@@ -46,11 +51,27 @@ struct Geometry {
                 p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
   }
 
-  // Pixels per im2col tile: as many column rows as fit the budget, at least one.
+  // Pixels per tile of the tile-parallel paths (forward, backward-weight): a tile's column block (rows x KH*KW*C)
+  // takes about a quarter of the L2, so the GEMM reads it back from the L2 right after im2col wrote it, and a tile
+  // is at most an eighth of the pixels, so one batch splits across threads. Depends on the shapes and the cache
+  // sizes only, never on the thread count.
   template <typename T>
   int64_t tile_pixels() const {
+    constexpr int64_t kMinRows = 48;  // a multiple of every micro-kernel's MR (6, 8, 12)
     const int64_t row_bytes = std::max<int64_t>(1, kkc) * static_cast<int64_t>(sizeof(T));
-    return std::max<int64_t>(1, kConvColumnBudgetBytes / row_bytes);
+    int64_t rows = std::max<int64_t>(kMinRows, l2_cache_bytes() / 4 / row_bytes);
+    if (rows > 24) rows -= rows % 24;
+    rows = std::min(rows, std::max<int64_t>(kMinRows, ceil_div(pixels, 8)));
+    rows = std::min(rows, std::max<int64_t>(1, kConvColumnBudgetBytes / row_bytes));
+    return std::max<int64_t>(1, std::min(rows, pixels));
+  }
+
+  // Pixels per tile of the sequential col2im path (strided backward-input): as many as fit the budget, each tile's
+  // GEMM and col2im threaded inside.
+  template <typename T>
+  int64_t budget_tile_pixels() const {
+    const int64_t row_bytes = std::max<int64_t>(1, kkc) * static_cast<int64_t>(sizeof(T));
+    return std::max<int64_t>(1, std::min(pixels, kConvColumnBudgetBytes / row_bytes));
   }
 };
 
@@ -210,14 +231,31 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dSha
     gemm_groups(y, x, G.pixels, s.c, G.cg, G.cg);  // x viewed as (N*H*W, C), group g = columns [g*Cg, (g+1)*Cg)
     return;
   }
-  const int64_t tile = std::min(G.pixels, G.template tile_pixels<T>());
-  ColumnBuffer<T> col(tile * G.kkc);
-  for (int64_t p0 = 0; p0 < G.pixels; p0 += tile) {
-    const int64_t p1 = std::min(G.pixels, p0 + tile);
-    im2col(col.data(), x, G, p0, p1);
-    gemm_groups(y + p0 * s.f, col.data(), p1 - p0, G.kkc, G.kkcg, G.kkcg);
-  }
+  // Tiles of output rows are independent: each runs im2col then its GEMMs on one thread, the column block still in
+  // that core's L2 (a parallel_for nested in a chunk runs inline). One tile: the GEMM threads itself.
+  const int64_t tile = G.template tile_pixels<T>();
+  const int64_t tiles = ceil_div(G.pixels, tile);
+  parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+    ColumnBuffer<T> col(tile * G.kkc);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t p0 = t * tile, p1 = std::min(G.pixels, p0 + tile);
+      im2col(col.data(), x, G, p0, p1);
+      gemm_groups(y + p0 * s.f, col.data(), p1 - p0, G.kkc, G.kkcg, G.kkcg);
+    }
+  });
 }
+
+namespace {
+
+// Whether the backward-input of this convolution is itself a forward convolution (stride 1, each padding at most
+// the dilated kernel's reach): dx = conv(dy, w flipped in space with in / out swapped), padded by the complement.
+bool backward_input_is_a_convolution(const Conv2dShape& s, const Conv2dParams& p) {
+  const int64_t reach_h = p.dilation_h * (s.kh - 1), reach_w = p.dilation_w * (s.kw - 1);
+  return p.stride_h == 1 && p.stride_w == 1 && p.pad_top <= reach_h && p.pad_bottom <= reach_h &&
+         p.pad_left <= reach_w && p.pad_right <= reach_w;
+}
+
+}  // namespace
 
 template <typename T>
 void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dShape& s, const Conv2dParams& p) {
@@ -242,9 +280,37 @@ void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dShape& s,
     gemm_groups(dx, s.c, G.cg, dy, G.pixels);  // beta = 0: assigns every dx element (K = 0 writes zeros)
     return;
   }
+  // The flipped forward's GEMM is Cg wide: below 16 columns it runs far under the GEMM rate, and the col2im path
+  // (Fg x KH*KW*Cg GEMM) is faster.
+  if (G.pixels > 0 && s.f > 0 && G.cg >= 16 && backward_input_is_a_convolution(s, p)) {
+    // dx[ih] = sum_kh dy[ih + pad_top - kh * d] w[kh] = sum_k' dy[ih - pad' + k' * d] w[KH-1-k'] with
+    // pad' = d (KH-1) - pad_top: the forward kernel (tile-parallel, no col2im) on dy with the weights flipped in
+    // space and each group's (Cg, Fg) block transposed to (Fg, Cg); output size H since pad_bottom' = d (KH-1) -
+    // pad_bottom.
+    std::vector<T> flipped(static_cast<size_t>(s.kh * s.kw * G.fg * s.c));
+    for (int64_t kh = 0; kh < s.kh; ++kh)
+      for (int64_t kw = 0; kw < s.kw; ++kw) {
+        const T* src = w + ((s.kh - 1 - kh) * s.kw + (s.kw - 1 - kw)) * G.cg * s.f;  // (Cg, F) block
+        T* dst = flipped.data() + (kh * s.kw + kw) * G.fg * s.c;                  // (Fg, C) block
+        for (int64_t g = 0; g < p.groups; ++g)
+          for (int64_t ci = 0; ci < G.cg; ++ci)
+            for (int64_t fi = 0; fi < G.fg; ++fi) dst[fi * s.c + g * G.cg + ci] = src[ci * s.f + g * G.fg + fi];
+      }
+    Conv2dShape bs;
+    bs.n = s.n, bs.h = s.oh, bs.w = s.ow, bs.c = s.f, bs.kh = s.kh, bs.kw = s.kw, bs.f = s.c, bs.oh = s.h,
+    bs.ow = s.w;
+    Conv2dParams bp = p;
+    bp.pad_top = p.dilation_h * (s.kh - 1) - p.pad_top;
+    bp.pad_bottom = p.dilation_h * (s.kh - 1) - p.pad_bottom;
+    bp.pad_left = p.dilation_w * (s.kw - 1) - p.pad_left;
+    bp.pad_right = p.dilation_w * (s.kw - 1) - p.pad_right;
+    conv2d_forward(dx, dy, flipped.data(), static_cast<const T*>(nullptr), bs, bp, Activation::kIdentity);
+    return;
+  }
   parallel_zero(dx, dx_count);
   if (G.pixels == 0) return;
-  const int64_t tile = std::min(G.pixels, G.template tile_pixels<T>());
+  // Strided (or over-padded) convolutions: tiles in order, each tile's GEMM and col2im gather threaded inside.
+  const int64_t tile = G.template budget_tile_pixels<T>();
   ColumnBuffer<T> dcol(tile * G.kkc);
   for (int64_t p0 = 0; p0 < G.pixels; p0 += tile) {
     const int64_t p1 = std::min(G.pixels, p0 + tile);
@@ -253,38 +319,91 @@ void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dShape& s,
   }
 }
 
+namespace {
+
+// Bytes of the per-partition dw partial sums the backward-weight kernel may hold, and the most partitions.
+constexpr int64_t kWeightPartialBudgetBytes = int64_t{8} << 20;
+constexpr int64_t kMaxWeightPartitions = 8;
+
+}  // namespace
+
 template <typename T>
 void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s, const Conv2dParams& p) {
   DenormalsAreZero ftz;
   const Geometry G(s, p);
   if (G.pixels == 0 || s.f == 0) return;
-  if (db != nullptr) bias_grad_add(db, dy, G.pixels, s.f);
-  // dw (viewed as (KH*KW*Cg, F)), group g's columns += col(tile)^T @ dy(tile): op(A) = the group's column block
+  // out (viewed as (KH*KW*Cg, F)), group g's columns += col(tile)^T @ dy(tile): op(A) = the group's column block
   // transposed, (KH*KW*Cg, rows); beta = 1 accumulates, tile after tile in order.
-  auto gemm_groups = [&](const T* a, int64_t lda, int64_t a_group_step, int64_t m, const T* dy_rows, int64_t rows) {
+  auto gemm_groups = [&](T* out, const T* a, int64_t lda, int64_t a_group_step, const T* dy_rows, int64_t rows,
+                         T beta) {
     for (int64_t g = 0; g < p.groups; ++g) {
       GemmParams<T> gp;
-      gp.m = m;
+      gp.m = G.kkcg;
       gp.n = G.fg;
       gp.k = rows;
       gp.trans_a = true;
       gp.lda = lda;
       gp.ldb = s.f;
       gp.ldc = s.f;
-      gp.beta = T(1);
-      gemm(dw + g * G.fg, a + g * a_group_step, dy_rows + g * G.fg, gp);
+      gp.beta = beta;
+      gemm(out + g * G.fg, a + g * a_group_step, dy_rows + g * G.fg, gp);
     }
   };
-  if (G.pointwise) {
-    gemm_groups(x, s.c, G.cg, G.cg, dy, G.pixels);
+  // A tile's columns: x itself for a pointwise convolution, else im2col into the thread's buffer.
+  const int64_t tile = G.pointwise ? std::min<int64_t>(G.pixels, 1024) : G.template tile_pixels<T>();
+  const int64_t tiles = ceil_div(G.pixels, tile);
+  // first_beta 0: the first tile assigns `out` (a fresh partial), 1: it accumulates into it (dw itself).
+  auto accumulate_tiles = [&](T* out, double* bias_out, int64_t t0, int64_t t1, T first_beta) {
+    ColumnBuffer<T> col(G.pointwise ? 0 : tile * G.kkc);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t p0 = t * tile, p1 = std::min(G.pixels, p0 + tile);
+      const T* dy_rows = dy + p0 * s.f;
+      const T beta = t == t0 ? first_beta : T(1);
+      if (G.pointwise) {
+        gemm_groups(out, x + p0 * s.c, s.c, G.cg, dy_rows, p1 - p0, beta);
+      } else {
+        im2col(col.data(), x, G, p0, p1);
+        gemm_groups(out, col.data(), G.kkc, G.kkcg, dy_rows, p1 - p0, beta);
+      }
+      if (bias_out != nullptr)
+        for (int64_t q = p0; q < p1; ++q)
+          for (int64_t f = 0; f < s.f; ++f) bias_out[f] += static_cast<double>(dy[q * s.f + f]);
+    }
+  };
+  // The pixel sum splits into a fixed number of partitions (from the shapes only, so every thread count gives the
+  // same sums): each partition accumulates its tiles on one thread into its own partial, the partials are then
+  // added in partition order. A GEMM with few output tiles (KH*KW*Cg x F is small next to the pixel count) has
+  // little parallelism of its own; the partitions give it. One partition: the GEMMs thread themselves.
+  const int64_t dw_count = G.kkcg * s.f;
+  const int64_t partitions = std::min<int64_t>(
+      {tiles, kMaxWeightPartitions,
+       std::max<int64_t>(1, kWeightPartialBudgetBytes / (std::max<int64_t>(1, dw_count) * static_cast<int64_t>(sizeof(T))))});
+  if (partitions == 1) {
+    if (db != nullptr) bias_grad_add(db, dy, G.pixels, s.f);
+    accumulate_tiles(dw, nullptr, 0, tiles, T(1));
     return;
   }
-  const int64_t tile = std::min(G.pixels, G.template tile_pixels<T>());
-  ColumnBuffer<T> col(tile * G.kkc);
-  for (int64_t p0 = 0; p0 < G.pixels; p0 += tile) {
-    const int64_t p1 = std::min(G.pixels, p0 + tile);
-    im2col(col.data(), x, G, p0, p1);
-    gemm_groups(col.data(), G.kkc, G.kkcg, G.kkcg, dy + p0 * s.f, p1 - p0);
+  // The partials live in the calling thread's kept scratch (no page faults per training step); each partition's
+  // first GEMM assigns its partial, so nothing needs zeroing.
+  static thread_local ScratchBuffer partial_scratch;
+  T* partial = static_cast<T*>(partial_scratch.reserve(sizeof(T) * static_cast<size_t>(partitions * dw_count)));
+  std::vector<double> bias_partial(db != nullptr ? static_cast<size_t>(partitions * s.f) : 0, 0.0);
+  parallel_for(0, partitions, 1, [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q)
+      accumulate_tiles(partial + q * dw_count, db != nullptr ? bias_partial.data() + q * s.f : nullptr,
+                       q * tiles / partitions, (q + 1) * tiles / partitions, T(0));
+  });
+  parallel_for(0, dw_count, kCopyGrainElements, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      double sum = 0.0;
+      for (int64_t q = 0; q < partitions; ++q) sum += static_cast<double>(partial[q * dw_count + i]);
+      dw[i] = static_cast<T>(static_cast<double>(dw[i]) + sum);
+    }
+  });
+  for (int64_t f = 0; f < (db != nullptr ? s.f : 0); ++f) {
+    double sum = 0.0;
+    for (int64_t q = 0; q < partitions; ++q) sum += bias_partial[q * s.f + f];
+    db[f] = static_cast<T>(static_cast<double>(db[f]) + sum);
   }
 }
 

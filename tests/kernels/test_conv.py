@@ -289,6 +289,43 @@ def test_one_and_two_threads_are_bit_identical(restore_threads, simd_path, dtype
         _C.set_oversubscription_guard(previous_guard)
 
 
+# The fast paths' own decompositions (csrc/cpu/conv.cpp): tiles of output pixels run in parallel, each tile's im2col
+# and GEMM on one thread (tile size from the L2, so every cache configuration is swept); the backward-input of a
+# stride-1 convolution with at least 16 channels per group as the forward kernel on dy with the flipped weights (else
+# the col2im path: strided, over-padded, or narrow); the backward-weight's pixel sum in fixed partitions added in
+# order (one partition when dw is too large for the partial-sum budget).
+WIDE_CASES = [
+    (2, 9, 10, 16, 3, 3, 8, (1, 1), (1, 1), "same", 1),         # flipped backward-input, odd kernel
+    (1, 8, 7, 17, 2, 2, 5, (1, 1), (1, 1), "same", 1),          # even kernel: asymmetric padding flips sides
+    (2, 11, 9, 32, 3, 3, 12, (1, 1), (2, 1), "same", 2),        # dilated, groups
+    (1, 7, 8, 48, 3, 2, 6, (1, 1), (1, 2), "valid", 3),         # valid: the flipped conv pads the full reach
+    (1, 6, 9, 16, 3, 3, 4, (1, 1), (1, 1), (2, 1, 0, 2), 1),    # explicit padding within the reach
+    (1, 6, 6, 16, 3, 3, 4, (1, 1), (1, 1), (3, 0, 1, 1), 1),    # padding beyond the reach: col2im path
+    (2, 6, 7, 16, 3, 3, 4, (2, 1), (1, 1), "same", 1),          # strided: col2im path
+    (1, 1, 40, 24, 1, 5, 7, (1, 1), (1, 3), "same", 1),         # H = 1 (the 1-D layers' form)
+    (3, 10, 10, 20, 1, 1, 9, (1, 1), (1, 1), "valid", 1),       # pointwise: backward-weight in partitions
+    (1, 8, 8, 128, 3, 3, 1024, (1, 1), (1, 1), "same", 1),      # dw of 4.7 MB: one partition, two tiles
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", WIDE_CASES, ids=lambda c: "x".join(map(str, c[:7])) + f"-s{c[7]}-{c[9]}-g{c[10]}")
+def test_tile_parallel_paths_match_numpy(case, dtype, cache_config):
+    x, w, b, kw, pads = make_case(case, dtype, seed=21)
+    y_want = np_conv(x, w, b, kw["strides"], pads, kw["dilation"], kw["groups"], "relu")
+    dy = np.random.default_rng(22).standard_normal(y_want.shape).astype(dtype)
+    dx_want, dw_want, db_want = np_conv_backward(x, w, dy, kw["strides"], pads, kw["dilation"], kw["groups"])
+    scale = np.sqrt(max(dy.size // dy.shape[-1], w.shape[0] * w.shape[1] * w.shape[2]))
+    check(_C.conv2d_forward(x, w, b, activation="relu", **kw), y_want, dtype, scale)
+    check(_C.conv2d_backward_input(dy, w, x.shape, **kw), dx_want, dtype, scale)
+    dw0 = np.random.default_rng(23).standard_normal(w.shape).astype(dtype)
+    db0 = np.random.default_rng(24).standard_normal(w.shape[-1]).astype(dtype)
+    dw, db = dw0.copy(), db0.copy()
+    _C.conv2d_backward_weight(x, dy, w.shape, dw=dw, db=db, **kw)  # accumulates into the partition sums' target
+    check(dw, dw0.astype(np.float64) + dw_want, dtype, scale)
+    check(db, db0.astype(np.float64) + db_want, dtype, scale)
+
+
 def test_empty_batch_and_zero_filters():
     x = np.zeros((0, 5, 5, 2), np.float32)
     w = np.ones((3, 3, 2, 4), np.float32)

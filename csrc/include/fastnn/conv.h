@@ -13,9 +13,12 @@
 // conv2d_backward_weight:  dw += conv_w^T(x, dy) (im2col(x)^T @ dy), db += sum of dy    (ACCUMULATES, DESIGN §3)
 // The backward kernels take dy of the pre-activation output: the caller applies the activation's derivative.
 //
-// The fast kernels run im2col + cpu::gemm over tiles of output pixels, so the column buffer stays within
-// kConvColumnBudgetBytes whatever N, H, W are; 1x1 stride-1 unpadded convolutions skip im2col and run the GEMM on x
-// itself viewed as (N*H*W, C). Tile sizes depend only on the shapes, and the GEMM and the col2im gather are
+// The fast kernels run im2col + cpu::gemm over tiles of output pixels sized to a quarter of the L2 (and at most
+// kConvColumnBudgetBytes), the tiles in parallel with each tile's im2col and GEMM on one thread; the backward-weight
+// splits the pixel sum into a fixed number of partitions (from the shapes) whose partial sums are added in order;
+// the backward-input of a stride-1 convolution is the forward kernel on dy with the weights flipped (else col2im).
+// 1x1 stride-1 unpadded convolutions skip im2col and run the GEMM on x itself viewed as (N*H*W, C). Tile sizes and
+// partitions depend only on the shapes and cache sizes, and the GEMM and the col2im gather are
 // bit-identical for every thread count, so every result is too. The *_ref twins are direct 7-loop convolutions.
 
 //
@@ -38,7 +41,7 @@ struct Conv2dParams {
   int64_t groups = 1;  // conv2d only; depthwise ignores it
 };
 
-// The column buffer budget of one im2col tile (bytes); at least one output pixel's row is always taken.
+// The column buffer budget of one im2col tile per thread (bytes); at least one output pixel's row is always taken.
 constexpr int64_t kConvColumnBudgetBytes = int64_t{4} << 20;
 
 // Output length along one axis; < 1 means the (dilated) kernel is larger than the padded input.
