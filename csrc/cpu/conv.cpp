@@ -244,6 +244,10 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dSha
     gemm_groups(y, x, G.pixels, s.c, G.cg, G.cg);  // x viewed as (N*H*W, C), group g = columns [g*Cg, (g+1)*Cg)
     return;
   }
+  if (conv2d_winograd_applies(s, p)) {
+    conv2d_forward_winograd(y, x, w, bias, s, p, act);
+    return;
+  }
   // Tiles of output rows are independent: each runs im2col then its GEMMs on one thread, the column block still in
   // that core's L2 (a parallel_for nested in a chunk runs inline). One tile: the GEMM threads itself.
   const int64_t tile = G.template tile_pixels<T>();

@@ -442,6 +442,19 @@ void bind_conv(py::module_& m) {
         },
         py::arg("size"), py::arg("kernel"), py::arg("stride") = 1, py::arg("dilation") = 1,
         "TensorFlow's 'same' padding along one axis: (begin, end), the extra element at the end.");
+  m.def("set_conv2d_winograd",
+        [](const py::object& enabled) {
+          if (!py::isinstance<py::bool_>(enabled))  // not pybind11's bool caster: it would take None as False
+            throw py::type_error("set_conv2d_winograd: expected True or False, but received " +
+                                 std::string(py::str(py::type::of(enabled).attr("__name__"))));
+          return cpu::set_conv2d_winograd(enabled.cast<bool>());
+        },
+        py::arg("enabled"),
+        "Whether conv2d_forward (and the stride-1 backward-input) may use Winograd F(2x2, 3x3) for 3x3 stride-1 "
+        "undilated ungrouped convolutions with >= 16 channels in and out (default on; FASTNN_CONV_WINOGRAD=0 at "
+        "start-up turns it off). Returns the previous setting.");
+  m.def("conv2d_winograd_enabled", []() { return cpu::conv2d_winograd_enabled(); },
+        "Whether conv2d_forward may use Winograd F(2x2, 3x3) (see set_conv2d_winograd).");
 }
 
 }  // namespace fastnn::python

@@ -1093,6 +1093,31 @@ def test_set_oversubscription_guard(data):
     _path_setter(data, _C.oversubscription_guard, _C.set_oversubscription_guard, ["auto", "off", "serial"])
 
 
+@given(st.data())
+def test_set_conv2d_winograd(data):
+    """Any value: True / False switch the 3x3 convolutions' Winograd path (and return the previous setting), anything
+    else raises a TypeError and changes nothing; the convolution's answer is the same either way (to rounding)."""
+    start = _C.conv2d_winograd_enabled()
+    value = data.draw(st.one_of(st.booleans(), ANY_VALUE), label="enabled")
+    fz.case("set_conv2d_winograd")
+    fz.case("conv2d_winograd_enabled")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 6, 5, 16)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 16, 16)).astype(np.float32)
+    want = _C.conv2d_forward_ref(x, k, None, padding="same")
+    try:
+        if isinstance(value, bool):
+            assert _C.set_conv2d_winograd(value) is start
+            assert _C.conv2d_winograd_enabled() is value
+        else:
+            with pytest.raises(TypeError, match="set_conv2d_winograd: expected True or False"):
+                _C.set_conv2d_winograd(value)
+            assert _C.conv2d_winograd_enabled() is start
+        np.testing.assert_allclose(_C.conv2d_forward(x, k, None, padding="same"), want, rtol=1e-4, atol=1e-4)
+    finally:
+        _C.set_conv2d_winograd(start)
+
+
 CACHE_SPECS = ["32K,512K,32M", "48K,1M,32M", "32K,256K", "4K,4K,0", (32768, 524288, 33554432), [49152, 2097152],
                None]
 
@@ -1181,6 +1206,7 @@ FUZZ_TARGETS = {
     "set_cache_sizes": test_set_cache_sizes, "cache_sizes": test_set_cache_sizes,
     "set_oversubscription_guard": test_set_oversubscription_guard,
     "oversubscription_guard": test_set_oversubscription_guard,
+    "set_conv2d_winograd": test_set_conv2d_winograd, "conv2d_winograd_enabled": test_set_conv2d_winograd,
     "optimizer_update": test_optimizer_update, "sum_squares": test_sum_squares, "vector_math": test_vector_math,
 }
 # The broadcasting elementwise and reduction bindings (bind_binary.cpp) are fuzzed in test_fuzz_binary.py (this

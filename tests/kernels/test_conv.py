@@ -326,6 +326,85 @@ def test_tile_parallel_paths_match_numpy(case, dtype, cache_config):
     check(db, db0.astype(np.float64) + db_want, dtype, scale)
 
 
+# Winograd F(2x2, 3x3) (csrc/cpu/conv_winograd.cpp): conv2d_forward's path for 3x3, stride-1, undilated, ungrouped
+# convolutions with >= 16 channels in and out, and so the stride-1 backward-input's too (a forward convolution of
+# dy with flipped weights). Odd output sizes leave half-empty 2x2 tiles at the bottom / right; explicit paddings move
+# the tiles' origins; the tiny cache configuration makes blocks of few tiles. Every SIMD path's tile transforms give
+# the same bits (additions only).
+WINOGRAD_CASES = [
+    # (batch, H, W, C, F, padding)
+    (1, 3, 3, 16, 16, "valid"),        # a 1x1 output: not Winograd (oh < 2), the im2col path
+    (1, 4, 4, 16, 16, "valid"),        # exactly one tile
+    (2, 7, 9, 16, 24, "same"),         # odd sizes: partial tiles at the bottom and right
+    (3, 12, 10, 20, 17, "valid"),
+    (1, 9, 8, 33, 40, (0, 2, 1, 1)),   # explicit asymmetric padding
+    (4, 14, 14, 32, 64, "same"),       # many tiles: several blocks, blocks across images
+]
+
+
+def _winograd_case(case, dtype, seed):
+    n, h, w, c, f, padding = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    k = (rng.standard_normal((3, 3, c, f)) / np.sqrt(9 * c)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    return x, k, b, dict(padding=padding)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: "x".join(map(str, c[:5])) + f"-{c[5]}")
+def test_winograd_matches_numpy_and_im2col(case, dtype, simd_path, cache_config):
+    x, k, b, kw = _winograd_case(case, dtype, seed=31)
+    pads = pads_for(x.shape, k.shape, (1, 1), (1, 1), kw["padding"])
+    want = np_conv(x, k, b, (1, 1), pads, (1, 1), 1, "relu")
+    dy = np.random.default_rng(32).standard_normal(want.shape).astype(dtype)
+    dx_want, _, _ = np_conv_backward(x, k, dy, (1, 1), pads, (1, 1), 1)
+    assert _C.conv2d_winograd_enabled()
+    y = _C.conv2d_forward(x, k, b, activation="relu", **kw)
+    dx = _C.conv2d_backward_input(dy, k, x.shape, **kw)
+    check(y, want, dtype, 4)
+    check(dx, dx_want, dtype, 4)
+    previous = _C.set_conv2d_winograd(False)
+    try:
+        y_im2col = _C.conv2d_forward(x, k, b, activation="relu", **kw)
+        dx_im2col = _C.conv2d_backward_input(dy, k, x.shape, **kw)
+    finally:
+        _C.set_conv2d_winograd(previous)
+    check(y, y_im2col, dtype, 4)
+    check(dx, dx_im2col, dtype, 4)
+    if want.shape[1] >= 2 and want.shape[2] >= 2:   # Winograd ran: not the im2col path's bits
+        assert not np.array_equal(y, y_im2col)
+
+
+def test_winograd_propagates_nan_and_relu_keeps_it():
+    """A NaN input reaches every output its 3x3 window covers (the transforms add it in), and ReLU keeps NaN."""
+    x = np.ones((1, 6, 6, 16), np.float32)
+    x[0, 2, 3, 5] = np.nan
+    k = np.ones((3, 3, 16, 16), np.float32)
+    y = _C.conv2d_forward(x, k, None, padding="same", activation="relu")
+    nan_rows, nan_cols = np.nonzero(np.isnan(y[0, :, :, 0]))
+    assert set(zip(nan_rows, nan_cols)) == {(i, j) for i in (1, 2, 3) for j in (2, 3, 4)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_winograd_one_and_two_threads_are_bit_identical(restore_threads, dtype):
+    if not fastnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP: one thread only")
+    x, k, b, kw = _winograd_case((5, 15, 13, 24, 32, "same"), dtype, seed=33)
+    previous_guard = _C.oversubscription_guard()
+    _C.set_oversubscription_guard("off")
+    try:
+        results = []
+        for threads in (1, 2):
+            fastnn.set_num_threads(threads)
+            y = _C.conv2d_forward(x, k, b, activation="relu", **kw)
+            results.append((y, _C.conv2d_backward_input(np.ascontiguousarray(np.cos(y)), k, x.shape, **kw)))
+        for one, two in zip(*results):
+            assert np.array_equal(one, two)
+    finally:
+        _C.set_oversubscription_guard(previous_guard)
+
+
 def test_empty_batch_and_zero_filters():
     x = np.zeros((0, 5, 5, 2), np.float32)
     w = np.ones((3, 3, 2, 4), np.float32)

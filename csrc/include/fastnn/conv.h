@@ -81,6 +81,16 @@ void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dShape& s,
 template <typename T>
 void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s, const Conv2dParams& p);
 
+// Winograd F(2x2, 3x3) (conv_winograd.cpp): conv2d_forward's path for 3x3 stride-1 undilated ungrouped
+// convolutions with at least 16 input and output channels, unless disabled (FASTNN_CONV_WINOGRAD=0 at start-up, or
+// set_conv2d_winograd(false), which returns the previous setting). Same contract as conv2d_forward.
+bool conv2d_winograd_enabled();
+bool set_conv2d_winograd(bool enabled);
+bool conv2d_winograd_applies(const Conv2dShape& s, const Conv2dParams& p);
+template <typename T>
+void conv2d_forward_winograd(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s,
+                             const Conv2dParams& p, Activation act);
+
 // The reference twins (conv_ref.cpp): direct loops, same contracts.
 template <typename T>
 void conv2d_forward_ref(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s, const Conv2dParams& p,

@@ -1,0 +1,168 @@
+// Winograd F(2x2, 3x3) for the forward of 3x3, stride-1, undilated, ungrouped convolutions in NHWC (Lavin & Gray,
+// "Fast Algorithms for Convolutional Neural Networks", 2015): each 2x2 block of outputs costs 16 multiplies per
+// (input, output) channel pair instead of 36, so the GEMM work is 2.25x smaller than im2col's. conv2d_forward takes
+// this path when conv2d_winograd_applies (and so does the stride-1 backward-input, which is a forward convolution
+// of dy with flipped weights); conv2d_forward_ref stays the oracle.
+//
+// With d a 4x4 input tile (one channel), g the 3x3 kernel (one channel pair) and
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],  A^T = [1 1 1 0; 0 1 -1 -1]
+// the 2x2 output tile is A^T [ sum_c (G g G^T) .* (B^T d B) ] A. In matrix form, for each of the 16 positions
+// (xi, nu) of the transformed tile: M_k (tiles x F) = V_k (tiles x C) @ U_k (C x F), one GEMM per position.
+// The transforms use only additions and halvings (exact in binary floating point up to the additions' rounding),
+// which is why F(2x2, 3x3) keeps float32 results within a few ulps of the direct sum; F(4x4, 3x3) would halve the
+// GEMM work again but multiplies the rounding error by roughly ten, beyond Keras parity at 1e-5.
+//
+// Work: output tiles in blocks sized to the L2 (V and M of one block stay there between the input transform, the
+// 16 GEMMs and the output transform); blocks run in parallel, each on one thread. Each output element is computed
+// by one thread in a fixed order whatever the thread count (the GEMM is bit-identical for every thread count).
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "fastnn/common.h"
+#include "fastnn/conv.h"
+#include "fastnn/gemm.h"
+#include "fastnn/parallel.h"
+#include "fastnn/runtime.h"
+#include "conv_winograd_kernels.h"
+
+namespace fastnn::cpu {
+namespace {
+
+bool winograd_enabled_at_startup() {
+  const char* env = std::getenv("FASTNN_CONV_WINOGRAD");
+  return env == nullptr || std::strcmp(env, "0") != 0;
+}
+
+std::atomic<bool>& winograd_enabled() {
+  static std::atomic<bool> enabled{winograd_enabled_at_startup()};
+  return enabled;
+}
+
+constexpr int kPositions = 16;  // a 4x4 transformed tile: 16 GEMMs per block
+
+// U[k][c][f] = (G g G^T)[k] for g = w[:, :, c, f], computed in double and rounded once.
+template <typename T>
+void transform_weights(T* u, const T* w, int64_t C, int64_t F) {
+  const int64_t cf = C * F;
+  parallel_for(0, C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, F)), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t f = 0; f < F; ++f) {
+        double g[3][3], t[4][3];
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 3; ++j) g[i][j] = static_cast<double>(w[(i * 3 + j) * cf + c * F + f]);
+        for (int j = 0; j < 3; ++j) {  // t = G g
+          t[0][j] = g[0][j];
+          t[1][j] = 0.5 * (g[0][j] + g[1][j] + g[2][j]);
+          t[2][j] = 0.5 * (g[0][j] - g[1][j] + g[2][j]);
+          t[3][j] = g[2][j];
+        }
+        for (int i = 0; i < 4; ++i) {  // U = t G^T
+          const double row[4] = {t[i][0], 0.5 * (t[i][0] + t[i][1] + t[i][2]), 0.5 * (t[i][0] - t[i][1] + t[i][2]),
+                                 t[i][2]};
+          for (int j = 0; j < 4; ++j) u[(i * 4 + j) * cf + c * F + f] = static_cast<T>(row[j]);
+        }
+      }
+  });
+}
+
+template <typename T>
+const detail::WinogradTransforms<T>& active_transforms();
+
+template <>
+const detail::WinogradTransforms<float>& active_transforms<float>() {
+  static const detail::WinogradTransforms<float> generic = detail::generic_winograd_f32();
+#if defined(FASTNN_HAVE_AVX2_KERNELS)
+  static const detail::WinogradTransforms<float> avx2 = detail::avx2_winograd_f32();
+  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+#endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  static const detail::WinogradTransforms<float> avx512 = detail::avx512_winograd_f32();
+  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+#endif
+  return generic;
+}
+
+template <>
+const detail::WinogradTransforms<double>& active_transforms<double>() {
+  static const detail::WinogradTransforms<double> generic = detail::generic_winograd_f64();
+#if defined(FASTNN_HAVE_AVX2_KERNELS)
+  static const detail::WinogradTransforms<double> avx2 = detail::avx2_winograd_f64();
+  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+#endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  static const detail::WinogradTransforms<double> avx512 = detail::avx512_winograd_f64();
+  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+#endif
+  return generic;
+}
+
+}  // namespace
+
+bool conv2d_winograd_enabled() { return winograd_enabled().load(std::memory_order_relaxed); }
+
+bool set_conv2d_winograd(bool enabled) { return winograd_enabled().exchange(enabled); }
+
+bool conv2d_winograd_applies(const Conv2dShape& s, const Conv2dParams& p) {
+  // Below 16 channels on either side the GEMMs are too narrow for the saving to cover the transforms.
+  return conv2d_winograd_enabled() && s.kh == 3 && s.kw == 3 && p.stride_h == 1 && p.stride_w == 1 &&
+         p.dilation_h == 1 && p.dilation_w == 1 && p.groups == 1 && s.c >= 16 && s.f >= 16 && s.oh >= 2 &&
+         s.ow >= 2 && s.n > 0;
+}
+
+template <typename T>
+void conv2d_forward_winograd(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s,
+                             const Conv2dParams& p, Activation act) {
+  DenormalsAreZero ftz;
+  const int64_t C = s.c, F = s.f;
+  const int64_t tiles_h = ceil_div(s.oh, 2), tiles_w = ceil_div(s.ow, 2);
+  const int64_t per_image = tiles_h * tiles_w, tiles = s.n * per_image;
+  static thread_local ScratchBuffer u_scratch;
+  T* u = static_cast<T*>(u_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * C * F)));
+  transform_weights(u, w, C, F);
+  // Tiles per block: V (16 x block x C) and M (16 x block x F) in half the L2, at least 64 rows per GEMM, and at
+  // most an eighth of the tiles so a batch splits across threads (shapes and cache sizes only).
+  const int64_t tile_bytes = kPositions * (C + F) * static_cast<int64_t>(sizeof(T));
+  int64_t block = std::max<int64_t>(64, l2_cache_bytes() / 2 / tile_bytes);
+  block = std::min<int64_t>({block, 512, std::max<int64_t>(32, ceil_div(tiles, 8))});
+  block = std::max<int64_t>(1, std::min(block, tiles));
+  const int64_t blocks = ceil_div(tiles, block);
+  const std::vector<T> zero_row(static_cast<size_t>(std::max(C, F)), T(0));
+  const T* bias_row = bias != nullptr ? bias : zero_row.data();
+  const detail::WinogradTransforms<T>& transforms = active_transforms<T>();
+  // The 16 planes of V and of M are written / read together, one row of each per tile: a plane stride that is a
+  // multiple of 4 KiB would put all 16 streams in the same L1 set (more streams than ways). One extra cache line
+  // per plane spreads them over 16 sets.
+  const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
+  const int64_t v_plane = round_up(block * C, line) + line, m_plane = round_up(block * F, line) + line;
+  parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    static thread_local ScratchBuffer v_scratch, m_scratch, out_scratch;
+    T* v = static_cast<T*>(v_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * v_plane)));
+    T* m = static_cast<T*>(m_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * m_plane)));
+    T* out_rows = static_cast<T*>(out_scratch.reserve(sizeof(T) * static_cast<size_t>(4 * F)));
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t t0 = b * block, t1 = std::min(tiles, t0 + block);
+      transforms.input_tiles(v, v_plane, x, s, p, t0, t1, zero_row.data());
+      for (int k = 0; k < kPositions; ++k) {
+        GemmParams<T> gp;
+        gp.m = t1 - t0;
+        gp.n = F;
+        gp.k = C;
+        gp.lda = C;
+        gp.ldb = F;
+        gp.ldc = F;
+        gemm(m + k * m_plane, v + k * v_plane, u + k * C * F, gp);
+      }
+      transforms.output_tiles(y, m, m_plane, bias_row, act, s, t0, t1, out_rows);
+    }
+  });
+}
+
+template void conv2d_forward_winograd<float>(float*, const float*, const float*, const float*, const Conv2dShape&,
+                                             const Conv2dParams&, Activation);
+template void conv2d_forward_winograd<double>(double*, const double*, const double*, const double*,
+                                              const Conv2dShape&, const Conv2dParams&, Activation);
+
+}  // namespace fastnn::cpu
