@@ -349,6 +349,10 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dS
   DenormalsAreZero ftz;
   const Geometry G(s, p);
   if (G.pixels == 0 || s.f == 0) return;
+  if (conv2d_winograd_applies(s, p)) {
+    conv2d_backward_weight_winograd(dw, db, x, dy, s, p);
+    return;
+  }
   // out (viewed as (KH*KW*Cg, F)), group g's columns += col(tile)^T @ dy(tile): op(A) = the group's column block
   // transposed, (KH*KW*Cg, rows); beta = 1 accumulates, tile after tile in order.
   auto gemm_groups = [&](T* out, const T* a, int64_t lda, int64_t a_group_step, const T* dy_rows, int64_t rows,

@@ -2,7 +2,7 @@
 // "Fast Algorithms for Convolutional Neural Networks", 2015): each 2x2 block of outputs costs 16 multiplies per
 // (input, output) channel pair instead of 36, so the GEMM work is 2.25x smaller than im2col's. conv2d_forward takes
 // this path when conv2d_winograd_applies (and so does the stride-1 backward-input, which is a forward convolution
-// of dy with flipped weights); conv2d_forward_ref stays the oracle.
+// of dy with flipped weights), and conv2d_backward_weight its adjoint (below); the *_ref twins stay the oracles.
 //
 // With d a 4x4 input tile (one channel), g the 3x3 kernel (one channel pair) and
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],  A^T = [1 1 1 0; 0 1 -1 -1]
@@ -112,40 +112,59 @@ bool conv2d_winograd_applies(const Conv2dShape& s, const Conv2dParams& p) {
          s.ow >= 2 && s.n > 0;
 }
 
+namespace {
+
+// How the output tiles split into blocks (both passes): V (16 x block x C) and M or W (16 x block x F) of one
+// block in half the L2, at least 64 rows per GEMM, and at most an eighth of the tiles so a batch splits across
+// threads (shapes and cache sizes only, never the thread count). The 16 planes of V and of M / W are written or read
+// together, one row of each per tile: a plane stride that is a multiple of 4 KiB would put all 16 streams in one L1
+// set (more streams than ways), so each plane gets one extra cache line.
+struct WinogradBlocking {
+  int64_t tiles = 0, block = 0, blocks = 0, v_plane = 0, m_plane = 0;
+
+  template <typename T>
+  static WinogradBlocking of(const Conv2dShape& s) {
+    WinogradBlocking b;
+    b.tiles = s.n * ceil_div(s.oh, 2) * ceil_div(s.ow, 2);
+    const int64_t tile_bytes = kPositions * (s.c + s.f) * static_cast<int64_t>(sizeof(T));
+    int64_t block = std::max<int64_t>(64, l2_cache_bytes() / 2 / tile_bytes);
+    block = std::min<int64_t>({block, 512, std::max<int64_t>(32, ceil_div(b.tiles, 8))});
+    b.block = std::max<int64_t>(1, std::min(block, b.tiles));
+    b.blocks = ceil_div(b.tiles, b.block);
+    const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
+    b.v_plane = round_up(b.block * s.c, line) + line;
+    b.m_plane = round_up(b.block * s.f, line) + line;
+    return b;
+  }
+};
+
+// Bytes of the weight gradient's per-partition transformed sums (16 x C x F each), and the most partitions.
+constexpr int64_t kPartialBudgetBytes = int64_t{16} << 20;
+constexpr int64_t kMaxPartitions = 8;
+
+}  // namespace
+
 template <typename T>
 void conv2d_forward_winograd(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s,
                              const Conv2dParams& p, Activation act) {
   DenormalsAreZero ftz;
   const int64_t C = s.c, F = s.f;
-  const int64_t tiles_h = ceil_div(s.oh, 2), tiles_w = ceil_div(s.ow, 2);
-  const int64_t per_image = tiles_h * tiles_w, tiles = s.n * per_image;
   static thread_local ScratchBuffer u_scratch;
   T* u = static_cast<T*>(u_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * C * F)));
   transform_weights(u, w, C, F);
-  // Tiles per block: V (16 x block x C) and M (16 x block x F) in half the L2, at least 64 rows per GEMM, and at
-  // most an eighth of the tiles so a batch splits across threads (shapes and cache sizes only).
-  const int64_t tile_bytes = kPositions * (C + F) * static_cast<int64_t>(sizeof(T));
-  int64_t block = std::max<int64_t>(64, l2_cache_bytes() / 2 / tile_bytes);
-  block = std::min<int64_t>({block, 512, std::max<int64_t>(32, ceil_div(tiles, 8))});
-  block = std::max<int64_t>(1, std::min(block, tiles));
-  const int64_t blocks = ceil_div(tiles, block);
+  const WinogradBlocking B = WinogradBlocking::of<T>(s);
   const std::vector<T> zero_row(static_cast<size_t>(std::max(C, F)), T(0));
   const T* bias_row = bias != nullptr ? bias : zero_row.data();
   const detail::WinogradTransforms<T>& transforms = active_transforms<T>();
-  // The 16 planes of V and of M are written / read together, one row of each per tile: a plane stride that is a
-  // multiple of 4 KiB would put all 16 streams in the same L1 set (more streams than ways). One extra cache line
-  // per plane spreads them over 16 sets.
-  const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
-  const int64_t v_plane = round_up(block * C, line) + line, m_plane = round_up(block * F, line) + line;
-  parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+  parallel_for(0, B.blocks, 1, [&](int64_t b0, int64_t b1) {
     static thread_local ScratchBuffer v_scratch, m_scratch, out_scratch;
-    T* v = static_cast<T*>(v_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * v_plane)));
-    T* m = static_cast<T*>(m_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * m_plane)));
+    T* v = static_cast<T*>(v_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * B.v_plane)));
+    T* m = static_cast<T*>(m_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * B.m_plane)));
     T* out_rows = static_cast<T*>(out_scratch.reserve(sizeof(T) * static_cast<size_t>(4 * F)));
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t t0 = b * block, t1 = std::min(tiles, t0 + block);
-      transforms.input_tiles(v, v_plane, x, s, p, t0, t1, zero_row.data());
-      for (int k = 0; k < kPositions; ++k) {
+      const int64_t t0 = b * B.block, t1 = std::min(B.tiles, t0 + B.block);
+      transforms.input_tiles(v, B.v_plane, x, s, p, t0, t1, zero_row.data());
+      for (int k = 0; k < kPositions; ++k) {  // M_k (tiles x F) = V_k (tiles x C) @ U_k (C x F)
         GemmParams<T> gp;
         gp.m = t1 - t0;
         gp.n = F;
@@ -153,12 +172,105 @@ void conv2d_forward_winograd(T* y, const T* x, const T* w, const T* bias, const 
         gp.lda = C;
         gp.ldb = F;
         gp.ldc = F;
-        gemm(m + k * m_plane, v + k * v_plane, u + k * C * F, gp);
+        gemm(m + k * B.m_plane, v + k * B.v_plane, u + k * C * F, gp);
       }
-      transforms.output_tiles(y, m, m_plane, bias_row, act, s, t0, t1, out_rows);
+      transforms.output_tiles(y, m, B.m_plane, bias_row, act, s, t0, t1, out_rows);
     }
   });
 }
+
+// dW = sum over tiles of G^T [(A e A^T) .* (B^T d B)] G: per block, the input transform (as the forward), the
+// transform of the dy tiles, and 16 GEMMs S_k (C x F) += V_k^T (C x tiles) @ W_k (tiles x F); the sums S are kept
+// per partition of the blocks (a fixed split from the shapes), added in partition order in double, and the
+// 3x3 taps G^T S G (halvings and additions) are formed once at the end.
+template <typename T>
+void conv2d_backward_weight_winograd(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s,
+                                     const Conv2dParams& p) {
+  DenormalsAreZero ftz;
+  const int64_t C = s.c, F = s.f, cf = C * F;
+  const WinogradBlocking B = WinogradBlocking::of<T>(s);
+  const int64_t partitions = std::min<int64_t>(
+      {B.blocks, kMaxPartitions,
+       std::max<int64_t>(1, kPartialBudgetBytes / (kPositions * cf * static_cast<int64_t>(sizeof(T))))});
+  static thread_local ScratchBuffer partial_scratch;
+  T* partial = static_cast<T*>(partial_scratch.reserve(sizeof(T) * static_cast<size_t>(partitions * kPositions * cf)));
+  std::vector<double> bias_partial(db != nullptr ? static_cast<size_t>(partitions * F) : 0, 0.0);
+  const std::vector<T> zero_row(static_cast<size_t>(std::max(C, F)), T(0));
+  const detail::WinogradTransforms<T>& transforms = active_transforms<T>();
+  const int64_t tiles_w = ceil_div(s.ow, 2), per_image = ceil_div(s.oh, 2) * tiles_w;
+  parallel_for(0, partitions, 1, [&](int64_t q0, int64_t q1) {
+    static thread_local ScratchBuffer v_scratch, w_scratch;
+    T* v = static_cast<T*>(v_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * B.v_plane)));
+    T* wt = static_cast<T*>(w_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * B.m_plane)));
+    for (int64_t q = q0; q < q1; ++q) {
+      T* sums = partial + q * kPositions * cf;
+      const int64_t first = q * B.blocks / partitions, last = (q + 1) * B.blocks / partitions;
+      for (int64_t b = first; b < last; ++b) {
+        const int64_t t0 = b * B.block, t1 = std::min(B.tiles, t0 + B.block);
+        transforms.input_tiles(v, B.v_plane, x, s, p, t0, t1, zero_row.data());
+        transforms.gradient_tiles(wt, B.m_plane, dy, s, t0, t1, zero_row.data());
+        for (int k = 0; k < kPositions; ++k) {
+          GemmParams<T> gp;
+          gp.m = C;
+          gp.n = F;
+          gp.k = t1 - t0;
+          gp.trans_a = true;
+          gp.lda = C;
+          gp.ldb = F;
+          gp.ldc = F;
+          gp.beta = b == first ? T(0) : T(1);  // the partition's first block assigns its sums
+          gemm(sums + k * cf, v + k * B.v_plane, wt + k * B.m_plane, gp);
+        }
+        if (db == nullptr) continue;
+        double* bias_sum = bias_partial.data() + q * F;
+        for (int64_t t = t0; t < t1; ++t) {  // each output pixel belongs to exactly one tile
+          const int64_t n = t / per_image, r = t % per_image;
+          const int64_t oh0 = 2 * (r / tiles_w), ow0 = 2 * (r % tiles_w);
+          for (int64_t oh = oh0; oh < std::min(oh0 + 2, s.oh); ++oh)
+            for (int64_t ow = ow0; ow < std::min(ow0 + 2, s.ow); ++ow) {
+              const T* row = dy + ((n * s.oh + oh) * s.ow + ow) * F;
+              for (int64_t f = 0; f < F; ++f) bias_sum[f] += static_cast<double>(row[f]);
+            }
+        }
+      }
+    }
+  });
+  // dw[kh, kw, c, f] += (G^T S G)[kh][kw] with G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1], S summed over partitions.
+  parallel_for(0, cf, 1024, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      double S[4][4];
+      for (int k = 0; k < kPositions; ++k) {
+        double sum = 0.0;
+        for (int64_t q = 0; q < partitions; ++q) sum += static_cast<double>(partial[(q * kPositions + k) * cf + i]);
+        S[k / 4][k % 4] = sum;
+      }
+      double t[3][4];  // t = G^T S
+      for (int j = 0; j < 4; ++j) {
+        t[0][j] = S[0][j] + 0.5 * (S[1][j] + S[2][j]);
+        t[1][j] = 0.5 * (S[1][j] - S[2][j]);
+        t[2][j] = 0.5 * (S[1][j] + S[2][j]) + S[3][j];
+      }
+      for (int r = 0; r < 3; ++r) {  // (t G)[r]
+        const double taps[3] = {t[r][0] + 0.5 * (t[r][1] + t[r][2]), 0.5 * (t[r][1] - t[r][2]),
+                                0.5 * (t[r][1] + t[r][2]) + t[r][3]};
+        for (int c3 = 0; c3 < 3; ++c3) {
+          T& out = dw[(r * 3 + c3) * cf + i];
+          out = static_cast<T>(static_cast<double>(out) + taps[c3]);
+        }
+      }
+    }
+  });
+  for (int64_t f = 0; f < (db != nullptr ? F : 0); ++f) {
+    double sum = 0.0;
+    for (int64_t q = 0; q < partitions; ++q) sum += bias_partial[q * F + f];
+    db[f] = static_cast<T>(static_cast<double>(db[f]) + sum);
+  }
+}
+
+template void conv2d_backward_weight_winograd<float>(float*, float*, const float*, const float*, const Conv2dShape&,
+                                                     const Conv2dParams&);
+template void conv2d_backward_weight_winograd<double>(double*, double*, const double*, const double*,
+                                                      const Conv2dShape&, const Conv2dParams&);
 
 template void conv2d_forward_winograd<float>(float*, const float*, const float*, const float*, const Conv2dShape&,
                                              const Conv2dParams&, Activation);

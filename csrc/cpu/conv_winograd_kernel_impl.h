@@ -113,11 +113,47 @@ void output_tiles(T* y, const T* m, int64_t plane, const T* bias, Activation act
   }
 }
 
+// The weight gradient's transform of output-gradient tiles [t0, t1): w[k * plane + (t - t0) * F + f] = (A e A^T)[k]
+// for the tile's 2x2 block e of dy (zeros beyond OH / OW), A = [1 0; 1 1; 1 -1; 0 -1] (the transpose of the
+// forward's A^T: dW = G^T [(A e A^T) .* (B^T d B)] G is the forward's bilinear form read the other way).
+template <typename T>
+void gradient_tiles(T* w, int64_t plane, const T* dy, const Conv2dShape& s, int64_t t0, int64_t t1,
+                    const T* zero_row) {
+  const int64_t tiles_w = (s.ow + 1) / 2, per_image = ((s.oh + 1) / 2) * tiles_w, F = s.f;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n = t / per_image, r = t % per_image;
+    const int64_t oh0 = 2 * (r / tiles_w), ow0 = 2 * (r % tiles_w);
+    const T* e[2][2];
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j)
+        e[i][j] = oh0 + i < s.oh && ow0 + j < s.ow ? dy + ((n * s.oh + oh0 + i) * s.ow + ow0 + j) * F : zero_row;
+    const T *e00 = e[0][0], *e01 = e[0][1], *e10 = e[1][0], *e11 = e[1][1];
+    T* FASTNN_RESTRICT out = w + (t - t0) * F;
+#pragma GCC ivdep
+    for (int64_t f = 0; f < F; ++f) {
+      // rows: u0 = e0, u1 = e0 + e1, u2 = e0 - e1, u3 = -e1 (each a pair over the tile's two columns)
+      const T u00 = e00[f], u01 = e01[f];
+      const T u10 = e00[f] + e10[f], u11 = e01[f] + e11[f];
+      const T u20 = e00[f] - e10[f], u21 = e01[f] - e11[f];
+      const T u30 = -e10[f], u31 = -e11[f];
+      // columns, the same combination
+      out[0 * plane + f] = u00, out[1 * plane + f] = u00 + u01, out[2 * plane + f] = u00 - u01;
+      out[3 * plane + f] = -u01;
+      out[4 * plane + f] = u10, out[5 * plane + f] = u10 + u11, out[6 * plane + f] = u10 - u11;
+      out[7 * plane + f] = -u11;
+      out[8 * plane + f] = u20, out[9 * plane + f] = u20 + u21, out[10 * plane + f] = u20 - u21;
+      out[11 * plane + f] = -u21;
+      out[12 * plane + f] = u30, out[13 * plane + f] = u30 + u31, out[14 * plane + f] = u30 - u31;
+      out[15 * plane + f] = -u31;
+    }
+  }
+}
+
 }  // namespace winograd_impl
 
 template <typename T>
 WinogradTransforms<T> make_winograd_transforms(const char* name) {
-  return {name, &winograd_impl::input_tiles<T>, &winograd_impl::output_tiles<T>};
+  return {name, &winograd_impl::input_tiles<T>, &winograd_impl::output_tiles<T>, &winograd_impl::gradient_tiles<T>};
 }
 
 }  // namespace fastnn::cpu::detail

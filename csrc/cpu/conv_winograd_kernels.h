@@ -19,6 +19,9 @@ struct WinogradTransforms {
   // scratch holds 4 * F elements.
   void (*output_tiles)(T* y, const T* m, int64_t plane, const T* bias, Activation act, const Conv2dShape& s,
                        int64_t t0, int64_t t1, T* scratch);
+  // w[k * plane + (t - t0) * F + f] = (A e A^T)[k] of tile t's 2x2 block e of dy (zeros beyond OH / OW).
+  void (*gradient_tiles)(T* w, int64_t plane, const T* dy, const Conv2dShape& s, int64_t t0, int64_t t1,
+                         const T* zero_row);
 };
 
 WinogradTransforms<float> generic_winograd_f32();

@@ -358,20 +358,28 @@ def test_winograd_matches_numpy_and_im2col(case, dtype, simd_path, cache_config)
     pads = pads_for(x.shape, k.shape, (1, 1), (1, 1), kw["padding"])
     want = np_conv(x, k, b, (1, 1), pads, (1, 1), 1, "relu")
     dy = np.random.default_rng(32).standard_normal(want.shape).astype(dtype)
-    dx_want, _, _ = np_conv_backward(x, k, dy, (1, 1), pads, (1, 1), 1)
+    dx_want, dk_want, db_want = np_conv_backward(x, k, dy, (1, 1), pads, (1, 1), 1)
     assert _C.conv2d_winograd_enabled()
     y = _C.conv2d_forward(x, k, b, activation="relu", **kw)
     dx = _C.conv2d_backward_input(dy, k, x.shape, **kw)
+    dk0 = np.random.default_rng(34).standard_normal(k.shape).astype(dtype)   # the weight gradient accumulates
+    dk, db = dk0.copy(), np.ones(k.shape[-1], dtype)
+    _C.conv2d_backward_weight(x, dy, k.shape, dw=dk, db=db, **kw)
+    scale = np.sqrt(dy.size // dy.shape[-1])
     check(y, want, dtype, 4)
     check(dx, dx_want, dtype, 4)
+    check(dk, dk0.astype(np.float64) + dk_want, dtype, scale)
+    check(db, 1 + db_want, dtype, scale)
     previous = _C.set_conv2d_winograd(False)
     try:
         y_im2col = _C.conv2d_forward(x, k, b, activation="relu", **kw)
         dx_im2col = _C.conv2d_backward_input(dy, k, x.shape, **kw)
+        dk_im2col, _ = _C.conv2d_backward_weight(x, dy, k.shape, **kw)
     finally:
         _C.set_conv2d_winograd(previous)
     check(y, y_im2col, dtype, 4)
     check(dx, dx_im2col, dtype, 4)
+    check(dk, dk0.astype(np.float64) + dk_im2col, dtype, scale)
     if want.shape[1] >= 2 and want.shape[2] >= 2:   # Winograd ran: not the im2col path's bits
         assert not np.array_equal(y, y_im2col)
 
@@ -398,7 +406,9 @@ def test_winograd_one_and_two_threads_are_bit_identical(restore_threads, dtype):
         for threads in (1, 2):
             fastnn.set_num_threads(threads)
             y = _C.conv2d_forward(x, k, b, activation="relu", **kw)
-            results.append((y, _C.conv2d_backward_input(np.ascontiguousarray(np.cos(y)), k, x.shape, **kw)))
+            dy = np.ascontiguousarray(np.cos(y))
+            results.append((y, _C.conv2d_backward_input(dy, k, x.shape, **kw),
+                            *_C.conv2d_backward_weight(x, dy, k.shape, **kw)))
         for one, two in zip(*results):
             assert np.array_equal(one, two)
     finally:

@@ -90,6 +90,11 @@ bool conv2d_winograd_applies(const Conv2dShape& s, const Conv2dParams& p);
 template <typename T>
 void conv2d_forward_winograd(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s,
                              const Conv2dParams& p, Activation act);
+// The weight gradient by the same transform (F(3x3, 2x2) read as the forward's adjoint), same contract as
+// conv2d_backward_weight (accumulates; db may be null).
+template <typename T>
+void conv2d_backward_weight_winograd(T* dw, T* db, const T* x, const T* dy, const Conv2dShape& s,
+                                     const Conv2dParams& p);
 
 // The reference twins (conv_ref.cpp): direct loops, same contracts.
 template <typename T>
