@@ -96,6 +96,25 @@ class ColumnBuffer {
 // Elements copied per parallel_for chunk of the memory-bound loops (im2col, col2im, fills).
 constexpr int64_t kCopyGrainElements = 16384;
 
+// dst[0, count) = src[0, count) without a library call for the few elements of a thin layer's kernel row (a memcpy
+// call per 3 or 9 floats cost more than the copy; GCC turns a plain copy loop back into that call, constant-size
+// memcpys it inlines).
+template <typename T>
+inline void copy_run(T* FASTNN_RESTRICT dst, const T* FASTNN_RESTRICT src, int64_t count) {
+  if (count > 32) {
+    std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(count));
+    return;
+  }
+  int64_t i = 0;
+  for (; i + 4 <= count; i += 4) std::memcpy(dst + i, src + i, 4 * sizeof(T));
+  switch (count - i) {
+    case 3: dst[i + 2] = src[i + 2]; [[fallthrough]];
+    case 2: dst[i + 1] = src[i + 1]; [[fallthrough]];
+    case 1: dst[i] = src[i]; [[fallthrough]];
+    default: break;
+  }
+}
+
 // col[(q - p0) * kkc + (g * kkcg + (kh * KW + kw) * Cg + c)] = x[n, ih, iw, g * Cg + c] (0 in the padding), for the
 // pixels q in [p0, p1).
 template <typename T>
@@ -104,9 +123,13 @@ void im2col(T* col, const T* x, const Geometry& G, int64_t p0, int64_t p1) {
   const Conv2dParams& p = G.p;
   const int64_t grain = std::max<int64_t>(1, kCopyGrainElements / std::max<int64_t>(1, G.kkc));
   parallel_for(p0, p1, grain, [&](int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t n = q / (s.oh * s.ow), r = q % (s.oh * s.ow);
-      const int64_t oh = r / s.ow, ow = r % s.ow;
+    // (n, oh, ow) of pixel q, advanced pixel by pixel (no divisions per pixel).
+    int64_t n = q0 / (s.oh * s.ow), oh = (q0 % (s.oh * s.ow)) / s.ow, ow = q0 % s.ow;
+    for (int64_t q = q0; q < q1; ++q, ++ow) {
+      if (ow == s.ow) {
+        ow = 0;
+        if (++oh == s.oh) oh = 0, ++n;
+      }
       T* row = col + (q - p0) * G.kkc;
       const int64_t iw0 = ow * p.stride_w - p.pad_left;
       // With one group and unit dilation along W, a kernel row's KW taps are KW adjacent pixels of x and KW*C
@@ -119,7 +142,7 @@ void im2col(T* col, const T* x, const Geometry& G, int64_t p0, int64_t p1) {
         if (whole_rows) {
           T* dst = row + kh * s.kw * s.c;
           if (row_inside)
-            std::memcpy(dst, x + ((n * s.h + ih) * s.w + iw0) * s.c, sizeof(T) * static_cast<size_t>(s.kw * s.c));
+            copy_run(dst, x + ((n * s.h + ih) * s.w + iw0) * s.c, s.kw * s.c);
           else
             std::fill(dst, dst + s.kw * s.c, T(0));
           continue;
