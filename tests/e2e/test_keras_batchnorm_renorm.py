@@ -2,7 +2,8 @@
 and initial values; given the same seven weights, the same outputs, input gradients and updated statistics in
 training and in inference (1e-5 relative); a Dense -> BatchNormalization(renorm=True) -> Dense model trained a few
 epochs with SGD (shuffle=False) to the same losses and all weights, the renorm statistics included; configs key for
-key; the same errors for bad renorm_clipping. Skipped when Keras is not installed; tests/layers/
+key; a Keras Conv2D -> BatchNormalization(renorm=True) model's config loading into fastnn and training alike; the
+same errors for bad renorm_clipping. Skipped when Keras is not installed; tests/layers/
 test_batchnorm_renorm.py holds the semantics without Keras.
 
 Run with Keras in a separate environment, e.g.
@@ -196,3 +197,29 @@ def test_bad_renorm_clipping_fails_like_keras(clipping):
     else:  # Keras forgot the f-string prefix of these two ("Received: rmax={rmax}"): fastnn fills the values in
         assert f_message.split("Received:")[0] == k_message.split("Received:")[0] != ""
         assert "{" in k_message and "{" not in f_message
+
+
+def test_a_keras_model_with_renorm_loads_predicts_and_trains_the_same():
+    keras.utils.set_random_seed(1)
+    K = keras.layers
+    km = keras.Sequential([
+        keras.Input((6, 5, 2)), K.Conv2D(3, 3, padding="same"),
+        K.BatchNormalization(renorm=True, renorm_clipping={"rmax": 1.5, "rmin": 0.5, "dmax": 0.5},
+                             renorm_momentum=0.7, momentum=0.9),
+        K.MaxPooling2D(), K.Flatten(), K.Dense(2)])
+    fm = fastnn.Sequential.from_config(km.get_config())
+    fm.set_weights(km.get_weights())
+    assert [w.name for w in fm.weights] == [w.name for w in km.weights]
+    x = keras_parity.random_input((8, 6, 5, 2)) * 2 + 1
+    y = keras_parity.random_input((8, 2), seed=3)
+    np.testing.assert_allclose(fm.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    km.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    fm.compile(optimizer=fastnn.optimizers.SGD(0.01), loss="mse")
+    k_hist = km.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    f_hist = fm.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(f_hist, k_hist, rtol=1e-5)
+    for w, f_w, k_w in zip(km.weights, fm.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(f_w, k_w, rtol=1e-5, atol=1e-6, err_msg=w.path)
+    back = keras.Sequential.from_config(fm.get_config())
+    back.set_weights(fm.get_weights())
+    np.testing.assert_allclose(back.predict(x, verbose=0), fm.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
