@@ -97,6 +97,11 @@ class BatchNormalization(Layer):
         (4, 3)
         >>> [w.name for w in bn.weights]
         ['gamma', 'beta', 'moving_mean', 'moving_variance']
+        >>> renorm = BatchNormalization(renorm=True, renorm_clipping={"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0})
+        >>> renorm(np.ones((4, 3), "float32"), training=True).shape
+        (4, 3)
+        >>> [w.name for w in renorm.non_trainable_weights]
+        ['moving_mean', 'moving_variance', 'moving_stddev', 'renorm_mean', 'renorm_stddev']
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
