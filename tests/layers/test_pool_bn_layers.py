@@ -307,8 +307,8 @@ def test_batch_norm_bad_input():
     layer(np.zeros((2, 4), "float32"))
     with pytest.raises(ValueError):
         layer(np.zeros((2, 5), "float32"))
-    with pytest.raises(ValueError, match="renorm"):
-        L.BatchNormalization(renorm=True)
+    with pytest.raises(ValueError, match="invalid keys for `renorm_clipping`"):
+        L.BatchNormalization(renorm=True, renorm_clipping={"rmx": 1.0})
     with pytest.raises(ValueError, match="batch_normalization: `mean`"):
         ops.batch_normalization(np.zeros((2, 3)), np.zeros(2), np.ones(3), axis=-1)
 

@@ -4,8 +4,17 @@ Training runs on the batch-norm kernels (``B.batch_norm_train_forward`` / ``B.ba
 the moving statistics as Keras 3 does (``moving = moving * momentum + batch * (1 - momentum)``, the batch variance
 being the biased one); inference, and a layer with ``trainable=False`` whatever ``training`` says, normalizes with
 the moving statistics on ``B.batch_norm_inference_forward``.
+
+Batch renormalization (``renorm=True``, Ioffe 2017) follows Keras 3.15's layer formula for formula: the same
+kernel normalizes (without gamma and beta), then the output is ``normalized * (r * gamma) + (d * gamma + beta)``
+with the corrections ``r = stddev / renorm_stddev`` and ``d = (mean - renorm_mean) / renorm_stddev`` clipped by
+``renorm_clipping`` and held constant for the gradient (Keras's stop_gradient), built from autograd elementwise
+ops; the extra non-trainable weights moving_stddev, renorm_mean and renorm_stddev follow Keras's update rules.
 """
 from __future__ import annotations
+
+import math
+import numbers
 
 import numpy as np
 
@@ -21,6 +30,38 @@ from fastnn.layers.layer import InputSpec, Layer
 from fastnn.layers.serialization import serialize_keras_object
 
 _KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): the masked statistics divide by (count + epsilon)
+
+
+def _validate_renorm_clipping(renorm_clipping):
+    """Keras's checks of renorm_clipping (its messages), plus a type check of the dict and its values (Keras fails
+    later, or computes NaN, on those)."""
+    if not isinstance(renorm_clipping, dict):
+        raise TypeError("BatchNormalization: `renorm_clipping` must be a dict with optional keys 'rmax', 'rmin', "
+                        f"'dmax', but received {renorm_clipping!r} of type {type(renorm_clipping).__name__}")
+    keys = ["rmax", "rmin", "dmax"]
+    if set(renorm_clipping) - set(keys):
+        raise ValueError(f"Received invalid keys for `renorm_clipping` argument: {renorm_clipping}. Supported "
+                         f"values: {keys}.")
+    for key, value in renorm_clipping.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"BatchNormalization: renorm_clipping[{key!r}] must be a number (or None), but "
+                            f"received {value!r} of type {type(value).__name__}")
+        if math.isnan(value):
+            raise ValueError(f"BatchNormalization: renorm_clipping[{key!r}] must not be NaN")
+    rmax, rmin, dmax = (renorm_clipping.get(k) for k in ("rmax", "rmin", "dmax"))
+    if rmax is not None and rmin is not None and rmax < rmin:
+        raise ValueError("rmax should be greater than rmin in the `renorm_clipping` argument. Received: "
+                         f"rmax={rmax}, rmin={rmin}.")
+    if dmax is not None and dmax < 0:
+        raise ValueError(f"dmax should be non-negative in the `renorm_clipping` argument. Received: dmax={dmax}.")
+
+
+def _clone_initializer(initializer):
+    """A fresh copy of an Initializer (so a seeded random one draws its values anew), as Keras's helper; other
+    callables as they are."""
+    return initializer.clone() if isinstance(initializer, _initializers.Initializer) else initializer
 
 
 class BatchNormalization(Layer):
@@ -40,11 +81,15 @@ class BatchNormalization(Layer):
             "zeros", "ones", "zeros", "ones".
         beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint.
         synchronized: accepted (one device: the local statistics are the global ones).
-        renorm: batch renormalization is not supported (ValueError when True).
+        renorm: use batch renormalization (training only; inference is the same for either value). Adds the
+            non-trainable weights moving_stddev, renorm_mean and renorm_stddev.
+        renorm_clipping: with renorm, a dict of optional "rmax", "rmin", "dmax" (defaults inf, 0, inf): r is
+            clipped to [rmin, rmax] and d to [-dmax, dmax]. Other keys, rmax < rmin or dmax < 0: ValueError.
+        renorm_momentum: of renorm_mean and renorm_stddev (the training-time statistics). Default 0.99.
 
-    Weights (Keras's order): gamma, beta (trainable), moving_mean, moving_variance (non-trainable), each of shape
-    (input_shape[axis],). A mask (one axis less than the input) restricts the batch statistics to the unmasked
-    positions, as in Keras.
+    Weights (Keras's order): gamma, beta (trainable), moving_mean, moving_variance (non-trainable), with renorm then
+    moving_stddev, renorm_mean, renorm_stddev (non-trainable), each of shape (input_shape[axis],). A mask (one axis
+    less than the input) restricts the batch statistics to the unmasked positions, as in Keras.
 
     Example:
         >>> bn = BatchNormalization()
@@ -52,6 +97,11 @@ class BatchNormalization(Layer):
         (4, 3)
         >>> [w.name for w in bn.weights]
         ['gamma', 'beta', 'moving_mean', 'moving_variance']
+        >>> renorm = BatchNormalization(renorm=True, renorm_clipping={"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0})
+        >>> renorm(np.ones((4, 3), "float32"), training=True).shape
+        (4, 3)
+        >>> [w.name for w in renorm.non_trainable_weights]
+        ['moving_mean', 'moving_variance', 'moving_stddev', 'renorm_mean', 'renorm_stddev']
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
@@ -60,10 +110,11 @@ class BatchNormalization(Layer):
                  renorm=False, renorm_clipping=None, renorm_momentum=0.99, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         self.axis = int(axis)
-        if renorm:
-            raise ValueError("BatchNormalization: renorm=True (batch renormalization) is not supported by fastnn; "
-                             "pass renorm=False")
-        self.renorm = False
+        self.renorm = bool(renorm)
+        if self.renorm:
+            # Keras stores {} for a missing renorm_clipping when renorm is on (and the argument as given otherwise).
+            renorm_clipping = {} if renorm_clipping is None else renorm_clipping
+            _validate_renorm_clipping(renorm_clipping)
         self.renorm_clipping = renorm_clipping
         self.renorm_momentum = float(renorm_momentum)
         self.synchronized = bool(synchronized)
@@ -82,6 +133,9 @@ class BatchNormalization(Layer):
         self.supports_masking = True
         self.gamma = None
         self.beta = None
+        self.moving_stddev = None
+        self.renorm_mean = None
+        self.renorm_stddev = None
 
     def _feature_axis(self, input_shape):
         rank = len(input_shape)
@@ -109,6 +163,20 @@ class BatchNormalization(Layer):
                                            trainable=False)
         self.moving_variance = self.add_weight(shape=shape, name="moving_variance",
                                                initializer=self.moving_variance_initializer, trainable=False)
+        if self.renorm:
+            # As Keras: the inference statistics are tracked as a standard deviation (moving_variance is derived
+            # from it), initialized to the square root of the variance initializer's values; renorm_mean and
+            # renorm_stddev are the training-time statistics the corrections r and d are measured against.
+            def moving_stddev_initializer(shape, dtype=None):
+                return B.sqrt(_clone_initializer(self.moving_variance_initializer)(shape, dtype=dtype))
+
+            self.moving_stddev = self.add_weight(shape=shape, name="moving_stddev",
+                                                 initializer=moving_stddev_initializer, trainable=False)
+            self.renorm_mean = self.add_weight(shape=shape, name="renorm_mean",
+                                               initializer=_clone_initializer(self.moving_mean_initializer),
+                                               trainable=False)
+            self.renorm_stddev = self.add_weight(shape=shape, name="renorm_stddev",
+                                                 initializer=moving_stddev_initializer, trainable=False)
         self.input_spec = InputSpec(ndim=len(input_shape), axes={self.axis: channels})
         self.built = True
 
@@ -126,7 +194,9 @@ class BatchNormalization(Layer):
         beta = self._param(self.beta, compute)
         moving_mean = self._stat(self.moving_mean, compute)
         moving_variance = self._stat(self.moving_variance, compute)
-        if training and self.trainable:
+        if training and self.trainable and self.renorm:
+            y = self._renorm_training_forward(x, gamma, beta, axis, mask, compute)
+        elif training and self.trainable:
             if mask is None:
                 y, mean, variance = _norm.batch_norm_train(x, gamma, beta, axis, self.epsilon)
             else:
@@ -143,6 +213,70 @@ class BatchNormalization(Layer):
             y = _norm.batch_norm_inference(x, moving_mean, moving_variance, gamma, beta, axis, self.epsilon)
         out_dtype = np.dtype(self.dtype)
         return y if np.dtype(y.dtype) == out_dtype else _shape.cast(y, str(out_dtype))
+
+    def _renorm_training_forward(self, x, gamma, beta, axis, mask, compute):
+        """Batch renormalization's training output, and its updates of the five statistics (Keras 3.15's call)."""
+        if mask is None:
+            # The fused kernel normalizes with the batch statistics; gamma and beta are applied after it, composed
+            # with the corrections. Its backward is batch norm's, through the batch mean and variance.
+            normalized, mean, variance = _norm.batch_norm_train(x, None, None, axis, self.epsilon)
+        else:
+            mean_t, variance_t = self._masked_moments(x, mask, axis)
+            normalized = _norm.batch_normalization(x, mean_t, variance_t, axis, epsilon=self.epsilon)
+            mean, variance = mean_t._data, variance_t._data
+        r, d = self._renorm_corrections(mean, variance, compute)
+        # (normalized * r + d) * gamma + beta = normalized * (r * gamma) + (d * gamma + beta). r and d are buffers,
+        # constants of the graph: Keras stops their gradients, so none flows through them to the batch statistics.
+        if gamma is not None:
+            scale = _ew.multiply(gamma, r)
+            offset = _ew.multiply(gamma, d)
+        else:
+            scale, offset = r, d
+        if beta is not None:
+            offset = _ew.add(offset, beta)
+        per_channel = tuple(x.shape[axis] if i == axis else 1 for i in range(x.ndim))
+        y = _ew.add(_ew.multiply(normalized, _shape.reshape(scale, per_channel)),
+                    _shape.reshape(offset, per_channel))
+        self._update_renorm_statistics(mean, variance, compute)
+        return y
+
+    def _renorm_corrections(self, mean, variance, compute):
+        """Keras's r = stddev / renorm_stddev and d = (mean - renorm_mean) / renorm_stddev (renorm_stddev held at
+        least sqrt(epsilon), against division by zero early in training), clipped to [rmin, rmax] / [-dmax, dmax]."""
+        stddev = B.sqrt(B.add(variance, self.epsilon))
+        renorm_mean = self._stat(self.renorm_mean, compute)
+        renorm_stddev = B.maximum(self._stat(self.renorm_stddev, compute),
+                                  B.sqrt(B.asarray(self.epsilon, dtype=compute)))
+        r = B.divide(stddev, renorm_stddev)
+        d = B.divide(B.subtract(mean, renorm_mean), renorm_stddev)
+        rmin = self.renorm_clipping.get("rmin")
+        rmax = self.renorm_clipping.get("rmax")
+        dmax = self.renorm_clipping.get("dmax")
+        # Python scalars keep the buffers' dtype (NumPy's weak scalars, as Keras's weak Python floats).
+        if rmin is not None:
+            r = B.maximum(r, rmin)
+        if rmax is not None:
+            r = B.minimum(r, rmax)
+        if dmax is not None:
+            d = B.clip(d, -dmax, dmax)
+        return B.astype(r, compute, copy=False), B.astype(d, compute, copy=False)
+
+    def _update_renorm_statistics(self, mean, variance, compute):
+        """Keras's updates: renorm_mean / renorm_stddev with renorm_momentum, moving_mean / moving_stddev with
+        momentum (the batch stddev being sqrt(variance + epsilon)), then moving_variance = relu(moving_stddev ** 2
+        - epsilon) from the new moving_stddev (the relu against rounding below zero)."""
+        stddev = B.sqrt(B.add(variance, self.epsilon))
+
+        def moved(variable, batch, momentum):
+            return B.add(B.multiply(self._stat(variable, compute), momentum), B.multiply(batch, 1.0 - momentum))
+
+        self.renorm_mean.assign(moved(self.renorm_mean, mean, self.renorm_momentum))
+        self.renorm_stddev.assign(moved(self.renorm_stddev, stddev, self.renorm_momentum))
+        self.moving_mean.assign(moved(self.moving_mean, mean, self.momentum))
+        new_moving_stddev = moved(self.moving_stddev, stddev, self.momentum)
+        self.moving_stddev.assign(new_moving_stddev)
+        self.moving_variance.assign(B.maximum(B.subtract(B.multiply(new_moving_stddev, new_moving_stddev),
+                                                         self.epsilon), 0))
 
     @staticmethod
     def _param(variable, dtype):
