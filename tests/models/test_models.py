@@ -245,6 +245,15 @@ def test_evaluate_predict_and_batch_methods():
     assert set(t1) == {"loss", "mae", "mse"}
     t2 = m.test_on_batch(x[:8], y[:8])
     assert len(t2) == 3
+    # Keras 3 resets the metrics at each train_on_batch / test_on_batch call: the figures are that batch's alone,
+    # not running means over the calls so far.
+    p8 = m.predict(x[8:16], verbose=0)
+    t3 = m.test_on_batch(x[8:16], y[8:16], return_dict=True)
+    assert t3["mse"] == pytest.approx(float(np.mean((p8 - y[8:16]) ** 2)), rel=1e-5)
+    assert t3["mae"] == pytest.approx(float(np.mean(np.abs(p8 - y[8:16]))), rel=1e-5)
+    before = m.predict(x[16:24], verbose=0)
+    t4 = m.train_on_batch(x[16:24], y[16:24], return_dict=True)
+    assert t4["mse"] == pytest.approx(float(np.mean((before - y[16:24]) ** 2)), rel=1e-5)
 
 
 def test_fit_options_initial_epoch_steps_per_epoch_and_reproducibility():

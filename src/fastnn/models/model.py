@@ -881,7 +881,8 @@ class Model(Layer):
         return _to_host(_concatenate_outputs(outs))
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
-        """One training step on one batch; metrics keep accumulating until ``reset_metrics()``."""
+        """One training step on one batch. As in Keras 3, the metrics are reset first: the returned loss and metrics
+        are this batch's alone."""
         self._assert_compiled("train_on_batch")
         x, y, sample_weight, _ = self._prepare(x, y, sample_weight, "train_on_batch")
         if class_weight is not None:
@@ -889,6 +890,7 @@ class Model(Layer):
                 raise ValueError("Arguments `sample_weight` and `class_weight` cannot be specified at the same time. "
                                  f"Received: sample_weight={sample_weight}, class_weight={class_weight}")
             sample_weight = _class_weights_to_sample_weights(y, class_weight)
+        self.reset_metrics()
         logs = {k: _to_float(v) for k, v in self.train_step((x, y, sample_weight)).items()}
         return logs if return_dict else self._flatten_in_order(logs)
 
@@ -896,6 +898,7 @@ class Model(Layer):
         if not self.compiled:
             raise RuntimeError("You must call `compile()` before using the model in `test_on_batch()`.")
         x, y, sample_weight, _ = self._prepare(x, y, sample_weight, "test_on_batch")
+        self.reset_metrics()  # this batch's loss and metrics alone, as in Keras 3
         logs = {k: _to_float(v) for k, v in self.test_step((x, y, sample_weight)).items()}
         return logs if return_dict else self._flatten_in_order(logs)
 
