@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "fastnn/common.h"
@@ -96,25 +97,6 @@ class ColumnBuffer {
 // Elements copied per parallel_for chunk of the memory-bound loops (im2col, col2im, fills).
 constexpr int64_t kCopyGrainElements = 16384;
 
-// dst[0, count) = src[0, count) without a library call for the few elements of a thin layer's kernel row (a memcpy
-// call per 3 or 9 floats cost more than the copy; GCC turns a plain copy loop back into that call, constant-size
-// memcpys it inlines).
-template <typename T>
-inline void copy_run(T* FASTNN_RESTRICT dst, const T* FASTNN_RESTRICT src, int64_t count) {
-  if (count > 32) {
-    std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(count));
-    return;
-  }
-  int64_t i = 0;
-  for (; i + 4 <= count; i += 4) std::memcpy(dst + i, src + i, 4 * sizeof(T));
-  switch (count - i) {
-    case 3: dst[i + 2] = src[i + 2]; [[fallthrough]];
-    case 2: dst[i + 1] = src[i + 1]; [[fallthrough]];
-    case 1: dst[i] = src[i]; [[fallthrough]];
-    default: break;
-  }
-}
-
 // col[(q - p0) * kkc + (g * kkcg + (kh * KW + kw) * Cg + c)] = x[n, ih, iw, g * Cg + c] (0 in the padding), for the
 // pixels q in [p0, p1).
 template <typename T>
@@ -122,46 +104,88 @@ void im2col(T* col, const T* x, const Geometry& G, int64_t p0, int64_t p1) {
   const Conv2dShape& s = G.s;
   const Conv2dParams& p = G.p;
   const int64_t grain = std::max<int64_t>(1, kCopyGrainElements / std::max<int64_t>(1, G.kkc));
-  parallel_for(p0, p1, grain, [&](int64_t q0, int64_t q1) {
-    // (n, oh, ow) of pixel q, advanced pixel by pixel (no divisions per pixel).
-    int64_t n = q0 / (s.oh * s.ow), oh = (q0 % (s.oh * s.ow)) / s.ow, ow = q0 % s.ow;
-    for (int64_t q = q0; q < q1; ++q, ++ow) {
-      if (ow == s.ow) {
-        ow = 0;
-        if (++oh == s.oh) oh = 0, ++n;
-      }
-      T* row = col + (q - p0) * G.kkc;
-      const int64_t iw0 = ow * p.stride_w - p.pad_left;
-      // With one group and unit dilation along W, a kernel row's KW taps are KW adjacent pixels of x and KW*C
-      // consecutive column entries: one copy per kernel row when it lies inside the image (a 3x3 conv on 3 channels
-      // copies 3 runs of 9 floats instead of 9 of 3).
-      const bool whole_rows = p.groups == 1 && p.dilation_w == 1 && iw0 >= 0 && iw0 + s.kw <= s.w;
-      for (int64_t kh = 0; kh < s.kh; ++kh) {
-        const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
-        const bool row_inside = ih >= 0 && ih < s.h;
-        if (whole_rows) {
-          T* dst = row + kh * s.kw * s.c;
-          if (row_inside)
-            copy_run(dst, x + ((n * s.h + ih) * s.w + iw0) * s.c, s.kw * s.c);
-          else
-            std::fill(dst, dst + s.kw * s.c, T(0));
-          continue;
-        }
-        for (int64_t kw = 0; kw < s.kw; ++kw) {
-          const int64_t iw = iw0 + kw * p.dilation_w;
-          const int64_t tap = (kh * s.kw + kw) * G.cg;
-          if (row_inside && iw >= 0 && iw < s.w) {
-            const T* src = x + ((n * s.h + ih) * s.w + iw) * s.c;
-            for (int64_t g = 0; g < p.groups; ++g)
-              std::memcpy(row + g * G.kkcg + tap, src + g * G.cg, sizeof(T) * static_cast<size_t>(G.cg));
-          } else {
-            for (int64_t g = 0; g < p.groups; ++g) {
-              T* dst = row + g * G.kkcg + tap;
-              std::fill(dst, dst + G.cg, T(0));
-            }
+  // One pixel's column row, tap by tap (any groups, dilation, padding).
+  auto general_pixel = [&](T* row, int64_t n, int64_t oh, int64_t ow) {
+    const int64_t iw0 = ow * p.stride_w - p.pad_left;
+    for (int64_t kh = 0; kh < s.kh; ++kh) {
+      const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      const bool row_inside = ih >= 0 && ih < s.h;
+      for (int64_t kw = 0; kw < s.kw; ++kw) {
+        const int64_t iw = iw0 + kw * p.dilation_w;
+        const int64_t tap = (kh * s.kw + kw) * G.cg;
+        if (row_inside && iw >= 0 && iw < s.w) {
+          const T* src = x + ((n * s.h + ih) * s.w + iw) * s.c;
+          for (int64_t g = 0; g < p.groups; ++g)
+            std::memcpy(row + g * G.kkcg + tap, src + g * G.cg, sizeof(T) * static_cast<size_t>(G.cg));
+        } else {
+          for (int64_t g = 0; g < p.groups; ++g) {
+            T* dst = row + g * G.kkcg + tap;
+            std::fill(dst, dst + G.cg, T(0));
           }
         }
       }
+    }
+  };
+  // With one group and unit dilation along W, a kernel row's KW taps are KW adjacent pixels of x and KW*C
+  // consecutive column entries: for the output pixels whose window lies inside the image along W, one copy of
+  // KW*C elements per kernel row (a 3x3 conv on 3 channels copies 3 runs of 9 floats instead of 9 of 3), from
+  // source rows found once per output row. Thin layers' runs (up to 16 elements) are copied by code specialised
+  // to their length: a library call or a loop over a run of 3 cost more than the copy.
+  const bool rows_of_taps = p.groups == 1 && p.dilation_w == 1;
+  const int64_t run = s.kw * s.c;
+  // Output columns whose window is inside along W: iw0 = ow * stride - pad_left >= 0 and iw0 + KW <= W.
+  const int64_t ow_lo = std::min<int64_t>(s.ow, ceil_div(p.pad_left, p.stride_w));
+  const int64_t ow_hi = s.w - s.kw + p.pad_left < 0 ? 0 : std::min<int64_t>(s.ow, (s.w - s.kw + p.pad_left) / p.stride_w + 1);
+  auto interior = [&](auto length, T* row, const T* const* sources, int64_t ow_begin, int64_t ow_end) {
+    const int64_t count = decltype(length)::value > 0 ? decltype(length)::value : run;
+    for (int64_t ow = ow_begin; ow < ow_end; ++ow, row += G.kkc) {
+      const int64_t offset = (ow * p.stride_w - p.pad_left) * s.c;
+      for (int64_t kh = 0; kh < s.kh; ++kh) {
+        T* dst = row + kh * count;
+        if (sources[kh] == nullptr) {
+          std::fill(dst, dst + count, T(0));
+        } else if (decltype(length)::value > 0) {
+          const T* src = sources[kh] + offset;
+          for (int64_t i = 0; i < count; ++i) dst[i] = src[i];
+        } else {
+          std::memcpy(dst, sources[kh] + offset, sizeof(T) * static_cast<size_t>(count));
+        }
+      }
+    }
+  };
+  parallel_for(p0, p1, grain, [&](int64_t q0, int64_t q1) {
+    const T* sources[64];  // kernel rows' source rows of x (null: outside the image); KH <= 64 on this path
+    const bool use_rows = rows_of_taps && s.kh <= 64;
+    for (int64_t q = q0; q < q1;) {
+      // The run of pixels [q, q_end) shares one output row (n, oh).
+      const int64_t n = q / (s.oh * s.ow), oh = (q % (s.oh * s.ow)) / s.ow, ow_first = q % s.ow;
+      const int64_t q_end = std::min(q1, q - ow_first + s.ow), ow_last = ow_first + (q_end - q);
+      T* row0 = col + (q - p0) * G.kkc - ow_first * G.kkc;  // the column row of pixel (n, oh, 0)
+      if (!use_rows) {
+        for (int64_t ow = ow_first; ow < ow_last; ++ow) general_pixel(row0 + ow * G.kkc, n, oh, ow);
+        q = q_end;
+        continue;
+      }
+      for (int64_t kh = 0; kh < s.kh; ++kh) {
+        const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+        sources[kh] = ih >= 0 && ih < s.h ? x + (n * s.h + ih) * s.w * s.c : nullptr;
+      }
+      const int64_t in_lo = std::max(ow_first, std::min(ow_lo, ow_last));
+      const int64_t in_hi = std::max(in_lo, std::min(ow_hi, ow_last));
+      for (int64_t ow = ow_first; ow < in_lo; ++ow) general_pixel(row0 + ow * G.kkc, n, oh, ow);
+      T* first = row0 + in_lo * G.kkc;
+      switch (run) {
+#define FASTNN_IM2COL_RUN(N) \
+  case N: interior(std::integral_constant<int64_t, N>{}, first, sources, in_lo, in_hi); break;
+        FASTNN_IM2COL_RUN(1) FASTNN_IM2COL_RUN(2) FASTNN_IM2COL_RUN(3) FASTNN_IM2COL_RUN(4)
+        FASTNN_IM2COL_RUN(5) FASTNN_IM2COL_RUN(6) FASTNN_IM2COL_RUN(7) FASTNN_IM2COL_RUN(8)
+        FASTNN_IM2COL_RUN(9) FASTNN_IM2COL_RUN(10) FASTNN_IM2COL_RUN(12) FASTNN_IM2COL_RUN(15)
+        FASTNN_IM2COL_RUN(16)
+#undef FASTNN_IM2COL_RUN
+        default: interior(std::integral_constant<int64_t, 0>{}, first, sources, in_lo, in_hi); break;
+      }
+      for (int64_t ow = in_hi; ow < ow_last; ++ow) general_pixel(row0 + ow * G.kkc, n, oh, ow);
+      q = q_end;
     }
   });
 }
