@@ -29,6 +29,7 @@
 #include "fastnn/gemm.h"
 #include "fastnn/parallel.h"
 #include "fastnn/runtime.h"
+#include "elementwise_kernels.h"
 
 namespace fastnn::cpu {
 namespace {
@@ -243,28 +244,44 @@ void parallel_zero(T* data, int64_t count) {
                [&](int64_t i0, int64_t i1) { std::fill(data + i0, data + i1, T(0)); });
 }
 
-// db[f] += sum over pixels of dy[q, f], f in blocks of channels (each channel summed by one thread, pixels in
-// order, in double so a large batch loses no precision).
+// acc[f] += sum over rows [0, rows) of dy[r, f]: blocks of 256 rows summed by the SIMD column-sum kernel (in T,
+// rows in order), the block sums added in double, so a large batch loses no precision. `block_sum` holds F.
 template <typename T>
-void bias_grad_add(T* db, const T* dy, int64_t pixels, int64_t f_count) {
-  constexpr int64_t kBlock = 64;
-  const int64_t blocks = ceil_div(f_count, kBlock);
-  const int64_t grain = pixels * f_count < (int64_t{1} << 16) ? blocks : 1;
-  parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
-    double acc[kBlock];
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t f0 = b * kBlock, width = std::min(kBlock, f_count - f0);
-      std::fill(acc, acc + width, 0.0);
-      for (int64_t q = 0; q < pixels; ++q) {
-        const T* row = dy + q * f_count + f0;
-        for (int64_t j = 0; j < width; ++j) acc[j] += static_cast<double>(row[j]);
-      }
-      for (int64_t j = 0; j < width; ++j) db[f0 + j] = static_cast<T>(static_cast<double>(db[f0 + j]) + acc[j]);
-    }
-  });
+void add_column_sums(double* acc, const T* dy, int64_t rows, int64_t f_count, T* block_sum) {
+  constexpr int64_t kRowBlock = 256;
+  const auto column_sums = detail::active_elementwise_kernels<T>().column_sums;
+  for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+    std::fill(block_sum, block_sum + f_count, T(0));
+    column_sums(block_sum, dy + r0 * f_count, std::min(kRowBlock, rows - r0), f_count);
+    for (int64_t f = 0; f < f_count; ++f) acc[f] += static_cast<double>(block_sum[f]);
+  }
 }
 
 }  // namespace
+
+// db[f] += sum over pixels of dy[q, f] (conv.h's helper for every backward-weight path): the pixels in at most 8
+// ranges fixed by the shape, each summed on one thread (add_column_sums), the ranges' sums added in order.
+template <typename T>
+void conv_bias_grad_add(T* db, const T* dy, int64_t pixels, int64_t f_count) {
+  if (pixels <= 0 || f_count <= 0) return;
+  const int64_t ranges = std::min<int64_t>(8, ceil_div(pixels, 2048));
+  std::vector<double> sums(static_cast<size_t>(ranges * f_count), 0.0);
+  parallel_for(0, ranges, 1, [&](int64_t r0, int64_t r1) {
+    std::vector<T> block_sum(static_cast<size_t>(f_count));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t q0 = r * pixels / ranges, q1 = (r + 1) * pixels / ranges;
+      add_column_sums(sums.data() + r * f_count, dy + q0 * f_count, q1 - q0, f_count, block_sum.data());
+    }
+  });
+  for (int64_t f = 0; f < f_count; ++f) {
+    double sum = 0.0;
+    for (int64_t r = 0; r < ranges; ++r) sum += sums[r * f_count + f];
+    db[f] = static_cast<T>(static_cast<double>(db[f]) + sum);
+  }
+}
+template void conv_bias_grad_add<float>(float*, const float*, int64_t, int64_t);
+template void conv_bias_grad_add<double>(double*, const double*, int64_t, int64_t);
+
 
 template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s, const Conv2dParams& p,
@@ -423,6 +440,7 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dS
   // first_beta 0: the first tile assigns `out` (a fresh partial), 1: it accumulates into it (dw itself).
   auto accumulate_tiles = [&](T* out, double* bias_out, int64_t t0, int64_t t1, T first_beta) {
     ColumnBuffer<T> col(G.pointwise ? 0 : tile * G.kkc);
+    std::vector<T> block_sum(bias_out != nullptr ? static_cast<size_t>(s.f) : 0);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p0 = t * tile, p1 = std::min(G.pixels, p0 + tile);
       const T* dy_rows = dy + p0 * s.f;
@@ -433,9 +451,7 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dS
         im2col(col.data(), x, G, p0, p1);
         gemm_groups(out, col.data(), G.kkc, G.kkcg, dy_rows, p1 - p0, beta);
       }
-      if (bias_out != nullptr)
-        for (int64_t q = p0; q < p1; ++q)
-          for (int64_t f = 0; f < s.f; ++f) bias_out[f] += static_cast<double>(dy[q * s.f + f]);
+      if (bias_out != nullptr) add_column_sums(bias_out, dy_rows, p1 - p0, s.f, block_sum.data());
     }
   };
   // The pixel sum splits into a fixed number of partitions (from the shapes only, so every thread count gives the
@@ -447,7 +463,7 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dS
       {tiles, kMaxWeightPartitions,
        std::max<int64_t>(1, kWeightPartialBudgetBytes / (std::max<int64_t>(1, dw_count) * static_cast<int64_t>(sizeof(T))))});
   if (partitions == 1) {
-    if (db != nullptr) bias_grad_add(db, dy, G.pixels, s.f);
+    if (db != nullptr) conv_bias_grad_add(db, dy, G.pixels, s.f);
     accumulate_tiles(dw, nullptr, 0, tiles, T(1));
     return;
   }

@@ -194,10 +194,9 @@ void conv2d_backward_weight_winograd(T* dw, T* db, const T* x, const T* dy, cons
        std::max<int64_t>(1, kPartialBudgetBytes / (kPositions * cf * static_cast<int64_t>(sizeof(T))))});
   static thread_local ScratchBuffer partial_scratch;
   T* partial = static_cast<T*>(partial_scratch.reserve(sizeof(T) * static_cast<size_t>(partitions * kPositions * cf)));
-  std::vector<double> bias_partial(db != nullptr ? static_cast<size_t>(partitions * F) : 0, 0.0);
   const std::vector<T> zero_row(static_cast<size_t>(std::max(C, F)), T(0));
   const detail::WinogradTransforms<T>& transforms = active_transforms<T>();
-  const int64_t tiles_w = ceil_div(s.ow, 2), per_image = ceil_div(s.oh, 2) * tiles_w;
+  if (db != nullptr) conv_bias_grad_add(db, dy, s.n * s.oh * s.ow, F);
   parallel_for(0, partitions, 1, [&](int64_t q0, int64_t q1) {
     static thread_local ScratchBuffer v_scratch, w_scratch;
     T* v = static_cast<T*>(v_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * B.v_plane)));
@@ -220,17 +219,6 @@ void conv2d_backward_weight_winograd(T* dw, T* db, const T* x, const T* dy, cons
           gp.ldc = F;
           gp.beta = b == first ? T(0) : T(1);  // the partition's first block assigns its sums
           gemm(sums + k * cf, v + k * B.v_plane, wt + k * B.m_plane, gp);
-        }
-        if (db == nullptr) continue;
-        double* bias_sum = bias_partial.data() + q * F;
-        for (int64_t t = t0; t < t1; ++t) {  // each output pixel belongs to exactly one tile
-          const int64_t n = t / per_image, r = t % per_image;
-          const int64_t oh0 = 2 * (r / tiles_w), ow0 = 2 * (r % tiles_w);
-          for (int64_t oh = oh0; oh < std::min(oh0 + 2, s.oh); ++oh)
-            for (int64_t ow = ow0; ow < std::min(ow0 + 2, s.ow); ++ow) {
-              const T* row = dy + ((n * s.oh + oh) * s.ow + ow) * F;
-              for (int64_t f = 0; f < F; ++f) bias_sum[f] += static_cast<double>(row[f]);
-            }
         }
       }
     }
@@ -260,11 +248,6 @@ void conv2d_backward_weight_winograd(T* dw, T* db, const T* x, const T* dy, cons
       }
     }
   });
-  for (int64_t f = 0; f < (db != nullptr ? F : 0); ++f) {
-    double sum = 0.0;
-    for (int64_t q = 0; q < partitions; ++q) sum += bias_partial[q * F + f];
-    db[f] = static_cast<T>(static_cast<double>(db[f]) + sum);
-  }
 }
 
 template void conv2d_backward_weight_winograd<float>(float*, float*, const float*, const float*, const Conv2dShape&,

@@ -90,6 +90,10 @@ bool conv2d_winograd_applies(const Conv2dShape& s, const Conv2dParams& p);
 template <typename T>
 void conv2d_forward_winograd(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s,
                              const Conv2dParams& p, Activation act);
+// db[f] += sum over pixels of dy[q, f] (every backward-weight path's bias gradient; block sums in double, ranges
+// fixed by the shape: bit-identical for every thread count).
+template <typename T>
+void conv_bias_grad_add(T* db, const T* dy, int64_t pixels, int64_t f_count);
 // The weight gradient by the same transform (F(3x3, 2x2) read as the forward's adjoint), same contract as
 // conv2d_backward_weight (accumulates; db may be null).
 template <typename T>
