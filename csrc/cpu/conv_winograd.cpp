@@ -106,10 +106,11 @@ bool conv2d_winograd_enabled() { return winograd_enabled().load(std::memory_orde
 bool set_conv2d_winograd(bool enabled) { return winograd_enabled().exchange(enabled); }
 
 bool conv2d_winograd_applies(const Conv2dShape& s, const Conv2dParams& p) {
-  // Below 16 channels on either side the GEMMs are too narrow for the saving to cover the transforms.
+  // Below 16 channels on either side the GEMMs are too narrow for the saving to cover the transforms; above 2^20
+  // channel pairs the transformed weights (16 per pair, kept per thread between calls) would hold 64 MB or more.
   return conv2d_winograd_enabled() && s.kh == 3 && s.kw == 3 && p.stride_h == 1 && p.stride_w == 1 &&
-         p.dilation_h == 1 && p.dilation_w == 1 && p.groups == 1 && s.c >= 16 && s.f >= 16 && s.oh >= 2 &&
-         s.ow >= 2 && s.n > 0;
+         p.dilation_h == 1 && p.dilation_w == 1 && p.groups == 1 && s.c >= 16 && s.f >= 16 &&
+         s.c * s.f <= (int64_t{1} << 20) && s.oh >= 2 && s.ow >= 2 && s.n > 0;
 }
 
 namespace {
