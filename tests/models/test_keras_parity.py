@@ -605,3 +605,30 @@ def test_vector_metric_results_stay_arrays_in_the_logs():
     x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
     logs = m.evaluate(x, y, verbose=0, return_dict=True)
     assert isinstance(logs["loss"], float) and logs["per_class"].shape == (1,)  # Keras: array([...]) of shape (1,)
+
+
+def test_models_convert_inputs_to_their_input_dtype_as_keras():
+    # Keras 3.15: a Functional model converts each input to the dtype of its Input (it does not cast to the model's
+    # own float32 policy), and a Sequential model to its InputLayer's dtype; so a float64 model computes on the
+    # float64 data, not on a float32 rounding of it. (Found by the float64 parity runs of the article's models.)
+    x = np.array([[1 / 3, 2 / 3, 1e-9]])  # not representable in float32
+    weights = [np.array([[1.0], [1.0], [1.0]]), np.zeros(1)]
+    inp = fastnn.Input((3,), dtype="float64")
+    functional = fastnn.Model(inp, L.Dense(1, dtype="float64")(inp))
+    sequential = fastnn.Sequential([fastnn.Input((3,), dtype="float64"), L.Dense(1, dtype="float64")])
+    for model in (functional, sequential):
+        model.set_weights(weights)
+        y = model(x)
+        assert y.dtype == "float64"
+        np.testing.assert_allclose(y.numpy()[0, 0], x.sum(), rtol=1e-15)  # a float32 round trip: ~3e-8 off
+    # a float32 Input still casts float64 data to float32, and a float32 model computes in float32
+    inp = fastnn.Input((3,))
+    model = fastnn.Model(inp, L.Dense(1, kernel_initializer="ones")(inp))
+    assert model(x).dtype == "float32"
+    np.testing.assert_allclose(model(x).numpy()[0, 0], x.astype("float32").sum(dtype="float32"), rtol=1e-7)
+    # two inputs of different dtypes: each converted to its own Input's dtype
+    a, b = fastnn.Input((3,), dtype="float64"), fastnn.Input((3,))
+    two = fastnn.Model([a, b], [L.Identity(dtype="float64")(a), L.Identity()(b)])
+    out64, out32 = two([x, x])
+    assert out64.dtype == "float64" and out32.dtype == "float32"
+    np.testing.assert_array_equal(out64.numpy(), x)

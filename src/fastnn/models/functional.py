@@ -16,6 +16,23 @@ from fastnn.layers.layer import InputSpec, KerasTensor, Layer, flatten, map_stru
 from fastnn.models.model import Model
 
 
+def _to_input_dtype(x, input_tensor):
+    """A float Tensor cast to the float dtype of the model Input it feeds (Keras converts each input to its Input's
+    dtype, so a float64 Input keeps float64 data float64 and a float32 Input rounds it); its mask is kept. Other
+    values (integer tensors, non-float Inputs) pass unchanged, as before."""
+    want = np.dtype(input_tensor.dtype)
+    if not isinstance(x, Tensor) or x.dtype.kind != "f" or want.kind != "f" or x.dtype == want:
+        return x
+    from fastnn.autograd.keras_attrs import get_keras_mask
+    from fastnn.autograd.ops.shape import cast
+
+    y = cast(x, want)
+    mask = get_keras_mask(x)
+    if mask is not None:
+        set_keras_mask(y, mask)
+    return y
+
+
 def _node_of(t: KerasTensor):
     layer, node_index, _ = t._history
     return layer._inbound_nodes[node_index]
@@ -209,8 +226,13 @@ class Functional(Model):
             args = (self._order_inputs(args[0]),) + args[1:]
         return super().__call__(*args, **kwargs)
 
+    def _autocast(self):
+        # As Keras's Functional (`_convert_input_args = False`): the model does not cast its inputs to its own dtype
+        # policy; call() converts each one to the dtype of its Input instead.
+        return False
+
     def call(self, inputs, training=None, mask=None):
-        flat = self._order_inputs(inputs)
+        flat = [_to_input_dtype(x, kt) for x, kt in zip(self._order_inputs(inputs), self.inputs)]
         if mask is not None:
             # As Keras: masks given for the inputs are attached to them, so the layers that read them find them.
             for x, m in zip(flat, flatten(mask)):

@@ -127,6 +127,11 @@ class Sequential(Model):
         if not self.built:
             self.build(shapes)
 
+    def _autocast(self):
+        # As Keras (Sequential.input_dtype is its InputLayer's dtype): the inputs are not cast to the model's own
+        # dtype policy; the graph's Functional.call converts them to the InputLayer's dtype.
+        return False
+
     def call(self, inputs, training=None, mask=None):
         if self._graph is None:
             self.build((None,) + tuple(inputs.shape[1:]))

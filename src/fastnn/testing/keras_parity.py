@@ -38,3 +38,67 @@ def layer_pair(name, kwargs):
     import keras
 
     return getattr(keras.layers, name)(name="layer", **kwargs), getattr(fastnn.layers, name)(name="layer", **kwargs)
+
+
+# --- whole models: the same builder run on both libraries, trained side by side (tests/e2e/test_keras_article_models)
+def model_pair(build, dtype="float32", weights=None):
+    """(fastnn model, Keras model) from ONE builder ``build(lib, dtype)``, lib being fastnn or keras. The Keras model
+    starts from the fastnn model's weights (``weights`` if given, else fastnn's initial ones), copied with
+    get_weights / set_weights, so the comparison does not depend on the two libraries' initializers."""
+    import keras
+
+    fastnn_model = build(fastnn, dtype)
+    if weights is not None:
+        fastnn_model.set_weights(weights)
+    keras_model = build(keras, dtype)
+    keras_model.set_weights(fastnn_model.get_weights())
+    return fastnn_model, keras_model
+
+
+def fit_pair(build, make_optimizer, x, y, dtype="float32", weights=None, epochs=2, batch_size=8):
+    """Trains the model_pair of ``build`` side by side: the same optimizer (``make_optimizer(lib)``), the categorical
+    crossentropy computed in ``dtype``, ``epochs`` epochs of fit with shuffle=False. Returns
+    (fastnn model, Keras model, fastnn per-epoch losses, Keras per-epoch losses)."""
+    import keras
+
+    fastnn_model, keras_model = model_pair(build, dtype, weights)
+    histories = []
+    for lib, model in ((fastnn, fastnn_model), (keras, keras_model)):
+        model.compile(optimizer=make_optimizer(lib), loss=lib.losses.CategoricalCrossentropy(dtype=dtype))
+        history = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
+        histories.append(np.asarray(history.history["loss"]))
+    return fastnn_model, keras_model, histories[0], histories[1]
+
+
+def weight_names(keras_model):
+    """The Keras model's weight paths without the model's own scope ("conv2d/kernel"), for messages."""
+    return ["/".join(w.path.split("/")[-2:]) for w in keras_model.weights]
+
+
+def scaled_weight_errors(fastnn_weights, keras_weights):
+    """Per array: |fastnn - keras| over the array's scale (its largest |keras value|; 1 for an all-zero array) --
+    elementwise relative error means nothing for weights that pass near zero."""
+    errors = []
+    for f, k in zip(fastnn_weights, keras_weights):
+        scale = float(np.abs(k).max()) or 1.0
+        errors.append(np.abs(np.asarray(f, np.float64) - np.asarray(k, np.float64)) / scale)
+    return errors
+
+
+def assert_weights_close(fastnn_model, keras_model, rtol, atol):
+    """Every weight (BatchNormalization's moving statistics included) within rtol / atol, elementwise."""
+    f_weights, k_weights = fastnn_model.get_weights(), keras_model.get_weights()
+    assert [w.shape for w in f_weights] == [w.shape for w in k_weights]
+    for name, f, k in zip(weight_names(keras_model), f_weights, k_weights):
+        np.testing.assert_allclose(f, k, rtol=rtol, atol=atol, err_msg=name)
+
+
+def assert_bulk_of_weights_close(fastnn_model, keras_model, bulk, quantile, everything):
+    """Adam's rule: the scaled errors (scaled_weight_errors) of all the weights together have their ``quantile``
+    (e.g. 99, percent) below ``bulk``, and every one is below ``everything``."""
+    errors = scaled_weight_errors(fastnn_model.get_weights(), keras_model.get_weights())
+    names = weight_names(keras_model)
+    flat = np.concatenate([e.ravel() for e in errors])
+    worst = max(range(len(errors)), key=lambda i: float(errors[i].max()))
+    assert np.percentile(flat, quantile) < bulk, (np.percentile(flat, quantile), bulk)
+    assert flat.max() < everything, (names[worst], float(errors[worst].max()), everything)
