@@ -2,7 +2,10 @@
 // over C with unit stride (vectorised by the compiler); windows are clipped to the real input once per output row /
 // column, so padding costs nothing.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "fastnn/parallel.h"
@@ -44,40 +47,93 @@ FASTNN_ALWAYS_INLINE bool takes_max(T v, T m) {
 
 }  // namespace
 
-// One chunk of output rows of the max forward. The running argmax is kept per channel as the winner's spatial offset
-// from the window's first real position ((ih - h0) * W + (iw - w0)), in `Pos`: int32 for float, so that the
-// compare-and-select over the channels runs in lanes of one width and vectorises; the flat index is formed once per
-// output.
-template <typename T, typename Pos>
+// The running maximum of L channels of one window in SIMD vectors (GCC / Clang vector extensions: the compiler
+// lowers a 64-byte vector to four SSE2 registers in this baseline translation unit), with the winner's spatial
+// offset from the window's first real position ((ih - h0) * W + (iw - w0)) in lanes of T's width, so the
+// compare-and-select is one mask for both. The select is branch-free: the data decide which lane takes a value,
+// and a branch per channel mispredicts on about every other window position.
+template <typename T, int L>
+struct MaxLanes {
+  static constexpr int kVec = 16 / sizeof(T);  // lanes of one native (SSE2) vector: wider ones GCC scalarises
+  static constexpr int kGroups = L / kVec;      // native vectors per block
+  using Pos = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef T V __attribute__((vector_size(16)));
+  typedef Pos P __attribute__((vector_size(16)));
+
+  // y and argmax of channels [c, c + L) of the window: x0 points at channel c of its first real position, rows x
+  // cols real positions, W input columns, C channels, first_flat the flat index of x0.
+  static FASTNN_ALWAYS_INLINE void window(T* yo, int64_t* ao, const T* x0, int64_t rows, int64_t cols, int64_t W,
+                                          int64_t C, int64_t first_flat) {
+    V m[kGroups];
+    P pos[kGroups];
+    for (int g = 0; g < kGroups; ++g) {
+      __builtin_memcpy(&m[g], x0 + g * kVec, sizeof(V));  // unaligned loads and stores (memcpy, not a cast)
+      pos[g] = P{};
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t q = 0; q < cols; ++q) {
+        const int64_t offset = r * W + q;
+        if (offset == 0) continue;
+        const P off = P{} + static_cast<Pos>(offset);
+        for (int g = 0; g < kGroups; ++g) {
+          V v;
+          __builtin_memcpy(&v, x0 + offset * C + g * kVec, sizeof(V));
+          // takes_max lane by lane: strictly greater (the first maximum wins ties), or the first NaN. Bitwise
+          // selects: GCC lowers a vector `?:` without SSE4.1's blend to one branch per lane.
+          const P take = (v > m[g]) | ((v != v) & (m[g] == m[g]));
+          m[g] = reinterpret_cast<V>((reinterpret_cast<P>(v) & take) | (reinterpret_cast<P>(m[g]) & ~take));
+          pos[g] = (off & take) | (pos[g] & ~take);
+        }
+      }
+    for (int g = 0; g < kGroups; ++g) {
+      __builtin_memcpy(yo + g * kVec, &m[g], sizeof(V));
+      for (int k = 0; k < kVec; ++k) ao[g * kVec + k] = first_flat + static_cast<int64_t>(pos[g][k]) * C + g * kVec + k;
+    }
+  }
+};
+
+// The same for one channel (the tail of C modulo 4), and for float windows whose offsets pass int32 (W >= 2^31 /
+// pool_h), where the offset is kept in int64.
+template <typename T>
+FASTNN_ALWAYS_INLINE void max_window_scalar(T* yo, int64_t* ao, const T* x0, int64_t rows, int64_t cols, int64_t W,
+                                            int64_t C, int64_t first_flat) {
+  T m = x0[0];
+  int64_t pos = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t q = 0; q < cols; ++q) {
+      const int64_t offset = r * W + q;
+      const T v = x0[offset * C];
+      const bool take = takes_max(v, m);
+      m = take ? v : m;
+      pos = take ? offset : pos;
+    }
+  *yo = m;
+  *ao = first_flat + pos * C;
+}
+
+// One chunk of output rows of the max forward: channels in blocks of 64 bytes, then 16 bytes, then one at a time.
+// Every channel's maximum is taken in the same window order whatever block it falls in: the reference's result.
+template <typename T, bool vector>
 void max_pool_rows(T* y, int64_t* argmax, const T* x, const Pool2dParams& p, int64_t row_begin, int64_t row_end) {
+  constexpr int kWide = 64 / sizeof(T), kNarrow = 16 / sizeof(T);
   const int64_t oh_n = p.out_h(), ow_n = p.out_w(), C = p.c, W = p.w, H = p.h;
-  std::vector<Pos> pos(static_cast<size_t>(C));
-  Pos* FASTNN_RESTRICT po = pos.data();
   for (int64_t row = row_begin; row < row_end; ++row) {
     const int64_t n = row / oh_n, oh = row % oh_n;
     const Span hs = clip_window(oh * p.stride_h - p.pad_top, p.pool_h, H);
     for (int64_t ow = 0; ow < ow_n; ++ow) {
       const Span ws = clip_window(ow * p.stride_w - p.pad_left, p.pool_w, W);
-      T* FASTNN_RESTRICT yo = y + (row * ow_n + ow) * C;
-      int64_t* FASTNN_RESTRICT ao = argmax + (row * ow_n + ow) * C;
+      T* yo = y + (row * ow_n + ow) * C;
+      int64_t* ao = argmax + (row * ow_n + ow) * C;
       const int64_t first = ((n * H + hs.begin) * W + ws.begin) * C;
-      for (int64_t c = 0; c < C; ++c) {
-        yo[c] = x[first + c];
-        po[c] = 0;
+      const int64_t rows = hs.end - hs.begin, cols = ws.end - ws.begin;
+      int64_t c = 0;
+      if (vector) {
+        for (; c + kWide <= C; c += kWide)
+          MaxLanes<T, kWide>::window(yo + c, ao + c, x + first + c, rows, cols, W, C, first + c);
+        for (; c + kNarrow <= C; c += kNarrow)
+          MaxLanes<T, kNarrow>::window(yo + c, ao + c, x + first + c, rows, cols, W, C, first + c);
       }
-      for (int64_t ih = hs.begin; ih < hs.end; ++ih)
-        for (int64_t iw = ws.begin; iw < ws.end; ++iw) {
-          const Pos offset = static_cast<Pos>((ih - hs.begin) * W + (iw - ws.begin));
-          if (offset == 0) continue;
-          const T* FASTNN_RESTRICT xp = x + first + static_cast<int64_t>(offset) * C;
-          for (int64_t c = 0; c < C; ++c) {
-            const T v = xp[c];
-            const bool take = takes_max(v, yo[c]);
-            yo[c] = take ? v : yo[c];
-            po[c] = take ? offset : po[c];
-          }
-        }
-      for (int64_t c = 0; c < C; ++c) ao[c] = first + static_cast<int64_t>(po[c]) * C + c;
+      for (; c < C; ++c) max_window_scalar(yo + c, ao + c, x + first + c, rows, cols, W, C, first + c);
     }
   }
 }
@@ -85,43 +141,136 @@ void max_pool_rows(T* y, int64_t* argmax, const T* x, const Pool2dParams& p, int
 template <typename T>
 void max_pool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dParams& p) {
   DenormalsAreZero ftz;
-  // The largest spatial offset within a window is below pool_h * W.
-  const bool narrow = sizeof(T) == 4 && p.w < (int64_t{1} << 31) / p.pool_h;
+  // The largest spatial offset within a window is below pool_h * W; float keeps it in int32 lanes.
+  const bool narrow = sizeof(T) == 8 || p.w < (int64_t{1} << 31) / p.pool_h;
   parallel_for(0, p.n * p.out_h(), grain_rows(p.out_w() * p.pool_h * p.pool_w * p.c), [&](int64_t b, int64_t e) {
-    if (narrow) max_pool_rows<T, int32_t>(y, argmax, x, p, b, e);
-    else max_pool_rows<T, int64_t>(y, argmax, x, p, b, e);
+    if (narrow) max_pool_rows<T, true>(y, argmax, x, p, b, e);
+    else max_pool_rows<T, false>(y, argmax, x, p, b, e);
   });
 }
+
+namespace {
+
+// Divisibility by a fixed d > 0 with one multiply instead of a division per test (Granlund and Montgomery; Hacker's
+// Delight section 10-17): with d = odd * 2^shift, n is a multiple of d exactly when rotr(n * odd^-1 mod 2^64, shift)
+// <= (2^64 - 1) / d. The argmax check runs it once per output, where a 64-bit `%` would dominate the backward.
+class Divisibility {
+ public:
+  explicit Divisibility(uint64_t d) : limit_(~uint64_t{0} / d) {
+    while ((d & 1) == 0) d >>= 1, ++shift_;
+    inverse_ = d;  // correct to 3 bits (d * d = 1 mod 8 for odd d); each Newton step doubles them: 3 -> 96
+    for (int i = 0; i < 5; ++i) inverse_ *= 2 - d * inverse_;
+  }
+  FASTNN_ALWAYS_INLINE bool divides(uint64_t n) const {
+    const uint64_t q = n * inverse_;
+    return (shift_ ? (q >> shift_) | (q << (64 - shift_)) : q) <= limit_;
+  }
+
+ private:
+  uint64_t inverse_ = 1, limit_;
+  int shift_ = 0;
+};
+
+// One (image, channel block) unit of the max backward: zero dx of image n in channels [c0, c1), then add dy at each
+// argmax of those channels in output order. With `check`, each index is first tested to lie in image n and in its
+// output's channel (so the unit writes only its own dx elements: units never race); the first one that does not
+// stops the unit and is returned (its flat position in argmax), else -1.
+template <typename T, bool check>
+int64_t max_backward_unit(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image, int64_t outputs,
+                          int64_t C, int64_t c0, int64_t c1, const Divisibility& by_c) {
+  T* FASTNN_RESTRICT dxn = dx + n * image;
+  if (c0 == 0 && c1 == C) std::fill(dxn, dxn + image, T(0));
+  else
+    for (int64_t pixel = 0; pixel < image; pixel += C) std::fill(dxn + pixel + c0, dxn + pixel + c1, T(0));
+  const T* dyn = dy + n * outputs;
+  const int64_t* an = argmax + n * outputs;
+  const int64_t lo = n * image;
+  for (int64_t s = 0; s < outputs; s += C)
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t i = an[s + c];
+      if (check) {
+        // i - lo in [0, image) and i - lo - c a multiple of C (unsigned: a negative difference wraps past image).
+        const uint64_t u = static_cast<uint64_t>(i) - static_cast<uint64_t>(lo);
+        if (u >= static_cast<uint64_t>(image) || u < static_cast<uint64_t>(c) || !by_c.divides(u - c))
+          return n * outputs + s + c;
+      }
+      dx[i] += dyn[s + c];
+    }
+  return -1;
+}
+
+// The max backward's driver: units of (image, channel block). Whole images when there are enough of them to keep
+// every thread busy; otherwise each image's channels are cut into blocks of whole cache lines (16 floats / doubles
+// are one or two 64-byte lines), so a batch of one image still uses every thread. Each dx element belongs to one
+// unit and receives its gradients in output order, so the cut never changes a bit.
+template <typename T, bool check>
+int64_t max_backward(T* dx, const T* dy, const int64_t* argmax, int64_t images, int64_t image, int64_t outputs,
+                     int64_t C) {
+  if (images == 0 || image == 0) return -1;
+  constexpr int64_t kLine = 16;
+  const int64_t threads = get_num_threads();
+  int64_t blocks = 1;
+  if (images < 2 * threads) blocks = std::min(ceil_div(C, kLine), ceil_div(2 * threads, images));
+  const int64_t block_c = round_up(ceil_div(C, blocks), kLine);
+  blocks = ceil_div(C, block_c);
+  const Divisibility by_c(static_cast<uint64_t>(C));
+  std::atomic<int64_t> first_bad{std::numeric_limits<int64_t>::max()};
+  const int64_t unit_elements = (image + outputs) / blocks;
+  parallel_for(0, images * blocks, grain_rows(unit_elements), [&](int64_t b, int64_t e) {
+    for (int64_t unit = b; unit < e; ++unit) {
+      const int64_t n = unit / blocks, c0 = (unit % blocks) * block_c, c1 = std::min(C, c0 + block_c);
+      const int64_t bad = max_backward_unit<T, check>(dx, dy, argmax, n, image, outputs, C, c0, c1, by_c);
+      if (check && bad >= 0) {
+        // The smallest bad position over all units: the first in flat order, whatever the split.
+        int64_t seen = first_bad.load(std::memory_order_relaxed);
+        while (bad < seen && !first_bad.compare_exchange_weak(seen, bad, std::memory_order_relaxed)) {
+        }
+      }
+    }
+  });
+  const int64_t bad = first_bad.load();
+  return bad == std::numeric_limits<int64_t>::max() ? -1 : bad;
+}
+
+}  // namespace
 
 template <typename T>
 void max_pool2d_backward(T* dx, const T* dy, const int64_t* argmax, int64_t images, int64_t image, int64_t outputs) {
   DenormalsAreZero ftz;
-  // One image per task: each image's argmax points into that image only, so images never race, and within one
-  // image the gradients of overlapping windows add up in output order whatever the thread count.
-  parallel_for(0, images, grain_rows(image + outputs), [&](int64_t b, int64_t e) {
-    for (int64_t n = b; n < e; ++n) {
-      std::fill(dx + n * image, dx + (n + 1) * image, T(0));
-      const T* dyn = dy + n * outputs;
-      const int64_t* an = argmax + n * outputs;
-      for (int64_t o = 0; o < outputs; ++o) dx[an[o]] += dyn[o];
-    }
-  });
+  // Without the channel count the units are whole images (each image's argmax points into that image only).
+  max_backward<T, false>(dx, dy, argmax, images, image, outputs, 1);
+}
+
+template <typename T>
+int64_t max_pool2d_backward_checked(T* dx, const T* dy, const int64_t* argmax, int64_t images, int64_t image,
+                                    int64_t outputs, int64_t c) {
+  DenormalsAreZero ftz;
+  if (c <= 0) return -1;
+  return max_backward<T, true>(dx, dy, argmax, images, image, outputs, c);
 }
 
 int64_t max_pool2d_check_argmax(const int64_t* argmax, int64_t images, int64_t image, int64_t outputs, int64_t C) {
-  int64_t first_bad = -1;
-  for (int64_t n = 0; n < images && first_bad < 0; ++n) {
-    const int64_t lo = n * image, hi = lo + image;
-    const int64_t* an = argmax + n * outputs;
-    for (int64_t o = 0; o < outputs; ++o) {
-      const int64_t i = an[o];
-      if (i < lo || i >= hi || i % C != o % C) {
-        first_bad = n * outputs + o;
-        break;
-      }
+  const Divisibility by_c(static_cast<uint64_t>(C));
+  std::atomic<int64_t> first_bad{std::numeric_limits<int64_t>::max()};
+  parallel_for(0, images, grain_rows(outputs), [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n) {
+      const int64_t lo = n * image;
+      const int64_t* an = argmax + n * outputs;
+      for (int64_t s = 0; s < outputs; s += C)
+        for (int64_t c = 0; c < C; ++c) {
+          const uint64_t u = static_cast<uint64_t>(an[s + c]) - static_cast<uint64_t>(lo);
+          if (u >= static_cast<uint64_t>(image) || u < static_cast<uint64_t>(c) || !by_c.divides(u - c)) {
+            const int64_t bad = n * outputs + s + c;
+            int64_t seen = first_bad.load(std::memory_order_relaxed);
+            while (bad < seen && !first_bad.compare_exchange_weak(seen, bad, std::memory_order_relaxed)) {
+            }
+            return;  // later images of this chunk hold only later positions
+          }
+        }
     }
-  }
-  return first_bad;
+  });
+  const int64_t bad = first_bad.load();
+  return bad == std::numeric_limits<int64_t>::max() ? -1 : bad;
 }
 
 template <typename T>
@@ -180,6 +329,8 @@ void avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
 #define FASTNN_INSTANTIATE(T)                                                                        \
   template void max_pool2d_forward<T>(T*, int64_t*, const T*, const Pool2dParams&);                 \
   template void max_pool2d_backward<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t);      \
+  template int64_t max_pool2d_backward_checked<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t,  \
+                                                  int64_t);                                              \
   template void avg_pool2d_forward<T>(T*, const T*, const Pool2dParams&);                           \
   template void avg_pool2d_backward<T>(T*, const T*, const Pool2dParams&);
 FASTNN_INSTANTIATE(float)
