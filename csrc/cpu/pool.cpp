@@ -15,6 +15,7 @@ namespace fastnn::cpu {
 namespace {
 
 constexpr int64_t kGrainElements = 1 << 14;  // elements touched per parallel chunk, about
+constexpr int64_t kSplitElements = 1 << 16;  // the least work (elements) for which the max backward splits an image
 
 // The real part [begin, end) of the window starting at `start` of length k along an axis of length n.
 struct Span {
@@ -78,9 +79,10 @@ struct MaxLanes {
         for (int g = 0; g < kGroups; ++g) {
           V v;
           __builtin_memcpy(&v, x0 + offset * C + g * kVec, sizeof(V));
-          // takes_max lane by lane: strictly greater (the first maximum wins ties), or the first NaN. Bitwise
-          // selects: GCC lowers a vector `?:` without SSE4.1's blend to one branch per lane.
-          const P take = (v > m[g]) | ((v != v) & (m[g] == m[g]));
+          // takes_max lane by lane: strictly greater (the first maximum wins ties), or the first NaN; as masks,
+          // !(v <= m) (greater, or v NaN) and m not NaN (a NaN maximum stays). Bitwise selects: GCC lowers a
+          // vector `?:` without SSE4.1's blend to one branch per lane.
+          const P take = ~(v <= m[g]) & (m[g] == m[g]);
           m[g] = reinterpret_cast<V>((reinterpret_cast<P>(v) & take) | (reinterpret_cast<P>(m[g]) & ~take));
           pos[g] = (off & take) | (pos[g] & ~take);
         }
@@ -111,12 +113,39 @@ FASTNN_ALWAYS_INLINE void max_window_scalar(T* yo, int64_t* ao, const T* x0, int
   *ao = first_flat + pos * C;
 }
 
+// Large windows (global pooling): every channel of a position at once, the running maxima and offsets in short
+// arrays (L1) rather than registers, reading each input position's channels contiguously; GCC vectorises the
+// channel loop. On the ResNet's global pool (32x32 window, 64 channels) this beats the register blocks by a fifth.
+// Pos is int32 for float (as in MaxLanes: one lane width, or the loop does not vectorise) unless offsets pass it.
+template <typename T, typename Pos>
+void max_window_all_channels(T* FASTNN_RESTRICT yo, int64_t* FASTNN_RESTRICT ao, const T* x0, int64_t rows,
+                             int64_t cols, int64_t W, int64_t C, int64_t first_flat, Pos* FASTNN_RESTRICT po) {
+  for (int64_t c = 0; c < C; ++c) yo[c] = x0[c], po[c] = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t q = 0; q < cols; ++q) {
+      const int64_t offset = r * W + q;
+      if (offset == 0) continue;
+      const T* FASTNN_RESTRICT xp = x0 + offset * C;
+      const Pos off = static_cast<Pos>(offset);
+      for (int64_t c = 0; c < C; ++c) {
+        const T v = xp[c];
+        const bool take = takes_max(v, yo[c]);
+        yo[c] = take ? v : yo[c];
+        po[c] = take ? off : po[c];
+      }
+    }
+  for (int64_t c = 0; c < C; ++c) ao[c] = first_flat + static_cast<int64_t>(po[c]) * C + c;
+}
+
 // One chunk of output rows of the max forward: channels in blocks of 64 bytes, then 16 bytes, then one at a time.
 // Every channel's maximum is taken in the same window order whatever block it falls in: the reference's result.
 template <typename T, bool vector>
 void max_pool_rows(T* y, int64_t* argmax, const T* x, const Pool2dParams& p, int64_t row_begin, int64_t row_end) {
   constexpr int kWide = 64 / sizeof(T), kNarrow = 16 / sizeof(T);
   const int64_t oh_n = p.out_h(), ow_n = p.out_w(), C = p.c, W = p.w, H = p.h;
+  constexpr int64_t kLargeWindow = 64;
+  using Pos = std::conditional_t<sizeof(T) == 4 && vector, int32_t, int64_t>;
+  std::vector<Pos> offsets(p.pool_h * p.pool_w >= kLargeWindow ? static_cast<size_t>(C) : 0);
   for (int64_t row = row_begin; row < row_end; ++row) {
     const int64_t n = row / oh_n, oh = row % oh_n;
     const Span hs = clip_window(oh * p.stride_h - p.pad_top, p.pool_h, H);
@@ -127,6 +156,10 @@ void max_pool_rows(T* y, int64_t* argmax, const T* x, const Pool2dParams& p, int
       const int64_t first = ((n * H + hs.begin) * W + ws.begin) * C;
       const int64_t rows = hs.end - hs.begin, cols = ws.end - ws.begin;
       int64_t c = 0;
+      if (rows * cols >= kLargeWindow) {
+        max_window_all_channels(yo, ao, x + first, rows, cols, W, C, first, offsets.data());
+        continue;
+      }
       if (vector) {
         for (; c + kWide <= C; c += kWide)
           MaxLanes<T, kWide>::window(yo + c, ao + c, x + first + c, rows, cols, W, C, first + c);
@@ -210,7 +243,9 @@ int64_t max_backward(T* dx, const T* dy, const int64_t* argmax, int64_t images, 
   constexpr int64_t kLine = 16;
   const int64_t threads = get_num_threads();
   int64_t blocks = 1;
-  if (images < 2 * threads) blocks = std::min(ceil_div(C, kLine), ceil_div(2 * threads, images));
+  // (A small image is not worth a second thread: a fork costs about what 64K elements of this loop do.)
+  if (images < 2 * threads && image + outputs >= 2 * kSplitElements)
+    blocks = std::min({ceil_div(C, kLine), ceil_div(2 * threads, images), (image + outputs) / kSplitElements});
   const int64_t block_c = round_up(ceil_div(C, blocks), kLine);
   blocks = ceil_div(C, block_c);
   const Divisibility by_c(static_cast<uint64_t>(C));

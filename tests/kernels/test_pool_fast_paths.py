@@ -127,3 +127,18 @@ def test_global_max_pool_of_one_image(dtype, simd_path):
         _assert_same(fast, ref)
         dy = rng.standard_normal(fast[0].shape).astype(dtype)
         _assert_same(*_both(_C.global_max_pool2d_backward, dy, fast[1], shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_windows_take_every_channel_at_once(dtype):
+    # Windows of 64 positions or more run the all-channels loop (the global pools' path); clipped "same" windows
+    # at the edges fall back under 64 positions within the same call.
+    rng = np.random.default_rng(25)
+    for c in [1, 5, 23, 40]:
+        x = rng.integers(-3, 4, size=(2, 19, 17, c)).astype(dtype)  # ties
+        x[rng.random(x.shape) < 0.02] = np.nan
+        for pool, strides, padding in [((8, 8), (4, 4), "same"), ((9, 8), (5, 3), "valid"), ((16, 4), (1, 2), "same")]:
+            fast, ref = _both(_C.max_pool2d_forward, x, pool, strides, padding)
+            _assert_same(fast, ref)
+            dy = rng.standard_normal(fast[0].shape).astype(dtype)
+            _assert_same(*_both(_C.max_pool2d_backward, dy, fast[1], x.shape))
