@@ -1,15 +1,16 @@
 // 2-D max / average pooling in NHWC (see fastnn/pool.h). The channel axis is contiguous, so every inner loop runs
 // over C with unit stride (vectorised by the compiler); windows are clipped to the real input once per output row /
-// column, so padding costs nothing.
+// column, so padding costs nothing. The max forward's inner loops are per ISA (pool_norm_kernel_impl.h).
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "fastnn/parallel.h"
 #include "fastnn/pool.h"
+#include "fastnn/runtime.h"
+#include "pool_norm_kernels.h"
 
 namespace fastnn::cpu {
 namespace {
@@ -40,145 +41,49 @@ int64_t grain_rows(int64_t elements_per_row) {
   return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(elements_per_row, 1));
 }
 
-// v replaces the running maximum m: strictly greater (the first maximum wins ties), or the first NaN.
-template <typename T>
-FASTNN_ALWAYS_INLINE bool takes_max(T v, T m) {
-  return v > m || (v != v && m == m);
-}
-
 }  // namespace
 
-// The running maximum of L channels of one window in SIMD vectors (GCC / Clang vector extensions: the compiler
-// lowers a 64-byte vector to four SSE2 registers in this baseline translation unit), with the winner's spatial
-// offset from the window's first real position ((ih - h0) * W + (iw - w0)) in lanes of T's width, so the
-// compare-and-select is one mask for both. The select is branch-free: the data decide which lane takes a value,
-// and a branch per channel mispredicts on about every other window position.
-template <typename T, int L>
-struct MaxLanes {
-  static constexpr int kVec = 16 / sizeof(T);  // lanes of one native (SSE2) vector: wider ones GCC scalarises
-  static constexpr int kGroups = L / kVec;      // native vectors per block
-  using Pos = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  typedef T V __attribute__((vector_size(16)));
-  typedef Pos P __attribute__((vector_size(16)));
+namespace detail {
 
-  // y and argmax of channels [c, c + L) of the window: x0 points at channel c of its first real position, rows x
-  // cols real positions, W input columns, C channels, first_flat the flat index of x0.
-  static FASTNN_ALWAYS_INLINE void window(T* yo, int64_t* ao, const T* x0, int64_t rows, int64_t cols, int64_t W,
-                                          int64_t C, int64_t first_flat) {
-    V m[kGroups];
-    P pos[kGroups];
-    for (int g = 0; g < kGroups; ++g) {
-      __builtin_memcpy(&m[g], x0 + g * kVec, sizeof(V));  // unaligned loads and stores (memcpy, not a cast)
-      pos[g] = P{};
-    }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t q = 0; q < cols; ++q) {
-        const int64_t offset = r * W + q;
-        if (offset == 0) continue;
-        const P off = P{} + static_cast<Pos>(offset);
-        for (int g = 0; g < kGroups; ++g) {
-          V v;
-          __builtin_memcpy(&v, x0 + offset * C + g * kVec, sizeof(V));
-          // takes_max lane by lane: strictly greater (the first maximum wins ties), or the first NaN; as masks,
-          // !(v <= m) (greater, or v NaN) and m not NaN (a NaN maximum stays). Bitwise selects: GCC lowers a
-          // vector `?:` without SSE4.1's blend to one branch per lane.
-          const P take = ~(v <= m[g]) & (m[g] == m[g]);
-          m[g] = reinterpret_cast<V>((reinterpret_cast<P>(v) & take) | (reinterpret_cast<P>(m[g]) & ~take));
-          pos[g] = (off & take) | (pos[g] & ~take);
-        }
-      }
-    for (int g = 0; g < kGroups; ++g) {
-      __builtin_memcpy(yo + g * kVec, &m[g], sizeof(V));
-      for (int k = 0; k < kVec; ++k) ao[g * kVec + k] = first_flat + static_cast<int64_t>(pos[g][k]) * C + g * kVec + k;
-    }
-  }
-};
-
-// The same for one channel (the tail of C modulo 4), and for float windows whose offsets pass int32 (W >= 2^31 /
-// pool_h), where the offset is kept in int64.
-template <typename T>
-FASTNN_ALWAYS_INLINE void max_window_scalar(T* yo, int64_t* ao, const T* x0, int64_t rows, int64_t cols, int64_t W,
-                                            int64_t C, int64_t first_flat) {
-  T m = x0[0];
-  int64_t pos = 0;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t q = 0; q < cols; ++q) {
-      const int64_t offset = r * W + q;
-      const T v = x0[offset * C];
-      const bool take = takes_max(v, m);
-      m = take ? v : m;
-      pos = take ? offset : pos;
-    }
-  *yo = m;
-  *ao = first_flat + pos * C;
+template <>
+const PoolNormKernelSet<float>& active_pool_norm_kernels<float>() {
+  static const PoolNormKernelSet<float> generic = generic_pool_norm_f32();
+#if defined(FASTNN_HAVE_AVX2_KERNELS)
+  static const PoolNormKernelSet<float> avx2 = avx2_pool_norm_f32();
+  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+#endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  static const PoolNormKernelSet<float> avx512 = avx512_pool_norm_f32();
+  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+#endif
+  return generic;
 }
 
-// Large windows (global pooling): every channel of a position at once, the running maxima and offsets in short
-// arrays (L1) rather than registers, reading each input position's channels contiguously; GCC vectorises the
-// channel loop. On the ResNet's global pool (32x32 window, 64 channels) this beats the register blocks by a fifth.
-// Pos is int32 for float (as in MaxLanes: one lane width, or the loop does not vectorise) unless offsets pass it.
-template <typename T, typename Pos>
-void max_window_all_channels(T* FASTNN_RESTRICT yo, int64_t* FASTNN_RESTRICT ao, const T* x0, int64_t rows,
-                             int64_t cols, int64_t W, int64_t C, int64_t first_flat, Pos* FASTNN_RESTRICT po) {
-  for (int64_t c = 0; c < C; ++c) yo[c] = x0[c], po[c] = 0;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t q = 0; q < cols; ++q) {
-      const int64_t offset = r * W + q;
-      if (offset == 0) continue;
-      const T* FASTNN_RESTRICT xp = x0 + offset * C;
-      const Pos off = static_cast<Pos>(offset);
-      for (int64_t c = 0; c < C; ++c) {
-        const T v = xp[c];
-        const bool take = takes_max(v, yo[c]);
-        yo[c] = take ? v : yo[c];
-        po[c] = take ? off : po[c];
-      }
-    }
-  for (int64_t c = 0; c < C; ++c) ao[c] = first_flat + static_cast<int64_t>(po[c]) * C + c;
+template <>
+const PoolNormKernelSet<double>& active_pool_norm_kernels<double>() {
+  static const PoolNormKernelSet<double> generic = generic_pool_norm_f64();
+#if defined(FASTNN_HAVE_AVX2_KERNELS)
+  static const PoolNormKernelSet<double> avx2 = avx2_pool_norm_f64();
+  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+#endif
+#if defined(FASTNN_HAVE_AVX512_KERNELS)
+  static const PoolNormKernelSet<double> avx512 = avx512_pool_norm_f64();
+  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+#endif
+  return generic;
 }
 
-// One chunk of output rows of the max forward: channels in blocks of 64 bytes, then 16 bytes, then one at a time.
-// Every channel's maximum is taken in the same window order whatever block it falls in: the reference's result.
-template <typename T, bool vector>
-void max_pool_rows(T* y, int64_t* argmax, const T* x, const Pool2dParams& p, int64_t row_begin, int64_t row_end) {
-  constexpr int kWide = 64 / sizeof(T), kNarrow = 16 / sizeof(T);
-  const int64_t oh_n = p.out_h(), ow_n = p.out_w(), C = p.c, W = p.w, H = p.h;
-  constexpr int64_t kLargeWindow = 64;
-  using Pos = std::conditional_t<sizeof(T) == 4 && vector, int32_t, int64_t>;
-  std::vector<Pos> offsets(p.pool_h * p.pool_w >= kLargeWindow ? static_cast<size_t>(C) : 0);
-  for (int64_t row = row_begin; row < row_end; ++row) {
-    const int64_t n = row / oh_n, oh = row % oh_n;
-    const Span hs = clip_window(oh * p.stride_h - p.pad_top, p.pool_h, H);
-    for (int64_t ow = 0; ow < ow_n; ++ow) {
-      const Span ws = clip_window(ow * p.stride_w - p.pad_left, p.pool_w, W);
-      T* yo = y + (row * ow_n + ow) * C;
-      int64_t* ao = argmax + (row * ow_n + ow) * C;
-      const int64_t first = ((n * H + hs.begin) * W + ws.begin) * C;
-      const int64_t rows = hs.end - hs.begin, cols = ws.end - ws.begin;
-      int64_t c = 0;
-      if (rows * cols >= kLargeWindow) {
-        max_window_all_channels(yo, ao, x + first, rows, cols, W, C, first, offsets.data());
-        continue;
-      }
-      if (vector) {
-        for (; c + kWide <= C; c += kWide)
-          MaxLanes<T, kWide>::window(yo + c, ao + c, x + first + c, rows, cols, W, C, first + c);
-        for (; c + kNarrow <= C; c += kNarrow)
-          MaxLanes<T, kNarrow>::window(yo + c, ao + c, x + first + c, rows, cols, W, C, first + c);
-      }
-      for (; c < C; ++c) max_window_scalar(yo + c, ao + c, x + first + c, rows, cols, W, C, first + c);
-    }
-  }
-}
+}  // namespace detail
 
 template <typename T>
 void max_pool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dParams& p) {
   DenormalsAreZero ftz;
   // The largest spatial offset within a window is below pool_h * W; float keeps it in int32 lanes.
   const bool narrow = sizeof(T) == 8 || p.w < (int64_t{1} << 31) / p.pool_h;
+  // The inner loops of the active SIMD path (pool_norm_kernel_*.cpp); every path gives the same bits.
+  const auto rows = detail::active_pool_norm_kernels<T>().max_pool_rows;
   parallel_for(0, p.n * p.out_h(), grain_rows(p.out_w() * p.pool_h * p.pool_w * p.c), [&](int64_t b, int64_t e) {
-    if (narrow) max_pool_rows<T, true>(y, argmax, x, p, b, e);
-    else max_pool_rows<T, false>(y, argmax, x, p, b, e);
+    rows(y, argmax, x, p, b, e, narrow);
   });
 }
 
