@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "fastnn/parallel.h"
@@ -241,8 +242,26 @@ template <typename T>
 void avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
   DenormalsAreZero ftz;
   const int64_t oh_n = p.out_h(), ow_n = p.out_w(), C = p.c, W = p.w, H = p.h;
-  // Gathered per input row (each dx element written by one chunk): the outputs whose windows contain it, in
-  // output order, which is the order the reference's scatter adds them in.
+  if (p.n * H * W * C == 0) return;
+  // First each output's share g = dy / count, once per output (as the reference computes it): dividing per
+  // contribution instead cost one division per dx element and window (4 per element for 2x2 pools, H * W for the
+  // global pool), which made this kernel compute-bound.
+  std::unique_ptr<T[]> share(new T[static_cast<size_t>(p.n * oh_n * ow_n * C)]);
+  T* const g = share.get();
+  parallel_for(0, p.n * oh_n, grain_rows(ow_n * C), [&](int64_t b, int64_t e) {
+    for (int64_t row = b; row < e; ++row) {
+      const Span hs = clip_window((row % oh_n) * p.stride_h - p.pad_top, p.pool_h, H);
+      for (int64_t ow = 0; ow < ow_n; ++ow) {
+        const Span ws = clip_window(ow * p.stride_w - p.pad_left, p.pool_w, W);
+        const T count = static_cast<T>((hs.end - hs.begin) * (ws.end - ws.begin));
+        const T* FASTNN_RESTRICT dyp = dy + (row * ow_n + ow) * C;
+        T* FASTNN_RESTRICT gp = g + (row * ow_n + ow) * C;
+        for (int64_t c = 0; c < C; ++c) gp[c] = dyp[c] / count;
+      }
+    }
+  });
+  // Then gathered per input row (each dx element written by one chunk): the shares of the outputs whose windows
+  // contain it, in output order, which is the order the reference's scatter adds them in.
   const int64_t windows_per_row = (p.pool_h / p.stride_h + 1) * (p.pool_w / p.stride_w + 1);
   parallel_for(0, p.n * H, grain_rows(W * C * windows_per_row), [&](int64_t b, int64_t e) {
     for (int64_t row = b; row < e; ++row) {
@@ -252,15 +271,11 @@ void avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
         const Span ows = windows_containing(iw, p.pad_left, p.pool_w, p.stride_w, ow_n);
         T* FASTNN_RESTRICT dxp = dx + (row * W + iw) * C;
         for (int64_t c = 0; c < C; ++c) dxp[c] = T(0);
-        for (int64_t oh = ohs.begin; oh < ohs.end; ++oh) {
-          const Span hs = clip_window(oh * p.stride_h - p.pad_top, p.pool_h, H);
+        for (int64_t oh = ohs.begin; oh < ohs.end; ++oh)
           for (int64_t ow = ows.begin; ow < ows.end; ++ow) {
-            const Span ws = clip_window(ow * p.stride_w - p.pad_left, p.pool_w, W);
-            const T count = static_cast<T>((hs.end - hs.begin) * (ws.end - ws.begin));
-            const T* FASTNN_RESTRICT dyp = dy + ((n * oh_n + oh) * ow_n + ow) * C;
-            for (int64_t c = 0; c < C; ++c) dxp[c] += dyp[c] / count;
+            const T* FASTNN_RESTRICT gp = g + ((n * oh_n + oh) * ow_n + ow) * C;
+            for (int64_t c = 0; c < C; ++c) dxp[c] += gp[c];
           }
-        }
       }
     }
   });
