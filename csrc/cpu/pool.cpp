@@ -79,8 +79,8 @@ const PoolNormKernelSet<double>& active_pool_norm_kernels<double>() {
 template <typename T>
 void max_pool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dParams& p) {
   DenormalsAreZero ftz;
-  // The largest spatial offset within a window is below pool_h * W; float keeps it in int32 lanes.
-  const bool narrow = sizeof(T) == 8 || p.w < (int64_t{1} << 31) / p.pool_h;
+  // The largest offset (in elements) within a window is below pool_h * W * C; float keeps it in int32 lanes.
+  const bool narrow = sizeof(T) == 8 || p.c == 0 || p.w * p.c < (int64_t{1} << 31) / p.pool_h;
   // The inner loops of the active SIMD path (pool_norm_kernel_*.cpp); every path gives the same bits.
   const auto rows = detail::active_pool_norm_kernels<T>().max_pool_rows;
   parallel_for(0, p.n * p.out_h(), grain_rows(p.out_w() * p.pool_h * p.pool_w * p.c), [&](int64_t b, int64_t e) {

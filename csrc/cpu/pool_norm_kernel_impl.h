@@ -40,8 +40,9 @@ FASTNN_ALWAYS_INLINE bool takes_max(T v, T m) {
 // ---- max pooling forward ------------------------------------------------------------------------------------------
 
 // The running maximum of G native vectors of channels of one window (GCC / Clang vector extensions, lowered to
-// this translation unit's registers), with the winner's spatial offset from the window's first real position
-// ((ih - h0) * W + (iw - w0)) in integer lanes of T's width, so one compare mask selects both. The select is
+// this translation unit's registers), with the winner's offset from the window's first real position
+// (((ih - h0) * W + (iw - w0)) * C, in elements of x) in integer lanes of T's width, so one compare mask selects
+// both. The select is
 // branch-free (a branch per channel mispredicts on about every other window position) and bitwise: GCC lowers a
 // vector `?:` without SSE4.1's blend to one branch per lane.
 template <typename T, int G>
@@ -66,7 +67,7 @@ struct MaxLanes {
       for (int64_t q = 0; q < cols; ++q) {
         const int64_t offset = r * W + q;
         if (offset == 0) continue;
-        const P off = P{} + static_cast<Pos>(offset);
+        const P off = P{} + static_cast<Pos>(offset * C);
         for (int g = 0; g < G; ++g) {
           V v;
           __builtin_memcpy(&v, x0 + offset * C + g * kLanes, sizeof(V));
@@ -76,11 +77,14 @@ struct MaxLanes {
           pos[g] = (off & take) | (pos[g] & ~take);
         }
       }
+    // pos holds offset * C: the flat index is one widening add per lane (no 64-bit multiply, which AVX-512F and
+    // AVX2 lack as a vector instruction).
+    Pos scaled[kWidth];
     for (int g = 0; g < G; ++g) {
       __builtin_memcpy(yo + g * kLanes, &m[g], sizeof(V));
-      for (int k = 0; k < kLanes; ++k)
-        ao[g * kLanes + k] = first_flat + static_cast<int64_t>(pos[g][k]) * C + g * kLanes + k;
+      __builtin_memcpy(scaled + g * kLanes, &pos[g], sizeof(P));
     }
+    for (int k = 0; k < kWidth; ++k) ao[k] = first_flat + k + static_cast<int64_t>(scaled[k]);
   }
 };
 
@@ -121,7 +125,7 @@ FASTNN_ALWAYS_INLINE void max_window_all_channels(T* FASTNN_RESTRICT yo, int64_t
       const int64_t offset = r * W + q;
       if (offset == 0) continue;
       const T* FASTNN_RESTRICT xp = x0 + offset * C;
-      const Pos off = static_cast<Pos>(offset);
+      const Pos off = static_cast<Pos>(offset * C);
       for (int64_t c = 0; c < C; ++c) {
         const T v = xp[c];
         const bool take = takes_max(v, yo[c]);
@@ -129,7 +133,7 @@ FASTNN_ALWAYS_INLINE void max_window_all_channels(T* FASTNN_RESTRICT yo, int64_t
         po[c] = take ? off : po[c];
       }
     }
-  for (int64_t c = 0; c < C; ++c) ao[c] = first_flat + static_cast<int64_t>(po[c]) * C + c;
+  for (int64_t c = 0; c < C; ++c) ao[c] = first_flat + c + static_cast<int64_t>(po[c]);
 }
 
 // Output rows [row_begin, row_end) of the max forward. Channels in blocks of four native vectors, then one, then

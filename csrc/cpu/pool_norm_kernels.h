@@ -19,8 +19,9 @@ namespace fastnn::cpu::detail {
 template <typename T>
 struct PoolNormKernelSet {
   const char* name;
-  // Output rows [row_begin, row_end) (of N * OH) of the max forward: y and argmax. narrow: every window offset
-  // ((ih - h0) * W + (iw - w0) < pool_h * W) fits in int32 (always true for double, whose lanes are int64).
+  // Output rows [row_begin, row_end) (of N * OH) of the max forward: y and argmax. narrow: every window offset in
+  // elements (((ih - h0) * W + (iw - w0)) * C < pool_h * W * C) fits in int32 (always true for double, whose lanes
+  // are int64); otherwise a scalar loop keeps it in int64.
   void (*max_pool_rows)(T* y, int64_t* argmax, const T* x, const Pool2dParams& p, int64_t row_begin,
                         int64_t row_end, bool narrow);
   // Batch norm over rows [r0, r1) of an (M, C) array, accumulating in double, each channel in row order:

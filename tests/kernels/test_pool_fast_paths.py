@@ -142,3 +142,23 @@ def test_large_windows_take_every_channel_at_once(dtype):
             _assert_same(fast, ref)
             dy = rng.standard_normal(fast[0].shape).astype(dtype)
             _assert_same(*_both(_C.max_pool2d_backward, dy, fast[1], x.shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_window_offsets_past_int32(dtype, simd_path):
+    # pool_h * W * C >= 2^31 with a small input: one real row under a 2^16-row window (padding 2^15 above and
+    # below). float keeps window offsets in int32 lanes only below that, so this runs its int64 scalar loop; double
+    # runs its vector blocks. The NumPy answer: the max of each column pair, the first on ties, and its flat index.
+    rng = np.random.default_rng(26)
+    w, c = 1024, 33
+    x = rng.permutation(w * c).astype(dtype).reshape(1, 1, w, c)  # distinct values: no ties
+    y, a = _C.max_pool2d_forward(x, (2 ** 16, 2), (1, 2), (2 ** 15, 2 ** 15, 0, 0))
+    assert y.shape == (1, 2, w // 2, c)
+    pairs = x[0, 0].reshape(w // 2, 2, c)
+    second = pairs[:, 1] > pairs[:, 0]
+    flat = np.arange(w * c).reshape(w // 2, 2, c)
+    for row in range(2):
+        np.testing.assert_array_equal(y[0, row], pairs.max(axis=1))
+        np.testing.assert_array_equal(a[0, row], np.where(second, flat[:, 1], flat[:, 0]))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    _assert_same(*_both(_C.max_pool2d_backward, dy, a, x.shape))
