@@ -238,14 +238,49 @@ void avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
   });
 }
 
+// The average backward's gather, per input row (each dx element written by one chunk): the gradient shares of the
+// outputs whose windows contain it, in output order, which is the order the reference's scatter adds them in.
+// With `shared`, g holds each output's share dy / count already; without, it is computed here, per contribution.
+template <typename T, bool shared>
+void avg_backward_gather(T* dx, const T* g, const Pool2dParams& p) {
+  const int64_t oh_n = p.out_h(), ow_n = p.out_w(), C = p.c, W = p.w, H = p.h;
+  const int64_t windows_per_row = (p.pool_h / p.stride_h + 1) * (p.pool_w / p.stride_w + 1);
+  parallel_for(0, p.n * H, grain_rows(W * C * windows_per_row), [&](int64_t b, int64_t e) {
+    for (int64_t row = b; row < e; ++row) {
+      const int64_t n = row / H, ih = row % H;
+      const Span ohs = windows_containing(ih, p.pad_top, p.pool_h, p.stride_h, oh_n);
+      for (int64_t iw = 0; iw < W; ++iw) {
+        const Span ows = windows_containing(iw, p.pad_left, p.pool_w, p.stride_w, ow_n);
+        T* FASTNN_RESTRICT dxp = dx + (row * W + iw) * C;
+        for (int64_t c = 0; c < C; ++c) dxp[c] = T(0);
+        for (int64_t oh = ohs.begin; oh < ohs.end; ++oh) {
+          const Span hs = clip_window(oh * p.stride_h - p.pad_top, p.pool_h, H);
+          for (int64_t ow = ows.begin; ow < ows.end; ++ow) {
+            const T* FASTNN_RESTRICT gp = g + ((n * oh_n + oh) * ow_n + ow) * C;
+            if (shared) {
+              for (int64_t c = 0; c < C; ++c) dxp[c] += gp[c];
+            } else {
+              const Span ws = clip_window(ow * p.stride_w - p.pad_left, p.pool_w, W);
+              const T count = static_cast<T>((hs.end - hs.begin) * (ws.end - ws.begin));
+              for (int64_t c = 0; c < C; ++c) dxp[c] += gp[c] / count;
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 template <typename T>
 void avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
   DenormalsAreZero ftz;
   const int64_t oh_n = p.out_h(), ow_n = p.out_w(), C = p.c, W = p.w, H = p.h;
   if (p.n * H * W * C == 0) return;
-  // First each output's share g = dy / count, once per output (as the reference computes it): dividing per
-  // contribution instead cost one division per dx element and window (4 per element for 2x2 pools, H * W for the
-  // global pool), which made this kernel compute-bound.
+  // Small windows divide per contribution (a 2x2 pool: four divisions per dy element, cheaper than a pass through
+  // a buffer). Large ones (3x3 and up, the global pools: H * W divisions per output) first compute each output's
+  // share dy / count once, as the reference does, then gather those: the same quotients either way.
+  constexpr int64_t kShareFirst = 8;
+  if (p.pool_h * p.pool_w < kShareFirst) return avg_backward_gather<T, false>(dx, dy, p);
   std::unique_ptr<T[]> share(new T[static_cast<size_t>(p.n * oh_n * ow_n * C)]);
   T* const g = share.get();
   parallel_for(0, p.n * oh_n, grain_rows(ow_n * C), [&](int64_t b, int64_t e) {
@@ -260,25 +295,7 @@ void avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
       }
     }
   });
-  // Then gathered per input row (each dx element written by one chunk): the shares of the outputs whose windows
-  // contain it, in output order, which is the order the reference's scatter adds them in.
-  const int64_t windows_per_row = (p.pool_h / p.stride_h + 1) * (p.pool_w / p.stride_w + 1);
-  parallel_for(0, p.n * H, grain_rows(W * C * windows_per_row), [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      const int64_t n = row / H, ih = row % H;
-      const Span ohs = windows_containing(ih, p.pad_top, p.pool_h, p.stride_h, oh_n);
-      for (int64_t iw = 0; iw < W; ++iw) {
-        const Span ows = windows_containing(iw, p.pad_left, p.pool_w, p.stride_w, ow_n);
-        T* FASTNN_RESTRICT dxp = dx + (row * W + iw) * C;
-        for (int64_t c = 0; c < C; ++c) dxp[c] = T(0);
-        for (int64_t oh = ohs.begin; oh < ohs.end; ++oh)
-          for (int64_t ow = ows.begin; ow < ows.end; ++ow) {
-            const T* FASTNN_RESTRICT gp = g + ((n * oh_n + oh) * ow_n + ow) * C;
-            for (int64_t c = 0; c < C; ++c) dxp[c] += gp[c];
-          }
-      }
-    }
-  });
+  avg_backward_gather<T, true>(dx, g, p);
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                        \
