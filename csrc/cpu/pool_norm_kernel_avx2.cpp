@@ -1,4 +1,5 @@
-// Pooling and batch-normalization inner loops for AVX2 + FMA (32-byte vectors; this file alone is compiled with -mavx2 -mfma).
+// Pooling and batch-normalization inner loops for AVX2 + FMA (32-byte vectors; this file alone is compiled with
+// -mavx2 -mfma).
 // pool.cpp and batchnorm.cpp dispatch here only on this set's SIMD path (active_simd_path()).
 #define FASTNN_POOL_NORM_VECTOR_BYTES 32
 #include "pool_norm_kernel_impl.h"

@@ -1,4 +1,5 @@
-// Pooling and batch-normalization inner loops for AVX-512F (64-byte vectors; this file alone is compiled with -mavx512f).
+// Pooling and batch-normalization inner loops for AVX-512F (64-byte vectors; this file alone is compiled with
+// -mavx512f).
 // pool.cpp and batchnorm.cpp dispatch here only on this set's SIMD path (active_simd_path()).
 #define FASTNN_POOL_NORM_VECTOR_BYTES 64
 #include "pool_norm_kernel_impl.h"

@@ -229,7 +229,8 @@ void bn_backward_dx(T* dx, const T* dy, const T* x, const double* FASTNN_RESTRIC
     const T* FASTNN_RESTRICT gr = dy + r * c;
     T* FASTNN_RESTRICT dxr = dx + r * c;
     for (int64_t j = 0; j < c; ++j)
-      dxr[j] = static_cast<T>(a[j] * (static_cast<double>(gr[j]) - k1[j] - (static_cast<double>(xr[j]) - mu[j]) * k2[j]));
+      dxr[j] = static_cast<T>(
+          a[j] * (static_cast<double>(gr[j]) - k1[j] - (static_cast<double>(xr[j]) - mu[j]) * k2[j]));
   }
 }
 

@@ -87,7 +87,8 @@ def test_one_image_backward_is_split_and_bit_identical(restore_threads, dtype):
         _C.set_oversubscription_guard(previous_guard)
 
 
-@pytest.mark.parametrize("c", [1, 3, 7, 12, 16, 24, 40])  # odd, powers of two and even composites: the divisibility test
+# Odd channel counts, powers of two and even composites: each branch of the divisibility test.
+@pytest.mark.parametrize("c", [1, 3, 7, 12, 16, 24, 40])
 def test_fused_check_refuses_the_first_forged_index(restore_threads, c):
     rng = np.random.default_rng(23)
     shape = (1, 6, 6, c)

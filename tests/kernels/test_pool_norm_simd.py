@@ -43,8 +43,9 @@ def _assert_all_paths_equal(results):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_gives_the_same_bits_on_every_path(dtype):
     rng = np.random.default_rng(30)
-    for shape, pool, strides, padding in [((2, 9, 11, 67), 2, 2, "valid"), ((3, 8, 8, 40), 3, 1, "same"),
-                                          ((1, 12, 10, 129), (3, 2), (2, 1), "same"), ((2, 16, 16, 24), 16, 16, "valid")]:
+    cases = [((2, 9, 11, 67), 2, 2, "valid"), ((3, 8, 8, 40), 3, 1, "same"), ((1, 12, 10, 129), (3, 2), (2, 1), "same"),
+             ((2, 16, 16, 24), 16, 16, "valid")]
+    for shape, pool, strides, padding in cases:
         x = rng.integers(-3, 4, size=shape).astype(dtype)
         x[rng.random(shape) < 0.03] = np.nan
         _assert_all_paths_equal(_on_every_path(lambda: _C.max_pool2d_forward(x, pool, strides, padding)))
