@@ -1,12 +1,14 @@
 // Batch normalization over the channel axis of an (M, C) view (see fastnn/batchnorm.h). The channel axis is
 // contiguous, so every inner loop runs over C with unit stride; the column sums over M go through fixed row blocks
-// summed in parallel and combined in block order, so no result depends on the thread count.
+// summed in parallel and combined in block order, so no result depends on the thread count. The per-row loops are
+// per ISA (pool_norm_kernel_impl.h): in double, SSE2's two lanes made these kernels compute-bound, not memory-bound.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "fastnn/batchnorm.h"
 #include "fastnn/parallel.h"
+#include "pool_norm_kernels.h"
 
 namespace fastnn::cpu {
 namespace {
@@ -25,10 +27,11 @@ RowBlocks row_blocks(int64_t m, int64_t c) {
   return b;
 }
 
-// out[s * C + j] = sum over rows r of the contributions add_row(r, acc) makes to acc[s * C + j] (s < sums), in
-// double: each block of rows summed in row order, the block sums added in block order.
-template <typename AddRow>
-void column_sums(double* out, int64_t m, int64_t c, int sums, const AddRow& add_row) {
+// out[s * C + j] = sum over rows of the contributions add_rows(r0, r1, acc) makes to acc[s * C + j] (s < sums) for
+// the rows [r0, r1) of one block, in double: each block of rows summed in row order (acc starts at zero), the
+// block sums added in block order.
+template <typename AddRows>
+void column_sums(double* out, int64_t m, int64_t c, int sums, const AddRows& add_rows) {
   const int64_t width = sums * c;
   const RowBlocks blocks = row_blocks(m, c);
   std::vector<double> partial(static_cast<size_t>(blocks.count * width));
@@ -36,8 +39,7 @@ void column_sums(double* out, int64_t m, int64_t c, int sums, const AddRow& add_
     for (int64_t blk = b; blk < e; ++blk) {
       double* acc = partial.data() + blk * width;
       std::fill(acc, acc + width, 0.0);
-      const int64_t r1 = std::min(m, (blk + 1) * blocks.rows);
-      for (int64_t r = blk * blocks.rows; r < r1; ++r) add_row(r, acc);
+      add_rows(blk * blocks.rows, std::min(m, (blk + 1) * blocks.rows), acc);
     }
   });
   std::fill(out, out + width, 0.0);
@@ -47,18 +49,18 @@ void column_sums(double* out, int64_t m, int64_t c, int sums, const AddRow& add_
   }
 }
 
+template <typename T>
+const detail::PoolNormKernelSet<T>& kernels() {
+  return detail::active_pool_norm_kernels<T>();
+}
+
 // y[r, j] = (x[r, j] - shift[j]) * scale[j] + offset[j] in double, rounded once; rows split across threads.
 template <typename T>
 void normalize(T* y, const T* x, const double* shift, const double* scale, const double* offset, int64_t m,
                int64_t c) {
-  parallel_for(0, m, std::max<int64_t>(1, kBlockElements / std::max<int64_t>(c, 1)), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const T* FASTNN_RESTRICT xr = x + r * c;
-      T* FASTNN_RESTRICT yr = y + r * c;
-      for (int64_t j = 0; j < c; ++j)
-        yr[j] = static_cast<T>((static_cast<double>(xr[j]) - shift[j]) * scale[j] + offset[j]);
-    }
-  });
+  const auto rows = kernels<T>().bn_normalize;
+  parallel_for(0, m, std::max<int64_t>(1, kBlockElements / std::max<int64_t>(c, 1)),
+               [&](int64_t b, int64_t e) { rows(y, x, shift, scale, offset, b, e, c); });
 }
 
 template <typename T>
@@ -74,21 +76,36 @@ void batch_norm_train_forward(T* y, T* mean, T* var, T* rstd, const T* x, const 
   DenormalsAreZero ftz;
   const int64_t m = p.m, c = p.c;
   if (c == 0) return;
-  std::vector<double> mu(c), sq(c), scale(c), offset(c);
-  column_sums(mu.data(), m, c, 1, [&](int64_t r, double* FASTNN_RESTRICT acc) {
-    const T* FASTNN_RESTRICT xr = x + r * c;
-    for (int64_t j = 0; j < c; ++j) acc[j] += static_cast<double>(xr[j]);
-  });
-  for (int64_t j = 0; j < c; ++j) mu[j] /= static_cast<double>(m);
-  const double* mu_p = mu.data();
-  // Second pass: deviations from the double mean, so a large offset costs no precision.
-  column_sums(sq.data(), m, c, 1, [&](int64_t r, double* FASTNN_RESTRICT acc) {
-    const T* FASTNN_RESTRICT xr = x + r * c;
-    for (int64_t j = 0; j < c; ++j) {
-      const double d = static_cast<double>(xr[j]) - mu_p[j];
-      acc[j] += d * d;
+  // One read of x for both statistics: each row block (a function of M and C alone, 64 KB of float: it stays in
+  // L2) is summed, then its squared deviations from its own mean are summed while it is still in cache (a
+  // two-pass variance per block, in double). The blocks combine exactly as one two-pass over all rows would:
+  //   sum (x - mean)^2 = sum_b [ M2_b + rows_b * (mean_b - mean)^2 ],
+  // both terms sums of squares, so a large offset of the data costs no precision (the requirement).
+  // (Was: a pass for the mean and a second full pass for the deviations, three reads of x with the normalize.)
+  // Per block: [sum (C), m2 (C), block mean (C)].
+  const RowBlocks blocks = row_blocks(m, c);
+  std::vector<double> partial(static_cast<size_t>(blocks.count * 3 * c));
+  const auto block_stats = kernels<T>().bn_block_stats;
+  parallel_for(0, blocks.count, 1, [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; ++blk) {
+      double* sum = partial.data() + blk * 3 * c;
+      block_stats(sum, sum + c, sum + 2 * c, x, blk * blocks.rows, std::min(m, (blk + 1) * blocks.rows), c);
     }
   });
+  // The mean: block sums added in block order (as column_sums does); then the deviations, block by block.
+  std::vector<double> mu(c, 0.0), sq(c, 0.0), scale(c), offset(c);
+  for (int64_t blk = 0; blk < blocks.count; ++blk)
+    for (int64_t j = 0; j < c; ++j) mu[j] += partial[blk * 3 * c + j];
+  for (int64_t j = 0; j < c; ++j) mu[j] /= static_cast<double>(m);
+  for (int64_t blk = 0; blk < blocks.count; ++blk) {
+    const double rows = static_cast<double>(std::min(m, (blk + 1) * blocks.rows) - blk * blocks.rows);
+    const double* m2 = partial.data() + blk * 3 * c + c;
+    const double* block_mean = m2 + c;
+    for (int64_t j = 0; j < c; ++j) {
+      const double d = block_mean[j] - mu[j];
+      sq[j] += m2[j] + rows * d * d;
+    }
+  }
   for (int64_t j = 0; j < c; ++j) {
     const double v = sq[j] / static_cast<double>(m);
     const double rs = 1.0 / std::sqrt(v + p.epsilon);
@@ -125,15 +142,9 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   for (int64_t j = 0; j < c; ++j) mu[j] = static_cast<double>(mean[j]);
   const double* mu_p = mu.data();
   // sums[j] = sum dy, sums[c + j] = sum dy * (x - mean): both in one pass.
-  column_sums(sums.data(), m, c, 2, [&](int64_t r, double* FASTNN_RESTRICT acc) {
-    const T* FASTNN_RESTRICT xr = x + r * c;
-    const T* FASTNN_RESTRICT gr = dy + r * c;
-    for (int64_t j = 0; j < c; ++j) {
-      const double g = static_cast<double>(gr[j]);
-      acc[j] += g;
-      acc[c + j] += g * (static_cast<double>(xr[j]) - mu_p[j]);
-    }
-  });
+  const auto backward_sums = kernels<T>().bn_backward_sums;
+  column_sums(sums.data(), m, c, 2,
+              [&](int64_t r0, int64_t r1, double* acc) { backward_sums(acc, dy, x, mu_p, r0, r1, c); });
   std::vector<double> a(c), k1(c), k2(c);
   const double inv_m = 1.0 / static_cast<double>(m);
   for (int64_t j = 0; j < c; ++j) {
@@ -145,16 +156,9 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
     k2[j] = sums[c + j] * rs * rs * inv_m;
   }
   const double *a_p = a.data(), *k1_p = k1.data(), *k2_p = k2.data();
-  parallel_for(0, m, std::max<int64_t>(1, kBlockElements / c), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const T* FASTNN_RESTRICT xr = x + r * c;
-      const T* FASTNN_RESTRICT gr = dy + r * c;
-      T* FASTNN_RESTRICT dxr = dx + r * c;
-      for (int64_t j = 0; j < c; ++j)
-        dxr[j] = static_cast<T>(
-            a_p[j] * (static_cast<double>(gr[j]) - k1_p[j] - (static_cast<double>(xr[j]) - mu_p[j]) * k2_p[j]));
-    }
-  });
+  const auto backward_dx = kernels<T>().bn_backward_dx;
+  parallel_for(0, m, std::max<int64_t>(1, kBlockElements / c),
+               [&](int64_t b, int64_t e) { backward_dx(dx, dy, x, mu_p, a_p, k1_p, k2_p, b, e, c); });
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                                   \

@@ -194,12 +194,21 @@ py::array max_backward(const py::array& dy, const py::array& argmax, const Shape
   int64_t bad = -1;
   {
     py::gil_scoped_release release;
-    if (in[3] > 0) bad = cpu::max_pool2d_check_argmax(ap, images, image, outputs, in[3]);
-    if (bad < 0) {
-      if (k == 'f') (reference ? cpu::max_pool2d_backward_ref<float> : cpu::max_pool2d_backward<float>)(
-          static_cast<float*>(dxp), static_cast<const float*>(dyp), ap, images, image, outputs);
-      else (reference ? cpu::max_pool2d_backward_ref<double> : cpu::max_pool2d_backward<double>)(
-          static_cast<double*>(dxp), static_cast<const double*>(dyp), ap, images, image, outputs);
+    if (!reference) {
+      // The fast kernel tests each index as it goes (one pass over argmax).
+      if (k == 'f') bad = cpu::max_pool2d_backward_checked<float>(static_cast<float*>(dxp),
+                                                                   static_cast<const float*>(dyp), ap, images, image,
+                                                                   outputs, in[3]);
+      else bad = cpu::max_pool2d_backward_checked<double>(static_cast<double*>(dxp), static_cast<const double*>(dyp),
+                                                            ap, images, image, outputs, in[3]);
+    } else {
+      if (in[3] > 0) bad = cpu::max_pool2d_check_argmax(ap, images, image, outputs, in[3]);
+      if (bad < 0) {
+        if (k == 'f') cpu::max_pool2d_backward_ref<float>(static_cast<float*>(dxp), static_cast<const float*>(dyp),
+                                                          ap, images, image, outputs);
+        else cpu::max_pool2d_backward_ref<double>(static_cast<double*>(dxp), static_cast<const double*>(dyp), ap,
+                                                  images, image, outputs);
+      }
     }
   }
   if (bad >= 0)

@@ -2,11 +2,13 @@
 // images, N for dense features); mean, var, rstd, gamma, beta, dgamma, dbeta are (C,). Tier 1: pure C++, outputs
 // first, int64_t sizes, templates instantiated for float and double.
 //
-// Every statistic is accumulated in double, whatever T (two passes: the mean, then the squared deviations from it),
-// so a float32 batch of a million rows around a large mean keeps its variance. The sums over M run over fixed
-// blocks of rows (their size depends only on M and C), each block summed in row order and the block sums added in
-// block order: results are bit-identical for every thread count. The per-element work is done in double and rounded
-// once.
+// Every statistic is accumulated in double, whatever T (a two-pass variance: within each row block the mean, then
+// the squared deviations from it while the block is in cache; the blocks combined as
+// sum_b [M2_b + rows_b (mean_b - mean)^2]), so a float32 batch of a million rows around a large mean keeps its
+// variance. The sums over M run over fixed blocks of rows (their size depends only on M and C), each block summed
+// in row order and the block sums added in block order: results are bit-identical for every thread count and
+// every SIMD path (the inner loops are per ISA, pool_norm_kernel_*.cpp). The per-element work is done in double
+// and rounded once.
 //
 // gamma / beta may be null (Keras's scale=False / center=False): gamma = 1, beta = 0.
 #pragma once

@@ -16,8 +16,9 @@
 // larger than the padded input. Then every window holds at least one real position.
 //
 // Threads: the forwards and the average backward split output / input rows (N * OH or N * H), each element written
-// by one chunk; the max backward splits images (every argmax of image n points into image n, channel c into
-// channel c), adding the gradients of overlapping windows in output order. Results are bit-identical for every
+// by one chunk; the max backward splits images, and the channels of each image into blocks when there are fewer
+// images than twice the threads (every argmax of image n points into image n, channel c into channel c), adding
+// the gradients of overlapping windows in output order. Results are bit-identical for every
 // thread count, and the fast kernels are bit-identical to their _ref twins.
 #pragma once
 
@@ -71,6 +72,12 @@ template <typename T>
 void max_pool2d_backward(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image, int64_t outputs);
 template <typename T>
 void max_pool2d_backward_ref(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image, int64_t outputs);
+// The backward with max_pool2d_check_argmax's test fused in (one pass over argmax; c is the channel count, > 0):
+// returns -1 with dx assigned as max_pool2d_backward does, or the first bad position max_pool2d_check_argmax would
+// return (dx then holds no meaning). Safe whatever argmax holds; N = 1 is split over channel blocks.
+template <typename T>
+int64_t max_pool2d_backward_checked(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image,
+                                    int64_t outputs, int64_t c);
 
 // The first position (flat index into argmax) whose index does not lie in its own image and channel of x
 // (0 <= index < n * image, index / image == its image, index % c == its channel), or -1 when every one does: what
