@@ -2,10 +2,11 @@
 
 Every conv, pooling and BatchNormalization layer of the end-to-end issue's benchmark CNN (batch 64) and ResNet
 (batch 32): the time of one training step of that layer alone, forward + backward (the input gradient where a
-previous layer needs it, and the weight gradients), float32, in the same process, alternating the two frameworks
-round by round so drift on a shared machine hits both alike. PyTorch runs each shape both in its default NCHW
-layout and in channels_last, and the faster of the two is the reference (fastnn is NHWC only). Ratio = PyTorch
-time / fastnn time (> 1: fastnn is faster). Medians over rounds.
+previous layer needs it, and the weight gradients), float32. Each round runs each framework in a fresh subprocess
+(so PyTorch's OpenMP threads, which spin for a while after each of its calls, never take the cores from a fastnn
+call), alternating them round by round so drift on a shared machine hits both alike. PyTorch runs each shape both
+in its default NCHW layout and in channels_last, and the faster of the two is the reference (fastnn is NHWC only).
+Ratio = PyTorch time / fastnn time (> 1: fastnn is faster). Medians over rounds.
 
 Usage (PyTorch is a benchmark-only dependency; fastnn from this checkout):
     PYTHONPATH=src python bench/bench_layers.py [--threads 2] [--rounds 7] [--only cnn|resnet] [--forward]
@@ -13,9 +14,10 @@ Usage (PyTorch is a benchmark-only dependency; fastnn from this checkout):
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -130,48 +132,74 @@ def time_once(step, min_time):
             return elapsed / n
 
 
+def _child(framework, threads, min_time, only):
+    """Times every case in this process for one framework: {case name: seconds} (torch: nchw and channels_last)."""
+    if framework == "fastnn":
+        import fastnn
+
+        fastnn.set_num_threads(threads)
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+    out = {}
+    for model, cases in CASES.items():
+        if only and model != only:
+            continue
+        for name, kind, shape, kw, input_grad in cases:
+            if framework == "fastnn":
+                out[f"{model}|{name}|fastnn"] = time_once(fastnn_step(kind, shape, kw, input_grad), min_time)
+            else:
+                for layout, channels_last in (("nchw", False), ("cl", True)):
+                    step = torch_step(kind, shape, kw, input_grad, channels_last)
+                    out[f"{model}|{name}|{layout}"] = time_once(step, min_time)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--min-time", type=float, default=0.15, help="seconds per timing sample")
     parser.add_argument("--only", choices=sorted(CASES), default=None)
+    parser.add_argument("--child", choices=["fastnn", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child, args.threads, args.min_time, args.only)))
+        return 0
 
     import torch
 
     import fastnn
 
-    fastnn.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
     info = fastnn.build_info()
     print(f"CPU: {_cpu_model()}; threads {args.threads}; fastnn simd {info.get('simd')}, "
           f"caches {info.get('cache_sizes')}; torch {torch.__version__} (mkldnn {torch.backends.mkldnn.is_available()})")
     print(f"float32, forward + backward of one layer, medians of {args.rounds} rounds; ratio = PyTorch / fastnn")
     print()
+    samples = {}
+    command = [sys.executable, __file__, "--threads", str(args.threads), "--min-time", str(args.min_time)]
+    if args.only:
+        command += ["--only", args.only]
+    for _ in range(args.rounds):
+        for framework in ("fastnn", "torch"):
+            done = subprocess.run(command + ["--child", framework], capture_output=True, text=True, check=True)
+            for key, seconds in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                samples.setdefault(key, []).append(seconds)
     print("| model | layer | fastnn ms | PyTorch NCHW ms | PyTorch channels_last ms | ratio |")
     print("|---|---|---|---|---|---|")
     ratios = []
     for model, cases in CASES.items():
         if args.only and model != args.only:
             continue
-        for name, kind, shape, kw, input_grad in cases:
-            steps = {
-                "fastnn": fastnn_step(kind, shape, kw, input_grad),
-                "nchw": torch_step(kind, shape, kw, input_grad, False),
-                "cl": torch_step(kind, shape, kw, input_grad, True),
-            }
-            samples = {k: [] for k in steps}
-            for _ in range(args.rounds):
-                for k, step in steps.items():
-                    samples[k].append(time_once(step, args.min_time))
-            med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
+        for name, *_ in cases:
+            med = {k: statistics.median(samples[f"{model}|{name}|{k}"]) * 1e3 for k in ("fastnn", "nchw", "cl")}
             ratio = min(med["nchw"], med["cl"]) / med["fastnn"]
             ratios.append(ratio)
-            print(f"| {model} | {name} | {med['fastnn']:.3f} | {med['nchw']:.3f} | {med['cl']:.3f} | {ratio:.2f} |",
-                  flush=True)
+            print(f"| {model} | {name} | {med['fastnn']:.3f} | {med['nchw']:.3f} | {med['cl']:.3f} | {ratio:.2f} |")
     print()
     print(f"geometric mean ratio {float(np.exp(np.mean(np.log(ratios)))):.2f}; lowest {min(ratios):.2f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -116,10 +116,11 @@ bool conv2d_winograd_applies(const Conv2dShape& s, const Conv2dParams& p) {
 namespace {
 
 // How the output tiles split into blocks (both passes): V (16 x block x C) and M or W (16 x block x F) of one
-// block in half the L2, at least 64 rows per GEMM, and at most an eighth of the tiles so a batch splits across
-// threads (shapes and cache sizes only, never the thread count). The 16 planes of V and of M / W are written or read
-// together, one row of each per tile: a plane stride that is a multiple of 4 KiB would put all 16 streams in one L1
-// set (more streams than ways), so each plane gets one extra cache line.
+// block in half the L2, at least 64 rows per GEMM (in whole multiples of 24, the micro-kernels' MR being 6, 8 or
+// 12), and at most an eighth of the tiles so a batch splits across threads (shapes and cache sizes only, never the
+// thread count). The 16 planes of V and of M / W are written or read together, one row of each per tile: a plane
+// stride that is a multiple of 4 KiB would put all 16 streams in one L1 set (more streams than ways), so each plane
+// gets one extra cache line.
 struct WinogradBlocking {
   int64_t tiles = 0, block = 0, blocks = 0, v_plane = 0, m_plane = 0;
 
@@ -129,7 +130,8 @@ struct WinogradBlocking {
     b.tiles = s.n * ceil_div(s.oh, 2) * ceil_div(s.ow, 2);
     const int64_t tile_bytes = kPositions * (s.c + s.f) * static_cast<int64_t>(sizeof(T));
     int64_t block = std::max<int64_t>(64, l2_cache_bytes() / 2 / tile_bytes);
-    block = std::min<int64_t>({block, 512, std::max<int64_t>(32, ceil_div(b.tiles, 8))});
+    block = std::min<int64_t>({block, 512, std::max<int64_t>(48, ceil_div(b.tiles, 8))});
+    block -= block % 24;  // 85 rows would run 96 through a 12-row micro-kernel
     b.block = std::max<int64_t>(1, std::min(block, b.tiles));
     b.blocks = ceil_div(b.tiles, b.block);
     const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
