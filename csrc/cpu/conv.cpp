@@ -136,7 +136,8 @@ void im2col(T* col, const T* x, const Geometry& G, int64_t p0, int64_t p1) {
   const int64_t run = s.kw * s.c;
   // Output columns whose window is inside along W: iw0 = ow * stride - pad_left >= 0 and iw0 + KW <= W.
   const int64_t ow_lo = std::min<int64_t>(s.ow, ceil_div(p.pad_left, p.stride_w));
-  const int64_t ow_hi = s.w - s.kw + p.pad_left < 0 ? 0 : std::min<int64_t>(s.ow, (s.w - s.kw + p.pad_left) / p.stride_w + 1);
+  const int64_t last_start = s.w - s.kw + p.pad_left;  // the largest ow * stride_w whose window fits
+  const int64_t ow_hi = last_start < 0 ? 0 : std::min<int64_t>(s.ow, last_start / p.stride_w + 1);
   auto interior = [&](auto length, T* row, const T* const* sources, int64_t ow_begin, int64_t ow_end) {
     const int64_t count = decltype(length)::value > 0 ? decltype(length)::value : run;
     for (int64_t ow = ow_begin; ow < ow_end; ++ow, row += G.kkc) {
@@ -461,7 +462,8 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dS
   const int64_t dw_count = G.kkcg * s.f;
   const int64_t partitions = std::min<int64_t>(
       {tiles, kMaxWeightPartitions,
-       std::max<int64_t>(1, kWeightPartialBudgetBytes / (std::max<int64_t>(1, dw_count) * static_cast<int64_t>(sizeof(T))))});
+       std::max<int64_t>(1, kWeightPartialBudgetBytes /
+                                (std::max<int64_t>(1, dw_count) * static_cast<int64_t>(sizeof(T))))});
   if (partitions == 1) {
     if (db != nullptr) conv_bias_grad_add(db, dy, G.pixels, s.f);
     accumulate_tiles(dw, nullptr, 0, tiles, T(1));

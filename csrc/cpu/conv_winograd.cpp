@@ -5,7 +5,8 @@
 // of dy with flipped weights), and conv2d_backward_weight its adjoint (below); the *_ref twins stay the oracles.
 //
 // With d a 4x4 input tile (one channel), g the 3x3 kernel (one channel pair) and
-//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],  A^T = [1 1 1 0; 0 1 -1 -1]
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1]
 // the 2x2 output tile is A^T [ sum_c (G g G^T) .* (B^T d B) ] A. In matrix form, for each of the 16 positions
 // (xi, nu) of the transformed tile: M_k (tiles x F) = V_k (tiles x C) @ U_k (C x F), one GEMM per position.
 // The transforms use only additions and halvings (exact in binary floating point up to the additions' rounding),

@@ -41,7 +41,8 @@ inline void transform_input_tile(T* FASTNN_RESTRICT v, int64_t plane, const T* c
 // The 2x2 output tile A^T m A (+ bias, activation) from m[k * plane + f]; out[i][j] null where the tile's output
 // pixel (i, j) lies beyond OH / OW.
 template <typename T>
-inline void transform_output_tile(T* const out[2][2], const T* FASTNN_RESTRICT m, int64_t plane, const T* FASTNN_RESTRICT bias,
+inline void transform_output_tile(T* const out[2][2], const T* FASTNN_RESTRICT m, int64_t plane,
+                                  const T* FASTNN_RESTRICT bias,
                                   Activation act, int64_t F, T* FASTNN_RESTRICT scratch) {
   T* y00 = scratch;  // 4 rows of F: the tile's outputs before they are stored (so the loop vectorizes)
   T* y01 = scratch + F;
