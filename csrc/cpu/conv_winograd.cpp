@@ -227,27 +227,36 @@ void conv2d_backward_weight_winograd(T* dw, T* db, const T* x, const T* dy, cons
       }
     }
   });
-  // dw[kh, kw, c, f] += (G^T S G)[kh][kw] with G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1], S summed over partitions.
-  parallel_for(0, cf, 1024, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      double S[4][4];
-      for (int k = 0; k < kPositions; ++k) {
-        double sum = 0.0;
-        for (int64_t q = 0; q < partitions; ++q) sum += static_cast<double>(partial[(q * kPositions + k) * cf + i]);
-        S[k / 4][k % 4] = sum;
-      }
-      double t[3][4];  // t = G^T S
-      for (int j = 0; j < 4; ++j) {
-        t[0][j] = S[0][j] + 0.5 * (S[1][j] + S[2][j]);
-        t[1][j] = 0.5 * (S[1][j] - S[2][j]);
-        t[2][j] = 0.5 * (S[1][j] + S[2][j]) + S[3][j];
-      }
-      for (int r = 0; r < 3; ++r) {  // (t G)[r]
-        const double taps[3] = {t[r][0] + 0.5 * (t[r][1] + t[r][2]), 0.5 * (t[r][1] - t[r][2]),
-                                0.5 * (t[r][1] + t[r][2]) + t[r][3]};
-        for (int c3 = 0; c3 < 3; ++c3) {
-          T& out = dw[(r * 3 + c3) * cf + i];
-          out = static_cast<T>(static_cast<double>(out) + taps[c3]);
+  // dw[kh, kw, c, f] += (G^T S G)[kh][kw] with G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1], S summed over partitions
+  // in partition order, in double. By chunks of channel pairs, each of the partitions x 16 partial rows read
+  // contiguously: walking all of them element by element would be 128 streams cf apart, a multiple of 4 KiB, all
+  // in one cache set (3x slower on the 7x7 layer).
+  constexpr int64_t kChunk = 128;
+  parallel_for(0, ceil_div(cf, kChunk), 1, [&](int64_t c0, int64_t c1) {
+    double S[kPositions][kChunk];
+    for (int64_t chunk = c0; chunk < c1; ++chunk) {
+      const int64_t i0 = chunk * kChunk, width = std::min(kChunk, cf - i0);
+      for (int k = 0; k < kPositions; ++k) std::fill(S[k], S[k] + width, 0.0);
+      for (int64_t q = 0; q < partitions; ++q)
+        for (int k = 0; k < kPositions; ++k) {
+          const T* row = partial + (q * kPositions + k) * cf + i0;
+          for (int64_t j = 0; j < width; ++j) S[k][j] += static_cast<double>(row[j]);
+        }
+      for (int64_t j = 0; j < width; ++j) {
+        double t[3][4];  // t = G^T S
+        for (int c4 = 0; c4 < 4; ++c4) {
+          const double s0 = S[c4][j], s1 = S[4 + c4][j], s2 = S[8 + c4][j], s3 = S[12 + c4][j];
+          t[0][c4] = s0 + 0.5 * (s1 + s2);
+          t[1][c4] = 0.5 * (s1 - s2);
+          t[2][c4] = 0.5 * (s1 + s2) + s3;
+        }
+        for (int r = 0; r < 3; ++r) {  // (t G)[r]
+          const double taps[3] = {t[r][0] + 0.5 * (t[r][1] + t[r][2]), 0.5 * (t[r][1] - t[r][2]),
+                                  0.5 * (t[r][1] + t[r][2]) + t[r][3]};
+          for (int c3 = 0; c3 < 3; ++c3) {
+            T& out = dw[(r * 3 + c3) * cf + i0 + j];
+            out = static_cast<T>(static_cast<double>(out) + taps[c3]);
+          }
         }
       }
     }
