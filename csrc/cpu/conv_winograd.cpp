@@ -44,28 +44,43 @@ std::atomic<bool>& winograd_enabled() {
 
 constexpr int kPositions = 16;  // a 4x4 transformed tile: 16 GEMMs per block
 
-// U[k][c][f] = (G g G^T)[k] for g = w[:, :, c, f], computed in double and rounded once.
+// U[k][c][f] = (G g G^T)[k] for g = w[:, :, c, f], computed in double and rounded once. By input channel and runs of
+// 64 output channels, so the 9 kernel rows read and the 16 rows written are contiguous runs (the planes are C*F
+// apart, often a multiple of 4 KiB: element by element they shared one cache set).
 template <typename T>
 void transform_weights(T* u, const T* w, int64_t C, int64_t F) {
-  const int64_t cf = C * F;
-  parallel_for(0, C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, F)), [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c)
-      for (int64_t f = 0; f < F; ++f) {
-        double g[3][3], t[4][3];
-        for (int i = 0; i < 3; ++i)
-          for (int j = 0; j < 3; ++j) g[i][j] = static_cast<double>(w[(i * 3 + j) * cf + c * F + f]);
-        for (int j = 0; j < 3; ++j) {  // t = G g
-          t[0][j] = g[0][j];
-          t[1][j] = 0.5 * (g[0][j] + g[1][j] + g[2][j]);
-          t[2][j] = 0.5 * (g[0][j] - g[1][j] + g[2][j]);
-          t[3][j] = g[2][j];
+  constexpr int64_t kRun = 64;
+  const int64_t cf = C * F, runs = ceil_div(F, kRun);
+  parallel_for(0, C * runs, std::max<int64_t>(1, 64 / runs), [&](int64_t r0, int64_t r1) {
+    double g[9][kRun], t[4][3][kRun];
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t c = r / runs, f0 = (r % runs) * kRun, width = std::min(kRun, F - f0);
+      for (int tap = 0; tap < 9; ++tap) {
+        const T* src = w + tap * cf + c * F + f0;
+        for (int64_t j = 0; j < width; ++j) g[tap][j] = static_cast<double>(src[j]);
+      }
+      for (int col = 0; col < 3; ++col)  // t = G g, column by column of the 3x3 kernel
+        for (int64_t j = 0; j < width; ++j) {
+          const double g0 = g[col][j], g1 = g[3 + col][j], g2 = g[6 + col][j];
+          t[0][col][j] = g0;
+          t[1][col][j] = 0.5 * (g0 + g1 + g2);
+          t[2][col][j] = 0.5 * (g0 - g1 + g2);
+          t[3][col][j] = g2;
         }
-        for (int i = 0; i < 4; ++i) {  // U = t G^T
-          const double row[4] = {t[i][0], 0.5 * (t[i][0] + t[i][1] + t[i][2]), 0.5 * (t[i][0] - t[i][1] + t[i][2]),
-                                 t[i][2]};
-          for (int j = 0; j < 4; ++j) u[(i * 4 + j) * cf + c * F + f] = static_cast<T>(row[j]);
+      for (int i = 0; i < 4; ++i) {  // U = t G^T
+        T* u0 = u + (i * 4 + 0) * cf + c * F + f0;
+        T* u1 = u + (i * 4 + 1) * cf + c * F + f0;
+        T* u2 = u + (i * 4 + 2) * cf + c * F + f0;
+        T* u3 = u + (i * 4 + 3) * cf + c * F + f0;
+        for (int64_t j = 0; j < width; ++j) {
+          const double a = t[i][0][j], b = t[i][1][j], d = t[i][2][j];
+          u0[j] = static_cast<T>(a);
+          u1[j] = static_cast<T>(0.5 * (a + b + d));
+          u2[j] = static_cast<T>(0.5 * (a - b + d));
+          u3[j] = static_cast<T>(d);
         }
       }
+    }
   });
 }
 
