@@ -370,14 +370,24 @@ void conv2d_backward_input(T* dx, const T* dy, const T* w, const Conv2dShape& s,
     // space and each group's (Cg, Fg) block transposed to (Fg, Cg); output size H since pad_bottom' = d (KH-1) -
     // pad_bottom.
     std::vector<T> flipped(static_cast<size_t>(s.kh * s.kw * G.fg * s.c));
-    for (int64_t kh = 0; kh < s.kh; ++kh)
-      for (int64_t kw = 0; kw < s.kw; ++kw) {
-        const T* src = w + ((s.kh - 1 - kh) * s.kw + (s.kw - 1 - kw)) * G.cg * s.f;  // (Cg, F) block
-        T* dst = flipped.data() + (kh * s.kw + kw) * G.fg * s.c;                  // (Fg, C) block
-        for (int64_t g = 0; g < p.groups; ++g)
-          for (int64_t ci = 0; ci < G.cg; ++ci)
-            for (int64_t fi = 0; fi < G.fg; ++fi) dst[fi * s.c + g * G.cg + ci] = src[ci * s.f + g * G.fg + fi];
+    // Per tap and group, a (Cg, Fg) block transposed in 16 x 16 squares (element by element, the writes C apart
+    // missed the cache on every element of a wide layer).
+    constexpr int64_t kSquare = 16;
+    const int64_t taps = s.kh * s.kw, squares_c = ceil_div(G.cg, kSquare);
+    parallel_for(0, taps * p.groups * squares_c, 1, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t tap = j / (p.groups * squares_c), g = (j / squares_c) % p.groups;
+        const int64_t c0 = (j % squares_c) * kSquare, c1 = std::min(G.cg, c0 + kSquare);
+        const int64_t kh = tap / s.kw, kw = tap % s.kw;
+        const T* src = w + ((s.kh - 1 - kh) * s.kw + (s.kw - 1 - kw)) * G.cg * s.f + g * G.fg;  // (Cg, F) rows
+        T* dst = flipped.data() + tap * G.fg * s.c + g * G.cg;                                    // (Fg, C) rows
+        for (int64_t f0 = 0; f0 < G.fg; f0 += kSquare) {
+          const int64_t f1 = std::min(G.fg, f0 + kSquare);
+          for (int64_t fi = f0; fi < f1; ++fi)
+            for (int64_t ci = c0; ci < c1; ++ci) dst[fi * s.c + ci] = src[ci * s.f + fi];
+        }
       }
+    });
     Conv2dShape bs;
     bs.n = s.n, bs.h = s.oh, bs.w = s.ow, bs.c = s.f, bs.kh = s.kh, bs.kw = s.kw, bs.f = s.c, bs.oh = s.h,
     bs.ow = s.w;
