@@ -257,7 +257,7 @@ void direct_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
     const int nr = static_cast<int>(std::min(NR, N - j0));
     T* ct = c + i0 * p.ldc + j0;
     ks.direct(mr, nr, K, a + i0 * rs_a, rs_a, cs_a, bm + j0, ldb, ct, p.ldc, p.alpha, p.beta);
-    if (epilogue) apply_epilogue(ct, p.ldc, mr, nr, p.bias ? p.bias + j0 : nullptr, p.activation);
+    if (epilogue) ks.epilogue(ct, p.ldc, mr, nr, p.bias ? p.bias + j0 : nullptr, p.activation == Activation::kRelu);
   };
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   const bool serial = flops < kMinParallelFlops;
@@ -345,7 +345,8 @@ void gemm_packed(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
                 }
               }
               if (last_k_block && epilogue)
-                apply_epilogue(ct, p.ldc, mrcur, ncur, p.bias ? p.bias + jc + jr : nullptr, p.activation);
+                ks.epilogue(ct, p.ldc, static_cast<int>(mrcur), static_cast<int>(ncur),
+                            p.bias ? p.bias + jc + jr : nullptr, p.activation == Activation::kRelu);
             }
           }
         }

@@ -271,6 +271,19 @@ void gemv_axpy(int64_t n, int64_t k, const typename V::Scalar* a, int64_t lda, c
   }
 }
 
+// See EpilogueKernel: plain loops the ISA's -m flags vectorize (the add and the select round nothing, so every
+// path gives the same bits).
+template <typename T>
+void epilogue_tile(T* c, int64_t ldc, int m, int n, const T* bias, bool relu) {
+  for (int i = 0; i < m; ++i) {
+    T* FASTNN_RESTRICT ci = c + i * ldc;
+    if (bias != nullptr)
+      for (int j = 0; j < n; ++j) ci[j] += bias[j];
+    if (relu)
+      for (int j = 0; j < n; ++j) ci[j] = ci[j] < T(0) ? T(0) : ci[j];  // NaN stays NaN
+  }
+}
+
 template <class V, int MR, int NV>
 GemmKernelSet<typename V::Scalar> make_kernel_set(const char* name, double kc_l1_share) {
   GemmKernelSet<typename V::Scalar> set;
@@ -283,6 +296,7 @@ GemmKernelSet<typename V::Scalar> make_kernel_set(const char* name, double kc_l1
   set.direct = &direct_kernel<V, MR, NV>;
   set.gemv_dot = &gemv_dot<V>;
   set.gemv_axpy = &gemv_axpy<V>;
+  set.epilogue = &epilogue_tile<typename V::Scalar>;
   return set;
 }
 

@@ -27,6 +27,12 @@ using DirectKernel = void (*)(int m, int n, int64_t k, const T* a, int64_t rs_a,
 template <typename T>
 using GemvKernel = void (*)(int64_t rows_or_cols, int64_t k, const T* a, int64_t lda, const T* x, T* y);
 
+// The fused epilogue on an m x n tile of C just stored (still in L1): C[i, j] = act(C[i, j] + bias[j]) (bias may
+// be null; relu: x < 0 becomes 0, NaN stays NaN). Compiled per ISA so it runs at vector width: in the baseline
+// translation unit it cost as much as the product itself for a small K (a 3x3 conv on 3 channels, K = 27).
+template <typename T>
+using EpilogueKernel = void (*)(T* c, int64_t ldc, int m, int n, const T* bias, bool relu);
+
 // The kernels of one ISA, and the cache blocking the driver uses with them (blocked_kernels fills mc, kc, nc
 // from the cache sizes in effect; the sets as made by each ISA's file leave them 0).
 template <typename T>
@@ -43,6 +49,7 @@ struct GemmKernelSet {
   DirectKernel<T> direct;
   GemvKernel<T> gemv_dot;
   GemvKernel<T> gemv_axpy;
+  EpilogueKernel<T> epilogue;
 };
 
 GemmKernelSet<float> generic_kernels_f32();
