@@ -30,6 +30,7 @@
 #include "fastnn/parallel.h"
 #include "fastnn/runtime.h"
 #include "elementwise_kernels.h"
+#include "gemm_kernels.h"
 
 namespace fastnn::cpu {
 namespace {
@@ -284,6 +285,79 @@ template void conv_bias_grad_add<float>(float*, const float*, int64_t, int64_t);
 template void conv_bias_grad_add<double>(double*, const double*, int64_t, int64_t);
 
 
+namespace {
+
+// Thin convolutions (a kernel row's KW*C taps at most 16 elements: the first layers, 1-5 channels): the forward
+// without im2col. For one output row, kernel row kh reads input row ih = oh * stride_h - pad_top + kh * dilation_h,
+// and the taps of consecutive output pixels are consecutive KW*C runs of it, stride_w*C apart: a strided matrix.
+// Each of those rows is copied once, zero-padded left and right (a row of zeros for kernel rows outside the image),
+// and a tile of output pixels x filters sums its kernel rows in kh order and adds the bias / applies the ReLU in
+// registers (SegmentsKernel): im2col's products in im2col's order, without the column matrix.
+constexpr int64_t kThinRun = 16;
+
+bool thin_rows_apply(const Conv2dShape& s, const Conv2dParams& p) {
+  return p.groups == 1 && p.dilation_w == 1 && s.kw * s.c <= kThinRun && s.kh <= 16 && s.f > 0 && s.ow > 0;
+}
+
+template <typename T>
+void thin_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s, const Conv2dParams& p,
+                  Activation act) {
+  const detail::GemmKernelSet<T> ks = detail::blocked_kernels<T>();
+  const int64_t run = s.kw * s.c, MR = ks.mr, NR = ks.nr;
+  // A padded row holds input columns [-pad_left, span - pad_left): every output pixel's window.
+  const int64_t span = (s.ow - 1) * p.stride_w + s.kw;
+  const int64_t row_elems = span * s.c;
+  const int64_t rows = s.n * s.oh;
+  const int64_t grain = std::max<int64_t>(1, kCopyGrainElements / std::max<int64_t>(1, s.ow * s.f));
+  parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    static thread_local ScratchBuffer padded_scratch;
+    // kh rows, then one of zeros for the kernel rows outside the image: they still multiply their weights, as im2col's
+    // zeros do (an inf weight there gives NaN, as with an explicitly padded input).
+    T* padded = static_cast<T*>(padded_scratch.reserve(sizeof(T) * static_cast<size_t>((s.kh + 1) * row_elems)));
+    T* zero_row = padded + s.kh * row_elems;
+    std::fill(zero_row, zero_row + row_elems, T(0));
+    const T* a[16];
+    const T* b[16];
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / s.oh, oh = r % s.oh;
+      int nseg = 0;
+      for (int64_t kh = 0; kh < s.kh; ++kh) {
+        const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+        b[nseg] = w + kh * run * s.f;
+        if (ih < 0 || ih >= s.h) {
+          a[nseg++] = zero_row;
+          continue;
+        }
+        T* dst = padded + nseg * row_elems;
+        const T* src = x + (n * s.h + ih) * s.w * s.c;
+        const int64_t lo = std::min<int64_t>(span, p.pad_left);  // the padding columns at the left
+        const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(span, p.pad_left + s.w));  // the image's end
+        std::fill(dst, dst + lo * s.c, T(0));
+        if (hi > lo)  // lo == pad_left here: the image's first column
+          std::memcpy(dst + lo * s.c, src, sizeof(T) * static_cast<size_t>((hi - lo) * s.c));
+        std::fill(dst + hi * s.c, dst + row_elems, T(0));
+        a[nseg++] = dst;
+      }
+      T* y_row = y + r * s.ow * s.f;
+      for (int64_t ow0 = 0; ow0 < s.ow; ow0 += MR) {
+        const int m = static_cast<int>(std::min(MR, s.ow - ow0));
+        const T* a_tile[16];
+        for (int i = 0; i < nseg; ++i) a_tile[i] = a[i] + ow0 * p.stride_w * s.c;
+        for (int64_t f0 = 0; f0 < s.f; f0 += NR) {
+          const int nn = static_cast<int>(std::min(NR, s.f - f0));
+          const T* b_tile[16];
+          for (int i = 0; i < nseg; ++i) b_tile[i] = b[i] + f0;
+          T* c = y_row + ow0 * s.f + f0;
+          ks.direct_segments(m, nn, nseg, a_tile, p.stride_w * s.c, run, b_tile, s.f, c, s.f,
+                             bias != nullptr ? bias + f0 : nullptr, act == Activation::kRelu);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
 template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dShape& s, const Conv2dParams& p,
                     Activation act) {
@@ -311,6 +385,10 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dSha
   }
   if (conv2d_winograd_applies(s, p)) {
     conv2d_forward_winograd(y, x, w, bias, s, p, act);
+    return;
+  }
+  if (thin_rows_apply(s, p)) {
+    thin_forward(y, x, w, bias, s, p, act);
     return;
   }
   // Tiles of output rows are independent: each runs im2col then its GEMMs on one thread, the column block still in

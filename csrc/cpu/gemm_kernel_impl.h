@@ -184,6 +184,72 @@ void direct_kernel(int m, int n, int64_t k, const typename V::Scalar* a, int64_t
   else direct_tile<V, MR, NV, false>(n, k, a, rs_a, cs_a, b, ldb, c, ldc, alpha, beta);
 }
 
+// See SegmentsKernel: direct_tile's loop over each segment in turn, one accumulator tile for all of them.
+template <class V, int MR, int NV, bool kFullN>
+void segments_tile(int n, int nseg, const typename V::Scalar* const* a, int64_t rs_a, int64_t k,
+                   const typename V::Scalar* const* b, int64_t ldb, typename V::Scalar* c, int64_t ldc,
+                   const typename V::Scalar* bias, bool relu_after) {
+  constexpr int W = V::kWidth;
+  V acc[MR][NV];
+  zero_tile<V, MR, NV>(acc);
+  for (int s = 0; s < nseg; ++s) {
+    const typename V::Scalar* as = a[s];
+    const typename V::Scalar* bs = b[s];
+    for (int64_t p = 0; p < k; ++p) {
+      V bv[NV];
+      const typename V::Scalar* bp = bs + p * ldb;
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) {
+        if (kFullN) {
+          bv[j] = V::loadu(bp + j * W);
+        } else {
+          const int nj = n - j * W;
+          bv[j] = V::load_first(bp + j * W, nj < W ? nj : W);
+        }
+      }
+      rank1_update<V, MR, NV>(acc, bv, as + p, rs_a);
+    }
+  }
+  if (bias != nullptr) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      const int nj = n - j * W;
+      const V bj = kFullN ? V::loadu(bias + j * W) : V::load_first(bias + j * W, nj < W ? nj : W);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) acc[i][j] = add(acc[i][j], bj);
+    }
+  }
+  if (relu_after) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = relu(acc[i][j]);
+  }
+  using T = typename V::Scalar;
+  store_tile<V, MR, NV>(acc, c, ldc, T(1), T(0), MR, n);
+}
+
+template <class V, int MR, int NV>
+void segments_kernel(int m, int n, int nseg, const typename V::Scalar* const* a, int64_t rs_a, int64_t k,
+                     const typename V::Scalar* const* b, int64_t ldb, typename V::Scalar* c, int64_t ldc,
+                     const typename V::Scalar* bias, bool relu_after) {
+  if constexpr (MR > 1) {
+    if (m < MR) {
+      segments_kernel<V, MR - 1, NV>(m, n, nseg, a, rs_a, k, b, ldb, c, ldc, bias, relu_after);
+      return;
+    }
+  }
+  constexpr int W = V::kWidth;
+  if constexpr (NV > 1) {
+    if (n <= (NV - 1) * W) {
+      segments_kernel<V, MR, NV - 1>(m, n, nseg, a, rs_a, k, b, ldb, c, ldc, bias, relu_after);
+      return;
+    }
+  }
+  if (n == NV * W) segments_tile<V, MR, NV, true>(n, nseg, a, rs_a, k, b, ldb, c, ldc, bias, relu_after);
+  else segments_tile<V, MR, NV, false>(n, nseg, a, rs_a, k, b, ldb, c, ldc, bias, relu_after);
+}
+
 // Dot form of matrix-vector: y[i] = sum_p a[i * lda + p] * x[p] for i < m (rows of a and x contiguous).
 // Every row is summed the same way (two interleaved vector accumulators, then a masked tail), so the
 // result for a row does not depend on which rows share its group.
@@ -297,6 +363,7 @@ GemmKernelSet<typename V::Scalar> make_kernel_set(const char* name, double kc_l1
   set.gemv_dot = &gemv_dot<V>;
   set.gemv_axpy = &gemv_axpy<V>;
   set.epilogue = &epilogue_tile<typename V::Scalar>;
+  set.direct_segments = &segments_kernel<V, MR, NV>;
   return set;
 }
 

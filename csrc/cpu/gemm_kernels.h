@@ -33,6 +33,15 @@ using GemvKernel = void (*)(int64_t rows_or_cols, int64_t k, const T* a, int64_t
 template <typename T>
 using EpilogueKernel = void (*)(T* c, int64_t ldc, int m, int n, const T* bias, bool relu);
 
+// The direct kernel over several (A, B) pairs summed in registers: an m x n tile (m <= MR, n <= NR) of
+//   C = sum over s < nseg of A_s B_s,  A_s[i, p] at a[s][i * rs_a + p] (p < k), B_s row p at b[s] + p * ldb,
+// the segments in order and each one's p in increasing order, then the epilogue as the GEMM's (+ bias[j] if not
+// null, then ReLU if asked) in registers, then stored (C not read). A thin convolution's forward: segment s is
+// kernel row s, A_s the consecutive output pixels' KW*C taps of that input row.
+template <typename T>
+using SegmentsKernel = void (*)(int m, int n, int nseg, const T* const* a, int64_t rs_a, int64_t k,
+                                const T* const* b, int64_t ldb, T* c, int64_t ldc, const T* bias, bool relu);
+
 // The kernels of one ISA, and the cache blocking the driver uses with them (blocked_kernels fills mc, kc, nc
 // from the cache sizes in effect; the sets as made by each ISA's file leave them 0).
 template <typename T>
@@ -50,6 +59,7 @@ struct GemmKernelSet {
   GemvKernel<T> gemv_dot;
   GemvKernel<T> gemv_axpy;
   EpilogueKernel<T> epilogue;
+  SegmentsKernel<T> direct_segments;
 };
 
 GemmKernelSet<float> generic_kernels_f32();

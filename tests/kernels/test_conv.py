@@ -415,6 +415,50 @@ def test_winograd_one_and_two_threads_are_bit_identical(restore_threads, dtype):
         _C.set_oversubscription_guard(previous_guard)
 
 
+# Thin convolutions (KW*C <= 16, one group, unit W dilation: the first layers) run their forward without im2col: each
+# output row's kernel rows copied zero-padded once, a tile of pixels x filters summed over the kernel rows in
+# registers with the bias and ReLU (csrc/cpu/conv.cpp thin_forward, SegmentsKernel). Wide and strided rows, padding
+# wider than the kernel, kernel rows wholly outside the image, H dilation, and filter counts off the register tile.
+THIN_CASES = [
+    # (batch, H, W, C, KH, KW, F, strides, dilation, padding)
+    (2, 28, 28, 1, 3, 3, 32, (1, 1), (1, 1), "same"),
+    (1, 9, 31, 3, 3, 3, 64, (1, 1), (1, 1), "same"),
+    (3, 7, 10, 3, 3, 3, 5, (2, 3), (1, 1), "valid"),
+    (1, 6, 7, 2, 5, 3, 17, (1, 2), (2, 1), "same"),
+    (2, 3, 4, 1, 3, 5, 9, (1, 1), (1, 1), (4, 4, 6, 7)),   # padding beyond the kernel: rows / columns of zeros only
+    (1, 1, 13, 4, 1, 4, 40, (1, 1), (1, 1), "same"),        # H = 1 (Conv1D's form), KW*C = 16
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", THIN_CASES, ids=lambda c: "x".join(map(str, c[:7])) + f"-s{c[7]}-{c[9]}")
+def test_thin_forward_matches_numpy(case, dtype, simd_path):
+    n, h, wd, c, kh, kw_, f, strides, dilation, padding = case
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((n, h, wd, c)).astype(dtype)
+    k = rng.standard_normal((kh, kw_, c, f)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    kw = dict(strides=strides, dilation=dilation, padding=padding)
+    pads = pads_for(x.shape, k.shape, strides, dilation, padding)
+    for activation in ("linear", "relu"):
+        want = np_conv(x, k, b, strides, pads, dilation, 1, activation)
+        check(_C.conv2d_forward(x, k, b, activation=activation, **kw), want, dtype, 4)
+    check(_C.conv2d_forward(x, k, None, **kw), np_conv(x, k, None, strides, pads, dilation, 1), dtype, 4)
+
+
+def test_thin_forward_relu_keeps_nan_and_negative_zero_as_the_gemm_does():
+    x = np.zeros((1, 4, 4, 1), np.float32)
+    x[0, 1, 1, 0] = np.nan
+    k = np.ones((3, 3, 1, 16), np.float32)
+    k[..., 3] = -1.0
+    b = np.zeros(16, np.float32)
+    b[5] = -0.0
+    y = _C.conv2d_forward(x, k, b, padding="same", activation="relu")
+    want = _C.conv2d_forward_ref(x, k, b, padding="same", activation="relu")
+    assert np.array_equal(np.isnan(y), np.isnan(want)) and np.isnan(y[0, 0, 0, 0])
+    assert np.array_equal(np.signbit(y[~np.isnan(y)]), np.signbit(want[~np.isnan(want)]))
+
+
 def test_empty_batch_and_zero_filters():
     x = np.zeros((0, 5, 5, 2), np.float32)
     w = np.ones((3, 3, 2, 4), np.float32)

@@ -35,6 +35,9 @@ struct F32x8 {
 inline F32x8 fmadd(F32x8 a, F32x8 b, F32x8 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
 inline F32x8 mul(F32x8 a, F32x8 b) { return {_mm256_mul_ps(a.v, b.v)}; }
 inline F32x8 add(F32x8 a, F32x8 b) { return {_mm256_add_ps(a.v, b.v)}; }
+// max(0, x) with x's NaN and -0 kept (MAXPS returns its second operand for NaN and for equal zeros): ReLU as
+// `x < 0 ? 0 : x`.
+inline F32x8 relu(F32x8 x) { return {_mm256_max_ps(_mm256_setzero_ps(), x.v)}; }
 
 struct F64x4 {
   using Scalar = double;
@@ -62,6 +65,7 @@ struct F64x4 {
 inline F64x4 fmadd(F64x4 a, F64x4 b, F64x4 c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
 inline F64x4 mul(F64x4 a, F64x4 b) { return {_mm256_mul_pd(a.v, b.v)}; }
 inline F64x4 add(F64x4 a, F64x4 b) { return {_mm256_add_pd(a.v, b.v)}; }
+inline F64x4 relu(F64x4 x) { return {_mm256_max_pd(_mm256_setzero_pd(), x.v)}; }
 
 }  // namespace
 }  // namespace fastnn::cpu::simd

@@ -36,6 +36,9 @@ struct F32x16 {
 inline F32x16 fmadd(F32x16 a, F32x16 b, F32x16 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 inline F32x16 mul(F32x16 a, F32x16 b) { return {_mm512_mul_ps(a.v, b.v)}; }
 inline F32x16 add(F32x16 a, F32x16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+// max(0, x) with x's NaN and -0 kept (MAXPS returns its second operand for NaN and for equal zeros): ReLU as
+// `x < 0 ? 0 : x`.
+inline F32x16 relu(F32x16 x) { return {_mm512_max_ps(_mm512_setzero_ps(), x.v)}; }
 
 struct F64x8 {
   using Scalar = double;
@@ -63,6 +66,7 @@ struct F64x8 {
 inline F64x8 fmadd(F64x8 a, F64x8 b, F64x8 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
 inline F64x8 mul(F64x8 a, F64x8 b) { return {_mm512_mul_pd(a.v, b.v)}; }
 inline F64x8 add(F64x8 a, F64x8 b) { return {_mm512_add_pd(a.v, b.v)}; }
+inline F64x8 relu(F64x8 x) { return {_mm512_max_pd(_mm512_setzero_pd(), x.v)}; }
 
 }  // namespace
 }  // namespace fastnn::cpu::simd

@@ -42,6 +42,9 @@ struct F32x4 {
 inline F32x4 fmadd(F32x4 a, F32x4 b, F32x4 c) { return {_mm_add_ps(_mm_mul_ps(a.v, b.v), c.v)}; }
 inline F32x4 mul(F32x4 a, F32x4 b) { return {_mm_mul_ps(a.v, b.v)}; }
 inline F32x4 add(F32x4 a, F32x4 b) { return {_mm_add_ps(a.v, b.v)}; }
+// max(0, x) with x's NaN and -0 kept (MAXPS returns its second operand for NaN and for equal zeros): ReLU as
+// `x < 0 ? 0 : x`.
+inline F32x4 relu(F32x4 x) { return {_mm_max_ps(_mm_setzero_ps(), x.v)}; }
 
 struct F64x2 {
   using Scalar = double;
@@ -63,6 +66,7 @@ struct F64x2 {
 inline F64x2 fmadd(F64x2 a, F64x2 b, F64x2 c) { return {_mm_add_pd(_mm_mul_pd(a.v, b.v), c.v)}; }
 inline F64x2 mul(F64x2 a, F64x2 b) { return {_mm_mul_pd(a.v, b.v)}; }
 inline F64x2 add(F64x2 a, F64x2 b) { return {_mm_add_pd(a.v, b.v)}; }
+inline F64x2 relu(F64x2 x) { return {_mm_max_pd(_mm_setzero_pd(), x.v)}; }
 
 using GenericF32 = F32x4;
 using GenericF64 = F64x2;
@@ -86,6 +90,7 @@ struct Scalar1 {
 template <typename T> Scalar1<T> fmadd(Scalar1<T> a, Scalar1<T> b, Scalar1<T> c) { return {a.v * b.v + c.v}; }
 template <typename T> Scalar1<T> mul(Scalar1<T> a, Scalar1<T> b) { return {a.v * b.v}; }
 template <typename T> Scalar1<T> add(Scalar1<T> a, Scalar1<T> b) { return {a.v + b.v}; }
+template <typename T> Scalar1<T> relu(Scalar1<T> x) { return {x.v < T(0) ? T(0) : x.v}; }
 using GenericF32 = Scalar1<float>;
 using GenericF64 = Scalar1<double>;
 #endif
