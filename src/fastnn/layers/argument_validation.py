@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import numbers
 
-
-def standardize_data_format(data_format):
-    """"channels_last" (the default, Keras's ``image_data_format()``) or "channels_first"; ValueError otherwise."""
-    if data_format is None:
-        return "channels_last"
-    value = str(data_format).lower()
-    if value not in ("channels_first", "channels_last"):
-        raise ValueError("The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
-                         f"Received: data_format={data_format}")
-    return value
+# One copy of the data_format check: the convolution ops parse it the same way.
+from fastnn.autograd.ops.conv import standardize_data_format  # noqa: F401
 
 
 def _is_int(value) -> bool:

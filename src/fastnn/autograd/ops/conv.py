@@ -14,7 +14,9 @@ from fastnn.autograd.ops._util import float_tensor
 from fastnn.autograd.tape import record
 
 
-def _data_format(data_format):
+def standardize_data_format(data_format):
+    """"channels_last" (the default, Keras's ``image_data_format()``) or "channels_first"; ValueError otherwise, with
+    Keras's message (``keras.src.backend.config.standardize_data_format``). The image layers use this one too."""
     if data_format is None:
         return "channels_last"
     value = str(data_format).lower()
@@ -63,7 +65,7 @@ def _to_nhwc(tx, tk, strides, dilation_rate, data_format, op, kernel_spatial_axe
                          f"{tk.shape} for inputs of shape {tx.shape}")
     strides = _pair(strides, spatial, "strides", op)
     dilation = _pair(dilation_rate, spatial, "dilation_rate", op)
-    first = _data_format(data_format) == "channels_first"
+    first = standardize_data_format(data_format) == "channels_first"
     if first:
         tx = _shape.transpose(tx, (0,) + tuple(range(2, rank)) + (1,))
     if spatial == 1:
