@@ -736,6 +736,71 @@ def batch_norm_backward(dy, x, mean, rstd, gamma=None):
     return dx.reshape(shape), dgamma, dbeta
 
 
+# --- added by h-rnnk ---
+# The recurrence kernels (csrc/cpu/rnn.cpp, fastnn/rnn.h): a whole LSTM / GRU / SimpleRNN sequence given the input
+# projection xproj = x @ W (+ bias), the per-step recurrent GEMM and fused gates in C++, and the backward through
+# time with d_recurrent_kernel as one large GEMM. The NumPy specification is fastnn/testing/rnn_reference.py.
+# cell: "lstm", "gru" (reset_after), "gru_reset_before", "simple_rnn". The workspace is an opaque tuple the
+# backward validates; pass it back unchanged.
+def _opt(x):
+    return None if x is None else np.ascontiguousarray(x)
+
+
+def _rnn_forward(fn, cell, xproj, recurrent_kernel, h0, c0, mask, recurrent_masks, recurrent_bias, activation,
+                 recurrent_activation, reverse, zero_output_for_mask, save_for_backward):
+    return fn(cell, _opt(xproj), _opt(recurrent_kernel), _opt(h0), _opt(c0), mask=_opt(mask),
+              recurrent_masks=_opt(recurrent_masks), recurrent_bias=_opt(recurrent_bias), activation=activation,
+              recurrent_activation=recurrent_activation, reverse=bool(reverse),
+              zero_output_for_mask=bool(zero_output_for_mask), save_for_backward=bool(save_for_backward))
+
+
+def _rnn_backward(fn, cell, workspace, recurrent_kernel, d_outputs, d_h_last, d_c_last, mask, recurrent_masks,
+                  recurrent_bias, activation, recurrent_activation, reverse, zero_output_for_mask):
+    return fn(cell, workspace, _opt(recurrent_kernel), _opt(d_outputs), _opt(d_h_last), _opt(d_c_last),
+              mask=_opt(mask), recurrent_masks=_opt(recurrent_masks), recurrent_bias=_opt(recurrent_bias),
+              activation=activation, recurrent_activation=recurrent_activation, reverse=bool(reverse),
+              zero_output_for_mask=bool(zero_output_for_mask))
+
+
+def rnn_forward(cell, xproj, recurrent_kernel, h0, c0=None, *, mask=None, recurrent_masks=None, recurrent_bias=None,
+                activation="tanh", recurrent_activation="sigmoid", reverse=False, zero_output_for_mask=False,
+                save_for_backward=True):
+    """-> (outputs (B, T, U), h_last (B, U), c_last (B, U) or None, workspace or None).
+
+    xproj (B, T, G*U), recurrent_kernel (U, G*U), h0 / c0 (B, U) (c0 for "lstm" only), mask (B, T) bool,
+    recurrent_masks (M, B, U) with M = 1 or G, recurrent_bias (G*U,) for "gru" only."""
+    return _rnn_forward(_C.rnn_forward, cell, xproj, recurrent_kernel, h0, c0, mask, recurrent_masks, recurrent_bias,
+                        activation, recurrent_activation, reverse, zero_output_for_mask, save_for_backward)
+
+
+def rnn_backward(cell, workspace, recurrent_kernel, d_outputs, d_h_last, d_c_last, *, mask=None, recurrent_masks=None,
+                 recurrent_bias=None, activation="tanh", recurrent_activation="sigmoid", reverse=False,
+                 zero_output_for_mask=False):
+    """-> (d_xproj, d_recurrent_kernel, d_h0, d_c0 or None, d_recurrent_bias or None); d_outputs, d_h_last,
+    d_c_last may be None (zeros). The same cell, options, mask and recurrent masks as the forward."""
+    return _rnn_backward(_C.rnn_backward, cell, workspace, recurrent_kernel, d_outputs, d_h_last, d_c_last, mask,
+                         recurrent_masks, recurrent_bias, activation, recurrent_activation, reverse,
+                         zero_output_for_mask)
+
+
+def rnn_forward_ref(cell, xproj, recurrent_kernel, h0, c0=None, *, mask=None, recurrent_masks=None,
+                    recurrent_bias=None, activation="tanh", recurrent_activation="sigmoid", reverse=False,
+                    zero_output_for_mask=False, save_for_backward=True):
+    """rnn_forward's reference twin (gemm_ref, scalar activations, one thread): for tests."""
+    return _rnn_forward(_C.rnn_forward_ref, cell, xproj, recurrent_kernel, h0, c0, mask, recurrent_masks,
+                        recurrent_bias, activation, recurrent_activation, reverse, zero_output_for_mask,
+                        save_for_backward)
+
+
+def rnn_backward_ref(cell, workspace, recurrent_kernel, d_outputs, d_h_last, d_c_last, *, mask=None,
+                     recurrent_masks=None, recurrent_bias=None, activation="tanh", recurrent_activation="sigmoid",
+                     reverse=False, zero_output_for_mask=False):
+    """rnn_backward's reference twin: for tests."""
+    return _rnn_backward(_C.rnn_backward_ref, cell, workspace, recurrent_kernel, d_outputs, d_h_last, d_c_last, mask,
+                         recurrent_masks, recurrent_bias, activation, recurrent_activation, reverse,
+                         zero_output_for_mask)
+
+
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
 )

@@ -1,0 +1,120 @@
+// The fast recurrence kernels (fastnn/rnn.h): the engine of rnn_impl.h over cpu::gemm, the SIMD activation
+// kernels of the active path (elementwise_kernels.h: the same vector sigmoid / tanh the activation ops use) and
+// blocks of batch rows run in parallel, each through the whole sequence on one thread.
+#include "fastnn/rnn.h"
+
+#include "elementwise_kernels.h"
+#include "rnn_impl.h"
+
+namespace fastnn {
+
+RnnWorkspaceSizes rnn_workspace_sizes(const RnnParams& p) {
+  const int64_t B = p.batch, S = p.steps, U = p.units, G = rnn_gates(p.cell);
+  RnnWorkspaceSizes w;
+  w.h_states = (S + 1) * B * U;
+  w.c_states = p.cell == RnnCell::kLstm ? (S + 1) * B * U : 0;
+  w.pre = S * B * G * U;
+  w.gates = S * B * G * U;
+  w.extra = p.cell == RnnCell::kSimpleRnn ? 0 : S * B * U;
+  return w;
+}
+
+namespace cpu {
+namespace {
+
+// Rows per block: the batch is cut into ceil(B / 32) near-equal blocks (a function of B alone, so the work
+// and every result are the same for any thread count). 32 rows keep the per-step GEMM (rows x G*U x U) large
+// enough to run near the micro-kernel's speed and give two blocks (two threads' work) at the benchmark's B = 64.
+constexpr int64_t kBlockRows = 32;
+
+template <typename T>
+struct FastPolicy {
+  struct Act {
+    bool identity = false;
+    T alpha = 1;
+    void (*fwd)(T*, const T*, int64_t, T) = nullptr;
+    void (*bwd)(T*, const T*, const T*, const T*, int64_t, T) = nullptr;
+    void forward(T* y, const T* x, int64_t n) const {
+      if (identity) {
+        if (y != x) rnn_detail::copy_rows(y, x, n);
+      } else {
+        fwd(y, x, n, alpha);
+      }
+    }
+    void backward(T* dx, const T* dy, const T* x, const T* y, int64_t n) const {
+      if (identity) {
+        if (dx != dy) rnn_detail::copy_rows(dx, dy, n);
+      } else {
+        bwd(dx, dy, x, y, n, alpha);
+      }
+    }
+  };
+  static Act make_act(const RnnActivation& a) {
+    Act r;
+    r.identity = a.identity;
+    r.alpha = static_cast<T>(a.alpha);
+    if (!a.identity) {
+      const auto& k = detail::active_elementwise_kernels<T>();
+      r.fwd = k.act_forward[static_cast<int>(a.kind)];
+      r.bwd = k.act_backward[static_cast<int>(a.kind)];
+    }
+    return r;
+  }
+  static void gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) { cpu::gemm(c, a, b, p); }
+  static void column_sums(T* acc, const T* x, int64_t rows, int64_t cols) { cpu::bias_add_backward(acc, x, rows, cols); }
+  static int64_t blocks(int64_t batch) { return (batch + kBlockRows - 1) / kBlockRows; }
+  template <typename F>
+  static void for_blocks(int64_t n, const F& f) {
+    parallel_for(0, n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) f(i);
+    });
+  }
+};
+
+bool gelu(const RnnParams& p) {
+  return (!p.activation.identity && p.activation.kind == ActKind::kGelu) ||
+         (!p.recurrent_activation.identity && p.recurrent_activation.kind == ActKind::kGelu);
+}
+
+}  // namespace
+
+template <typename T>
+void rnn_forward(const RnnParams& p, T* outputs, T* h_last, T* c_last, const T* xproj, const T* recurrent_kernel,
+                 const T* h0, const T* c0, const uint8_t* mask, const T* recurrent_masks, const T* recurrent_bias,
+                 const RnnWorkspace<T>* ws) {
+  // The exact gelu has no vector kernel (erf): the twin runs it (the bindings do not offer it anyway).
+  if (gelu(p))
+    return rnn_forward_ref(p, outputs, h_last, c_last, xproj, recurrent_kernel, h0, c0, mask, recurrent_masks,
+                           recurrent_bias, ws);
+  DenormalsAreZero ftz;
+  if (p.batch <= 0 || p.units <= 0) return;
+  rnn_detail::Engine<T, FastPolicy<T>> e(p, recurrent_kernel, mask, recurrent_masks);
+  e.forward(outputs, h_last, c_last, xproj, h0, c0, recurrent_bias, ws);
+}
+
+template <typename T>
+void rnn_backward(const RnnParams& p, T* d_xproj, T* d_recurrent_kernel, T* d_h0, T* d_c0, T* d_recurrent_bias,
+                  const RnnWorkspace<T>& ws, const T* recurrent_kernel, const T* d_outputs, const T* d_h_last,
+                  const T* d_c_last, const uint8_t* mask, const T* recurrent_masks) {
+  if (gelu(p))
+    return rnn_backward_ref(p, d_xproj, d_recurrent_kernel, d_h0, d_c0, d_recurrent_bias, ws, recurrent_kernel,
+                            d_outputs, d_h_last, d_c_last, mask, recurrent_masks);
+  DenormalsAreZero ftz;
+  rnn_detail::Engine<T, FastPolicy<T>> e(p, recurrent_kernel, mask, recurrent_masks);
+  if (rnn_detail::degenerate_backward(p, d_xproj, d_recurrent_kernel, d_h0, d_c0, d_recurrent_bias, d_h_last,
+                                      d_c_last))
+    return;
+  e.backward(d_xproj, d_recurrent_kernel, d_h0, d_c0, d_recurrent_bias, ws, d_outputs, d_h_last, d_c_last);
+}
+
+#define FASTNN_RNN_INSTANTIATE(T)                                                                               \
+  template void rnn_forward<T>(const RnnParams&, T*, T*, T*, const T*, const T*, const T*, const T*,           \
+                               const uint8_t*, const T*, const T*, const RnnWorkspace<T>*);                    \
+  template void rnn_backward<T>(const RnnParams&, T*, T*, T*, T*, T*, const RnnWorkspace<T>&, const T*,       \
+                                const T*, const T*, const T*, const uint8_t*, const T*);
+FASTNN_RNN_INSTANTIATE(float)
+FASTNN_RNN_INSTANTIATE(double)
+#undef FASTNN_RNN_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace fastnn
