@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "fastnn/gemm.h"
@@ -114,31 +115,32 @@ struct Engine {
   }
 
   // dh (nr, U) += [(dZ_k @ R_k^T) * m_k for k in [k0, k1)]; dZ rows have stride GU (gate k at column k*U);
-  // tmp is an (nr, U) scratch.
-  void recurrent_product_backward(T* dh, const T* dz, int64_t r0, int64_t nr, int64_t k0, int64_t k1, T* tmp) const {
+  // rt is R^T (G*U, U) contiguous (a product against it runs without transposed packing); tmp is an (nr, U)
+  // scratch.
+  void recurrent_product_backward(T* dh, const T* dz, const T* rt, int64_t r0, int64_t nr, int64_t k0, int64_t k1,
+                                  T* tmp) const {
     GemmParams<T> g;
     g.m = nr;
     g.n = U;
-    g.trans_b = true;
     g.lda = GU;
-    g.ldb = GU;
+    g.ldb = U;
     g.ldc = U;
     if (M == 0) {
       g.k = (k1 - k0) * U;
       g.beta = 1;
-      Policy::gemm(dh, dz + k0 * U, R + k0 * U, g);
+      Policy::gemm(dh, dz + k0 * U, rt + k0 * U * U, g);
       return;
     }
     if (M == 1) {
       g.k = (k1 - k0) * U;
-      Policy::gemm(tmp, dz + k0 * U, R + k0 * U, g);
+      Policy::gemm(tmp, dz + k0 * U, rt + k0 * U * U, g);
       const T* m = rmask(0, r0);
       for (int64_t i = 0; i < nr * U; ++i) dh[i] += tmp[i] * m[i];
       return;
     }
     g.k = U;
     for (int64_t k = k0; k < k1; ++k) {
-      Policy::gemm(tmp, dz + k * U, R + k * U, g);
+      Policy::gemm(tmp, dz + k * U, rt + k * U * U, g);
       const T* m = rmask(k, r0);
       for (int64_t i = 0; i < nr * U; ++i) dh[i] += tmp[i] * m[i];
     }
@@ -289,7 +291,12 @@ struct Engine {
     const bool lstm = p.cell == RnnCell::kLstm;
     const bool rb = p.cell == RnnCell::kGruResetBefore;
     // dZ of every step in processing order: the recurrent-product side of each gate's pre-activation gradient.
-    std::vector<T> dz_all(static_cast<size_t>(S * B * GU));
+    // (Not zero-filled: every row is written, masked rows with zeros.)
+    std::unique_ptr<T[]> dz_all(new T[static_cast<size_t>(S * B * GU)]);
+    // R^T (G*U, U): the per-step products dZ @ R^T read it without transposition.
+    std::unique_ptr<T[]> rt(new T[static_cast<size_t>(GU * U)]);
+    for (int64_t j = 0; j < U; ++j)
+      for (int64_t c = 0; c < GU; ++c) rt[c * U + j] = R[j * GU + c];
     const int64_t blocks = Policy::blocks(B);
     Policy::for_blocks(blocks, [&](int64_t blk) {
       const int64_t r0 = fastnn::detail::chunk_begin(B, blocks, blk), nr = fastnn::detail::chunk_begin(B, blocks, blk + 1) - r0;
@@ -313,7 +320,7 @@ struct Engine {
         const T* pre = ws.pre + (s * B + r0) * GU;
         const T* gates = ws.gates + (s * B + r0) * GU;
         const T* extra = ws.extra ? ws.extra + (s * B + r0) * U : nullptr;
-        T* dz = dz_all.data() + (s * B + r0) * GU;
+        T* dz = dz_all.get() + (s * B + r0) * GU;
         // Split the incoming gradient between the candidate (kept rows) and the carries (masked rows).
         for (int64_t i = 0; i < nr; ++i) {
           const int64_t b = r0 + i;
@@ -333,7 +340,7 @@ struct Engine {
         }
         const T* cp = lstm ? ws.c_states + (s * B + r0) * U : nullptr;
         const T* cn = lstm ? ws.c_states + ((s + 1) * B + r0) * U : nullptr;
-        step_backward(dz, dxrow, dgate, dh_next, dc, dhn, tmpU, hp, pre, gates, extra, cp, cn, r0, nr, t);
+        step_backward(dz, dxrow, dgate, dh_next, dc, dhn, tmpU, hp, pre, gates, extra, cp, cn, rt.get(), r0, nr, t);
         // d_xproj rows of this step's input time (masked rows: zeros).
         const bool gru = p.cell == RnnCell::kGru;
         for (int64_t i = 0; i < nr; ++i) {
@@ -341,7 +348,7 @@ struct Engine {
           if (!kept(r0 + i, t)) zero(dst, GU);
           else copy_rows(dst, gru ? dxrow + i * GU : dz + i * GU, GU);
         }
-        recurrent_product_backward(dh_next, dz, r0, nr, 0, rb ? 2 : G, tmpU);
+        recurrent_product_backward(dh_next, dz, rt.get(), r0, nr, 0, rb ? 2 : G, tmpU);
         std::swap(dh, dh_next);
       }
       copy_rows(d_h0 + r0 * U, dh, nU);
@@ -360,7 +367,7 @@ struct Engine {
     g.ldc = GU;
     if (M == 0) {
       g.n = k_end * U;
-      Policy::gemm(dR, ws.h_states, dz_all.data(), g);
+      Policy::gemm(dR, ws.h_states, dz_all.get(), g);
     } else {
       std::vector<T> hm(static_cast<size_t>(rows * U));
       const int64_t per = M == 1 ? k_end : 1;
@@ -373,16 +380,16 @@ struct Engine {
             for (int64_t j = 0; j < U; ++j) o[j] = h[j] * m[j];
           }
         g.n = per * U;
-        Policy::gemm(dR + k * U, hm.data(), dz_all.data() + k * U, g);
+        Policy::gemm(dR + k * U, hm.data(), dz_all.get() + k * U, g);
       }
     }
     if (rb) {  // the h gate's product is (r*h*m_2) @ R_h
       g.n = U;
-      Policy::gemm(dR + 2 * U, ws.extra, dz_all.data() + 2 * U, g);
+      Policy::gemm(dR + 2 * U, ws.extra, dz_all.get() + 2 * U, g);
     }
     if (d_rbias) {
       zero(d_rbias, GU);
-      Policy::column_sums(d_rbias, dz_all.data(), rows, GU);
+      Policy::column_sums(d_rbias, dz_all.get(), rows, GU);
     }
   }
 
@@ -390,8 +397,8 @@ struct Engine {
   // side of each gate's pre-activation gradient), dxrow (gru: the d_xproj row, whose h gate differs from dz's),
   // dh_next += the cell's direct terms (the GEMM part is added by the caller), dc (lstm) becomes dc_{s-1}.
   void step_backward(T* dz, T* dxrow, T* dgate, T* dh_next, T* dc, const T* dhn, T* tmp, const T* hp, const T* pre,
-                     const T* gates, const T* extra, const T* cp, const T* cn, int64_t r0, int64_t nr,
-                     int64_t t) const {
+                     const T* gates, const T* extra, const T* cp, const T* cn, const T* rt, int64_t r0,
+                     int64_t nr, int64_t t) const {
     switch (p.cell) {
       case RnnCell::kLstm:
         for (int64_t i = 0; i < nr; ++i) {
@@ -468,11 +475,10 @@ struct Engine {
         g.m = nr;
         g.n = U;
         g.k = U;
-        g.trans_b = true;
         g.lda = GU;
-        g.ldb = GU;
+        g.ldb = U;
         g.ldc = U;
-        Policy::gemm(tmp, dz + 2 * U, R + 2 * U, g);
+        Policy::gemm(tmp, dz + 2 * U, rt + 2 * U * U, g);
         for (int64_t i = 0; i < nr; ++i) {
           if (!kept(r0 + i, t)) continue;
           const T* a = gates + i * GU;
