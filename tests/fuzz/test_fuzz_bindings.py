@@ -1228,6 +1228,10 @@ FUZZ_TARGETS.update(dict.fromkeys(
      "global_max_pool2d_backward", "batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"),
     "tests/fuzz/test_fuzz_pool.py"))
 
+# The recurrence bindings (bind_rnn.cpp): test_fuzz_rnn.py.
+FUZZ_TARGETS.update(dict.fromkeys(("rnn_forward", "rnn_forward_ref", "rnn_backward", "rnn_backward_ref"),
+                                  "tests/fuzz/test_fuzz_rnn.py"))
+
 
 def test_every_binding_has_a_fuzz_target():
     public = {name for name in dir(_C) if not name.startswith("_")}
