@@ -437,3 +437,14 @@ def test_bad_backward_input_raises():
         backend.rnn_backward("gru", wsg, g["R"], None, hg, hg)
     with pytest.raises(ValueError, match="workspace c_states must be None for the 'gru' cell"):
         backend.rnn_backward("gru", (wsg[0], wsg[1], wsg[1]) + wsg[3:], g["R"], None, hg, None)
+
+
+def test_backend_accepts_a_nonbool_mask_as_keras_casts_it():
+    rng = np.random.default_rng(4)
+    case = make_case(rng, "lstm", 3, 5, 4, mask_kind="random")
+    as_bool = backend.rnn_forward("lstm", *kernel_args(case), mask=case["mask"])
+    as_float = backend.rnn_forward("lstm", *kernel_args(case), mask=case["mask"].astype(np.float32))
+    for a, b in zip(as_bool[:3], as_float[:3]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="rnn_forward: mask must be a bool array"):
+        _C.rnn_forward("lstm", *kernel_args(case), mask=case["mask"].astype(np.float32))

@@ -746,9 +746,17 @@ def _opt(x):
     return None if x is None else np.ascontiguousarray(x)
 
 
+def _step_mask(mask):
+    """A (B, T) mask as the kernel reads it: C-contiguous bool (nonzero = kept, as Keras casts masks)."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    return np.ascontiguousarray(mask if mask.dtype == np.bool_ else mask != 0)
+
+
 def _rnn_forward(fn, cell, xproj, recurrent_kernel, h0, c0, mask, recurrent_masks, recurrent_bias, activation,
                  recurrent_activation, reverse, zero_output_for_mask, save_for_backward):
-    return fn(cell, _opt(xproj), _opt(recurrent_kernel), _opt(h0), _opt(c0), mask=_opt(mask),
+    return fn(cell, _opt(xproj), _opt(recurrent_kernel), _opt(h0), _opt(c0), mask=_step_mask(mask),
               recurrent_masks=_opt(recurrent_masks), recurrent_bias=_opt(recurrent_bias), activation=activation,
               recurrent_activation=recurrent_activation, reverse=bool(reverse),
               zero_output_for_mask=bool(zero_output_for_mask), save_for_backward=bool(save_for_backward))
@@ -757,7 +765,7 @@ def _rnn_forward(fn, cell, xproj, recurrent_kernel, h0, c0, mask, recurrent_mask
 def _rnn_backward(fn, cell, workspace, recurrent_kernel, d_outputs, d_h_last, d_c_last, mask, recurrent_masks,
                   recurrent_bias, activation, recurrent_activation, reverse, zero_output_for_mask):
     return fn(cell, workspace, _opt(recurrent_kernel), _opt(d_outputs), _opt(d_h_last), _opt(d_c_last),
-              mask=_opt(mask), recurrent_masks=_opt(recurrent_masks), recurrent_bias=_opt(recurrent_bias),
+              mask=_step_mask(mask), recurrent_masks=_opt(recurrent_masks), recurrent_bias=_opt(recurrent_bias),
               activation=activation, recurrent_activation=recurrent_activation, reverse=bool(reverse),
               zero_output_for_mask=bool(zero_output_for_mask))
 
