@@ -18,11 +18,31 @@
 #include <memory>
 #include <vector>
 
+#include "fastnn/common.h"
 #include "fastnn/gemm.h"
 #include "fastnn/parallel.h"
 #include "fastnn/rnn.h"
 
 namespace fastnn::cpu::rnn_detail {
+
+// The calling thread's scratch, kept between calls up to kKeptScratchBytes (a training loop's backward then never
+// page-faults on a fresh multi-megabyte buffer: that was a quarter of the LSTM backward's time at the benchmark
+// shape); a larger request gets a buffer of its own, freed with the call. `slot` tells a call's buffers apart.
+constexpr size_t kKeptScratchBytes = size_t(256) << 20;
+template <typename T>
+class Scratch {
+ public:
+  Scratch(int64_t elements, int slot) {
+    const size_t bytes = sizeof(T) * static_cast<size_t>(elements > 0 ? elements : 1);
+    static thread_local ScratchBuffer kept[2];
+    data_ = static_cast<T*>(bytes <= kKeptScratchBytes ? kept[slot].reserve(bytes) : own_.reserve(bytes));
+  }
+  T* get() const { return data_; }
+
+ private:
+  ScratchBuffer own_;
+  T* data_ = nullptr;
+};
 
 template <typename T>
 void copy_rows(T* dst, const T* src, int64_t n) {
@@ -292,7 +312,7 @@ struct Engine {
     const bool rb = p.cell == RnnCell::kGruResetBefore;
     // dZ of every step in processing order: the recurrent-product side of each gate's pre-activation gradient.
     // (Not zero-filled: every row is written, masked rows with zeros.)
-    std::unique_ptr<T[]> dz_all(new T[static_cast<size_t>(S * B * GU)]);
+    Scratch<T> dz_all(S * B * GU, 0);
     // R^T (G*U, U): the per-step products dZ @ R^T read it without transposition.
     std::unique_ptr<T[]> rt(new T[static_cast<size_t>(GU * U)]);
     for (int64_t j = 0; j < U; ++j)
@@ -369,18 +389,18 @@ struct Engine {
       g.n = k_end * U;
       Policy::gemm(dR, ws.h_states, dz_all.get(), g);
     } else {
-      std::vector<T> hm(static_cast<size_t>(rows * U));
+      Scratch<T> hm(rows * U, 1);
       const int64_t per = M == 1 ? k_end : 1;
       for (int64_t k = 0; k < k_end; k += per) {
         for (int64_t s = 0; s < S; ++s)
           for (int64_t b = 0; b < B; ++b) {
             const T* h = ws.h_states + (s * B + b) * U;
             const T* m = rmask(k, b);
-            T* o = hm.data() + (s * B + b) * U;
+            T* o = hm.get() + (s * B + b) * U;
             for (int64_t j = 0; j < U; ++j) o[j] = h[j] * m[j];
           }
         g.n = per * U;
-        Policy::gemm(dR + k * U, hm.data(), dz_all.get() + k * U, g);
+        Policy::gemm(dR + k * U, hm.get(), dz_all.get() + k * U, g);
       }
     }
     if (rb) {  // the h gate's product is (r*h*m_2) @ R_h
