@@ -61,7 +61,9 @@ struct FastPolicy {
     return r;
   }
   static void gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) { cpu::gemm(c, a, b, p); }
-  static void column_sums(T* acc, const T* x, int64_t rows, int64_t cols) { cpu::bias_add_backward(acc, x, rows, cols); }
+  static void column_sums(T* acc, const T* x, int64_t rows, int64_t cols) {
+    cpu::bias_add_backward(acc, x, rows, cols);
+  }
   static int64_t blocks(int64_t batch) { return (batch + kBlockRows - 1) / kBlockRows; }
   template <typename F>
   static void for_blocks(int64_t n, const F& f) {

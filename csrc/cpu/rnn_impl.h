@@ -28,7 +28,7 @@ namespace fastnn::cpu::rnn_detail {
 // The calling thread's scratch, kept between calls up to kKeptScratchBytes (a training loop's backward then never
 // page-faults on a fresh multi-megabyte buffer: that was a quarter of the LSTM backward's time at the benchmark
 // shape); a larger request gets a buffer of its own, freed with the call. `slot` tells a call's buffers apart.
-constexpr size_t kKeptScratchBytes = size_t(256) << 20;
+constexpr size_t kKeptScratchBytes = size_t(64) << 20;
 template <typename T>
 class Scratch {
  public:
@@ -172,12 +172,13 @@ struct Engine {
     const bool lstm = p.cell == RnnCell::kLstm;
     const int64_t blocks = Policy::blocks(B);
     Policy::for_blocks(blocks, [&](int64_t blk) {
-      const int64_t r0 = fastnn::detail::chunk_begin(B, blocks, blk), nr = fastnn::detail::chunk_begin(B, blocks, blk + 1) - r0;
+      const int64_t r0 = fastnn::detail::chunk_begin(B, blocks, blk);
+      const int64_t nr = fastnn::detail::chunk_begin(B, blocks, blk + 1) - r0;
       if (nr <= 0) return;
       const int64_t nU = nr * U, nGU = nr * GU;
       // Scratch: double-buffered states and per-step buffers when nothing is saved; always the masked-h and
       // recurrent-product buffers.
-      std::vector<T> scratch(static_cast<size_t>(8 * nU + 3 * nGU));
+      std::vector<T> scratch(static_cast<size_t>(7 * nU + 3 * nGU));
       T* hm = scratch.data();
       T* tmpU = hm + nU;
       T* rec = tmpU + nU;  // gru: the recurrent product (nr, G*U)
@@ -319,7 +320,8 @@ struct Engine {
       for (int64_t c = 0; c < GU; ++c) rt[c * U + j] = R[j * GU + c];
     const int64_t blocks = Policy::blocks(B);
     Policy::for_blocks(blocks, [&](int64_t blk) {
-      const int64_t r0 = fastnn::detail::chunk_begin(B, blocks, blk), nr = fastnn::detail::chunk_begin(B, blocks, blk + 1) - r0;
+      const int64_t r0 = fastnn::detail::chunk_begin(B, blocks, blk);
+      const int64_t nr = fastnn::detail::chunk_begin(B, blocks, blk + 1) - r0;
       if (nr <= 0) return;
       const int64_t nU = nr * U, nGU = nr * GU;
       std::vector<T> scratch(static_cast<size_t>(6 * nU + 2 * nGU));

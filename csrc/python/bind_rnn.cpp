@@ -27,6 +27,16 @@ RnnCell parse_cell(const std::string& name, const std::string& op) {
   throw py::value_error(op + ": cell must be one of " + kCells + ", but received '" + name + "'");
 }
 
+const char* cell_name(RnnCell cell) {
+  switch (cell) {
+    case RnnCell::kLstm: return "lstm";
+    case RnnCell::kGru: return "gru";
+    case RnnCell::kGruResetBefore: return "gru_reset_before";
+    case RnnCell::kSimpleRnn: return "simple_rnn";
+  }
+  return "?";
+}
+
 RnnActivation parse_activation(const std::string& name, const std::string& op, const char* arg) {
   static const std::unordered_map<std::string, RnnActivation> kinds = {
       {"tanh", {false, ActKind::kTanh, 1.0}},
@@ -126,9 +136,7 @@ Options parse_options(const py::object& mask, const py::object& recurrent_masks,
   if (!recurrent_bias.is_none()) {
     if (cell != RnnCell::kGru)
       throw py::value_error(op + ": recurrent_bias is only for the 'gru' cell (reset_after), but it was given with '" +
-                            std::string(cell == RnnCell::kLstm ? "lstm" : cell == RnnCell::kSimpleRnn ? "simple_rnn"
-                                                                                                     : "gru_reset_before") +
-                            "'");
+                            cell_name(cell) + "'");
     py::array b = as_array(recurrent_bias, op, "recurrent_bias", true);
     require_float(b, kind, {G * U}, op, "recurrent_bias");
     o.rbias = b.data();
@@ -192,7 +200,8 @@ py::tuple rnn_forward(const std::string& cell_name, const py::object& xproj_obj,
   require_float(h0, kind, {B, U}, op, "h0");
   py::object c0 = py::none();
   if (cell == RnnCell::kLstm) {
-    if (c0_obj.is_none()) throw py::value_error(op + ": the 'lstm' cell needs c0 of shape " + dims({B, U}) + ", but received None");
+    if (c0_obj.is_none())
+      throw py::value_error(op + ": the 'lstm' cell needs c0 of shape " + dims({B, U}) + ", but received None");
     c0 = as_array(c0_obj, op, "c0", false);
     require_float(py::reinterpret_borrow<py::array>(c0), kind, {B, U}, op, "c0");
   } else if (!c0_obj.is_none()) {
@@ -264,7 +273,8 @@ py::tuple rnn_backward(const std::string& cell_name, const py::object& workspace
   if (!py::isinstance<py::tuple>(workspace) || py::len(workspace) != 6 ||
       !py::isinstance<py::str>(py::reinterpret_borrow<py::tuple>(workspace)[0]))
     throw py::value_error(op + ": workspace must be the tuple rnn_forward returned (cell, h_states, c_states, pre, "
-                               "gates, extra), but received " + std::string(py::str(py::type::handle_of(workspace).attr("__name__"))));
+                               "gates, extra), but received " +
+                          std::string(py::str(py::type::handle_of(workspace).attr("__name__"))));
   const py::tuple ws = py::reinterpret_borrow<py::tuple>(workspace);
   const std::string ws_cell = py::cast<std::string>(ws[0]);
   if (ws_cell != cell_name)

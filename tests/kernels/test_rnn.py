@@ -286,7 +286,8 @@ def test_reverse_reads_the_sequence_backwards():
     rng = np.random.default_rng(2)
     case = make_case(rng, "gru", 6, 7, 5, mask_kind="random")
     rev = backend.rnn_forward("gru", *kernel_args(case), **options(case), reverse=True)
-    flipped = dict(case, xproj=np.ascontiguousarray(case["xproj"][:, ::-1]), mask=np.ascontiguousarray(case["mask"][:, ::-1]))
+    flipped = dict(case, xproj=np.ascontiguousarray(case["xproj"][:, ::-1]),
+                   mask=np.ascontiguousarray(case["mask"][:, ::-1]))
     fwd = backend.rnn_forward("gru", *kernel_args(flipped), **options(flipped))
     np.testing.assert_array_equal(rev[0], fwd[0])
     np.testing.assert_array_equal(rev[1], fwd[1])
@@ -358,7 +359,8 @@ BAD_FORWARD = [
     (dict(mask=np.ones((2, 3), np.int8)), TypeError, "mask must be a bool array"),
     (dict(mask=np.ones((2, 4), bool)), ValueError, r"mask must have shape \(batch, steps\) = \(2, 3\)"),
     (dict(mask=np.ones((3, 2), bool).T), ValueError, "mask must be C-contiguous"),
-    (dict(recurrent_masks=np.ones((2, 2, 4))), ValueError, "recurrent_masks must have shape .M, batch, units. with M = 1 or M = 4"),
+    (dict(recurrent_masks=np.ones((2, 2, 4))), ValueError,
+     "recurrent_masks must have shape .M, batch, units. with M = 1 or M = 4"),
     (dict(recurrent_masks=np.ones((1, 2, 5))), ValueError, r"recurrent_masks must have shape \(1, 2, 4\)"),
     (dict(recurrent_masks=np.ones((4, 2, 4), np.float32)), TypeError, "recurrent_masks must have the dtype"),
     (dict(recurrent_bias=np.zeros(16)), ValueError, "recurrent_bias is only for the 'gru' cell"),
