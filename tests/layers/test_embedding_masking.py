@@ -269,3 +269,53 @@ def test_mask_flows_from_embedding_through_dropout_dense_timedistributed_to_pool
     # Flatten does not support masking (as Keras): the mask is dropped with Keras's warning
     with pytest.warns(UserWarning, match="does not support masking"):
         layers.Flatten()(layers.Embedding(10, 2, mask_zero=True)(ids))
+
+
+# -- optimizers on embedding tables (Keras squares TensorFlow's IndexedSlices lookup by lookup) ----------------------
+def _one_step(optimizer, regularizer=None):
+    layer = layers.Embedding(4, 2, embeddings_initializer="ones", embeddings_regularizer=regularizer)
+    ids = np.array([[1, 1, 2]])
+    upstream = np.array([[[1.0, -2.0], [3.0, 0.5], [-1.0, 1.0]]], "float32")
+    with fastnn.GradientTape() as tape:
+        loss = fastnn.ops.sum(fastnn.ops.multiply(layer(ids), upstream))
+        if regularizer is not None:
+            loss = loss + sum(layer.losses)
+    grad = tape.gradient(loss, layer.embeddings)
+    optimizer.apply([grad], [layer.embeddings])
+    return layer.get_weights()[0], [np.asarray(v) for v in optimizer.variables[2:]], grad.numpy()
+
+
+SUM_G = np.array([[0, 0], [4.0, -1.5], [-1.0, 1.0], [0, 0]], "float32")  # dense gradient: row 1 = a + b
+SUM_G2 = np.array([[0, 0], [10.0, 4.25], [1.0, 1.0], [0, 0]], "float32")  # per-lookup squares: a^2 + b^2
+
+
+def test_adam_on_a_table_adds_the_squares_of_each_lookup():
+    table, (m, v), grad = _one_step(fastnn.optimizers.Adam(0.1))
+    np.testing.assert_array_equal(grad, SUM_G)
+    np.testing.assert_allclose(m, np.float32(0.1) * SUM_G, rtol=1e-6)
+    np.testing.assert_allclose(v, np.float32(1 - 0.999) * SUM_G2, rtol=1e-6)
+    alpha = 0.1 * np.sqrt(1 - 0.999) / (1 - 0.9)
+    np.testing.assert_allclose(table, 1 - alpha * m / (np.sqrt(v) + 1e-7), rtol=2e-5)
+    assert np.all(table[[0, 3]] == 1)  # rows nobody looked up do not move
+
+
+def test_adagrad_and_rmsprop_on_a_table_add_the_squares_of_each_lookup():
+    table, (acc,), _ = _one_step(fastnn.optimizers.Adagrad(0.1))
+    np.testing.assert_allclose(acc, 0.1 + SUM_G2, rtol=1e-6)
+    np.testing.assert_allclose(table, 1 - 0.1 * SUM_G / np.sqrt(0.1 + SUM_G2 + 1e-7), rtol=1e-6)
+    table, slots, _ = _one_step(fastnn.optimizers.RMSprop(0.1, momentum=0.5, centered=True))
+    vel, mom, avg = slots
+    np.testing.assert_allclose(vel, 0.1 * SUM_G2, rtol=1e-6)
+    np.testing.assert_allclose(avg, 0.1 * SUM_G, rtol=1e-6)
+    np.testing.assert_allclose(mom, 0.1 * SUM_G / np.sqrt(vel - avg ** 2 + 1e-7), rtol=1e-5)
+    np.testing.assert_allclose(table, 1 - mom, rtol=1e-6)
+
+
+def test_a_dense_contribution_makes_the_table_gradient_dense_again():
+    # As in Keras (IndexedSlices + a dense regularizer gradient = a dense tensor): then g * g of the summed gradient.
+    _, (m, v), grad = _one_step(fastnn.optimizers.Adam(0.1), regularizer=fastnn.regularizers.L2(0.5))
+    np.testing.assert_allclose(grad, SUM_G + 1.0, rtol=1e-6)  # d(0.5 * sum w^2)/dw = w = 1
+    np.testing.assert_allclose(v, (1 - 0.999) * (SUM_G + 1.0) ** 2, rtol=2e-5)
+    # clipping is not modelled on slices: the dense formula runs
+    _, (m, v), _ = _one_step(fastnn.optimizers.Adam(0.1, clipvalue=100.0))
+    np.testing.assert_allclose(v, (1 - 0.999) * SUM_G ** 2, rtol=2e-5)

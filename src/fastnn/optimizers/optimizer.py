@@ -71,6 +71,15 @@ def _copy_grads_inside_variables(grads, variables):
     return out
 
 
+def _decayed(v, params, weight_decay):
+    """The variable's own buffer after Keras's decoupled weight decay (var -= (var * weight_decay) * lr)."""
+    w = v._own_buffer()
+    if weight_decay:
+        T = w.dtype.type
+        backend.subtract(w, backend.multiply(backend.multiply(w, T(weight_decay)), T(params["lr"])), out=w)
+    return w
+
+
 class Optimizer:
     """Base class. Subclasses set ``_kind`` (the C++ kernel), ``_slot_names`` and ``_params(lr, step)``.
 
@@ -291,6 +300,7 @@ class Optimizer:
                 ga = backend.divide(ga, dtype.type(self.loss_scale_factor), out=backend.empty_like(ga))
             arrays.append(ga)
         arrays = _copy_grads_inside_variables(arrays, variables)
+        row_squares = self._row_squares(pairs)
         steps = self.gradient_accumulation_steps
         if steps:
             accumulated = [self._accumulated[id(v)] for v in variables]
@@ -305,7 +315,7 @@ class Optimizer:
                 for g, acc in zip(arrays, accumulated):
                     backend.add(acc, g, out=acc)
         else:
-            self._update(variables, arrays)
+            self._update(variables, arrays, row_squares)
         if self.use_ema:
             self._update_moving_averages()
         for v in variables:
@@ -350,7 +360,31 @@ class Optimizer:
             return [scale] * len(grads)
         return None
 
-    def _update(self, variables, grads):
+    # Embedding tables: Keras squares TensorFlow's IndexedSlices gradient slice by slice (one slice per lookup) before
+    # the slices are summed into a dense slot, so an optimizer whose formula squares the gradient (Adam, Adagrad,
+    # RMSprop) adds sum_i g_i^2 per table row where the dense gradient would give (sum_i g_i)^2. Those optimizers
+    # define _update_rows(variable, gradient, squares, params, decays): their formula with the per-row sums of squares
+    # (fastnn.autograd.ops.embedding.row_square_sums) in place of g * g. Clipping, loss scaling and gradient
+    # accumulation are not modelled on slices: with them the dense formula runs.
+    _update_rows = None
+
+    def _row_squares(self, pairs) -> dict:
+        """{id(variable): per-row sums of squares} for the gradients that came unchanged from embedding lookups."""
+        if (self._update_rows is None or self.clipnorm is not None or self.clipvalue is not None
+                or self.global_clipnorm is not None or self.gradient_accumulation_steps
+                or self.loss_scale_factor is not None):
+            return {}
+        from fastnn.autograd.ops.embedding import row_square_sums
+
+        out = {}
+        for ga, v in pairs:
+            if ga.dtype == v._data.dtype:
+                squares = row_square_sums(ga)
+                if squares is not None:
+                    out[id(v)] = squares
+        return out
+
+    def _update(self, variables, grads, row_squares=None):
         """One update of ``variables`` with ``grads`` (already unscaled and accumulated): clipping, weight decay and
         the optimizer's formula."""
         lr = self.learning_rate
@@ -363,6 +397,9 @@ class Optimizer:
         scales = self._grad_scales(grads)
         groups = {}
         for i, v in enumerate(variables):
+            if row_squares and id(v) in row_squares:
+                self._update_rows(v, grads[i], row_squares[id(v)], params, self._decays(v))
+                continue
             key = (v._data.dtype.str, self._decays(v))
             groups.setdefault(key, []).append(i)
         for (dt, decays), idx in groups.items():
@@ -447,6 +484,25 @@ class Adam(Optimizer):
         return {"beta1": self.beta_1, "beta2": self.beta_2, "epsilon": self.epsilon, "amsgrad": float(self.amsgrad),
                 "alpha": lr * math.sqrt(1.0 - b2p) / (1.0 - b1p)}
 
+    def _update_rows(self, v, g, squares, params, decays):
+        # Keras's Adam with squares in place of g * g; 1 - beta is computed in double and then cast, as Keras's
+        # ops.multiply(tensor, 1 - self.beta_1) does.
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        slots = self._slots_for(v)
+        m, vel = slots[0], slots[1]
+        backend.add(m, backend.multiply(backend.subtract(g, m), T(1 - self.beta_1)), out=m)
+        backend.add(vel, backend.multiply(backend.subtract(squares, vel), T(1 - self.beta_2)), out=vel)
+        if self.amsgrad:
+            backend.maximum(slots[2], vel, out=slots[2])
+            vel = slots[2]
+        # alpha in the variable's dtype, as Keras computes it (1 - beta^t rounded there: ~1e-5 relative in float32)
+        local_step = T(_count(self.iterations) + 1)
+        b1p, b2p = T(self.beta_1) ** local_step, T(self.beta_2) ** local_step
+        alpha = T(params["lr"]) * T(math.sqrt(T(1) - b2p)) / (T(1) - b1p)
+        step = backend.divide(backend.multiply(m, alpha), backend.add(backend.sqrt(vel), T(self.epsilon)))
+        backend.subtract(w, step, out=w)
+
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
                 "amsgrad": self.amsgrad}
@@ -483,6 +539,14 @@ class Adagrad(Optimizer):
     def _params(self, lr, step):
         return {"epsilon": self.epsilon}
 
+    def _update_rows(self, v, g, squares, params, decays):
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        acc = self._slots_for(v)[0]
+        backend.add(acc, squares, out=acc)
+        step = backend.divide(backend.multiply(T(params["lr"]), g), backend.sqrt(backend.add(acc, T(self.epsilon))))
+        backend.subtract(w, step, out=w)
+
     def get_config(self):
         return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
                 "epsilon": self.epsilon}
@@ -503,6 +567,23 @@ class RMSprop(Optimizer):
 
     def _params(self, lr, step):
         return {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon, "centered": float(self.centered)}
+
+    def _update_rows(self, v, g, squares, params, decays):
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        rho, one_minus_rho = T(self.rho), T(1 - self.rho)  # as Keras: 1 - rho in double, then cast
+        vel, mom, avg = self._slots_for(v)
+        backend.add(backend.multiply(rho, vel), backend.multiply(one_minus_rho, squares), out=vel)
+        if self.centered:
+            backend.add(backend.multiply(rho, avg), backend.multiply(one_minus_rho, g), out=avg)
+            denom = backend.add(backend.subtract(vel, backend.multiply(avg, avg)), T(self.epsilon))
+        else:
+            denom = backend.add(vel, T(self.epsilon))
+        inc = backend.divide(backend.multiply(T(params["lr"]), g), backend.sqrt(denom))
+        if mom is not None:
+            backend.add(backend.multiply(T(self.momentum), mom), inc, out=mom)
+            inc = mom
+        backend.subtract(w, inc, out=w)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,

@@ -1,9 +1,18 @@
 """Embedding lookup: the rows of a (V, D) table at integer indices, on the backend's ``embedding_gather`` kernel; the
 backward is the dense scatter-add ``embedding_scatter_add`` (the rows of repeated indices summed in index order, the
-same bits for every thread count), a (V, D) gradient like the one Keras's optimizers receive once TensorFlow's
-IndexedSlices are made dense.
+same bits for every thread count).
+
+What Keras's optimizers see differs: on TensorFlow the gradient of a lookup is ``tf.IndexedSlices``, one row per
+lookup, and Keras's optimizers square it row by row (``ops.square`` keeps the slices) before the slices are summed
+into the dense slot. So Adam's velocity (and Adagrad's / RMSprop's accumulators) of an embedding table grow by
+sum_i g_i^2 over the lookups of each row, not by (sum_i g_i)^2. Each dense gradient this backward returns is
+therefore registered with the means to compute those per-row sums of squares (:func:`row_square_sums`); the
+optimizers use them for a gradient that reaches them unchanged (nothing else added to it: a regularizer's or a
+second use's gradient makes it dense in Keras too).
 """
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 
@@ -13,6 +22,30 @@ from fastnn.autograd.tape import record
 from fastnn.autograd.tensor import Tensor
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# id(dense gradient buffer) -> (weak reference to it, function computing its per-row sums of squared lookup rows)
+_ROW_SQUARES: dict = {}
+
+
+def _register_row_squares(grad, d_out, idx, num_rows):
+    key = id(grad)
+
+    def forget(_ref, key=key):
+        _ROW_SQUARES.pop(key, None)
+
+    _ROW_SQUARES[key] = (weakref.ref(grad, forget),
+                         lambda: B.embedding_scatter_add(B.multiply(d_out, d_out), idx, num_rows))
+
+
+def row_square_sums(grad):
+    """(V, D) sums over the lookups of each table row of the squared gradient rows, when ``grad`` is exactly a dense
+    gradient returned by an embedding lookup's backward (the same buffer, nothing added); else None. This is what
+    Keras's optimizers add to their squared-gradient slots for TensorFlow's IndexedSlices gradients."""
+    entry = _ROW_SQUARES.get(id(grad))
+    if entry is None or entry[0]() is not grad:
+        return None
+    return entry[1]()
 
 
 def index_buffer(indices, op):
@@ -59,7 +92,10 @@ def _gather_rows(t, idx, name):
     def backward(g, needs):
         g = g if g.dtype == work else B.astype(g, work)
         dt = B.embedding_scatter_add(g, idx, num_rows)
-        return (dt if work == dtype else B.astype(dt, dtype),)
+        if work != dtype:
+            return (B.astype(dt, dtype),)
+        _register_row_squares(dt, g, idx, num_rows)
+        return (dt,)
 
     return record(y, (t,), backward, name)
 
