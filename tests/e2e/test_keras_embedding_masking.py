@@ -266,3 +266,44 @@ def test_adam_velocity_of_a_table_sums_the_squares_of_each_lookup():
     np.testing.assert_allclose(k_velocity[1], 0.001 * np.array([1 + 9, 4 + 0.25]), rtol=1e-5)  # Keras's rule
     np.testing.assert_allclose(f_velocity, k_velocity, rtol=1e-6)
     np.testing.assert_allclose(f_table, k_table, rtol=1e-6)
+
+
+TABLE_OPTIMIZERS = {
+    "sgd_momentum": lambda o: o.SGD(0.1, momentum=0.9), "sgd_nesterov": lambda o: o.SGD(0.1, momentum=0.5,
+                                                                                          nesterov=True),
+    "adam": lambda o: o.Adam(0.05), "adam_amsgrad": lambda o: o.Adam(0.05, amsgrad=True),
+    "adamw": lambda o: o.AdamW(0.05, weight_decay=0.1), "adagrad": lambda o: o.Adagrad(0.1),
+    "rmsprop": lambda o: o.RMSprop(0.05), "rmsprop_centered": lambda o: o.RMSprop(0.05, momentum=0.5, centered=True),
+    "nadam": lambda o: o.Nadam(0.05), "adadelta": lambda o: o.Adadelta(1.0), "adamax": lambda o: o.Adamax(0.05),
+    "lion": lambda o: o.Lion(0.01), "ftrl": lambda o: o.Ftrl(0.1), "lamb": lambda o: o.Lamb(0.05),
+    "ftrl_regularized": lambda o: o.Ftrl(0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.02,
+                                         l2_shrinkage_regularization_strength=0.03, beta=0.1),
+    "adam_weight_decay": lambda o: o.Adam(0.05, weight_decay=0.1),
+    "adafactor": lambda o: o.Adafactor(0.05),
+}
+
+
+@pytest.mark.parametrize("name", list(TABLE_OPTIMIZERS))
+def test_optimizer_steps_on_a_table_match_keras(name):
+    # Three steps of each optimizer on an embedding table looked up with repeated indices (Keras: IndexedSlices).
+    rng = np.random.default_rng(8)
+    ids = rng.integers(0, 6, size=(5, 9)).astype("int32")
+    upstreams = [rng.standard_normal((5, 9, 3)).astype("float32") for _ in range(3)]
+    table = rng.standard_normal((6, 3)).astype("float32")
+    tables = []
+    for lib in (keras, fastnn):
+        layer = lib.layers.Embedding(6, 3, weights=table)
+        opt = TABLE_OPTIMIZERS[name](lib.optimizers)
+        for up in upstreams:
+            if lib is keras:
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(layer(ids) * up)
+                grads = tape.gradient(loss, [layer.embeddings])
+                assert isinstance(grads[0], tf.IndexedSlices)
+            else:
+                with fastnn.GradientTape() as tape:
+                    loss = fastnn.ops.sum(fastnn.ops.multiply(layer(ids), up))
+                grads = tape.gradient(loss, [layer.embeddings])
+            opt.apply(grads, [layer.embeddings])
+        tables.append(layer.get_weights()[0])
+    np.testing.assert_allclose(tables[1], tables[0], rtol=1e-5, atol=1e-6)

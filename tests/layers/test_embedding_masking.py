@@ -12,6 +12,7 @@ import pytest
 import fastnn
 from fastnn import layers
 from fastnn.autograd.keras_attrs import get_keras_mask
+from fastnn.autograd.ops.embedding import lookup_row_sums
 from fastnn.testing.gradcheck import central_difference
 from fastnn.testing.layer_harness import run_layer_test
 
@@ -319,3 +320,39 @@ def test_a_dense_contribution_makes_the_table_gradient_dense_again():
     # clipping is not modelled on slices: the dense formula runs
     _, (m, v), _ = _one_step(fastnn.optimizers.Adam(0.1, clipvalue=100.0))
     np.testing.assert_allclose(v, (1 - 0.999) * SUM_G ** 2, rtol=2e-5)
+
+
+ROW_PATH_OPTIMIZERS = {
+    "adam": lambda o: o.Adam(0.05), "adam_amsgrad_wd": lambda o: o.Adam(0.05, amsgrad=True, weight_decay=0.1),
+    "adamw": lambda o: o.AdamW(0.05), "adagrad": lambda o: o.Adagrad(0.1), "rmsprop": lambda o: o.RMSprop(0.05),
+    "rmsprop_centered": lambda o: o.RMSprop(0.05, momentum=0.5, centered=True), "nadam": lambda o: o.Nadam(0.05),
+    "adadelta": lambda o: o.Adadelta(1.0), "adamax": lambda o: o.Adamax(0.05),
+    "ftrl": lambda o: o.Ftrl(0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.02,
+                             l2_shrinkage_regularization_strength=0.03, beta=0.1),
+    "lamb": lambda o: o.Lamb(0.05), "adafactor": lambda o: o.Adafactor(0.05),
+}
+
+
+@pytest.mark.parametrize("name", list(ROW_PATH_OPTIMIZERS))
+def test_row_path_equals_the_fused_kernel_when_no_row_repeats(name):
+    # Without repeated indices sum_i g_i^2 = (sum_i g_i)^2 (and |.| likewise): each optimizer's per-lookup path
+    # (_update_rows, backend ops) must then agree with its fused C++ kernel fed the same gradient as a plain array.
+    rng = np.random.default_rng(9)
+    ids = rng.permutation(12)[:8].reshape(2, 4)  # 8 distinct rows of 12
+    table = rng.standard_normal((12, 3)).astype("float32")
+    results = []
+    for registered in (True, False):
+        layer = layers.Embedding(12, 3, weights=table)
+        opt = ROW_PATH_OPTIMIZERS[name](fastnn.optimizers)
+        for step in range(3):
+            up = np.random.default_rng(step).standard_normal((2, 4, 3)).astype("float32")
+            with fastnn.GradientTape() as tape:
+                loss = fastnn.ops.sum(fastnn.ops.multiply(layer(ids), up))
+            grad = tape.gradient(loss, layer.embeddings)
+            assert lookup_row_sums(grad._data) is not None  # the lookup's gradient, registered
+            if not registered:
+                grad = fastnn.Tensor(grad.numpy().copy())  # a plain dense array: the fused kernel's formula
+                assert lookup_row_sums(grad._data) is None
+            opt.apply([grad], [layer.embeddings])
+        results.append(layer.get_weights()[0])
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)

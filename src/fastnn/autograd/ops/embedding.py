@@ -3,12 +3,12 @@ backward is the dense scatter-add ``embedding_scatter_add`` (the rows of repeate
 same bits for every thread count).
 
 What Keras's optimizers see differs: on TensorFlow the gradient of a lookup is ``tf.IndexedSlices``, one row per
-lookup, and Keras's optimizers square it row by row (``ops.square`` keeps the slices) before the slices are summed
-into the dense slot. So Adam's velocity (and Adagrad's / RMSprop's accumulators) of an embedding table grow by
-sum_i g_i^2 over the lookups of each row, not by (sum_i g_i)^2. Each dense gradient this backward returns is
-therefore registered with the means to compute those per-row sums of squares (:func:`row_square_sums`); the
-optimizers use them for a gradient that reaches them unchanged (nothing else added to it: a regularizer's or a
-second use's gradient makes it dense in Keras too).
+lookup, and Keras's optimizers apply ``ops.square`` / ``ops.abs`` to it slice by slice before the slices are summed
+into a dense slot. So Adam's velocity (and the squared-gradient slots of Adagrad, RMSprop, Nadam, Adadelta, Ftrl,
+Lamb, Adafactor; Adamax's |g|) of an embedding table grow by sum_i g_i^2 over the lookups of each row, not by
+(sum_i g_i)^2. Each dense gradient this backward returns is therefore registered with its lookup rows
+(:func:`lookup_row_sums` computes those per-row sums on demand); the optimizers use them for a gradient that reaches
+them unchanged (nothing else added to it: a regularizer's or a dense use's gradient makes it dense in Keras too).
 """
 from __future__ import annotations
 
@@ -24,28 +24,35 @@ from fastnn.autograd.tensor import Tensor
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-# id(dense gradient buffer) -> (weak reference to it, function computing its per-row sums of squared lookup rows)
-_ROW_SQUARES: dict = {}
+# id(dense gradient buffer) -> (weak reference to it, the lookup's (d_out, indices, V))
+_ROW_SUMS: dict = {}
 
 
-def _register_row_squares(grad, d_out, idx, num_rows):
+def _register_lookup_rows(grad, d_out, idx, num_rows):
     key = id(grad)
 
     def forget(_ref, key=key):
-        _ROW_SQUARES.pop(key, None)
+        _ROW_SUMS.pop(key, None)
 
-    _ROW_SQUARES[key] = (weakref.ref(grad, forget),
-                         lambda: B.embedding_scatter_add(B.multiply(d_out, d_out), idx, num_rows))
+    _ROW_SUMS[key] = (weakref.ref(grad, forget), (d_out, idx, num_rows))
+
+
+def lookup_row_sums(grad, statistic="square"):
+    """(V, D) sums over the lookups of each table row of ``statistic`` ("square": g_i^2, "abs": |g_i|) of the
+    gradient rows, when ``grad`` is exactly a dense gradient returned by an embedding lookup's backward (the same
+    buffer, nothing added); else None. This is what Keras's optimizers add up for TensorFlow's IndexedSlices
+    gradients, where ops.square / ops.abs act on each lookup's slice before the slices are summed."""
+    entry = _ROW_SUMS.get(id(grad))
+    if entry is None or entry[0]() is not grad:
+        return None
+    d_out, idx, num_rows = entry[1]
+    values = B.multiply(d_out, d_out) if statistic == "square" else B.abs(d_out)
+    return B.embedding_scatter_add(values, idx, num_rows)
 
 
 def row_square_sums(grad):
-    """(V, D) sums over the lookups of each table row of the squared gradient rows, when ``grad`` is exactly a dense
-    gradient returned by an embedding lookup's backward (the same buffer, nothing added); else None. This is what
-    Keras's optimizers add to their squared-gradient slots for TensorFlow's IndexedSlices gradients."""
-    entry = _ROW_SQUARES.get(id(grad))
-    if entry is None or entry[0]() is not grad:
-        return None
-    return entry[1]()
+    """:func:`lookup_row_sums` of the squares (Adam's, Adagrad's, RMSprop's g * g for an embedding table)."""
+    return lookup_row_sums(grad, "square")
 
 
 def index_buffer(indices, op):
@@ -94,7 +101,7 @@ def _gather_rows(t, idx, name):
         dt = B.embedding_scatter_add(g, idx, num_rows)
         if work != dtype:
             return (B.astype(dt, dtype),)
-        _register_row_squares(dt, g, idx, num_rows)
+        _register_lookup_rows(dt, g, idx, num_rows)
         return (dt,)
 
     return record(y, (t,), backward, name)
