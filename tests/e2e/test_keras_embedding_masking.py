@@ -195,6 +195,10 @@ SUPPORTS_MASKING_CASES = {
     "Conv1D": (2, 1), "Conv2D": (2, 1), "MaxPooling1D": (2,), "AveragePooling1D": (2,), "GlobalAveragePooling1D": (),
     "GlobalMaxPooling1D": (), "GlobalAveragePooling2D": (), "BatchNormalization": (), "SpatialDropout1D": (0.1,),
     "ZeroPadding1D": (), "Cropping1D": (), "UpSampling1D": (), "Embedding": (3, 2),
+    "Subtract": (), "Average": (), "Maximum": (), "Minimum": (), "Conv1DTranspose": (2, 1), "Conv2DTranspose": (2, 1),
+    "DepthwiseConv1D": (1,), "DepthwiseConv2D": (1,), "SeparableConv1D": (2, 1), "SeparableConv2D": (2, 1),
+    "MaxPooling2D": (), "AveragePooling2D": (2,), "GlobalMaxPooling2D": (), "SpatialDropout2D": (0.1,),
+    "ZeroPadding2D": (), "Cropping2D": (), "UpSampling2D": (), "Lambda": (lambda x: x,),
 }
 
 
