@@ -21,6 +21,7 @@ void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_batchnorm(py::module_& m);
 void bind_rnn(py::module_& m);
+void bind_embedding(py::module_& m);
 
 // "(2, 3)" for error messages.
 std::string shape_str(const py::array& x);

@@ -115,4 +115,5 @@ PYBIND11_MODULE(_C, m) {
   fastnn::python::bind_pool(m);
   fastnn::python::bind_batchnorm(m);
   fastnn::python::bind_rnn(m);
+  fastnn::python::bind_embedding(m);
 }

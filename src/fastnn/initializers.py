@@ -252,6 +252,9 @@ _TABLE.update({
     "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal, "he_uniform": HeUniform,
     "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform, "orthogonal": Orthogonal, "identity": Identity,
 })
+# Keras's aliases (keras/src/initializers/__init__.py): Embedding's default embeddings_initializer is "uniform".
+_TABLE.update({"uniform": RandomUniform, "normal": RandomNormal, "one": Ones, "zero": Zeros,
+               "IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal})
 
 
 def get(identifier):

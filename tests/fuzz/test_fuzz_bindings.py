@@ -1227,6 +1227,8 @@ FUZZ_TARGETS.update(dict.fromkeys(
      "global_avg_pool2d_forward", "global_avg_pool2d_backward", "global_max_pool2d_forward",
      "global_max_pool2d_backward", "batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"),
     "tests/fuzz/test_fuzz_pool.py"))
+# The embedding bindings (bind_embedding.cpp): test_fuzz_embedding.py.
+FUZZ_TARGETS.update(dict.fromkeys(("embedding_gather", "embedding_scatter_add"), "tests/fuzz/test_fuzz_embedding.py"))
 
 # The recurrence bindings (bind_rnn.cpp): test_fuzz_rnn.py.
 FUZZ_TARGETS.update(dict.fromkeys(("rnn_forward", "rnn_forward_ref", "rnn_backward", "rnn_backward_ref"),

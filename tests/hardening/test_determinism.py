@@ -93,6 +93,7 @@ def test_kernels_bit_identical_across_thread_counts(path, restore_threads):
                 _C.batched_matmul(x[:1030].reshape(10, 103, 517), np.broadcast_to(w, (10, 517, 263))),
                 _C.bias_add_backward(x), _C.softmax_forward(x), _C.log_softmax_backward(x, x),
                 *_C.sparse_xent_forward(x, labels.astype(np.int64)),
+                _C.embedding_gather(x, labels.astype(np.int64)), _C.embedding_scatter_add(x, labels, 517),
                 ops.sum(ops.matmul(x, w), axis=0).numpy(),
             ]
             results[threads] = _digest(out)

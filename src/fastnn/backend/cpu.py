@@ -809,6 +809,32 @@ def rnn_backward_ref(cell, workspace, recurrent_kernel, d_outputs, d_h_last, d_c
                          zero_output_for_mask)
 
 
+# --- added by h-embed ---
+# Embedding lookup and its dense gradient (csrc/cpu/embedding.cpp). table (V, D) float32 / float64; indices of any
+# shape, int32 / int64 (other integer dtypes are converted to int64 here). Every index must lie in [0, V): the kernel
+# checks each while reading it and raises ValueError naming the function, the first bad value and V.
+def _embedding_indices(indices):
+    idx = np.asarray(indices, order="C")  # (ascontiguousarray would make 0-D indices 1-D)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, but received dtype {idx.dtype}")
+    if idx.dtype not in (np.int32, np.int64) or not idx.dtype.isnative:
+        if idx.dtype == np.uint64 and idx.size and idx.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"embedding: index {int(idx.max())} is out of range for any table")
+        idx = idx.astype(np.int64)
+    return idx
+
+
+def embedding_gather(table, indices):
+    """(*indices.shape, D): the rows ``table[indices]`` (as ``np.take(table, indices, axis=0)``)."""
+    return _C.embedding_gather(np.ascontiguousarray(table), _embedding_indices(indices))
+
+
+def embedding_scatter_add(d_out, indices, num_rows):
+    """(num_rows, D): the dense gradient of embedding_gather, rows of d_out (*indices.shape, D) added into their
+    table rows in index order (``np.add.at`` order; the same bits for every thread count)."""
+    return _C.embedding_scatter_add(np.asarray(d_out, order="C"), _embedding_indices(indices), int(num_rows))
+
+
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
 )

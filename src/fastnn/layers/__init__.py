@@ -14,6 +14,8 @@ from fastnn.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D
                                    MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
 from fastnn.layers.normalization import BatchNormalization  # h-poollayers
 from fastnn.layers.regularization import SpatialDropout1D, SpatialDropout2D
+from fastnn.layers.embedding import Embedding  # h-embed
+from fastnn.layers.wrappers import TimeDistributed, Wrapper  # h-embed
 from fastnn.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                                    concatenate, maximum, minimum, multiply, subtract)
 
@@ -29,4 +31,5 @@ __all__ = [
     "SeparableConvolution1D", "Convolution1DTranspose",
     "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
     "AvgPool2D", "BatchNormalization",  # h-poollayers
+    "Embedding", "TimeDistributed", "Wrapper",  # h-embed
 ]

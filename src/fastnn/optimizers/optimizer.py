@@ -71,6 +71,15 @@ def _copy_grads_inside_variables(grads, variables):
     return out
 
 
+def _decayed(v, params, weight_decay):
+    """The variable's own buffer after Keras's decoupled weight decay (var -= (var * weight_decay) * lr)."""
+    w = v._own_buffer()
+    if weight_decay:
+        T = w.dtype.type
+        backend.subtract(w, backend.multiply(backend.multiply(w, T(weight_decay)), T(params["lr"])), out=w)
+    return w
+
+
 class Optimizer:
     """Base class. Subclasses set ``_kind`` (the C++ kernel), ``_slot_names`` and ``_params(lr, step)``.
 
@@ -291,6 +300,7 @@ class Optimizer:
                 ga = backend.divide(ga, dtype.type(self.loss_scale_factor), out=backend.empty_like(ga))
             arrays.append(ga)
         arrays = _copy_grads_inside_variables(arrays, variables)
+        row_squares = self._row_squares(pairs)
         steps = self.gradient_accumulation_steps
         if steps:
             accumulated = [self._accumulated[id(v)] for v in variables]
@@ -305,7 +315,7 @@ class Optimizer:
                 for g, acc in zip(arrays, accumulated):
                     backend.add(acc, g, out=acc)
         else:
-            self._update(variables, arrays)
+            self._update(variables, arrays, row_squares)
         if self.use_ema:
             self._update_moving_averages()
         for v in variables:
@@ -350,7 +360,34 @@ class Optimizer:
             return [scale] * len(grads)
         return None
 
-    def _update(self, variables, grads):
+    # Embedding tables: Keras squares TensorFlow's IndexedSlices gradient slice by slice (one slice per lookup) before
+    # the slices are summed into a dense slot, so an optimizer whose formula squares the gradient (all but SGD and
+    # Lion) adds sum_i g_i^2 per table row where the dense gradient would give (sum_i g_i)^2. Those optimizers
+    # define _update_rows(variable, gradient, sums, params, decays): their Keras formula (backend ops) with the
+    # per-row sums of the lookups' squares (fastnn.autograd.ops.embedding.lookup_row_sums) in place of g * g.
+    # Clipping, loss scaling and gradient accumulation are not modelled on slices: with them the dense formula runs.
+    # (Adamax takes the per-row sums of |g_i|: Keras's ops.abs acts on the slices too; _row_statistic = "abs".)
+    _update_rows = None
+    _row_statistic = "square"
+
+    def _row_squares(self, pairs) -> dict:
+        """{id(variable): per-row sums of the squares (or |g|) of the lookups} for the gradients that came unchanged
+        from embedding lookups."""
+        if (self._update_rows is None or self.clipnorm is not None or self.clipvalue is not None
+                or self.global_clipnorm is not None or self.gradient_accumulation_steps
+                or self.loss_scale_factor is not None):
+            return {}
+        from fastnn.autograd.ops.embedding import lookup_row_sums
+
+        out = {}
+        for ga, v in pairs:
+            if ga.dtype == v._data.dtype:
+                sums = lookup_row_sums(ga, self._row_statistic)
+                if sums is not None:
+                    out[id(v)] = sums
+        return out
+
+    def _update(self, variables, grads, row_squares=None):
         """One update of ``variables`` with ``grads`` (already unscaled and accumulated): clipping, weight decay and
         the optimizer's formula."""
         lr = self.learning_rate
@@ -363,6 +400,9 @@ class Optimizer:
         scales = self._grad_scales(grads)
         groups = {}
         for i, v in enumerate(variables):
+            if row_squares and id(v) in row_squares:
+                self._update_rows(v, grads[i], row_squares[id(v)], params, self._decays(v))
+                continue
             key = (v._data.dtype.str, self._decays(v))
             groups.setdefault(key, []).append(i)
         for (dt, decays), idx in groups.items():
@@ -447,6 +487,25 @@ class Adam(Optimizer):
         return {"beta1": self.beta_1, "beta2": self.beta_2, "epsilon": self.epsilon, "amsgrad": float(self.amsgrad),
                 "alpha": lr * math.sqrt(1.0 - b2p) / (1.0 - b1p)}
 
+    def _update_rows(self, v, g, squares, params, decays):
+        # Keras's Adam with squares in place of g * g; 1 - beta is computed in double and then cast, as Keras's
+        # ops.multiply(tensor, 1 - self.beta_1) does.
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        slots = self._slots_for(v)
+        m, vel = slots[0], slots[1]
+        backend.add(m, backend.multiply(backend.subtract(g, m), T(1 - self.beta_1)), out=m)
+        backend.add(vel, backend.multiply(backend.subtract(squares, vel), T(1 - self.beta_2)), out=vel)
+        if self.amsgrad:
+            backend.maximum(slots[2], vel, out=slots[2])
+            vel = slots[2]
+        # alpha in the variable's dtype, as Keras computes it (1 - beta^t rounded there: ~1e-5 relative in float32)
+        local_step = T(_count(self.iterations) + 1)
+        b1p, b2p = T(self.beta_1) ** local_step, T(self.beta_2) ** local_step
+        alpha = T(params["lr"]) * T(math.sqrt(T(1) - b2p)) / (T(1) - b1p)
+        step = backend.divide(backend.multiply(m, alpha), backend.add(backend.sqrt(vel), T(self.epsilon)))
+        backend.subtract(w, step, out=w)
+
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
                 "amsgrad": self.amsgrad}
@@ -483,6 +542,14 @@ class Adagrad(Optimizer):
     def _params(self, lr, step):
         return {"epsilon": self.epsilon}
 
+    def _update_rows(self, v, g, squares, params, decays):
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        acc = self._slots_for(v)[0]
+        backend.add(acc, squares, out=acc)
+        step = backend.divide(backend.multiply(T(params["lr"]), g), backend.sqrt(backend.add(acc, T(self.epsilon))))
+        backend.subtract(w, step, out=w)
+
     def get_config(self):
         return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
                 "epsilon": self.epsilon}
@@ -504,6 +571,23 @@ class RMSprop(Optimizer):
     def _params(self, lr, step):
         return {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon, "centered": float(self.centered)}
 
+    def _update_rows(self, v, g, squares, params, decays):
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        rho, one_minus_rho = T(self.rho), T(1 - self.rho)  # as Keras: 1 - rho in double, then cast
+        vel, mom, avg = self._slots_for(v)
+        backend.add(backend.multiply(rho, vel), backend.multiply(one_minus_rho, squares), out=vel)
+        if self.centered:
+            backend.add(backend.multiply(rho, avg), backend.multiply(one_minus_rho, g), out=avg)
+            denom = backend.add(backend.subtract(vel, backend.multiply(avg, avg)), T(self.epsilon))
+        else:
+            denom = backend.add(vel, T(self.epsilon))
+        inc = backend.divide(backend.multiply(T(params["lr"]), g), backend.sqrt(denom))
+        if mom is not None:
+            backend.add(backend.multiply(T(self.momentum), mom), inc, out=mom)
+            inc = mom
+        backend.subtract(w, inc, out=w)
+
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
                 "centered": self.centered}
@@ -524,6 +608,21 @@ class Adadelta(Optimizer):
     def _params(self, lr, step):
         return {"rho": self.rho, "epsilon": self.epsilon}
 
+    def _update_rows(self, v, g, squares, params, decays):
+        # Keras squares the slices twice: sum_i g_i^2 into the gradient accumulator, and sum_i delta_i^2 =
+        # (rms(delta_acc) / rms(grad_acc))^2 * sum_i g_i^2 into the delta accumulator.
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        rho, one_minus_rho, eps = T(self.rho), T(1 - self.rho), T(self.epsilon)
+        acc_g, acc_d = self._slots_for(v)
+        backend.add(backend.multiply(rho, acc_g), backend.multiply(one_minus_rho, squares), out=acc_g)
+        factor = backend.divide(backend.sqrt(backend.add(acc_d, eps)), backend.sqrt(backend.add(acc_g, eps)))
+        delta = backend.negative(backend.multiply(factor, g))
+        backend.add(backend.multiply(rho, acc_d),
+                    backend.multiply(one_minus_rho, backend.multiply(backend.multiply(factor, factor), squares)),
+                    out=acc_d)
+        backend.add(w, backend.multiply(T(params["lr"]), delta), out=w)
+
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
 
@@ -543,6 +642,20 @@ class Adamax(Optimizer):
     def _params(self, lr, step):
         return {"beta1": self.beta_1, "beta2": self.beta_2, "epsilon": self.epsilon,
                 "alpha": lr / (1.0 - self.beta_1 ** step)}
+
+    _row_statistic = "abs"
+
+    def _update_rows(self, v, g, abs_sums, params, decays):
+        # Keras's u = max(beta_2 u, |g|) with |g| taken slice by slice, then summed per row.
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        m, u = self._slots_for(v)
+        backend.add(m, backend.multiply(backend.subtract(g, m), T(1 - self.beta_1)), out=m)
+        backend.maximum(backend.multiply(T(self.beta_2), u), abs_sums, out=u)
+        b1p = T(self.beta_1) ** T(_count(self.iterations) + 1)
+        step = backend.divide(backend.multiply(T(params["lr"]), m),
+                              backend.multiply(T(1) - b1p, backend.add(u, T(self.epsilon))))
+        backend.subtract(w, step, out=w)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
@@ -577,6 +690,20 @@ class Nadam(Optimizer):
         u_prod_t = self._u_product * u_t  # _before_update runs after _params: this is the product through step t
         return {"beta1": self.beta_1, "beta2": self.beta_2, "epsilon": self.epsilon, "u_t": u_t, "u_t1": u_t1,
                 "u_prod_t": u_prod_t, "u_prod_t1": u_prod_t * u_t1, "beta2_power": self.beta_2 ** step}
+
+    def _update_rows(self, v, g, squares, params, decays):
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        m, vel = self._slots_for(v)
+        backend.add(m, backend.multiply(backend.subtract(g, m), T(1 - self.beta_1)), out=m)
+        backend.add(vel, backend.multiply(backend.subtract(squares, vel), T(1 - self.beta_2)), out=vel)
+        m_hat = backend.add(backend.divide(backend.multiply(T(params["u_t1"]), m), T(1 - params["u_prod_t1"])),
+                            backend.divide(backend.multiply(T(1 - params["u_t"]), g), T(1 - params["u_prod_t"])))
+        b2p = T(self.beta_2) ** T(_count(self.iterations) + 1)  # in the variable's dtype, as Keras
+        v_hat = backend.divide(vel, T(1) - b2p)
+        step = backend.divide(backend.multiply(m_hat, T(params["lr"])),
+                              backend.add(backend.sqrt(v_hat), T(self.epsilon)))
+        backend.subtract(w, step, out=w)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
@@ -644,6 +771,25 @@ class Ftrl(Optimizer):
                 "l2": self.l2_regularization_strength, "l2_shrinkage": self.l2_shrinkage_regularization_strength,
                 "ftrl_beta": self.beta}
 
+    def _update_rows(self, v, g, squares, params, decays):
+        # keras/src/optimizers/ftrl.py term by term, the accumulator growing by the per-lookup squares.
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        lr = T(params["lr"])
+        neg_power = T(-self.learning_rate_power)
+        l1 = T(self.l1_regularization_strength)
+        l2_reg = T(self.l2_regularization_strength) + T(self.beta) / (T(2) * lr)
+        accum, linear = self._slots_for(v)
+        grad_to_use = backend.add(g, backend.multiply(T(2.0 * self.l2_shrinkage_regularization_strength), w))
+        new_accum = backend.add(accum, squares)
+        new_pow = backend.power(new_accum, neg_power)
+        shrink = backend.multiply(backend.divide(backend.subtract(new_pow, backend.power(accum, neg_power)), lr), w)
+        backend.add(linear, backend.subtract(grad_to_use, shrink), out=linear)
+        quadratic = backend.add(backend.divide(new_pow, lr), T(2) * l2_reg)
+        clipped = backend.clip(linear, -l1, l1)
+        backend.copyto(w, backend.divide(backend.subtract(clipped, linear), quadratic))
+        backend.copyto(accum, new_accum)
+
     def get_config(self):
         return {**super().get_config(), "learning_rate_power": self.learning_rate_power,
                 "initial_accumulator_value": self.initial_accumulator_value,
@@ -671,6 +817,21 @@ class Lamb(Optimizer):
     def _params(self, lr, step):
         return {"beta1": self.beta_1, "beta2": self.beta_2, "epsilon": self.epsilon,
                 "beta1_power": self.beta_1 ** step, "beta2_power": self.beta_2 ** step}
+
+    def _update_rows(self, v, g, squares, params, decays):
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        m, vel = self._slots_for(v)
+        backend.add(m, backend.multiply(backend.subtract(g, m), T(1 - self.beta_1)), out=m)
+        backend.add(vel, backend.multiply(backend.subtract(squares, vel), T(1 - self.beta_2)), out=vel)
+        local_step = T(_count(self.iterations) + 1)
+        b1p, b2p = T(self.beta_1) ** local_step, T(self.beta_2) ** local_step
+        update = backend.divide(backend.divide(m, T(1) - b1p),
+                                backend.add(backend.sqrt(backend.divide(vel, T(1) - b2p)), T(self.epsilon)))
+        w_norm = math.sqrt(float(backend.item(backend.sum(backend.multiply(w, w)))))
+        u_norm = math.sqrt(float(backend.item(backend.sum(backend.multiply(update, update)))))
+        ratio = T(w_norm / u_norm) if w_norm > 0 and u_norm > 0 else T(1)
+        backend.subtract(w, backend.multiply(ratio * T(params["lr"]), update), out=w)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
@@ -711,6 +872,30 @@ class Adafactor(Optimizer):
     def _params(self, lr, step):
         return {"local_step": float(step), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
                 "epsilon_2": self.epsilon_2, "clip_threshold": self.clip_threshold}
+
+    def _update_rows(self, v, g, squares, params, decays):
+        # keras/src/optimizers/adafactor.py for a 2-D table with TensorFlow's IndexedSlices gradient: the squared
+        # gradient is the per-lookup sum of squares, and rms(g / sqrt(v)) squares each lookup's slice too (its mean
+        # over the dense shape: sum(squares / v) / size).
+        w = _decayed(v, params, self.weight_decay if decays else 0.0)
+        T = w.dtype.type
+        lr, local_step, one = T(params["lr"]), T(params["local_step"]), T(1)
+        r, c, vel = self._slots_for(v)
+        rho_t = min(lr, one / T(math.sqrt(local_step)))
+        rms_w = T(math.sqrt(float(backend.item(backend.mean(backend.multiply(w, w))))))
+        alpha_t = max(T(self.epsilon_2), rms_w) * rho_t
+        regulated = backend.add(squares, T(self.epsilon_1))
+        beta_2_t = one - local_step ** T(self.beta_2_decay)
+        backend.add(backend.multiply(beta_2_t, r), backend.multiply(one - beta_2_t, backend.mean(regulated, axis=-1)),
+                    out=r)
+        backend.add(backend.multiply(beta_2_t, c), backend.multiply(one - beta_2_t, backend.mean(regulated, axis=-2)),
+                    out=c)
+        row_scale = backend.divide(r, backend.mean(r, axis=-1, keepdims=True))
+        backend.multiply(backend.reshape(row_scale, (-1, 1)), backend.reshape(c, (1, -1)), out=vel)
+        u = backend.divide(g, backend.sqrt(vel))
+        rms_u = T(math.sqrt(float(backend.item(backend.sum(backend.divide(squares, vel)))) / max(w.size, 1)))
+        u_hat = backend.divide(u, max(one, rms_u / T(self.clip_threshold)))
+        backend.subtract(w, backend.multiply(alpha_t, u_hat), out=w)
 
     def get_config(self):
         return {**super().get_config(), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,

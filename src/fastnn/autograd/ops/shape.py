@@ -328,6 +328,10 @@ def take(x, indices, axis=None):
             return (B.reshape(gx, a.shape),)
     else:
         ax = normalize_axis(axis, a.ndim, "take")[0]
+        if ax == 0 and a.dtype.kind == "f" and a.size:  # row gathers (embedding tables) run on the C++ kernels
+            from fastnn.autograd.ops.embedding import take_rows
+
+            return take_rows(t, idx)
         try:
             y = B.take(a, idx, axis=ax)
         except IndexError as exc:
