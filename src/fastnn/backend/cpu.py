@@ -736,6 +736,23 @@ def batch_norm_backward(dy, x, mean, rstd, gamma=None):
     return dx.reshape(shape), dgamma, dbeta
 
 
+
+# --- added by h-rnnl (temporary: NumPy reference until the rnn kernels land) ---
+# The recurrence kernel contract (rnn_forward / rnn_backward, see fastnn.testing.rnn_reference) bound to its NumPy
+# reference so the recurrent layers run; the lead replaces these two names with h-rnnk's C++ kernels at merge.
+def rnn_forward(*args, **kwargs):
+    """(outputs, h_last, c_last, workspace) of the recurrence (fastnn.testing.rnn_reference.rnn_forward)."""
+    from fastnn.testing import rnn_reference
+
+    return rnn_reference.rnn_forward(*args, **kwargs)
+
+
+def rnn_backward(*args, **kwargs):
+    """(d_xproj, d_recurrent_kernel, d_h0, d_c0, d_recurrent_bias) (fastnn.testing.rnn_reference.rnn_backward)."""
+    from fastnn.testing import rnn_reference
+
+    return rnn_reference.rnn_backward(*args, **kwargs)
+
 __all__ = sorted(
     [n for n in globals() if not n.startswith("_") and n not in {"annotations", "contextlib", "numbers", "sys", "np"}]
 )
