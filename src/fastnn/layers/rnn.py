@@ -532,8 +532,7 @@ class SimpleRNN(_FusedRNN):
         config["activity_regularizer"] = _serialized_activity_regularizer(self)
         config.update(self._cell_property_config(["kernel_constraint", "recurrent_constraint", "bias_constraint",
                                                   "dropout", "recurrent_dropout"]))
-        config["seed"] = self.cell.seed
-        return config
+        return config  # no seed: Keras's SimpleRNN does not write it (the cell's config does)
 
 
 class LSTM(_FusedRNN):

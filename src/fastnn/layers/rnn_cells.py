@@ -488,6 +488,9 @@ class StackedRNNCells(Layer):
             else:
                 output_dim = cell.state_size
             input_shape = (input_shape[0], output_dim)
+        for w in self.weights:  # Keras's paths: rnn/stacked_rnn_cells/lstm_cell/kernel
+            if not w._path.startswith(self.name + "/"):
+                w._path = f"{self.name}/{w._path}"
         self.built = True
 
     def get_config(self):
@@ -503,13 +506,18 @@ class StackedRNNCells(Layer):
 
 
 def _serialize_cell(cell):
-    """A cell's entry in a config, as Keras's serialize_keras_object writes it (no build_config for cells: Keras
-    writes one only for the layers it tracks as built through __call__... a cell built by its RNN has none)."""
+    """A cell's entry in a config, as Keras's serialize_keras_object writes it (with the build_config of a built
+    cell: its step input shape)."""
     from fastnn.layers.serialization import _keras_module_of
 
     module, registered = _keras_module_of(type(cell))
-    return {"module": module, "class_name": type(cell).__name__, "config": cell.get_config(),
-            "registered_name": registered}
+    entry = {"module": module, "class_name": type(cell).__name__, "config": cell.get_config(),
+             "registered_name": registered}
+    if isinstance(cell, Layer) and cell.built and cell.get_build_config() is not None:
+        from fastnn.layers.serialization import _plain
+
+        entry["build_config"] = {k: _plain(v) for k, v in cell.get_build_config().items()}
+    return entry
 
 
 def deserialize_cell(config, custom_objects=None):
