@@ -27,16 +27,14 @@ def _remove_prefix(name, prefix):
 
 def _rebuilt(layer, name, go_backwards=None):
     """A fresh layer from ``layer``'s config with another name (and go_backwards): no weights or state carried."""
+    from fastnn.layers.rnn_cells import deserialize_built
     from fastnn.layers.serialization import serialize_layer
-    from fastnn.models.sequential import deserialize_layer
 
-    entry = serialize_layer(layer)
-    entry.pop("build_config", None)
-    entry = copy.deepcopy(entry)
+    entry = copy.deepcopy(serialize_layer(layer))
     entry["config"]["name"] = name
     if go_backwards is not None:
         entry["config"]["go_backwards"] = go_backwards
-    return deserialize_layer(entry)
+    return deserialize_built(entry)  # built like `layer` when it is (Keras builds from the build_config too)
 
 
 class Bidirectional(Layer):
@@ -105,8 +103,10 @@ class Bidirectional(Layer):
         for direction in (self.forward_layer, self.backward_layer):
             if not direction.built:
                 direction._maybe_build(tuple(sequences_shape))
+            scoped = self.__dict__.setdefault("_scoped_weight_ids", set())
             for w in direction.weights:  # Keras's paths: bidirectional/forward_lstm/lstm_cell/kernel
-                if not w._path.startswith(self.name + "/"):
+                if id(w) not in scoped:
+                    scoped.add(id(w))
                     w._path = f"{self.name}/{w._path}"
         self.built = True
 
@@ -199,11 +199,11 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from fastnn.models.sequential import deserialize_layer
+        from fastnn.layers.rnn_cells import deserialize_built
 
         config = copy.deepcopy(config)
-        config["layer"] = deserialize_layer(config["layer"], custom_objects=custom_objects)
+        config["layer"] = deserialize_built(config["layer"], custom_objects)
         backward = config.pop("backward_layer", None)
         if backward is not None:
-            config["backward_layer"] = deserialize_layer(backward, custom_objects=custom_objects)
+            config["backward_layer"] = deserialize_built(backward, custom_objects)
         return cls(**config)

@@ -107,7 +107,7 @@ class RNN(Layer):
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, zero_output_for_mask=False, **kwargs):
         if isinstance(cell, (list, tuple)):
-            cell = StackedRNNCells(cell)
+            cell = StackedRNNCells(cell, dtype=kwargs.get("dtype"))
         if not hasattr(cell, "call"):
             raise ValueError(f"Argument `cell` should have a `call` method. Received: cell={cell}")
         if not hasattr(cell, "state_size"):
@@ -168,8 +168,9 @@ class RNN(Layer):
         if len(sequences_shape) < 3:
             raise ValueError(self._rank_error(sequences_shape))
         step_input_shape = (sequences_shape[0],) + tuple(sequences_shape[2:])
-        if isinstance(self.cell, Layer) and not self.cell.built:
-            self.cell._maybe_build(step_input_shape)
+        if isinstance(self.cell, Layer):
+            if not self.cell.built:
+                self.cell._maybe_build(step_input_shape)
             self._scope_cell_weights()
         if self.stateful:
             if self.states is not None:
@@ -183,10 +184,11 @@ class RNN(Layer):
 
     def _scope_cell_weights(self):
         """Weight paths as Keras writes them: ``layer/cell/kernel``."""
+        scoped = self.__dict__.setdefault("_scoped_weight_ids", set())
         for w in self.cell.weights:
-            path = getattr(w, "_path", None)
-            if path is not None and not path.startswith(self.name + "/"):
-                w._path = f"{self.name}/{path}"
+            if getattr(w, "_path", None) is not None and id(w) not in scoped:
+                scoped.add(id(w))
+                w._path = f"{self.name}/{w._path}"
 
     def _create_state_variables(self, batch_size):
         # Plain Variables, not weights (Keras does not track them either): get_weights() stays the cell's.

@@ -488,8 +488,10 @@ class StackedRNNCells(Layer):
             else:
                 output_dim = cell.state_size
             input_shape = (input_shape[0], output_dim)
+        scoped = self.__dict__.setdefault("_scoped_weight_ids", set())
         for w in self.weights:  # Keras's paths: rnn/stacked_rnn_cells/lstm_cell/kernel
-            if not w._path.startswith(self.name + "/"):
+            if id(w) not in scoped:
+                scoped.add(id(w))
                 w._path = f"{self.name}/{w._path}"
         self.built = True
 
@@ -524,9 +526,19 @@ def deserialize_cell(config, custom_objects=None):
     """A cell (or layer) from its config entry (Keras's dict, or a cell object passed through)."""
     if not isinstance(config, dict):
         return config
+    return deserialize_built(config, custom_objects)
+
+
+def deserialize_built(config, custom_objects=None):
+    """A layer from its config entry, built from its ``build_config`` when the entry has one (as Keras's
+    deserialize_keras_object does, so a rebuilt layer writes the same config again)."""
     from fastnn.models.sequential import deserialize_layer
 
-    return deserialize_layer(config, custom_objects=custom_objects)
+    layer = deserialize_layer(config, custom_objects=custom_objects)
+    build_config = config.get("build_config")
+    if isinstance(layer, Layer) and build_config and build_config.get("input_shape") is not None:
+        layer._maybe_build(tuple(build_config["input_shape"]))
+    return layer
 
 
 def call_cell(cell, inputs, states, training):
