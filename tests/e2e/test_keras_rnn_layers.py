@@ -199,3 +199,46 @@ def test_configs_match_keras_key_for_key_and_load(make):
     clone(x)
     assert serialize_layer(clone) == expected
     assert [w.path for w in flayer.weights] == [w.path for w in klayer.weights]
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "SimpleRNN"])
+def test_stateful_calls_and_reset_states_match_keras(name):
+    x = random_input((B, T, FEATURES), 9)
+    klayer, flayer = _pair(name, units=UNITS, stateful=True, return_sequences=True)
+    klayer(x)
+    flayer(x)
+    flayer.set_weights(klayer.get_weights())
+    klayer.reset_states()
+    flayer.reset_states()
+    for step in range(3):
+        if step == 2:
+            klayer.reset_states()
+            flayer.reset_states()
+        np.testing.assert_allclose(flayer(x).numpy(), np.asarray(klayer(x)), rtol=2e-5, atol=2e-6)
+
+
+def test_masked_functional_model_predicts_and_trains_like_keras():
+    # Masking -> Bidirectional(LSTM, sequences) -> GRU -> Dense: the mask flows through Bidirectional into the GRU.
+    x = random_input((8, T, FEATURES), 10)
+    x[:3, 3:] = 0.0
+    x[3:5, :2] = 0.0
+    x[5, 2] = 0.0
+    y = random_input((8, 2), 11)
+
+    def build(lib):
+        inputs = lib.Input((T, FEATURES))
+        h = lib.layers.Masking(0.0)(inputs)
+        h = lib.layers.Bidirectional(lib.layers.LSTM(UNITS, return_sequences=True))(h)
+        h = lib.layers.GRU(3)(h)
+        return lib.Model(inputs, lib.layers.Dense(2)(h))
+
+    kmodel, fmodel = build(keras), build(fastnn)
+    fmodel.set_weights(kmodel.get_weights())
+    np.testing.assert_allclose(fmodel.predict(x, verbose=0), kmodel.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    histories = []
+    for lib, model in ((keras, kmodel), (fastnn, fmodel)):
+        model.compile(optimizer=lib.optimizers.SGD(0.1), loss="mse")
+        histories.append(model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history["loss"])
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
+    for f, k in zip(fmodel.get_weights(), kmodel.get_weights()):
+        np.testing.assert_allclose(f, k, rtol=1e-5, atol=1e-6)

@@ -660,3 +660,16 @@ def test_bad_arguments():
         L.GRU(-1)
     with pytest.raises(ValueError, match="stateful=True.*static"):
         fastnn.Model(*(lambda i: (i, L.LSTM(3, stateful=True)(i)))(fastnn.Input((4, 2))))
+
+
+@pytest.mark.parametrize("built", [False, True])
+def test_bidirectional_initial_weights(built):
+    x = _rng(22).standard_normal((2, 4, 2)).astype("float32")
+    source = L.Bidirectional(L.SimpleRNN(3))
+    source(x)
+    inner = L.SimpleRNN(3)
+    if built:  # a built layer's rebuilt copies are built at once (as in Keras) and take the weights then
+        inner(x)
+    layer = L.Bidirectional(inner, weights=source.get_weights())
+    assert layer.forward_layer.built == built
+    np.testing.assert_array_equal(layer(x).numpy(), source(x).numpy())

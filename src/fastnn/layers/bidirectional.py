@@ -77,8 +77,11 @@ class Bidirectional(Layer):
         self.merge_mode = merge_mode
         if weights:
             n = len(weights)
-            self.forward_layer._initial_weights = list(weights[: n // 2])
-            self.backward_layer._initial_weights = list(weights[n // 2:])
+            for direction, part in ((self.forward_layer, weights[: n // 2]), (self.backward_layer, weights[n // 2:])):
+                if direction.built:
+                    direction.set_weights(part)
+                else:  # set when the layer is built
+                    direction._initial_weights = list(part)
         self.stateful = layer.stateful
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
@@ -123,7 +126,7 @@ class Bidirectional(Layer):
             if self.merge_mode is None:
                 return tuple(output_shape) + state_shape + state_shape
             return (output_shape,) + state_shape + state_shape
-        return output_shape if self.merge_mode is not None else output_shape
+        return output_shape
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
         kwargs = {}
