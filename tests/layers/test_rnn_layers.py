@@ -214,8 +214,8 @@ def test_dropout_masks_are_drawn_once_per_call_per_gate_as_keras(kind, rates):
     want, _ = _numpy_rnn(kind, [eye, w[1], w[2]], xs, zeros, MASKS["inside"], rec_masks=rm)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     # Inference uses no mask; a second training call draws new masks; the same seed repeats the numbers.
-    np.testing.assert_allclose(layer(x, mask=MASKS["inside"]).numpy(), _numpy_rnn(kind, w, x, zeros, MASKS["inside"])[0],
-                               rtol=1e-12, atol=1e-12)
+    inference, _ = _numpy_rnn(kind, w, x, zeros, MASKS["inside"])
+    np.testing.assert_allclose(layer(x, mask=MASKS["inside"]).numpy(), inference, rtol=1e-12, atol=1e-12)
     again = layer(x, training=True, mask=MASKS["inside"]).numpy()
     assert not np.array_equal(again, got)
     twin = LAYERS[kind](dropout=dropout, recurrent_dropout=recurrent_dropout, seed=11, return_sequences=True)
@@ -468,7 +468,8 @@ def test_stacked_cells_match_two_layers_and_nested_states():
     np.testing.assert_allclose(out[0].numpy(), want[0].numpy(), rtol=1e-12, atol=1e-12)
     assert isinstance(out[1], list) and len(out[1]) == 2  # the LSTM cell's [h, c]
     assert stacked.cell.state_size == [[3, 3], 3] and stacked.cell.output_size == 3
-    assert [w.path for w in stacked.weights][0] == f"{stacked.name}/{stacked.cell.name}/{stacked.cell.cells[0].name}/kernel"
+    first_cell = stacked.cell.cells[0]
+    assert stacked.weights[0].path == f"{stacked.name}/{stacked.cell.name}/{first_cell.name}/kernel"
     # initial_state as a flat list is packed into the cells' structure; the wrong count names the layer.
     states = [np.full((3, 3), 0.1)] * 3
     stacked(x, initial_state=states)

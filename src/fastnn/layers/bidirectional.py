@@ -75,6 +75,7 @@ class Bidirectional(Layer):
             if getattr(direction, "zero_output_for_mask", None) is not None:
                 direction.zero_output_for_mask = direction.return_sequences
         self.merge_mode = merge_mode
+        self._scoped_weight_ids = set()  # the weights whose paths got this layer's scope
         if weights:
             n = len(weights)
             for direction, part in ((self.forward_layer, weights[: n // 2]), (self.backward_layer, weights[n // 2:])):
@@ -106,7 +107,7 @@ class Bidirectional(Layer):
         for direction in (self.forward_layer, self.backward_layer):
             if not direction.built:
                 direction._maybe_build(tuple(sequences_shape))
-            scoped = self.__dict__.setdefault("_scoped_weight_ids", set())
+            scoped = self._scoped_weight_ids
             for w in direction.weights:  # Keras's paths: bidirectional/forward_lstm/lstm_cell/kernel
                 if id(w) not in scoped:
                     scoped.add(id(w))

@@ -19,7 +19,7 @@ import numbers
 
 from fastnn import activations as _activations
 from fastnn import backend as B
-from fastnn.autograd import Tensor, Variable, no_grad
+from fastnn.autograd import Tensor, Variable
 from fastnn.autograd.ops import elementwise as _ew
 from fastnn.autograd.ops import nn as _nn
 from fastnn.autograd.ops import rnn as _rnn_op
@@ -125,6 +125,7 @@ class RNN(Layer):
         self.input_spec = None
         self.states = None
         self._expected_batch_size = None
+        self._scoped_weight_ids = set()  # the weights whose paths got this layer's scope
         state_size = getattr(cell, "state_size", None)
         if state_size is None:
             raise ValueError("state_size must be specified as property on the RNN cell.")
@@ -177,14 +178,14 @@ class RNN(Layer):
                 self.reset_state()
             else:
                 if sequences_shape[0] is None:
-                    raise ValueError("When using `stateful=True` in a RNN, the batch size must be static. Found dynamic "
-                                     f"batch size: sequence.shape={shape_str(sequences_shape)}")
+                    raise ValueError("When using `stateful=True` in a RNN, the batch size must be static. Found "
+                                     f"dynamic batch size: sequence.shape={shape_str(sequences_shape)}")
                 self._create_state_variables(sequences_shape[0])
         self.built = True
 
     def _scope_cell_weights(self):
         """Weight paths as Keras writes them: ``layer/cell/kernel``."""
-        scoped = self.__dict__.setdefault("_scoped_weight_ids", set())
+        scoped = self._scoped_weight_ids
         for w in self.cell.weights:
             if getattr(w, "_path", None) is not None and id(w) not in scoped:
                 scoped.add(id(w))

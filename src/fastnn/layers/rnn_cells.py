@@ -436,6 +436,7 @@ class StackedRNNCells(Layer):
                 raise ValueError("All cells must have a `state_size` attribute. Received cell without a "
                                  f"`state_size`: {cell}")
         self.cells = cells
+        self._scoped_weight_ids = set()  # the weights whose paths got this layer's scope
 
     @property
     def state_size(self):
@@ -488,7 +489,7 @@ class StackedRNNCells(Layer):
             else:
                 output_dim = cell.state_size
             input_shape = (input_shape[0], output_dim)
-        scoped = self.__dict__.setdefault("_scoped_weight_ids", set())
+        scoped = self._scoped_weight_ids
         for w in self.weights:  # Keras's paths: rnn/stacked_rnn_cells/lstm_cell/kernel
             if id(w) not in scoped:
                 scoped.add(id(w))
