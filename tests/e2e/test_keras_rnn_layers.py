@@ -99,7 +99,8 @@ def _pair(name, **kwargs):
 
 LAYERS = [("LSTM", {}), ("GRU", {}), ("GRU", {"reset_after": False}), ("SimpleRNN", {})]
 OPTIONS = [{}, {"return_sequences": True}, {"return_state": True}, {"go_backwards": True},
-           {"return_sequences": True, "return_state": True, "go_backwards": True}]
+           {"return_sequences": True, "return_state": True, "go_backwards": True},
+           {"zero_output_for_mask": True}, {"zero_output_for_mask": True, "return_sequences": True, "go_backwards": True}]
 
 
 @pytest.mark.parametrize("name,kwargs", LAYERS)
