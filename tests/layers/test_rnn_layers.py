@@ -316,6 +316,32 @@ def test_layer_gradients_with_zero_output_for_mask_and_the_last_output(kind):
         np.testing.assert_allclose(a, n, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("kind", list(LAYERS))
+@pytest.mark.parametrize("mask_kind", [None, "all", "inside"])
+def test_last_output_from_the_states_values_and_gradients(kind, mask_kind, monkeypatch):
+    # Default (zero) initial states, return_sequences=False: the last output is read from h_last (its gradient goes
+    # in as d_h_last, no d_outputs at all); a row masked everywhere still outputs zeros.
+    received = []
+    original = B.rnn_backward
+
+    def spy(*args, **kwargs):
+        received.append(args[3] is None)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(B, "rnn_backward", spy)
+    x = _rng(23).standard_normal((3, 4, 2))
+    layer = _randomized(LAYERS[kind](), x)
+    mask = None if mask_kind is None else MASKS[mask_kind]
+    zeros = [np.zeros((3, 3))] * (2 if kind == "lstm" else 1)
+    want, _ = _numpy_rnn(kind, layer.get_weights(), x, zeros, mask)
+    np.testing.assert_allclose(layer(x, mask=mask).numpy(), want[:, -1], rtol=1e-12, atol=1e-12)
+    analytic = _layer_objective_gradients(layer, x, [], mask)
+    assert received == [True]  # d_outputs None
+    numeric = _numeric(layer, x.copy(), [], mask)
+    for a, n in zip(analytic, numeric):
+        np.testing.assert_allclose(a, n, rtol=1e-6, atol=1e-8)
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_layer_gradients_with_dropout_masks_match_finite_differences(kind):
     # training=True with a seeded cell: the masks are redrawn each call, so fix them for the numeric objective.

@@ -125,6 +125,7 @@ class RNN(Layer):
         self.input_spec = None
         self.states = None
         self._expected_batch_size = None
+        self._zero_initial_state = False  # set by each call: whether the states start as the default zeros
         self._scoped_weight_ids = set()  # the weights whose paths got this layer's scope
         state_size = getattr(cell, "state_size", None)
         if state_size is None:
@@ -274,6 +275,9 @@ class RNN(Layer):
             raise ValueError("If an RNN is stateful, the batch size of the input sequences must be the same as the "
                              f"batch size of the initial state. \n- Expected batch size: {self._expected_batch_size}"
                              f"\n- Received batch size: {batch} (layer \"{self.name}\")")
+        # Zero initial states (the default of a layer that is not stateful): the fused path then reads the last output
+        # from h_last even with a mask (a row masked everywhere outputs 0 = its h0).
+        self._zero_initial_state = initial_state is None and not self.stateful
         if initial_state is None:
             if self.stateful:
                 states = [Tensor._wrap(v._data) for v in self.states]
@@ -449,7 +453,14 @@ class _FusedRNN(RNN):
             recurrent_bias=recurrent_bias, activation=activation, recurrent_activation=recurrent_activation,
             reverse=self.go_backwards, zero_output_for_mask=self.zero_output_for_mask)
         outputs, states = results[0], list(results[1:])
-        return outputs[:, -1], outputs, states
+        if not self.return_sequences and (mask is None or (self._zero_initial_state and not self.zero_output_for_mask)):
+            # The last output IS h_last here (the carry rule: y_{T-1} is the h of the last unmasked step, or 0 = h0
+            # for a row masked everywhere): taking it from the states sends its gradient in as d_h_last instead of a
+            # (B, T, U) d_outputs that is zero but for one step (no scatter, no zeros to read).
+            last_output = _shape.identity(states[0]) if self.return_state else states[0]
+        else:
+            last_output = outputs[:, -1]
+        return last_output, outputs, states
 
     def _cell_property_config(self, names):
         cell = self.cell
