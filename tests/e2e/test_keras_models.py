@@ -340,6 +340,21 @@ def _layer_cases(lib):
         "BatchNormalization_full": L.BatchNormalization(axis=1, momentum=0.9, epsilon=1e-5, center=False,
                                                         gamma_initializer="random_normal", gamma_regularizer="l2",
                                                         gamma_constraint="non_neg", name="bn_full"),
+        # the recurrent layers and cells (issue 13, h-rnnl; more in tests/e2e/test_keras_rnn_layers.py)
+        "LSTM": L.LSTM(3, return_sequences=True, dropout=0.1, recurrent_dropout=0.2, seed=5,
+                       recurrent_regularizer="l2", activity_regularizer="l1", name="lstm_a"),
+        "GRU": L.GRU(3, reset_after=False, go_backwards=True, recurrent_activation="hard_sigmoid", name="gru_a"),
+        "SimpleRNN": L.SimpleRNN(2, activation="relu", return_state=True, unroll=True, name="rnn_a"),
+        "RNN": L.RNN(L.StackedRNNCells([L.LSTMCell(2, name="c1"), L.GRUCell(3, name="c2"),
+                                        L.SimpleRNNCell(2, name="c3")], name="stack"), stateful=True,
+                     zero_output_for_mask=True, name="rnn_b"),
+        "LSTMCell": L.LSTMCell(4, unit_forget_bias=False, kernel_constraint="non_neg", name="cell_a"),
+        "GRUCell": L.GRUCell(4, use_bias=False, dropout=0.3, name="cell_b"),
+        "SimpleRNNCell": L.SimpleRNNCell(4, seed=2, name="cell_c"),
+        "StackedRNNCells": L.StackedRNNCells([L.LSTMCell(2, name="c4")], name="stack_b"),
+        "Bidirectional": L.Bidirectional(L.LSTM(3, return_sequences=True, name="bl"), merge_mode="mul",
+                                         backward_layer=L.GRU(3, return_sequences=True, go_backwards=True,
+                                                              name="bg"), name="bi"),
     }
 
 

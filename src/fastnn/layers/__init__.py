@@ -16,6 +16,9 @@ from fastnn.layers.normalization import BatchNormalization  # h-poollayers
 from fastnn.layers.regularization import SpatialDropout1D, SpatialDropout2D
 from fastnn.layers.embedding import Embedding  # h-embed
 from fastnn.layers.wrappers import TimeDistributed, Wrapper  # h-embed
+from fastnn.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # h-rnnl
+from fastnn.layers.rnn import GRU, LSTM, RNN, SimpleRNN  # h-rnnl
+from fastnn.layers.bidirectional import Bidirectional  # h-rnnl
 from fastnn.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                                    concatenate, maximum, minimum, multiply, subtract)
 
@@ -32,4 +35,6 @@ __all__ = [
     "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
     "AvgPool2D", "BatchNormalization",  # h-poollayers
     "Embedding", "TimeDistributed", "Wrapper",  # h-embed
+    "RNN", "LSTM", "GRU", "SimpleRNN", "LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells",  # h-rnnl
+    "Bidirectional",  # h-rnnl
 ]
