@@ -99,3 +99,25 @@ def report(history, model, x_test, y_test):
     results = results if isinstance(results, list) else [results]
     names = ["loss"] + [m for m in ("accuracy",) if len(results) > 1]
     print("held-out " + ", ".join(f"{n}: {v:.4f}" for n, v in zip(names, results)) + f" on {len(x_test):,} samples")
+
+
+def keyword_sequences(n, vocab_size, maxlen, seed=0, keywords=(1, 2, 3)):
+    """Synthetic data for the sequence listing: ``n`` int32 token sequences of random lengths (3..maxlen, tokens
+    1..vocab_size-1) zero-padded at the start to ``maxlen`` (as Keras's ``pad_sequences`` pads by default; token 0
+    is the padding that ``Embedding(mask_zero=True)`` masks), and float32 labels (n, 1): whether one of the
+    ``keywords`` occurs. A keyword is planted in half the sequences and kept out of the others, so the classes
+    balance and the rule is learnable, wherever in the sequence the keyword sits."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, maxlen), np.int32)
+    y = np.zeros((n, 1), np.float32)
+    others = np.setdiff1d(np.arange(1, vocab_size), keywords)
+    for i in range(n):
+        length = int(rng.integers(3, maxlen + 1))
+        seq = rng.choice(others, length)
+        if rng.random() < 0.5:
+            seq[rng.integers(0, length)] = rng.choice(keywords)
+            y[i] = 1.0
+        x[i, maxlen - length:] = seq
+    return x, y

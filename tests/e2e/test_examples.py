@@ -21,7 +21,7 @@ NEEDS_MNIST = {name for name in SCRIPTS if "mnist_images" in (EXAMPLES / name).r
 
 
 def test_the_article_listings_all_have_an_example():
-    for listing in ("listing1_4", "listing5", "listing6", "listing7", "listing9"):
+    for listing in ("listing1_4", "listing5", "listing6", "listing7", "listing8", "listing9", "rowwise_mnist"):
         assert any(name.startswith(listing) for name in SCRIPTS), (listing, SCRIPTS)
     readme = (EXAMPLES / "README.md").read_text()
     for name in SCRIPTS:

@@ -632,3 +632,24 @@ def test_models_convert_inputs_to_their_input_dtype_as_keras():
     out64, out32 = two([x, x])
     assert out64.dtype == "float64" and out32.dtype == "float32"
     np.testing.assert_array_equal(out64.numpy(), x)
+
+
+def test_one_element_output_lists_come_back_unpacked_as_keras():
+    # Keras 3.15's Functional.call returns unpack_singleton(outputs): Model(inputs=[x], outputs=[y]) -- listing 8's
+    # form -- calls and predicts ONE array (a tuple alike); a dict stays a dict; a symbolic call, compute_output_shape
+    # and model.outputs keep the list (measured with Keras 3.15.1 on TensorFlow 2.21).
+    x = np.zeros((2, 3), np.float32)
+    inp = fastnn.Input((3,))
+    out = L.Dense(1)(inp)
+    for outputs in ([out], (out,)):
+        model = fastnn.Model([inp], outputs)
+        assert isinstance(model(x), fastnn.Tensor) and model(x).shape == (2, 1)
+        assert isinstance(model.predict(x, verbose=0), np.ndarray) and model.predict(x, verbose=0).shape == (2, 1)
+        assert isinstance(model.predict_on_batch(x), np.ndarray)
+    model = fastnn.Model([inp], [out])
+    assert isinstance(model(fastnn.Input((3,))), list) and model.compute_output_shape((None, 3)) == [(None, 1)]
+    assert isinstance(model.outputs, list)
+    model.compile(loss="mse", optimizer="sgd")
+    assert model.fit(x, np.zeros((2, 1)), verbose=0).history["loss"] == [0.0]
+    named = fastnn.Model([inp], {"a": out})
+    assert isinstance(named(x), dict) and isinstance(named.predict(x, verbose=0), dict)

@@ -252,7 +252,13 @@ class Functional(Model):
             out = node.layer(*args, **kw)
             for kt, v in zip(node.output_tensors, flatten(out)):
                 values[id(kt)] = v
-        return map_structure(lambda t: values[id(t)], self._outputs_struct)
+        outputs = map_structure(lambda t: values[id(t)], self._outputs_struct)
+        # As Keras's Functional.call (unpack_singleton): a one-element list or tuple of outputs comes back as the
+        # tensor itself, so Model(inputs=[x], outputs=[y]) (listing 8) calls and predicts one array; a symbolic call
+        # keeps the list, as Keras's compute_output_spec does.
+        if isinstance(outputs, (list, tuple)) and len(outputs) == 1 and not isinstance(outputs[0], KerasTensor):
+            return outputs[0]
+        return outputs
 
     def compute_output_shape(self, input_shape):
         shapes_in = flatten_shapes(input_shape)

@@ -55,16 +55,17 @@ def model_pair(build, dtype="float32", weights=None):
     return fastnn_model, keras_model
 
 
-def fit_pair(build, make_optimizer, x, y, dtype="float32", weights=None, epochs=2, batch_size=8):
+def fit_pair(build, make_optimizer, x, y, dtype="float32", weights=None, epochs=2, batch_size=8, loss="categorical"):
     """Trains the model_pair of ``build`` side by side: the same optimizer (``make_optimizer(lib)``), the categorical
-    crossentropy computed in ``dtype``, ``epochs`` epochs of fit with shuffle=False. Returns
-    (fastnn model, Keras model, fastnn per-epoch losses, Keras per-epoch losses)."""
+    (``loss="categorical"``) or binary (``loss="binary"``) crossentropy computed in ``dtype``, ``epochs`` epochs of
+    fit with shuffle=False. Returns (fastnn model, Keras model, fastnn per-epoch losses, Keras per-epoch losses)."""
     import keras
 
+    loss_class = {"categorical": "CategoricalCrossentropy", "binary": "BinaryCrossentropy"}[loss]
     fastnn_model, keras_model = model_pair(build, dtype, weights)
     histories = []
     for lib, model in ((fastnn, fastnn_model), (keras, keras_model)):
-        model.compile(optimizer=make_optimizer(lib), loss=lib.losses.CategoricalCrossentropy(dtype=dtype))
+        model.compile(optimizer=make_optimizer(lib), loss=getattr(lib.losses, loss_class)(dtype=dtype))
         history = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
         histories.append(np.asarray(history.history["loss"]))
     return fastnn_model, keras_model, histories[0], histories[1]
