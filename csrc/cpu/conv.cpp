@@ -296,7 +296,12 @@ namespace {
 constexpr int64_t kThinRun = 16;
 
 bool thin_rows_apply(const Conv2dShape& s, const Conv2dParams& p) {
-  return p.groups == 1 && p.dilation_w == 1 && s.kw * s.c <= kThinRun && s.kh <= 16 && s.f > 0 && s.ow > 0;
+  if (!(p.groups == 1 && p.dilation_w == 1 && s.kw * s.c <= kThinRun && s.kh <= 16 && s.f > 0 && s.ow > 0))
+    return false;
+  // Each thread copies kh + 1 padded rows of span * C elements. Wide rows (or strides that skip most of a row) go
+  // through im2col instead, whose tiles are bounded: a 2^30-column stride would otherwise copy gigabytes per row.
+  const int64_t span = (s.ow - 1) * p.stride_w + s.kw;
+  return span <= kConvColumnBudgetBytes / static_cast<int64_t>(sizeof(double) * (s.kh + 1) * s.c);
 }
 
 template <typename T>
@@ -313,7 +318,8 @@ void thin_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dShape
     static thread_local ScratchBuffer padded_scratch;
     // kh rows, then one of zeros for the kernel rows outside the image: they still multiply their weights, as im2col's
     // zeros do (an inf weight there gives NaN, as with an explicitly padded input).
-    T* padded = static_cast<T*>(padded_scratch.reserve(sizeof(T) * static_cast<size_t>((s.kh + 1) * row_elems)));
+    BoundedScratch padded_buffer(padded_scratch, sizeof(T) * static_cast<size_t>((s.kh + 1) * row_elems));
+    T* padded = static_cast<T*>(padded_buffer.get());
     T* zero_row = padded + s.kh * row_elems;
     std::fill(zero_row, zero_row + row_elems, T(0));
     const T* a[16];
@@ -560,7 +566,8 @@ void conv2d_backward_weight(T* dw, T* db, const T* x, const T* dy, const Conv2dS
   // The partials live in the calling thread's kept scratch (no page faults per training step); each partition's
   // first GEMM assigns its partial, so nothing needs zeroing.
   static thread_local ScratchBuffer partial_scratch;
-  T* partial = static_cast<T*>(partial_scratch.reserve(sizeof(T) * static_cast<size_t>(partitions * dw_count)));
+  BoundedScratch partial_buffer(partial_scratch, sizeof(T) * static_cast<size_t>(partitions * dw_count));
+  T* partial = static_cast<T*>(partial_buffer.get());
   std::vector<double> bias_partial(db != nullptr ? static_cast<size_t>(partitions * s.f) : 0, 0.0);
   parallel_for(0, partitions, 1, [&](int64_t q0, int64_t q1) {
     for (int64_t q = q0; q < q1; ++q)

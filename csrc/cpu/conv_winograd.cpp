@@ -169,7 +169,8 @@ void conv2d_forward_winograd(T* y, const T* x, const T* w, const T* bias, const 
   DenormalsAreZero ftz;
   const int64_t C = s.c, F = s.f;
   static thread_local ScratchBuffer u_scratch;
-  T* u = static_cast<T*>(u_scratch.reserve(sizeof(T) * static_cast<size_t>(kPositions * C * F)));
+  BoundedScratch u_buffer(u_scratch, sizeof(T) * static_cast<size_t>(kPositions * C * F));
+  T* u = static_cast<T*>(u_buffer.get());
   transform_weights(u, w, C, F);
   const WinogradBlocking B = WinogradBlocking::of<T>(s);
   const std::vector<T> zero_row(static_cast<size_t>(std::max(C, F)), T(0));
@@ -212,7 +213,8 @@ void conv2d_backward_weight_winograd(T* dw, T* db, const T* x, const T* dy, cons
       {B.blocks, kMaxPartitions,
        std::max<int64_t>(1, kPartialBudgetBytes / (kPositions * cf * static_cast<int64_t>(sizeof(T))))});
   static thread_local ScratchBuffer partial_scratch;
-  T* partial = static_cast<T*>(partial_scratch.reserve(sizeof(T) * static_cast<size_t>(partitions * kPositions * cf)));
+  BoundedScratch partial_buffer(partial_scratch, sizeof(T) * static_cast<size_t>(partitions * kPositions * cf));
+  T* partial = static_cast<T*>(partial_buffer.get());
   const std::vector<T> zero_row(static_cast<size_t>(std::max(C, F)), T(0));
   const detail::WinogradTransforms<T>& transforms = active_transforms<T>();
   if (db != nullptr) conv_bias_grad_add(db, dy, s.n * s.oh * s.ow, F);

@@ -45,6 +45,23 @@ class ScratchBuffer {
   std::size_t capacity_ = 0;
 };
 
+// The most a thread keeps between calls in a thread_local ScratchBuffer (BoundedScratch). Training steps reuse what
+// they kept (no page faults on fresh multi-megabyte buffers); a larger request gets its own buffer, freed with the
+// call, so one huge call (a 2^30-wide image) does not pin gigabytes for the rest of the process.
+constexpr std::size_t kKeptScratchBytes = std::size_t(64) << 20;
+
+// `bytes` of scratch: from `kept` (the caller's thread_local buffer) up to kKeptScratchBytes, else its own.
+class BoundedScratch {
+ public:
+  BoundedScratch(ScratchBuffer& kept, std::size_t bytes)
+      : data_(bytes <= kKeptScratchBytes ? kept.reserve(bytes) : own_.reserve(bytes)) {}
+  void* get() const { return data_; }
+
+ private:
+  ScratchBuffer own_;  // declared before data_: initialised first
+  void* data_;
+};
+
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
