@@ -462,3 +462,15 @@ def test_every_gemm_path_matches_reference(gemm_path, cell):
     got = run_both(cell, case, backend.rnn_forward, backend.rnn_backward, grads, reverse=True)
     for a, e in zip(got[0] + got[1], exp[0] + exp[1]):
         assert_close(a, e, np.float64, f"{gemm_path} {cell}")
+
+
+def test_backward_reads_a_read_only_workspace():
+    rng = np.random.default_rng(12)
+    case = make_case(rng, "lstm", 3, 4, 5)
+    _, h, c, ws = backend.rnn_forward("lstm", *kernel_args(case))
+    expected = backend.rnn_backward("lstm", ws, case["R"], None, h, c)
+    for a in ws[1:]:
+        a.setflags(write=False)
+    got = backend.rnn_backward("lstm", ws, case["R"], None, h, c)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
