@@ -100,6 +100,34 @@ void lstm_cell_backward(T* FASTNN_RESTRICT di, T* FASTNN_RESTRICT df, T* FASTNN_
   }
 }
 
+// y += a (y and a distinct).
+template <typename T>
+void add_to(T* FASTNN_RESTRICT y, const T* FASTNN_RESTRICT a, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] += a[j];
+}
+// y += a * b.
+template <typename T>
+void add_product(T* FASTNN_RESTRICT y, const T* FASTNN_RESTRICT a, const T* FASTNN_RESTRICT b, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] += a[j] * b[j];
+}
+// GRU: h' = z*h + (1-z)*hh.
+template <typename T>
+void gru_mix(T* FASTNN_RESTRICT h_new, const T* FASTNN_RESTRICT zg, const T* FASTNN_RESTRICT hh,
+             const T* FASTNN_RESTRICT h, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) h_new[j] = zg[j] * h[j] + (T(1) - zg[j]) * hh[j];
+}
+// GRU backward through h' = z*h + (1-z)*hh: d z, d hh, and dh += d h' * z.
+template <typename T>
+void gru_mix_backward(T* FASTNN_RESTRICT dzg, T* FASTNN_RESTRICT dhh, T* FASTNN_RESTRICT dh,
+                      const T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT zg, const T* FASTNN_RESTRICT hh,
+                      const T* FASTNN_RESTRICT h, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    dzg[j] = d[j] * (h[j] - hh[j]);
+    dhh[j] = d[j] * (T(1) - zg[j]);
+    dh[j] += d[j] * zg[j];
+  }
+}
+
 template <typename T, typename Policy>
 struct Engine {
   using Act = typename Policy::Act;
@@ -283,12 +311,12 @@ struct Engine {
           T* z = pre + i * GU;
           T* a = gates + i * GU;
           const T* r_ = rec + i * GU;
-          for (int64_t j = 0; j < 2 * U; ++j) z[j] += r_[j];
+          add_to(z, r_, 2 * U);
           ract.forward(a, z, 2 * U);  // z, r
           const T* rg = a + U;
           T* rec_h = extra + i * U;
           copy_rows(rec_h, r_ + 2 * U, U);
-          for (int64_t j = 0; j < U; ++j) z[2 * U + j] += rg[j] * rec_h[j];
+          add_product(z + 2 * U, rg, rec_h, U);
           act.forward(a + 2 * U, z + 2 * U, U);  // hh
           mix(hn + i * U, a, a + 2 * U, hp + i * U);
         }
@@ -333,9 +361,7 @@ struct Engine {
   }
 
   // GRU: h' = z*h + (1-z)*hh.
-  void mix(T* h_new, const T* zg, const T* hh, const T* h) const {
-    for (int64_t j = 0; j < U; ++j) h_new[j] = zg[j] * h[j] + (T(1) - zg[j]) * hh[j];
-  }
+  void mix(T* h_new, const T* zg, const T* hh, const T* h) const { gru_mix(h_new, zg, hh, h, U); }
 
   // ---------------------------------------------------------------- backward
   void backward(T* d_xproj, T* dR, T* d_h0, T* d_c0, T* d_rbias, const RnnWorkspace<T>& ws, const T* d_out,
@@ -486,16 +512,10 @@ struct Engine {
           T* dx = dxrow + i * GU;
           T* dzr = dz + i * GU;
           T* dhr = dh_next + i * U;
-          for (int64_t j = 0; j < U; ++j) {
-            dg[j] = d[j] * (h[j] - a[2 * U + j]);     // d z
-            dg[2 * U + j] = d[j] * (T(1) - a[j]);     // d hh
-            dhr[j] += d[j] * a[j];                    // h' = z*h + ...
-          }
+          gru_mix_backward(dg, dg + 2 * U, dhr, d, a, a + 2 * U, h, U);  // d z, d hh, dh += d h' * z
           act.backward(dx + 2 * U, dg + 2 * U, z + 2 * U, a + 2 * U, U);  // d (x_h + r*rec_h)
-          for (int64_t j = 0; j < U; ++j) {
-            dg[U + j] = dx[2 * U + j] * rec_h[j];      // d r
-            dzr[2 * U + j] = dx[2 * U + j] * a[U + j];  // d rec_h
-          }
+          mul_rows(dg + U, dx + 2 * U, rec_h, U);                          // d r
+          mul_rows(dzr + 2 * U, dx + 2 * U, a + U, U);                     // d rec_h
           ract.backward(dx, dg, z, a, 2 * U);
           copy_rows(dzr, dx, 2 * U);
         }
@@ -508,11 +528,7 @@ struct Engine {
           const T* h = hp + i * U;
           T* dg = dgate + i * GU;
           T* dhr = dh_next + i * U;
-          for (int64_t j = 0; j < U; ++j) {
-            dg[j] = d[j] * (h[j] - a[2 * U + j]);
-            dg[2 * U + j] = d[j] * (T(1) - a[j]);
-            dhr[j] += d[j] * a[j];
-          }
+          gru_mix_backward(dg, dg + 2 * U, dhr, d, a, a + 2 * U, h, U);
           act.backward(dz + i * GU + 2 * U, dg + 2 * U, pre + i * GU + 2 * U, a + 2 * U, U);
         }
         // d (r*h*m_2) = d a_h @ R_h^T for the block (masked rows: zero rows of dz give zeros).
