@@ -69,6 +69,65 @@ bool degenerate_backward(const RnnParams& p, T* d_xproj, T* dR, T* d_h0, T* d_c0
   return true;
 }
 
+// Row loops of the cells with restrict-qualified rows (the compiler cannot otherwise prove the gate rows of one
+// buffer distinct, and left the LSTM backward's loop scalar).
+template <typename T>
+void add_rows(T* FASTNN_RESTRICT y, const T* FASTNN_RESTRICT a, const T* FASTNN_RESTRICT b, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = a[j] + b[j];
+}
+template <typename T>
+void mul_rows(T* FASTNN_RESTRICT y, const T* FASTNN_RESTRICT a, const T* FASTNN_RESTRICT b, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = a[j] * b[j];
+}
+// LSTM: c' = f*c + i*g.
+template <typename T>
+void lstm_cell(T* FASTNN_RESTRICT c_new, const T* FASTNN_RESTRICT ig, const T* FASTNN_RESTRICT fg,
+               const T* FASTNN_RESTRICT gg, const T* FASTNN_RESTRICT c_prev, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) c_new[j] = fg[j] * c_prev[j] + ig[j] * gg[j];
+}
+// LSTM backward through c' = f*c + i*g: di holds act'(c') * d act(c') on entry; dc holds d c' from the next step
+// on entry and d c_{s-1} on exit.
+template <typename T>
+void lstm_cell_backward(T* FASTNN_RESTRICT di, T* FASTNN_RESTRICT df, T* FASTNN_RESTRICT dgg, T* FASTNN_RESTRICT dc,
+                        const T* FASTNN_RESTRICT ig, const T* FASTNN_RESTRICT fg, const T* FASTNN_RESTRICT gg,
+                        const T* FASTNN_RESTRICT c_prev, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T dcn = dc[j] + di[j];
+    di[j] = dcn * gg[j];
+    df[j] = dcn * c_prev[j];
+    dgg[j] = dcn * ig[j];
+    dc[j] = dcn * fg[j];
+  }
+}
+
+// y += a (y and a distinct).
+template <typename T>
+void add_to(T* FASTNN_RESTRICT y, const T* FASTNN_RESTRICT a, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] += a[j];
+}
+// y += a * b.
+template <typename T>
+void add_product(T* FASTNN_RESTRICT y, const T* FASTNN_RESTRICT a, const T* FASTNN_RESTRICT b, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] += a[j] * b[j];
+}
+// GRU: h' = z*h + (1-z)*hh.
+template <typename T>
+void gru_mix(T* FASTNN_RESTRICT h_new, const T* FASTNN_RESTRICT zg, const T* FASTNN_RESTRICT hh,
+             const T* FASTNN_RESTRICT h, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) h_new[j] = zg[j] * h[j] + (T(1) - zg[j]) * hh[j];
+}
+// GRU backward through h' = z*h + (1-z)*hh: d z, d hh, and dh += d h' * z.
+template <typename T>
+void gru_mix_backward(T* FASTNN_RESTRICT dzg, T* FASTNN_RESTRICT dhh, T* FASTNN_RESTRICT dh,
+                      const T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT zg, const T* FASTNN_RESTRICT hh,
+                      const T* FASTNN_RESTRICT h, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    dzg[j] = d[j] * (h[j] - hh[j]);
+    dhh[j] = d[j] * (T(1) - zg[j]);
+    dh[j] += d[j] * zg[j];
+  }
+}
+
 template <typename T, typename Policy>
 struct Engine {
   using Act = typename Policy::Act;
@@ -238,11 +297,11 @@ struct Engine {
           const T *ig = a, *fg = a + U, *gg = a + 2 * U, *og = a + 3 * U;
           const T* c_prev = cp + i * U;
           T* c_new = cn + i * U;
-          for (int64_t j = 0; j < U; ++j) c_new[j] = fg[j] * c_prev[j] + ig[j] * gg[j];
+          lstm_cell(c_new, ig, fg, gg, c_prev, U);
           T* tc = extra + i * U;
           act.forward(tc, c_new, U);
           T* h_new = hn + i * U;
-          for (int64_t j = 0; j < U; ++j) h_new[j] = og[j] * tc[j];
+          mul_rows(h_new, og, tc, U);
         }
         break;
       }
@@ -252,12 +311,12 @@ struct Engine {
           T* z = pre + i * GU;
           T* a = gates + i * GU;
           const T* r_ = rec + i * GU;
-          for (int64_t j = 0; j < 2 * U; ++j) z[j] += r_[j];
+          add_to(z, r_, 2 * U);
           ract.forward(a, z, 2 * U);  // z, r
           const T* rg = a + U;
           T* rec_h = extra + i * U;
           copy_rows(rec_h, r_ + 2 * U, U);
-          for (int64_t j = 0; j < U; ++j) z[2 * U + j] += rg[j] * rec_h[j];
+          add_product(z + 2 * U, rg, rec_h, U);
           act.forward(a + 2 * U, z + 2 * U, U);  // hh
           mix(hn + i * U, a, a + 2 * U, hp + i * U);
         }
@@ -302,9 +361,7 @@ struct Engine {
   }
 
   // GRU: h' = z*h + (1-z)*hh.
-  void mix(T* h_new, const T* zg, const T* hh, const T* h) const {
-    for (int64_t j = 0; j < U; ++j) h_new[j] = zg[j] * h[j] + (T(1) - zg[j]) * hh[j];
-  }
+  void mix(T* h_new, const T* zg, const T* hh, const T* h) const { gru_mix(h_new, zg, hh, h, U); }
 
   // ---------------------------------------------------------------- backward
   void backward(T* d_xproj, T* dR, T* d_h0, T* d_c0, T* d_rbias, const RnnWorkspace<T>& ws, const T* d_out,
@@ -348,9 +405,9 @@ struct Engine {
           const int64_t b = r0 + i;
           T* gy = tmpU + i * U;
           const T* dyo = d_out ? d_out + (b * S + s) * U : nullptr;
-          for (int64_t j = 0; j < U; ++j) gy[j] = carry[i * U + j] + (dyo ? dyo[j] : T(0));
+          if (dyo) add_rows(gy, carry + i * U, dyo, U); else copy_rows(gy, carry + i * U, U);
           if (kept(b, t)) {
-            for (int64_t j = 0; j < U; ++j) dhn[i * U + j] = dh[i * U + j] + gy[j];
+            add_rows(dhn + i * U, dh + i * U, gy, U);
             zero(carry + i * U, U);
             zero(dh_next + i * U, U);  // the direct terms are added by the cell below
           } else {
@@ -433,18 +490,10 @@ struct Engine {
           T* dg = dgate + i * GU;
           T* dtc = tmp + i * U;
           T* dcr = dc + i * U;
-          for (int64_t j = 0; j < U; ++j) {
-            dg[3 * U + j] = d[j] * tc[j];  // d o
-            dtc[j] = d[j] * a[3 * U + j];  // d act(c')
-          }
+          mul_rows(dg + 3 * U, d, tc, U);  // d o
+          mul_rows(dtc, d, a + 3 * U, U);  // d act(c')
           act.backward(dg, dtc, cn + i * U, tc, U);  // dg[0:U) = act'(c') * d act(c'), read back at once below
-          for (int64_t j = 0; j < U; ++j) {
-            const T dcn = dcr[j] + dg[j];
-            dg[j] = dcn * a[2 * U + j];      // d i
-            dg[U + j] = dcn * c_prev[j];     // d f
-            dg[2 * U + j] = dcn * a[j];      // d g
-            dcr[j] = dcn * a[U + j];         // d c_{s-1}
-          }
+          lstm_cell_backward(dg, dg + U, dg + 2 * U, dcr, a, a + U, a + 2 * U, c_prev, U);
           T* dzr = dz + i * GU;
           ract.backward(dzr, dg, z, a, 2 * U);
           act.backward(dzr + 2 * U, dg + 2 * U, z + 2 * U, a + 2 * U, U);
@@ -463,16 +512,10 @@ struct Engine {
           T* dx = dxrow + i * GU;
           T* dzr = dz + i * GU;
           T* dhr = dh_next + i * U;
-          for (int64_t j = 0; j < U; ++j) {
-            dg[j] = d[j] * (h[j] - a[2 * U + j]);     // d z
-            dg[2 * U + j] = d[j] * (T(1) - a[j]);     // d hh
-            dhr[j] += d[j] * a[j];                    // h' = z*h + ...
-          }
+          gru_mix_backward(dg, dg + 2 * U, dhr, d, a, a + 2 * U, h, U);  // d z, d hh, dh += d h' * z
           act.backward(dx + 2 * U, dg + 2 * U, z + 2 * U, a + 2 * U, U);  // d (x_h + r*rec_h)
-          for (int64_t j = 0; j < U; ++j) {
-            dg[U + j] = dx[2 * U + j] * rec_h[j];      // d r
-            dzr[2 * U + j] = dx[2 * U + j] * a[U + j];  // d rec_h
-          }
+          mul_rows(dg + U, dx + 2 * U, rec_h, U);                          // d r
+          mul_rows(dzr + 2 * U, dx + 2 * U, a + U, U);                     // d rec_h
           ract.backward(dx, dg, z, a, 2 * U);
           copy_rows(dzr, dx, 2 * U);
         }
@@ -485,11 +528,7 @@ struct Engine {
           const T* h = hp + i * U;
           T* dg = dgate + i * GU;
           T* dhr = dh_next + i * U;
-          for (int64_t j = 0; j < U; ++j) {
-            dg[j] = d[j] * (h[j] - a[2 * U + j]);
-            dg[2 * U + j] = d[j] * (T(1) - a[j]);
-            dhr[j] += d[j] * a[j];
-          }
+          gru_mix_backward(dg, dg + 2 * U, dhr, d, a, a + 2 * U, h, U);
           act.backward(dz + i * GU + 2 * U, dg + 2 * U, pre + i * GU + 2 * U, a + 2 * U, U);
         }
         // d (r*h*m_2) = d a_h @ R_h^T for the block (masked rows: zero rows of dz give zeros).

@@ -336,11 +336,12 @@ py::tuple rnn_backward(const std::string& cell_name, const py::object& workspace
   auto run = [&](auto tag) {
     using T_ = decltype(tag);
     RnnWorkspace<T_> w;
-    w.h_states = data_of<T_>(ws_h);
-    w.c_states = data_of<T_>(ws_c);
-    w.pre = data_of<T_>(ws_pre);
-    w.gates = data_of<T_>(ws_gates);
-    w.extra = data_of<T_>(ws_extra);
+    // The backward only reads the workspace (a read-only copy of it is fine).
+    w.h_states = const_cast<T_*>(cdata_of<T_>(ws_h));
+    w.c_states = const_cast<T_*>(cdata_of<T_>(ws_c));
+    w.pre = const_cast<T_*>(cdata_of<T_>(ws_pre));
+    w.gates = const_cast<T_*>(cdata_of<T_>(ws_gates));
+    w.extra = const_cast<T_*>(cdata_of<T_>(ws_extra));
     T_* dx = data_of<T_>(d_xproj);
     T_* dr = data_of<T_>(d_r);
     T_* dh0 = data_of<T_>(d_h0);

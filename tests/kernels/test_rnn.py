@@ -450,3 +450,27 @@ def test_backend_accepts_a_nonbool_mask_as_keras_casts_it():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match="rnn_forward: mask must be a bool array"):
         _C.rnn_forward("lstm", *kernel_args(case), mask=case["mask"].astype(np.float32))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru_reset_before"])
+def test_every_gemm_path_matches_reference(gemm_path, cell):
+    """The per-step products and the final dR GEMM on each GEMM algorithm (forced for every shape)."""
+    rng = np.random.default_rng(8)
+    case = make_case(rng, cell, 34, 3, 13, mask_kind="random", M=1)
+    grads = random_grads(rng, 34, 3, 13, np.float64)
+    exp = run_both(cell, case, ref.rnn_forward, ref.rnn_backward, grads, reverse=True)
+    got = run_both(cell, case, backend.rnn_forward, backend.rnn_backward, grads, reverse=True)
+    for a, e in zip(got[0] + got[1], exp[0] + exp[1]):
+        assert_close(a, e, np.float64, f"{gemm_path} {cell}")
+
+
+def test_backward_reads_a_read_only_workspace():
+    rng = np.random.default_rng(12)
+    case = make_case(rng, "lstm", 3, 4, 5)
+    _, h, c, ws = backend.rnn_forward("lstm", *kernel_args(case))
+    expected = backend.rnn_backward("lstm", ws, case["R"], None, h, c)
+    for a in ws[1:]:
+        a.setflags(write=False)
+    got = backend.rnn_backward("lstm", ws, case["R"], None, h, c)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
