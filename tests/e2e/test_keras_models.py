@@ -340,6 +340,13 @@ def _layer_cases(lib):
         "BatchNormalization_full": L.BatchNormalization(axis=1, momentum=0.9, epsilon=1e-5, center=False,
                                                         gamma_initializer="random_normal", gamma_regularizer="l2",
                                                         gamma_constraint="non_neg", name="bn_full"),
+        # embedding and wrappers (issue 13, h-embed)
+        "Embedding": L.Embedding(10, 3, mask_zero=True, embeddings_regularizer="l2", name="emb"),
+        "Embedding_initializer": L.Embedding(5, 2, embeddings_initializer=I.RandomNormal(seed=2),
+                                             embeddings_constraint=C.MaxNorm(1.0), activity_regularizer="l1",
+                                             name="emb2"),
+        "TimeDistributed": L.TimeDistributed(L.Dense(2, name="td_dense"), name="td"),
+        "Wrapper": L.Wrapper(L.Dense(2, name="wr_dense"), name="wr"),
     }
 
 
