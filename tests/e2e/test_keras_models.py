@@ -355,6 +355,13 @@ def _layer_cases(lib):
         "Bidirectional": L.Bidirectional(L.LSTM(3, return_sequences=True, name="bl"), merge_mode="mul",
                                          backward_layer=L.GRU(3, return_sequences=True, go_backwards=True,
                                                               name="bg"), name="bi"),
+        # embedding and wrappers (issue 13, h-embed)
+        "Embedding": L.Embedding(10, 3, mask_zero=True, embeddings_regularizer="l2", name="emb"),
+        "Embedding_initializer": L.Embedding(5, 2, embeddings_initializer=I.RandomNormal(seed=2),
+                                             embeddings_constraint=C.MaxNorm(1.0), activity_regularizer="l1",
+                                             name="emb2"),
+        "TimeDistributed": L.TimeDistributed(L.Dense(2, name="td_dense"), name="td"),
+        "Wrapper": L.Wrapper(L.Dense(2, name="wr_dense"), name="wr"),
     }
 
 
