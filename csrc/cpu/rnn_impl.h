@@ -25,23 +25,22 @@
 
 namespace fastnn::cpu::rnn_detail {
 
-// The calling thread's scratch, kept between calls up to kKeptScratchBytes (a training loop's backward then never
-// page-faults on a fresh multi-megabyte buffer: that was a quarter of the LSTM backward's time at the benchmark
-// shape); a larger request gets a buffer of its own, freed with the call. `slot` tells a call's buffers apart.
-constexpr size_t kKeptScratchBytes = size_t(64) << 20;
+// The calling thread's scratch (BoundedScratch, common.h: kept between calls up to kKeptScratchBytes, so a training
+// loop's backward never page-faults on a fresh multi-megabyte buffer, which was a quarter of the LSTM backward's time
+// at the benchmark shape; a larger request gets a buffer of its own). `slot` tells a call's buffers apart.
 template <typename T>
 class Scratch {
  public:
-  Scratch(int64_t elements, int slot) {
-    const size_t bytes = sizeof(T) * static_cast<size_t>(elements > 0 ? elements : 1);
-    static thread_local ScratchBuffer kept[2];
-    data_ = static_cast<T*>(bytes <= kKeptScratchBytes ? kept[slot].reserve(bytes) : own_.reserve(bytes));
-  }
-  T* get() const { return data_; }
+  Scratch(int64_t elements, int slot)
+      : buffer_(kept(slot), sizeof(T) * static_cast<size_t>(elements > 0 ? elements : 1)) {}
+  T* get() const { return static_cast<T*>(buffer_.get()); }
 
  private:
-  ScratchBuffer own_;
-  T* data_ = nullptr;
+  static ScratchBuffer& kept(int slot) {
+    static thread_local ScratchBuffer buffers[2];
+    return buffers[slot];
+  }
+  BoundedScratch buffer_;
 };
 
 template <typename T>
