@@ -3,8 +3,12 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
 
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "fastnn/parallel.h"
 #include "gemm_kernels.h"
@@ -184,5 +188,25 @@ bool gemm_blocks_overridden() { return cpu::detail::gemm_blocks_overridden(); }
 GemmBlocking gemm_blocking(bool f64) {
   return f64 ? blocking_of(cpu::detail::blocked_kernels<double>()) : blocking_of(cpu::detail::blocked_kernels<float>());
 }
+
+namespace {
+const char* g_malloc_tuning = "unavailable";
+}  // namespace
+
+const char* tune_malloc() {
+#if defined(__GLIBC__)
+  const char* opt = std::getenv("FASTNN_MALLOC_TUNING");
+  if (opt != nullptr && std::string(opt) == "0") return g_malloc_tuning = "off";
+  for (const char* var : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX",
+                          "GLIBC_TUNABLES"})
+    if (std::getenv(var) != nullptr) return g_malloc_tuning = "user-set";
+  const bool ok = mallopt(M_MMAP_THRESHOLD, 64 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
+  return g_malloc_tuning = ok ? "tuned" : "unavailable";
+#else
+  return g_malloc_tuning;
+#endif
+}
+
+const char* malloc_tuning() { return g_malloc_tuning; }
 
 }  // namespace fastnn

@@ -45,6 +45,7 @@ void bind_runtime(py::module_& m) {
     d["compiler"] = info.compiler;
     d["build_type"] = info.build_type;
     d["num_threads"] = get_num_threads();
+    d["malloc_tuning"] = malloc_tuning();  // "tuned", "off", "user-set" or "unavailable" (fastnn/runtime.h)
     // Top-level parallel regions since start-up: run on a team of more than one thread; whose end waited on a
     // late thread; run on the calling thread because the oversubscription guard was backing off; run on the
     // calling thread because another thread's region was in flight; of the team regions, those in which a worker

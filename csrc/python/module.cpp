@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "bindings.h"
+#include "fastnn/runtime.h"
 
 namespace fastnn::python {
 
@@ -106,6 +107,7 @@ char float_input(const py::array& x, const std::string& op, const char* arg) {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastnn's compiled kernels (internal; use the fastnn package)";
+  fastnn::tune_malloc();  // steady-state training steps reuse their buffers (fastnn/runtime.h)
   fastnn::python::bind_runtime(m);
   fastnn::python::bind_gemm(m);
   fastnn::python::bind_elementwise(m);

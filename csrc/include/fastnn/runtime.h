@@ -63,4 +63,14 @@ struct BuildInfo {
 };
 BuildInfo build_info();
 
+// glibc's malloc returns every freed buffer above its mmap threshold to the OS and page-faults the next one in: a
+// training step that allocates the same tens of megabytes each batch (an LSTM's saved gates, GEMM outputs) spent a
+// quarter of its time in page faults. tune_malloc() (called once when the Python module loads) keeps buffers up to
+// 64 MB in the heap and trims its free top only above 256 MB, so steady-state steps reuse their memory. It does
+// nothing off glibc, when FASTNN_MALLOC_TUNING=0, or when the user set any MALLOC_*_ variable of glibc's own
+// (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, MALLOC_ARENA_MAX: their choice wins).
+// Returns what was done: "tuned", "off", "user-set" or "unavailable".
+const char* tune_malloc();
+const char* malloc_tuning();  // tune_malloc()'s result (or "unavailable" before it ran)
+
 }  // namespace fastnn
