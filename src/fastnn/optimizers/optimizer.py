@@ -494,8 +494,14 @@ class Adam(Optimizer):
         T = w.dtype.type
         slots = self._slots_for(v)
         m, vel = slots[0], slots[1]
-        backend.add(m, backend.multiply(backend.subtract(g, m), T(1 - self.beta_1)), out=m)
-        backend.add(vel, backend.multiply(backend.subtract(squares, vel), T(1 - self.beta_2)), out=vel)
+        # The same operations in Keras's order, written into two work buffers (``squares`` is this step's own): a
+        # (V, D) table is megabytes, and fresh temporaries per operation cost more than the arithmetic.
+        work = backend.subtract(g, m)
+        backend.multiply(work, T(1 - self.beta_1), out=work)
+        backend.add(m, work, out=m)
+        backend.subtract(squares, vel, out=squares)
+        backend.multiply(squares, T(1 - self.beta_2), out=squares)
+        backend.add(vel, squares, out=vel)
         if self.amsgrad:
             backend.maximum(slots[2], vel, out=slots[2])
             vel = slots[2]
@@ -503,8 +509,11 @@ class Adam(Optimizer):
         local_step = T(_count(self.iterations) + 1)
         b1p, b2p = T(self.beta_1) ** local_step, T(self.beta_2) ** local_step
         alpha = T(params["lr"]) * T(math.sqrt(T(1) - b2p)) / (T(1) - b1p)
-        step = backend.divide(backend.multiply(m, alpha), backend.add(backend.sqrt(vel), T(self.epsilon)))
-        backend.subtract(w, step, out=w)
+        backend.sqrt(vel, out=work)
+        backend.add(work, T(self.epsilon), out=work)
+        backend.multiply(m, alpha, out=squares)
+        backend.divide(squares, work, out=squares)
+        backend.subtract(w, squares, out=w)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
