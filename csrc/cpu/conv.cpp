@@ -301,7 +301,7 @@ bool thin_rows_apply(const Conv2dShape& s, const Conv2dParams& p) {
   // Each thread copies kh + 1 padded rows of span * C elements. Wide rows (or strides that skip most of a row) go
   // through im2col instead, whose tiles are bounded: a 2^30-column stride would otherwise copy gigabytes per row.
   const int64_t span = (s.ow - 1) * p.stride_w + s.kw;
-  return span <= kConvColumnBudgetBytes / static_cast<int64_t>(sizeof(double) * (s.kh + 1) * s.c);
+  return span <= kConvColumnBudgetBytes / static_cast<int64_t>(sizeof(double) * (s.kh + 1) * std::max<int64_t>(1, s.c));
 }
 
 template <typename T>

@@ -133,3 +133,15 @@ def test_optimizer_update_bad_numbers_are_type_errors(kwargs):
     v, g = np.zeros(3, np.float32), np.ones(3, np.float32)
     with pytest.raises(TypeError, match="optimizer_update"):
         _C.optimizer_update("sgd", [v], [g], [], **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_with_zero_input_channels(dtype):
+    # The thin-row forward's size rule divided by the channel count: an input with C = 0 (a valid, empty reduction)
+    # raised SIGFPE and killed the process (found by tests/fuzz/test_fuzz_conv.py).
+    x = np.zeros((2, 5, 6, 0), dtype)
+    w = np.zeros((3, 3, 0, 4), dtype)
+    bias = np.arange(4, dtype=dtype)
+    for fn in (_C.conv2d_forward, _C.conv2d_forward_ref):
+        y = fn(x, w, bias, padding="same")
+        np.testing.assert_array_equal(y, np.broadcast_to(bias, (2, 5, 6, 4)))
