@@ -396,6 +396,31 @@ double sum_squares_ref(const T* x, int64_t n) {
   return total;
 }
 
+template <typename T>
+void adam_rows_update(T* var, T* m, T* v, T* vhat, const T* g, const T* sq, int64_t n, T b1c, T b2c, T alpha, T eps) {
+  DenormalsAreZero ftz;
+  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; ++j) {
+      const T mj = m[j] + (g[j] - m[j]) * b1c;
+      T vj = v[j] + (sq[j] - v[j]) * b2c;
+      m[j] = mj;
+      v[j] = vj;
+      if (vhat != nullptr) {
+        // np.maximum: NaN if either is NaN
+        const T h = vhat[j];
+        vj = (h != h || vj != vj) ? (h != h ? h : vj) : (h > vj ? h : vj);
+        vhat[j] = vj;
+      }
+      var[j] = var[j] - (mj * alpha) / (std::sqrt(vj) + eps);
+    }
+  });
+}
+
+template void adam_rows_update<float>(float*, float*, float*, float*, const float*, const float*, int64_t, float, float,
+                                      float, float);
+template void adam_rows_update<double>(double*, double*, double*, double*, const double*, const double*, int64_t, double,
+                                       double, double, double);
+
 template void optimizer_update<float>(float*, float*, float*, float*, const float*, int64_t, double,
                                       const OptimizerParams&);
 template void optimizer_update<double>(double*, double*, double*, double*, const double*, int64_t, double,

@@ -308,6 +308,68 @@ void bind_optimizer(py::module_& m) {
      "Updates every variable in place with one optimizer step (Keras 3 formulas); see fastnn/optimizer.h. "
      "reference=True runs the scalar twin (tests: every SIMD path must give its bits).");
 
+  m.def("adam_rows_update", [](py::array var, py::array m_, py::array v, py::object vhat_obj, py::array g,
+                                py::array squares, double b1c, double b2c, double alpha, double epsilon) {
+    const char* op = "adam_rows_update";
+    const char k = float_input(var, op, "var");
+    std::vector<std::pair<py::array, const char*>> arrays = {{m_, "m"}, {v, "v"}, {g, "g"}, {squares, "squares"}};
+    py::array vhat;
+    if (!vhat_obj.is_none()) {
+      if (!py::isinstance<py::array>(vhat_obj))
+        throw py::type_error("adam_rows_update: vhat must be a NumPy array or None");
+      vhat = py::reinterpret_borrow<py::array>(vhat_obj);
+      arrays.push_back({vhat, "vhat"});
+    }
+    for (auto& [a, name] : arrays) {
+      if (float_input(a, op, name) != k)
+        throw py::type_error(std::string("adam_rows_update: ") + name + " has dtype " + std::string(py::str(a.dtype())) +
+                             ", but var has dtype " + std::string(py::str(var.dtype())));
+      bool same = a.ndim() == var.ndim();
+      for (py::ssize_t d = 0; same && d < a.ndim(); ++d) same = a.shape(d) == var.shape(d);
+      if (!same)
+        throw py::value_error(std::string("adam_rows_update: ") + name + " has shape " + shape_str(a) +
+                              ", but var has shape " + shape_str(var));
+    }
+    // var, m, v and vhat are written: each writeable, and no array may share memory with a written one.
+    std::vector<std::pair<py::array, const char*>> all = {{var, "var"}};
+    all.insert(all.end(), arrays.begin(), arrays.end());
+    const size_t bytes = static_cast<size_t>(var.nbytes());
+    for (size_t i = 0; i < all.size(); ++i) {
+      const bool written = i == 0 || i == 1 || i == 2 || std::string(all[i].second) == "vhat";
+      if (written && !all[i].first.writeable())
+        throw py::value_error(std::string("adam_rows_update: ") + all[i].second + " must be writeable");
+      for (size_t j = 0; j < i; ++j) {
+        const bool j_written = j == 0 || j == 1 || j == 2;
+        if (!written && !j_written) continue;
+        const char* a = static_cast<const char*>(all[i].first.data());
+        const char* b = static_cast<const char*>(all[j].first.data());
+        if (bytes > 0 && a < b + bytes && b < a + bytes)
+          throw py::value_error(std::string("adam_rows_update: ") + all[i].second + " and " + all[j].second +
+                                " share memory; a written array must not overlap another argument");
+      }
+    }
+    const int64_t n = static_cast<int64_t>(var.size());
+    void* pv = var.mutable_data();
+    void* pm = m_.mutable_data();
+    void* pvv = v.mutable_data();
+    void* ph = vhat_obj.is_none() ? nullptr : vhat.mutable_data();
+    const void* pg = g.data();
+    const void* ps = squares.data();
+    py::gil_scoped_release release;
+    if (k == 'f')
+      cpu::adam_rows_update<float>(static_cast<float*>(pv), static_cast<float*>(pm), static_cast<float*>(pvv),
+                                   static_cast<float*>(ph), static_cast<const float*>(pg),
+                                   static_cast<const float*>(ps), n, static_cast<float>(b1c),
+                                   static_cast<float>(b2c), static_cast<float>(alpha), static_cast<float>(epsilon));
+    else
+      cpu::adam_rows_update<double>(static_cast<double*>(pv), static_cast<double*>(pm), static_cast<double*>(pvv),
+                                    static_cast<double*>(ph), static_cast<const double*>(pg),
+                                    static_cast<const double*>(ps), n, b1c, b2c, alpha, epsilon);
+  }, py::arg("var"), py::arg("m"), py::arg("v"), py::arg("vhat"), py::arg("g"), py::arg("squares"), py::arg("b1c"),
+     py::arg("b2c"), py::arg("alpha"), py::arg("epsilon"),
+     "Adam's step for an embedding table with Keras's per-lookup second moment, in place (fastnn/optimizer.h); "
+     "b1c, b2c, alpha, epsilon are rounded to the arrays' dtype.");
+
   m.def("sum_squares", [](const py::sequence& arrays, bool reference) {
     auto xs = to_arrays(arrays, "arrays");
     std::vector<double> out(xs.size());

@@ -1229,6 +1229,8 @@ FUZZ_TARGETS.update(dict.fromkeys(
     "tests/fuzz/test_fuzz_pool.py"))
 # The embedding bindings (bind_embedding.cpp): test_fuzz_embedding.py.
 FUZZ_TARGETS.update(dict.fromkeys(("embedding_gather", "embedding_scatter_add"), "tests/fuzz/test_fuzz_embedding.py"))
+# Adam's embedding-table step (bind_optimizer.cpp adam_rows_update): test_fuzz_adam_rows.py.
+FUZZ_TARGETS.update(dict.fromkeys(("adam_rows_update",), "tests/fuzz/test_fuzz_adam_rows.py"))
 
 # The recurrence bindings (bind_rnn.cpp): test_fuzz_rnn.py.
 FUZZ_TARGETS.update(dict.fromkeys(("rnn_forward", "rnn_forward_ref", "rnn_backward", "rnn_backward_ref"),

@@ -75,5 +75,15 @@ double sum_squares(const T* x, int64_t n);
 template <typename T>
 double sum_squares_ref(const T* x, int64_t n);
 
+// Adam's step for an embedding table with Keras's second moment on TensorFlow (IndexedSlices: each lookup's row
+// squared before the rows are summed, so `sq` is the per-row sum of squared lookup gradients, not g * g):
+//   m += (g - m) * b1c;  v += (sq - v) * b2c;  [amsgrad: vhat = max(vhat, v), v = vhat];
+//   var -= (m * alpha) / (sqrt(v) + eps)
+// every operation rounded to T in this order (the NumPy formula of fastnn's Adam._update_rows, bit for bit; b1c,
+// b2c and alpha are the caller's, already in T as Keras rounds them). vhat null: no
+// amsgrad. Elementwise, split over threads: the same bits for any thread count.
+template <typename T>
+void adam_rows_update(T* var, T* m, T* v, T* vhat, const T* g, const T* sq, int64_t n, T b1c, T b2c, T alpha, T eps);
+
 }  // namespace cpu
 }  // namespace fastnn

@@ -213,6 +213,7 @@ bias_add_forward = _C.bias_add_forward
 bias_add_backward = _C.bias_add_backward
 
 optimizer_update = _C.optimizer_update
+adam_rows_update = _C.adam_rows_update  # Adam on an embedding table with Keras's per-lookup squares
 sum_squares = _C.sum_squares
 
 simd_path = _C.simd_path

@@ -71,6 +71,9 @@ def _copy_grads_inside_variables(grads, variables):
     return out
 
 
+_ROW_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # adam_rows_update's (dtype metadata)
+
+
 def _decayed(v, params, weight_decay):
     """The variable's own buffer after Keras's decoupled weight decay (var -= (var * weight_decay) * lr)."""
     w = v._own_buffer()
@@ -494,6 +497,16 @@ class Adam(Optimizer):
         T = w.dtype.type
         slots = self._slots_for(v)
         m, vel = slots[0], slots[1]
+        # alpha in the variable's dtype, as Keras computes it (1 - beta^t rounded there: ~1e-5 relative in float32)
+        local_step = T(_count(self.iterations) + 1)
+        b1p, b2p = T(self.beta_1) ** local_step, T(self.beta_2) ** local_step
+        alpha = T(params["lr"]) * T(math.sqrt(T(1) - b2p)) / (T(1) - b1p)
+        if w.dtype in _ROW_KERNEL_DTYPES:
+            # One pass in C++ (csrc/cpu/optimizer.cpp adam_rows_update): the operations below, in their order.
+            backend.adam_rows_update(w, m, vel, slots[2] if self.amsgrad else None, backend.contiguous(g), squares,
+                                     float(T(1 - self.beta_1)), float(T(1 - self.beta_2)), float(alpha),
+                                     float(T(self.epsilon)))
+            return
         # The same operations in Keras's order, written into two work buffers (``squares`` is this step's own): a
         # (V, D) table is megabytes, and fresh temporaries per operation cost more than the arithmetic.
         work = backend.subtract(g, m)
@@ -505,10 +518,6 @@ class Adam(Optimizer):
         if self.amsgrad:
             backend.maximum(slots[2], vel, out=slots[2])
             vel = slots[2]
-        # alpha in the variable's dtype, as Keras computes it (1 - beta^t rounded there: ~1e-5 relative in float32)
-        local_step = T(_count(self.iterations) + 1)
-        b1p, b2p = T(self.beta_1) ** local_step, T(self.beta_2) ** local_step
-        alpha = T(params["lr"]) * T(math.sqrt(T(1) - b2p)) / (T(1) - b1p)
         backend.sqrt(vel, out=work)
         backend.add(work, T(self.epsilon), out=work)
         backend.multiply(m, alpha, out=squares)
