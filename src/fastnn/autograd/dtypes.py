@@ -13,6 +13,9 @@ from fastnn import backend
 floatx = np.dtype("float32")
 _INT32 = np.dtype("int32")
 _BOOL = np.dtype("bool")
+# The float dtypes fastnn's C++ kernels take (GEMM, embedding, the optimizers' steps); others go through NumPy
+# or a float32 copy.
+KERNEL_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _ALLOWED_KINDS = "biuf"
 _PY_TYPES = {float: "float32", int: "int32", bool: "bool"}
 

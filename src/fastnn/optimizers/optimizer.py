@@ -22,6 +22,7 @@ import numpy as np
 
 from fastnn import backend
 from fastnn.autograd import Tensor, Variable
+from fastnn.autograd.dtypes import KERNEL_FLOAT_DTYPES as _ROW_KERNEL_DTYPES  # adam_rows_update's dtypes
 from fastnn.optimizers.schedules import LearningRateSchedule
 
 
@@ -69,9 +70,6 @@ def _copy_grads_inside_variables(grads, variables):
             g = backend.copy(g)
         out.append(g)
     return out
-
-
-_ROW_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # adam_rows_update's (dtype metadata)
 
 
 def _decayed(v, params, weight_decay):

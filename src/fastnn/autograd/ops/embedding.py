@@ -17,11 +17,11 @@ import weakref
 import numpy as np
 
 from fastnn import backend as B
+from fastnn.autograd.dtypes import KERNEL_FLOAT_DTYPES
 from fastnn.autograd.ops._util import tensor
 from fastnn.autograd.tape import record
 from fastnn.autograd.tensor import Tensor
 
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # id(dense gradient buffer) -> (weak reference to it, the lookup's (d_out, indices, V))
@@ -89,7 +89,7 @@ def embedding_lookup(table, indices):
 def _gather_rows(t, idx, name):
     """The recorded gather of rows of the 2-D float tensor t (its backward beside it)."""
     dtype = t._data.dtype
-    work = dtype if dtype in _KERNEL_DTYPES else np.dtype(np.float32)
+    work = dtype if dtype in KERNEL_FLOAT_DTYPES else np.dtype(np.float32)
     a = t._data if work == dtype else B.astype(t._data, work)
     num_rows = t.shape[0]
     y = B.embedding_gather(a, idx)

@@ -10,7 +10,6 @@ from fastnn.autograd import dtypes
 from fastnn.autograd.tape import record
 from fastnn.autograd.tensor import Tensor
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _as_float_array(x, op: str, arg: str):
@@ -25,7 +24,7 @@ def _as_float_array(x, op: str, arg: str):
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{op}: {arg} must be an array of numbers, but received {type(x).__name__}") from exc
     array = B.native(array)
-    if array.dtype not in _FLOAT_DTYPES:
+    if array.dtype not in dtypes.KERNEL_FLOAT_DTYPES:
         raise TypeError(f"{op}: {arg} must be float32 or float64, but received dtype {array.dtype}")
     return array
 
