@@ -1,0 +1,1 @@
+"""fastnn.saving: Keras 3's file formats (keras.saving)."""
