@@ -1,0 +1,12 @@
+"""Saving and loading in Keras 3's formats (``keras.saving``): object (de)serialization and custom objects."""
+from fastnn.saving.object_registration import (CustomObjectScope, custom_object_scope, get_custom_objects,
+                                               get_registered_name, get_registered_object,
+                                               register_keras_serializable)
+from fastnn.saving.serialization_lib import (SafeModeScope, deserialize_keras_object, enable_unsafe_deserialization,
+                                             in_safe_mode, serialize_keras_object)
+
+__all__ = [
+    "register_keras_serializable", "get_custom_objects", "custom_object_scope", "CustomObjectScope",
+    "get_registered_name", "get_registered_object", "serialize_keras_object", "deserialize_keras_object",
+    "SafeModeScope", "in_safe_mode", "enable_unsafe_deserialization",
+]
