@@ -981,6 +981,21 @@ class Model(Layer):
             self.optimizer.build(self.trainable_variables)
 
 
+def model_from_json(json_string, custom_objects=None):
+    """The (uncompiled unless the JSON has a compile config) model of ``Model.to_json()``'s string, as Keras's
+    ``keras.models.model_from_json``.
+
+    Args:
+        json_string: the JSON text of a model config (fastnn's or Keras 3's).
+        custom_objects: ``{name: class or function}`` for the custom objects the config names.
+    """
+    import json
+
+    from fastnn.saving import serialization_lib
+
+    return serialization_lib.deserialize_keras_object(json.loads(json_string), custom_objects=custom_objects)
+
+
 def _should_eval(epoch, validation_freq):
     """Keras's ``_should_eval``: an int runs validation every ``validation_freq`` epochs, a list at those (1-based)
     epochs."""
