@@ -455,9 +455,10 @@ _OPTIMIZER_STATE_WARNING = ("Error in loading the saved optimizer state. As a re
 
 
 def _load_optimizer_weights(f, model):
-    """Keras: build the optimizer on the model's trainable variables, then set its variables by position. Saved
-    state that does not fit (another optimizer, another count or shape: a Keras 2 file's optimizer) is not loaded,
-    with Keras's warning."""
+    """Keras: build the optimizer on the model's trainable variables, then set its variables by position
+    (Keras's Optimizer.set_weights zips the two lists: a file saved before the optimizer was built holds only
+    iteration and learning_rate, which are set). Saved state whose shapes do not fit (another layout: a tf.keras
+    2 optimizer) is not loaded at all, with Keras's warning."""
     optimizer = model.optimizer
     try:
         optimizer.build(model.trainable_variables)
@@ -470,11 +471,15 @@ def _load_optimizer_weights(f, model):
     values = [_get_dataset(group, name) for name in _load_attributes(group, "weight_names")]
     states = getattr(optimizer, "_state_variables", None)
     entries = states() if states is not None else []
-    if len(entries) != len(values) or any(tuple(np.shape(s.value())) != tuple(v.shape) for s, v in zip(entries,
-                                                                                                         values)):
+    pairs = list(zip(entries, values))
+    if not pairs or any(tuple(np.shape(s.value())) != tuple(v.shape) for s, v in pairs):
         warnings.warn(_OPTIMIZER_STATE_WARNING, stacklevel=3)
         return
-    for s, v in zip(entries, values):
+    for s, v in pairs:
+        if s.name.endswith("/learning_rate") and v.shape == () and np.float32(np.asarray(s.value())) == v:
+            # The same rate at float32 precision (the file holds Keras's float32 variable): keep the compile
+            # config's exact Python float, so training on is bit-identical to the run that was never saved.
+            continue
         s.assign(v)
 
 
