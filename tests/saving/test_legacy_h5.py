@@ -234,18 +234,20 @@ def test_every_layer_family_round_trips(family, tmp_path):
 def test_frozen_layers_keep_keras_legacy_order(tmp_path):
     """A frozen BatchNormalization stores all four weights as non-trainable; a model with a frozen nested model
     stores that model's group as trainable weights, then non-trainable ones (Keras's _legacy_weights)."""
-    inner = fastnn.Sequential([fastnn.Input((3,)), L.Dense(3), L.BatchNormalization()], name="inner")
+    inner = fastnn.Sequential([fastnn.Input((3,)), L.BatchNormalization(), L.Dense(3)], name="inner")
     model = fastnn.Sequential([fastnn.Input((3,)), inner, L.BatchNormalization(name="bn_top")])
     model.get_layer("bn_top").trainable = False
     legacy_h5.save_weights_to_hdf5(model, tmp_path / "w.h5")
     with h5py.File(tmp_path / "w.h5") as f:
         names = list(f["inner"].attrs["weight_names"])
-        bn = inner.layers[1].name
-        dn = inner.layers[0].name
-        assert names == [f"{dn}/kernel:0", f"{dn}/bias:0", f"{bn}/gamma:0", f"{bn}/beta:0", f"{bn}/moving_mean:0",
-                         f"{bn}/moving_variance:0"]
+        bn, dn = inner.layers[0].name, inner.layers[1].name
+        assert names == [f"{bn}/gamma:0", f"{bn}/beta:0", f"{dn}/kernel:0", f"{dn}/bias:0", f"{bn}/moving_mean:0",
+                         f"{bn}/moving_variance:0"]  # not the get_weights() order
         assert list(f["bn_top"].attrs["weight_names"]) == ["bn_top/gamma:0", "bn_top/beta:0", "bn_top/moving_mean:0",
                                                            "bn_top/moving_variance:0"]
+    clone = fastnn.Sequential.from_config(model.get_config())
+    legacy_h5.load_weights_from_hdf5(clone, tmp_path / "w.h5")
+    _assert_same_weights(model, clone)
 
 
 # ---------------------------------------------------------------------------------------------------------------
