@@ -980,21 +980,6 @@ class Model(Layer):
         if self.optimizer is not None and self.built and hasattr(self.optimizer, "build"):
             self.optimizer.build(self.trainable_variables)
 
-
-def model_from_json(json_string, custom_objects=None):
-    """The (uncompiled unless the JSON has a compile config) model of ``Model.to_json()``'s string, as Keras's
-    ``keras.models.model_from_json``.
-
-    Args:
-        json_string: the JSON text of a model config (fastnn's or Keras 3's).
-        custom_objects: ``{name: class or function}`` for the custom objects the config names.
-    """
-    import json
-
-    from fastnn.saving import serialization_lib
-
-    return serialization_lib.deserialize_keras_object(json.loads(json_string), custom_objects=custom_objects)
-
     # -- saving (h-core, issue 14): Keras 3's Model.save / save_weights / load_weights -------------------------------
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """Saves the model (architecture, weights, optimizer state) to a ``.keras`` file, or to a legacy ``.h5`` /
@@ -1017,6 +1002,21 @@ def model_from_json(json_string, custom_objects=None):
         from fastnn.saving import saving_api
 
         return saving_api.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+
+def model_from_json(json_string, custom_objects=None):
+    """The (uncompiled unless the JSON has a compile config) model of ``Model.to_json()``'s string, as Keras's
+    ``keras.models.model_from_json``.
+
+    Args:
+        json_string: the JSON text of a model config (fastnn's or Keras 3's).
+        custom_objects: ``{name: class or function}`` for the custom objects the config names.
+    """
+    import json
+
+    from fastnn.saving import serialization_lib
+
+    return serialization_lib.deserialize_keras_object(json.loads(json_string), custom_objects=custom_objects)
 
 
 def _should_eval(epoch, validation_freq):
