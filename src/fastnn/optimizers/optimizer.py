@@ -13,10 +13,12 @@ learning rate from a schedule) are computed here once per step.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import re
 import warnings
+import weakref
 
 import numpy as np
 
@@ -24,6 +26,84 @@ from fastnn import backend
 from fastnn.autograd import Tensor, Variable
 from fastnn.autograd.dtypes import KERNEL_FLOAT_DTYPES as _ROW_KERNEL_DTYPES  # adam_rows_update's dtypes
 from fastnn.optimizers.schedules import LearningRateSchedule
+
+
+# -- a stable identity per variable ------------------------------------------------------------------------------
+# The optimizer's state (slots, moving averages, gradient accumulators) is keyed by a number drawn once per Variable
+# from a counter that never repeats, not by id(variable): CPython reuses the id of a collected object, and an
+# optimizer keyed by ids could hand a dead variable's Adam moments to a new variable that happens to get its address.
+# The registry maps id -> (weak reference, key); an entry whose referent died is replaced, so a reused id always
+# draws a fresh key (the weakref callback also drops dead entries). fastnn.Variable has __slots__ (no room for an
+# attribute), hence the side table.
+_variable_keys = {}
+_key_counter = itertools.count()
+
+
+def _var_key(v) -> int:
+    """The never-reused key of the Variable ``v`` (drawn the first time an optimizer sees it)."""
+    vid = id(v)
+    entry = _variable_keys.get(vid)
+    if entry is not None and entry[0]() is v:
+        return entry[1]
+    key = next(_key_counter)
+
+    def _forget(ref, vid=vid):
+        current = _variable_keys.get(vid)
+        if current is not None and current[0] is ref:
+            del _variable_keys[vid]
+
+    _variable_keys[vid] = (weakref.ref(v, _forget), key)
+    return key
+
+
+class _StateVariable:
+    """One entry of ``Optimizer.variables`` in Keras's order: a name (Keras's variable path, for messages), the
+    value as a buffer, and how a loaded value is put back (``load_own_variables`` assigns by position)."""
+
+    __slots__ = ("name", "_get", "_set")
+
+    def __init__(self, name, get, set_):
+        self.name, self._get, self._set = name, get, set_
+
+    def value(self):
+        return self._get()
+
+    def assign(self, array):
+        self._set(array)
+
+
+def _buffer_state(name, buf):
+    """A state entry backed by a buffer the optimizer updates in place (slots, averages, accumulators)."""
+
+    def set_(array):
+        array = backend.asarray(array)
+        if tuple(array.shape) != tuple(buf.shape):
+            raise ValueError(f"Optimizer variable {name} has shape {tuple(buf.shape)} not compatible with provided "
+                             f"weight shape {tuple(array.shape)}.")
+        backend.copyto(buf, backend.astype(array, buf.dtype))
+
+    return _StateVariable(name, lambda: buf, set_)
+
+
+def _variable_state(variable, name=None):
+    """A state entry backed by a fastnn Variable (iterations, step_counter, dynamic_scale)."""
+
+    def set_(array):
+        array = backend.asarray(array)
+        if tuple(array.shape) != tuple(variable._data.shape):
+            raise ValueError(f"Optimizer variable {name or variable.name} has shape {tuple(variable._data.shape)} not "
+                             f"compatible with provided weight shape {tuple(array.shape)}.")
+        variable.assign(backend.astype(array, variable._data.dtype))
+
+    return _StateVariable(name or variable.name, lambda: variable._data, set_)
+
+
+def _scalar_of(array, name):
+    array = backend.asarray(array)
+    if tuple(array.shape) != ():
+        raise ValueError(f"Optimizer variable {name} has shape () not compatible with provided weight shape "
+                         f"{tuple(array.shape)}.")
+    return float(backend.item(array))
 
 
 def _check_positive(cls, name, value, allow_zero=True):
@@ -146,11 +226,12 @@ class Optimizer:
         else:
             self._learning_rate = _check_positive(cls, "learning_rate", learning_rate)
         self._iterations = Variable(backend.asarray(0, "int64"), trainable=False, name="iteration")
-        self._slots = {}  # id(variable) -> list of slot buffers (the update's state)
-        self._averages = {}  # id(variable) -> its moving average (use_ema)
-        self._accumulated = {}  # id(variable) -> its gradient sum since the last update (gradient_accumulation_steps)
-        self._known = {}  # id(variable) -> variable, in the order first seen (Keras's optimizer._trainable_variables)
-        self._exclude_ids = set()
+        # All keyed by _var_key(variable), a never-reused identity (see _var_key), not by id(variable).
+        self._slots = {}  # key -> list of slot buffers (the update's state), aligned with _slot_names
+        self._averages = {}  # key -> its moving average (use_ema)
+        self._accumulated = {}  # key -> its gradient sum since the last update (gradient_accumulation_steps)
+        self._known = {}  # key -> variable, in the order first seen (Keras's optimizer._trainable_variables)
+        self._exclude_ids = set()  # keys
         self._exclude_names = None
         self.built = False
 
@@ -192,50 +273,120 @@ class Optimizer:
 
     # -- variables ----------------------------------------------------------------------------------------------
     def build(self, var_list):
+        """Creates the state of every variable of ``var_list`` (Keras's build: the moving averages, the gradient
+        accumulators and the slots), so that ``variables`` lists them all in Keras's order before the first step
+        (loading a saved optimizer builds it on ``model.trainable_variables`` and then assigns by position)."""
         for v in var_list:
             self._track(v)
         self.built = True
 
     def _track(self, v):
-        if id(v) not in self._known:
-            self._known[id(v)] = v
+        key = _var_key(v)
+        if key not in self._known:
+            self._known[key] = v
             if self.use_ema:
-                self._averages[id(v)] = backend.zeros(v._data.shape, v._data.dtype)
+                self._averages[key] = backend.zeros(v._data.shape, v._data.dtype)
             if self.gradient_accumulation_steps:
-                self._accumulated[id(v)] = backend.zeros(v._data.shape, v._data.dtype)
+                self._accumulated[key] = backend.zeros(v._data.shape, v._data.dtype)
         return self._slots_for(v)
 
     def _slots_for(self, v):
-        s = self._slots.get(id(v))
+        key = _var_key(v)
+        s = self._slots.get(key)
         if s is None:
             s = [None if name is None else self._init_slot(name, v._data) for name in self._slot_names]
-            self._slots[id(v)] = s
+            self._slots[key] = s
         return s
 
     def _init_slot(self, name, like):
         return backend.zeros(like.shape, like.dtype)
 
+    def _slot_groups(self):
+        """The slots in the order Keras's build creates them: one tuple of slot indices per
+        ``add_optimizer_variables`` call, whose slots are interleaved variable by variable (Adam's
+        ["momentum", "velocity"] gives m0, v0, m1, v1, ...; a second call, amsgrad's velocity_hat, follows
+        for all variables). The default: every slot in one call."""
+        return [tuple(i for i, name in enumerate(self._slot_names) if name is not None)]
+
+    def _var_label(self, v):
+        return (getattr(v, "path", None) or getattr(v, "name", "variable")).replace("/", "_")
+
+    def _slot_state(self, v, index, slots):
+        return _buffer_state(f"{self.name}/{self._var_label(v)}_{self._slot_names[index]}", slots[index])
+
+    def _learning_rate_state(self):
+        """The learning rate as Keras's float32 variable, or None for a schedule or a callable (no variable)."""
+        if isinstance(self._learning_rate, LearningRateSchedule) or callable(self._learning_rate):
+            return None
+
+        def set_(array):
+            loaded = _scalar_of(array, f"{self.name}/learning_rate")
+            # The file holds Keras's float32 variable; fastnn steps with the Python float. Keep the float this
+            # optimizer already has (from its config) when it rounds to the saved value: a resumed run then uses
+            # the very same learning rate, bit for bit.
+            as_float32 = lambda value: backend.item(backend.asarray(value, "float32"))  # noqa: E731
+            if as_float32(self._learning_rate) != as_float32(loaded):
+                self._learning_rate = loaded
+
+        return _StateVariable(f"{self.name}/learning_rate",
+                              lambda: backend.asarray(self._learning_rate, "float32"), set_)
+
+    def _extra_state(self):
+        """State Keras adds after the slots (Nadam's u_product)."""
+        return []
+
+    def _state_variables(self):
+        """Keras's optimizer.variables, in its order, as _StateVariable entries: iterations, the learning rate (a
+        float32 variable in Keras unless it is a schedule or a callable), the moving averages (use_ema), the
+        gradient accumulators, then the slots group by group (``_slot_groups``), then ``_extra_state``."""
+        out = [_variable_state(self._iterations, f"{self.name}/iteration")]
+        lr = self._learning_rate_state()
+        if lr is not None:
+            out.append(lr)
+        known = list(self._known.items())
+        for store, suffix in ((self._averages, "average"), (self._accumulated, "gradient_accumulator")):
+            out.extend(_buffer_state(f"{self.name}/{self._var_label(v)}_{suffix}", store[key])
+                       for key, v in known if key in store)
+        for group in self._slot_groups():
+            for key, v in known:
+                slots = self._slots[key]
+                out.extend(self._slot_state(v, i, slots) for i in group)
+        out.extend(self._extra_state())
+        return out
+
     @property
     def variables(self):
-        """Keras's optimizer.variables: iterations, the learning rate (a float32 variable in Keras unless it is a
-        schedule or a callable), the moving averages, the gradient accumulators, then each variable's slots."""
-        out = [self._iterations]
-        if not (isinstance(self._learning_rate, LearningRateSchedule) or callable(self._learning_rate)):
-            out.append(Tensor._wrap(backend.asarray(self._learning_rate, "float32")))
-        for store in (self._averages, self._accumulated):
-            out.extend(Tensor._wrap(a) for a in store.values())
-        for slots in self._slots.values():
-            out.extend(Tensor._wrap(s) for s in slots if s is not None)
-        return out
+        """Keras's optimizer.variables in its order (see ``_state_variables``), as Tensors."""
+        return [Tensor._wrap(s.value()) for s in self._state_variables()]
+
+    # -- saving (Keras's Optimizer.save_own_variables / load_own_variables) ----------------------------------------
+    def save_own_variables(self, store):
+        """Writes ``variables`` into ``store`` as "0", "1", ... (Keras's order)."""
+        for i, s in enumerate(self._state_variables()):
+            store[str(i)] = s.value()
+
+    def load_own_variables(self, store):
+        """Assigns the saved variables by position; a different count warns and loads nothing, as Keras."""
+        entries = self._state_variables()
+        if len(store.keys()) != len(entries):
+            msg = (f"Skipping variable loading for optimizer '{self.name}', because it has {len(entries)} variables "
+                   f"whereas the saved optimizer has {len(store.keys())} variables. ")
+            if len(entries) == 0:
+                msg += "This is likely because the optimizer has not been called/built yet."
+            warnings.warn(msg, stacklevel=2)
+            return
+        values = [store[str(i)] for i in range(len(entries))]  # read all first: a bad file changes nothing
+        for s, value in zip(entries, values):
+            s.assign(value)
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Variables, or regular expressions searched in variable names (Keras: re.search("|".join(var_names),
         variable.name)), that weight decay skips. Each call replaces the previous exclusions, as in Keras."""
-        self._exclude_ids = {id(v) for v in (var_list or [])}
+        self._exclude_ids = {_var_key(v) for v in (var_list or [])}
         self._exclude_names = re.compile("|".join(set(var_names))) if var_names else None
 
     def _decays(self, v):
-        if not self.weight_decay or id(v) in self._exclude_ids:
+        if not self.weight_decay or _var_key(v) in self._exclude_ids:
             return False
         return self._exclude_names is None or self._exclude_names.search(getattr(v, "name", "") or "") is None
 
@@ -304,7 +455,7 @@ class Optimizer:
         row_squares = self._row_squares(pairs)
         steps = self.gradient_accumulation_steps
         if steps:
-            accumulated = [self._accumulated[id(v)] for v in variables]
+            accumulated = [self._accumulated[_var_key(v)] for v in variables]
             if (_count(self._iterations) + 1) % steps == 0:  # an update step: the mean of the last N gradients
                 arrays = [backend.add(g, acc, out=backend.empty_like(g)) for g, acc in zip(arrays, accumulated)]
                 for g in arrays:  # in place into the fresh sum (out=: a buffer for 0-D gradients too)
@@ -342,12 +493,12 @@ class Optimizer:
         if not self.use_ema:
             return
         var_list = list(var_list)
-        unknown = [getattr(v, "name", repr(v)) for v in var_list if id(v) not in self._averages]
+        unknown = [getattr(v, "name", repr(v)) for v in var_list if _var_key(v) not in self._averages]
         if unknown:
             raise ValueError(f"{type(self).__name__}.finalize_variable_values: variables {unknown} were never updated "
                              "by this optimizer, so they have no moving average")
         for v in var_list:
-            v.assign(self._averages[id(v)])
+            v.assign(self._averages[_var_key(v)])
 
     def _grad_scales(self, grads):
         if self.clipnorm is not None:
@@ -372,7 +523,7 @@ class Optimizer:
     _row_statistic = "square"
 
     def _row_squares(self, pairs) -> dict:
-        """{id(variable): per-row sums of the squares (or |g|) of the lookups} for the gradients that came unchanged
+        """{_var_key(variable): per-row sums of the squares (or |g|) of the lookups} for the gradients that came unchanged
         from embedding lookups."""
         if (self._update_rows is None or self.clipnorm is not None or self.clipvalue is not None
                 or self.global_clipnorm is not None or self.gradient_accumulation_steps
@@ -385,7 +536,7 @@ class Optimizer:
             if ga.dtype == v._data.dtype:
                 sums = lookup_row_sums(ga, self._row_statistic)
                 if sums is not None:
-                    out[id(v)] = sums
+                    out[_var_key(v)] = sums
         return out
 
     def _update(self, variables, grads, row_squares=None):
@@ -401,8 +552,8 @@ class Optimizer:
         scales = self._grad_scales(grads)
         groups = {}
         for i, v in enumerate(variables):
-            if row_squares and id(v) in row_squares:
-                self._update_rows(v, grads[i], row_squares[id(v)], params, self._decays(v))
+            if row_squares and _var_key(v) in row_squares:
+                self._update_rows(v, grads[i], row_squares[_var_key(v)], params, self._decays(v))
                 continue
             key = (v._data.dtype.str, self._decays(v))
             groups.setdefault(key, []).append(i)
@@ -482,6 +633,10 @@ class Adam(Optimizer):
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, bool(amsgrad)
         self._slot_names = ("momentum", "velocity", "velocity_hat") if self.amsgrad else ("momentum", "velocity")
+
+    def _slot_groups(self):
+        # Keras's build: add_optimizer_variables(["momentum", "velocity"]), then (amsgrad) ("velocity_hat").
+        return [(0, 1), (2,)] if self.amsgrad else [(0, 1)]
 
     def _params(self, lr, step):
         b1p, b2p = self.beta_1 ** step, self.beta_2 ** step
@@ -583,6 +738,10 @@ class RMSprop(Optimizer):
         self.rho, self.momentum, self.epsilon, self.centered = rho, float(momentum), epsilon, bool(centered)
         self._slot_names = ("velocity", "momentum" if self.momentum > 0 else None,
                             "average_gradient" if self.centered else None)
+
+    def _slot_groups(self):
+        # Keras's build: three separate add_optimizer_variables calls (velocity; momentum; average_gradient).
+        return [(i,) for i, name in enumerate(self._slot_names) if name is not None]
 
     def _params(self, lr, step):
         return {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon, "centered": float(self.centered)}
@@ -691,14 +850,22 @@ class Nadam(Optimizer):
         self._u_product = 1.0
 
     def _before_update(self, step):
-        self._u_product *= self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
+        # Kept in the dtype of the first variable, as Keras's u_product variable: the saved value (a variable of
+        # that dtype) then restores the product exactly, and a resumed run continues bit for bit.
+        first = next(iter(self._known.values()), None)
+        dtype = first._data.dtype if first is not None else np.dtype("float32")
+        self._u_product = float(backend.item(backend.asarray(self._u_product * (self.beta_1 * (1.0 - 0.5 * 0.96 ** step)),
+                                                               dtype)))
 
-    @property
-    def variables(self):
+    def _extra_state(self):
         # Keras's u_product variable, created in the dtype of the first variable it is built on (floatx otherwise)
-        first_slots = next(iter(self._slots.values()), None)
-        dtype = first_slots[0].dtype if first_slots else np.dtype("float32")
-        return super().variables + [Tensor._wrap(backend.asarray(self._u_product, dtype))]
+        first = next(iter(self._known.values()), None)
+        dtype = first._data.dtype if first is not None else np.dtype("float32")
+
+        def set_(array):
+            self._u_product = _scalar_of(array, f"{self.name}/variable")
+
+        return [_StateVariable(f"{self.name}/variable", lambda: backend.asarray(self._u_product, dtype), set_)]
 
     def _params(self, lr, step):
         u_t = self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
@@ -885,6 +1052,18 @@ class Adafactor(Optimizer):
         shape = like.shape[:-1] if name == "r" else like.shape[:-2] + like.shape[-1:]
         return backend.zeros(shape, like.dtype)
 
+    def _slot_state(self, v, index, slots):
+        if index < 2 and v._data.ndim < 2:
+            # Keras keeps r and c of an unfactored variable as int32 scalar Variable(0) placeholders (tracked, so
+            # they are saved); they are never read, so a loaded value is checked for its shape and dropped.
+            name = f"{self.name}/{getattr(v, 'name', 'variable')}"
+
+            def set_(array):
+                _scalar_of(array, name)
+
+            return _StateVariable(name, lambda: backend.zeros((), "int32"), set_)
+        return super()._slot_state(v, index, slots)
+
     def _params(self, lr, step):
         return {"local_step": float(step), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
                 "epsilon_2": self.epsilon_2, "clip_threshold": self.clip_threshold}
@@ -971,11 +1150,14 @@ class LossScaleOptimizer(Optimizer):
 
     lr = learning_rate
 
-    @property
-    def variables(self):
+    def _state_variables(self):
         # Keras: its own iterations and (unused) learning rate 0.0, step_counter, dynamic_scale, then the inner ones.
-        own = [self._iterations, Tensor._wrap(backend.asarray(0.0, "float32")), self.step_counter, self.dynamic_scale]
-        return own + self.inner_optimizer.variables
+        unused_lr = _StateVariable(f"{self.name}/learning_rate", lambda: backend.asarray(0.0, "float32"),
+                                   lambda array: _scalar_of(array, f"{self.name}/learning_rate"))
+        own = [_variable_state(self._iterations, f"{self.name}/iteration"), unused_lr,
+               _variable_state(self.step_counter, f"{self.name}/step_counter"),
+               _variable_state(self.dynamic_scale, f"{self.name}/dynamic_scale")]
+        return own + self.inner_optimizer._state_variables()
 
     def build(self, var_list):
         self.inner_optimizer.build(var_list)
