@@ -102,8 +102,10 @@ class _OpenForReading:
                 self.file.close()
             except Exception:  # noqa: BLE001 - closing a corrupt file must not hide the first error
                 pass
-        if exc_type is not None and issubclass(exc_type, OSError) and not issubclass(exc_type, FileNotFoundError):
-            # h5py's errors while reading a damaged file (OSError "Can't read data" ...): one message naming the file.
+        if exc_type is not None and issubclass(exc_type, (OSError, RuntimeError, KeyError)) and \
+                not issubclass(exc_type, FileNotFoundError):
+            # h5py's errors while reading a damaged file (OSError "Can't read data", RuntimeError "Unable to check
+            # link existence", KeyError "Unable to open object" ...): one ValueError naming the file.
             name = getattr(self.file, "filename", self.filepath)
             raise ValueError(f"{self.what}: the HDF5 file {name!r} is truncated, corrupt or not in the Keras legacy "
                              f"layout: {type(exc).__name__}: {exc}") from exc
@@ -160,13 +162,23 @@ def _get_dataset(group, name):
 # ---------------------------------------------------------------------------------------------------------------
 # Attributes (Keras's save_attributes_to_hdf5_group / load_attributes_from_hdf5_group)
 # ---------------------------------------------------------------------------------------------------------------
+def _fixed_strings(data):
+    """Byte strings as a fixed-length HDF5 string array (an empty list as Keras's empty float64 array). h5py 3
+    would store a list of bytes as variable-length strings, whose heap pointers the HDF5 library follows blindly
+    when reading: a corrupt file could then crash the process instead of raising. tf.keras 2 files (h5py 2) hold
+    the fixed-length form, which every Keras version reads."""
+    if not len(data):
+        return np.asarray([])
+    return np.array([bytes(x) for x in data], dtype="S")
+
+
 def _save_attributes(group, name, data):
     """A list of byte strings as the attribute ``name`` (chunked as name0, name1, ... above HDF5's header limit)."""
     bad = [x for x in data if len(x) > HDF5_OBJECT_HEADER_LIMIT]
     if bad:
         raise RuntimeError("The following attributes cannot be saved to HDF5 file because they are larger than "
                            f"{HDF5_OBJECT_HEADER_LIMIT} bytes: {bad}")
-    data_npy = np.asarray(data)
+    data_npy = _fixed_strings(data)
     num_chunks = 1
     chunks = np.array_split(data_npy, num_chunks)
     while any(x.nbytes > HDF5_OBJECT_HEADER_LIMIT for x in chunks):
@@ -176,12 +188,25 @@ def _save_attributes(group, name, data):
         for chunk_id, chunk in enumerate(chunks):
             group.attrs[f"{name}{chunk_id}"] = chunk
     else:
-        group.attrs[name] = data
+        group.attrs[name] = data_npy
+
+
+def _save_string_attribute(group, name, text):
+    """A string attribute (a JSON config, a version), fixed-length like the lists above when it fits in the
+    object header; a longer one (the config of a large model) is stored variable-length, as Keras does."""
+    raw = text.encode("utf8")
+    if len(raw) < HDF5_OBJECT_HEADER_LIMIT // 2:
+        group.attrs[name] = np.bytes_(raw)
+    else:
+        group.attrs[name] = raw
 
 
 def _decode_name(n, what):
     if isinstance(n, (bytes, np.bytes_)):
-        return bytes(n).decode("utf8")
+        try:
+            return bytes(n).decode("utf8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"Invalid H5 file: attribute {what!r} holds a name that is not UTF-8 ({e})") from e
     if isinstance(n, str):
         return n
     raise ValueError(f"Invalid H5 file: attribute {what!r} must hold strings, but holds {n!r}")
@@ -190,7 +215,7 @@ def _decode_name(n, what):
 def _load_attributes(group, name):
     """The list of strings stored as ``name`` (or as its chunks name0, name1, ...); [] when absent."""
     def read(key):
-        value = group.attrs[key]
+        value = _read_attribute(group, key)
         if isinstance(value, (bytes, str, np.bytes_)):
             value = [value]
         value = np.asarray(value)
@@ -209,14 +234,27 @@ def _load_attributes(group, name):
     return data
 
 
+def _read_attribute(group, key):
+    """``group.attrs[key]``; h5py's errors for a damaged attribute (a TypeError "Unknown string encoding" among
+    them) become a ValueError that says so."""
+    try:
+        return group.attrs[key]
+    except (TypeError, OSError, RuntimeError, KeyError) as e:
+        raise ValueError(f"Invalid H5 file: the attribute {key!r} of {group.name!r} cannot be read (corrupt file?): "
+                         f"{e}") from e
+
+
 def _attr_string(f, name):
-    value = f.attrs.get(name)
-    if value is None:
+    if name not in f.attrs:
         return None
+    value = _read_attribute(f, name)
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
     if isinstance(value, (bytes, np.bytes_)):
-        value = bytes(value).decode("utf-8")
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"Invalid H5 file: attribute {name!r} is not UTF-8 text ({e})") from e
     if not isinstance(value, str):
         raise ValueError(f"Invalid H5 file: attribute {name!r} must be a JSON string, but it is {type(value).__name__}")
     return value
@@ -313,8 +351,8 @@ def _save_weights_group(group, model, name_suffix=""):
     """Keras's save_weights_to_hdf5_group: layer_names, backend, keras_version, one group per layer (created in
     name order, as Keras does) and top_level_model_weights."""
     _save_attributes(group, "layer_names", [layer.name.encode("utf8") for layer in model.layers])
-    group.attrs["backend"] = BACKEND.encode("utf8")
-    group.attrs["keras_version"] = KERAS_VERSION.encode("utf8")
+    _save_string_attribute(group, "backend", BACKEND)
+    _save_string_attribute(group, "keras_version", KERAS_VERSION)
     for layer in sorted(model.layers, key=lambda x: x.name):
         _save_subset_weights(group.create_group(layer.name), _legacy_weights(layer), name_suffix)
     _save_subset_weights(group.create_group("top_level_model_weights"), _top_level_weights(model), name_suffix)
@@ -940,11 +978,11 @@ def save_model_to_hdf5(model, filepath, overwrite=True, include_optimizer=True):
         getattr(model, "optimizer", None) is not None else None
 
     def fill(f):
-        f.attrs["keras_version"] = KERAS_VERSION
-        f.attrs["backend"] = BACKEND
-        f.attrs["model_config"] = json.dumps(model_config, default=_json_default).encode("utf8")
+        _save_string_attribute(f, "keras_version", KERAS_VERSION)
+        _save_string_attribute(f, "backend", BACKEND)
+        _save_string_attribute(f, "model_config", json.dumps(model_config, default=_json_default))
         if training_config is not None:
-            f.attrs["training_config"] = json.dumps(training_config, default=_json_default).encode("utf8")
+            _save_string_attribute(f, "training_config", json.dumps(training_config, default=_json_default))
         _save_weights_group(f.create_group("model_weights"), model)
         if training_config is not None:
             _save_optimizer_weights(f, model.optimizer)
