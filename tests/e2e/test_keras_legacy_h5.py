@@ -62,8 +62,10 @@ def nested(lib):
     a, b = L.Input((5,), name="a"), L.Input((5,), name="b")
     shared = L.Dense(5, name="shared")
     ha, hb = inner(shared(a)), inner(shared(b))
-    out = L.Dense(1, name="out")(L.Concatenate(name="concat")([ha, L.Add(name="add")([ha, hb])]))
-    return lib.models.Model([a, b], out, name="nested")
+    i = L.Input((8,), name="fn_in")
+    inner_fn = lib.models.Model(i, L.Dense(3, activation="relu", name="fn_dense")(i), name="inner_fn")
+    merged = inner_fn(L.Concatenate(name="concat")([ha, L.Add(name="add")([ha, hb])]))
+    return lib.models.Model([a, b], L.Dense(1, name="out")(merged), name="nested")
 
 
 BUILDERS = {"mlp": (mlp, (4, 6)), "cnn": (cnn, (3, 8, 8, 2)), "recurrent": (recurrent, "ids"),

@@ -401,35 +401,46 @@ def test_keras2_sequential_model_file(tmp_path):
     model.evaluate(x, np.eye(2)[[0, 1, 0, 1, 0]].astype("float32"), verbose=0)  # the restored compile works
 
 
-def test_keras2_functional_model_with_shared_layer_and_nested_sequential(tmp_path):
+def test_keras2_functional_model_with_shared_layer_and_nested_models(tmp_path):
     inner = {"class_name": "Sequential", "config": {"name": "inner", "layers": [
         k2.input_layer("inner_input", [None, 3]), k2.dense("inner_dense", 3, "tanh", batch_input_shape=[None, 3])]}}
+    inner_fn = {"class_name": "Functional", "config": {"name": "inner_fn", "layers": [
+        k2.functional_entry(k2.input_layer("fn_in", [None, 3]), []),
+        k2.functional_entry(k2.dense("fn_dense", 2), [k2.node(("fn_in", 0, 0))])],
+        "input_layers": [["fn_in", 0, 0]], "output_layers": [["fn_dense", 0, 0]]}}
     layers = [
         k2.functional_entry(k2.input_layer("input_1", [None, 3]), []),
         k2.functional_entry(k2.dense("shared", 3, "relu"), [k2.node(("input_1", 0, 0)), k2.node(("inner", 1, 0))]),
-        # tf.keras counts the nested Sequential's own construction as its node 0: its call is node 1.
+        # tf.keras counts a nested model's own construction as its node 0: its first call is node 1.
         k2.functional_entry(inner, [k2.node(("shared", 0, 0))]),
         k2.functional_entry(k2.simple("Add", "add"), [k2.node(("shared", 0, 0), ("shared", 1, 0))]),
-        k2.functional_entry(k2.dense("out", 1), [k2.node(("add", 0, 0))]),
+        k2.functional_entry(inner_fn, [k2.node(("add", 0, 0))]),
+        k2.functional_entry(k2.dense("out", 1), [k2.node(("inner_fn", 1, 0))]),
     ]
     config = {"class_name": "Functional", "config": {"name": "model", "layers": layers,
                                                       "input_layers": [["input_1", 0, 0]],
-                                                      "output_layers": [["out", 0, 0], ["inner", 1, 0]]}}
-    shared, inner_w, out = _dense_weights("shared", 3, 3), _dense_weights("inner_dense", 3, 3), \
-        _dense_weights("out", 3, 1)
+                                                      "output_layers": [["out", 0, 0], ["inner", 1, 0],
+                                                                        ["inner_fn", 1, 0]]}}
+    shared, inner_w, fn_w, out = _dense_weights("shared", 3, 3), _dense_weights("inner_dense", 3, 3), \
+        _dense_weights("fn_dense", 3, 2), _dense_weights("out", 2, 1)
     path = tmp_path / "k2f.h5"
     k2.write_model_file(path, config, [("input_1", []), ("shared", shared), ("inner", inner_w), ("add", []),
-                                       ("out", out)])
+                                       ("inner_fn", fn_w), ("out", out)])
     with pytest.warns(UserWarning, match="No training configuration"):
         model = legacy_h5.load_model_from_hdf5(path)
     x = _x(4, 3)
     s0 = np.maximum(x @ shared[0][1] + shared[1][1], 0)
     t = np.tanh(s0 @ inner_w[0][1] + inner_w[1][1])
     s1 = np.maximum(t @ shared[0][1] + shared[1][1], 0)
-    expected_out = (s0 + s1) @ out[0][1] + out[1][1]
-    got_out, got_inner = model.predict(x, verbose=0)
-    np.testing.assert_allclose(got_out, expected_out, rtol=1e-5, atol=1e-6)
+    f = (s0 + s1) @ fn_w[0][1] + fn_w[1][1]
+    got_out, got_inner, got_fn = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got_out, f @ out[0][1] + out[1][1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_inner, t, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_fn, f, rtol=1e-5, atol=1e-6)
+    # Saved again by fastnn (Keras 3's form) and loaded: the same graph.
+    again = _round_trip(model, tmp_path)
+    for p, q in zip(model.predict(x, verbose=0), again.predict(x, verbose=0)):
+        np.testing.assert_array_equal(p, q)
 
 
 def test_keras2_recurrent_layers_and_wrappers_weights_order(tmp_path):
