@@ -478,12 +478,13 @@ def test_keras2_recurrent_layers_and_wrappers_weights_order(tmp_path):
     assert model.predict(RNG.integers(0, 30, (2, 6)).astype("float32"), verbose=0).shape == (2, 2)
 
 
-def test_keras2_weights_file_by_order_and_by_name(tmp_path):
+@pytest.mark.parametrize("fixed_length", [True, False], ids=["h5py2_strings", "h5py3_strings"])
+def test_keras2_weights_file_by_order_and_by_name(fixed_length, tmp_path):
     """A pretrained-weights file of tf.keras 2 (weights-only, layer names of the original model)."""
     d0, d1 = _dense_weights("fc1", 4, 3), _dense_weights("predictions", 3, 2)
     path = tmp_path / "pretrained.h5"
     k2.write_weights_file(path, [("input_1", []), ("fc1", d0), ("dropout", []), ("predictions", d1)],
-                          top_level=False)
+                          top_level=False, fixed_length=fixed_length)
     model = _two_dense(("dense_a", "dense_b"))
     legacy_h5.load_weights_from_hdf5(model, path)
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), d0[0][1])
@@ -534,6 +535,36 @@ def test_keras2_conv_model_with_tensor_shape_and_policy_dtype(tmp_path):
     assert model.get_layer("bn").axis in (3, -1, [3])
     assert model.predict(_x(2, 5, 5, 1), verbose=0).shape == (2, 1)
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), w[0][1])
+
+
+def test_keras2_arguments_keras3_dropped(tmp_path):
+    """tf.keras 2's base Conv wrote groups=1 into SeparableConv / DepthwiseConv / Conv2DTranspose configs and the
+    spatial dropouts wrote noise_shape and trainable; Keras 3 takes none of them."""
+    sep = k2.conv2d("sep", 2, (3, 3), batch_input_shape=[None, 6, 6, 2])
+    sep["class_name"] = "SeparableConv2D"
+    cfg = sep["config"]
+    for key in ("kernel_initializer", "kernel_regularizer", "kernel_constraint"):
+        cfg.pop(key)
+    cfg.update(depth_multiplier=1, depthwise_initializer=k2.GLOROT, pointwise_initializer=k2.GLOROT,
+               depthwise_regularizer=None, pointwise_regularizer=None, depthwise_constraint=None,
+               pointwise_constraint=None)
+    transpose = k2.conv2d("transpose", 2, (2, 2))
+    transpose["class_name"] = "Conv2DTranspose"
+    transpose["config"]["output_padding"] = None
+    drop = k2.simple("SpatialDropout2D", "spatial_dropout2d", rate=0.3, noise_shape=None, seed=None,
+                     data_format="channels_last")
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [sep, drop, transpose]}}
+    weights = [("sep", [("sep/depthwise_kernel:0", _x(3, 3, 2, 1)), ("sep/pointwise_kernel:0", _x(1, 1, 2, 2)),
+                        ("sep/bias:0", _x(2))]), ("spatial_dropout2d", []),
+               ("transpose", [("transpose/kernel:0", _x(2, 2, 2, 2)), ("transpose/bias:0", _x(2))])]
+    k2.write_model_file(tmp_path / "convs.h5", config, weights)
+    model = legacy_h5.load_model_from_hdf5(tmp_path / "convs.h5", compile=False)
+    assert model.predict(_x(1, 6, 6, 2), verbose=0).shape == (1, 5, 5, 2)
+    np.testing.assert_array_equal(model.layers[0].pointwise_kernel.numpy(), weights[0][1][1][1])
+    transpose["config"]["groups"] = 2
+    k2.write_model_file(tmp_path / "bad.h5", config, weights)
+    with pytest.raises(ValueError, match=r"Conv2DTranspose layer 'transpose': groups=2"):
+        legacy_h5.load_model_from_hdf5(tmp_path / "bad.h5")
 
 
 def test_keras2_time_major_is_refused_clearly(tmp_path):

@@ -50,6 +50,15 @@ _CLASS_ALIASES = {"Model": "Functional"}
 _ACTIVATION_ALIASES = {"softmax_v2": "softmax"}
 _LAMBDA_DEPRECATED_ARGS = ("module", "function_type", "output_shape_type", "output_shape_module")  # Keras's list
 _RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN", "RNN")
+# tf.keras 2 wrote these arguments with a value that Keras 3 (and fastnn) no longer take as an argument: dropped
+# when they hold that value (base Conv's groups=1 in the configs of its subclasses without groups; the spatial
+# dropouts' internal noise_shape and their trainable flag), refused otherwise.
+_KERAS2_FIXED_ARGUMENTS = {
+    **{name: {"groups": 1} for name in ("SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D",
+                                        "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")},
+    **{name: {"noise_shape": "any", "trainable": "any"} for name in ("SpatialDropout1D", "SpatialDropout2D",
+                                                                     "SpatialDropout3D")},
+}
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
@@ -633,6 +642,12 @@ def _convert_layer_config(class_name, config, safe_mode, custom_objects):
     for key in ("activation", "recurrent_activation"):
         if isinstance(config.get(key), str):
             config[key] = _ACTIVATION_ALIASES.get(config[key], config[key])
+    for key, value in _KERAS2_FIXED_ARGUMENTS.get(class_name, {}).items():
+        if key in config:
+            if value != "any" and config[key] != value:
+                raise ValueError(f"{class_name} layer {config.get('name')!r}: {key}={config[key]!r} (tf.keras 2) is "
+                                 "not supported")
+            config.pop(key)
     if class_name == "Embedding":
         config.pop("input_length", None)  # tf.keras 2: the input shape is batch_input_shape's
     if class_name in _RNN_CLASSES:
