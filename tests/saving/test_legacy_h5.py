@@ -497,6 +497,43 @@ def test_keras2_weights_file_by_order_and_by_name(fixed_length, tmp_path):
     assert transfer.layers[1].kernel.shape == (3, 5)
 
 
+def _to_cudnn(weights, gates):
+    """tf.keras 2's conversion of native LSTM / GRU(reset_after) weights to CuDNNLSTM / CuDNNGRU's layout."""
+    kernel, recurrent_kernel, bias = weights
+
+    def per_gate(k, fn):
+        return np.hstack([fn(part) for part in np.hsplit(k, gates)])
+
+    cudnn_bias = np.tile(0.5 * bias, 2) if bias.ndim == 1 else bias.reshape(-1)
+    return [per_gate(kernel, lambda k: k.T.reshape(k.shape, order="C")), per_gate(recurrent_kernel, lambda k: k.T),
+            cudnn_bias]
+
+
+def test_cudnn_rnn_weights_are_converted_as_tf_keras_does(tmp_path):
+    """Pretrained weights of tf.keras 2's CuDNNLSTM / CuDNNGRU (recognised by the bias shape) load into LSTM and
+    GRU(reset_after=True), inside Bidirectional too, by order and by name."""
+    model = fastnn.Sequential([fastnn.Input((4, 3)), L.Bidirectional(L.LSTM(2, return_sequences=True), name="bi"),
+                               L.GRU(3, name="gru")])
+    x = _x(2, 4, 3)
+    expected = model.predict(x, verbose=0)
+    bi, gru = model.get_layer("bi"), model.get_layer("gru")
+    fwd = [w.numpy() for w in bi.forward_layer.weights]
+    bwd = [w.numpy() for w in bi.backward_layer.weights]
+    gw = [w.numpy() for w in gru.weights]
+    layers = [("bi", [(f"bi/w{i}:0", v) for i, v in enumerate(_to_cudnn(fwd, 4) + _to_cudnn(bwd, 4))]),
+              ("gru", [(f"gru/w{i}:0", v) for i, v in enumerate(_to_cudnn(gw, 3))])]
+    assert layers[0][1][2][1].shape == (16,) and layers[1][1][2][1].shape == (18,)
+    k2.write_weights_file(tmp_path / "cudnn.h5", layers)
+    for by_name in (False, True):
+        target = fastnn.Sequential.from_config(model.get_config())
+        legacy_h5.load_weights_from_hdf5(target, tmp_path / "cudnn.h5", by_name=by_name)
+        np.testing.assert_allclose(target.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    no_reset_after = fastnn.Sequential([fastnn.Input((4, 3)), L.Bidirectional(L.LSTM(2, return_sequences=True)),
+                                        L.GRU(3, reset_after=False)])
+    with pytest.raises(ValueError, match="CuDNNGRU weights, which are not compatible with GRU"):
+        legacy_h5.load_weights_from_hdf5(no_reset_after, tmp_path / "cudnn.h5")
+
+
 def test_keras22_sequential_list_config_and_legacy_optimizer(tmp_path):
     """Keras <= 2.2.4: a Sequential config that is the list of layers, a functional class named "Model", legacy
     optimizer arguments (lr, decay)."""

@@ -401,6 +401,39 @@ def _assign_all(assignments):
         variable.assign(np.asarray(value).astype(variable.dtype, copy=False))
 
 
+def _convert_cudnn_weights(layer, values):
+    """tf.keras 2's _convert_rnn_weights (Keras 3 dropped it): weights saved by CuDNNLSTM / CuDNNGRU (input kernels
+    in Fortran order per gate, recurrent kernels transposed per gate, the input and recurrent biases side by side)
+    converted for LSTM / GRU(reset_after=True), recognised by the bias shape as tf.keras does; Bidirectional
+    converts each half. Other weights pass unchanged."""
+    name = type(layer).__name__
+    if name == "Bidirectional" and len(values) % 2 == 0 and hasattr(layer, "forward_layer"):
+        half = len(values) // 2
+        return _convert_cudnn_weights(layer.forward_layer, values[:half]) + \
+            _convert_cudnn_weights(layer.backward_layer, values[half:])
+    if name not in ("LSTM", "GRU") or len(values) != 3 or values[1].ndim != 2 or values[0].ndim != 2:
+        return values
+    gates = 4 if name == "LSTM" else 3
+    units = values[1].shape[0]
+    if values[2].shape != (2 * units * gates,) or values[0].shape[1] != units * gates or \
+            values[1].shape[1] != units * gates:
+        return values
+    if name == "GRU" and not getattr(layer, "reset_after", True):
+        raise ValueError(f"Layer {layer.name!r}: the file holds CuDNNGRU weights, which are not compatible with "
+                         "GRU(reset_after=False)")
+
+    def per_gate(kernel, fn):
+        return np.hstack([fn(k) for k in np.hsplit(kernel, gates)])
+
+    kernel = per_gate(values[0], lambda k: k.T.reshape(k.shape, order="F"))
+    recurrent_kernel = per_gate(values[1], lambda k: k.T)
+    if name == "LSTM":
+        bias = np.sum(np.split(values[2], 2, axis=0), axis=0)  # the two bias sets merged into one
+    else:
+        bias = np.asarray(values[2]).reshape((2, -1))
+    return [kernel, recurrent_kernel, bias]
+
+
 def _load_weights_group(group, model, skip_mismatch=False):
     """Keras's load_weights_from_hdf5_group (topological loading): the layers of ``model.layers`` that have
     weights take, in order, the weights of the saved layers that have weights. Nothing is assigned unless the
@@ -415,7 +448,7 @@ def _load_weights_group(group, model, skip_mismatch=False):
     for k, name in enumerate(filtered_names):
         layer = filtered_layers[k]
         symbolic_weights = _legacy_weights(layer)
-        weight_values = _load_subset_weights(_get_group(group, name))
+        weight_values = _convert_cudnn_weights(layer, _load_subset_weights(_get_group(group, name)))
         if len(weight_values) != len(symbolic_weights):
             raise ValueError(f"Weight count mismatch for layer #{k} (named {layer.name} in the current model, {name} "
                              f"in the save file). Layer expects {len(symbolic_weights)} weight(s). Received "
@@ -446,6 +479,7 @@ def _load_weights_group_by_name(group, model, skip_mismatch=False):
         weight_values = _load_subset_weights(_get_group(group, name))
         for layer in index[name]:
             symbolic_weights = _legacy_weights(layer)
+            weight_values = _convert_cudnn_weights(layer, weight_values)
             if len(weight_values) != len(symbolic_weights):
                 if skip_mismatch:
                     warnings.warn(f"Skipping loading of weights for layer #{k} (named {layer.name}) due to mismatch "
