@@ -767,8 +767,10 @@ def test_writes_are_atomic_and_overwrite_false_refuses(tmp_path, monkeypatch):
     path = tmp_path / "m.h5"
     legacy_h5.save_model_to_hdf5(model, path)
     before = path.read_bytes()
-    with pytest.raises(FileExistsError):
-        legacy_h5.save_model_to_hdf5(model, path, overwrite=False)
+    answers = iter(["maybe", "n"])  # overwrite=False asks, as Keras does; "n" keeps the file
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    legacy_h5.save_model_to_hdf5(_mlp(), path, overwrite=False)
+    assert path.read_bytes() == before
 
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -781,6 +783,10 @@ def test_writes_are_atomic_and_overwrite_false_refuses(tmp_path, monkeypatch):
     monkeypatch.undo()
     legacy_h5.save_model_to_hdf5(model, tmp_path / "new_dir" / "m.h5")  # Keras creates the folder
     assert (tmp_path / "new_dir" / "m.h5").exists()
+    with h5py.File(tmp_path / "open.h5", "w") as f:  # an open h5py.File is written in place, as Keras accepts
+        legacy_h5.save_model_to_hdf5(model, f)
+    with h5py.File(tmp_path / "open.h5", "r") as f:
+        _assert_same_weights(model, legacy_h5.load_model_from_hdf5(f, compile=False))
 
 
 def test_non_model_arguments_raise_type_error(tmp_path):

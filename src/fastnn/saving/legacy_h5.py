@@ -618,25 +618,22 @@ _LAMBDA_REFUSED = ("Requested the deserialization of a Python lambda. This carri
                    "override this error by passing `safe_mode=False` to the loading function.")
 
 
-def _convert_lambda(config, safe_mode, custom_objects):
+def _convert_lambda(config, safe_mode):
     """Keras's handling of Lambda configs of tf.keras: the deprecated arguments dropped, a function stored as
-    [bytecode, defaults, closure] turned into a "__lambda__" entry; a lambda is refused in safe mode, else loaded
-    here (so nothing downstream needs the flag)."""
+    [bytecode, defaults, closure] turned into a "__lambda__" entry (a named function into Keras 3's entry of a
+    function). A lambda is refused here in safe mode, before anything else is built; with safe_mode=False,
+    Lambda.from_config loads it inside the loader's SafeModeScope."""
     for arg in _LAMBDA_DEPRECATED_ARGS:
         config.pop(arg, None)
     for key in ("function", "output_shape", "mask"):
         value = config.get(key)
-        if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and key == "function":
+        if isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str):
             value = {"class_name": "__lambda__", "config": {"code": value[0], "defaults": value[1],
                                                            "closure": value[2]}}
         elif isinstance(value, str) and key == "function":
             value = {"module": "builtins", "class_name": "function", "config": value, "registered_name": "function"}
-        if isinstance(value, dict) and value.get("class_name") == "__lambda__":
-            if safe_mode:
-                raise ValueError(_LAMBDA_REFUSED)
-            from fastnn.layers.core import _deserialize_function
-
-            value = _deserialize_function(value, custom_objects, safe_mode=False)
+        if isinstance(value, dict) and value.get("class_name") == "__lambda__" and safe_mode:
+            raise ValueError(_LAMBDA_REFUSED)
         if value is not None:
             config[key] = value
     return config
@@ -687,7 +684,7 @@ def _convert_layer_config(class_name, config, safe_mode, custom_objects):
     if class_name in _RNN_CLASSES:
         config = _convert_rnn(class_name, config)
     if class_name == "Lambda":
-        config = _convert_lambda(config, safe_mode, custom_objects)
+        config = _convert_lambda(config, safe_mode)
     for key in ("layer", "backward_layer", "cell"):  # wrappers and RNN: nested layer entries
         if isinstance(config.get(key), dict) and "class_name" in config[key]:
             config[key] = _convert_layer_entry(config[key], safe_mode, custom_objects)
@@ -862,9 +859,12 @@ def _model_from_config(model_config, custom_objects, safe_mode):
     from fastnn.models.model import Model
     from fastnn.models.sequential import deserialize_layer
 
+    from fastnn.saving.serialization_lib import SafeModeScope
+
     entry = _convert_model_config(model_config, safe_mode, custom_objects)
     try:
-        model = deserialize_layer(entry, custom_objects)
+        with SafeModeScope(safe_mode):
+            model = deserialize_layer(entry, custom_objects)
     except (KeyError, IndexError, AttributeError) as e:
         raise ValueError(f"Invalid model config in the HDF5 file: {type(e).__name__}: {e}") from e
     if not isinstance(model, Model):
@@ -988,11 +988,19 @@ def _compile_args_from_training_config(training_config, custom_objects):
 # ---------------------------------------------------------------------------------------------------------------
 def _write_h5(filepath, overwrite, fill):
     """Builds the HDF5 file in memory with ``fill(h5py.File)``, then writes it with atomic_write (an interrupted
-    save leaves the previous file intact). ``overwrite=False`` refuses an existing file."""
+    save leaves the previous file intact). An open h5py.File is filled in place. ``overwrite=False`` asks before
+    replacing an existing file, as Keras does (saving_api's prompt); "n" leaves it and returns False."""
     h5py = _h5py()
+    if isinstance(filepath, h5py.File):
+        fill(filepath)
+        filepath.flush()
+        return True
     path = os.fspath(filepath)
     if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it")
+        from fastnn.saving.saving_api import _ask_to_proceed_with_overwrite
+
+        if not _ask_to_proceed_with_overwrite(path):
+            return False
     dirpath = os.path.dirname(path)
     if dirpath and not os.path.exists(dirpath):
         os.makedirs(dirpath, exist_ok=True)
@@ -1002,6 +1010,7 @@ def _write_h5(filepath, overwrite, fill):
         f.flush()
     with atomic_write(path, "wb") as out:
         out.write(buffer.getbuffer())
+    return True
 
 
 def _check_model(model, what):
@@ -1018,7 +1027,7 @@ def save_model_to_hdf5(model, filepath, overwrite=True, include_optimizer=True):
     Args:
         model: a fastnn Model (Sequential, functional, nested).
         filepath: where to write; an existing file is replaced atomically.
-        overwrite: False refuses to replace an existing file (FileExistsError).
+        overwrite: False asks on stdin before replacing an existing file (Keras's prompt).
         include_optimizer: also write the training config's optimizer state (``optimizer_weights``).
     """
     _check_model(model, "save_model_to_hdf5")
