@@ -794,3 +794,25 @@ def test_non_model_arguments_raise_type_error(tmp_path):
         legacy_h5.save_model_to_hdf5(L.Dense(2), tmp_path / "x.h5")
     with pytest.raises(TypeError, match="expects a fastnn Model"):
         legacy_h5.load_weights_from_hdf5("model", tmp_path / "x.h5")
+
+
+def test_through_model_save_load_model_and_load_weights(tmp_path):
+    """The public entry points dispatch .h5 / .hdf5 (not .weights.h5) to this module."""
+    model = _mlp()
+    model.compile(optimizer="adam", loss="mean_squared_error")
+    x = _x(4, 4)
+    with pytest.warns(UserWarning, match="This file format is considered legacy"):
+        model.save(tmp_path / "m.h5")
+    for load in (fastnn.saving.load_model, fastnn.models.load_model):
+        loaded = load(tmp_path / "m.h5")
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+        assert loaded.compiled
+    model.save_weights(tmp_path / "w.hdf5")
+    with h5py.File(tmp_path / "w.hdf5") as f:
+        assert "layer_names" in f.attrs and "model_config" not in f.attrs  # the tf.keras 2 weights layout
+    other = _mlp()
+    other.load_weights(tmp_path / "w.hdf5")
+    _assert_same_weights(model, other)
+    renamed = fastnn.Sequential([fastnn.Input((4,)), L.Dense(6, name=model.layers[0].name)])
+    renamed.load_weights(tmp_path / "w.hdf5", by_name=True)
+    _assert_same_weights(model.layers[0], renamed.layers[0])
