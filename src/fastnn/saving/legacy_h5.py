@@ -706,6 +706,8 @@ def _convert_layer_entry(entry, safe_mode=True, custom_objects=None):
     if entry.get("module") == SymbolicOp.keras_module:
         return entry
     class_name = entry["class_name"]
+    if _is_legacy_operation(entry):
+        return dict(entry, module=SymbolicOp.keras_module)
     if not isinstance(class_name, str):
         raise ValueError(f"Improper config format: class_name must be a string, but received {class_name!r}")
     class_name = _CLASS_ALIASES.get(class_name, class_name)
@@ -732,6 +734,18 @@ def _convert_layer_entry(entry, safe_mode=True, custom_objects=None):
     out["class_name"] = class_name
     out["config"] = config
     return out
+
+
+def _is_legacy_operation(entry):
+    """Whether a functional config's entry without "module" is an operation on symbolic tensors (Keras 3's
+    legacy serializer drops the module of ``x + y``'s Add or of the NotEqual / Any that carry an Embedding mask, and
+    Keras 3 then cannot load its own file): an operation's config is only its name, a layer's holds its dtype
+    and trainable flag too."""
+    from fastnn.layers.symbolic_ops import OPS
+
+    config = entry.get("config")
+    return entry.get("class_name") in OPS and "inbound_nodes" in entry and isinstance(config, dict) and \
+        set(config) <= {"name"}
 
 
 def _is_tensor_ref(x):
