@@ -319,7 +319,6 @@ def test_shape_mismatch_names_layer_and_both_shapes(tmp_path):
 
 def test_skip_mismatch_warns_and_loads_the_rest(tmp_path):
     source = _two_dense(units=(3, 2))
-    source_d2 = fastnn.Sequential([fastnn.Input((5,)), L.Dense(2, name="d2")])
     target = _two_dense(units=(5, 2))
     legacy_h5.save_weights_to_hdf5(source, tmp_path / "w.h5")
     with pytest.warns(UserWarning, match=r"Skipping loading weights for layer #0 \(named d1\) due to mismatch in "
@@ -327,7 +326,6 @@ def test_skip_mismatch_warns_and_loads_the_rest(tmp_path):
         legacy_h5.load_weights_from_hdf5(target, tmp_path / "w.h5", skip_mismatch=True)
     # d1's bias (3,) vs (5,) is skipped too; d2's kernel (3, 2) vs (5, 2) skipped, d2's bias (2,) loaded.
     np.testing.assert_array_equal(target.layers[2].bias.numpy(), source.layers[2].bias.numpy())
-    del source_d2
 
 
 def test_count_mismatches_raise_with_keras_messages(tmp_path):
@@ -791,6 +789,12 @@ def test_writes_are_atomic_and_overwrite_false_refuses(tmp_path, monkeypatch):
         legacy_h5.save_model_to_hdf5(model, f)
     with h5py.File(tmp_path / "open.h5", "r") as f:
         _assert_same_weights(model, legacy_h5.load_model_from_hdf5(f, compile=False))
+
+
+def test_loading_weights_into_an_unbuilt_model_says_so(tmp_path):
+    legacy_h5.save_weights_to_hdf5(_two_dense(), tmp_path / "w.h5")
+    with pytest.raises(ValueError, match="has not been built yet"):
+        legacy_h5.load_weights_from_hdf5(fastnn.Sequential([L.Dense(3), L.Dense(2)]), tmp_path / "w.h5")
 
 
 def test_non_model_arguments_raise_type_error(tmp_path):

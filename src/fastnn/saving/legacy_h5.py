@@ -100,7 +100,7 @@ class _OpenForReading:
                              "is of another format, truncated or corrupt)")
         try:
             self.file = h5py.File(path, mode="r")
-        except OSError as e:
+        except (OSError, RuntimeError, KeyError, TypeError) as e:
             raise OSError(f"{self.what}: unable to open {path!r} as an HDF5 file (truncated or corrupt?): {e}") from e
         self.opened = True
         return self.file
@@ -843,8 +843,8 @@ def _convert_functional_config(config, safe_mode, custom_objects):
         def io_ref(ref):
             if _is_tensor_ref(ref):
                 name, node_index, tensor_index = ref[:3]
-                if node_index >= 1:
-                    node_index -= sequential_offsets.get(name, 0)  # Keras 3 counts a Functional's node, not a Sequential's
+                if node_index >= 1:  # Keras 3 counts a Functional's own node here, not a Sequential's
+                    node_index -= sequential_offsets.get(name, 0)
                 return [name, node_index, tensor_index]
             if isinstance(ref, list):
                 return [io_ref(r) for r in ref]
@@ -1122,6 +1122,9 @@ def load_weights_from_hdf5(model, filepath, by_name=False, skip_mismatch=False):
             file. Nothing is assigned when loading fails.
     """
     _check_model(model, "load_weights_from_hdf5")
+    if not model.built:
+        raise ValueError(f'load_weights: model "{model.name}" has not been built yet, so it has no weights to load '
+                         "into; start it with fastnn.Input(shape), call build(input_shape) or call it on data first")
     with _OpenForReading(filepath, "load_weights") as f:
         group = f
         if "layer_names" not in f.attrs and "model_weights" in f:
