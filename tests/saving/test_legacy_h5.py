@@ -606,6 +606,18 @@ def test_keras2_arguments_keras3_dropped(tmp_path):
         legacy_h5.load_model_from_hdf5(tmp_path / "bad.h5")
 
 
+def test_keras2_tf_op_lambda_is_refused_clearly(tmp_path):
+    layers = [k2.functional_entry(k2.input_layer("x", [None, 3]), []),
+              {"class_name": "TFOpLambda", "config": {"name": "tf.math.add", "trainable": True, "dtype": "float32",
+                                                      "function": "math.add"}, "name": "tf.math.add",
+               "inbound_nodes": [["x", 0, 0, {"y": 1.0, "name": None}]]}]
+    config = {"class_name": "Functional", "config": {"name": "m", "layers": layers, "input_layers": [["x", 0, 0]],
+                                                      "output_layers": [["tf.math.add", 0, 0]]}}
+    k2.write_model_file(tmp_path / "op.h5", config, [("x", []), ("tf.math.add", [])])
+    with pytest.raises(ValueError, match="TensorFlow function 'math.add'"):
+        legacy_h5.load_model_from_hdf5(tmp_path / "op.h5")
+
+
 def test_keras2_time_major_is_refused_clearly(tmp_path):
     layer = k2.lstm("lstm", 2)
     layer["config"]["time_major"] = True

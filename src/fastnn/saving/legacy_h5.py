@@ -711,6 +711,11 @@ def _convert_layer_entry(entry, safe_mode=True, custom_objects=None):
     if not isinstance(class_name, str):
         raise ValueError(f"Improper config format: class_name must be a string, but received {class_name!r}")
     class_name = _CLASS_ALIASES.get(class_name, class_name)
+    if class_name in ("TFOpLambda", "SlicingOpLambda"):
+        function = (entry["config"] or {}).get("function") if isinstance(entry["config"], dict) else None
+        raise ValueError(f"The model calls the TensorFlow function {function!r} on a symbolic tensor (tf.keras 2's "
+                         f"{class_name} layer {entry.get('name')!r}); fastnn cannot rebuild TensorFlow operations. "
+                         "Replace it with a Keras layer (or a fastnn.ops call) and save the model again")
     config = entry["config"]
     if class_name == "Sequential" and isinstance(config, list):  # Keras <= 2.2.4: the config is the layer list
         config = {"name": None, "layers": config}
