@@ -3,7 +3,9 @@
 - fastnn's ``save_model_to_hdf5`` file loads with ``keras.saving.load_model`` and predicts the same (compiled
   models come back compiled, with the same optimizer and loss);
 - Keras 3's ``model.save("m.h5")`` loads with fastnn's ``load_model_from_hdf5``: the same predictions, the compile
-  config, and the optimizer state of a trained model (every variable of Keras's optimizer, by position);
+  config, and the optimizer state of a trained model (every variable of Keras's optimizer, by position); the
+  recurrent model's Embedding(mask_zero=True) puts NotEqual / Any operations into the graph, which Keras's legacy
+  writer stores without their module (Keras 3 cannot load that file itself; fastnn recognises them);
 - a weights-only file written by Keras's own legacy writer
   (``keras.src.legacy.saving.legacy_h5_format.save_weights_to_hdf5_group``) loads into fastnn by order and by name,
   and fastnn's ``save_weights_to_hdf5`` file loads with Keras's ``model.load_weights("w.h5")`` (both ways).
@@ -48,7 +50,7 @@ def cnn(lib):
 def recurrent(lib):
     L = lib.layers
     ids = L.Input((7,), dtype="int32", name="ids")
-    x = L.Embedding(30, 5, name="embedding")(ids)
+    x = L.Embedding(30, 5, mask_zero=True, name="embedding")(ids)
     x = L.Bidirectional(L.LSTM(4, return_sequences=True), name="bidirectional")(x)
     x = L.TimeDistributed(L.Dense(3), name="time_distributed")(x)
     x = L.GRU(3, name="gru")(x)
@@ -62,8 +64,10 @@ def nested(lib):
     a, b = L.Input((5,), name="a"), L.Input((5,), name="b")
     shared = L.Dense(5, name="shared")
     ha, hb = inner(shared(a)), inner(shared(b))
-    out = L.Dense(1, name="out")(L.Concatenate(name="concat")([ha, L.Add(name="add")([ha, hb])]))
-    return lib.models.Model([a, b], out, name="nested")
+    i = L.Input((8,), name="fn_in")
+    inner_fn = lib.models.Model(i, L.Dense(3, activation="relu", name="fn_dense")(i), name="inner_fn")
+    merged = inner_fn(L.Concatenate(name="concat")([ha, L.Add(name="add")([ha, hb])]))
+    return lib.models.Model([a, b], L.Dense(1, name="out")(merged), name="nested")
 
 
 BUILDERS = {"mlp": (mlp, (4, 6)), "cnn": (cnn, (3, 8, 8, 2)), "recurrent": (recurrent, "ids"),
@@ -72,7 +76,9 @@ BUILDERS = {"mlp": (mlp, (4, 6)), "cnn": (cnn, (3, 8, 8, 2)), "recurrent": (recu
 
 def _data(spec):
     if spec == "ids":
-        return RNG.integers(0, 30, size=(3, 7)).astype("int32")
+        ids = RNG.integers(1, 30, size=(3, 7)).astype("int32")
+        ids[0, 4:] = 0  # padding: the mask (Keras 3's legacy file holds its NotEqual / Any operations)
+        return ids
     if isinstance(spec, list):
         return [RNG.standard_normal(s).astype("float32") for s in spec]
     return RNG.standard_normal(spec).astype("float32")

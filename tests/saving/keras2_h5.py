@@ -16,22 +16,26 @@ import h5py
 import numpy as np
 
 
-def _names_attr(names):
-    """tf.keras: ``group.attrs[name] = [n.encode("utf8") for n in names]`` (fixed-length strings in h5py 2)."""
+def _names_attr(names, fixed_length=True):
+    """tf.keras: ``group.attrs[name] = [n.encode("utf8") for n in names]``: fixed-length strings with h5py 2,
+    variable-length ones with h5py 3 (``fixed_length=False``)."""
     if not names:
         return np.asarray([])  # float64, shape (0,)
+    if not fixed_length:
+        return [n.encode("utf8") for n in names]
     return np.array([n.encode("utf8") for n in names], dtype="S")
 
 
-def write_weights_group(group, layers, keras_version="2.15.0", backend="tensorflow", top_level=True):
+def write_weights_group(group, layers, keras_version="2.15.0", backend="tensorflow", top_level=True,
+                        fixed_length=True):
     """``layers``: [(layer_name, [(weight_name, array), ...]), ...] in ``model.layers`` order (weightless layers
     included with []). Layer groups are created in sorted name order, as tf.keras does."""
-    group.attrs["layer_names"] = _names_attr([name for name, _ in layers])
+    group.attrs["layer_names"] = _names_attr([name for name, _ in layers], fixed_length)
     group.attrs["backend"] = np.bytes_(backend.encode("utf8"))
     group.attrs["keras_version"] = np.bytes_(keras_version.encode("utf8"))
     for name, weights in sorted(layers, key=lambda item: item[0]):
         g = group.create_group(name)
-        g.attrs["weight_names"] = _names_attr([w for w, _ in weights])
+        g.attrs["weight_names"] = _names_attr([w for w, _ in weights], fixed_length)
         for weight_name, value in weights:
             value = np.asarray(value)
             d = g.create_dataset(weight_name, value.shape, dtype=value.dtype)

@@ -34,6 +34,11 @@ def _assert_same_weights(a, b):
         np.testing.assert_array_equal(x, y)
 
 
+def _names(attribute):
+    """A names attribute as str (fastnn writes fixed-length byte strings, as tf.keras 2 files hold)."""
+    return [n.decode() if isinstance(n, bytes) else n for n in attribute]
+
+
 def _round_trip(model, tmp_path, **load_kwargs):
     path = tmp_path / "m.h5"
     legacy_h5.save_model_to_hdf5(model, path)
@@ -57,6 +62,10 @@ def test_sequential_round_trip_restores_weights_compile_and_optimizer_state(tmp_
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
     loaded = _round_trip(model, tmp_path)
     assert type(loaded) is fastnn.Sequential and loaded.name == "mlp"
+    lines, loaded_lines = [], []
+    model.summary(print_fn=lines.append)
+    loaded.summary(print_fn=loaded_lines.append)
+    assert loaded_lines == lines
     assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
     _assert_same_weights(model, loaded)
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
@@ -95,7 +104,13 @@ def test_file_layout_is_keras_legacy_h5(tmp_path):
     path = tmp_path / "m.h5"
     legacy_h5.save_model_to_hdf5(model, path)
     with h5py.File(path) as f:
-        assert f.attrs["keras_version"] == "3.15.1" and f.attrs["backend"] == "fastnn"
+        assert f.attrs["keras_version"] == b"3.15.1" and f.attrs["backend"] == b"fastnn"
+        # Fixed-length strings only: reading variable-length ones from a corrupt file can crash HDF5.
+        objects = [f]
+        f.visit(lambda name: objects.append(f[name]))
+        for obj in objects:
+            for key in obj.attrs:
+                assert obj.attrs.get_id(key).dtype.kind in "Sf", (obj.name, key)
         config = json.loads(f.attrs["model_config"])
         assert config["class_name"] == "Sequential"
         # Keras 3's legacy form: layer entries without module / registered_name / build_config.
@@ -104,16 +119,16 @@ def test_file_layout_is_keras_legacy_h5(tmp_path):
         training = json.loads(f.attrs["training_config"])
         assert training["optimizer_config"]["class_name"] == "Adam" and "optimizer" not in training
         group = f["model_weights"]
-        names = list(group.attrs["layer_names"])
+        names = _names(group.attrs["layer_names"])
         assert names == [layer.name for layer in model.layers]
         bn = names[1]
-        assert list(group[bn].attrs["weight_names"]) == [f"{bn}/gamma", f"{bn}/beta", f"{bn}/moving_mean",
+        assert _names(group[bn].attrs["weight_names"]) == [f"{bn}/gamma", f"{bn}/beta", f"{bn}/moving_mean",
                                                           f"{bn}/moving_variance"]
         assert group[bn][bn]["gamma"].shape == (6,)
         assert len(group[names[2]].attrs["weight_names"]) == 0  # Dropout: no weights
         assert "top_level_model_weights" in group
         opt = f["optimizer_weights"]
-        opt_names = list(opt.attrs["weight_names"])
+        opt_names = _names(opt.attrs["weight_names"])
         assert opt_names[:2] == ["adam/iteration", "adam/learning_rate"] and len(opt_names) == 2 + 2 * 6
 
 
@@ -239,11 +254,11 @@ def test_frozen_layers_keep_keras_legacy_order(tmp_path):
     model.get_layer("bn_top").trainable = False
     legacy_h5.save_weights_to_hdf5(model, tmp_path / "w.h5")
     with h5py.File(tmp_path / "w.h5") as f:
-        names = list(f["inner"].attrs["weight_names"])
+        names = _names(f["inner"].attrs["weight_names"])
         bn, dn = inner.layers[0].name, inner.layers[1].name
         assert names == [f"{bn}/gamma:0", f"{bn}/beta:0", f"{dn}/kernel:0", f"{dn}/bias:0", f"{bn}/moving_mean:0",
                          f"{bn}/moving_variance:0"]  # not the get_weights() order
-        assert list(f["bn_top"].attrs["weight_names"]) == ["bn_top/gamma:0", "bn_top/beta:0", "bn_top/moving_mean:0",
+        assert _names(f["bn_top"].attrs["weight_names"]) == ["bn_top/gamma:0", "bn_top/beta:0", "bn_top/moving_mean:0",
                                                            "bn_top/moving_variance:0"]
     clone = fastnn.Sequential.from_config(model.get_config())
     legacy_h5.load_weights_from_hdf5(clone, tmp_path / "w.h5")
@@ -263,8 +278,8 @@ def test_weights_file_layout_is_tf_keras_2(tmp_path):
     legacy_h5.save_weights_to_hdf5(model, tmp_path / "w.h5")
     with h5py.File(tmp_path / "w.h5") as f:
         assert "model_config" not in f.attrs
-        assert list(f.attrs["layer_names"]) == ["d1", model.layers[1].name, "d2"]
-        assert list(f["d1"].attrs["weight_names"]) == ["d1/kernel:0", "d1/bias:0"]
+        assert _names(f.attrs["layer_names"]) == ["d1", model.layers[1].name, "d2"]
+        assert _names(f["d1"].attrs["weight_names"]) == ["d1/kernel:0", "d1/bias:0"]
         np.testing.assert_array_equal(f["d1"]["d1"]["kernel:0"][()], model.layers[0].kernel.numpy())
 
 
@@ -304,7 +319,6 @@ def test_shape_mismatch_names_layer_and_both_shapes(tmp_path):
 
 def test_skip_mismatch_warns_and_loads_the_rest(tmp_path):
     source = _two_dense(units=(3, 2))
-    source_d2 = fastnn.Sequential([fastnn.Input((5,)), L.Dense(2, name="d2")])
     target = _two_dense(units=(5, 2))
     legacy_h5.save_weights_to_hdf5(source, tmp_path / "w.h5")
     with pytest.warns(UserWarning, match=r"Skipping loading weights for layer #0 \(named d1\) due to mismatch in "
@@ -312,7 +326,6 @@ def test_skip_mismatch_warns_and_loads_the_rest(tmp_path):
         legacy_h5.load_weights_from_hdf5(target, tmp_path / "w.h5", skip_mismatch=True)
     # d1's bias (3,) vs (5,) is skipped too; d2's kernel (3, 2) vs (5, 2) skipped, d2's bias (2,) loaded.
     np.testing.assert_array_equal(target.layers[2].bias.numpy(), source.layers[2].bias.numpy())
-    del source_d2
 
 
 def test_count_mismatches_raise_with_keras_messages(tmp_path):
@@ -390,35 +403,46 @@ def test_keras2_sequential_model_file(tmp_path):
     model.evaluate(x, np.eye(2)[[0, 1, 0, 1, 0]].astype("float32"), verbose=0)  # the restored compile works
 
 
-def test_keras2_functional_model_with_shared_layer_and_nested_sequential(tmp_path):
+def test_keras2_functional_model_with_shared_layer_and_nested_models(tmp_path):
     inner = {"class_name": "Sequential", "config": {"name": "inner", "layers": [
         k2.input_layer("inner_input", [None, 3]), k2.dense("inner_dense", 3, "tanh", batch_input_shape=[None, 3])]}}
+    inner_fn = {"class_name": "Functional", "config": {"name": "inner_fn", "layers": [
+        k2.functional_entry(k2.input_layer("fn_in", [None, 3]), []),
+        k2.functional_entry(k2.dense("fn_dense", 2), [k2.node(("fn_in", 0, 0))])],
+        "input_layers": [["fn_in", 0, 0]], "output_layers": [["fn_dense", 0, 0]]}}
     layers = [
         k2.functional_entry(k2.input_layer("input_1", [None, 3]), []),
         k2.functional_entry(k2.dense("shared", 3, "relu"), [k2.node(("input_1", 0, 0)), k2.node(("inner", 1, 0))]),
-        # tf.keras counts the nested Sequential's own construction as its node 0: its call is node 1.
+        # tf.keras counts a nested model's own construction as its node 0: its first call is node 1.
         k2.functional_entry(inner, [k2.node(("shared", 0, 0))]),
         k2.functional_entry(k2.simple("Add", "add"), [k2.node(("shared", 0, 0), ("shared", 1, 0))]),
-        k2.functional_entry(k2.dense("out", 1), [k2.node(("add", 0, 0))]),
+        k2.functional_entry(inner_fn, [k2.node(("add", 0, 0))]),
+        k2.functional_entry(k2.dense("out", 1), [k2.node(("inner_fn", 1, 0))]),
     ]
     config = {"class_name": "Functional", "config": {"name": "model", "layers": layers,
                                                       "input_layers": [["input_1", 0, 0]],
-                                                      "output_layers": [["out", 0, 0], ["inner", 1, 0]]}}
-    shared, inner_w, out = _dense_weights("shared", 3, 3), _dense_weights("inner_dense", 3, 3), \
-        _dense_weights("out", 3, 1)
+                                                      "output_layers": [["out", 0, 0], ["inner", 1, 0],
+                                                                        ["inner_fn", 1, 0]]}}
+    shared, inner_w, fn_w, out = _dense_weights("shared", 3, 3), _dense_weights("inner_dense", 3, 3), \
+        _dense_weights("fn_dense", 3, 2), _dense_weights("out", 2, 1)
     path = tmp_path / "k2f.h5"
     k2.write_model_file(path, config, [("input_1", []), ("shared", shared), ("inner", inner_w), ("add", []),
-                                       ("out", out)])
+                                       ("inner_fn", fn_w), ("out", out)])
     with pytest.warns(UserWarning, match="No training configuration"):
         model = legacy_h5.load_model_from_hdf5(path)
     x = _x(4, 3)
     s0 = np.maximum(x @ shared[0][1] + shared[1][1], 0)
     t = np.tanh(s0 @ inner_w[0][1] + inner_w[1][1])
     s1 = np.maximum(t @ shared[0][1] + shared[1][1], 0)
-    expected_out = (s0 + s1) @ out[0][1] + out[1][1]
-    got_out, got_inner = model.predict(x, verbose=0)
-    np.testing.assert_allclose(got_out, expected_out, rtol=1e-5, atol=1e-6)
+    f = (s0 + s1) @ fn_w[0][1] + fn_w[1][1]
+    got_out, got_inner, got_fn = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got_out, f @ out[0][1] + out[1][1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_inner, t, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_fn, f, rtol=1e-5, atol=1e-6)
+    # Saved again by fastnn (Keras 3's form) and loaded: the same graph.
+    again = _round_trip(model, tmp_path)
+    for p, q in zip(model.predict(x, verbose=0), again.predict(x, verbose=0)):
+        np.testing.assert_array_equal(p, q)
 
 
 def test_keras2_recurrent_layers_and_wrappers_weights_order(tmp_path):
@@ -456,12 +480,13 @@ def test_keras2_recurrent_layers_and_wrappers_weights_order(tmp_path):
     assert model.predict(RNG.integers(0, 30, (2, 6)).astype("float32"), verbose=0).shape == (2, 2)
 
 
-def test_keras2_weights_file_by_order_and_by_name(tmp_path):
+@pytest.mark.parametrize("fixed_length", [True, False], ids=["h5py2_strings", "h5py3_strings"])
+def test_keras2_weights_file_by_order_and_by_name(fixed_length, tmp_path):
     """A pretrained-weights file of tf.keras 2 (weights-only, layer names of the original model)."""
     d0, d1 = _dense_weights("fc1", 4, 3), _dense_weights("predictions", 3, 2)
     path = tmp_path / "pretrained.h5"
     k2.write_weights_file(path, [("input_1", []), ("fc1", d0), ("dropout", []), ("predictions", d1)],
-                          top_level=False)
+                          top_level=False, fixed_length=fixed_length)
     model = _two_dense(("dense_a", "dense_b"))
     legacy_h5.load_weights_from_hdf5(model, path)
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), d0[0][1])
@@ -472,6 +497,43 @@ def test_keras2_weights_file_by_order_and_by_name(tmp_path):
         legacy_h5.load_weights_from_hdf5(transfer, path, by_name=True, skip_mismatch=True)
     np.testing.assert_array_equal(transfer.layers[0].kernel.numpy(), d0[0][1])
     assert transfer.layers[1].kernel.shape == (3, 5)
+
+
+def _to_cudnn(weights, gates):
+    """tf.keras 2's conversion of native LSTM / GRU(reset_after) weights to CuDNNLSTM / CuDNNGRU's layout."""
+    kernel, recurrent_kernel, bias = weights
+
+    def per_gate(k, fn):
+        return np.hstack([fn(part) for part in np.hsplit(k, gates)])
+
+    cudnn_bias = np.tile(0.5 * bias, 2) if bias.ndim == 1 else bias.reshape(-1)
+    return [per_gate(kernel, lambda k: k.T.reshape(k.shape, order="C")), per_gate(recurrent_kernel, lambda k: k.T),
+            cudnn_bias]
+
+
+def test_cudnn_rnn_weights_are_converted_as_tf_keras_does(tmp_path):
+    """Pretrained weights of tf.keras 2's CuDNNLSTM / CuDNNGRU (recognised by the bias shape) load into LSTM and
+    GRU(reset_after=True), inside Bidirectional too, by order and by name."""
+    model = fastnn.Sequential([fastnn.Input((4, 3)), L.Bidirectional(L.LSTM(2, return_sequences=True), name="bi"),
+                               L.GRU(3, name="gru")])
+    x = _x(2, 4, 3)
+    expected = model.predict(x, verbose=0)
+    bi, gru = model.get_layer("bi"), model.get_layer("gru")
+    fwd = [w.numpy() for w in bi.forward_layer.weights]
+    bwd = [w.numpy() for w in bi.backward_layer.weights]
+    gw = [w.numpy() for w in gru.weights]
+    layers = [("bi", [(f"bi/w{i}:0", v) for i, v in enumerate(_to_cudnn(fwd, 4) + _to_cudnn(bwd, 4))]),
+              ("gru", [(f"gru/w{i}:0", v) for i, v in enumerate(_to_cudnn(gw, 3))])]
+    assert layers[0][1][2][1].shape == (16,) and layers[1][1][2][1].shape == (18,)
+    k2.write_weights_file(tmp_path / "cudnn.h5", layers)
+    for by_name in (False, True):
+        target = fastnn.Sequential.from_config(model.get_config())
+        legacy_h5.load_weights_from_hdf5(target, tmp_path / "cudnn.h5", by_name=by_name)
+        np.testing.assert_allclose(target.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    no_reset_after = fastnn.Sequential([fastnn.Input((4, 3)), L.Bidirectional(L.LSTM(2, return_sequences=True)),
+                                        L.GRU(3, reset_after=False)])
+    with pytest.raises(ValueError, match="CuDNNGRU weights, which are not compatible with GRU"):
+        legacy_h5.load_weights_from_hdf5(no_reset_after, tmp_path / "cudnn.h5")
 
 
 def test_keras22_sequential_list_config_and_legacy_optimizer(tmp_path):
@@ -512,6 +574,48 @@ def test_keras2_conv_model_with_tensor_shape_and_policy_dtype(tmp_path):
     assert model.get_layer("bn").axis in (3, -1, [3])
     assert model.predict(_x(2, 5, 5, 1), verbose=0).shape == (2, 1)
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), w[0][1])
+
+
+def test_keras2_arguments_keras3_dropped(tmp_path):
+    """tf.keras 2's base Conv wrote groups=1 into SeparableConv / DepthwiseConv / Conv2DTranspose configs and the
+    spatial dropouts wrote noise_shape and trainable; Keras 3 takes none of them."""
+    sep = k2.conv2d("sep", 2, (3, 3), batch_input_shape=[None, 6, 6, 2])
+    sep["class_name"] = "SeparableConv2D"
+    cfg = sep["config"]
+    for key in ("kernel_initializer", "kernel_regularizer", "kernel_constraint"):
+        cfg.pop(key)
+    cfg.update(depth_multiplier=1, depthwise_initializer=k2.GLOROT, pointwise_initializer=k2.GLOROT,
+               depthwise_regularizer=None, pointwise_regularizer=None, depthwise_constraint=None,
+               pointwise_constraint=None)
+    transpose = k2.conv2d("transpose", 2, (2, 2))
+    transpose["class_name"] = "Conv2DTranspose"
+    transpose["config"]["output_padding"] = None
+    drop = k2.simple("SpatialDropout2D", "spatial_dropout2d", rate=0.3, noise_shape=None, seed=None,
+                     data_format="channels_last")
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [sep, drop, transpose]}}
+    weights = [("sep", [("sep/depthwise_kernel:0", _x(3, 3, 2, 1)), ("sep/pointwise_kernel:0", _x(1, 1, 2, 2)),
+                        ("sep/bias:0", _x(2))]), ("spatial_dropout2d", []),
+               ("transpose", [("transpose/kernel:0", _x(2, 2, 2, 2)), ("transpose/bias:0", _x(2))])]
+    k2.write_model_file(tmp_path / "convs.h5", config, weights)
+    model = legacy_h5.load_model_from_hdf5(tmp_path / "convs.h5", compile=False)
+    assert model.predict(_x(1, 6, 6, 2), verbose=0).shape == (1, 5, 5, 2)
+    np.testing.assert_array_equal(model.layers[0].pointwise_kernel.numpy(), weights[0][1][1][1])
+    transpose["config"]["groups"] = 2
+    k2.write_model_file(tmp_path / "bad.h5", config, weights)
+    with pytest.raises(ValueError, match=r"Conv2DTranspose layer 'transpose': groups=2"):
+        legacy_h5.load_model_from_hdf5(tmp_path / "bad.h5")
+
+
+def test_keras2_tf_op_lambda_is_refused_clearly(tmp_path):
+    layers = [k2.functional_entry(k2.input_layer("x", [None, 3]), []),
+              {"class_name": "TFOpLambda", "config": {"name": "tf.math.add", "trainable": True, "dtype": "float32",
+                                                      "function": "math.add"}, "name": "tf.math.add",
+               "inbound_nodes": [["x", 0, 0, {"y": 1.0, "name": None}]]}]
+    config = {"class_name": "Functional", "config": {"name": "m", "layers": layers, "input_layers": [["x", 0, 0]],
+                                                      "output_layers": [["tf.math.add", 0, 0]]}}
+    k2.write_model_file(tmp_path / "op.h5", config, [("x", []), ("tf.math.add", [])])
+    with pytest.raises(ValueError, match="TensorFlow function 'math.add'"):
+        legacy_h5.load_model_from_hdf5(tmp_path / "op.h5")
 
 
 def test_keras2_time_major_is_refused_clearly(tmp_path):
@@ -617,22 +721,33 @@ def test_hdf5_without_model_config_or_with_bad_json(tmp_path):
 def test_truncated_and_corrupt_files_raise_cleanly(tmp_path):
     model = _mlp()
     model.compile(optimizer="adam", loss="mean_squared_error")
+    model.fit(_x(8, 4), _x(8, 2), verbose=0)
     legacy_h5.save_model_to_hdf5(model, tmp_path / "m.h5")
-    data = (tmp_path / "m.h5").read_bytes()
-    for cut in (len(data) // 3, len(data) // 2, len(data) - 100):
-        (tmp_path / "t.h5").write_bytes(data[:cut])
-        with pytest.raises((ValueError, OSError)):
-            legacy_h5.load_model_from_hdf5(tmp_path / "t.h5")
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        corrupt = bytearray(data)
-        for i in rng.integers(0, len(data), size=8):
-            corrupt[i] = rng.integers(0, 256)
-        (tmp_path / "c.h5").write_bytes(bytes(corrupt))
-        try:
-            legacy_h5.load_model_from_hdf5(tmp_path / "c.h5")
-        except (ValueError, OSError, TypeError):
-            pass  # a clear Python exception; a flipped byte inside a weight may also load
+    legacy_h5.save_weights_to_hdf5(model, tmp_path / "w.h5")
+    for name in ("m.h5", "w.h5"):
+        data = (tmp_path / name).read_bytes()
+        for cut in (0, 100, len(data) // 3, len(data) // 2, len(data) - 100):
+            (tmp_path / "t.h5").write_bytes(data[:cut])
+            with pytest.raises((ValueError, OSError)):
+                if name == "m.h5":
+                    legacy_h5.load_model_from_hdf5(tmp_path / "t.h5")
+                else:
+                    legacy_h5.load_weights_from_hdf5(_mlp(), tmp_path / "t.h5")
+        # Random bytes changed: a clear Python exception (a flipped byte inside a weight, or in unused space, may
+        # also load), never a crash of the interpreter.
+        rng = np.random.default_rng(3)
+        for i in range(60):
+            corrupt = bytearray(data)
+            for j in rng.integers(0, len(data), size=rng.integers(1, 16)):
+                corrupt[j] = rng.integers(0, 256)
+            (tmp_path / "c.h5").write_bytes(bytes(corrupt))
+            try:
+                if name == "m.h5":
+                    legacy_h5.load_model_from_hdf5(tmp_path / "c.h5")
+                else:
+                    legacy_h5.load_weights_from_hdf5(_mlp(), tmp_path / "c.h5", by_name=bool(i % 2))
+            except (ValueError, OSError, TypeError):
+                pass  # TypeError: a config key damaged into an unknown argument ("Unrecognized keyword arguments")
 
 
 def test_weights_of_another_architecture_and_non_numeric_datasets(tmp_path):
@@ -666,8 +781,10 @@ def test_writes_are_atomic_and_overwrite_false_refuses(tmp_path, monkeypatch):
     path = tmp_path / "m.h5"
     legacy_h5.save_model_to_hdf5(model, path)
     before = path.read_bytes()
-    with pytest.raises(FileExistsError):
-        legacy_h5.save_model_to_hdf5(model, path, overwrite=False)
+    answers = iter(["maybe", "n"])  # overwrite=False asks, as Keras does; "n" keeps the file
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    legacy_h5.save_model_to_hdf5(_mlp(), path, overwrite=False)
+    assert path.read_bytes() == before
 
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -680,6 +797,16 @@ def test_writes_are_atomic_and_overwrite_false_refuses(tmp_path, monkeypatch):
     monkeypatch.undo()
     legacy_h5.save_model_to_hdf5(model, tmp_path / "new_dir" / "m.h5")  # Keras creates the folder
     assert (tmp_path / "new_dir" / "m.h5").exists()
+    with h5py.File(tmp_path / "open.h5", "w") as f:  # an open h5py.File is written in place, as Keras accepts
+        legacy_h5.save_model_to_hdf5(model, f)
+    with h5py.File(tmp_path / "open.h5", "r") as f:
+        _assert_same_weights(model, legacy_h5.load_model_from_hdf5(f, compile=False))
+
+
+def test_loading_weights_into_an_unbuilt_model_says_so(tmp_path):
+    legacy_h5.save_weights_to_hdf5(_two_dense(), tmp_path / "w.h5")
+    with pytest.raises(ValueError, match="has not been built yet"):
+        legacy_h5.load_weights_from_hdf5(fastnn.Sequential([L.Dense(3), L.Dense(2)]), tmp_path / "w.h5")
 
 
 def test_non_model_arguments_raise_type_error(tmp_path):
@@ -687,3 +814,46 @@ def test_non_model_arguments_raise_type_error(tmp_path):
         legacy_h5.save_model_to_hdf5(L.Dense(2), tmp_path / "x.h5")
     with pytest.raises(TypeError, match="expects a fastnn Model"):
         legacy_h5.load_weights_from_hdf5("model", tmp_path / "x.h5")
+
+
+def test_through_model_save_load_model_and_load_weights(tmp_path):
+    """The public entry points dispatch .h5 / .hdf5 (not .weights.h5) to this module."""
+    model = _mlp()
+    model.compile(optimizer="adam", loss="mean_squared_error")
+    x = _x(4, 4)
+    with pytest.warns(UserWarning, match="This file format is considered legacy"):
+        model.save(tmp_path / "m.h5")
+    for load in (fastnn.saving.load_model, fastnn.models.load_model):
+        loaded = load(tmp_path / "m.h5")
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+        assert loaded.compiled
+    model.save_weights(tmp_path / "w.hdf5")
+    with h5py.File(tmp_path / "w.hdf5") as f:
+        assert "layer_names" in f.attrs and "model_config" not in f.attrs  # the tf.keras 2 weights layout
+    other = _mlp()
+    other.load_weights(tmp_path / "w.hdf5")
+    _assert_same_weights(model, other)
+    renamed = fastnn.Sequential([fastnn.Input((4,)), L.Dense(6, name=model.layers[0].name)])
+    renamed.load_weights(tmp_path / "w.hdf5", by_name=True)
+    _assert_same_weights(model.layers[0], renamed.layers[0])
+
+
+def test_operations_without_module_as_keras_legacy_writer_stores_them(tmp_path):
+    """Keras 3's legacy writer drops the module of operation entries (``x + y``; the NotEqual / Any of an
+    Embedding mask): such entries (config {"name"} only) load as operations, not as the layers of that name."""
+    ids = fastnn.Input((5,), dtype="int32")
+    h = L.LSTM(2)(L.Embedding(10, 3, mask_zero=True)(ids))
+    a = fastnn.Input((2,))
+    model = fastnn.Model([ids, a], L.Dense(1)(h + a))
+    x = [np.array([[1, 2, 0, 0, 0], [3, 4, 5, 6, 7]], "int32"), _x(2, 2)]
+    legacy_h5.save_model_to_hdf5(model, tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "a") as f:
+        config = json.loads(f.attrs["model_config"])
+        stripped = 0
+        for entry in config["config"]["layers"]:
+            if entry.pop("module", None) is not None:
+                stripped += 1
+        assert stripped >= 1  # the Add of h + a (fastnn keeps the mask out of the graph)
+        f.attrs["model_config"] = np.bytes_(json.dumps(config).encode())
+    loaded = legacy_h5.load_model_from_hdf5(tmp_path / "m.h5", compile=False)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -50,6 +50,15 @@ _CLASS_ALIASES = {"Model": "Functional"}
 _ACTIVATION_ALIASES = {"softmax_v2": "softmax"}
 _LAMBDA_DEPRECATED_ARGS = ("module", "function_type", "output_shape_type", "output_shape_module")  # Keras's list
 _RNN_CLASSES = ("LSTM", "GRU", "SimpleRNN", "RNN")
+# tf.keras 2 wrote these arguments with a value that Keras 3 (and fastnn) no longer take as an argument: dropped
+# when they hold that value (base Conv's groups=1 in the configs of its subclasses without groups; the spatial
+# dropouts' internal noise_shape and their trainable flag), refused otherwise.
+_KERAS2_FIXED_ARGUMENTS = {
+    **{name: {"groups": 1} for name in ("SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D",
+                                        "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")},
+    **{name: {"noise_shape": "any", "trainable": "any"} for name in ("SpatialDropout1D", "SpatialDropout2D",
+                                                                     "SpatialDropout3D")},
+}
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
@@ -91,7 +100,7 @@ class _OpenForReading:
                              "is of another format, truncated or corrupt)")
         try:
             self.file = h5py.File(path, mode="r")
-        except OSError as e:
+        except (OSError, RuntimeError, KeyError, TypeError) as e:
             raise OSError(f"{self.what}: unable to open {path!r} as an HDF5 file (truncated or corrupt?): {e}") from e
         self.opened = True
         return self.file
@@ -102,8 +111,10 @@ class _OpenForReading:
                 self.file.close()
             except Exception:  # noqa: BLE001 - closing a corrupt file must not hide the first error
                 pass
-        if exc_type is not None and issubclass(exc_type, OSError) and not issubclass(exc_type, FileNotFoundError):
-            # h5py's errors while reading a damaged file (OSError "Can't read data" ...): one message naming the file.
+        if exc_type is not None and issubclass(exc_type, (OSError, RuntimeError, KeyError)) and \
+                not issubclass(exc_type, FileNotFoundError):
+            # h5py's errors while reading a damaged file (OSError "Can't read data", RuntimeError "Unable to check
+            # link existence", KeyError "Unable to open object" ...): one ValueError naming the file.
             name = getattr(self.file, "filename", self.filepath)
             raise ValueError(f"{self.what}: the HDF5 file {name!r} is truncated, corrupt or not in the Keras legacy "
                              f"layout: {type(exc).__name__}: {exc}") from exc
@@ -160,13 +171,23 @@ def _get_dataset(group, name):
 # ---------------------------------------------------------------------------------------------------------------
 # Attributes (Keras's save_attributes_to_hdf5_group / load_attributes_from_hdf5_group)
 # ---------------------------------------------------------------------------------------------------------------
+def _fixed_strings(data):
+    """Byte strings as a fixed-length HDF5 string array (an empty list as Keras's empty float64 array). h5py 3
+    would store a list of bytes as variable-length strings, whose heap pointers the HDF5 library follows blindly
+    when reading: a corrupt file could then crash the process instead of raising. tf.keras 2 files (h5py 2) hold
+    the fixed-length form, which every Keras version reads."""
+    if not len(data):
+        return np.asarray([])
+    return np.array([bytes(x) for x in data], dtype="S")
+
+
 def _save_attributes(group, name, data):
     """A list of byte strings as the attribute ``name`` (chunked as name0, name1, ... above HDF5's header limit)."""
     bad = [x for x in data if len(x) > HDF5_OBJECT_HEADER_LIMIT]
     if bad:
         raise RuntimeError("The following attributes cannot be saved to HDF5 file because they are larger than "
                            f"{HDF5_OBJECT_HEADER_LIMIT} bytes: {bad}")
-    data_npy = np.asarray(data)
+    data_npy = _fixed_strings(data)
     num_chunks = 1
     chunks = np.array_split(data_npy, num_chunks)
     while any(x.nbytes > HDF5_OBJECT_HEADER_LIMIT for x in chunks):
@@ -176,12 +197,25 @@ def _save_attributes(group, name, data):
         for chunk_id, chunk in enumerate(chunks):
             group.attrs[f"{name}{chunk_id}"] = chunk
     else:
-        group.attrs[name] = data
+        group.attrs[name] = data_npy
+
+
+def _save_string_attribute(group, name, text):
+    """A string attribute (a JSON config, a version), fixed-length like the lists above when it fits in the
+    object header; a longer one (the config of a large model) is stored variable-length, as Keras does."""
+    raw = text.encode("utf8")
+    if len(raw) < HDF5_OBJECT_HEADER_LIMIT // 2:
+        group.attrs[name] = np.bytes_(raw)
+    else:
+        group.attrs[name] = raw
 
 
 def _decode_name(n, what):
     if isinstance(n, (bytes, np.bytes_)):
-        return bytes(n).decode("utf8")
+        try:
+            return bytes(n).decode("utf8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"Invalid H5 file: attribute {what!r} holds a name that is not UTF-8 ({e})") from e
     if isinstance(n, str):
         return n
     raise ValueError(f"Invalid H5 file: attribute {what!r} must hold strings, but holds {n!r}")
@@ -190,7 +224,7 @@ def _decode_name(n, what):
 def _load_attributes(group, name):
     """The list of strings stored as ``name`` (or as its chunks name0, name1, ...); [] when absent."""
     def read(key):
-        value = group.attrs[key]
+        value = _read_attribute(group, key)
         if isinstance(value, (bytes, str, np.bytes_)):
             value = [value]
         value = np.asarray(value)
@@ -209,14 +243,27 @@ def _load_attributes(group, name):
     return data
 
 
+def _read_attribute(group, key):
+    """``group.attrs[key]``; h5py's errors for a damaged attribute (a TypeError "Unknown string encoding" among
+    them) become a ValueError that says so."""
+    try:
+        return group.attrs[key]
+    except (TypeError, OSError, RuntimeError, KeyError) as e:
+        raise ValueError(f"Invalid H5 file: the attribute {key!r} of {group.name!r} cannot be read (corrupt file?): "
+                         f"{e}") from e
+
+
 def _attr_string(f, name):
-    value = f.attrs.get(name)
-    if value is None:
+    if name not in f.attrs:
         return None
+    value = _read_attribute(f, name)
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
     if isinstance(value, (bytes, np.bytes_)):
-        value = bytes(value).decode("utf-8")
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"Invalid H5 file: attribute {name!r} is not UTF-8 text ({e})") from e
     if not isinstance(value, str):
         raise ValueError(f"Invalid H5 file: attribute {name!r} must be a JSON string, but it is {type(value).__name__}")
     return value
@@ -313,8 +360,8 @@ def _save_weights_group(group, model, name_suffix=""):
     """Keras's save_weights_to_hdf5_group: layer_names, backend, keras_version, one group per layer (created in
     name order, as Keras does) and top_level_model_weights."""
     _save_attributes(group, "layer_names", [layer.name.encode("utf8") for layer in model.layers])
-    group.attrs["backend"] = BACKEND.encode("utf8")
-    group.attrs["keras_version"] = KERAS_VERSION.encode("utf8")
+    _save_string_attribute(group, "backend", BACKEND)
+    _save_string_attribute(group, "keras_version", KERAS_VERSION)
     for layer in sorted(model.layers, key=lambda x: x.name):
         _save_subset_weights(group.create_group(layer.name), _legacy_weights(layer), name_suffix)
     _save_subset_weights(group.create_group("top_level_model_weights"), _top_level_weights(model), name_suffix)
@@ -354,6 +401,39 @@ def _assign_all(assignments):
         variable.assign(np.asarray(value).astype(variable.dtype, copy=False))
 
 
+def _convert_cudnn_weights(layer, values):
+    """tf.keras 2's _convert_rnn_weights (Keras 3 dropped it): weights saved by CuDNNLSTM / CuDNNGRU (input kernels
+    in Fortran order per gate, recurrent kernels transposed per gate, the input and recurrent biases side by side)
+    converted for LSTM / GRU(reset_after=True), recognised by the bias shape as tf.keras does; Bidirectional
+    converts each half. Other weights pass unchanged."""
+    name = type(layer).__name__
+    if name == "Bidirectional" and len(values) % 2 == 0 and hasattr(layer, "forward_layer"):
+        half = len(values) // 2
+        return _convert_cudnn_weights(layer.forward_layer, values[:half]) + \
+            _convert_cudnn_weights(layer.backward_layer, values[half:])
+    if name not in ("LSTM", "GRU") or len(values) != 3 or values[1].ndim != 2 or values[0].ndim != 2:
+        return values
+    gates = 4 if name == "LSTM" else 3
+    units = values[1].shape[0]
+    if values[2].shape != (2 * units * gates,) or values[0].shape[1] != units * gates or \
+            values[1].shape[1] != units * gates:
+        return values
+    if name == "GRU" and not getattr(layer, "reset_after", True):
+        raise ValueError(f"Layer {layer.name!r}: the file holds CuDNNGRU weights, which are not compatible with "
+                         "GRU(reset_after=False)")
+
+    def per_gate(kernel, fn):
+        return np.hstack([fn(k) for k in np.hsplit(kernel, gates)])
+
+    kernel = per_gate(values[0], lambda k: k.T.reshape(k.shape, order="F"))
+    recurrent_kernel = per_gate(values[1], lambda k: k.T)
+    if name == "LSTM":
+        bias = np.sum(np.split(values[2], 2, axis=0), axis=0)  # the two bias sets merged into one
+    else:
+        bias = np.asarray(values[2]).reshape((2, -1))
+    return [kernel, recurrent_kernel, bias]
+
+
 def _load_weights_group(group, model, skip_mismatch=False):
     """Keras's load_weights_from_hdf5_group (topological loading): the layers of ``model.layers`` that have
     weights take, in order, the weights of the saved layers that have weights. Nothing is assigned unless the
@@ -368,7 +448,7 @@ def _load_weights_group(group, model, skip_mismatch=False):
     for k, name in enumerate(filtered_names):
         layer = filtered_layers[k]
         symbolic_weights = _legacy_weights(layer)
-        weight_values = _load_subset_weights(_get_group(group, name))
+        weight_values = _convert_cudnn_weights(layer, _load_subset_weights(_get_group(group, name)))
         if len(weight_values) != len(symbolic_weights):
             raise ValueError(f"Weight count mismatch for layer #{k} (named {layer.name} in the current model, {name} "
                              f"in the save file). Layer expects {len(symbolic_weights)} weight(s). Received "
@@ -399,6 +479,7 @@ def _load_weights_group_by_name(group, model, skip_mismatch=False):
         weight_values = _load_subset_weights(_get_group(group, name))
         for layer in index[name]:
             symbolic_weights = _legacy_weights(layer)
+            weight_values = _convert_cudnn_weights(layer, weight_values)
             if len(weight_values) != len(symbolic_weights):
                 if skip_mismatch:
                     warnings.warn(f"Skipping loading of weights for layer #{k} (named {layer.name}) due to mismatch "
@@ -537,25 +618,22 @@ _LAMBDA_REFUSED = ("Requested the deserialization of a Python lambda. This carri
                    "override this error by passing `safe_mode=False` to the loading function.")
 
 
-def _convert_lambda(config, safe_mode, custom_objects):
+def _convert_lambda(config, safe_mode):
     """Keras's handling of Lambda configs of tf.keras: the deprecated arguments dropped, a function stored as
-    [bytecode, defaults, closure] turned into a "__lambda__" entry; a lambda is refused in safe mode, else loaded
-    here (so nothing downstream needs the flag)."""
+    [bytecode, defaults, closure] turned into a "__lambda__" entry (a named function into Keras 3's entry of a
+    function). A lambda is refused here in safe mode, before anything else is built; with safe_mode=False,
+    Lambda.from_config loads it inside the loader's SafeModeScope."""
     for arg in _LAMBDA_DEPRECATED_ARGS:
         config.pop(arg, None)
     for key in ("function", "output_shape", "mask"):
         value = config.get(key)
-        if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and key == "function":
+        if isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str):
             value = {"class_name": "__lambda__", "config": {"code": value[0], "defaults": value[1],
                                                            "closure": value[2]}}
         elif isinstance(value, str) and key == "function":
             value = {"module": "builtins", "class_name": "function", "config": value, "registered_name": "function"}
-        if isinstance(value, dict) and value.get("class_name") == "__lambda__":
-            if safe_mode:
-                raise ValueError(_LAMBDA_REFUSED)
-            from fastnn.layers.core import _deserialize_function
-
-            value = _deserialize_function(value, custom_objects, safe_mode=False)
+        if isinstance(value, dict) and value.get("class_name") == "__lambda__" and safe_mode:
+            raise ValueError(_LAMBDA_REFUSED)
         if value is not None:
             config[key] = value
     return config
@@ -595,12 +673,18 @@ def _convert_layer_config(class_name, config, safe_mode, custom_objects):
     for key in ("activation", "recurrent_activation"):
         if isinstance(config.get(key), str):
             config[key] = _ACTIVATION_ALIASES.get(config[key], config[key])
+    for key, value in _KERAS2_FIXED_ARGUMENTS.get(class_name, {}).items():
+        if key in config:
+            if value != "any" and config[key] != value:
+                raise ValueError(f"{class_name} layer {config.get('name')!r}: {key}={config[key]!r} (tf.keras 2) is "
+                                 "not supported")
+            config.pop(key)
     if class_name == "Embedding":
         config.pop("input_length", None)  # tf.keras 2: the input shape is batch_input_shape's
     if class_name in _RNN_CLASSES:
         config = _convert_rnn(class_name, config)
     if class_name == "Lambda":
-        config = _convert_lambda(config, safe_mode, custom_objects)
+        config = _convert_lambda(config, safe_mode)
     for key in ("layer", "backward_layer", "cell"):  # wrappers and RNN: nested layer entries
         if isinstance(config.get(key), dict) and "class_name" in config[key]:
             config[key] = _convert_layer_entry(config[key], safe_mode, custom_objects)
@@ -622,9 +706,16 @@ def _convert_layer_entry(entry, safe_mode=True, custom_objects=None):
     if entry.get("module") == SymbolicOp.keras_module:
         return entry
     class_name = entry["class_name"]
+    if _is_legacy_operation(entry):
+        return dict(entry, module=SymbolicOp.keras_module)
     if not isinstance(class_name, str):
         raise ValueError(f"Improper config format: class_name must be a string, but received {class_name!r}")
     class_name = _CLASS_ALIASES.get(class_name, class_name)
+    if class_name in ("TFOpLambda", "SlicingOpLambda"):
+        function = (entry["config"] or {}).get("function") if isinstance(entry["config"], dict) else None
+        raise ValueError(f"The model calls the TensorFlow function {function!r} on a symbolic tensor (tf.keras 2's "
+                         f"{class_name} layer {entry.get('name')!r}); fastnn cannot rebuild TensorFlow operations. "
+                         "Replace it with a Keras layer (or a fastnn.ops call) and save the model again")
     config = entry["config"]
     if class_name == "Sequential" and isinstance(config, list):  # Keras <= 2.2.4: the config is the layer list
         config = {"name": None, "layers": config}
@@ -648,6 +739,18 @@ def _convert_layer_entry(entry, safe_mode=True, custom_objects=None):
     out["class_name"] = class_name
     out["config"] = config
     return out
+
+
+def _is_legacy_operation(entry):
+    """Whether a functional config's entry without "module" is an operation on symbolic tensors (Keras 3's
+    legacy serializer drops the module of ``x + y``'s Add or of the NotEqual / Any that carry an Embedding mask, and
+    Keras 3 then cannot load its own file): an operation's config is only its name, a layer's holds its dtype
+    and trainable flag too."""
+    from fastnn.layers.symbolic_ops import OPS
+
+    config = entry.get("config")
+    return entry.get("class_name") in OPS and "inbound_nodes" in entry and isinstance(config, dict) and \
+        set(config) <= {"name"}
 
 
 def _is_tensor_ref(x):
@@ -745,8 +848,8 @@ def _convert_functional_config(config, safe_mode, custom_objects):
         def io_ref(ref):
             if _is_tensor_ref(ref):
                 name, node_index, tensor_index = ref[:3]
-                if node_index >= 1:
-                    node_index -= sequential_offsets.get(name, 0)  # Keras 3 counts a Functional's node, not a Sequential's
+                if node_index >= 1:  # Keras 3 counts a Functional's own node here, not a Sequential's
+                    node_index -= sequential_offsets.get(name, 0)
                 return [name, node_index, tensor_index]
             if isinstance(ref, list):
                 return [io_ref(r) for r in ref]
@@ -775,9 +878,12 @@ def _model_from_config(model_config, custom_objects, safe_mode):
     from fastnn.models.model import Model
     from fastnn.models.sequential import deserialize_layer
 
+    from fastnn.saving.serialization_lib import SafeModeScope
+
     entry = _convert_model_config(model_config, safe_mode, custom_objects)
     try:
-        model = deserialize_layer(entry, custom_objects)
+        with SafeModeScope(safe_mode):
+            model = deserialize_layer(entry, custom_objects)
     except (KeyError, IndexError, AttributeError) as e:
         raise ValueError(f"Invalid model config in the HDF5 file: {type(e).__name__}: {e}") from e
     if not isinstance(model, Model):
@@ -901,11 +1007,19 @@ def _compile_args_from_training_config(training_config, custom_objects):
 # ---------------------------------------------------------------------------------------------------------------
 def _write_h5(filepath, overwrite, fill):
     """Builds the HDF5 file in memory with ``fill(h5py.File)``, then writes it with atomic_write (an interrupted
-    save leaves the previous file intact). ``overwrite=False`` refuses an existing file."""
+    save leaves the previous file intact). An open h5py.File is filled in place. ``overwrite=False`` asks before
+    replacing an existing file, as Keras does (saving_api's prompt); "n" leaves it and returns False."""
     h5py = _h5py()
+    if isinstance(filepath, h5py.File):
+        fill(filepath)
+        filepath.flush()
+        return True
     path = os.fspath(filepath)
     if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it")
+        from fastnn.saving.saving_api import _ask_to_proceed_with_overwrite
+
+        if not _ask_to_proceed_with_overwrite(path):
+            return False
     dirpath = os.path.dirname(path)
     if dirpath and not os.path.exists(dirpath):
         os.makedirs(dirpath, exist_ok=True)
@@ -915,6 +1029,7 @@ def _write_h5(filepath, overwrite, fill):
         f.flush()
     with atomic_write(path, "wb") as out:
         out.write(buffer.getbuffer())
+    return True
 
 
 def _check_model(model, what):
@@ -931,7 +1046,7 @@ def save_model_to_hdf5(model, filepath, overwrite=True, include_optimizer=True):
     Args:
         model: a fastnn Model (Sequential, functional, nested).
         filepath: where to write; an existing file is replaced atomically.
-        overwrite: False refuses to replace an existing file (FileExistsError).
+        overwrite: False asks on stdin before replacing an existing file (Keras's prompt).
         include_optimizer: also write the training config's optimizer state (``optimizer_weights``).
     """
     _check_model(model, "save_model_to_hdf5")
@@ -940,11 +1055,11 @@ def save_model_to_hdf5(model, filepath, overwrite=True, include_optimizer=True):
         getattr(model, "optimizer", None) is not None else None
 
     def fill(f):
-        f.attrs["keras_version"] = KERAS_VERSION
-        f.attrs["backend"] = BACKEND
-        f.attrs["model_config"] = json.dumps(model_config, default=_json_default).encode("utf8")
+        _save_string_attribute(f, "keras_version", KERAS_VERSION)
+        _save_string_attribute(f, "backend", BACKEND)
+        _save_string_attribute(f, "model_config", json.dumps(model_config, default=_json_default))
         if training_config is not None:
-            f.attrs["training_config"] = json.dumps(training_config, default=_json_default).encode("utf8")
+            _save_string_attribute(f, "training_config", json.dumps(training_config, default=_json_default))
         _save_weights_group(f.create_group("model_weights"), model)
         if training_config is not None:
             _save_optimizer_weights(f, model.optimizer)
@@ -1012,6 +1127,9 @@ def load_weights_from_hdf5(model, filepath, by_name=False, skip_mismatch=False):
             file. Nothing is assigned when loading fails.
     """
     _check_model(model, "load_weights_from_hdf5")
+    if not model.built:
+        raise ValueError(f'load_weights: model "{model.name}" has not been built yet, so it has no weights to load '
+                         "into; start it with fastnn.Input(shape), call build(input_shape) or call it on data first")
     with _OpenForReading(filepath, "load_weights") as f:
         group = f
         if "layer_names" not in f.attrs and "model_weights" in f:
