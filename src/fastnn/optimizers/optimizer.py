@@ -320,7 +320,13 @@ class Optimizer:
             return None
 
         def set_(array):
-            self._learning_rate = _scalar_of(array, f"{self.name}/learning_rate")
+            value = _scalar_of(array, f"{self.name}/learning_rate")
+            # The file holds the rate rounded to float32 (Keras's variable); fastnn computes with the Python float.
+            # When the saved value is this rate's own float32 rounding, keep the exact rate, so training resumed
+            # from a file continues bit for bit as the uninterrupted run (0.001 would otherwise become
+            # 0.0010000000474974513).
+            if float(backend.item(backend.asarray(self._learning_rate, "float32"))) != value:
+                self._learning_rate = value
 
         return _StateVariable(f"{self.name}/learning_rate",
                               lambda: backend.asarray(self._learning_rate, "float32"), set_)
