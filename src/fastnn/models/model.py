@@ -947,6 +947,29 @@ class Model(Layer):
                 "weighted_metrics": self._weighted_metrics_spec, "run_eagerly": self.run_eagerly,
                 "steps_per_execution": self.steps_per_execution, "jit_compile": self.jit_compile}
 
+    # -- saving (h-core, issue 14): Keras 3's Model.save / save_weights / load_weights -------------------------------
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """Saves the model (architecture, weights, optimizer state) to a ``.keras`` file, or to a legacy ``.h5`` /
+        ``.hdf5`` file; the write is atomic. ``overwrite=False`` asks before replacing a file."""
+        from fastnn.saving import saving_api
+
+        return saving_api.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True, **kwargs):
+        """Saves the weights and the optimizer state to a ``.weights.h5`` file (Keras 3's layout), or the weights to
+        a legacy ``.h5`` file (tf.keras's layout)."""
+        from fastnn.saving import saving_api
+
+        return saving_api.save_weights(self, filepath, overwrite=overwrite, **kwargs)
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """Loads weights (and optimizer state) from a ``.weights.h5`` or ``.keras`` file, or a legacy ``.h5`` weights
+        file (``by_name=True``: matched by layer name). ``skip_mismatch=True`` warns about and skips the layers
+        whose weights do not fit instead of raising."""
+        from fastnn.saving import saving_api
+
+        return saving_api.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
 
 def _should_eval(epoch, validation_freq):
     """Keras's ``_should_eval``: an int runs validation every ``validation_freq`` epochs, a list at those (1-based)

@@ -320,13 +320,12 @@ class Optimizer:
             return None
 
         def set_(array):
-            value = _scalar_of(array, f"{self.name}/learning_rate")
-            # The file holds the rate rounded to float32 (Keras's variable); fastnn computes with the Python float.
-            # When the saved value is this rate's own float32 rounding, keep the exact rate, so training resumed
-            # from a file continues bit for bit as the uninterrupted run (0.001 would otherwise become
-            # 0.0010000000474974513).
-            if float(backend.item(backend.asarray(self._learning_rate, "float32"))) != value:
-                self._learning_rate = value
+            loaded = _scalar_of(array, f"{self.name}/learning_rate")
+            # The file holds Keras's float32 variable; fastnn steps with the Python float. Keep the float this
+            # optimizer already has (from its config) when it rounds to the saved value: a resumed run then uses
+            # the very same learning rate, bit for bit.
+            if np.float32(self._learning_rate) != np.float32(loaded):
+                self._learning_rate = loaded
 
         return _StateVariable(f"{self.name}/learning_rate",
                               lambda: backend.asarray(self._learning_rate, "float32"), set_)
@@ -850,7 +849,11 @@ class Nadam(Optimizer):
         self._u_product = 1.0
 
     def _before_update(self, step):
-        self._u_product *= self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
+        # Kept in the dtype of the first variable, as Keras's u_product variable: the saved value (a variable of
+        # that dtype) then restores the product exactly, and a resumed run continues bit for bit.
+        first = next(iter(self._known.values()), None)
+        dtype = first._data.dtype if first is not None else np.dtype("float32")
+        self._u_product = float(np.asarray(self._u_product * (self.beta_1 * (1.0 - 0.5 * 0.96 ** step)), dtype))
 
     def _extra_state(self):
         # Keras's u_product variable, created in the dtype of the first variable it is built on (floatx otherwise)
