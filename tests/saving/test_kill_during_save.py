@@ -20,6 +20,8 @@ import pytest
 import fastnn
 import fastnn.saving
 
+pytestmark = pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
+
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
 
 # The model both processes build; its weights are then set to a marker value so a file shows which save it holds.
