@@ -664,8 +664,8 @@ class BackupAndRestore(Callback):
         self._prev_weights_path = f"{self._weights_path}.bkp"
         self._prev_training_metadata_path = f"{self._training_metadata_path}.bkp"
         if save_freq != "epoch" and not isinstance(save_freq, int):
-            raise ValueError(f"Invalid value for argument `save_freq`. Received: save_freq={save_freq}. Expected either "
-                             "'epoch' or an integer value.")
+            raise ValueError(f"Invalid value for argument `save_freq`. Received: save_freq={save_freq}. Expected "
+                             "either 'epoch' or an integer value.")
 
     def on_train_begin(self, logs=None):
         try:
@@ -695,10 +695,11 @@ class BackupAndRestore(Callback):
             except ValueError as exc:
                 raise OSError(f"BackupAndRestore: {self._training_metadata_path} is not valid JSON ({exc})") from exc
             if not isinstance(metadata, dict) or not isinstance(metadata.get("epoch"), int):
-                raise OSError(f"BackupAndRestore: {self._training_metadata_path} has no integer 'epoch': {text[:200]!r}")
+                raise OSError(f"BackupAndRestore: {self._training_metadata_path} has no integer 'epoch': "
+                              f"{text[:200]!r}")
         fastnn_state = metadata.get("fastnn") if metadata else None
         if os.path.exists(self._weights_path):
-            expected = (fastnn_state or {}).get("weights_sha256")
+            expected = fastnn_state.get("weights_sha256") if isinstance(fastnn_state, dict) else None
             if expected is not None and _sha256(self._weights_path) != expected:
                 raise OSError(f"BackupAndRestore: {self._weights_path} is not the weights file that "
                               f"{self._training_metadata_path} was written with (a save was interrupted between the "
@@ -713,11 +714,18 @@ class BackupAndRestore(Callback):
             self.model._initial_epoch = epoch
             self._current_epoch = epoch
             position = getattr(self.model, "_fit_position", None)
-            if fastnn_state is not None and position is not None:
-                position.restore(fastnn_state["position"], epoch)
-                if fastnn_state["position"]["steps_done"]:
-                    # The batch counter as it was at that save, so later saves fall on the same batches.
-                    self._last_batch_seen = int(metadata.get("batch", 0))
+            if isinstance(fastnn_state, dict) and position is not None:
+                try:
+                    position.restore(fastnn_state.get("position"), epoch)
+                except ValueError as exc:
+                    # As Keras (which keeps no such state), the fit still resumes from the weights and the epoch.
+                    warnings.warn(f"BackupAndRestore: the random state in {self._training_metadata_path} does not fit "
+                                  f"this fit ({exc}); resuming from the weights and the epoch only, so the run will "
+                                  "not be bit-identical to an uninterrupted one.", stacklevel=2)
+                else:
+                    if fastnn_state["position"]["steps_done"]:
+                        # The batch counter as it was at that save, so later saves fall on the same batches.
+                        self._last_batch_seen = int(metadata.get("batch", 0))
 
     def on_epoch_begin(self, epoch, logs=None):
         # fastnn: Keras only updates this at epoch ends, so the mid-epoch backups of a resumed fit's first epoch

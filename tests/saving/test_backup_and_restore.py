@@ -265,6 +265,21 @@ def test_weights_and_metadata_from_different_saves_are_refused(tmp_path):
     assert (folder / "training_metadata.json").read_text() == meta
 
 
+def test_random_state_of_another_fit_warns_and_resumes_from_weights_and_epoch(tmp_path):
+    x, y = _data()
+    folder = tmp_path / "b"
+    with pytest.raises(RuntimeError):
+        _model().fit(x, y, epochs=6, batch_size=4, verbose=0, callbacks=[
+            callbacks.BackupAndRestore(str(folder)), _Interrupt(3)])
+    model = _model()
+    with pytest.warns(UserWarning, match=r"BackupAndRestore: the random state in .* does not fit this fit \(the "
+                                         r"backup was made by a fit with .*'batch_size': 4.*this fit has "
+                                         r".*'batch_size': 5"):
+        history = model.fit(x, y, epochs=6, batch_size=5, verbose=0,
+                            callbacks=[callbacks.BackupAndRestore(str(folder))])
+    assert history.epoch == [3, 4, 5]
+
+
 def test_backup_files_are_keras_files(tmp_path):
     x, y = _data()
     folder = tmp_path / "b"

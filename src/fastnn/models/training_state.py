@@ -52,14 +52,21 @@ def random_state(model) -> dict:
             "layers": {key: B.random_generator_state(g) for key, g in _layer_generators(model)}}
 
 
-def set_random_state(model, state) -> None:
-    """Restores :func:`random_state`'s snapshot; raises ValueError when the model's generators differ from those
-    the snapshot was taken from (another architecture, a seed added or removed)."""
+def _check_random_state(model, state):
     gens = dict(_layer_generators(model))
-    saved = state.get("layers", {})
+    saved = state.get("layers") if isinstance(state, dict) else None
+    if not isinstance(saved, dict) or "global" not in state:
+        raise ValueError(f"not a random state snapshot: {str(state)[:200]}")
     if set(gens) != set(saved):
-        raise ValueError("The random state of the backup does not match this model: the backup has generators "
-                         f"{sorted(saved)}, the model has {sorted(gens)} (was the backup made by another model?)")
+        raise ValueError(f"the backup has the layer generators {sorted(saved)}, the model has {sorted(gens)} (was the "
+                         "backup made by another model?)")
+    return gens, saved
+
+
+def set_random_state(model, state) -> None:
+    """Restores :func:`random_state`'s snapshot; raises ValueError (before changing anything) when the model's
+    generators differ from those the snapshot was taken from (another architecture, a seed added or removed)."""
+    gens, saved = _check_random_state(model, state)
     B.set_random_generator_state(_utils.rng(), state["global"])
     for key, g in gens.items():
         B.set_random_generator_state(g, saved[key])
@@ -110,22 +117,38 @@ class FitPosition:
         """The JSON-serializable state to resume from here: at an epoch end (``at_epoch_end``, or between
         epochs) the next epoch starts from the current state; in the middle of an epoch, from the epoch's start
         snapshot with ``steps_done`` batches skipped."""
-        n = self.batches.n
+        out = {"format": FORMAT_VERSION, **self._fit_facts()}
         if at_epoch_end or self.epoch is None or self.steps_done == 0:
-            return {"format": FORMAT_VERSION, "num_samples": n, "steps_done": 0, "epoch_start": self._snapshot(),
-                    "after_steps": None}
-        return {"format": FORMAT_VERSION, "num_samples": n, "steps_done": self.steps_done,
-                "epoch_start": self._epoch_start, "after_steps": random_state(self.model)}
+            out.update(steps_done=0, epoch_start=self._snapshot(), after_steps=None)
+        else:
+            out.update(steps_done=self.steps_done, epoch_start=self._epoch_start, after_steps=random_state(self.model))
+        return out
+
+    def _fit_facts(self):
+        b = self.batches
+        return {"num_samples": b.n, "batch_size": b.batch_size, "shuffle": bool(b.shuffle),
+                "steps_per_epoch": b.steps_per_epoch}
 
     def restore(self, state, epoch) -> None:
-        """Puts the random streams back to ``state`` (from :meth:`backup`) for a fit resuming at ``epoch``."""
+        """Puts the random streams back to ``state`` (from :meth:`backup`) for a fit resuming at ``epoch``. Raises
+        ValueError, having changed nothing, when the state does not belong to this model and fit (another
+        format, architecture, amount of data, batch size, shuffle or steps_per_epoch)."""
         if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
-            raise ValueError(f"Unknown fastnn training state in the backup (format "
+            raise ValueError(f"unknown fastnn training state (format "
                              f"{state.get('format') if isinstance(state, dict) else state!r}; expected "
                              f"{FORMAT_VERSION})")
-        if state["num_samples"] != self.batches.n:
-            raise ValueError(f"The backup was made while training on {state['num_samples']} samples, but this fit "
-                             f"has {self.batches.n}: the data must be the same to resume")
+        facts = self._fit_facts()
+        saved = {k: state.get(k) for k in facts}
+        if saved != facts:
+            raise ValueError(f"the backup was made by a fit with {saved}, this fit has {facts}")
+        try:
+            skip = int(state["steps_done"])
+            _check_random_state(self.model, state["epoch_start"]["random"])
+            if skip:
+                _check_random_state(self.model, state["after_steps"])
+            iterator = state["epoch_start"]["iterator"]
+            int(iterator["pos"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"incomplete fastnn training state ({exc!r})") from exc
         self._apply(state["epoch_start"])
-        skip = int(state["steps_done"])
         self._resume = (epoch, skip, state["after_steps"]) if skip else None
