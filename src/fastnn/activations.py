@@ -187,10 +187,28 @@ _TABLE["hard_swish"] = hard_silu
 
 
 def get(identifier):
-    """The activation function for a name, None (linear) or a callable (returned as is)."""
+    """The activation function for a name, a config (what ``serialize`` wrote, Keras's or fastnn's), None
+    (linear) or a callable (returned as is). Names and configs of custom functions are found through the custom
+    objects (``custom_objects=`` of the loading call, ``custom_object_scope``, ``register_keras_serializable``);
+    a serialized Python lambda only loads with safe mode off."""
     if identifier is None:
         return linear
+    if isinstance(identifier, dict):
+        from fastnn.saving import serialization_lib
+
+        if "class_name" not in identifier and "value" in identifier:
+            # Keras 3.15's activations.serialize writes a lambda as its bare {"value": func_dump(...)}.
+            identifier = {"class_name": "__lambda__", "config": identifier}
+        obj = serialization_lib.deserialize_keras_object(identifier)
+        if callable(obj):
+            return obj
+        raise ValueError(f"Could not interpret activation function identifier: {identifier!r}")
     if isinstance(identifier, str):
+        from fastnn.saving import object_registration
+
+        custom = object_registration.get_registered_object(identifier)
+        if custom is not None:
+            return custom
         return _registry.lookup("activation function", _TABLE, identifier, instantiate=False)
     if callable(identifier):
         return identifier
@@ -198,11 +216,24 @@ def get(identifier):
 
 
 def serialize(activation):
+    """As Keras's ``activations.serialize``: a built-in activation by its name ("relu"); any other function as
+    ``serialize_keras_object`` writes it (by its registered name, e.g. "my_package>my_fn"); a Python lambda as
+    its bytecode config (``"__lambda__"``; it loads only with safe mode off); an object with ``get_config`` as its
+    full config. Never the live function."""
+    from fastnn.saving import serialization_lib
+
     name = getattr(activation, "__name__", None)
-    if name in _TABLE and _TABLE[name] is activation:
+    if name in _TABLE and _TABLE[name] is activation and name == activation.__name__:
         return name
-    return activation
+    if not callable(activation):
+        raise ValueError(f"Unknown activation function '{activation}' cannot be serialized: expected a function "
+                         "or a callable object")
+    return serialization_lib.serialize_keras_object(activation)
 
 
-def deserialize(config):
-    return get(config)
+def deserialize(config, custom_objects=None):
+    """The activation function of ``serialize``'s output."""
+    from fastnn.saving import object_registration
+
+    with object_registration.CustomObjectScope({**object_registration._scope_dict(), **(custom_objects or {})}):
+        return get(config)

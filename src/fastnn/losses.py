@@ -557,9 +557,10 @@ def _snake(name):
 
 
 def _serialize_fn(fn):
-    """A function as Keras's serialize_keras_object writes it."""
-    return {"module": "builtins", "class_name": "function", "config": getattr(fn, "__name__", str(fn)),
-            "registered_name": "function"}
+    """A function as Keras's serialize_keras_object writes it (by its registered name)."""
+    from fastnn.saving import serialization_lib
+
+    return serialization_lib.serialize_keras_object(fn)
 
 
 def _deserialize_fn(spec):
@@ -567,6 +568,13 @@ def _deserialize_fn(spec):
         return spec
     name = spec.get("config") if isinstance(spec, dict) else spec
     fn = _FUNCTIONS.get(name)
+    if fn is None and isinstance(spec, dict):  # a custom (registered / custom_objects) function, or a lambda
+        from fastnn.saving import serialization_lib
+
+        try:
+            fn = serialization_lib.deserialize_keras_object(spec)
+        except TypeError:
+            fn = None
     if fn is None:
         raise ValueError(f"LossFunctionWrapper.from_config: unknown loss function {name!r}; pass the function itself "
                          f"as config['fn']. Known: {sorted(_FUNCTIONS)}")

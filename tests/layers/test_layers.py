@@ -106,7 +106,7 @@ def test_lambda_layer():
     config = layer.get_config()
     assert config["function"] == {"module": "builtins", "class_name": "function", "config": "_first_two",
                                   "registered_name": "function"}
-    with pytest.raises(ValueError, match="custom_objects"):
+    with pytest.raises(TypeError, match="custom_objects"):
         layers.Lambda.from_config(config)
     clone = layers.Lambda.from_config(config, custom_objects={"_first_two": _first_two})
     assert clone(np.ones((2, 3), "float32")).shape == (2, 2) and clone.get_config() == config

@@ -475,3 +475,14 @@ def test_optimizer_keys_are_never_reused():
     v1 = fastnn.Variable(np.ones(2, "float32"))
     opt.apply_gradients([(np.ones(2, "float32"), v1)])
     assert len(opt._slots) == 1
+
+
+def test_lambda_needs_safe_mode_off(tmp_path):
+    inp = fastnn.Input((3,))
+    model = fastnn.Model(inp, L.Lambda(lambda t: t * 2.0 + 1.0)(L.Dense(2)(inp)))
+    model.save(tmp_path / "lam.keras")
+    with pytest.raises(ValueError, match="safe_mode=False"):
+        fastnn.saving.load_model(tmp_path / "lam.keras")
+    loaded = fastnn.saving.load_model(tmp_path / "lam.keras", safe_mode=False)
+    x = _rng().standard_normal((2, 3)).astype("float32")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

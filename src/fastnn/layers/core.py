@@ -330,79 +330,66 @@ class Lambda(Layer):
         return (input_shape[0] if isinstance(input_shape, tuple) else None,) + tuple(self._output_shape)
 
     def get_config(self):
-        """Keras's Lambda config: a Python lambda as its marshalled bytecode ({"class_name": "__lambda__"}), a named
-        function by module and name; ``output_shape`` only when given."""
-        config = super().get_config()
-        config["function"] = _serialize_function(self.function)
+        """Keras's Lambda config: a Python lambda as its marshalled bytecode (``{"class_name": "__lambda__",
+        "config": {"code", "defaults", "closure"}}``), a named function as ``serialize_keras_object`` writes it
+        (by its registered name); ``output_shape`` and ``mask`` only when given; ``arguments`` serialized. The
+        config holds no live Python object, so it survives JSON."""
+        from fastnn.saving import serialization_lib
+
+        config = {"function": self._serialize_function_to_config(self.function)}
         if self._output_shape is not None:
-            config["output_shape"] = _serialize_function(self._output_shape) if callable(self._output_shape) \
-                else self._output_shape
+            config["output_shape"] = self._serialize_function_to_config(self._output_shape) \
+                if callable(self._output_shape) else self._output_shape
         if self.mask is not None:
-            if not callable(self.mask):
-                raise ValueError("Lambda.get_config: a constant mask cannot be written into a config; pass a mask "
-                                 "function (inputs, previous_mask) -> mask instead")
-            config["mask"] = _serialize_function(self.mask)
-        config["arguments"] = self.arguments
-        return config
+            config["mask"] = self._serialize_function_to_config(self.mask) if callable(self.mask) \
+                else serialization_lib.serialize_keras_object(self.mask)
+        config["arguments"] = serialization_lib.serialize_keras_object(self.arguments)
+        return {**super().get_config(), **config}
+
+    @staticmethod
+    def _serialize_function_to_config(fn):
+        from fastnn.saving import serialization_lib
+
+        if serialization_lib.is_python_lambda(fn):
+            code, defaults, closure = serialization_lib.func_dump(fn)
+            return {"class_name": "__lambda__", "config": {"code": code, "defaults": defaults, "closure": closure}}
+        if callable(fn):
+            return serialization_lib.serialize_keras_object(fn)
+        raise ValueError(f"Invalid input type for serialization. Received: {fn} of type {type(fn)}.")
 
     @classmethod
-    def from_config(cls, config, custom_objects=None, safe_mode=True):
-        """Rebuilds the layer. A serialized Python lambda runs arbitrary code when loaded, so (as in Keras) it is
-        refused unless ``safe_mode=False``."""
+    def from_config(cls, config, custom_objects=None, safe_mode=None):
+        """Rebuilds the layer, as Keras's ``Lambda.from_config``. A serialized Python lambda runs arbitrary code
+        when loaded, so it is refused unless safe mode is off: ``safe_mode=False`` here, or the enclosing
+        deserialization's (``deserialize_keras_object(..., safe_mode=False)``, ``load_model(...,
+        safe_mode=False)``). With neither, the default is safe (it fails closed)."""
+        from fastnn.saving import serialization_lib
+
+        effective_safe_mode = safe_mode if safe_mode is not None else serialization_lib.in_safe_mode()
+        safe_mode = effective_safe_mode is not False
         config = dict(config)
-        for key in ("function", "output_shape", "mask"):
-            value = config.get(key)
-            if isinstance(value, dict):
-                config[key] = _deserialize_function(value, custom_objects, safe_mode)
+        config["function"] = cls._deserialize_function(config["function"], custom_objects, safe_mode)
+        if "output_shape" in config:
+            output_shape = cls._deserialize_function(config["output_shape"], custom_objects, safe_mode)
+            if isinstance(output_shape, list) and all(isinstance(e, (int, type(None))) for e in output_shape):
+                output_shape = tuple(output_shape)
+            config["output_shape"] = output_shape
+        if "mask" in config:
+            config["mask"] = cls._deserialize_function(config["mask"], custom_objects, safe_mode)
+        if "arguments" in config:
+            config["arguments"] = serialization_lib.deserialize_keras_object(config["arguments"],
+                                                                              custom_objects=custom_objects)
         return cls(**config)
 
+    @staticmethod
+    def _deserialize_function(fn_config, custom_objects, safe_mode):
+        from fastnn.saving import serialization_lib
 
-def _serialize_function(fn):
-    import codecs
-    import marshal
-    import types
-
-    if isinstance(fn, types.LambdaType) and fn.__name__ == "<lambda>":
-        code = codecs.encode(marshal.dumps(fn.__code__), "base64").decode("ascii")  # Keras's func_dump
-        closure = tuple(c.cell_contents for c in fn.__closure__) if fn.__closure__ else None
-        return {"class_name": "__lambda__", "config": {"code": code, "defaults": fn.__defaults__, "closure": closure}}
-    name = getattr(fn, "__name__", None)
-    if name is None:
-        raise ValueError(f"Lambda: cannot serialize {fn!r} (of type {type(fn).__name__}): not a function")
-    # Keras writes every named function by name only, as an object of the builtin class `function`; loading finds
-    # it among the built-in activations / losses / metrics or in custom_objects.
-    return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
-
-
-def _deserialize_function(config, custom_objects, safe_mode):
-    import codecs
-    import importlib
-    import marshal
-    import types
-
-    if config.get("class_name") == "__lambda__":
-        if safe_mode:
-            raise ValueError("Requested the deserialization of a `Lambda` layer whose `function` is a Python lambda. "
-                             "This carries a potential risk of arbitrary code execution and thus it is disallowed by "
-                             "default. If you trust the source, pass safe_mode=False to Lambda.from_config.")
-        cfg = config["config"]
-        code = marshal.loads(codecs.decode(cfg["code"].encode("ascii"), "base64"))
-        closure = cfg.get("closure")
-        cells = tuple(types.CellType(c) for c in closure) if closure else None
-        defaults = tuple(cfg["defaults"]) if cfg.get("defaults") else None
-        return types.FunctionType(code, globals(), name=code.co_name, argdefs=defaults, closure=cells)
-    name = config.get("config")
-    if custom_objects and name in custom_objects:
-        return custom_objects[name]
-    module = config.get("module")
-    # Keras's search for "builtins" functions: its built-in modules (fastnn's counterparts here).
-    candidates = ["fastnn.activations", "fastnn.losses", "fastnn.metrics", "fastnn.ops"] if module == "builtins" \
-        else [module]
-    for candidate in candidates:
-        try:
-            fn = getattr(importlib.import_module(candidate), name, None)
-        except (ImportError, TypeError, ValueError):
-            fn = None
-        if callable(fn):
-            return fn
-    raise ValueError(f"Lambda: could not find the function {name!r}; pass it in custom_objects={{{name!r}: ...}}")
+        if isinstance(fn_config, dict) and fn_config.get("class_name") == "__lambda__":
+            if safe_mode:
+                raise ValueError(serialization_lib.LAMBDA_LAYER_REFUSED_MESSAGE)
+            inner = fn_config["config"]
+            if "value" in inner:  # serialize_keras_object's form of a lambda
+                return serialization_lib.func_load(inner["value"])
+            return serialization_lib.func_load(inner["code"], defaults=inner["defaults"], closure=inner["closure"])
+        return serialization_lib.deserialize_keras_object(fn_config, custom_objects=custom_objects)

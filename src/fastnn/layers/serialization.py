@@ -9,14 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-# The Keras module each fastnn family is exported from (what Keras writes under "module").
-_KERAS_MODULES = {
-    "fastnn.initializers": "keras.initializers",
-    "fastnn.regularizers": "keras.regularizers",
-    "fastnn.constraints": "keras.constraints",
-    "fastnn.layers": "keras.layers",
-}
-
 
 def dtype_policy_config(dtype: str) -> dict:
     """Keras 3.15's ``dtype_policies.serialize(DTypePolicy(dtype))``."""
@@ -34,23 +26,20 @@ def dtype_from_config(dtype):
 
 
 def _keras_module_of(cls):
-    module = cls.__module__
-    for prefix, keras_module in _KERAS_MODULES.items():
-        if module == prefix or module.startswith(prefix + "."):
-            return keras_module, None
-    return module, cls.__name__  # a user's class: Keras records its module and registered name
+    """(Keras's module, registered name) of a class, as serialize_keras_object writes them."""
+    from fastnn.saving.serialization_lib import serialize_with_public_class
+
+    config = serialize_with_public_class(cls)
+    return config["module"], config["registered_name"]
 
 
 def serialize_keras_object(obj):
-    """``{"module", "class_name", "config", "registered_name"}`` for an initializer, regularizer or constraint
-    object (None stays None; a plain function is written by its name, as Keras writes built-in functions)."""
-    if obj is None:
-        return None
-    if not hasattr(obj, "get_config"):
-        return getattr(obj, "__name__", str(obj))
-    module, registered = _keras_module_of(type(obj))
-    return {"module": module, "class_name": type(obj).__name__, "config": obj.get_config(),
-            "registered_name": registered}
+    """Keras 3's ``serialize_keras_object`` (see ``fastnn.saving.serialization_lib``): the
+    ``{"module", "class_name", "config", "registered_name"}`` dict of an initializer, regularizer, constraint,
+    layer, ... (None stays None; a named function is written as Keras writes functions)."""
+    from fastnn.saving import serialization_lib
+
+    return serialization_lib.serialize_keras_object(obj)
 
 
 def _plain(value):
@@ -63,28 +52,8 @@ def _plain(value):
 
 
 def serialize_layer(layer) -> dict:
-    """A layer's (or nested model's) entry in a model config, as ``serialize_keras_object(layer)``: module,
+    """A layer's (or nested model's) entry in a model config, ``serialize_keras_object(layer)``: module,
     class_name, config, registered_name, then build_config (built layers) and compile_config (models)."""
-    from fastnn.models.functional import Functional
-    from fastnn.models.model import Model
-    from fastnn.models.sequential import Sequential
+    from fastnn.saving import serialization_lib
 
-    from fastnn.layers.symbolic_ops import SymbolicOp
-
-    cls = type(layer)
-    if isinstance(layer, SymbolicOp):  # Keras's operation entries: module, class, {"name"}, registered name
-        return {"module": layer.keras_module, "class_name": cls.__name__, "config": layer.get_config(),
-                "registered_name": cls.__name__}
-    if cls is Sequential:
-        module, registered = "keras", None
-    elif cls is Functional:
-        module, registered = "keras.src.models.functional", "Functional"  # not a public path: Keras names it
-    else:
-        module, registered = _keras_module_of(cls)
-    entry = {"module": module, "class_name": cls.__name__, "config": layer.get_config(), "registered_name": registered}
-    build_config = layer.get_build_config() if layer.built else None
-    if build_config is not None:
-        entry["build_config"] = {k: _plain(v) for k, v in build_config.items()}
-    if isinstance(layer, Model):
-        entry["compile_config"] = layer.get_compile_config()
-    return entry
+    return serialization_lib.serialize_keras_object(layer)

@@ -293,15 +293,21 @@ class MeanMetricWrapper(Mean):
         super().update_state(values, sample_weight)
 
     def get_config(self):
-        from fastnn import _registry
+        # As Keras: the function as serialize_keras_object writes it (by its registered name), never the function.
+        from fastnn.saving import serialization_lib
 
-        return {**Metric.get_config(self), "fn": _registry.serialize(self._fn), **self._fn_kwargs}
+        return {**Metric.get_config(self), "fn": serialization_lib.serialize_keras_object(self._fn),
+                **serialization_lib.serialize_keras_object(self._fn_kwargs)}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if isinstance(config.get("fn"), str):
+        if isinstance(config.get("fn"), str):  # fastnn's older configs: the function's bare name
             from fastnn.metrics import get_function
 
             config["fn"] = get_function(config["fn"])
+        elif isinstance(config.get("fn"), dict):
+            from fastnn.saving import serialization_lib
+
+            config["fn"] = serialization_lib.deserialize_keras_object(config["fn"])
         return cls(**config)

@@ -1,5 +1,5 @@
 """Models (``keras.models``): Model, Sequential and the functional graph."""
-from fastnn.models.model import Model  # noqa: I001
+from fastnn.models.model import Model, model_from_json  # noqa: I001
 from fastnn.models.functional import Functional
 from fastnn.models.sequential import Sequential
 
@@ -23,4 +23,4 @@ def clone_model(model, input_tensors=None, clone_function=None):
     return type(model).from_config(model.get_config())
 
 
-__all__ = ["Model", "Sequential", "Functional", "clone_model", "load_model", "save_model"]
+__all__ = ["Model", "Sequential", "Functional", "clone_model", "model_from_json", "load_model", "save_model"]

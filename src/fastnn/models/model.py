@@ -930,22 +930,76 @@ class Model(Layer):
     # -- config ---------------------------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        """``Model.from_config`` of a functional config (layers, input_layers, output_layers) builds the
-        functional model, as in Keras; other configs go to the class's constructor."""
-        if cls is Model and "layers" in config and "input_layers" in config:
-            from fastnn.models.functional import Functional
+        """As Keras's ``Model.from_config``: a functional config (name, layers, input_layers, output_layers) rebuilds
+        the functional model when the class can be revived as one (Model, Functional, or a subclass whose
+        ``__init__`` takes Functional's arguments or ``*args, **kwargs``); any other config goes to the class's
+        constructor."""
+        import inspect
 
-            return Functional.from_config(config, custom_objects=custom_objects)
-        return cls(**config)
+        from fastnn.models.functional import Functional
+
+        functional_keys = ("name", "layers", "input_layers", "output_layers")
+        is_functional_config = all(key in config for key in functional_keys)
+        argspec = inspect.getfullargspec(cls.__init__)
+        functional_init_args = inspect.getfullargspec(Functional.__init__).args[1:]
+        revivable_as_functional = (cls in (Functional, Model) or argspec.args[1:] == functional_init_args
+                                   or (argspec.varargs == "args" and argspec.varkw == "kwargs"))
+        if is_functional_config and revivable_as_functional:
+            return Functional.from_config.__func__(Functional if cls is Model else cls, config,
+                                                   custom_objects=custom_objects)
+        try:
+            return cls(**config)
+        except TypeError as e:
+            raise TypeError("Unable to revive model from config. When overriding the `get_config()` method, make "
+                            "sure that the returned config contains all items used as arguments in the  constructor "
+                            f"to {cls}, which is the default behavior. You can override this default behavior by "
+                            "defining a `from_config(cls, config)` class method to specify how to create an "
+                            f"instance of {cls.__name__} from its config.\n\nReceived config={config}\n\nError "
+                            f"encountered during deserialization: {e}") from e
+
+    def to_json(self, **kwargs):
+        """The model's config (``serialize_keras_object(model)``: architecture, build and compile configs, no
+        weights) as a JSON string; ``fastnn.models.model_from_json`` rebuilds the model.
+
+        Args:
+            **kwargs: passed on to ``json.dumps`` (e.g. ``indent=2``).
+        """
+        import json
+
+        from fastnn.saving import serialization_lib
+
+        return json.dumps(serialization_lib.serialize_keras_object(self), **kwargs)
 
     def get_compile_config(self):
+        """What ``compile`` was given, as Keras's ``get_compile_config``: optimizer (the optimizer object's
+        config), loss, loss_weights, metrics, weighted_metrics, run_eagerly, steps_per_execution, jit_compile, each
+        serialized with ``serialize_keras_object`` ({} for a model that was never compiled)."""
         if not self.compiled:
-            return {}  # as Keras for a model that was never compiled
-        return {"optimizer": _optimizers.serialize(self.optimizer), "loss": _losses.serialize(self._loss_spec)
-                if not isinstance(self._loss_spec, (list, dict)) else self._loss_spec,
-                "loss_weights": self._loss_weights_spec, "metrics": self._metrics_spec,
-                "weighted_metrics": self._weighted_metrics_spec, "run_eagerly": self.run_eagerly,
-                "steps_per_execution": self.steps_per_execution, "jit_compile": self.jit_compile}
+            return {}
+        from fastnn.saving import serialization_lib
+
+        return serialization_lib.serialize_dict({
+            "optimizer": self.optimizer, "loss": self._loss_spec, "loss_weights": self._loss_weights_spec,
+            "metrics": self._metrics_spec, "weighted_metrics": self._weighted_metrics_spec,
+            "run_eagerly": self.run_eagerly, "steps_per_execution": self.steps_per_execution,
+            "jit_compile": self.jit_compile})
+
+    def compile_from_config(self, config):
+        """Compiles the model from ``get_compile_config()``'s dict (Keras's ``compile_from_config``): the optimizer,
+        losses and metrics are deserialized first; the optimizer's variables are created when the model is built.
+        A subclass that overrides ``compile`` is not compiled (with Keras's warning)."""
+        if type(self).compile is not Model.compile:
+            warnings.warn("`compile()` was not called as part of model loading because the model's `compile()` "
+                          "method is custom. All subclassed Models that have `compile()` overridden should also "
+                          "override `get_compile_config()` and `compile_from_config(config)`. Alternatively, you "
+                          "can call `compile()` manually after loading.", stacklevel=2)
+            return
+        from fastnn.saving import serialization_lib
+
+        config = serialization_lib.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.optimizer is not None and self.built and hasattr(self.optimizer, "build"):
+            self.optimizer.build(self.trainable_variables)
 
     # -- saving (h-core, issue 14): Keras 3's Model.save / save_weights / load_weights -------------------------------
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
@@ -969,6 +1023,21 @@ class Model(Layer):
         from fastnn.saving import saving_api
 
         return saving_api.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+
+def model_from_json(json_string, custom_objects=None):
+    """The (uncompiled unless the JSON has a compile config) model of ``Model.to_json()``'s string, as Keras's
+    ``keras.models.model_from_json``.
+
+    Args:
+        json_string: the JSON text of a model config (fastnn's or Keras 3's).
+        custom_objects: ``{name: class or function}`` for the custom objects the config names.
+    """
+    import json
+
+    from fastnn.saving import serialization_lib
+
+    return serialization_lib.deserialize_keras_object(json.loads(json_string), custom_objects=custom_objects)
 
 
 def _should_eval(epoch, validation_freq):

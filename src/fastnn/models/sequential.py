@@ -13,29 +13,37 @@ from fastnn.models.model import Model
 
 
 def deserialize_layer(config, custom_objects=None):
-    """A layer (or model) from {"class_name", "config"}; custom classes through ``custom_objects``."""
-    import fastnn.layers as layers_mod
-    from fastnn.models.functional import Functional
+    """A layer (or model) from its config entry: Keras 3's ``{"module", "class_name", "config", ...}`` through
+    ``fastnn.saving.deserialize_keras_object`` (custom classes through ``custom_objects``, an open
+    ``custom_object_scope`` or the registered objects; built from its build_config); an entry without "module"
+    (older fastnn and Keras 2 configs) by its class name, as Keras's legacy path."""
+    from fastnn.saving import object_registration, serialization_lib
 
-    from fastnn.layers.symbolic_ops import OPS, SymbolicOp
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"deserialize_layer: expected a layer config dict with 'class_name' and 'config', but "
+                         f"received {config!r}")
+    if "module" in config:
+        return serialization_lib.deserialize_keras_object(config, custom_objects=custom_objects)
+    import fastnn.layers as layers_mod
 
     name = config["class_name"]
-    table = {"Sequential": Sequential, "Functional": Functional, "Model": Functional}
-    if config.get("module") == SymbolicOp.keras_module:  # keras.src.ops.numpy Add / Multiply ...: operations
-        cls = OPS.get(name)
-        if cls is None:
-            raise ValueError(f"Unknown operation: '{name}' (module {config['module']}); fastnn supports {sorted(OPS)}")
-        return cls.from_config(config["config"])
-    cls = (custom_objects or {}).get(name) or getattr(layers_mod, name, None) or table.get(name)
-    if cls is None:
+    custom = {**(custom_objects or {}), **object_registration._scope_dict(),
+              **object_registration.GLOBAL_CUSTOM_OBJECTS}
+    cls = custom.get(name) or getattr(layers_mod, name, None) or serialization_lib._model_classes().get(name)
+    if not isinstance(cls, type):
         raise ValueError(f"Unknown layer: '{name}'. Please ensure you are using a `fastnn.layers.Layer` subclass "
-                         "known to fastnn, or pass your class in `custom_objects`.")
-    if hasattr(cls, "from_config"):
-        try:
-            return cls.from_config(config["config"], custom_objects=custom_objects)
-        except TypeError:
-            return cls.from_config(config["config"])
-    return cls(**config["config"])
+                         "known to fastnn, or pass your class in `custom_objects` (or register it with "
+                         "`@fastnn.saving.register_keras_serializable()`).")
+    with object_registration.CustomObjectScope(custom):
+        import inspect
+
+        if "custom_objects" in inspect.signature(cls.from_config).parameters:
+            layer = cls.from_config(config.get("config") or {}, custom_objects=custom)
+        else:
+            layer = cls.from_config(config.get("config") or {})
+        if config.get("build_config") and not layer.built:
+            serialization_lib.build_from_config(layer, config["build_config"])
+    return layer
 
 
 class Sequential(Model):

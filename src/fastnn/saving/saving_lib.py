@@ -564,7 +564,9 @@ def _read_state(model, path_or_io, source, skip_mismatch=False):
     """Loads the weights store into ``model``; raises (or warns, ``skip_mismatch``) about what did not fit."""
     try:
         store = H5IOStore(path_or_io, mode="r")
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # h5py raises RuntimeError for some corrupt structures
+        if isinstance(e, RuntimeError) and not isinstance(e, OSError):
+            raise OSError(f"Unable to read the weights in {source}: corrupt HDF5 file ({e})") from e
         raise OSError(f"Unable to read the weights in {source}: not a valid HDF5 file ({e})") from e
     try:
         failed, errors = set(), {}
@@ -769,7 +771,7 @@ def _maybe_build_optimizer_from(model, source, filepath):
         with h5py.File(source, "r") as f:
             has_state = "optimizer" in f and isinstance(f["optimizer"], h5py.Group) and "vars" in f["optimizer"] \
                 and len(f["optimizer"]["vars"]) > 2
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
         raise OSError(f"Unable to read the weights in {filepath}: not a valid HDF5 file ({e})") from e
     except Exception:  # noqa: BLE001 - a malformed group is reported by the load itself
         has_state = False
