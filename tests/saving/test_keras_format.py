@@ -486,3 +486,16 @@ def test_lambda_needs_safe_mode_off(tmp_path):
     loaded = fastnn.saving.load_model(tmp_path / "lam.keras", safe_mode=False)
     x = _rng().standard_normal((2, 3)).astype("float32")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_public_names_from_a_fresh_interpreter():
+    import subprocess
+    import sys
+
+    code = ("import fastnn\n"
+            "names = ['save_model', 'load_model', 'save_weights', 'load_weights']\n"
+            "assert all(callable(getattr(fastnn.saving, n)) for n in names)\n"
+            "assert fastnn.models.load_model is not None and fastnn.models.save_model is not None\n"
+            "m = fastnn.Sequential([fastnn.Input((2,)), fastnn.layers.Dense(1)])\n"
+            "assert callable(m.save) and callable(m.save_weights) and callable(m.load_weights)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

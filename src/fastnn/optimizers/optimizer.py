@@ -324,7 +324,8 @@ class Optimizer:
             # The file holds Keras's float32 variable; fastnn steps with the Python float. Keep the float this
             # optimizer already has (from its config) when it rounds to the saved value: a resumed run then uses
             # the very same learning rate, bit for bit.
-            if np.float32(self._learning_rate) != np.float32(loaded):
+            as_float32 = lambda value: backend.item(backend.asarray(value, "float32"))  # noqa: E731
+            if as_float32(self._learning_rate) != as_float32(loaded):
                 self._learning_rate = loaded
 
         return _StateVariable(f"{self.name}/learning_rate",
@@ -853,7 +854,8 @@ class Nadam(Optimizer):
         # that dtype) then restores the product exactly, and a resumed run continues bit for bit.
         first = next(iter(self._known.values()), None)
         dtype = first._data.dtype if first is not None else np.dtype("float32")
-        self._u_product = float(np.asarray(self._u_product * (self.beta_1 * (1.0 - 0.5 * 0.96 ** step)), dtype))
+        self._u_product = float(backend.item(backend.asarray(self._u_product * (self.beta_1 * (1.0 - 0.5 * 0.96 ** step)),
+                                                               dtype)))
 
     def _extra_state(self):
         # Keras's u_product variable, created in the dtype of the first variable it is built on (floatx otherwise)

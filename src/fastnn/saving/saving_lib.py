@@ -564,10 +564,10 @@ def _read_state(model, path_or_io, source, skip_mismatch=False):
     """Loads the weights store into ``model``; raises (or warns, ``skip_mismatch``) about what did not fit."""
     try:
         store = H5IOStore(path_or_io, mode="r")
-    except (OSError, RuntimeError) as e:  # h5py raises RuntimeError for some corrupt structures
-        if isinstance(e, RuntimeError) and not isinstance(e, OSError):
-            raise OSError(f"Unable to read the weights in {source}: corrupt HDF5 file ({e})") from e
+    except OSError as e:
         raise OSError(f"Unable to read the weights in {source}: not a valid HDF5 file ({e})") from e
+    except Exception as e:  # noqa: BLE001 - h5py raises RuntimeError / OverflowError for some corrupt superblocks
+        raise OSError(f"Unable to read the weights in {source}: corrupt HDF5 file ({type(e).__name__}: {e})") from e
     try:
         failed, errors = set(), {}
         _load_state(model, store, "", set(), failed, errors)  # each object's failure is recorded, not raised
