@@ -232,6 +232,33 @@ def test_in_process_interruption_as_keras_example(tmp_path):
     assert model.fit(x, y, epochs=1, verbose=0).epoch == [0]
 
 
+def _recurrent_model(seeded):
+    fastnn.utils.set_random_seed(8)
+    fastnn.utils.clear_session()
+    seed = 3 if seeded else None
+    model = fastnn.Sequential([
+        fastnn.Input((5, 3)), layers.SpatialDropout1D(0.2, seed=seed),
+        layers.LSTM(4, dropout=0.3, recurrent_dropout=0.2, seed=seed, return_sequences=True),
+        layers.GRU(3, dropout=0.25, seed=seed), layers.Dense(1)])
+    model.compile(optimizer="rmsprop", loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("seeded", [True, False], ids=["layer_seeds", "global_generator"])
+def test_recurrent_dropout_streams_resume(tmp_path, seeded):
+    rs = np.random.RandomState(4)
+    x, y = rs.rand(20, 5, 3).astype("float32"), rs.rand(20, 1).astype("float32")
+    reference = _recurrent_model(seeded)
+    reference.fit(x, y, epochs=4, batch_size=6, verbose=0)
+    backup = callbacks.BackupAndRestore(str(tmp_path / "b"), save_freq=3)
+    model = _recurrent_model(seeded)
+    with pytest.raises(RuntimeError):
+        model.fit(x, y, epochs=4, batch_size=6, verbose=0, callbacks=[backup, _Interrupt(2)])
+    model = _recurrent_model(seeded)
+    model.fit(x, y, epochs=4, batch_size=6, verbose=0, callbacks=[backup])
+    _assert_same(model.get_weights(), reference.get_weights())
+
+
 def test_double_checkpoint_falls_back_to_the_previous_backup(tmp_path):
     x, y = _data()
     folder = tmp_path / "b"
