@@ -106,9 +106,23 @@ def _nested(K):
     return K.Model(inp, L.Dense(1)(block(inner(inp)))), ("float", (4, 3))
 
 
+def _layer_options(K):
+    # Options that change which variables a layer has: renorm's extra statistics, no center / scale, GRU without
+    # reset_after (a 1-D bias), no biases, a Bidirectional with merge_mode="sum".
+    L = K.layers
+    inp = K.Input((6, 4))
+    x = L.BatchNormalization(renorm=True)(inp)
+    x = L.BatchNormalization(center=False, scale=False)(x)
+    x = L.GRU(3, reset_after=False, return_sequences=True)(x)
+    x = L.LSTM(2, use_bias=False, return_sequences=True)(x)
+    x = L.Conv1D(2, 2, use_bias=False)(x)
+    x = L.Bidirectional(L.GRU(2), merge_mode="sum")(x)
+    return K.Model(inp, L.Dense(2, use_bias=False)(x)), ("float", (4, 6, 4))
+
+
 ARCHITECTURES = {"sequential": _sequential, "dense": _dense_family, "conv2d": _conv2d_family,
                  "conv1d": _conv1d_family, "recurrent": _recurrent_family, "multi_io_shared": _multi_io_shared,
-                 "nested": _nested}
+                 "nested": _nested, "layer_options": _layer_options}
 
 
 def _data(spec, seed=0):
