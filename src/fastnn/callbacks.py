@@ -5,8 +5,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import os
+import shutil
 import warnings
 
 import numpy as np
@@ -407,6 +410,390 @@ class LearningRateScheduler(Callback):
             logs["learning_rate"] = float(self.model.optimizer.learning_rate)
 
 
+# Keras's metric `_direction` ("up": larger is better), by class name, for MonitorCallback's mode="auto"; a class
+# inherits its closest ancestor's entry (Keras sets the attribute in __init__, subclasses override it).
+_METRIC_DIRECTIONS = {
+    "up": {"AUC", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "ConcordanceCorrelation", "CosineSimilarity",
+           "FBetaScore", "PearsonCorrelation", "Precision", "R2Score", "Recall", "SensitivitySpecificityBase",
+           "SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "_IoUBase"},
+    "down": {"BinaryCrossentropy", "CategoricalCrossentropy", "CategoricalHinge", "Hinge", "LogCoshError",
+             "MeanAbsoluteError", "MeanAbsolutePercentageError", "MeanMetricWrapper", "MeanSquaredError",
+             "MeanSquaredLogarithmicError", "RootMeanSquaredError", "SparseCategoricalCrossentropy",
+             "SquaredHinge"},
+}
+
+
+def _metric_direction(metric):
+    explicit = getattr(metric, "_direction", None)
+    if explicit in ("up", "down"):
+        return explicit
+    for cls in type(metric).__mro__:
+        for direction, names in _METRIC_DIRECTIONS.items():
+            if cls.__name__ in names:
+                return direction
+    return None
+
+
+class _MonitorCallback(Callback):
+    """Keras's MonitorCallback: ``monitor``, ``mode`` (unknown: a warning and "auto"), ``best`` (starts at
+    ``baseline``), and the comparison chosen once the model's metrics exist (``_set_monitor_op``): "min" / "max",
+    or for "auto" a loss is minimized and a compiled metric goes its Keras direction; anything else is an error
+    that asks for an explicit mode."""
+
+    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
+        super().__init__()
+        if mode not in ["auto", "min", "max"]:
+            warnings.warn(f"{self.__class__.__name__} mode '{mode}' is unknown, fallback to auto mode.", stacklevel=3)
+            mode = "auto"
+        self.monitor = monitor
+        self.mode = mode
+        self.best = baseline
+        self.min_delta = abs(min_delta)
+        self.monitor_op = None
+
+    def _set_monitor_op(self):
+        if self.mode == "min":
+            self.monitor_op = np.less
+        elif self.mode == "max":
+            self.monitor_op = np.greater
+        else:
+            metric_name = self.monitor.removeprefix("val_")
+            if metric_name == "loss":
+                self.monitor_op = np.less
+            compiled = []
+            for m in getattr(self.model, "metrics", None) or []:
+                inner = getattr(m, "metrics", None)  # Keras: only the compiled metrics' container is searched
+                if isinstance(inner, list) and getattr(m, "name", None) == "compile_metrics":
+                    compiled.extend(inner)
+            for m in compiled:
+                if m.name == metric_name:
+                    direction = _metric_direction(m)
+                    if direction is not None:
+                        self.monitor_op = np.greater if direction == "up" else np.less
+            if self.monitor_op is None:
+                raise ValueError(f"{self.__class__.__name__} callback received monitor={self.monitor}, but Keras isn't "
+                                 "able to automatically determine whether that metric should be maximized or "
+                                 "minimized. Pass `mode='max'` in order to monitor based on the highest metric value, "
+                                 "or pass `mode='min'` in order to use the lowest value.")
+        if self.monitor_op is np.less:
+            self.min_delta *= -1
+
+    def _is_improvement(self, monitor_value, reference_value):
+        if reference_value is None:
+            return True
+        return bool(self.monitor_op(monitor_value - self.min_delta, reference_value))
+
+
+def _path_to_string(path):
+    return os.fspath(path) if isinstance(path, os.PathLike) else path
+
+
+class ModelCheckpoint(_MonitorCallback):
+    """Saves the model (``model.save``) or its weights (``model.save_weights``) during ``fit``: at the end of every
+    epoch, or every ``save_freq`` batches; with ``save_best_only`` only when ``monitor`` improved. As Keras 3.
+
+    Args:
+        filepath: str or PathLike; may hold ``str.format`` fields filled with ``epoch`` (1-based), ``batch``
+            (1-based, when saving on batches) and the logs' keys: ``"ckpt/{epoch:02d}-{val_loss:.2f}.keras"``. It
+            must end in ``.weights.h5`` with ``save_weights_only=True``, else in ``.keras`` (or ``.h5``). A
+            missing folder is created.
+        monitor: the log key compared for ``save_best_only`` ("val_loss").
+        verbose: 0 (silent) or 1 (a message for every decision and save).
+        save_best_only: save only when ``monitor`` improves on the best value so far (kept across epochs); a
+            filepath without fields is then overwritten by each better model.
+        save_weights_only: save the weights (with the optimizer's state) instead of the whole model.
+        mode: "auto" (losses minimized, compiled metrics in their direction), "min" or "max".
+        save_freq: "epoch", or an int: save after that many batches (counted over epochs; with
+            ``steps_per_execution`` checked at each execution's end).
+        initial_value_threshold: the "best" value a first save must beat (``save_best_only``).
+
+    Example:
+        >>> cb = ModelCheckpoint("ckpt/{epoch:02d}-{val_loss:.2f}.keras", save_best_only=True)
+        >>> model.fit(x, y, validation_split=0.2, epochs=5, callbacks=[cb])
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+        super().__init__(monitor, mode, initial_value_threshold)
+        self.verbose = verbose
+        self.filepath = _path_to_string(filepath)
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self.save_freq = save_freq
+        self._batches_seen_since_last_saving = 0
+        self._last_batch_seen = None
+        self._current_epoch = 0
+        if self.save_freq != "epoch" and not isinstance(self.save_freq, int):
+            raise ValueError(f"Unrecognized save_freq: {self.save_freq}. Expected save_freq are 'epoch' or integer "
+                             "values")
+        if save_weights_only:
+            if not self.filepath.endswith(".weights.h5"):
+                raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the filepath provided must "
+                                 "end in `.weights.h5` (Keras weights format). Received: "
+                                 f"filepath={self.filepath}")
+        elif not any(self.filepath.endswith(ext) for ext in (".keras", ".h5")):
+            raise ValueError("The filepath provided must end in `.keras` (Keras model format). Received: "
+                             f"filepath={self.filepath}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._should_save_on_batch(batch):
+            self._save_model(epoch=self._current_epoch, batch=batch, logs=logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()  # as Keras: once the model's metrics are all built
+        if self.save_freq == "epoch":
+            self._save_model(epoch=epoch, batch=None, logs=logs)
+
+    def _should_save_on_batch(self, batch):
+        """Keras's counting: batches since the last save, a batch index not above the last one seen starting a new
+        epoch (so ``steps_per_execution`` jumps count their width)."""
+        if self.save_freq == "epoch":
+            return False
+        if self._last_batch_seen is None or batch <= self._last_batch_seen:
+            add_batches = batch + 1
+        else:
+            add_batches = batch - self._last_batch_seen
+        self._batches_seen_since_last_saving += add_batches
+        self._last_batch_seen = batch
+        if self._batches_seen_since_last_saving >= self.save_freq:
+            self._batches_seen_since_last_saving = 0
+            return True
+        return False
+
+    def _should_save_model(self, epoch, batch, logs, filepath):
+        logs = logs or {}
+        if not self.save_best_only:
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+            return True
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=3)
+            return True
+        if isinstance(current, np.ndarray) and len(current.shape) > 0:
+            warnings.warn(f"Can save best model only when `monitor` is a scalar value. Received: {current}. Falling "
+                          "back to `save_best_only=False`.", stacklevel=3)
+            return True
+        if self.monitor_op is None:
+            # Saving on batches reaches here before the first epoch end, where Keras would call None; choose the
+            # comparison now, as on_epoch_end does.
+            self._set_monitor_op()
+        best_str = "None" if self.best is None else f"{self.best:.5f}"
+        if self._is_improvement(current, self.best):
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to {current:.5f}, saving model "
+                      f"to {filepath}")
+            self.best = current
+            return True
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_str}")
+        return False
+
+    def _save_model(self, epoch, batch, logs):
+        filepath = self._get_file_path(epoch, batch, logs)
+        try:
+            if self._should_save_model(epoch, batch, logs, filepath):
+                dirname = os.path.dirname(filepath)
+                if dirname and not os.path.exists(dirname):
+                    os.makedirs(dirname, exist_ok=True)
+                if self.save_weights_only:
+                    self.model.save_weights(filepath, overwrite=True)
+                else:
+                    self.model.save(filepath, overwrite=True)
+                if self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
+        except IsADirectoryError:
+            raise IOError("Please specify a non-directory filepath for ModelCheckpoint. Filepath used is an existing "
+                          f"directory: {filepath}") from None
+
+    def _get_file_path(self, epoch, batch, logs):
+        """The filepath with its fields filled: ``epoch`` 1-based, ``batch`` 1-based (when saving on batches and
+        the logs have no "batch"), then the logs' keys; a missing key is Keras's KeyError."""
+        logs = logs or {}
+        try:
+            if batch is None or "batch" in logs:
+                return self.filepath.format(epoch=epoch + 1, **logs)
+            return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
+        except KeyError as e:
+            raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {e}') from None
+
+
+class BackupAndRestore(Callback):
+    """Backs up the training state in ``backup_dir`` so a ``fit`` that was interrupted (an exception, the process
+    killed) resumes where it was when run again with this callback. As Keras 3: ``latest.weights.h5`` (the model's
+    weights and the optimizer's variables, ``model.save_weights``) and ``training_metadata.json`` (``{"epoch": e,
+    "batch": b}``: the epochs done, and the last batch index of a mid-epoch backup), written at every epoch end or
+    every ``save_freq`` batches; ``on_train_begin`` restores them and fit starts at epoch ``e``; at the end of a
+    successful fit the folder is deleted (``delete_checkpoint``).
+
+    fastnn also stores, under the metadata's key "fastnn" (ignored by Keras, whose backups fastnn reads too), the
+    random streams the fit consumes (the global generator, each layer's own, the shuffling pass) and the number of
+    batches a mid-epoch backup had trained: a resumed fit shuffles and drops exactly as the uninterrupted run and,
+    after a mid-epoch backup, continues after the batches already trained (Keras restarts that epoch), so it ends
+    with the same weights, bit for bit (same data, threads and kernels). The resumed epoch's logged metrics cover
+    only the batches it trained. And the SHA-256 of the weights file, so a process killed between writing the two
+    files is detected (an OSError; with ``double_checkpoint`` the previous pair is used instead).
+
+    Args:
+        backup_dir: the folder (created when missing) for the backup files only.
+        save_freq: "epoch" or an int number of batches.
+        double_checkpoint: also keep the previous backup (``*.bkp``), used when the latest cannot be read.
+        delete_checkpoint: delete ``backup_dir`` when fit ends normally.
+
+    Example:
+        >>> model.fit(x, y, epochs=10, callbacks=[BackupAndRestore("/tmp/backup")])  # killed, then run again
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True):
+        super().__init__()
+        self.save_freq = save_freq
+        self.double_checkpoint = double_checkpoint
+        self.delete_checkpoint = delete_checkpoint
+        self._batches_seen_since_last_saving = 0
+        self._last_batch_seen = 0
+        self._current_epoch = 0
+        if not backup_dir:
+            raise ValueError("Empty `backup_dir` argument passed")
+        self.backup_dir = _path_to_string(backup_dir)
+        self._weights_path = os.path.join(self.backup_dir, "latest.weights.h5")
+        self._training_metadata_path = os.path.join(self.backup_dir, "training_metadata.json")
+        self._prev_weights_path = f"{self._weights_path}.bkp"
+        self._prev_training_metadata_path = f"{self._training_metadata_path}.bkp"
+        if save_freq != "epoch" and not isinstance(save_freq, int):
+            raise ValueError(f"Invalid value for argument `save_freq`. Received: save_freq={save_freq}. Expected "
+                             "either 'epoch' or an integer value.")
+
+    def on_train_begin(self, logs=None):
+        try:
+            self._load_model()
+        except OSError:
+            # The latest backup cannot be read (corrupt, or its two files from different saves): the previous one.
+            if not os.path.exists(self._prev_weights_path):
+                raise
+            _copy_file(self._prev_weights_path, self._weights_path)
+            if os.path.exists(self._prev_training_metadata_path):
+                _copy_file(self._prev_training_metadata_path, self._training_metadata_path)
+            elif os.path.exists(self._training_metadata_path):
+                os.remove(self._training_metadata_path)
+            self._load_model()
+
+    def _load_model(self):
+        if not self.model.built:
+            raise ValueError("To use the BackupAndRestore callback, you model must be built before you call `fit()`. "
+                             f"Model {self.model} is unbuilt. You can build it beforehand by calling it on a batch "
+                             "of data.")
+        metadata = None
+        if os.path.exists(self._training_metadata_path):
+            with open(self._training_metadata_path, encoding="utf-8") as f:
+                text = f.read()
+            try:
+                metadata = json.loads(text)
+            except ValueError as exc:
+                raise OSError(f"BackupAndRestore: {self._training_metadata_path} is not valid JSON ({exc})") from exc
+            if not isinstance(metadata, dict) or not isinstance(metadata.get("epoch"), int):
+                raise OSError(f"BackupAndRestore: {self._training_metadata_path} has no integer 'epoch': "
+                              f"{text[:200]!r}")
+        fastnn_state = metadata.get("fastnn") if metadata else None
+        if os.path.exists(self._weights_path):
+            expected = fastnn_state.get("weights_sha256") if isinstance(fastnn_state, dict) else None
+            if expected is not None and _sha256(self._weights_path) != expected:
+                raise OSError(f"BackupAndRestore: {self._weights_path} is not the weights file that "
+                              f"{self._training_metadata_path} was written with (a save was interrupted between the "
+                              "two files). With double_checkpoint=True the previous backup is used; otherwise delete "
+                              f"{self.backup_dir} to start over.")
+            optimizer = getattr(self.model, "optimizer", None)
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(self.model.trainable_variables)  # the optimizer's variables must exist to load
+            self.model.load_weights(self._weights_path)
+        if metadata is not None:
+            epoch = metadata["epoch"]
+            self.model._initial_epoch = epoch
+            self._current_epoch = epoch
+            position = getattr(self.model, "_fit_position", None)
+            if isinstance(fastnn_state, dict) and position is not None:
+                try:
+                    position.restore(fastnn_state.get("position"), epoch)
+                except ValueError as exc:
+                    # As Keras (which keeps no such state), the fit still resumes from the weights and the epoch.
+                    warnings.warn(f"BackupAndRestore: the random state in {self._training_metadata_path} does not fit "
+                                  f"this fit ({exc}); resuming from the weights and the epoch only, so the run will "
+                                  "not be bit-identical to an uninterrupted one.", stacklevel=2)
+                else:
+                    if fastnn_state["position"]["steps_done"]:
+                        # The batch counter as it was at that save, so later saves fall on the same batches.
+                        self._last_batch_seen = int(metadata.get("batch", 0))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # fastnn: Keras only updates this at epoch ends, so the mid-epoch backups of a resumed fit's first epoch
+        # would record epoch 0.
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        if self.save_freq == "epoch":
+            self._save_model(at_epoch_end=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._should_save_on_batch(batch):
+            self._save_model(at_epoch_end=False)
+
+    def _save_model(self, at_epoch_end):
+        from fastnn.saving.file_io import atomic_write
+
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint and os.path.exists(self._weights_path):
+            _copy_file(self._weights_path, self._prev_weights_path)
+        if self.double_checkpoint and os.path.exists(self._training_metadata_path):
+            _copy_file(self._training_metadata_path, self._prev_training_metadata_path)
+        self.model.save_weights(filepath=self._weights_path, overwrite=True)
+        training_metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        position = getattr(self.model, "_fit_position", None)
+        if position is not None:
+            training_metadata["fastnn"] = {"weights_sha256": _sha256(self._weights_path),
+                                           "position": position.backup(at_epoch_end)}
+        with atomic_write(self._training_metadata_path, "w") as f:
+            f.write(json.dumps(training_metadata))
+
+    def _should_save_on_batch(self, batch):
+        if self.save_freq == "epoch":
+            return False
+        if batch <= self._last_batch_seen:  # a new epoch
+            add_batches = batch + 1
+        else:
+            add_batches = batch - self._last_batch_seen
+        self._batches_seen_since_last_saving += add_batches
+        self._last_batch_seen = batch
+        if self._batches_seen_since_last_saving >= self.save_freq:
+            self._batches_seen_since_last_saving = 0
+            return True
+        return False
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.exists(self.backup_dir):
+            shutil.rmtree(self.backup_dir)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _copy_file(src, dst):
+    """Copies ``src`` over ``dst`` atomically (a copy killed part-way leaves ``dst`` as it was)."""
+    from fastnn.saving.file_io import atomic_write
+
+    with open(src, "rb") as fin, atomic_write(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+
+
 class LambdaCallback(Callback):
     """A callback from plain functions: on_epoch_begin(epoch, logs), on_epoch_end, on_train_batch_begin(batch,
     logs), on_train_batch_end (or their aliases on_batch_begin / on_batch_end), on_train_begin(logs), on_train_end,
@@ -426,4 +813,5 @@ class LambdaCallback(Callback):
 
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ReduceLROnPlateau",
-           "TerminateOnNaN", "CSVLogger", "LearningRateScheduler", "LambdaCallback"]
+           "TerminateOnNaN", "CSVLogger", "LearningRateScheduler", "LambdaCallback", "ModelCheckpoint",
+           "BackupAndRestore"]

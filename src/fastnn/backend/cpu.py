@@ -190,6 +190,31 @@ def random_permutation(generator, n):
     return generator.permutation(n)
 
 
+def is_random_generator(x) -> bool:
+    """Whether ``x`` is a generator made by :func:`random_generator`."""
+    return isinstance(x, np.random.Generator)
+
+
+def random_generator_state(generator) -> dict:
+    """The generator's complete state as plain data (str / int in dicts: JSON-serializable), so a resumed run can
+    continue the exact stream (``set_random_generator_state``)."""
+    state = generator.bit_generator.state
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in state.items()}
+
+
+def set_random_generator_state(generator, state) -> None:
+    """Puts ``generator`` in ``state`` (from :func:`random_generator_state`, possibly through JSON): its next draws
+    are those the generator that state was taken from made after that point."""
+    kind = type(generator.bit_generator).__name__
+    if not isinstance(state, dict) or state.get("bit_generator") != kind:
+        got = state.get("bit_generator") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"set_random_generator_state: expected the state of a {kind} generator, but received {got!r}")
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"set_random_generator_state: invalid {kind} state: {exc}") from exc
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # fastnn's C++ kernels (csrc/). Inputs must be C-contiguous float32/float64 buffers unless stated.
 # ---------------------------------------------------------------------------------------------------------------

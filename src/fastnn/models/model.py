@@ -257,6 +257,8 @@ class Model(Layer):
         self.run_eagerly = False
         self.jit_compile = False
         self.steps_per_execution = 1
+        self._initial_epoch = None  # as Keras: set by callbacks (BackupAndRestore) in on_train_begin
+        self._fit_position = None  # while fit runs: its random streams (models/training_state.py)
 
     # -- building -------------------------------------------------------------------------------------------------
     def build(self, input_shape=None):
@@ -698,6 +700,9 @@ class Model(Layer):
             shuffle: reshuffle the training data every epoch (with fastnn's seeded generator).
             class_weight: {class index: weight}, turned into sample weights.
             sample_weight: per-sample weights.
+            initial_epoch: the epoch to start at (0-based; Keras's resume argument): epochs initial_epoch ..
+                epochs - 1 run, numbered as in the uninterrupted run (History.epoch, "Epoch i/N", callbacks). A
+                BackupAndRestore callback that finds a backup overrides it with the epoch the backup reached.
             steps_per_epoch: batches per epoch (the data is cycled, reshuffled at each pass).
         """
         self._assert_compiled("fit")
@@ -743,15 +748,28 @@ class Model(Layer):
         self._in_fit = True
         rng = _utils.rng()
         batches = _BatchIterator(n, batch_size, shuffle, rng, steps_per_epoch)
+        # BackupAndRestore saves / restores the random streams through this (models/training_state.py), and sets
+        # `_initial_epoch` in on_train_begin as in Keras. Unlike Keras (which never clears it, so a later fit of
+        # the same model would start at a stale epoch), fastnn clears it at every fit.
+        from fastnn.models.training_state import FitPosition
+
+        position = self._fit_position = FitPosition(self, batches)
+        self._initial_epoch = None
         logs = {}
         nan_reported = False
         try:
             cbs.on_train_begin()
+            initial_epoch = self._initial_epoch or initial_epoch  # Keras's rule
             for epoch in range(initial_epoch, epochs):
                 self.reset_metrics()
                 cbs.on_epoch_begin(epoch)
+                position.epoch_begin(epoch)
                 epoch_batches = list(batches.epoch())
+                # A mid-epoch backup resumes after the batches it had trained (fastnn; Keras restarts the epoch).
+                skip = position.steps_to_skip(epoch)
                 for step, index in enumerate(epoch_batches):
+                    if step < skip:
+                        continue
                     begin, end = _execution_of(step, self.steps_per_execution)
                     if step == begin:
                         cbs.on_train_batch_begin(begin)
@@ -765,6 +783,7 @@ class Model(Layer):
                                       "diverged (use fastnn.callbacks.TerminateOnNaN to stop at once)",
                                       RuntimeWarning, stacklevel=2)
                         nan_reported = True
+                    position.steps_done = step + 1
                     if step == end or step == len(epoch_batches) - 1:
                         cbs.on_train_batch_end(end, logs)
                         if self.stop_training:
@@ -781,6 +800,7 @@ class Model(Layer):
                     # validation values end up interleaved by name, not appended.
                     epoch_logs = dict(sorted(epoch_logs.items()))
                 cbs.on_epoch_end(epoch, epoch_logs)
+                position.epoch_end()
                 logs = epoch_logs
                 if self.stop_training:
                     break
@@ -789,6 +809,7 @@ class Model(Layer):
             cbs.on_train_end(logs)
         finally:
             self._in_fit = False
+            self._fit_position = None
         return self.history
 
     # -- evaluate / predict ---------------------------------------------------------------------------------------
@@ -1062,10 +1083,30 @@ class _BatchIterator:
         self.steps_per_epoch = steps_per_epoch
         self._order = None
         self._pos = 0
+        self._pass_state = None  # the generator's state just before the current pass's permutation was drawn
 
     def _new_pass(self):
-        self._order = B.random_permutation(self.rng, self.n) if self.shuffle else None
+        if self.shuffle:
+            self._pass_state = B.random_generator_state(self.rng)
+            self._order = B.random_permutation(self.rng, self.n)
+        else:
+            self._order = None
         self._pos = 0
+
+    # The position as plain data, for a resumed fit (models/training_state.py): the permutation is not stored but
+    # drawn again from the generator state it came from.
+    def get_state(self):
+        return {"pos": self._pos, "pass_state": self._pass_state if self._order is not None else None}
+
+    def set_state(self, state):
+        self._pos = int(state["pos"])
+        self._pass_state = state["pass_state"]
+        if self.shuffle and self._pass_state is not None:
+            gen = B.random_generator()
+            B.set_random_generator_state(gen, self._pass_state)
+            self._order = B.random_permutation(gen, self.n)
+        else:
+            self._order = None
 
     def _next(self):
         if self._order is None and self.shuffle or self._pos >= self.n:

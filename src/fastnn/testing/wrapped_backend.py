@@ -171,7 +171,8 @@ def _unwrap_host_sequence(seq):
 # Names that are not buffer functions: passed through unchanged.
 _PASS_THROUGH = {"name", "device", "MAX_THREADS", "errstate", "build_info", "get_num_threads", "set_num_threads",
                  "simd_path", "set_simd_path", "gemm_path", "set_gemm_path", "oversubscription_guard",
-                 "set_oversubscription_guard", "random_generator", "result_type", "promote_types",
+                 "set_oversubscription_guard", "random_generator", "is_random_generator", "random_generator_state",
+                 "set_random_generator_state", "result_type", "promote_types",
                  "broadcast_shapes"}
 
 
