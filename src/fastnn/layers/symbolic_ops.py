@@ -112,4 +112,15 @@ class Matmul(SymbolicOp):
         return _binary(x1, x2, "__matmul__", "__rmatmul__")
 
 
-OPS = {cls.__name__: cls for cls in (Add, Subtract, Multiply, TrueDivide, Power, Negative, Matmul)}
+class NotEqual(SymbolicOp):
+    """``x1 != x2`` elementwise (a bool tensor): Keras 3's functional graphs hold one for the mask of an
+    ``Embedding(mask_zero=True)`` (``ops.not_equal(tokens, 0)``), which the masked layers after it receive as
+    ``mask=``; fastnn reads such configs."""
+
+    def compute(self, x1, x2):
+        from fastnn.autograd.ops.elementwise import not_equal
+
+        return not_equal(_as_operand(x1), _as_operand(x2))
+
+
+OPS = {cls.__name__: cls for cls in (Add, Subtract, Multiply, TrueDivide, Power, Negative, Matmul, NotEqual)}
