@@ -101,6 +101,53 @@ def in_safe_mode():
     return value if value is not None else _global_safe_mode[0]
 
 
+# -- shared objects (Keras's ObjectSharingScope: saving_lib serializes and deserializes a model inside one) ----------
+_sharing_state = threading.local()
+
+
+class ObjectSharingScope:
+    """Inside the scope, an object serialized twice (one initializer instance used by two layers, ...) gets a
+    ``"shared_object_id"`` in both its configs, and deserialization gives back one object for them (Keras's)."""
+
+    def __enter__(self):
+        _sharing_state.id_to_obj_map = {}
+        _sharing_state.id_to_config_map = {}
+
+    def __exit__(self, *args, **kwargs):
+        _sharing_state.id_to_obj_map = None
+        _sharing_state.id_to_config_map = None
+
+
+def get_shared_object(obj_id):
+    """The object deserialized earlier in this sharing scope under ``obj_id`` (None when none / no scope)."""
+    id_to_obj_map = getattr(_sharing_state, "id_to_obj_map", None)
+    if id_to_obj_map is not None:
+        return id_to_obj_map.get(obj_id, None)
+    return None
+
+
+def record_object_after_serialization(obj, config):
+    """Keeps track of a serialized object's config; the second time the object is seen, both configs get its
+    ``shared_object_id``. (Also: a class of the main script gets module None, as in Keras.)"""
+    if config["module"] == "__main__":
+        config["module"] = None
+    id_to_config_map = getattr(_sharing_state, "id_to_config_map", None)
+    if id_to_config_map is None:
+        return
+    obj_id = int(id(obj))
+    if obj_id not in id_to_config_map:
+        id_to_config_map[obj_id] = config
+    else:
+        config["shared_object_id"] = obj_id
+        id_to_config_map[obj_id]["shared_object_id"] = obj_id
+
+
+def record_object_after_deserialization(obj, obj_id):
+    id_to_obj_map = getattr(_sharing_state, "id_to_obj_map", None)
+    if id_to_obj_map is not None:
+        id_to_obj_map[obj_id] = obj
+
+
 # -- Python functions as bytecode (Keras's python_utils.func_dump / func_load) --------------------------------------
 def func_dump(func):
     """``(code, defaults, closure)`` of a user function: its marshalled bytecode in base64, as Keras writes it."""
@@ -240,6 +287,7 @@ def serialize_keras_object(obj):
     if isinstance(obj, SymbolicOp):
         config = _symbolic_op_config(obj)
         config["config"] = serialize_dict(config["config"])
+        record_object_after_serialization(obj, config)
         return config
 
     inner_config = _get_class_or_fn_config(obj)
@@ -249,8 +297,7 @@ def serialize_keras_object(obj):
         config = {"module": module, "class_name": obj.__class__.__name__, "config": inner_config,
                   "registered_name": object_registration.get_registered_name(obj.__class__)}
     _add_build_and_compile_config(obj, config)
-    if config["module"] == "__main__":
-        config["module"] = None  # as Keras: a class of the main script has no importable module
+    record_object_after_serialization(obj, config)
     return config
 
 
@@ -395,6 +442,11 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
         raise TypeError(f"Expected 'config' to be a dict for {class_name},\ninstead got {type(inner_config)}\n"
                         f"Full config: {config}")
 
+    if "shared_object_id" in config:  # seen before in this ObjectSharingScope: the same object again
+        obj = get_shared_object(config["shared_object_id"])
+        if obj is not None:
+            return obj
+
     cls = _retrieve_class_or_fn(class_name, registered_name, module, obj_type="class", full_config=config,
                                 custom_objects=custom_objects)
     if isinstance(cls, types.FunctionType):
@@ -420,6 +472,8 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
         if compile_config:
             instance.compile_from_config(compile_config)
             instance.compiled = True
+    if "shared_object_id" in config:
+        record_object_after_deserialization(instance, config["shared_object_id"])
     return instance
 
 
@@ -506,6 +560,17 @@ _KERAS_SRC_TO_FASTNN = {
 }
 
 
+class _DTypePolicyConfig:
+    """Keras's ``DTypePolicy`` / ``FloatDTypePolicy`` configs: fastnn's layers keep a dtype policy as its dtype
+    name, so a policy config deserializes to that name ("float32"), which every ``dtype=`` argument takes."""
+
+    @classmethod
+    def from_config(cls, config):
+        from fastnn.layers.serialization import dtype_from_config
+
+        return dtype_from_config({"class_name": "DTypePolicy", "config": config})
+
+
 def _model_classes():
     from fastnn.layers.input_layer import Input, InputLayer
     from fastnn.models.functional import Functional
@@ -513,7 +578,7 @@ def _model_classes():
     from fastnn.models.sequential import Sequential
 
     return {"Sequential": Sequential, "Model": Model, "Functional": Functional, "Input": Input,
-            "InputLayer": InputLayer}
+            "InputLayer": InputLayer, "DTypePolicy": _DTypePolicyConfig, "FloatDTypePolicy": _DTypePolicyConfig}
 
 
 def _fastnn_symbol(api_module, name):
