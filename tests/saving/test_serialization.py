@@ -624,3 +624,26 @@ def test_object_sharing_scope_marks_and_restores_shared_objects():
 def test_dtype_policy_configs_deserialize_to_the_dtype_name():
     assert deserialize_keras_object(_dtype_policy("float64")) == "float64"
     assert layers.Dense(2, dtype=deserialize_keras_object(_dtype_policy("float64"))).dtype == "float64"
+
+
+def test_malformed_model_configs_raise_value_or_type_errors():
+    model = _functional_multi()
+    base = json.loads(model.to_json())
+
+    def damaged(edit):
+        config = json.loads(json.dumps(base))
+        edit(config)
+        return config
+
+    cases = [
+        lambda c: c["config"]["layers"][2]["config"]["dtype"]["config"].pop("name"),  # missing key deep inside
+        lambda c: c["config"]["layers"][3]["inbound_nodes"][0]["args"][0].__setitem__("class_name", "x"),
+        lambda c: c["config"].__setitem__("output_layers", [["nowhere", 0, 0]]),
+        lambda c: c["config"]["layers"][4]["inbound_nodes"][0]["args"][0][0]["config"].__setitem__(
+            "keras_history", ["shared", 5, 0]),
+        lambda c: c["config"].pop("layers"),
+        lambda c: c["config"]["layers"][2].__setitem__("config", []),
+    ]
+    for edit in cases:
+        with pytest.raises((ValueError, TypeError)):
+            deserialize_keras_object(damaged(edit))

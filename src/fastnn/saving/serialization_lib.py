@@ -459,19 +459,26 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
     # objects) and a safe-mode scope (so a nested lambda is refused or accepted as this call says).
     with object_registration.CustomObjectScope(custom_objects), SafeModeScope(safe_mode):
         try:
-            instance = cls.from_config(inner_config)
-        except TypeError as e:
-            raise TypeError(f"{cls} could not be deserialized properly. Please ensure that components that are "
-                            "Python object instances (layers, models, etc.) returned by `get_config()` are "
-                            "explicitly deserialized in the model's `from_config()` method."
-                            f"\n\nconfig={config}.\n\nException encountered: {e}") from e
-        build_config = config.get("build_config", None)
-        if build_config and not getattr(instance, "built", True):
-            build_from_config(instance, build_config)
-        compile_config = config.get("compile_config", None)
-        if compile_config:
-            instance.compile_from_config(compile_config)
-            instance.compiled = True
+            try:
+                instance = cls.from_config(inner_config)
+            except TypeError as e:
+                raise TypeError(f"{cls} could not be deserialized properly. Please ensure that components that "
+                                "are Python object instances (layers, models, etc.) returned by `get_config()` are "
+                                "explicitly deserialized in the model's `from_config()` method."
+                                f"\n\nconfig={config}.\n\nException encountered: {e}") from e
+            build_config = config.get("build_config", None)
+            if build_config and not getattr(instance, "built", True):
+                build_from_config(instance, build_config)
+            compile_config = config.get("compile_config", None)
+            if compile_config:
+                instance.compile_from_config(compile_config)
+                instance.compiled = True
+        except (KeyError, IndexError, AttributeError) as e:
+            # A config that lacks an entry or names something that is not there (a damaged file): say which object
+            # could not be rebuilt instead of surfacing a bare lookup error from deep inside.
+            name = inner_config.get("name") if isinstance(inner_config, dict) else None
+            raise ValueError(f"Could not deserialize {class_name}" + (f" '{name}'" if isinstance(name, str) else "")
+                             + f": its config is malformed ({type(e).__name__}: {e}).") from e
     if "shared_object_id" in config:
         record_object_after_deserialization(instance, config["shared_object_id"])
     return instance
