@@ -41,7 +41,7 @@ __all__ = [
 
 # The Keras model API is imported on first use, so `import fastnn` stays fast.
 _LAZY_MODULES = ("layers", "models", "optimizers", "losses", "metrics", "activations", "initializers", "callbacks",
-                 "utils", "datasets", "regularizers", "constraints")
+                 "utils", "datasets", "regularizers", "constraints", "saving")
 _LAZY_NAMES = {"Sequential": "fastnn.models", "Model": "fastnn.models", "Input": "fastnn.layers",
                "Layer": "fastnn.layers", "InputSpec": "fastnn.layers", "KerasTensor": "fastnn.layers"}
 __all__ += list(_LAZY_MODULES) + list(_LAZY_NAMES)

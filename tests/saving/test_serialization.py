@@ -445,6 +445,10 @@ def test_models_round_trip_through_to_json(build, inputs):
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]  # shared weights stay shared
     assert _plain(clone.get_config()) == _plain(model.get_config())
     _assert_same_model(model, clone, inputs())
+    texts = []
+    for m in (model, clone):
+        m.summary(print_fn=texts.append, expand_nested=True)
+    assert texts[0] == texts[1]  # summary() of the loaded model equals the original's
     # get_config / from_config keep the same graph, too.
     again = type(model).from_config(model.get_config())
     assert _plain(again.get_config()) == _plain(model.get_config())
