@@ -113,14 +113,29 @@ class Matmul(SymbolicOp):
 
 
 class NotEqual(SymbolicOp):
-    """``x1 != x2`` elementwise (a bool tensor): Keras 3's functional graphs hold one for the mask of an
-    ``Embedding(mask_zero=True)`` (``ops.not_equal(tokens, 0)``), which the masked layers after it receive as
-    ``mask=``; fastnn reads such configs."""
+    """Keras 3.15's functional configs record the masks of Masking and ``Embedding(mask_zero=True)`` as NotEqual /
+    Any operations feeding the next layer's ``mask=`` argument; fastnn reads those graphs (h-core, issue 14)."""
 
     def compute(self, x1, x2):
-        from fastnn.autograd.ops.elementwise import not_equal
-
-        return not_equal(_as_operand(x1), _as_operand(x2))
+        return _binary(x1, x2, "__ne__", "__ne__")
 
 
-OPS = {cls.__name__: cls for cls in (Add, Subtract, Multiply, TrueDivide, Power, Negative, Matmul, NotEqual)}
+class Any(SymbolicOp):
+    """``keras.ops.any(x, axis, keepdims)`` (boolean, not differentiable), for the mask nodes of Keras's configs."""
+
+    def __init__(self, axis=None, keepdims=False, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.axis = [axis] if isinstance(axis, int) else axis
+        self.keepdims = bool(keepdims)
+
+    def compute(self, x):
+        data = x._data if isinstance(x, Tensor) else B.asarray(x)
+        axis = None if self.axis is None else tuple(self.axis)
+        return Tensor._wrap(B.any(data, axis=axis, keepdims=self.keepdims))
+
+    def get_config(self):
+        axis = self.axis[0] if isinstance(self.axis, list) and len(self.axis) == 1 else self.axis
+        return {"name": self.name, "axis": axis, "keepdims": self.keepdims}
+
+
+OPS = {cls.__name__: cls for cls in (Add, Subtract, Multiply, TrueDivide, Power, Negative, Matmul, NotEqual, Any)}
