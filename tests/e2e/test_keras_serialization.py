@@ -113,13 +113,13 @@ def _merging(lib):
     inner = lib.Model(inner_in, L.Dense(4, name="inner_dense")(inner_in), name="inner")
     shared = L.Dense(4, name="shared")
     sa, sb = shared(a), shared(inner(b))
-    merged = [L.Add(name="add")([sa, sb]), L.Subtract(name="sub")([sa, sb]), L.Multiply(name="mul")([sa, sb]),
+    merged = [L.Add(name="addl")([sa, sb]), L.Subtract(name="sub")([sa, sb]), L.Multiply(name="mul")([sa, sb]),
               L.Average(name="avg")([sa, sb]), L.Maximum(name="max")([sa, sb]), L.Minimum(name="min")([sa, sb])]
     h = L.Concatenate(name="cat")(merged)
     h = L.Reshape((6, 4), name="resh")(h)
     h = L.Permute((2, 1), name="perm")(h)
     h = L.Flatten(name="flat")(h)
-    h = L.Lambda(_named_function, arguments={"k": 2}, name="lam")(h)
+    h = L.Lambda(_named_function, arguments={"k": 2}, name="lam")(h) * 0.5 + 1.0  # operation nodes, too
     r = L.RepeatVector(2, name="rep")(L.Dense(3, name="to_rep")(h))
     return lib.Model([a, b], [r, inner(sa)], name="merging")
 

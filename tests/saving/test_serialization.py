@@ -85,6 +85,8 @@ def test_plain_values_serialize_as_keras():
         assert back == (_plain(value) if isinstance(value, (list, tuple, dict)) else value)  # JSON has no tuples
     array = _json_round_trip(np.arange(6, dtype="float32").reshape(2, 3))
     assert array.dtype == np.float32 and array.tolist() == [[0, 1, 2], [3, 4, 5]]
+    symbolic = _json_round_trip(fastnn.Input((3,), name="kt"))
+    assert symbolic.shape == (None, 3) and symbolic._pre_serialization_keras_history == ["kt", 0, 0]
     tensor = _json_round_trip(fastnn.Tensor(np.ones((2,), "float32")))
     assert isinstance(tensor, fastnn.Tensor) and np.asarray(tensor).tolist() == [1.0, 1.0]
 
