@@ -353,7 +353,7 @@ def test_enable_unsafe_deserialization_switches_safe_mode_off_globally():
         clone = model_from_json(_lambda_model().to_json())
         assert isinstance(clone.layers[1], layers.Lambda)
     finally:
-        serialization_lib._global_safe_mode[0] = None
+        serialization_lib._safe_mode_state.value = None
 
 
 @pytest.mark.filterwarnings("ignore:The object being serialized includes a `lambda`")

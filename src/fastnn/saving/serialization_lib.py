@@ -71,8 +71,9 @@ LAMBDA_LAYER_REFUSED_MESSAGE = (
 
 
 # -- safe mode ------------------------------------------------------------------------------------------------------
+# Keras keeps the flag in its per-thread global state ("safe_mode_saving"): None (unset, loaders default to safe),
+# True or False. SafeModeScope sets it for the calls nested in it; enable_unsafe_deserialization sets it for good.
 _safe_mode_state = threading.local()
-_global_safe_mode = [None]  # enable_unsafe_deserialization() sets False for every thread, as Keras's switch does
 
 
 class SafeModeScope:
@@ -82,7 +83,7 @@ class SafeModeScope:
         self.safe_mode = safe_mode
 
     def __enter__(self):
-        self.original_value = getattr(_safe_mode_state, "value", None)
+        self.original_value = in_safe_mode()
         _safe_mode_state.value = self.safe_mode
 
     def __exit__(self, *args, **kwargs):
@@ -90,15 +91,14 @@ class SafeModeScope:
 
 
 def enable_unsafe_deserialization():
-    """Disables safe mode globally, allowing deserialization of lambdas (``keras.config.enable_unsafe_
-    deserialization``). Only call it for files you trust."""
-    _global_safe_mode[0] = False
+    """Disables safe mode (in this thread, as Keras's ``keras.config.enable_unsafe_deserialization``), allowing
+    deserialization of lambdas. Only call it for files you trust."""
+    _safe_mode_state.value = False
 
 
 def in_safe_mode():
-    """The safe-mode flag of the open ``SafeModeScope`` (else the global switch); None when neither is set."""
-    value = getattr(_safe_mode_state, "value", None)
-    return value if value is not None else _global_safe_mode[0]
+    """The safe-mode flag set by the open ``SafeModeScope`` or ``enable_unsafe_deserialization``; None when unset."""
+    return getattr(_safe_mode_state, "value", None)
 
 
 # -- shared objects (Keras's ObjectSharingScope: saving_lib serializes and deserializes a model inside one) ----------
