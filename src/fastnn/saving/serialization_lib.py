@@ -430,6 +430,9 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
 
     module = config.get("module", None)
     registered_name = config.get("registered_name", class_name)
+    for key, value in (("class_name", class_name), ("module", module), ("registered_name", registered_name)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"Expected '{key}' to be a str or None, instead got {type(value)}\nFull config: {config}")
 
     if class_name == "function":
         fn_name = inner_config
@@ -473,7 +476,7 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
             if compile_config:
                 instance.compile_from_config(compile_config)
                 instance.compiled = True
-        except (KeyError, IndexError, AttributeError) as e:
+        except (KeyError, IndexError, AttributeError, OverflowError) as e:
             # A config that lacks an entry or names something that is not there (a damaged file): say which object
             # could not be rebuilt instead of surfacing a bare lookup error from deep inside.
             name = inner_config.get("name") if isinstance(inner_config, dict) else None
