@@ -351,7 +351,11 @@ class Functional(Model):
             name, node_index, tensor_index = r
             if isinstance(created.get(name), Functional) and node_index >= 1:
                 node_index -= 1  # Keras's input/output_layers count a functional model's own first node
-            return outputs_by_node[(name, node_index)][tensor_index]
+            outputs = outputs_by_node.get((name, node_index))
+            if outputs is None or not -len(outputs) <= tensor_index < len(outputs):
+                raise ValueError(f"Functional.from_config: the config refers to tensor {r!r}, which no layer of "
+                                 f"the config produces (layers: {sorted(created)})")
+            return outputs[tensor_index]
 
         inputs = _map_refs(get, config["input_layers"])
         outputs = _map_refs(get, config["output_layers"])
@@ -410,8 +414,16 @@ def _deserialize_args(structure, outputs_by_node):
 
 
 def _map_refs(fn, refs):
+    """The tensors of a config's input_layers / output_layers: [name, node_index, tensor_index] references, or
+    lists / dicts of them. Anything else is a malformed config (ValueError)."""
     if isinstance(refs, dict):
         return {k: _map_refs(fn, v) for k, v in refs.items()}
     if isinstance(refs, list) and refs and isinstance(refs[0], str):
+        if len(refs) != 3 or not all(isinstance(i, int) and not isinstance(i, bool) for i in refs[1:]):
+            raise ValueError(f"Functional.from_config: a tensor reference must be [layer_name, node_index, "
+                             f"tensor_index], but received {refs!r}")
         return fn(refs)
+    if not isinstance(refs, list):
+        raise ValueError(f"Functional.from_config: input_layers / output_layers must hold [layer_name, node_index, "
+                         f"tensor_index] references, but received {refs!r}")
     return [_map_refs(fn, r) for r in refs]

@@ -71,8 +71,9 @@ LAMBDA_LAYER_REFUSED_MESSAGE = (
 
 
 # -- safe mode ------------------------------------------------------------------------------------------------------
+# Keras keeps the flag in its per-thread global state ("safe_mode_saving"): None (unset, loaders default to safe),
+# True or False. SafeModeScope sets it for the calls nested in it; enable_unsafe_deserialization sets it for good.
 _safe_mode_state = threading.local()
-_global_safe_mode = [None]  # enable_unsafe_deserialization() sets False for every thread, as Keras's switch does
 
 
 class SafeModeScope:
@@ -82,7 +83,7 @@ class SafeModeScope:
         self.safe_mode = safe_mode
 
     def __enter__(self):
-        self.original_value = getattr(_safe_mode_state, "value", None)
+        self.original_value = in_safe_mode()
         _safe_mode_state.value = self.safe_mode
 
     def __exit__(self, *args, **kwargs):
@@ -90,15 +91,61 @@ class SafeModeScope:
 
 
 def enable_unsafe_deserialization():
-    """Disables safe mode globally, allowing deserialization of lambdas (``keras.config.enable_unsafe_
-    deserialization``). Only call it for files you trust."""
-    _global_safe_mode[0] = False
+    """Disables safe mode (in this thread, as Keras's ``keras.config.enable_unsafe_deserialization``), allowing
+    deserialization of lambdas. Only call it for files you trust."""
+    _safe_mode_state.value = False
 
 
 def in_safe_mode():
-    """The safe-mode flag of the open ``SafeModeScope`` (else the global switch); None when neither is set."""
-    value = getattr(_safe_mode_state, "value", None)
-    return value if value is not None else _global_safe_mode[0]
+    """The safe-mode flag set by the open ``SafeModeScope`` or ``enable_unsafe_deserialization``; None when unset."""
+    return getattr(_safe_mode_state, "value", None)
+
+
+# -- shared objects (Keras's ObjectSharingScope: saving_lib serializes and deserializes a model inside one) ----------
+_sharing_state = threading.local()
+
+
+class ObjectSharingScope:
+    """Inside the scope, an object serialized twice (one initializer instance used by two layers, ...) gets a
+    ``"shared_object_id"`` in both its configs, and deserialization gives back one object for them (Keras's)."""
+
+    def __enter__(self):
+        _sharing_state.id_to_obj_map = {}
+        _sharing_state.id_to_config_map = {}
+
+    def __exit__(self, *args, **kwargs):
+        _sharing_state.id_to_obj_map = None
+        _sharing_state.id_to_config_map = None
+
+
+def get_shared_object(obj_id):
+    """The object deserialized earlier in this sharing scope under ``obj_id`` (None when none / no scope)."""
+    id_to_obj_map = getattr(_sharing_state, "id_to_obj_map", None)
+    if id_to_obj_map is not None:
+        return id_to_obj_map.get(obj_id, None)
+    return None
+
+
+def record_object_after_serialization(obj, config):
+    """Keeps track of a serialized object's config; the second time the object is seen, both configs get its
+    ``shared_object_id``. (Also: a class of the main script gets module None, as in Keras.)"""
+    if config["module"] == "__main__":
+        config["module"] = None
+    id_to_config_map = getattr(_sharing_state, "id_to_config_map", None)
+    if id_to_config_map is None:
+        return
+    obj_id = int(id(obj))
+    if obj_id not in id_to_config_map:
+        id_to_config_map[obj_id] = config
+    else:
+        config["shared_object_id"] = obj_id
+        id_to_config_map[obj_id]["shared_object_id"] = obj_id
+
+
+def record_object_after_deserialization(obj, obj_id):
+    id_to_obj_map = getattr(_sharing_state, "id_to_obj_map", None)
+    if id_to_obj_map is not None:
+        id_to_obj_map[obj_id] = obj
 
 
 # -- Python functions as bytecode (Keras's python_utils.func_dump / func_load) --------------------------------------
@@ -240,6 +287,7 @@ def serialize_keras_object(obj):
     if isinstance(obj, SymbolicOp):
         config = _symbolic_op_config(obj)
         config["config"] = serialize_dict(config["config"])
+        record_object_after_serialization(obj, config)
         return config
 
     inner_config = _get_class_or_fn_config(obj)
@@ -249,8 +297,7 @@ def serialize_keras_object(obj):
         config = {"module": module, "class_name": obj.__class__.__name__, "config": inner_config,
                   "registered_name": object_registration.get_registered_name(obj.__class__)}
     _add_build_and_compile_config(obj, config)
-    if config["module"] == "__main__":
-        config["module"] = None  # as Keras: a class of the main script has no importable module
+    record_object_after_serialization(obj, config)
     return config
 
 
@@ -383,6 +430,9 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
 
     module = config.get("module", None)
     registered_name = config.get("registered_name", class_name)
+    for key, value in (("class_name", class_name), ("module", module), ("registered_name", registered_name)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"Expected '{key}' to be a str or None, instead got {type(value)}\nFull config: {config}")
 
     if class_name == "function":
         fn_name = inner_config
@@ -394,6 +444,11 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
     if not isinstance(inner_config, dict):
         raise TypeError(f"Expected 'config' to be a dict for {class_name},\ninstead got {type(inner_config)}\n"
                         f"Full config: {config}")
+
+    if "shared_object_id" in config:  # seen before in this ObjectSharingScope: the same object again
+        obj = get_shared_object(config["shared_object_id"])
+        if obj is not None:
+            return obj
 
     cls = _retrieve_class_or_fn(class_name, registered_name, module, obj_type="class", full_config=config,
                                 custom_objects=custom_objects)
@@ -407,19 +462,28 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
     # objects) and a safe-mode scope (so a nested lambda is refused or accepted as this call says).
     with object_registration.CustomObjectScope(custom_objects), SafeModeScope(safe_mode):
         try:
-            instance = cls.from_config(inner_config)
-        except TypeError as e:
-            raise TypeError(f"{cls} could not be deserialized properly. Please ensure that components that are "
-                            "Python object instances (layers, models, etc.) returned by `get_config()` are "
-                            "explicitly deserialized in the model's `from_config()` method."
-                            f"\n\nconfig={config}.\n\nException encountered: {e}") from e
-        build_config = config.get("build_config", None)
-        if build_config and not getattr(instance, "built", True):
-            build_from_config(instance, build_config)
-        compile_config = config.get("compile_config", None)
-        if compile_config:
-            instance.compile_from_config(compile_config)
-            instance.compiled = True
+            try:
+                instance = cls.from_config(inner_config)
+            except TypeError as e:
+                raise TypeError(f"{cls} could not be deserialized properly. Please ensure that components that "
+                                "are Python object instances (layers, models, etc.) returned by `get_config()` are "
+                                "explicitly deserialized in the model's `from_config()` method."
+                                f"\n\nconfig={config}.\n\nException encountered: {e}") from e
+            build_config = config.get("build_config", None)
+            if build_config and not getattr(instance, "built", True):
+                build_from_config(instance, build_config)
+            compile_config = config.get("compile_config", None)
+            if compile_config:
+                instance.compile_from_config(compile_config)
+                instance.compiled = True
+        except (KeyError, IndexError, AttributeError, OverflowError) as e:
+            # A config that lacks an entry or names something that is not there (a damaged file): say which object
+            # could not be rebuilt instead of surfacing a bare lookup error from deep inside.
+            name = inner_config.get("name") if isinstance(inner_config, dict) else None
+            raise ValueError(f"Could not deserialize {class_name}" + (f" '{name}'" if isinstance(name, str) else "")
+                             + f": its config is malformed ({type(e).__name__}: {e}).") from e
+    if "shared_object_id" in config:
+        record_object_after_deserialization(instance, config["shared_object_id"])
     return instance
 
 
@@ -506,6 +570,17 @@ _KERAS_SRC_TO_FASTNN = {
 }
 
 
+class _DTypePolicyConfig:
+    """Keras's ``DTypePolicy`` / ``FloatDTypePolicy`` configs: fastnn's layers keep a dtype policy as its dtype
+    name, so a policy config deserializes to that name ("float32"), which every ``dtype=`` argument takes."""
+
+    @classmethod
+    def from_config(cls, config):
+        from fastnn.layers.serialization import dtype_from_config
+
+        return dtype_from_config({"class_name": "DTypePolicy", "config": config})
+
+
 def _model_classes():
     from fastnn.layers.input_layer import Input, InputLayer
     from fastnn.models.functional import Functional
@@ -513,7 +588,7 @@ def _model_classes():
     from fastnn.models.sequential import Sequential
 
     return {"Sequential": Sequential, "Model": Model, "Functional": Functional, "Input": Input,
-            "InputLayer": InputLayer}
+            "InputLayer": InputLayer, "DTypePolicy": _DTypePolicyConfig, "FloatDTypePolicy": _DTypePolicyConfig}
 
 
 def _fastnn_symbol(api_module, name):
