@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import functools
 import inspect
 import math
 import re
@@ -246,6 +247,28 @@ def assert_input_compatibility(specs, inputs, layer_name):
 # ---------------------------------------------------------------------------------------------------------------
 # Layer variables
 # ---------------------------------------------------------------------------------------------------------------
+
+def _recording_build(build):
+    """Keras's build wrapper: a layer built by calling ``layer.build(shape)`` directly (not through ``__call__``)
+    is marked built and records its input shape, so its ``build_config`` (and a saved model's) lets a loader
+    rebuild it before assigning the saved weights."""
+    if getattr(build, "_fastnn_records_build", False):
+        return build
+
+    @functools.wraps(build)
+    def wrapper(self, *args, **kwargs):
+        result = build(self, *args, **kwargs)
+        if getattr(self, "_build_input_shape", None) is None:
+            shape = args[0] if args else (next(iter(kwargs.values())) if len(kwargs) == 1 else None)
+            if shape is not None:
+                self._build_input_shape = shape
+        if not self.built:
+            self.built = True
+        return result
+
+    wrapper._fastnn_records_build = True
+    return wrapper
+
 class LayerVariable(Variable):
     """A Variable created by ``Layer.add_weight``: it knows its layer path, regularizer and constraint."""
 
@@ -275,6 +298,11 @@ class Layer:
         dtype: the dtype of the weights and computations (float32 by default).
         input_shape: (first layer of a Sequential model) the shape of one sample, without the batch axis.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            cls.build = _recording_build(cls.__dict__["build"])
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)

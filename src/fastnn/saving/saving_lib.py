@@ -70,66 +70,25 @@ def _h5py():
 
 
 # =====================================================================================================================
-# Serialization: ONE shim until h-serial's fastnn.saving.serialization_lib lands (the lead removes the fallback).
+# Serialization: config.json is serialize_keras_object(model) inside an ObjectSharingScope, as Keras's saving_lib
+# (an object used twice is written once with a shared_object_id and comes back as one object).
 # =====================================================================================================================
-def _serialization_lib():
-    try:
-        from fastnn.saving import serialization_lib
-    except ImportError:
-        return None
-    return serialization_lib
-
-
 def _serialize_model(model) -> dict:
-    lib = _serialization_lib()
-    if lib is not None:
-        return lib.serialize_keras_object(model)
-    from fastnn.layers.serialization import serialize_layer
+    from fastnn.saving import serialization_lib
 
-    return serialize_layer(model)
+    with serialization_lib.ObjectSharingScope():
+        return serialization_lib.serialize_keras_object(model)
 
 
 def _deserialize_model(config, custom_objects, safe_mode):
-    lib = _serialization_lib()
-    if lib is not None:
-        return lib.deserialize_keras_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
-    # Fallback: the existing layer deserializer, then Keras's build_from_config and compile_from_config steps.
-    from fastnn.models.sequential import deserialize_layer
+    from fastnn.saving import serialization_lib
 
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str) \
             or not isinstance(config.get("config"), dict):
         raise ValueError(f"Expected a serialized model ({{'class_name': ..., 'config': {{...}}}}), but received "
                          f"{_short(config)}")
-    model = deserialize_layer(config, custom_objects=custom_objects)
-    build_config = config.get("build_config")
-    if not model.built and isinstance(build_config, dict) and build_config.get("input_shape") is not None:
-        model.build(tuple(build_config["input_shape"]))  # Keras's Layer.build_from_config
-    compile_config = config.get("compile_config")
-    if compile_config and hasattr(model, "compile"):
-        _compile_from_config(model, compile_config, custom_objects)
-    return model
-
-
-def _compile_from_config(model, config, custom_objects):
-    """Keras's Model.compile_from_config: compile with the deserialized arguments, then build the optimizer."""
-    if hasattr(model, "compile_from_config"):
-        model.compile_from_config(config)
-    else:
-        from fastnn import losses as _losses
-        from fastnn import optimizers as _optimizers
-
-        config = dict(config)
-        optimizer = config.get("optimizer")
-        if optimizer is not None:
-            config["optimizer"] = _optimizers.get(optimizer)
-        loss = config.get("loss")
-        if isinstance(loss, dict) and "class_name" in loss:
-            config["loss"] = _losses.get(loss)
-        allowed = ("optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
-                   "steps_per_execution", "jit_compile")
-        model.compile(**{k: v for k, v in config.items() if k in allowed})
-    if getattr(model, "optimizer", None) is not None and model.built:
-        model.optimizer.build(model.trainable_variables)
+    with serialization_lib.ObjectSharingScope():
+        return serialization_lib.deserialize_keras_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
 
 
 def _short(value, limit=200):
