@@ -564,9 +564,13 @@ def test_new_optimizers_identifiers_configs_and_bad_arguments():
         opt = optimizers.get(name)
         assert isinstance(opt, cls)
         assert cls.from_config(opt.get_config()).get_config() == opt.get_config()
-    # Keras's default names and base config keys (tests/e2e compares every key with Keras).
+    # Keras's default names (made unique as Keras's auto_name: a second Lion is "lion_1"; clear_session restarts
+    # the count) and base config keys (tests/e2e compares every key with Keras).
+    fastnn.utils.clear_session()
     assert [c().name for c in (optimizers.SGD, optimizers.RMSprop, optimizers.AdamW, optimizers.Lion)] == \
         ["sgd", "rm_sprop", "adam_w", "lion"]
+    assert [optimizers.Lion().name, optimizers.Lion(name="mine").name, optimizers.Lion().name] == \
+        ["lion_1", "mine", "lion_2"]
     cfg = optimizers.Ftrl().get_config()
     for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                 "gradient_accumulation_steps", "l2_shrinkage_regularization_strength", "beta"):

@@ -190,7 +190,11 @@ class Optimizer:
             warnings.warn("Argument `decay` is no longer supported and will be ignored.", stacklevel=2)
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
-        self.name = name or _snake_case(cls)
+        if name is None:  # Keras's auto_name: "adam", "adam_1", ... from the same counter as layer names
+            from fastnn.layers.layer import unique_name
+
+            name = unique_name(_snake_case(cls))
+        self.name = name
         self.weight_decay = _check_positive(cls, "weight_decay", weight_decay)
         self.clipnorm = _check_positive(cls, "clipnorm", clipnorm)
         self.clipvalue = _check_positive(cls, "clipvalue", clipvalue)
