@@ -488,6 +488,22 @@ def _path_to_string(path):
     return os.fspath(path) if isinstance(path, os.PathLike) else path
 
 
+def _batch_save_due(callback, batch) -> bool:
+    """Keras's counting for ``save_freq=<int>`` (ModelCheckpoint and BackupAndRestore): batches since the last
+    save, a batch index not above the last one seen starting a new epoch (so ``steps_per_execution`` jumps count
+    their width). ``callback`` holds ``save_freq``, ``_last_batch_seen`` and ``_batches_seen_since_last_saving``."""
+    if callback.save_freq == "epoch":
+        return False
+    last = callback._last_batch_seen
+    add_batches = batch + 1 if last is None or batch <= last else batch - last
+    callback._batches_seen_since_last_saving += add_batches
+    callback._last_batch_seen = batch
+    if callback._batches_seen_since_last_saving >= callback.save_freq:
+        callback._batches_seen_since_last_saving = 0
+        return True
+    return False
+
+
 class ModelCheckpoint(_MonitorCallback):
     """Saves the model (``model.save``) or its weights (``model.save_weights``) during ``fit``: at the end of every
     epoch, or every ``save_freq`` batches; with ``save_best_only`` only when ``monitor`` improved. As Keras 3.
@@ -549,20 +565,7 @@ class ModelCheckpoint(_MonitorCallback):
             self._save_model(epoch=epoch, batch=None, logs=logs)
 
     def _should_save_on_batch(self, batch):
-        """Keras's counting: batches since the last save, a batch index not above the last one seen starting a new
-        epoch (so ``steps_per_execution`` jumps count their width)."""
-        if self.save_freq == "epoch":
-            return False
-        if self._last_batch_seen is None or batch <= self._last_batch_seen:
-            add_batches = batch + 1
-        else:
-            add_batches = batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += add_batches
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
+        return _batch_save_due(self, batch)
 
     def _should_save_model(self, epoch, batch, logs, filepath):
         logs = logs or {}
@@ -760,18 +763,7 @@ class BackupAndRestore(Callback):
             f.write(json.dumps(training_metadata))
 
     def _should_save_on_batch(self, batch):
-        if self.save_freq == "epoch":
-            return False
-        if batch <= self._last_batch_seen:  # a new epoch
-            add_batches = batch + 1
-        else:
-            add_batches = batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += add_batches
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
+        return _batch_save_due(self, batch)
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.exists(self.backup_dir):

@@ -189,7 +189,8 @@ def test_keras_json_loads_in_fastnn(case):
 
 
 def _compile(lib, model):
-    model.compile(optimizer=lib.optimizers.Adam(learning_rate=0.01, beta_1=0.8, clipnorm=1.0),
+    # An explicit name: both libraries number default names ("adam_3") by their own earlier objects.
+    model.compile(optimizer=lib.optimizers.Adam(learning_rate=0.01, beta_1=0.8, clipnorm=1.0, name="adam"),
                   loss=["mse", lib.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)],
                   loss_weights=[1.0, 0.5], metrics=[["mae"], [lib.metrics.CategoricalAccuracy(name="cacc")]])
     return model
