@@ -19,7 +19,9 @@ import pytest
 import fastnn
 from fastnn import callbacks, layers
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
+# The children import the fastnn this process imported (the source tree in a checkout with a built extension, the
+# installed package in CI's README stage, where src/ has no compiled _C).
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
 
 # The child: builds the model from a seed, trains with BackupAndRestore (and a callback that SIGKILLs the process at
 # the point asked), writes the final weights and the epochs it ran.

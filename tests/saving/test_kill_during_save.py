@@ -22,7 +22,9 @@ import fastnn.saving
 
 pytestmark = pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
+# The children import the fastnn this process imported (the source tree in a checkout with a built extension, the
+# installed package in CI's README stage, where src/ has no compiled _C).
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
 
 # The model both processes build; its weights are then set to a marker value so a file shows which save it holds.
 MODEL = r'''
