@@ -853,18 +853,20 @@ class Nadam(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self._u_product = 1.0
 
+    def _u_product_dtype(self):
+        """The dtype of Keras's u_product variable: that of the first variable it is built on (float32 before)."""
+        first = next(iter(self._known.values()), None)
+        return first._data.dtype if first is not None else np.dtype("float32")
+
     def _before_update(self, step):
         # Kept in the dtype of the first variable, as Keras's u_product variable: the saved value (a variable of
         # that dtype) then restores the product exactly, and a resumed run continues bit for bit.
-        first = next(iter(self._known.values()), None)
-        dtype = first._data.dtype if first is not None else np.dtype("float32")
         self._u_product = float(backend.item(backend.asarray(self._u_product * (self.beta_1 * (1.0 - 0.5 * 0.96 ** step)),
-                                                               dtype)))
+                                                               self._u_product_dtype())))
 
     def _extra_state(self):
         # Keras's u_product variable, created in the dtype of the first variable it is built on (floatx otherwise)
-        first = next(iter(self._known.values()), None)
-        dtype = first._data.dtype if first is not None else np.dtype("float32")
+        dtype = self._u_product_dtype()
 
         def set_(array):
             self._u_product = _scalar_of(array, f"{self.name}/variable")
