@@ -2,6 +2,8 @@
 TensorFlow 2.21; the live cross-checks are in tests/e2e/test_keras_models.py)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -200,7 +202,7 @@ def test_steps_per_execution_calls_batch_callbacks_per_execution_as_keras():
     assert r.events == [("pb", 0), ("pe", 2, (9, 1)), ("pb", 3), ("pe", 5, (1, 1))]  # outputs of the execution
 
 
-def test_compile_options_are_validated_and_jit_compile_warns():
+def test_compile_options_are_validated_and_jit_compile_resolves():
     m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(1)])
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="steps_per_execution"):
@@ -209,15 +211,22 @@ def test_compile_options_are_validated_and_jit_compile_warns():
         m.compile("sgd", "mse", run_eagerly="yes")
     with pytest.raises(TypeError, match="auto_scale_loss"):
         m.compile("sgd", "mse", auto_scale_loss=None)
-    with pytest.warns(UserWarning, match="jit_compile=True"):
+    with pytest.raises(ValueError, match="jit_compile"):
+        m.compile("sgd", "mse", jit_compile="xla")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the compiled step exists: no warning any more
         m.compile("sgd", "mse", jit_compile=True)
     assert m.jit_compile is True
     with pytest.warns(UserWarning, match="`jit_compile` cannot also be True"):
         m.compile("sgd", "mse", jit_compile=True, run_eagerly=True)
     assert m.jit_compile is False and m.run_eagerly is True
+    m.compile("sgd", "mse", run_eagerly=True)  # "auto" with run_eagerly: eager, silently (Keras's resolution)
+    assert m.jit_compile is False
     m.compile("sgd", "mse", steps_per_execution=4)
-    assert m.jit_compile is False and m.steps_per_execution == 4
-    assert m.get_compile_config()["steps_per_execution"] == 4
+    assert m.jit_compile is True and m.steps_per_execution == 4  # "auto": the compiled step
+    assert m.get_compile_config()["steps_per_execution"] == 4 and m.get_compile_config()["jit_compile"] is True
+    m.compile("sgd", "mse", jit_compile=False)
+    assert m.jit_compile is False and m.get_compile_config()["jit_compile"] is False
 
 
 # -- 4. get_config() as Keras 3.15 writes it ----------------------------------------------------------------------

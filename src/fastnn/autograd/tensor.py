@@ -17,6 +17,7 @@ import numpy as np
 
 from fastnn import backend
 from fastnn.autograd import dtypes
+from fastnn.backend import recording as _trace
 
 
 class Tensor:
@@ -419,6 +420,9 @@ class Variable(Tensor):
     def assign(self, value) -> "Variable":
         """Sets the value (cast to the variable's dtype); the shape must match. Tensors and arrays computed from
         or viewing the old value keep it (see the copy-on-write note above)."""
+        rec = _trace.active()
+        if rec is not None:  # inside a step being recorded for the compiled step: a plan step of its own
+            return rec.assign(self, "assign", value)
         arr = self._checked(value, "assign")
         if self._buffer_is_shared():
             self._data = backend.array(arr, dtype=self._data.dtype, copy=True)
@@ -427,9 +431,15 @@ class Variable(Tensor):
         return self
 
     def assign_add(self, value) -> "Variable":
+        rec = _trace.active()
+        if rec is not None:
+            return rec.assign(self, "assign_add", value)
         return self._update(backend.add, self._checked(value, "assign_add"))
 
     def assign_sub(self, value) -> "Variable":
+        rec = _trace.active()
+        if rec is not None:
+            return rec.assign(self, "assign_sub", value)
         return self._update(backend.subtract, self._checked(value, "assign_sub"))
 
     def _update(self, ufunc, arr) -> "Variable":

@@ -350,15 +350,18 @@ class Model(Layer):
                 output.
             weighted_metrics: metrics that also receive the sample weights (named ``weighted_<name>`` in the logs
                 when ``metrics`` already has one of that name, as in Keras).
-            run_eagerly: fastnn always runs eagerly; as in Keras's TensorFlow backend, the per-output losses of a
+            run_eagerly: True runs every step eagerly (no compiled step); as in Keras's TensorFlow backend, the
+                per-output losses of a
                 multi-output model are then averaged weighted by batch size (True) or as the plain mean of the
                 batch values (False, Keras's traced step); see ``compute_metrics``.
             steps_per_execution: batches run per "execution" (a positive int): callbacks'
                 ``on_*_batch_begin`` / ``on_*_batch_end`` are called once per execution, with the index of its first
                 and of its last batch (``begin + steps_per_execution - 1``), as Keras does. Training itself is the
                 same batch by batch.
-            jit_compile: "auto" or False run eagerly (Keras's "auto" is False on a CPU). True warns: fastnn has no
-                compiled step yet, so the model runs eagerly (bit-identical results).
+            jit_compile: "auto" (the default) or True: the compiled step (models/compiled.py): the first batch of
+                each input signature records its kernel calls, later batches replay them without the per-layer
+                Python, with bit-identical results. A model that cannot be traced warns once (naming the layer) and
+                runs eagerly. "auto" resolves to True unless ``run_eagerly``; False runs every step eagerly.
             auto_scale_loss: as in Keras, it only acts on a ``mixed_float16`` dtype policy, which fastnn does not
                 have, so it never changes anything; it must be a bool.
         """
@@ -373,16 +376,16 @@ class Model(Layer):
         if jit_compile not in ("auto", True, False, None):
             raise ValueError(f'compile: jit_compile must be "auto", True or False, but received {jit_compile!r}')
         if jit_compile == "auto" or jit_compile is None:
-            jit_compile = False  # Keras's "auto" on a CPU-only machine
+            # Keras's resolution on its JAX backend (a compiled step whenever the model supports it); on TensorFlow
+            # it is False on a CPU because XLA is slower there, but fastnn's compiled step is never slower than
+            # eager and gives the same bits, so it is the default.
+            jit_compile = not run_eagerly
         if jit_compile and run_eagerly:
             warnings.warn("If `run_eagerly` is True, then `jit_compile` cannot also be True. Disabling "
                           "`jit_compile`.", stacklevel=2)  # Keras's warning
             jit_compile = False
-        if jit_compile:
-            warnings.warn("compile(jit_compile=True): fastnn has no compiled (traced) train / test / predict step "
-                          "yet; the model runs eagerly, with the same results. Pass jit_compile=False (or 'auto') "
-                          "to silence this warning.", UserWarning, stacklevel=2)
         self.jit_compile = bool(jit_compile)
+        self.__dict__.pop("_compiled_steps", None)  # plans recorded with the previous losses / optimizer
         self.run_eagerly = run_eagerly
         self.steps_per_execution = int(steps_per_execution)
         self._auto_scale_loss = auto_scale_loss
@@ -638,7 +641,11 @@ class Model(Layer):
 
     def train_step(self, data):
         """One optimization step on a batch ``(x, y, sample_weight)``; returns the logs. Override for custom
-        training (the default: forward in training mode, compute_loss, GradientTape, optimizer.apply)."""
+        training (the default: forward in training mode, compute_loss, GradientTape, optimizer.apply).
+
+        With the compiled step (``compile(jit_compile="auto" / True)``, models/compiled.py) the forward pass,
+        losses and gradients of a batch replay the plan recorded at the first batch of its signature; the
+        optimizer, loss tracker and metrics run after it either way."""
         x, y, sample_weight = self._unpack(data)
         if not self.built:
             # As Keras's fit (which builds the model before the first step): a subclassed model creates its weights
@@ -646,33 +653,71 @@ class Model(Layer):
             with no_grad():
                 self(x, training=False)
         variables = self.trainable_weights
+        steps = self._compiled_steps_for_run()
+        if steps is not None:
+            y_pred, loss, grads, output_losses = steps.train(x, y, sample_weight, variables)
+            object.__setattr__(self, "_last_output_losses", output_losses)  # bookkeeping, not a tracked attribute
+        else:
+            y_pred, loss, grads = self._forward_backward(x, y, sample_weight, variables)
+        if variables:
+            self.optimizer.apply(grads, variables)  # optimizer.apply unscales the gradients
+        n = _batch_len(x)
+        self._loss_tracker.update_state(float(loss.numpy()), sample_weight=n)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def _forward_backward(self, x, y, sample_weight, variables):
+        """train_step up to the optimizer: (predictions, loss, gradients of ``variables`` or [])."""
         self._clear_activity_losses()
         with GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
             scaled_loss = self.optimizer.scale_loss(loss)  # as Keras: loss_scale_factor / LossScaleOptimizer
-        if variables:
-            grads = tape.gradient(scaled_loss, variables)  # optimizer.apply unscales the gradients
-            self.optimizer.apply(grads, variables)
-        n = _batch_len(x)
-        self._loss_tracker.update_state(float(loss.numpy()), sample_weight=n)
-        return self.compute_metrics(x, y, y_pred, sample_weight)
+        grads = tape.gradient(scaled_loss, variables) if variables else []
+        return y_pred, loss, list(grads)
 
-    def test_step(self, data):
-        """One evaluation step (inference mode): updates the loss tracker and the metrics; returns the logs."""
-        x, y, sample_weight = self._unpack(data)
+    def _forward_loss(self, x, y, sample_weight):
+        """test_step's computation: (predictions, loss) in inference mode."""
         self._clear_activity_losses()
         with no_grad():
             y_pred = self(x, training=False)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        return y_pred, loss
+
+    def _forward_predict(self, x):
+        with no_grad():
+            return self(x, training=False)
+
+    def _compiled_steps_for_run(self):
+        """The model's compiled steps when the built-in steps may use them (jit_compile on, not run_eagerly)."""
+        if not self.jit_compile or self.run_eagerly:
+            return None
+        steps = self.__dict__.get("_compiled_steps")
+        if steps is None:
+            from fastnn.models.compiled import CompiledSteps
+
+            steps = CompiledSteps(self)
+            object.__setattr__(self, "_compiled_steps", steps)
+        return steps
+
+    def test_step(self, data):
+        """One evaluation step (inference mode): updates the loss tracker and the metrics; returns the logs."""
+        x, y, sample_weight = self._unpack(data)
+        steps = self._compiled_steps_for_run()
+        if steps is not None:
+            y_pred, loss, output_losses = steps.test(x, y, sample_weight)
+            object.__setattr__(self, "_last_output_losses", output_losses)
+        else:
+            y_pred, loss = self._forward_loss(x, y, sample_weight)
         n = _batch_len(x)
         self._loss_tracker.update_state(float(loss.numpy()), sample_weight=n)
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def predict_step(self, data):
         x, _, _ = self._unpack(data)
-        with no_grad():
-            return self(x, training=False)
+        steps = self._compiled_steps_for_run()
+        if steps is not None:
+            return steps.predict(x)
+        return self._forward_predict(x)
 
     # -- fit ------------------------------------------------------------------------------------------------------
     def _prepare(self, x, y, sample_weight, what):

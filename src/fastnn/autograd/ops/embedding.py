@@ -17,6 +17,7 @@ import weakref
 import numpy as np
 
 from fastnn import backend as B
+from fastnn.backend import recording
 from fastnn.autograd.dtypes import KERNEL_FLOAT_DTYPES
 from fastnn.autograd.ops._util import tensor
 from fastnn.autograd.tape import record
@@ -101,7 +102,8 @@ def _gather_rows(t, idx, name):
         dt = B.embedding_scatter_add(g, idx, num_rows)
         if work != dtype:
             return (B.astype(dt, dtype),)
-        _register_lookup_rows(dt, g, idx, num_rows)
+        # Host bookkeeping a compiled step's plan repeats (backend/recording.py), or replays would lose it.
+        recording.run_at_replay(_register_lookup_rows, dt, g, idx, num_rows)
         return (dt,)
 
     return record(y, (t,), backward, name)
