@@ -26,6 +26,35 @@ def _without_bytecode(config):
     return config
 
 
+def _check_compiled_step(layer_cls, init_kwargs, input_shape, expected_output_shape, input_data, target, seed):
+    multi = isinstance(input_shape, list)
+    roll = (lambda a: np.roll(a, 1, axis=0)) if (input_shape[0][0] if multi else input_shape[0]) > 1 else \
+        (lambda a: a[..., ::-1].copy() if a.ndim > 1 else a)
+    other = [roll(a) for a in input_data] if multi else roll(input_data)
+    other_target = np.roll(target, 1, axis=0) if target.shape[0] > 1 else target * 0.5 + 0.25
+    runs = []
+    for jit in (False, True):
+        fastnn.utils.set_random_seed(seed)
+        sym_in = [fastnn.Input(shape=tuple(s[1:])) for s in input_shape] if multi else \
+            fastnn.Input(shape=tuple(input_shape[1:]))
+        # A wrapped layer given as an argument (TimeDistributed(Dense(3))) is fresh in each run.
+        kwargs = {k: type(v).from_config(v.get_config()) if isinstance(v, fastnn.layers.Layer) else v
+                  for k, v in init_kwargs.items()}
+        model = fastnn.Model(sym_in, layer_cls(**kwargs)(sym_in))
+        model.compile(optimizer=fastnn.optimizers.SGD(0.01), loss="mse", jit_compile=jit)
+        losses = [model.train_on_batch(xb, yb) for xb, yb in
+                  ((input_data, target), (other, other_target), (input_data, target))]
+        preds = [model.predict_on_batch(input_data), model.predict_on_batch(other)]
+        runs.append((losses, preds, model.get_weights()))
+    (l0, p0, w0), (l1, p1, w1) = runs
+    name = layer_cls.__name__
+    np.testing.assert_array_equal(np.asarray(l1), np.asarray(l0), err_msg=f"{name}: compiled step's losses")
+    for a, b in zip(p1, p0):
+        np.testing.assert_array_equal(a, b, err_msg=f"{name}: compiled step's predictions")
+    for a, b in zip(w1, w0):
+        np.testing.assert_array_equal(a, b, err_msg=f"{name}: weights after compiled steps")
+
+
 def run_layer_test(layer_cls, init_kwargs, input_shape, expected_output_shape, *,
                    expected_num_trainable_weights=0, expected_num_non_trainable_weights=0, input_data=None,
                    bad_input_shape=None, bad_input_match=None, run_training_check=True, seed=0, custom_objects=None):
@@ -116,6 +145,11 @@ def run_layer_test(layer_cls, init_kwargs, input_shape, expected_output_shape, *
         if expected_num_trainable_weights:
             after = fresh.get_weights()
             assert any(not np.array_equal(a, b) for a, b in zip(before, after)), "training did not move weights"
+
+        # 4b. The compiled step (compile's default) against eager execution: three training steps on two batches,
+        # then predictions of both, must give the same bits (a plan that baked in a value of the first batch, lost
+        # a random draw or a state update, would not).
+        _check_compiled_step(layer_cls, init_kwargs, input_shape, expected_output_shape, input_data, target, seed)
 
     # 5. Bad input: a ValueError naming the layer.
     if bad_input_shape is not None:
