@@ -311,3 +311,30 @@ def test_a_plan_reads_the_variables_at_replay():
     assert not np.array_equal(before, after)
     model.compile("adam", "mse", jit_compile=False)
     np.testing.assert_array_equal(after, model.predict(x, batch_size=8, verbose=0))
+
+
+def test_predict_from_several_threads_at_once():
+    import threading
+
+    x = RNG.standard_normal((64, 7)).astype(np.float32)
+    model = _mlp()
+    model.compile("adam", "mse", jit_compile=False)
+    expected = model.predict(x, batch_size=8, verbose=0)
+    model.compile("adam", "mse")  # plans recorded by whichever thread comes first; the others run eagerly meanwhile
+    results, errors = [None] * 4, []
+
+    def work(k):
+        try:
+            results[k] = [model.predict(x, batch_size=8, verbose=0) for _ in range(3)]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for r in results:
+        for p in r:
+            np.testing.assert_array_equal(p, expected)

@@ -95,6 +95,11 @@ class Untraceable(Exception):
         self.where = where
 
 
+class RecordingBusy(RuntimeError):
+    """Another thread is recording a step (one recording at a time: it swaps the backend's functions); the caller
+    runs its step eagerly instead."""
+
+
 class GuardFailed(Exception):
     """A host value computed at replay differs from the recorded one: this batch must run eagerly."""
 
@@ -530,12 +535,12 @@ def record(fn, inputs, variables):
     The recording functions replace fastnn.backend's attributes for the duration and the exact previous values
     come back afterwards (a function a test patched in stays patched, and is what the plan calls)."""
     global _active
-    if _active is not None:
-        raise RuntimeError("fastnn: a step is already being recorded")
     rec = Recorder(_BackendFunctions(), inputs, variables)
     saved = {name: getattr(B, name) for name in B._NAMES}
     wrappers = _recording_functions(rec)
     with B._lock:
+        if _active is not None:
+            raise RecordingBusy("fastnn: another thread is recording a step")
         _active = rec
         for name, w in wrappers.items():
             setattr(B, name, w)

@@ -72,12 +72,6 @@ def _unflatten(tree, leaves):
     return build(tree)
 
 
-def _leaf_key(b):
-    # Contiguity is part of it: a plan skips conversions that were no-ops for the recorded batch. (A batch whose
-    # alignment differs makes a kernel refuse it at replay; the batch then runs eagerly.)
-    return None if b is None else (b.shape, b.dtype, B.is_contiguous(b))
-
-
 def _buffer_of(t):
     return None if t is None else (t._data if isinstance(t, Tensor) else t)
 
@@ -107,9 +101,11 @@ class CompiledSteps:
 
     # -- signatures ---------------------------------------------------------------------------------------------
     def _key(self, kind, leaves, tree, variables):
+        # Per buffer its shape, dtype and contiguity (a plan skips conversions that were no-ops for the recorded
+        # batch; a batch whose alignment differs makes a kernel refuse it at replay, and the batch runs eagerly).
         # The global generator is part of it: set_random_seed replaces it, and a plan draws from the object it saw.
-        return (kind, tree, tuple([_leaf_key(b) for b in leaves]), tuple([id(v) for v in variables]),
-                id(B.current()), id(_utils.rng()))
+        return (kind, tree, tuple([None if b is None else (b.shape, b.dtype, B.is_contiguous(b)) for b in leaves]),
+                tuple([id(v) for v in variables]) if variables else (), id(B.current()), id(_utils.rng()))
 
     def _variables(self):
         model = self.model
@@ -138,8 +134,14 @@ class CompiledSteps:
     def _run(self, kind, batch, region, variables=()):
         """Runs ``region(*batch)`` through a plan when there is one for this signature (recording it otherwise).
         The region returns (y_pred, *tensors_or_lists); returns the same structure with Tensors."""
-        leaves, tree = _flatten(batch)
-        if kind in self.eager_kinds or not self.model.built or not all(b is None or B.is_buffer(b) for b in leaves):
+        is_buffer = B.is_buffer
+        if all(b is None or is_buffer(b) for b in batch):  # the common case: one buffer per argument
+            leaves, tree = batch, len(batch)
+        else:
+            leaves, tree = _flatten(batch)
+            if not all(b is None or is_buffer(b) for b in leaves):
+                return region(*batch)
+        if kind in self.eager_kinds or not self.model.built:
             return region(*batch)
         key = self._key(kind, leaves, tree, variables)
         entry = self.entries.get(key)
@@ -176,7 +178,7 @@ class CompiledSteps:
         result = {}
 
         def flat_region(*lv):
-            out = region(*_unflatten(tree, lv))
+            out = region(*(lv if isinstance(tree, int) else _unflatten(tree, lv)))
             result["out"] = out
             pred_leaves, pred_tree = _flatten(out[0])
             result["pred_tree"] = pred_tree
@@ -191,6 +193,8 @@ class CompiledSteps:
         variables = self._variables()
         try:
             _, plan = trace.record(flat_region, leaves, variables)
+        except trace.RecordingBusy:
+            return region(*batch)  # another thread is recording: this batch runs eagerly, a later one records
         except trace.Untraceable as exc:
             self._give_up(kind, exc)
             return result["out"]
@@ -210,6 +214,8 @@ class CompiledSteps:
                       "jit_compile=False to silence this warning.", UserWarning, stacklevel=5)
 
     def _unpack(self, entry, flat):
+        if entry.pred_tree is None and not entry.layout:  # predict of a one-output model
+            return (Tensor._wrap(flat[0]),)
         out = [_unflatten(entry.pred_tree, [_wrap(b) for b in flat[:entry.n_pred]])]
         i = entry.n_pred
         for n in entry.layout:
