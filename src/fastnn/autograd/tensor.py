@@ -13,6 +13,8 @@ Example:
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from fastnn import backend
@@ -303,6 +305,15 @@ class Tensor:
         return _shape_ops.cast(self, dtype)
 
 
+# Every live Variable (weakly): a compiled step's recording recognises any variable's buffer read inside the step,
+# not only the model's (a LossScaleOptimizer's scale, a user's variable), and reads it at replay.
+_LIVE_VARIABLES = weakref.WeakSet()
+
+
+def live_variables():
+    return list(_LIVE_VARIABLES)
+
+
 class Variable(Tensor):
     """A mutable, named tensor holding model state (Keras's ``keras.Variable``).
 
@@ -356,6 +367,7 @@ class Variable(Tensor):
         self._data = data
         self._node = None
         self.grad = None
+        _LIVE_VARIABLES.add(self)
         self._trainable = bool(trainable)
         self._requires_grad = self._trainable and dtypes.is_float(data.dtype)
         self.autocast = autocast

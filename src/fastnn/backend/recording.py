@@ -182,7 +182,14 @@ class Recorder:
         self.keep = []  # every object whose id is mapped (ids are unique only while the object lives)
         self.ref = {}  # id(object) -> local name holding it in the plan
         self.var_of = {}  # id(a variable's current buffer) -> its index in self.variables
-        self.variables = list(variables)
+        # The model's variables first, then every other live one (a buffer of any variable read inside the step is
+        # read from the variable at replay); the plan holds only those it uses.
+        from fastnn.autograd.tensor import live_variables
+
+        listed = {id(v) for v in variables}
+        self.variables = list(variables) + [v for v in live_variables() if id(v) not in listed]
+        self.index_of = {id(v): k for k, v in enumerate(self.variables)}
+        self.used_variables = set()
         self.n_locals = 0
         self.side_effect_at = None  # index of the first line that draws random numbers or assigns a variable
         self.guard_after_side_effect = False
@@ -243,6 +250,7 @@ class Recorder:
         k = self.var_of.get(id(obj))
         if k is not None:  # first use of a variable's buffer in this step: read it here at replay
             name = self._new_local()
+            self.used_variables.add(k)
             self._emit(f"{name} = V{k}._data", (), (name,), "read")
             self.ref[id(obj)] = name
             uses.append(name)
@@ -335,7 +343,7 @@ class Recorder:
         """A Variable update inside the step (the Variable's method ``method`` with ``value``)."""
         from fastnn.autograd.tensor import Tensor, Variable
 
-        index = next((j for j, v in enumerate(self.variables) if v is var), None)
+        index = self.index_of.get(id(var))
         if index is None:
             self.failed = Untraceable(f"updates variable {var.name!r}, which is not one of the model's variables",
                                       _current_layer())
@@ -351,6 +359,7 @@ class Recorder:
         self._side_effect()
         if index not in self.assigned:
             self.assigned.append(index)
+        self.used_variables.add(index)
         old = var._data
         self.suspended = True
         try:
@@ -458,7 +467,7 @@ class Plan:
                 body.append(indent + "del " + ", ".join(dead))
         self.source = f"def plan({', '.join(rec.params)}):\n" + "\n".join(body) + "\n"
         namespace = {f"C{k}": c for k, c in enumerate(rec.consts)}
-        namespace.update({f"V{k}": v for k, v in enumerate(rec.variables)})
+        namespace.update({f"V{k}": rec.variables[k] for k in rec.used_variables})
         namespace.update(rec.funcs)
         namespace["_differs"] = _differs
         namespace["GuardFailed"] = GuardFailed

@@ -1170,8 +1170,10 @@ class LossScaleOptimizer(Optimizer):
         self.built = True
 
     def scale_loss(self, loss):
-        scale = float(backend.item(self.dynamic_scale._data)) if self.built else self.initial_scale
-        return loss * scale
+        # Keras multiplies by the variable itself once built (by initial_scale before, the value the variable holds
+        # until the first update). Reading the variable always gives the same numbers and keeps the scale a value
+        # of the step, not a host number: a compiled step's plan reads its current value at every replay.
+        return loss * self.dynamic_scale
 
     def apply(self, grads, trainable_variables=None):
         grads = list(grads)
