@@ -85,6 +85,17 @@ def _functional_call():
     return Functional.__call__
 
 
+_NP_DTYPES: dict = {}
+
+
+def _np_dtype(name):
+    """np.dtype(name), memoized (a layer's dtype is a string; np.dtype() of it costs more than the lookup)."""
+    d = _NP_DTYPES.get(name)
+    if d is None:
+        d = _NP_DTYPES[name] = np.dtype(name)
+    return d
+
+
 def _fast_kwargs(kwargs) -> bool:
     """Only `training` (None or a bool) and a `mask` of None: what _fast_eager_call handles."""
     for k, v in kwargs.items():
@@ -689,7 +700,10 @@ class Layer:
         tensor carries one) and no call argument but ``training``: the same steps in the same order, without the
         structure walks. The input-spec check runs only when the input's (shape, dtype) or the spec object differ
         from the last ones checked, since the check depends on nothing else."""
-        inputs = self._convert_input(x)
+        if type(x) is Tensor and (x._data.dtype.kind != "f" or x._data.dtype == _np_dtype(self.dtype)):
+            inputs = x  # what _convert_input returns for it (no cast: not a float, or already the layer's dtype)
+        else:
+            inputs = self._convert_input(x)
         spec = self.input_spec
         if spec is not None:
             sig = (inputs._data.shape, inputs._data.dtype, spec)
