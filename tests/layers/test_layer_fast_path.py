@@ -236,3 +236,62 @@ def test_subclass_overriding_call_machinery_takes_the_general_path():
     c(np.ones((1, 2), "float32"))
     assert np.array_equal(c(np.ones((1, 2), "float32")).numpy(), np.zeros((1, 2), "float32"))
     assert layer_mod._FAST_CLASSES[Custom] is False
+
+
+def _reference_weights(layer, trainable):
+    """The per-layer lists concatenated and deduplicated (the walk before the one-set gather)."""
+    if trainable and not layer.trainable:
+        return []
+    out, seen = [], set()
+    own = layer._trainable_variables if trainable else layer._trainable_variables + layer._non_trainable_variables
+    for w in own:
+        if (not trainable or w.trainable) and id(w) not in seen:
+            seen.add(id(w))
+            out.append(w)
+    for sub in layer._sublayers():
+        prop = "trainable_weights" if trainable else "weights"
+        overridden = getattr(type(sub), prop) is not getattr(layer_mod.Layer, prop)
+        sub_list = getattr(sub, prop) if overridden else _reference_weights(sub, trainable)
+        for w in sub_list:
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+    return out
+
+
+def test_weight_lists_keep_the_order_of_the_per_layer_walk():
+    class OnlyFirst(layers.Layer):  # overrides the lists: asked for them, not walked
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = layers.Dense(2), layers.Dense(2)
+
+        def build(self, shape):
+            self.a.build(shape)
+            self.b.build(shape)
+
+        def call(self, x):
+            return self.a(x) + self.b(x)
+
+        @property
+        def trainable_weights(self):
+            return self.a.trainable_weights
+
+        @property
+        def weights(self):
+            return self.b.weights + self.a.weights
+
+    shared = layers.Dense(3)
+    inner = fastnn.Sequential([fastnn.Input((3,)), shared, layers.BatchNormalization(), layers.Dense(3)])
+    frozen = layers.Dense(3)
+    custom = OnlyFirst()
+    inp = fastnn.Input((3,))
+    h = shared(inp)
+    h = inner(h)
+    h = frozen(h)
+    h = custom(h)
+    model = fastnn.Model(inp, layers.Dense(1)(h))
+    frozen.trainable = False
+    for lay in [model, inner, shared]:
+        assert [id(w) for w in lay.weights] == [id(w) for w in _reference_weights(lay, False)]
+        assert [id(w) for w in lay.trainable_weights] == [id(w) for w in _reference_weights(lay, True)]
+    assert len(model.trainable_weights) < len(model.weights)

@@ -439,17 +439,25 @@ class Layer:
     @property
     def weights(self) -> list:
         """All variables: this layer's trainable then non-trainable ones, then those of its sublayers (Keras order)."""
-        out, seen = [], set()
+        out = []
+        self._gather_weights(out, set())
+        return out
+
+    def _gather_weights(self, out, seen):
+        # One walk with one `seen` set: the first occurrence of each variable in the pre-order walk, the order the
+        # per-layer lists concatenated and deduplicated give (a sublayer overriding `weights` is asked for it).
         for w in self._trainable_variables + self._non_trainable_variables:
             if id(w) not in seen:
                 seen.add(id(w))
                 out.append(w)
         for layer in self._sublayers():
-            for w in layer.weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+            if type(layer).weights is _LAYER_WEIGHTS:
+                layer._gather_weights(out, seen)
+            else:
+                for w in layer.weights:
+                    if id(w) not in seen:
+                        seen.add(id(w))
+                        out.append(w)
 
     variables = weights
 
@@ -459,17 +467,25 @@ class Layer:
         sublayers that are not frozen themselves."""
         if not self.trainable:
             return []
-        out, seen = [], set()
+        out = []
+        self._gather_trainable(out, set())
+        return out
+
+    def _gather_trainable(self, out, seen):
+        # As _gather_weights; a frozen sublayer contributes nothing (its trainable_weights is empty).
         for w in self._trainable_variables:
             if w.trainable and id(w) not in seen:
                 seen.add(id(w))
                 out.append(w)
         for layer in self._sublayers():
-            for w in layer.trainable_weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+            if type(layer).trainable_weights is _LAYER_TRAINABLE_WEIGHTS:
+                if layer.trainable:
+                    layer._gather_trainable(out, seen)
+            else:
+                for w in layer.trainable_weights:
+                    if id(w) not in seen:
+                        seen.add(id(w))
+                        out.append(w)
 
     trainable_variables = trainable_weights
 
@@ -554,6 +570,8 @@ class Layer:
         return out
 
     def _collect_activity_losses(self):
+        if not _ACTIVITY_LOSS_HOLDERS:  # no layer holds one: nothing to collect, no walk
+            return []
         out = list(self._activity_losses)
         for layer in self._sublayers():
             out.extend(layer._collect_activity_losses())
@@ -904,6 +922,9 @@ class Layer:
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
+
+_LAYER_WEIGHTS = Layer.weights
+_LAYER_TRAINABLE_WEIGHTS = Layer.trainable_weights
 
 _METRIC_CLASS = []
 
