@@ -160,3 +160,23 @@ def test_dense_without_a_graph_matches_and_a_tape_still_records():
         y = _nn.dense(tx, Tensor(k), Tensor(b), "linear")
     g = tape.gradient(y, tx)
     assert np.allclose(np.asarray(g), np.ones((4, 2), "float32") @ k.T)
+
+
+def test_one_tape_record_registers_every_accessed_variable():
+    a, b, c = Variable(np.float32(2.0)), Variable(np.float32(3.0)), Variable(np.float32(5.0))
+    with GradientTape() as tape:
+        h = a * 2.0  # connected through a
+        y = h + b  # first parent already connected: b is still registered (no short-circuit)
+    assert {id(v) for v in tape.watched_variables()} == {id(a), id(b)}
+    ga, gb = tape.gradient(y, [a, b])
+    assert float(np.asarray(ga)) == 2.0 and float(np.asarray(gb)) == 1.0
+    with GradientTape() as outer:
+        with GradientTape() as inner:
+            z = a * c
+        gi = inner.gradient(z, c)
+    assert float(np.asarray(gi)) == 2.0
+    assert {id(v) for v in outer.watched_variables()} == {id(a), id(c)}
+    with GradientTape() as paused:
+        with paused.stop_recording():
+            w = a * b
+    assert w._node is None or paused not in w._node.tapes
