@@ -69,6 +69,9 @@ _ctx = _Context()
 import weakref as _weakref  # noqa: E402
 
 _ACTIVITY_LOSS_HOLDERS = _weakref.WeakSet()
+# Its set of weak references, tested for emptiness on every outermost call: a C-level test, where the WeakSet's own
+# __len__ is Python code. (A reference whose layer just died may linger there: a harmless walk.)
+_HOLDERS_REFS = _ACTIVITY_LOSS_HOLDERS.data
 
 # Per class: may Layer.__call__ take the fast path (the class keeps the base _eager_call and _convert_input)?
 _FAST_CLASSES: dict = {}
@@ -570,7 +573,7 @@ class Layer:
         return out
 
     def _collect_activity_losses(self):
-        if not _ACTIVITY_LOSS_HOLDERS:  # no layer holds one: nothing to collect, no walk
+        if not _HOLDERS_REFS:  # no layer holds one: nothing to collect, no walk
             return []
         out = list(self._activity_losses)
         for layer in self._sublayers():
@@ -580,7 +583,7 @@ class Layer:
     def _clear_activity_losses(self):
         # Nothing to clear while no layer holds a loss (the common case, without activity regularizers or
         # add_loss): the recursive walk over the sublayers is skipped.
-        if not _ACTIVITY_LOSS_HOLDERS:
+        if not _HOLDERS_REFS:
             return
         self._clear_activity_losses_walk()
 
@@ -733,7 +736,7 @@ class Layer:
         if training is None:
             training = prev
         ctx.training = training
-        if ctx.depth == 0 and _ACTIVITY_LOSS_HOLDERS:  # as Keras: each outermost call starts with fresh losses
+        if ctx.depth == 0 and _HOLDERS_REFS:  # as Keras: each outermost call starts with fresh losses
             self._clear_activity_losses()
         ctx.depth += 1
         try:

@@ -12,7 +12,7 @@ import numpy as np
 from fastnn.autograd import Tensor
 from fastnn.autograd.keras_attrs import set_keras_mask
 from fastnn.layers.input_layer import InputLayer
-from fastnn.layers.layer import InputSpec, KerasTensor, Layer, flatten, map_structure, unique_name
+from fastnn.layers.layer import InputSpec, KerasTensor, Layer, _np_dtype, flatten, map_structure, unique_name
 from fastnn.models.model import Model
 
 
@@ -20,8 +20,10 @@ def _to_input_dtype(x, input_tensor):
     """A float Tensor cast to the float dtype of the model Input it feeds (Keras converts each input to its Input's
     dtype, so a float64 Input keeps float64 data float64 and a float32 Input rounds it); its mask is kept. Other
     values (integer tensors, non-float Inputs) pass unchanged, as before."""
-    want = np.dtype(input_tensor.dtype)
-    if not isinstance(x, Tensor) or x.dtype.kind != "f" or want.kind != "f" or x.dtype == want:
+    if not isinstance(x, Tensor) or x._data.dtype.kind != "f":
+        return x
+    want = _np_dtype(input_tensor.dtype)
+    if want.kind != "f" or x.dtype == want:
         return x
     from fastnn.autograd.keras_attrs import get_keras_mask
     from fastnn.autograd.ops.shape import cast

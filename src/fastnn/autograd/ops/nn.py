@@ -43,7 +43,8 @@ def dense(x, kernel, bias=None, activation="linear"):
     tb = None
     if bias is not None:
         tb = bias if isinstance(bias, Tensor) and bias._data.dtype.kind == "f" else float_tensor(bias, op)
-        b = B.contiguous(B.astype(tb._data, k.dtype, copy=False))
+        b = tb._data
+        b = B.contiguous(b if b.dtype == k.dtype else B.astype(b, k.dtype, copy=False))
         parents = parents + (tb,)
     relu = activation == "relu"
     if rows == 0:
