@@ -52,6 +52,9 @@ class Callback:
         pass
 
 
+_ALIASES = {"on_train_batch_begin": ("on_batch_begin",), "on_train_batch_end": ("on_batch_end",)}
+
+
 class CallbackList(Callback):
     """Dispatches every hook to a list of callbacks (adds History / ProgbarLogger as ``fit`` does)."""
 
@@ -84,6 +87,18 @@ class CallbackList(Callback):
         super().set_params(params)
         for c in self.callbacks:
             c.set_params(params)
+
+    def wants(self, hook: str) -> bool:
+        """Whether dispatching ``hook`` can do anything: some callback's ``hook`` (or, for the train-batch hooks,
+        the legacy alias on_batch_begin / on_batch_end that Callback's default calls) is not Callback's no-op. The
+        loops skip a batch hook, and the logs built only for it, when this is False: no callback would read them."""
+        hooks = (hook,) + _ALIASES.get(hook, ())
+        for c in self.callbacks:
+            for h in hooks:
+                # Looked up as the dispatch looks it up (instance attributes and __getattribute__ included).
+                if getattr(getattr(c, h, None), "__func__", None) is not getattr(Callback, h):
+                    return True
+        return False
 
     def _call(self, hook, *args):
         # As Keras's CallbackList: hooks always receive a dict (empty when there are no logs yet).

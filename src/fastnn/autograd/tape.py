@@ -112,9 +112,21 @@ def record(data, parents: tuple, backward, name: str):
             req = True
             break
     tapes = ()
-    if st.tapes:
-        # No short-circuit: _connected also registers every accessed trainable variable with the tape.
-        tapes = tuple(t for t in st.tapes if t._recording and any([t._connected(p) for p in parents]))
+    active = st.tapes
+    if active:
+        if len(active) == 1:
+            # One tape (fit's train step): the general expression below without its generator and list.
+            tape = active[0]
+            if tape._recording:
+                connected = False
+                for p in parents:  # no short-circuit: _connected also registers every accessed trainable variable
+                    if tape._connected(p):
+                        connected = True
+                if connected:
+                    tapes = (tape,)
+        else:
+            # No short-circuit: _connected also registers every accessed trainable variable with the tape.
+            tapes = tuple(t for t in active if t._recording and any([t._connected(p) for p in parents]))
     if req or tapes:
         out._node = Node(backward, parents, tapes, name)
         out._requires_grad = req

@@ -64,6 +64,51 @@ class _Context(threading.local):
 
 _ctx = _Context()
 
+# The layers whose _activity_losses list is not empty (add_loss and activity regularizers add to it, the clearing
+# walk empties it); weak, so a dropped layer leaves it. While it is empty, clearing is a no-op.
+import weakref as _weakref  # noqa: E402
+
+_ACTIVITY_LOSS_HOLDERS = _weakref.WeakSet()
+# Its set of weak references, tested for emptiness on every outermost call: a C-level test, where the WeakSet's own
+# __len__ is Python code. (A reference whose layer just died may linger there: a harmless walk.)
+_HOLDERS_REFS = _ACTIVITY_LOSS_HOLDERS.data
+
+# Per class: may Layer.__call__ take the fast path (the class keeps the base _eager_call and _convert_input)?
+_FAST_CLASSES: dict = {}
+
+
+def _fast_class(cls) -> bool:
+    return cls._eager_call is Layer._eager_call and cls._convert_input is Layer._convert_input and \
+        cls._set_mask_metadata is Layer._set_mask_metadata and cls.__call__ in (Layer.__call__, _functional_call())
+
+
+def _functional_call():
+    from fastnn.models.functional import Functional
+
+    return Functional.__call__
+
+
+_NP_DTYPES: dict = {}
+
+
+def _np_dtype(name):
+    """np.dtype(name), memoized (a layer's dtype is a string; np.dtype() of it costs more than the lookup)."""
+    d = _NP_DTYPES.get(name)
+    if d is None:
+        d = _NP_DTYPES[name] = np.dtype(name)
+    return d
+
+
+def _fast_kwargs(kwargs) -> bool:
+    """Only `training` (None or a bool) and a `mask` of None: what _fast_eager_call handles."""
+    for k, v in kwargs.items():
+        if k == "training":
+            if v is not None and v is not True and v is not False:
+                return False
+        elif k != "mask" or v is not None:
+            return False
+    return True
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Symbolic tensors
@@ -397,17 +442,25 @@ class Layer:
     @property
     def weights(self) -> list:
         """All variables: this layer's trainable then non-trainable ones, then those of its sublayers (Keras order)."""
-        out, seen = [], set()
+        out = []
+        self._gather_weights(out, set())
+        return out
+
+    def _gather_weights(self, out, seen):
+        # One walk with one `seen` set: the first occurrence of each variable in the pre-order walk, the order the
+        # per-layer lists concatenated and deduplicated give (a sublayer overriding `weights` is asked for it).
         for w in self._trainable_variables + self._non_trainable_variables:
             if id(w) not in seen:
                 seen.add(id(w))
                 out.append(w)
         for layer in self._sublayers():
-            for w in layer.weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+            if type(layer).weights is _LAYER_WEIGHTS:
+                layer._gather_weights(out, seen)
+            else:
+                for w in layer.weights:
+                    if id(w) not in seen:
+                        seen.add(id(w))
+                        out.append(w)
 
     variables = weights
 
@@ -417,17 +470,25 @@ class Layer:
         sublayers that are not frozen themselves."""
         if not self.trainable:
             return []
-        out, seen = [], set()
+        out = []
+        self._gather_trainable(out, set())
+        return out
+
+    def _gather_trainable(self, out, seen):
+        # As _gather_weights; a frozen sublayer contributes nothing (its trainable_weights is empty).
         for w in self._trainable_variables:
             if w.trainable and id(w) not in seen:
                 seen.add(id(w))
                 out.append(w)
         for layer in self._sublayers():
-            for w in layer.trainable_weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+            if type(layer).trainable_weights is _LAYER_TRAINABLE_WEIGHTS:
+                if layer.trainable:
+                    layer._gather_trainable(out, seen)
+            else:
+                for w in layer.trainable_weights:
+                    if id(w) not in seen:
+                        seen.add(id(w))
+                        out.append(w)
 
     trainable_variables = trainable_weights
 
@@ -512,18 +573,29 @@ class Layer:
         return out
 
     def _collect_activity_losses(self):
+        if not _HOLDERS_REFS:  # no layer holds one: nothing to collect, no walk
+            return []
         out = list(self._activity_losses)
         for layer in self._sublayers():
             out.extend(layer._collect_activity_losses())
         return out
 
     def _clear_activity_losses(self):
+        # Nothing to clear while no layer holds a loss (the common case, without activity regularizers or
+        # add_loss): the recursive walk over the sublayers is skipped.
+        if not _HOLDERS_REFS:
+            return
+        self._clear_activity_losses_walk()
+
+    def _clear_activity_losses_walk(self):
         self._activity_losses = []
+        _ACTIVITY_LOSS_HOLDERS.discard(self)
         for layer in self._sublayers():
-            layer._clear_activity_losses()
+            layer._clear_activity_losses_walk()
 
     def add_loss(self, loss):
         self._activity_losses.append(loss)
+        _ACTIVITY_LOSS_HOLDERS.add(self)
 
     # -- build / call -----------------------------------------------------------------------------------------
     def build(self, input_shape=None):
@@ -556,6 +628,19 @@ class Layer:
             self._initial_weights = None
 
     def __call__(self, *args, **kwargs):
+        # Fast path (the common eager case: one Tensor or buffer in, an already built layer of a class that keeps the
+        # base _eager_call, no mask anywhere, no arguments beyond `training` and a None `mask`): the same steps as
+        # _eager_call without flattening the arguments. _fast_eager_call is its twin; tests/layers/
+        # test_layer_fast_path.py pins the two together.
+        if len(args) == 1 and not _MASKS and (not kwargs or _fast_kwargs(kwargs)):
+            x = args[0]
+            if (type(x) is Tensor or B.is_buffer(x)) and self.__dict__.get("built") is True and \
+                    "_inbound_nodes" in self.__dict__:
+                fast = _FAST_CLASSES.get(type(self))
+                if fast is None:
+                    fast = _FAST_CLASSES[type(self)] = _fast_class(type(self))
+                if fast:
+                    return self._fast_eager_call(x, kwargs.get("training"))
         if not args:
             if "inputs" in kwargs:
                 args = (kwargs.pop("inputs"),)
@@ -628,14 +713,61 @@ class Layer:
         if isinstance(out, Tensor):  # shown by summary() for models built by calling them
             self._last_output_shape = (None,) + tuple(out.shape[1:])
         if self.activity_regularizer is not None:
-            for o in flatten(out):
-                if isinstance(o, Tensor):
-                    from fastnn.autograd.ops import reduce as _reduce
-                    from fastnn.autograd.ops import elementwise as _ew
-
-                    n = o.shape[0] if o.ndim else 1
-                    self._activity_losses.append(_ew.divide(self.activity_regularizer(o), float(max(n, 1))))
+            self._add_activity_losses(out)
         return out
+
+    def _fast_eager_call(self, x, training):
+        """``_eager_call`` for one Tensor (or buffer) input, no mask in the side table (so neither the input nor any
+        tensor carries one) and no call argument but ``training``: the same steps in the same order, without the
+        structure walks. The input-spec check runs only when the input's (shape, dtype) or the spec object differ
+        from the last ones checked, since the check depends on nothing else."""
+        if type(x) is Tensor and (x._data.dtype.kind != "f" or x._data.dtype == _np_dtype(self.dtype)):
+            inputs = x  # what _convert_input returns for it (no cast: not a float, or already the layer's dtype)
+        else:
+            inputs = self._convert_input(x)
+        spec = self.input_spec
+        if spec is not None:
+            sig = (inputs._data.shape, inputs._data.dtype, spec)
+            if self.__dict__.get("_checked_input_sig") != sig:
+                assert_input_compatibility(spec, inputs, self.name)
+                object.__setattr__(self, "_checked_input_sig", sig)
+        ctx = _ctx
+        prev = ctx.training
+        if training is None:
+            training = prev
+        ctx.training = training
+        if ctx.depth == 0 and _HOLDERS_REFS:  # as Keras: each outermost call starts with fresh losses
+            self._clear_activity_losses()
+        ctx.depth += 1
+        try:
+            if self._call_has_training:
+                if self._call_has_mask:
+                    out = self.call(inputs, training=training, mask=None)
+                else:
+                    out = self.call(inputs, training=training)
+            elif self._call_has_mask:
+                out = self.call(inputs, mask=None)
+            else:
+                out = self.call(inputs)
+        finally:
+            ctx.training = prev
+            ctx.depth -= 1
+        if self._overrides_compute_mask and self.supports_masking:
+            self._set_mask_metadata(inputs, out, None)
+        if isinstance(out, Tensor):  # shown by summary() for models built by calling them
+            object.__setattr__(self, "_last_output_shape", (None,) + tuple(out._data.shape[1:]))
+        if self.activity_regularizer is not None:
+            self._add_activity_losses(out)
+        return out
+
+    def _add_activity_losses(self, out):
+        from fastnn.autograd.ops import elementwise as _ew
+
+        for o in flatten(out):
+            if isinstance(o, Tensor):
+                n = o.shape[0] if o.ndim else 1
+                self._activity_losses.append(_ew.divide(self.activity_regularizer(o), float(max(n, 1))))
+                _ACTIVITY_LOSS_HOLDERS.add(self)
 
     # -- masks (Keras's Layer.__call__ steps 6 and 8, and _set_mask_metadata) --------------------------------------
     def _populate_masks(self, inputs, args, kwargs, get_mask):
@@ -793,6 +925,9 @@ class Layer:
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
+
+_LAYER_WEIGHTS = Layer.weights
+_LAYER_TRAINABLE_WEIGHTS = Layer.trainable_weights
 
 _METRIC_CLASS = []
 

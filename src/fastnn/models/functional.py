@@ -12,7 +12,7 @@ import numpy as np
 from fastnn.autograd import Tensor
 from fastnn.autograd.keras_attrs import set_keras_mask
 from fastnn.layers.input_layer import InputLayer
-from fastnn.layers.layer import InputSpec, KerasTensor, Layer, flatten, map_structure, unique_name
+from fastnn.layers.layer import InputSpec, KerasTensor, Layer, _np_dtype, flatten, map_structure, unique_name
 from fastnn.models.model import Model
 
 
@@ -20,8 +20,10 @@ def _to_input_dtype(x, input_tensor):
     """A float Tensor cast to the float dtype of the model Input it feeds (Keras converts each input to its Input's
     dtype, so a float64 Input keeps float64 data float64 and a float32 Input rounds it); its mask is kept. Other
     values (integer tensors, non-float Inputs) pass unchanged, as before."""
-    want = np.dtype(input_tensor.dtype)
-    if not isinstance(x, Tensor) or x.dtype.kind != "f" or want.kind != "f" or x.dtype == want:
+    if not isinstance(x, Tensor) or x._data.dtype.kind != "f":
+        return x
+    want = _np_dtype(input_tensor.dtype)
+    if want.kind != "f" or x.dtype == want:
         return x
     from fastnn.autograd.keras_attrs import get_keras_mask
     from fastnn.autograd.ops.shape import cast
@@ -231,8 +233,47 @@ class Functional(Model):
         # policy; call() converts each one to the dtype of its Input instead.
         return False
 
+    def _graph_plan(self):
+        """The graph walk, computed once per graph: one entry per node (InputLayers left out) in run order.
+
+        A node called on one symbolic tensor with constant scalar keyword arguments (None, bools, numbers,
+        strings) and giving one symbolic tensor is a "simple" entry ``(True, layer, input id, kwargs, output id,
+        node)``: it runs without mapping the node's structures. Any other node is ``(False, node)`` and runs the
+        general way (_run_node). Both give the layer the same arguments."""
+        plan = self.__dict__.get("_plan")
+        if plan is not None and plan[0] is self._nodes:
+            return plan[1]
+        entries = []
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            args, kwargs = node.args, node.kwargs
+            simple = (isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], KerasTensor)
+                      and isinstance(node.outputs, KerasTensor) and len(node.output_tensors) == 1
+                      and all(v is None or isinstance(v, (bool, int, float, str)) for v in kwargs.values()))
+            if simple:
+                entries.append((True, node.layer, id(args[0]), dict(kwargs), id(node.outputs), node))
+            else:
+                entries.append((False, node))
+        object.__setattr__(self, "_plan", (self._nodes, entries))
+        return entries
+
+    @staticmethod
+    def _run_node(node, values, training):
+        get = lambda t: values[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
+        args = map_structure(get, node.args)
+        kw = map_structure(get, node.kwargs)
+        if training is not None and node.layer._call_has_training:
+            kw["training"] = training  # as Keras: the model's flag overrides what the node recorded
+        out = node.layer(*args, **kw)
+        for kt, v in zip(node.output_tensors, flatten(out)):
+            values[id(kt)] = v
+
     def call(self, inputs, training=None, mask=None):
-        flat = [_to_input_dtype(x, kt) for x, kt in zip(self._order_inputs(inputs), self.inputs)]
+        if type(inputs) is Tensor and len(self.inputs) == 1:  # one input: _order_inputs would give [inputs]
+            flat = [_to_input_dtype(inputs, self.inputs[0])]
+        else:
+            flat = [_to_input_dtype(x, kt) for x, kt in zip(self._order_inputs(inputs), self.inputs)]
         if mask is not None:
             # As Keras: masks given for the inputs are attached to them, so the layers that read them find them.
             for x, m in zip(flat, flatten(mask)):
@@ -241,18 +282,21 @@ class Functional(Model):
         values = {}
         for kt, v in zip(self.inputs, flat):
             values[id(kt)] = v
-        for node in self._nodes:
-            if isinstance(node.layer, InputLayer):
-                continue
-            get = lambda t: values[id(t)] if isinstance(t, KerasTensor) else t  # noqa: E731
-            args = map_structure(get, node.args)
-            kw = map_structure(get, node.kwargs)
-            if training is not None and node.layer._call_has_training:
-                kw["training"] = training  # as Keras: the model's flag overrides what the node recorded
-            out = node.layer(*args, **kw)
-            for kt, v in zip(node.output_tensors, flatten(out)):
-                values[id(kt)] = v
-        outputs = map_structure(lambda t: values[id(t)], self._outputs_struct)
+        for entry in self._graph_plan():
+            if entry[0]:
+                _, layer, in_id, kw, out_id, node = entry
+                if training is not None and layer._call_has_training:
+                    kw = dict(kw, training=training)  # as Keras: the model's flag overrides the node's
+                out = layer(values[in_id], **kw)
+                if type(out) is Tensor:
+                    values[out_id] = out
+                else:
+                    for kt, v in zip(node.output_tensors, flatten(out)):
+                        values[id(kt)] = v
+            else:
+                self._run_node(entry[1], values, training)
+        outs = self._outputs_struct
+        outputs = values[id(outs)] if isinstance(outs, KerasTensor) else map_structure(lambda t: values[id(t)], outs)
         # As Keras's Functional.call (unpack_singleton): a one-element list or tuple of outputs comes back as the
         # tensor itself, so Model(inputs=[x], outputs=[y]) (listing 8) calls and predicts one array; a symbolic call
         # keeps the list, as Keras's compute_output_spec does.

@@ -120,6 +120,11 @@ def _to_float(v):
     return v
 
 
+def _logs_to_float(logs):
+    """A step's logs with every value through _to_float (a Python float, the usual value, is already one)."""
+    return {k: v if type(v) is float else _to_float(v) for k, v in logs.items()}
+
+
 def _check_batch_size(batch_size, what="batch_size"):
     if batch_size is None:
         return 32
@@ -808,6 +813,9 @@ class Model(Layer):
             for epoch in range(initial_epoch, epochs):
                 self.reset_metrics()
                 cbs.on_epoch_begin(epoch)
+                # Batch hooks no callback overrides are not dispatched (History and a silent fit have none).
+                batch_begin = cbs.wants("on_train_batch_begin")
+                batch_end = cbs.wants("on_train_batch_end")
                 position.epoch_begin(epoch)
                 epoch_batches = list(batches.epoch())
                 # A mid-epoch backup resumes after the batches it had trained (fastnn; Keras restarts the epoch).
@@ -816,12 +824,12 @@ class Model(Layer):
                     if step < skip:
                         continue
                     begin, end = _execution_of(step, self.steps_per_execution)
-                    if step == begin:
+                    if step == begin and batch_begin:
                         cbs.on_train_batch_begin(begin)
                     data = (_slice(x, index), _slice(y, index), _slice(sample_weight, index))
                     if data[2] is None:
                         data = data[:2] if data[1] is not None else (data[0],)
-                    logs = {k: _to_float(v) for k, v in self.train_step(data).items()}
+                    logs = _logs_to_float(self.train_step(data))
                     loss = logs.get("loss")
                     if not nan_reported and isinstance(loss, float) and not math.isfinite(loss):
                         warnings.warn(f"fit: the loss became {loss} at epoch {epoch + 1}, batch {step + 1}; training "
@@ -830,7 +838,8 @@ class Model(Layer):
                         nan_reported = True
                     position.steps_done = step + 1
                     if step == end or step == len(epoch_batches) - 1:
-                        cbs.on_train_batch_end(end, logs)
+                        if batch_end:
+                            cbs.on_train_batch_end(end, logs)
                         if self.stop_training:
                             break
                 # As Keras: the metrics' results, or the last step's logs when a custom train_step returns others.
@@ -882,15 +891,16 @@ class Model(Layer):
         cbs.on_test_begin()
         logs = {}
         n_batches = int(math.ceil(n / batch_size)) if steps is None else min(steps, int(math.ceil(n / batch_size)))
+        batch_begin, batch_end = cbs.wants("on_test_batch_begin"), cbs.wants("on_test_batch_end")
         for step, index in enumerate(_BatchIterator(n, batch_size, False, None, None).epoch()):
             if step >= n_batches:
                 break
             begin, end = _execution_of(step, self.steps_per_execution)
-            if step == begin:
+            if step == begin and batch_begin:
                 cbs.on_test_batch_begin(begin)
             data = (_slice(x, index), _slice(y, index), _slice(sample_weight, index))
-            logs = {k: _to_float(v) for k, v in self.test_step(data).items()}
-            if step == end or step == n_batches - 1:
+            logs = _logs_to_float(self.test_step(data))
+            if (step == end or step == n_batches - 1) and batch_end:
                 cbs.on_test_batch_end(end, logs)
         logs = self.get_metrics_result()
         cbs.on_test_end(logs)
@@ -929,16 +939,21 @@ class Model(Layer):
         outs = []
         n_batches = int(math.ceil(n / batch_size)) if steps is None else min(steps, int(math.ceil(n / batch_size)))
         execution_start = 0
+        # Hooks no callback overrides are not dispatched, and then the per-batch outputs the end hook would receive
+        # (a concatenation and a host copy each batch) are not built.
+        batch_begin, batch_end = cbs.wants("on_predict_batch_begin"), cbs.wants("on_predict_batch_end")
+        single = B.is_buffer(x)
         for step, index in enumerate(_BatchIterator(n, batch_size, False, None, None).epoch()):
             if step >= n_batches:
                 break
             begin, end = _execution_of(step, self.steps_per_execution)
             if step == begin:
-                cbs.on_predict_batch_begin(begin)
+                if batch_begin:
+                    cbs.on_predict_batch_begin(begin)
                 execution_start = len(outs)
-            out = self.predict_step((_slice(x, index),))
-            outs.append(map_structure(_output_buffer, out))
-            if step == end or step == n_batches - 1:
+            out = self.predict_step((B.getitem(x, index) if single else _slice(x, index),))
+            outs.append(out._data if type(out) is Tensor else map_structure(_output_buffer, out))
+            if (step == end or step == n_batches - 1) and batch_end:
                 # As Keras: the outputs of every batch of the execution, concatenated.
                 cbs.on_predict_batch_end(end, {"outputs": _to_host(_concatenate_outputs(outs[execution_start:]))})
         cbs.on_predict_end()

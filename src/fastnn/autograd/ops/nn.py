@@ -5,7 +5,9 @@ import math
 
 from fastnn import backend as B
 from fastnn.autograd.ops._util import float_tensor
+from fastnn.autograd.tape import _state as _tape_state
 from fastnn.autograd.tape import record
+from fastnn.autograd.tensor import Tensor
 
 
 def dense(x, kernel, bias=None, activation="linear"):
@@ -21,8 +23,9 @@ def dense(x, kernel, bias=None, activation="linear"):
         (..., out) tensor.
     """
     op = "dense"
-    tx = float_tensor(x, op)
-    tk = float_tensor(kernel, op)
+    # Float Tensors (the layer's case) are used as they are; anything else goes through float_tensor.
+    tx = x if isinstance(x, Tensor) and x._data.dtype.kind == "f" else float_tensor(x, op)
+    tk = kernel if isinstance(kernel, Tensor) and kernel._data.dtype.kind == "f" else float_tensor(kernel, op)
     k = tk._data
     a = tx._data
     if a.dtype != k.dtype:
@@ -37,15 +40,23 @@ def dense(x, kernel, bias=None, activation="linear"):
     kc = B.contiguous(k)
     parents = (tx, tk)
     b = None
+    tb = None
     if bias is not None:
-        tb = float_tensor(bias, op)
-        b = B.contiguous(B.astype(tb._data, k.dtype, copy=False))
+        tb = bias if isinstance(bias, Tensor) and bias._data.dtype.kind == "f" else float_tensor(bias, op)
+        b = tb._data
+        b = B.contiguous(b if b.dtype == k.dtype else B.astype(b, k.dtype, copy=False))
         parents = parents + (tb,)
     relu = activation == "relu"
     if rows == 0:
         y = B.zeros((0, units), k.dtype)
     else:
         y = B.gemm(a2, kc, bias=b, activation="relu" if relu else "linear")
+    out = y if a.ndim == 2 else B.reshape(y, lead + (units,))
+    st = _tape_state
+    if not st.grad_enabled or not (st.tapes or tx._requires_grad or tk._requires_grad or
+                                   (tb is not None and tb._requires_grad)):
+        # No graph can be recorded (record attaches none in exactly this case): no backward closure to build.
+        return record(out, parents, None, "dense")
 
     def backward(g, needs):
         g2 = B.contiguous(g if g.ndim == 2 else B.reshape(g, (rows, units)))
@@ -68,4 +79,4 @@ def dense(x, kernel, bias=None, activation="linear"):
             out.append(B.bias_add_backward(g2) if needs[2] else None)
         return tuple(out)
 
-    return record(y if a.ndim == 2 else B.reshape(y, lead + (units,)), parents, backward, "dense")
+    return record(out, parents, backward, "dense")
