@@ -601,6 +601,19 @@ def unbroadcast(g, shape):
     return _unbroadcast_numpy(g, shape)
 
 
+def add_relu(a, b):
+    """relu(a + b): ``np.add`` then fastnn's ReLU (``activation_forward(s, "relu")``: s < 0 ? 0 : s, NaN and -0 pass)
+    with the same bits, in one pass over the output (a residual Add followed by its ReLU, fused by a caller that sees
+    both: the compiled step's tracer). Two float32/float64 buffers of one dtype broadcast by NumPy's rule on the
+    kernel; anything else through NumPy and the ReLU kernel."""
+    if _float_buffer(a) and type(b) is _NDARRAY and b.dtype is a.dtype:
+        try:
+            return _C.binary(a, b, "add_relu")
+        except _KERNEL_ERRORS:
+            pass
+    return _C.activation_forward(np.ascontiguousarray(np.add(a, b)), "relu")
+
+
 def relu_mask_multiply(g, y, out=None):
     """``g * (y > 0)`` (the ReLU backward): g where y > 0, else g * 0 (so -0 for a negative g, NaN for inf / NaN g),
     in g's dtype, written into ``out`` when given; same-shape float buffers use the fused one-pass C++ kernel."""
