@@ -54,13 +54,14 @@ const detail::PoolNormKernelSet<T>& kernels() {
   return detail::active_pool_norm_kernels<T>();
 }
 
-// y[r, j] = (x[r, j] - shift[j]) * scale[j] + offset[j] in double, rounded once; rows split across threads.
+// y[r, j] = (x[r, j] - shift[j]) * scale[j] + offset[j] in double, rounded once (then the ReLU with relu); rows
+// split across threads.
 template <typename T>
 void normalize(T* y, const T* x, const double* shift, const double* scale, const double* offset, int64_t m,
-               int64_t c) {
+               int64_t c, bool relu) {
   const auto rows = kernels<T>().bn_normalize;
   parallel_for(0, m, std::max<int64_t>(1, kBlockElements / std::max<int64_t>(c, 1)),
-               [&](int64_t b, int64_t e) { rows(y, x, shift, scale, offset, b, e, c); });
+               [&](int64_t b, int64_t e) { rows(y, x, shift, scale, offset, b, e, c, relu); });
 }
 
 template <typename T>
@@ -115,7 +116,7 @@ void batch_norm_train_forward(T* y, T* mean, T* var, T* rstd, const T* x, const 
     scale[j] = param(gamma, j, 1.0) * rs;
     offset[j] = param(beta, j, 0.0);
   }
-  normalize(y, x, mu.data(), scale.data(), offset.data(), m, c);
+  normalize(y, x, mu.data(), scale.data(), offset.data(), m, c, p.relu);
 }
 
 template <typename T>
@@ -129,12 +130,12 @@ void batch_norm_inference_forward(T* y, const T* x, const T* mean, const T* var,
     scale[j] = param(gamma, j, 1.0) / std::sqrt(static_cast<double>(var[j]) + p.epsilon);
     offset[j] = param(beta, j, 0.0);
   }
-  normalize(y, x, shift.data(), scale.data(), offset.data(), p.m, c);
+  normalize(y, x, shift.data(), scale.data(), offset.data(), p.m, c, p.relu);
 }
 
 template <typename T>
 void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
-                         const T* gamma, const BatchNormParams& p) {
+                         const T* gamma, const BatchNormParams& p, const T* relu_y) {
   DenormalsAreZero ftz;
   const int64_t m = p.m, c = p.c;
   if (c == 0) return;
@@ -144,7 +145,7 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   // sums[j] = sum dy, sums[c + j] = sum dy * (x - mean): both in one pass.
   const auto backward_sums = kernels<T>().bn_backward_sums;
   column_sums(sums.data(), m, c, 2,
-              [&](int64_t r0, int64_t r1, double* acc) { backward_sums(acc, dy, x, mu_p, r0, r1, c); });
+              [&](int64_t r0, int64_t r1, double* acc) { backward_sums(acc, dy, x, relu_y, mu_p, r0, r1, c); });
   std::vector<double> a(c), k1(c), k2(c);
   const double inv_m = 1.0 / static_cast<double>(m);
   for (int64_t j = 0; j < c; ++j) {
@@ -158,7 +159,7 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   const double *a_p = a.data(), *k1_p = k1.data(), *k2_p = k2.data();
   const auto backward_dx = kernels<T>().bn_backward_dx;
   parallel_for(0, m, std::max<int64_t>(1, kBlockElements / c),
-               [&](int64_t b, int64_t e) { backward_dx(dx, dy, x, mu_p, a_p, k1_p, k2_p, b, e, c); });
+               [&](int64_t b, int64_t e) { backward_dx(dx, dy, x, relu_y, mu_p, a_p, k1_p, k2_p, b, e, c); });
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                                   \
@@ -167,7 +168,7 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
   template void batch_norm_inference_forward<T>(T*, const T*, const T*, const T*, const T*, const T*,          \
                                                 const BatchNormParams&);                                       \
   template void batch_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,           \
-                                       const BatchNormParams&);
+                                       const BatchNormParams&, const T*);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

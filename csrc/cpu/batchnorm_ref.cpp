@@ -8,6 +8,19 @@
 #include "fastnn/parallel.h"
 
 namespace fastnn::cpu {
+namespace {
+
+// The elementwise ReLU's rule on a rounded value (NaN and -0 pass), when relu.
+template <typename T>
+T relu_if(T v, bool relu) { return relu && v < T(0) ? T(0) : v; }
+
+// dy as the ReLU backward passes it (relu_y > 0 ? dy : 0), or dy without relu_y.
+template <typename T>
+double masked(const T* dy, const T* relu_y, int64_t i) {
+  return static_cast<double>(relu_y == nullptr || relu_y[i] > T(0) ? dy[i] : T(0));
+}
+
+}  // namespace
 
 template <typename T>
 void batch_norm_train_forward_ref(T* y, T* mean, T* var, T* rstd, const T* x, const T* gamma, const T* beta,
@@ -26,7 +39,7 @@ void batch_norm_train_forward_ref(T* y, T* mean, T* var, T* rstd, const T* x, co
     const double rs = 1.0 / std::sqrt(v + p.epsilon);
     const double g = gamma ? static_cast<double>(gamma[j]) : 1.0, b = beta ? static_cast<double>(beta[j]) : 0.0;
     for (int64_t r = 0; r < p.m; ++r)
-      y[r * p.c + j] = static_cast<T>(g * (static_cast<double>(x[r * p.c + j]) - mu) * rs + b);
+      y[r * p.c + j] = relu_if(static_cast<T>(g * (static_cast<double>(x[r * p.c + j]) - mu) * rs + b), p.relu);
     mean[j] = static_cast<T>(mu);
     var[j] = static_cast<T>(v);
     rstd[j] = static_cast<T>(rs);
@@ -41,20 +54,21 @@ void batch_norm_inference_forward_ref(T* y, const T* x, const T* mean, const T* 
     const double g = gamma ? static_cast<double>(gamma[j]) : 1.0, b = beta ? static_cast<double>(beta[j]) : 0.0;
     const double sd = std::sqrt(static_cast<double>(var[j]) + p.epsilon);
     for (int64_t r = 0; r < p.m; ++r)
-      y[r * p.c + j] = static_cast<T>(g * (static_cast<double>(x[r * p.c + j]) - static_cast<double>(mean[j])) / sd + b);
+      y[r * p.c + j] = relu_if(
+          static_cast<T>(g * (static_cast<double>(x[r * p.c + j]) - static_cast<double>(mean[j])) / sd + b), p.relu);
   }
 }
 
 template <typename T>
 void batch_norm_backward_ref(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
-                             const T* gamma, const BatchNormParams& p) {
+                             const T* gamma, const BatchNormParams& p, const T* relu_y) {
   DenormalsAreZero ftz;
   const double m = static_cast<double>(p.m);
   for (int64_t j = 0; j < p.c; ++j) {
     const double mu = static_cast<double>(mean[j]), rs = static_cast<double>(rstd[j]);
     double sum_dy = 0, sum_dy_xhat = 0;
     for (int64_t r = 0; r < p.m; ++r) {
-      const double g = static_cast<double>(dy[r * p.c + j]);
+      const double g = masked(dy, relu_y, r * p.c + j);
       sum_dy += g;
       sum_dy_xhat += g * (static_cast<double>(x[r * p.c + j]) - mu) * rs;
     }
@@ -64,7 +78,7 @@ void batch_norm_backward_ref(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x
     for (int64_t r = 0; r < p.m; ++r) {
       const double xhat = (static_cast<double>(x[r * p.c + j]) - mu) * rs;
       dx[r * p.c + j] =
-          static_cast<T>(gm * rs * (static_cast<double>(dy[r * p.c + j]) - sum_dy / m - xhat * sum_dy_xhat / m));
+          static_cast<T>(gm * rs * (masked(dy, relu_y, r * p.c + j) - sum_dy / m - xhat * sum_dy_xhat / m));
     }
   }
 }
@@ -75,7 +89,7 @@ void batch_norm_backward_ref(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x
   template void batch_norm_inference_forward_ref<T>(T*, const T*, const T*, const T*, const T*, const T*,      \
                                                     const BatchNormParams&);                                   \
   template void batch_norm_backward_ref<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,       \
-                                           const BatchNormParams&);
+                                           const BatchNormParams&, const T*);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

@@ -119,6 +119,10 @@ FASTNN_ALWAYS_INLINE T apply(T a, T b) {
   else if constexpr (Op == BinaryOp::kMultiply) return a * b;
   else if constexpr (Op == BinaryOp::kDivide) return a / b;
   else if constexpr (Op == BinaryOp::kMaximum) return (a > b || a != a) ? a : b;  // NaN in a or b wins; a == b: b
+  else if constexpr (Op == BinaryOp::kAddRelu) {  // fastnn's ReLU of the rounded sum: NaN and -0 pass
+    const T s = a + b;
+    return s < T(0) ? T(0) : s;
+  }
   else return (a < b || a != a) ? a : b;                                           // kMinimum
 }
 
@@ -174,6 +178,7 @@ void dispatch_binary(BinaryOp op, const F& f) {
     case BinaryOp::kDivide: f(std::integral_constant<BinaryOp, BinaryOp::kDivide>{}); return;
     case BinaryOp::kMaximum: f(std::integral_constant<BinaryOp, BinaryOp::kMaximum>{}); return;
     case BinaryOp::kMinimum: f(std::integral_constant<BinaryOp, BinaryOp::kMinimum>{}); return;
+    case BinaryOp::kAddRelu: f(std::integral_constant<BinaryOp, BinaryOp::kAddRelu>{}); return;
   }
 }
 

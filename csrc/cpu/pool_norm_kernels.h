@@ -28,15 +28,16 @@ struct PoolNormKernelSet {
   // block statistics (assigned): sum[j] = sum x, mean[j] = sum[j] / rows, m2[j] = sum (x - mean[j])^2 (the
   // block's own two-pass variance, the block read twice while it sits in cache).
   void (*bn_block_stats)(double* sum, double* m2, double* mean, const T* x, int64_t r0, int64_t r1, int64_t c);
-  // y = (x - shift) * scale + offset in double, rounded once.
+  // y = (x - shift) * scale + offset in double, rounded once; relu: then y < 0 ? 0 : y (the ReLU kernel's rule).
   void (*bn_normalize)(T* y, const T* x, const double* shift, const double* scale, const double* offset, int64_t r0,
-                       int64_t r1, int64_t c);
-  // acc[j] += dy, acc[c + j] += dy * (x - mu)   (the backward's sums).
-  void (*bn_backward_sums)(double* acc, const T* dy, const T* x, const double* mu, int64_t r0, int64_t r1,
-                           int64_t c);
-  // dx = a * (dy - k1 - (x - mu) * k2) in double, rounded once.
-  void (*bn_backward_dx)(T* dx, const T* dy, const T* x, const double* mu, const double* a, const double* k1,
-                         const double* k2, int64_t r0, int64_t r1, int64_t c);
+                       int64_t r1, int64_t c, bool relu);
+  // acc[j] += g, acc[c + j] += g * (x - mu)   (the backward's sums), g = dy, or with relu_y non-null
+  // g = relu_y > 0 ? dy : 0 (the ReLU backward's mask, from the fused forward's output).
+  void (*bn_backward_sums)(double* acc, const T* dy, const T* x, const T* relu_y, const double* mu, int64_t r0,
+                           int64_t r1, int64_t c);
+  // dx = a * (g - k1 - (x - mu) * k2) in double, rounded once, g as above.
+  void (*bn_backward_dx)(T* dx, const T* dy, const T* x, const T* relu_y, const double* mu, const double* a,
+                         const double* k1, const double* k2, int64_t r0, int64_t r1, int64_t c);
 };
 
 PoolNormKernelSet<float> generic_pool_norm_f32();

@@ -57,6 +57,13 @@ void require_rows(const py::array& x, const std::string& op, const char* arg) {
                           "): batch statistics need at least one");
 }
 
+// "linear" or "relu" (the fused ReLU of the forwards); anything else a ValueError naming the function.
+bool relu_activation(const std::string& activation, const std::string& op) {
+  if (activation == "relu") return true;
+  if (activation == "linear") return false;
+  throw py::value_error(op + ": activation must be \"linear\" or \"relu\", but received \"" + activation + "\"");
+}
+
 BatchNormParams params(const py::array& x, double epsilon) {
   BatchNormParams p;
   p.m = x.shape(0);
@@ -75,15 +82,17 @@ const T* typed(const void* p) { return static_cast<const T*>(p); }
 
 std::tuple<py::array, py::array, py::array, py::array> train_forward(const py::array& x, const py::object& gamma,
                                                                      const py::object& beta, double epsilon,
-                                                                     bool reference) {
+                                                                     bool reference, const std::string& activation) {
   const std::string op = "batch_norm_train_forward";
   const char k = rows_input(x, op, "x");
   require_rows(x, op, "x");
   require_epsilon(epsilon, op);
+  const bool relu = relu_activation(activation, op);
   py::array g_keep, b_keep;
   const void* g = channel_vector(gamma, k, x.shape(1), true, op, "gamma", &g_keep);
   const void* b = channel_vector(beta, k, x.shape(1), true, op, "beta", &b_keep);
-  const BatchNormParams p = params(x, epsilon);
+  BatchNormParams p = params(x, epsilon);
+  p.relu = relu;
   py::array y(x.dtype(), std::vector<py::ssize_t>{x.shape(0), x.shape(1)});
   py::array mean = vec(x), var = vec(x), rstd = vec(x);
   const void* xp = x.data();
@@ -102,17 +111,20 @@ std::tuple<py::array, py::array, py::array, py::array> train_forward(const py::a
 }
 
 py::array inference_forward(const py::array& x, const py::object& mean, const py::object& var,
-                            const py::object& gamma, const py::object& beta, double epsilon, bool reference) {
+                            const py::object& gamma, const py::object& beta, double epsilon, bool reference,
+                            const std::string& activation) {
   const std::string op = "batch_norm_inference_forward";
   const char k = rows_input(x, op, "x");
   require_epsilon(epsilon, op);
+  const bool relu = relu_activation(activation, op);
   py::array m_keep, v_keep, g_keep, b_keep;
   const int64_t c = x.shape(1);
   const void* mp = channel_vector(mean, k, c, false, op, "mean", &m_keep);
   const void* vp = channel_vector(var, k, c, false, op, "var", &v_keep);
   const void* g = channel_vector(gamma, k, c, true, op, "gamma", &g_keep);
   const void* b = channel_vector(beta, k, c, true, op, "beta", &b_keep);
-  const BatchNormParams p = params(x, epsilon);
+  BatchNormParams p = params(x, epsilon);
+  p.relu = relu;
   py::array y(x.dtype(), std::vector<py::ssize_t>{x.shape(0), x.shape(1)});
   const void* xp = x.data();
   void* yp = y.mutable_data();
@@ -131,7 +143,8 @@ py::array inference_forward(const py::array& x, const py::object& mean, const py
 }
 
 std::tuple<py::array, py::array, py::array> backward(const py::array& dy, const py::array& x, const py::object& mean,
-                                                     const py::object& rstd, const py::object& gamma, bool reference) {
+                                                     const py::object& rstd, const py::object& gamma, bool reference,
+                                                     const py::object& relu_y) {
   const std::string op = "batch_norm_backward";
   const char k = rows_input(x, op, "x");
   require_kind(dy, k, op, "dy");
@@ -143,6 +156,20 @@ std::tuple<py::array, py::array, py::array> backward(const py::array& dy, const 
   const void* mp = channel_vector(mean, k, c, false, op, "mean", &m_keep);
   const void* rp = channel_vector(rstd, k, c, false, op, "rstd", &r_keep);
   const void* g = channel_vector(gamma, k, c, true, op, "gamma", &g_keep);
+  // relu_y: the output of a forward with activation="relu" (x's dtype and shape, C-contiguous), or None.
+  const void* yp = nullptr;
+  py::array y_keep;
+  if (!relu_y.is_none()) {
+    if (!py::isinstance<py::array>(relu_y))
+      throw py::type_error(op + ": relu_y must be a NumPy array or None, but received " +
+                           std::string(py::str(py::type::of(relu_y).attr("__name__"))));
+    y_keep = py::reinterpret_borrow<py::array>(relu_y);
+    require_kind(y_keep, k, op, "relu_y");
+    if (y_keep.ndim() != 2 || y_keep.shape(0) != x.shape(0) || y_keep.shape(1) != x.shape(1))
+      throw py::value_error(op + ": relu_y must have x's shape " + shape_str(x) + ", but received shape " +
+                            shape_str(y_keep));
+    yp = y_keep.data();
+  }
   const BatchNormParams p = params(x, 1.0);  // epsilon is already in rstd
   py::array dx(x.dtype(), std::vector<py::ssize_t>{x.shape(0), x.shape(1)});
   py::array dgamma = vec(x), dbeta = vec(x);
@@ -153,14 +180,16 @@ std::tuple<py::array, py::array, py::array> backward(const py::array& dy, const 
     std::fill(dbp, dbp + c, 0.0f);
     py::gil_scoped_release release;
     (reference ? cpu::batch_norm_backward_ref<float> : cpu::batch_norm_backward<float>)(
-        dxp, dgp, dbp, typed<float>(dyp), typed<float>(xp), typed<float>(mp), typed<float>(rp), typed<float>(g), p);
+        dxp, dgp, dbp, typed<float>(dyp), typed<float>(xp), typed<float>(mp), typed<float>(rp), typed<float>(g), p,
+        typed<float>(yp));
   } else {
     double *dxp = mut<double>(dx), *dgp = mut<double>(dgamma), *dbp = mut<double>(dbeta);
     std::fill(dgp, dgp + c, 0.0);
     std::fill(dbp, dbp + c, 0.0);
     py::gil_scoped_release release;
     (reference ? cpu::batch_norm_backward_ref<double> : cpu::batch_norm_backward<double>)(
-        dxp, dgp, dbp, typed<double>(dyp), typed<double>(xp), typed<double>(mp), typed<double>(rp), typed<double>(g), p);
+        dxp, dgp, dbp, typed<double>(dyp), typed<double>(xp), typed<double>(mp), typed<double>(rp), typed<double>(g), p,
+        typed<double>(yp));
   }
   return {dx, dgamma, dbeta};
 }
@@ -170,16 +199,20 @@ std::tuple<py::array, py::array, py::array> backward(const py::array& dy, const 
 void bind_batchnorm(py::module_& m) {
   m.def("batch_norm_train_forward", &train_forward, py::arg("x"), py::arg("gamma") = py::none(),
         py::arg("beta") = py::none(), py::arg("epsilon") = 1e-3, py::arg("reference") = false,
+        py::arg("activation") = "linear",
         "(y, mean, var, rstd) over the channel axis of x (M, C), M > 0: the batch mean, the biased batch variance "
         "(for Keras's moving statistics), rstd = 1 / sqrt(var + epsilon) and y = gamma * (x - mean) * rstd + beta; "
-        "statistics accumulated in double; gamma / beta (C,) or None (scale=False / center=False).");
+        "statistics accumulated in double; gamma / beta (C,) or None (scale=False / center=False); "
+        "activation=\"relu\": y = relu(y), the bits of the ReLU kernel applied after.");
   m.def("batch_norm_inference_forward", &inference_forward, py::arg("x"), py::arg("mean"), py::arg("var"),
         py::arg("gamma") = py::none(), py::arg("beta") = py::none(), py::arg("epsilon") = 1e-3,
-        py::arg("reference") = false,
-        "y = gamma * (x - mean) / sqrt(var + epsilon) + beta over the channel axis of x (M, C), given statistics.");
+        py::arg("reference") = false, py::arg("activation") = "linear",
+        "y = gamma * (x - mean) / sqrt(var + epsilon) + beta over the channel axis of x (M, C), given statistics; "
+        "activation=\"relu\": y = relu(y), the bits of the ReLU kernel applied after.");
   m.def("batch_norm_backward", &backward, py::arg("dy"), py::arg("x"), py::arg("mean"), py::arg("rstd"),
-        py::arg("gamma") = py::none(), py::arg("reference") = false,
-        "(dx, dgamma, dbeta) of batch_norm_train_forward from its saved mean and rstd (gamma None: scale=False).");
+        py::arg("gamma") = py::none(), py::arg("reference") = false, py::arg("relu_y") = py::none(),
+        "(dx, dgamma, dbeta) of batch_norm_train_forward from its saved mean and rstd (gamma None: scale=False); "
+        "relu_y: the y of a forward with activation=\"relu\" (dy masked by relu_y > 0 first, as the ReLU backward).");
 }
 
 }  // namespace fastnn::python

@@ -124,8 +124,9 @@ BinaryOp parse_binary(const std::string& name) {
   if (name == "divide") return BinaryOp::kDivide;
   if (name == "maximum") return BinaryOp::kMaximum;
   if (name == "minimum") return BinaryOp::kMinimum;
+  if (name == "add_relu") return BinaryOp::kAddRelu;
   throw py::value_error("binary: unknown op '" + name +
-                        "'; expected one of add, subtract, multiply, divide, maximum, minimum");
+                        "'; expected one of add, subtract, multiply, divide, maximum, minimum, add_relu");
 }
 
 CompareOp parse_compare(const std::string& name) {
@@ -438,7 +439,8 @@ void bind_binary(py::module_& m) {
   m.def("binary", &binary, py::arg("a"), py::arg("b"), py::arg("op"), py::arg("out") = py::none(),
         py::arg("reference") = false,
         "a (op) b with NumPy broadcasting for C-contiguous float32/float64 arrays of one dtype; op is add, "
-        "subtract, multiply, divide, maximum or minimum; out: an optional C-contiguous output of the result's "
+        "subtract, multiply, divide, maximum, minimum or add_relu (relu(a + b), the ReLU kernel's rule on the rounded "
+        "sum); out: an optional C-contiguous output of the result's "
         "shape and dtype.");
   m.def("compare", &compare, py::arg("a"), py::arg("b"), py::arg("op"), py::arg("out") = py::none(),
         py::arg("reference") = false,

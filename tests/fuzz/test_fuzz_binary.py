@@ -15,7 +15,15 @@ from fastnn import _C
 from fastnn.testing import fuzz as fz
 
 ERR = (TypeError, ValueError)
-BINARY = ("add", "subtract", "multiply", "divide", "maximum", "minimum")
+BINARY = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "add_relu")
+
+
+def _np_binary(op, a, b):
+    """NumPy's function of a binary op name; add_relu = fastnn's ReLU (s < 0 ? 0 : s) of np.add."""
+    if op == "add_relu":
+        s = np.add(a, b)
+        return np.where(s < 0, np.zeros_like(s), s)
+    return getattr(np, op)(a, b)
 COMPARE = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal")
 TARGETS = ("binary", "compare", "where", "clip", "relu_mask_multiply", "dropout_mask_multiply", "reduce_sum",
            "reduce_mean", "reduce_max", "unbroadcast")
@@ -127,7 +135,8 @@ def _binary_or_compare(data, which):
 
     def ref():
         with np.errstate(all="ignore"):
-            r = getattr(np, op)(_d(a_copy, dtype), _d(b, dtype))
+            r = (_np_binary(op, _d(a_copy, dtype), _d(b, dtype)) if which == "binary" else
+                 getattr(np, op)(_d(a_copy, dtype), _d(b, dtype)))
         return r if which == "compare" else _ftz(r, dtype)
 
     def check(result, expected):

@@ -472,3 +472,69 @@ def test_batch_norm_backward(data):
             _bn_close(got, want, dtype)
 
     fz.expect(lambda: _C.batch_norm_backward(dy, xa, mean, rstd, gamma, reference), ref, check, errors=())
+
+
+@given(st.data())
+def test_batch_norm_relu_fusion(data):
+    """activation="relu" on both forwards and relu_y= on the backward: a valid call gives exactly the values of the
+    unfused kernels with fastnn's ReLU after (before, for the backward's mask) on NaN / inf / signed-zero inputs
+    (zero signs included; NaN payloads aside);
+    a bad activation name or a relu_y of another dtype, shape, layout or type raises TypeError / ValueError."""
+    rng = _rng(data)
+    dtype = data.draw(st.sampled_from(fz.FLOATS), label="dtype")
+    m, c = (data.draw(st.sampled_from(BN_SIZES[:-1]), label=f"bn_dim{i}") for i in range(2))
+    x = fz.values(rng, (m, c), dtype, data.draw(st.sampled_from([0.0, 0.0, 0.05]), label="x_special_rate"))
+    gamma, g_ok = _vector(data, rng, c, dtype, "gamma")
+    beta, b_ok = _vector(data, rng, c, dtype, "beta")
+    if not (g_ok and b_ok):
+        return  # the plain forms' fuzzers cover bad gamma / beta
+    reference = data.draw(st.booleans(), label="reference")
+    activation = data.draw(st.sampled_from(["relu"] * 8 + ["linear", "gelu", "RELU", ""]), label="activation")
+    ok = activation in ("relu", "linear")
+
+    def same(a, b):  # the same values, NaN places and zero signs (a NaN's payload depends on operand order)
+        nan = np.isnan(a)
+        return (a.shape == b.shape and np.array_equal(nan, np.isnan(b)) and np.array_equal(a[~nan], b[~nan])
+                and np.array_equal(np.signbit(a[~nan]), np.signbit(b[~nan])))
+
+    def relu(v):
+        return v if activation == "linear" else _C.activation_forward(v, "relu")
+
+    fz.case("batch_norm_train_forward")
+    call = lambda: _C.batch_norm_train_forward(x, gamma, beta, 1e-3, reference, activation=activation)  # noqa: E731
+    if not ok:
+        fz.expect(call, None, None, must_raise=ERR)
+    else:
+        y, mean, var, rstd = _C.batch_norm_train_forward(x, gamma, beta, 1e-3, reference)
+        fused = call()
+        assert same(fused[0], relu(y)) and all(same(a, b) for a, b in zip(fused[1:], (mean, var, rstd)))
+    fz.case("batch_norm_inference_forward")
+    mean, var = fz.values(rng, (c,), dtype), np.abs(fz.values(rng, (c,), dtype))
+    call = lambda: _C.batch_norm_inference_forward(x, mean, var, gamma, beta, 1e-3, reference,  # noqa: E731
+                                                   activation=activation)
+    if not ok:
+        fz.expect(call, None, None, must_raise=ERR)
+    else:
+        assert same(call(), relu(_C.batch_norm_inference_forward(x, mean, var, gamma, beta, 1e-3, reference)))
+
+    fz.case("batch_norm_backward")
+    y, mean, _, rstd = _C.batch_norm_train_forward(x, gamma, beta)
+    relu_y = _C.batch_norm_train_forward(x, gamma, beta, activation="relu")[0]
+    dy = fz.values(rng, (m, c), dtype, 0.05)
+    bad = data.draw(st.sampled_from([None] * 8 + ["dtype", "shape", "layout", "list"]), label="bad_relu_y")
+    arg = relu_y
+    if bad == "dtype":
+        arg = relu_y.astype(np.float32 if dtype == np.float64 else np.float64)
+    elif bad == "shape":
+        arg = np.zeros((m, c + 1), dtype)
+    elif bad == "layout":
+        arg = fz.layout(np.ascontiguousarray(np.repeat(relu_y, 2, axis=1)), "sliced")[:, :c] if c else relu_y[:, ::-1]
+    elif bad == "list":
+        arg = relu_y.tolist()
+    call = lambda: _C.batch_norm_backward(dy, x, mean, rstd, gamma, reference, relu_y=arg)  # noqa: E731
+    if bad is not None and not (bad == "layout" and fz.c_ready(arg) and arg.shape == x.shape):
+        fz.expect(call, None, None, must_raise=ERR)
+        return
+    masked = _C.activation_backward(dy, y, relu_y, "relu")
+    for a, b in zip(call(), _C.batch_norm_backward(masked, x, mean, rstd, gamma, reference)):
+        assert same(a, b)

@@ -242,3 +242,88 @@ V = np.ones(3, np.float32)
 def test_bad_input_messages(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# -- batch norm fused with a following ReLU (activation="relu", relu_y=) ----------------------------------------------
+# The fused forms exist for a caller that sees BatchNormalization then a ReLU (the compiled step's tracer): they must
+# give exactly the bits of the two kernels in a row, the ReLU as fastnn's activation kernels compute it (forward
+# x < 0 ? 0 : x, NaN and -0 passed; backward dy where y > 0, else +0), on every SIMD path and thread count.
+
+def _relu_case(rng, m, c, dtype):
+    x = (rng.standard_normal((m, c)) * 2 + 0.3).astype(dtype)
+    if m * c > 4:
+        x.flat[rng.integers(0, m * c, 2)] = x.flat[0]  # ties and exact zeros of the pre-activation are likely
+    gamma, beta = params(rng, c, dtype, True, True)
+    dy = rng.standard_normal((m, c)).astype(dtype)
+    dy.flat[:: max(1, (m * c) // 5)] *= -1.0
+    return x, gamma, beta, dy
+
+
+def _same_bits(a, b):
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_relu_fusion_gives_the_bits_of_the_two_kernels(simd_path, restore_threads, dtype, threads):
+    fastnn.set_num_threads(threads)
+    rng = np.random.default_rng(11)
+    for m, c in SHAPES + [(5000, 64)]:
+        x, gamma, beta, dy = _relu_case(rng, m, c, dtype)
+        for reference in (False, True):
+            y, mean, var, rstd = _C.batch_norm_train_forward(x, gamma, beta, EPS, reference)
+            fused = _C.batch_norm_train_forward(x, gamma, beta, EPS, reference, activation="relu")
+            relu_y = _C.activation_forward(y, "relu")
+            assert _same_bits(fused[0], relu_y)
+            for a, b in zip(fused[1:], (mean, var, rstd)):
+                assert _same_bits(a, b)
+            unfused = _C.batch_norm_backward(_C.activation_backward(dy, y, relu_y, "relu"), x, mean, rstd, gamma,
+                                             reference)
+            for a, b in zip(_C.batch_norm_backward(dy, x, mean, rstd, gamma, reference, relu_y=fused[0]), unfused):
+                assert _same_bits(a, b)
+            yi = _C.batch_norm_inference_forward(x, mean, var, gamma, beta, EPS, reference)
+            assert _same_bits(_C.batch_norm_inference_forward(x, mean, var, gamma, beta, EPS, reference,
+                                                              activation="relu"),
+                              _C.activation_forward(yi, "relu"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_fusion_passes_nan_and_signed_zero_as_the_relu_kernel(dtype):
+    x = np.array([[1.0, 0.0], [np.nan, 0.0], [-1.0, 0.0]], dtype)
+    gamma, beta = np.array([1.0, -1.0], dtype), np.array([0.0, -0.0], dtype)  # channel 1: y = -0 everywhere
+    y = _C.batch_norm_inference_forward(x, np.zeros(2, dtype), np.ones(2, dtype), gamma, beta, EPS)
+    assert np.signbit(y[0, 1]) and y[0, 1] == 0  # the case of interest: a -0 pre-activation
+    fused = _C.batch_norm_inference_forward(x, np.zeros(2, dtype), np.ones(2, dtype), gamma, beta, EPS,
+                                            activation="relu")
+    assert _same_bits(fused, _C.activation_forward(y, "relu"))
+    assert np.isnan(fused[1, 0]) and fused[2, 0] == 0
+
+
+def test_relu_fusion_matches_numpy():
+    rng = np.random.default_rng(3)
+    x, gamma, beta, dy = _relu_case(rng, 300, 64, np.float64)
+    y, mean, var, rstd = _C.batch_norm_train_forward(x, gamma, beta, EPS, activation="relu")
+    ref_y, _, _ = np_train(x, gamma, beta, EPS)
+    np.testing.assert_allclose(y, np.maximum(ref_y, 0), **tol(np.float64))
+    dx, dgamma, dbeta = _C.batch_norm_backward(dy, x, mean, rstd, gamma, relu_y=y)
+    for got, want in zip((dx, dgamma, dbeta), np_backward(np.where(ref_y > 0, dy, 0.0), x, mean, rstd, gamma)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: _C.batch_norm_train_forward(X, activation="gelu"), ValueError,
+     r'batch_norm_train_forward: activation must be "linear" or "relu", but received "gelu"'),
+    (lambda: _C.batch_norm_inference_forward(X, V, V, activation="Relu"), ValueError,
+     r'batch_norm_inference_forward: activation must be "linear" or "relu"'),
+    (lambda: _C.batch_norm_backward(X, X, V, V, relu_y=X.astype(np.float64)), TypeError,
+     r"batch_norm_backward: relu_y must have x's dtype \(float32\), but received float64"),
+    (lambda: _C.batch_norm_backward(X, X, V, V, relu_y=X[:2]), ValueError,
+     r"batch_norm_backward: relu_y must have x's shape \(4, 3\), but received shape \(2, 3\)"),
+    (lambda: _C.batch_norm_backward(X, X, V, V, relu_y=np.zeros((4, 6), np.float32)[:, ::2]), ValueError,
+     r"relu_y must be C-contiguous"),
+    (lambda: _C.batch_norm_backward(X, X, V, V, relu_y=[[0.0] * 3] * 4), TypeError,
+     r"relu_y must be a NumPy array or None"),
+])
+def test_relu_fusion_bad_input_messages(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -361,3 +361,44 @@ def test_denormals_count_as_zero(dtype):
     a = np.array([tiny, -tiny, 1.0], dtype)
     _same_bits(_C.binary(a, np.zeros(3, dtype), "add"), np.array([0.0, 0.0, 1.0], dtype))  # +-0 + 0 = +0
     np.testing.assert_array_equal(_C.reduce_sum(np.full(1000, tiny, dtype)), np.zeros((), dtype))
+
+
+# -- add_relu: a residual Add and its ReLU in one pass (for the compiled step's tracer) ------------------------------
+def _np_add_relu(a, b):
+    s = np.add(a, b)
+    return np.where(s < 0, np.zeros_like(s), s)  # fastnn's ReLU: NaN and -0 pass
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sa,sb", PAIRS)
+def test_add_relu_is_numpy_add_then_the_relu_kernel_bit_for_bit(dtype, sa, sb):
+    rng = np.random.default_rng(2)
+    a, b = _values(rng, sa, dtype), _values(rng, sb, dtype)
+    with np.errstate(all="ignore"):
+        ref = _np_add_relu(a, b)
+        s = np.add(a, b)
+        if s.ndim and s.size:  # the unfused pair fastnn runs: np.add, then the ReLU kernel
+            _same_bits(backend.activation_forward(np.ascontiguousarray(s), "relu"), ref)
+    _same_bits(_C.binary(a, b, "add_relu"), ref)
+    _same_bits(_C.binary(a, b, "add_relu", reference=True), ref)
+    _same_bits(backend.add_relu(a, b), ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_relu_is_bit_identical_on_one_and_two_threads(restore_threads, dtype):
+    import fastnn
+    rng = np.random.default_rng(4)
+    a, b = _values(rng, (32, 32, 32, 64), dtype), _values(rng, (32, 32, 32, 64), dtype)
+    results = []
+    for threads in (1, 2):
+        fastnn.set_num_threads(threads)
+        results.append(_C.binary(a, b, "add_relu"))
+    _same_bits(results[0], results[1])
+    out = np.empty_like(a)
+    assert _C.binary(a, b, "add_relu", out=out) is out
+    _same_bits(out, results[0])
+
+
+def test_add_relu_unknown_op_message_lists_it():
+    with pytest.raises(ValueError, match=r"expected one of add, subtract, multiply, divide, maximum, minimum, add_relu"):
+        _C.binary(np.ones(2, np.float32), np.ones(2, np.float32), "add_relu6")

@@ -20,6 +20,10 @@ namespace fastnn {
 struct BatchNormParams {
   int64_t m = 0, c = 0;   // rows and channels of the (M, C) view
   double epsilon = 1e-3;  // added to the variance (Keras's default); positive
+  // The forwards only: y = relu(bn(x)) with the elementwise ReLU's rule on the rounded value (y < 0 ? 0 : y), the
+  // bits of batch norm then the ReLU kernel, one pass over y fewer (a BatchNormalization followed by a ReLU, fused
+  // by a caller that sees both: the compiled step's tracer). The backward's counterpart is its relu_y argument.
+  bool relu = false;
 };
 
 namespace cpu {
@@ -45,13 +49,14 @@ void batch_norm_inference_forward_ref(T* y, const T* x, const T* mean, const T* 
 // The backward of the training forward, from its saved mean and rstd (xhat = (x - mean) * rstd):
 //   dbeta += sum dy, dgamma += sum dy * xhat   (parameter gradients accumulate, DESIGN.md section 3),
 //   dx = gamma * rstd * (dy - mean(dy) - xhat * mean(dy * xhat))   (assigned).
-// M must be positive.
+// M must be positive. relu_y non-null (an (M, C) array: the output of the forward with p.relu): dy is first masked
+// as the ReLU backward does (relu_y > 0 ? dy : 0), the bits of the ReLU backward then this one, without its pass.
 template <typename T>
 void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
-                         const T* gamma, const BatchNormParams& p);
+                         const T* gamma, const BatchNormParams& p, const T* relu_y = nullptr);
 template <typename T>
 void batch_norm_backward_ref(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
-                             const T* gamma, const BatchNormParams& p);
+                             const T* gamma, const BatchNormParams& p, const T* relu_y = nullptr);
 
 }  // namespace cpu
 }  // namespace fastnn

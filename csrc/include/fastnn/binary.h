@@ -41,7 +41,9 @@ bool broadcast_add_input(Broadcast* bc, const int64_t* in_shape, int in_ndim);
 // Drops size-1 axes and merges adjacent axes that every operand walks contiguously (at least one axis remains).
 void broadcast_finish(Broadcast* bc);
 
-enum class BinaryOp : int { kAdd = 0, kSubtract, kMultiply, kDivide, kMaximum, kMinimum };
+// kAddRelu: relu(a + b), the ReLU kernel's rule on the rounded sum (s < 0 ? 0 : s): a residual Add then its ReLU
+// in one pass (for a caller that sees both, the compiled step's tracer).
+enum class BinaryOp : int { kAdd = 0, kSubtract, kMultiply, kDivide, kMaximum, kMinimum, kAddRelu };
 enum class CompareOp : int { kEqual = 0, kNotEqual, kLess, kLessEqual, kGreater, kGreaterEqual };
 
 namespace cpu {

@@ -601,6 +601,19 @@ def unbroadcast(g, shape):
     return _unbroadcast_numpy(g, shape)
 
 
+def add_relu(a, b):
+    """relu(a + b): ``np.add`` then fastnn's ReLU (``activation_forward(s, "relu")``: s < 0 ? 0 : s, NaN and -0 pass)
+    with the same bits, in one pass over the output (a residual Add followed by its ReLU, fused by a caller that sees
+    both: the compiled step's tracer). Two float32/float64 buffers of one dtype broadcast by NumPy's rule on the
+    kernel; anything else through NumPy and the ReLU kernel."""
+    if _float_buffer(a) and type(b) is _NDARRAY and b.dtype is a.dtype:
+        try:
+            return _C.binary(a, b, "add_relu")
+        except _KERNEL_ERRORS:
+            pass
+    return _C.activation_forward(np.ascontiguousarray(np.add(a, b)), "relu")
+
+
 def relu_mask_multiply(g, y, out=None):
     """``g * (y > 0)`` (the ReLU backward): g where y > 0, else g * 0 (so -0 for a negative g, NaN for inf / NaN g),
     in g's dtype, written into ``out`` when given; same-shape float buffers use the fused one-pass C++ kernel."""
@@ -737,28 +750,32 @@ def _channels(v):
     return None if v is None else np.ascontiguousarray(v)
 
 
-def batch_norm_train_forward(x, gamma=None, beta=None, epsilon=1e-3):
+def batch_norm_train_forward(x, gamma=None, beta=None, epsilon=1e-3, activation="linear"):
     """(y, mean, var, rstd): the batch mean and biased variance over every axis but the last (what Keras
     normalizes with; the caller updates its moving statistics as moving * momentum + batch * (1 - momentum)),
-    rstd = 1 / sqrt(var + epsilon), y = gamma * (x - mean) * rstd + beta."""
+    rstd = 1 / sqrt(var + epsilon), y = gamma * (x - mean) * rstd + beta. activation="relu": y = relu(y) in the
+    same pass, the bits of ``activation_forward(y, "relu")`` (batch norm fused with a following ReLU)."""
     shape = np.shape(x)
-    y, mean, var, rstd = _C.batch_norm_train_forward(_rows_view(x), _channels(gamma), _channels(beta), float(epsilon))
+    y, mean, var, rstd = _C.batch_norm_train_forward(_rows_view(x), _channels(gamma), _channels(beta), float(epsilon),
+                                                     activation=activation)
     return y.reshape(shape), mean, var, rstd
 
 
-def batch_norm_inference_forward(x, mean, var, gamma=None, beta=None, epsilon=1e-3):
-    """y = gamma * (x - mean) / sqrt(var + epsilon) + beta over the last axis, with given statistics."""
+def batch_norm_inference_forward(x, mean, var, gamma=None, beta=None, epsilon=1e-3, activation="linear"):
+    """y = gamma * (x - mean) / sqrt(var + epsilon) + beta over the last axis, with given statistics;
+    activation="relu": y = relu(y) in the same pass."""
     shape = np.shape(x)
     y = _C.batch_norm_inference_forward(_rows_view(x), _channels(mean), _channels(var), _channels(gamma),
-                                        _channels(beta), float(epsilon))
+                                        _channels(beta), float(epsilon), activation=activation)
     return y.reshape(shape)
 
 
-def batch_norm_backward(dy, x, mean, rstd, gamma=None):
-    """(dx, dgamma, dbeta) of batch_norm_train_forward from its saved mean and rstd."""
+def batch_norm_backward(dy, x, mean, rstd, gamma=None, relu_y=None):
+    """(dx, dgamma, dbeta) of batch_norm_train_forward from its saved mean and rstd. relu_y: the y of a forward with
+    activation="relu"; dy is then masked by relu_y > 0 first (the ReLU backward, fused: one pass fewer)."""
     shape = np.shape(x)
     dx, dgamma, dbeta = _C.batch_norm_backward(_rows_view(dy), _rows_view(x), _channels(mean), _channels(rstd),
-                                               _channels(gamma))
+                                               _channels(gamma), relu_y=None if relu_y is None else _rows_view(relu_y))
     return dx.reshape(shape), dgamma, dbeta
 
 

@@ -40,6 +40,19 @@ def add(x1, x2):
     return record(y, (t1, t2), backward, "add")
 
 
+def add_relu(x1, x2):
+    """relu(x1 + x2) with broadcasting as ONE node on ``B.add_relu``: the bits of ``add`` then ``activation.relu``
+    (forward and both gradients), one pass over the output fewer; for a caller that sees a residual Add followed by
+    a ReLU (the compiled step's tracer)."""
+    t1, t2, a, b, y = _binary("add_relu", B.add_relu, x1, x2)
+
+    def backward(g, needs):
+        g = B.activation_backward(B.contiguous(g), y, y, "relu")  # the ReLU backward's rule: g where y > 0, else 0
+        return (B.unbroadcast(g, a.shape) if needs[0] else None, B.unbroadcast(g, b.shape) if needs[1] else None)
+
+    return record(y, (t1, t2), backward, "add_relu")
+
+
 def subtract(x1, x2):
     """x1 - x2 with broadcasting."""
     t1, t2, a, b, y = _binary("subtract", B.subtract, x1, x2)

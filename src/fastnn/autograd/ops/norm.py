@@ -137,24 +137,33 @@ def _channels_last(a, axis):
     return a if axis == a.ndim - 1 else B.moveaxis(a, axis, -1)
 
 
-def batch_norm_train(t, gamma, beta, axis, epsilon):
+def _activation(activation, op):
+    if activation not in ("linear", "relu"):
+        raise ValueError(f'{op}: activation must be "linear" or "relu", but received {activation!r}')
+    return activation
+
+
+def batch_norm_train(t, gamma, beta, axis, epsilon, activation="linear"):
     """BatchNormalization's training forward on ``B.batch_norm_train_forward``: the batch statistics over every axis
     but ``axis`` (non-negative). ``t`` is a float32 / float64 Tensor, gamma / beta Tensors of its dtype or None.
+    activation="relu": relu(batch_norm(x)) as one node on the fused kernels (the bits of the two ops in a row, one
+    pass over the activations fewer each way), for a caller that sees a ReLU following the normalization.
 
     Returns ``(y, mean, variance)``: y a Tensor (one node, backward ``B.batch_norm_backward`` for x, gamma and beta),
     mean and the biased variance (what Keras updates its moving statistics with) as buffers of length C."""
+    relu = _activation(activation, "batch_norm_train") == "relu"
     a = t._data
     last = axis == a.ndim - 1
     xl = _channels_last(a, axis)
     g = None if gamma is None else gamma._data
     b = None if beta is None else beta._data
-    y, mean, var, rstd = B.batch_norm_train_forward(xl, g, b, epsilon)
-    if not last:
-        y = B.moveaxis(y, -1, axis)
+    yl, mean, var, rstd = B.batch_norm_train_forward(xl, g, b, epsilon, activation=activation)
+    y = yl if last else B.moveaxis(yl, -1, axis)
     parents = (t,) + tuple(p for p in (gamma, beta) if p is not None)
 
     def backward(gy, needs):
-        dx, dgamma, dbeta = B.batch_norm_backward(_channels_last(gy, axis), xl, mean, rstd, g)
+        dx, dgamma, dbeta = B.batch_norm_backward(_channels_last(gy, axis), xl, mean, rstd, g,
+                                                  relu_y=yl if relu else None)
         grads = [dx if last else B.moveaxis(dx, -1, axis)]
         if gamma is not None:
             grads.append(dgamma)
@@ -165,20 +174,24 @@ def batch_norm_train(t, gamma, beta, axis, epsilon):
     return record(y, parents, backward, "batch_norm_train"), mean, var
 
 
-def batch_norm_inference(t, mean, variance, gamma, beta, axis, epsilon):
+def batch_norm_inference(t, mean, variance, gamma, beta, axis, epsilon, activation="linear"):
     """BatchNormalization's inference forward on ``B.batch_norm_inference_forward`` with given statistics (buffers
-    of t's dtype; they get no gradient: the moving statistics are not trained). Gradients reach x, gamma and beta."""
+    of t's dtype; they get no gradient: the moving statistics are not trained). Gradients reach x, gamma and beta.
+    activation="relu": relu(batch_norm(x)) in one pass (the bits of the two ops in a row)."""
+    relu = _activation(activation, "batch_norm_inference") == "relu"
     a = t._data
     last = axis == a.ndim - 1
     xl = _channels_last(a, axis)
     g = None if gamma is None else gamma._data
     b = None if beta is None else beta._data
-    y = B.batch_norm_inference_forward(xl, mean, variance, g, b, epsilon)
-    if not last:
-        y = B.moveaxis(y, -1, axis)
+    yl = B.batch_norm_inference_forward(xl, mean, variance, g, b, epsilon, activation=activation)
+    y = yl if last else B.moveaxis(yl, -1, axis)
     parents = (t,) + tuple(p for p in (gamma, beta) if p is not None)
 
     def backward(gy, needs):
+        if relu:  # the ReLU backward's rule (gy where y > 0, else 0), in gy's layout as the unfused ops run it
+            yc = B.contiguous(y)
+            gy = B.activation_backward(B.contiguous(gy), yc, yc, "relu")
         gl = _channels_last(gy, axis)
         rows = tuple(range(gl.ndim - 1))
         rstd = B.divide(1.0, B.sqrt(B.add(variance, epsilon)))
