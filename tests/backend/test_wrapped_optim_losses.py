@@ -114,7 +114,7 @@ def _optimizer_run(name, steps=5):
     out = []
     for step in range(steps):
         nonfinite = step == 2 and isinstance(optimizer, optimizers.LossScaleOptimizer)
-        loss_scale = optimizer.scale_loss(1.0) if isinstance(optimizer, optimizers.LossScaleOptimizer) else 1.0
+        loss_scale = float(optimizer.scale_loss(1.0)) if isinstance(optimizer, optimizers.LossScaleOptimizer) else 1.0
         grads = _gradients(step, nonfinite, loss_scale)
         if step % 2:
             optimizer.apply_gradients(zip(grads, variables))

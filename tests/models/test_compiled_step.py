@@ -113,6 +113,28 @@ def test_resnet_with_batch_normalization_statistics():
                                           {"batch_size": 4})
     moving = [w for w in model.non_trainable_weights if "moving_mean" in w.path]
     assert moving and all(np.abs(w.numpy()).sum() > 0 for w in moving)  # the statistics did move
+    # The plans fused each BatchNormalization -> ReLU and Add -> ReLU pair (same bits, asserted above).
+    for key, entry in model._compiled_steps.entries.items():
+        src = entry.plan.source
+        assert "B_activation_forward" not in src and src.count("B_add_relu(") == 2, src
+        if key[0] == "train":
+            assert src.count("relu_y=s") == 3 and src.count("relu_y=None") == 2, src
+
+
+def test_a_pre_relu_value_used_elsewhere_is_not_fused():
+    def build():
+        inp = fastnn.Input((6, 6, 2))
+        bn = L.BatchNormalization()(L.Conv2D(4, 3, padding="same")(inp))
+        h = L.Activation("relu")(bn)
+        s = L.Add()([h, bn])
+        out = L.Dense(3)(L.Flatten()(L.Concatenate()([L.Activation("relu")(s), s])))
+        return fastnn.Model(inp, out)
+
+    x, y = RNG.standard_normal((12, 6, 6, 2)).astype(np.float32), RNG.standard_normal((12, 3)).astype(np.float32)
+    model = _assert_compiled_equals_eager(build, x, y, {"optimizer": "adam", "loss": "mse"}, {"batch_size": 4})
+    for entry in model._compiled_steps.entries.values():
+        src = entry.plan.source
+        assert "B_add_relu" not in src and "relu_y=s" not in src and src.count("B_activation_forward(") == 2, src
 
 
 def test_lstm_over_a_masked_embedding():

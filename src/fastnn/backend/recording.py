@@ -167,6 +167,37 @@ class _ErrstateRecorder:
         return self._real.__exit__(*exc)
 
 
+class _Call:
+    """A recorded call's parts (what the fusion pass rewrites): its result, the backend function's name and plan
+    name, the local it defines, positional arguments as [source, object], keyword arguments as [key, source,
+    object]."""
+
+    __slots__ = ("result", "fname", "fsrc", "out", "args", "kwargs")
+
+    def __init__(self, result, fname, fsrc, out, args, kwargs):
+        self.result, self.fname, self.fsrc, self.out = result, fname, fsrc, out
+        self.args = [list(a) for a in args]
+        self.kwargs = [list(k) for k in kwargs]
+
+    def line(self):
+        parts = [a[0] for a in self.args] + [f"{k}={v}" for k, v, _ in self.kwargs]
+        return f"{self.out} = {self.fsrc}({', '.join(parts)})"
+
+    def uses(self):
+        names = [a[0] for a in self.args] + [v for _, v, _ in self.kwargs]
+        return tuple(n for n in names if n[:1] in ("s", "i", "g"))
+
+    def kwarg(self, key, default=None):
+        return next((obj for k, _, obj in self.kwargs if k == key), default)
+
+    def set_kwarg(self, key, src, obj):
+        for kw in self.kwargs:
+            if kw[0] == key:
+                kw[1], kw[2] = src, obj
+                return
+        self.kwargs.append([key, src, obj])
+
+
 class Recorder:
     """Records the backend calls of one step run in this thread (``record`` is the way to use it)."""
 
@@ -307,11 +338,12 @@ class Recorder:
         uses = []
         try:
             arg_src = [self.render(a, uses) for a in args]
-            arg_src += [f"{k}={self.render(v, uses)}" for k, v in kwargs.items()]
+            kw_src = [(k, self.render(v, uses)) for k, v in kwargs.items()]
         except Untraceable as exc:
             self.failed = exc
             return result
-        call_src = f"{self._func(fname, fn)}({', '.join(arg_src)})"
+        fsrc = self._func(fname, fn)
+        call_src = f"{fsrc}({', '.join(arg_src + [f'{k}={v}' for k, v in kw_src])})"
         if fname in _RANDOM:
             for a in list(args) + list(kwargs.values()):
                 if self.impl.is_random_generator(a) and all(a is not g for g in self.generators):
@@ -331,7 +363,8 @@ class Recorder:
         name = self._new_local()
         pure = not (fname in _RANDOM or fname in _WRITES or "out" in kwargs
                     or (isinstance(fn, np.ufunc) and len(args) > fn.nin))
-        self._emit(f"{name} = {call_src}", uses, (name,), "call" if pure else "effect", result)
+        call = _Call(result, fname, fsrc, name, list(zip(arg_src, args)), [(k, v, kwargs[k]) for k, v in kw_src])
+        self._emit(f"{name} = {call_src}", uses, (name,), "call" if pure else "effect", call)
         self._bind(result, name)
         return result
 
@@ -403,6 +436,92 @@ class Recorder:
         return Plan(self)
 
 
+def _fused(rec, lines):
+    """Kernel pairs one fused call replaces with the same bits (csrc: batch normalization with activation="relu",
+    ``add_relu``), when a ReLU's input has no other use than that ReLU and its backward:
+
+    - ``y = batch_norm_*_forward(...)[0]; r = activation_forward(y, "relu")``: the batch norm computes r itself;
+    - ``s = add(a, b); r = activation_forward(s, "relu")``: ``r = add_relu(a, b)``;
+    - the ReLU's backward ``activation_backward(g, s, r, "relu")`` then reads r for s (it tests s > 0, which is
+      r > 0), and when it feeds only ``batch_norm_backward``, that call masks g itself (``relu_y=r``).
+
+    Keras has no layer holding both halves of a pair, so only a whole step shows them; eager execution runs them
+    unfused, and the plan gives its bits."""
+    if not hasattr(rec.impl, "add_relu"):
+        return lines
+    lines = list(lines)
+    calls = {e[4].out: (i, e[4]) for i, e in enumerate(lines) if isinstance(e[4], _Call)}
+    users = {}
+    for i, (_, uses, _, _, _) in enumerate(lines):
+        for u in set(uses):
+            users.setdefault(u, []).append(i)
+    subs = {e[2][0]: (i, e[1][0], int(e[0].rsplit("[", 1)[1][:-1])) for i, e in enumerate(lines) if e[3] == "sub"}
+
+    def relu_call(c):
+        return (c.fname == "activation_forward" and len(c.args) >= 2 and c.args[1][1] == "relu"
+                and not c.kwargs)
+
+    def set_line(i, call):
+        line, _, defines, kind, _ = lines[i]
+        lines[i] = (call.line(), call.uses(), defines, kind, call)
+
+    for i, entry in enumerate(list(lines)):
+        relu = entry[4]
+        if not isinstance(relu, _Call) or not relu_call(relu):
+            continue
+        src = relu.args[0][0]  # the ReLU's input local
+        backward = [j for j in users.get(src, []) if j != i]
+        back_calls = [lines[j][4] for j in backward]
+        if not all(isinstance(c, _Call) and c.fname == "activation_backward" and len(c.args) >= 4
+                   and c.args[1][0] == src and c.args[2][0] == relu.out and c.args[3][1] == "relu"
+                   for c in back_calls):
+            continue
+        producer = None
+        if src in subs:  # y = bn(...)[0]
+            k, parent, index = subs[src]
+            owner = calls.get(parent)
+            if index == 0 and owner is not None and owner[1].fname in ("batch_norm_train_forward",
+                                                                       "batch_norm_inference_forward") \
+                    and owner[1].kwarg("activation", "linear") == "linear":
+                producer = ("bn", owner)
+        elif src in calls and calls[src][1].fname == "add" and len(calls[src][1].args) == 2 \
+                and not calls[src][1].kwargs:
+            producer = ("add", calls[src])
+        elif src in calls and calls[src][1].fname == "batch_norm_inference_forward" \
+                and calls[src][1].kwarg("activation", "linear") == "linear":
+            producer = ("bn_inference", calls[src])
+        if producer is None:
+            continue
+        kind, (pi, pcall) = producer
+        if kind == "bn":
+            pcall.set_kwarg("activation", rec._const("relu"), "relu")
+            set_line(pi, pcall)
+            lines[i] = (f"{relu.out} = {src}", (src,), (relu.out,), "sub", relu.result)
+        else:
+            if kind == "add":
+                pcall.fname, pcall.fsrc = "add_relu", rec._func("add_relu", rec.impl.add_relu)
+            else:
+                pcall.set_kwarg("activation", rec._const("relu"), "relu")
+            pcall.out = relu.out
+            set_line(pi, pcall)
+            lines[pi] = (pcall.line(), pcall.uses(), (relu.out,), lines[pi][3], pcall)
+            lines[i] = (f"{src} = {relu.out}", (relu.out,), (src,), "sub", relu.result)
+        for j, c in zip(backward, back_calls):
+            c.args[1][0], c.args[1][1] = relu.out, relu.result  # s > 0 is r > 0
+            set_line(j, c)
+            if kind != "bn":
+                continue
+            consumers = users.get(c.out, [])
+            bwd = lines[consumers[0]][4] if len(consumers) == 1 else None
+            if isinstance(bwd, _Call) and bwd.fname == "batch_norm_backward" and bwd.args[0][0] == c.out \
+                    and bwd.kwarg("relu_y") is None:
+                bwd.args[0][0], bwd.args[0][1] = c.args[0][0], c.args[0][1]  # the incoming gradient itself
+                bwd.set_kwarg("relu_y", relu.out, relu.result)
+                set_line(consumers[0], bwd)
+                lines[j] = ("", (), (), "call", None)  # removed below: it defines nothing any more
+    return [e for e in lines if e[0]]
+
+
 def _constants_folded(rec, lines):
     """Pure calls whose arguments are all constants of the step (the losses' batch-size arithmetic, a mask of ones)
     give the same value at every replay: the plan takes the recorded value (``sK = Cj``). Not for a value a later
@@ -418,7 +537,8 @@ def _constants_folded(rec, lines):
     out = []
     for line, uses, defines, kind, obj in lines:
         if kind in ("call", "sub") and defines and defines[0] in folded:
-            out.append((f"{defines[0]} = {rec._const(obj)}", (), defines, "call", obj))
+            value = obj.result if isinstance(obj, _Call) else obj
+            out.append((f"{defines[0]} = {rec._const(value)}", (), defines, "call", value))
         else:
             out.append((line, uses, defines, kind, obj))
     return out
@@ -446,7 +566,7 @@ class Plan:
     """A recorded step: ``plan(*inputs)`` replays it and returns the flat outputs."""
 
     def __init__(self, rec: Recorder):
-        lines = _dead_code_removed(_constants_folded(rec, rec.lines))
+        lines = _dead_code_removed(_constants_folded(rec, _fused(rec, rec.lines)))
         last_use = {}
         for i, (_, uses, defines, _, _) in enumerate(lines):
             for u in uses:
