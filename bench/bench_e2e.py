@@ -592,9 +592,10 @@ def format_main(args, frameworks, workloads, res, command):
             for c in mcols) + " |")
     loads = [v for cols in res["raw"].values() for f in cols.values() for v in f.get("load1", [])]
     if loads:
+        lines.append("")
         lines.append(f"Machine load (1-min load average at the end of each child; {os.cpu_count()} CPUs): median "
-                     f"{statistics.median(loads):.1f}, max {max(loads):.1f} -- above about {args.threads} other "
-                     f"processes were competing for the cores.")
+                     f"{statistics.median(loads):.1f}, max {max(loads):.1f} (above {os.cpu_count()}, other work was "
+                     f"competing for the cores: treat the figures, PyTorch's at 2 threads above all, with care).")
         lines.append("")
     if res["imports"]:
         lines.append("Import (fresh interpreter, median): " + "; ".join(
@@ -606,10 +607,11 @@ def format_main(args, frameworks, workloads, res, command):
     if conv:
         lines.append(f"Conv workloads against fastnn's SGEMM rate ({_fmt(gemm, 1)} GFLOP/s, 1024^3, "
                      f"{args.threads} threads, best of 5): achieved GFLOP/s = FLOP/sample x samples/s "
-                     f"(forward = 2 x MACs of the conv + dense layers, training = 3 x forward).")
+                     f"(forward = 2 x MACs of the conv + dense layers, training = 3 x forward). On a loaded machine "
+                     f"the GEMM and the workloads ran at different moments, so a fraction can exceed 100%.")
         lines.append("")
-        lines.append("| workload | figure | FLOP/sample | " + " | ".join(f"{c} GFLOP/s (fraction)" for c in cols
-                                                                       if c != "ort" or True) + " |")
+        lines.append("| workload | figure | FLOP/sample | " + " | ".join(f"{c} GFLOP/s (fraction)" for c in cols)
+                     + " |")
         lines.append("|---|---|---:|" + "---:|" * len(cols))
         for wl in conv:
             fwd, trn = conv_flops_per_sample(wl)
@@ -736,6 +738,8 @@ def main():
     if sorted(set(frameworks) - set(FRAMEWORKS)) or "fastnn" not in frameworks:
         parser.error(f"--frameworks takes fastnn (required) and any of torch, keras, ort; got {args.frameworks!r}")
     command = "PYTHONPATH=src python bench/bench_e2e.py " + " ".join(sys.argv[1:])
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # for the version line (the children get child_env)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
