@@ -669,6 +669,11 @@ def format_sweep(args, workloads, res):
                 lines.append(f"| {wl} | {threads} | {batch} | " + " | ".join(_fmt(v) for v in tr) + " | " +
                              " | ".join(_fmt(v) for v in pr) + f" | {_ratio(tr[0], tr[-1])} | "
                              f"{_ratio(pr[0], pr[-1])} |")
+    loads = [v for cols in res["raw"].values() for f in cols.values() for v in f.get("load1", [])]
+    if loads:
+        lines.append("")
+        lines.append(f"Machine load (1-min load average at the end of each child; {os.cpu_count()} CPUs): median "
+                     f"{statistics.median(loads):.1f}, max {max(loads):.1f}.")
     if res["errors"]:
         lines.append("")
         lines.append("Failures: " + "; ".join(f"{k} / {label}" for k, d in res["errors"].items() for label in d))
