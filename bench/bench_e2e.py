@@ -49,11 +49,11 @@ Usage (Keras / TensorFlow / PyTorch / onnxruntime / matplotlib are benchmark-onl
     ... --json OUT                                               # every raw sample and median as JSON
 
 How long (2-vCPU Sapphire Rapids VM, fastnn at f9feec1): one round of the default mode (4 workloads x 4 frameworks
-+ the GEMM + imports) took 774 s with the machine loaded by other jobs (load average ~5); expect about 5 minutes on a
-quiet machine, dominated by Keras / TF and PyTorch on the ResNet. So the default 3 rounds take about 15 minutes when
-quiet; use --rounds 1 for a 5-minute look. --batch-sweep (SWEEP_SAMPLES, 64 children, 1 round by default) takes about
-13-15 minutes quiet, half of it the ResNet. --quick takes about 2 minutes (--quick --batch-sweep about 5): most of it
-is starting 16 (64) interpreters that import torch / TensorFlow.
++ the GEMM + imports) took 271 s at load 1-3 and 774 s at load ~5 (other jobs on the machine), mostly Keras / TF and
+PyTorch on the ResNet; the default 3 rounds take about 14 minutes on a quiet machine (--rounds 1 for a 5-minute look).
+--batch-sweep (SWEEP_SAMPLES, 64 children, 1 round by default) took 990 s with the load falling from 7 to 1.5 (about
+10-12 minutes quiet), a third of it the ResNet. --quick takes about 2 minutes (--quick --batch-sweep about 5 under
+load): most of it starting 16 (64) interpreters that import torch / TensorFlow.
 """
 from __future__ import annotations
 
