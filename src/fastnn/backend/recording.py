@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -163,7 +164,7 @@ class _ErrstateRecorder:
         return self._real.__enter__()
 
     def __exit__(self, *exc):
-        self._rec._emit("", (), (), "exit", self._name)
+        self._rec._emit("# end of errstate", (), (), "exit", self._name)
         return self._real.__exit__(*exc)
 
 
@@ -210,7 +211,10 @@ class Recorder:
         self.consts = []  # the objects behind C0, C1, ...
         self.funcs = {}  # B_<name> -> the backend function it calls
         self._const_ids = {}
-        self.keep = []  # every object whose id is mapped (ids are unique only while the object lives)
+        self.keep = []  # objects whose ids are mapped and must not die meanwhile (ids are unique only while alive)
+        self.weak = {}  # id -> weak reference of a result (its death forgets the id)
+        self.fingerprint = {}  # id of a returned tuple / list -> its elements' ids
+        self.const_locals = set()  # locals computed from constants only (candidates for folding)
         self.ref = {}  # id(object) -> local name holding it in the plan
         self.var_of = {}  # id(a variable's current buffer) -> its index in self.variables
         # The model's variables first, then every other live one (a buffer of any variable read inside the step is
@@ -264,13 +268,16 @@ class Recorder:
         """One plan line. ``kind``: "call" (a pure call: no draw, no write into an argument; ``obj`` its result),
         "sub" (an element of a returned tuple), "read" (a variable's buffer), or "effect" (kept as it is: draws,
         writes, guards, assignments, host effects, the return)."""
+        if kind not in ("call", "sub", "read"):
+            self.const_locals.difference_update(uses)  # written into (or returned): not a constant from here on
         self.lines.append((line, tuple(uses), tuple(defines), kind, obj))
 
     # -- values -------------------------------------------------------------------------------------------------
     def render(self, obj, uses):
         """The plan expression for an argument (slot, variable read, structure of them, or constant)."""
         name = self.ref.get(id(obj))
-        if name is not None:
+        if name is not None and (id(obj) not in self.fingerprint or (
+                isinstance(obj, (tuple, list)) and self.fingerprint[id(obj)] == tuple(id(o) for o in obj))):
             uses.append(name)
             return name
         if _is_plain(obj):
@@ -306,18 +313,37 @@ class Recorder:
             raise Untraceable("passes a fastnn Tensor to the backend where a buffer belongs", _current_layer())
         return self._const(obj)
 
+    def _forget(self, key, name):
+        if self.ref.get(key) == name:
+            del self.ref[key]
+        self.weak.pop(key, None)
+
     def _bind(self, obj, name):
         """Maps a call's result (and the elements of a returned tuple / list) to plan locals."""
         if _is_plain(obj):
             return
-        self.ref[id(obj)] = name
-        self.keep.append(obj)
+        key = id(obj)
+        self.ref[key] = name
+        # Results are not kept alive (a step's temporaries die as in eager mode, so recording does not raise the
+        # peak memory): a weak reference forgets the id when the object dies, before the id can be reused. A tuple
+        # or list (no weak references) is recognised by its elements' ids; what supports neither (NumPy scalars)
+        # is kept.
+        if isinstance(obj, (tuple, list)):
+            self.fingerprint[key] = tuple(id(o) for o in obj)
+        else:
+            try:
+                self.weak[key] = weakref.ref(obj, lambda _r, key=key, name=name: self._forget(key, name))
+            except TypeError:
+                self.keep.append(obj)
         if isinstance(obj, (tuple, list)):
             for j, o in enumerate(obj):
                 if _is_plain(o) or id(o) in self.ref:
                     continue
                 sub = self._new_local()
-                self._emit(f"{sub} = {name}[{j}]", (name,), (sub,), "sub", o)
+                constant = name in self.const_locals
+                if constant:
+                    self.const_locals.add(sub)
+                self._emit(f"{sub} = {name}[{j}]", (name,), (sub,), "sub", o if constant else None)
                 self._bind(o, sub)
 
     # -- events -------------------------------------------------------------------------------------------------
@@ -336,9 +362,18 @@ class Recorder:
             if src is not None:
                 return result
         uses = []
+        consts = []  # per argument: whether it is a constant of the plan (no local in it)
         try:
-            arg_src = [self.render(a, uses) for a in args]
-            kw_src = [(k, self.render(v, uses)) for k, v in kwargs.items()]
+            arg_src = []
+            for a in args:
+                n = len(uses)
+                arg_src.append(self.render(a, uses))
+                consts.append(len(uses) == n)
+            kw_src = []
+            for k, v in kwargs.items():
+                n = len(uses)
+                kw_src.append((k, self.render(v, uses)))
+                consts.append(len(uses) == n)
         except Untraceable as exc:
             self.failed = exc
             return result
@@ -363,7 +398,16 @@ class Recorder:
         name = self._new_local()
         pure = not (fname in _RANDOM or fname in _WRITES or "out" in kwargs
                     or (isinstance(fn, np.ufunc) and len(args) > fn.nin))
-        call = _Call(result, fname, fsrc, name, list(zip(arg_src, args)), [(k, v, kwargs[k]) for k, v in kw_src])
+        # Objects are kept only where a later pass reads them: constant arguments (the fusion pass tests them) and
+        # the results of calls on constants only (the folding pass makes them plan constants). Holding every
+        # result would keep the step's temporaries alive and raise the recording step's peak memory.
+        constant = pure and all(u in self.const_locals for u in uses)
+        nargs = len(args)
+        call = _Call(result if constant else None, fname, fsrc, name,
+                     [(src, a if consts[j] else None) for j, (src, a) in enumerate(zip(arg_src, args))],
+                     [(k, v, kwargs[k] if consts[nargs + j] else None) for j, (k, v) in enumerate(kw_src)])
+        if constant:
+            self.const_locals.add(name)
         self._emit(f"{name} = {call_src}", uses, (name,), "call" if pure else "effect", call)
         self._bind(result, name)
         return result
@@ -424,6 +468,7 @@ class Recorder:
     def finish(self, outputs):
         """The plan returning ``outputs`` (a flat list of buffers / None / constants from this step); raises the
         Untraceable met while recording."""
+        self.weak.clear()  # no callbacks after the recording
         if self.failed is not None:
             raise self.failed
         uses = []
@@ -518,8 +563,8 @@ def _fused(rec, lines):
                 bwd.args[0][0], bwd.args[0][1] = c.args[0][0], c.args[0][1]  # the incoming gradient itself
                 bwd.set_kwarg("relu_y", relu.out, relu.result)
                 set_line(consumers[0], bwd)
-                lines[j] = ("", (), (), "call", None)  # removed below: it defines nothing any more
-    return [e for e in lines if e[0]]
+                lines[j] = None  # removed below: batch_norm_backward masks the gradient itself
+    return [e for e in lines if e is not None]
 
 
 def _constants_folded(rec, lines):
