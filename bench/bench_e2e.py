@@ -171,9 +171,7 @@ def _peak_rss_mb():
 def time_keras_style(lib, workload, x, y, batch, quick, jit=None, do_train=True):
     model, loss = build_keras_model(lib, workload, quick)
     kwargs = {} if jit is None else {"jit_compile": jit}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # today's jit_compile=True warning ("runs eagerly"), once per child
-        model.compile(optimizer="adam", loss=loss, **kwargs)
+    model.compile(optimizer="adam", loss=loss, **kwargs)
     out = {"rss_before_fit_mb": _vm_rss_mb()}
     if do_train:
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # warm-up epoch
