@@ -394,23 +394,27 @@ def test_winograd_propagates_nan_and_relu_keeps_it():
     assert set(zip(nan_rows, nan_cols)) == {(i, j) for i in (1, 2, 3) for j in (2, 3, 4)}
 
 
+# The second case is the benchmark CNN's third layer (7x7x64->128, batch 64): 15 blocks, whose backward-weight runs
+# in two partitions (a power of two, at least four blocks each); three threads split two partitions unevenly.
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_winograd_one_and_two_threads_are_bit_identical(restore_threads, dtype):
+@pytest.mark.parametrize("case", [(5, 15, 13, 24, 32, "same"), (64, 7, 7, 64, 128, "same")],
+                         ids=lambda c: "x".join(map(str, c[:5])))
+def test_winograd_one_and_two_threads_are_bit_identical(restore_threads, dtype, case):
     if not fastnn.build_info()["openmp"]:
         pytest.skip("built without OpenMP: one thread only")
-    x, k, b, kw = _winograd_case((5, 15, 13, 24, 32, "same"), dtype, seed=33)
+    x, k, b, kw = _winograd_case(case, dtype, seed=33)
     previous_guard = _C.oversubscription_guard()
     _C.set_oversubscription_guard("off")
     try:
         results = []
-        for threads in (1, 2):
+        for threads in (1, 2, 3):
             fastnn.set_num_threads(threads)
             y = _C.conv2d_forward(x, k, b, activation="relu", **kw)
             dy = np.ascontiguousarray(np.cos(y))
             results.append((y, _C.conv2d_backward_input(dy, k, x.shape, **kw),
                             *_C.conv2d_backward_weight(x, dy, k.shape, **kw)))
-        for one, two in zip(*results):
-            assert np.array_equal(one, two)
+        for one, two, three in zip(*results):
+            assert np.array_equal(one, two) and np.array_equal(one, three)
     finally:
         _C.set_oversubscription_guard(previous_guard)
 
