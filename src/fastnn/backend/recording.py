@@ -227,7 +227,6 @@ class Recorder:
         self.used_variables = set()
         self.n_locals = 0
         self.side_effect_at = None  # index of the first line that draws random numbers or assigns a variable
-        self.guard_after_side_effect = False
         self.generators = []  # generators the plan draws from (their states are snapshot when needed)
         self.assigned = []  # indices of variables the plan assigns
         for k, v in enumerate(self.variables):
@@ -392,8 +391,6 @@ class Recorder:
                 self._emit(f"{name} = {call_src}", uses, (name,))
                 self._emit(f"if _differs({name}, {self._const(result)}): raise GuardFailed({len(self.lines)})",
                            (name,), ())
-                if self.side_effect_at is not None:
-                    self.guard_after_side_effect = True
             return result
         name = self._new_local()
         pure = not (fname in _RANDOM or fname in _WRITES or "out" in kwargs

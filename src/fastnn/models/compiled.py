@@ -76,6 +76,16 @@ def _buffer_of(t):
     return None if t is None else (t._data if isinstance(t, Tensor) else t)
 
 
+def _flat_outputs(out):
+    """A region's results (predictions, then tensors or lists of tensors) as (flat buffers, predictions' treedef,
+    number of prediction leaves): what a plan returns."""
+    pred_leaves, pred_tree = _flatten(out[0])
+    flat = [_buffer_of(t) for t in pred_leaves]
+    for item in out[1:]:
+        flat += [_buffer_of(t) for t in item] if isinstance(item, list) else [_buffer_of(item)]
+    return flat, pred_tree, len(pred_leaves)
+
+
 def _wrap(b):
     return None if b is None else Tensor._wrap(b)
 
@@ -180,14 +190,7 @@ class CompiledSteps:
         def flat_region(*lv):
             out = region(*(lv if isinstance(tree, int) else _unflatten(tree, lv)))
             result["out"] = out
-            pred_leaves, pred_tree = _flatten(out[0])
-            result["pred_tree"] = pred_tree
-            flat = [_buffer_of(t) for t in pred_leaves]
-            for item in out[1:]:
-                if isinstance(item, list):
-                    flat += [_buffer_of(t) for t in item]
-                else:
-                    flat.append(_buffer_of(item))
+            flat, result["pred_tree"], result["n_pred"] = _flat_outputs(out)
             return flat
 
         variables = self._variables()
@@ -204,7 +207,7 @@ class CompiledSteps:
             # values came from recorded calls, so this recording is not a step to replay. The next batch records.
             return out
         layout = [len(item) if isinstance(item, list) else None for item in out[1:]]
-        self.entries[key] = _Entry(plan, result["pred_tree"], len(_flatten(out[0])[0]), layout)
+        self.entries[key] = _Entry(plan, result["pred_tree"], result["n_pred"], layout)
         return out
 
     def _give_up(self, kind, exc):
@@ -246,10 +249,7 @@ class CompiledSteps:
         set_random_state(model, streams)
         out = region(*batch)
         if replayed is not None:
-            pred_leaves, _ = _flatten(out[0])
-            eager = [_buffer_of(t) for t in pred_leaves]
-            for item in out[1:]:
-                eager += [_buffer_of(t) for t in item] if isinstance(item, list) else [_buffer_of(item)]
+            eager = _flat_outputs(out)[0]
             assert len(eager) == len(replayed), "FASTNN_JIT_VERIFY: a different number of outputs"
             for k, (a, b) in enumerate(zip(eager, replayed)):
                 assert (a is None) == (b is None), f"FASTNN_JIT_VERIFY: output {k} is None in one run only"
