@@ -356,9 +356,8 @@ class Model(Layer):
             weighted_metrics: metrics that also receive the sample weights (named ``weighted_<name>`` in the logs
                 when ``metrics`` already has one of that name, as in Keras).
             run_eagerly: True runs every step eagerly (no compiled step); as in Keras's TensorFlow backend, the
-                per-output losses of a
-                multi-output model are then averaged weighted by batch size (True) or as the plain mean of the
-                batch values (False, Keras's traced step); see ``compute_metrics``.
+                per-output losses of a multi-output model are then averaged weighted by batch size (True) or as the
+                plain mean of the batch values (False, Keras's traced step); see ``compute_metrics``.
             steps_per_execution: batches run per "execution" (a positive int): callbacks'
                 ``on_*_batch_begin`` / ``on_*_batch_end`` are called once per execution, with the index of its first
                 and of its last batch (``begin + steps_per_execution - 1``), as Keras does. Training itself is the
