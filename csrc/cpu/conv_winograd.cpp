@@ -91,12 +91,16 @@ template <>
 const detail::WinogradTransforms<float>& active_transforms<float>() {
   static const detail::WinogradTransforms<float> generic = detail::generic_winograd_f32();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
-  static const detail::WinogradTransforms<float> avx2 = detail::avx2_winograd_f32();
-  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+  if (active_simd_path() == SimdPath::kAvx2) {  // built only when active: that file's code needs the ISA
+    static const detail::WinogradTransforms<float> avx2 = detail::avx2_winograd_f32();
+    return avx2;
+  }
 #endif
 #if defined(FASTNN_HAVE_AVX512_KERNELS)
-  static const detail::WinogradTransforms<float> avx512 = detail::avx512_winograd_f32();
-  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+  if (active_simd_path() == SimdPath::kAvx512) {  // built only when active: that file's code needs the ISA
+    static const detail::WinogradTransforms<float> avx512 = detail::avx512_winograd_f32();
+    return avx512;
+  }
 #endif
   return generic;
 }
@@ -105,12 +109,16 @@ template <>
 const detail::WinogradTransforms<double>& active_transforms<double>() {
   static const detail::WinogradTransforms<double> generic = detail::generic_winograd_f64();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
-  static const detail::WinogradTransforms<double> avx2 = detail::avx2_winograd_f64();
-  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+  if (active_simd_path() == SimdPath::kAvx2) {  // built only when active: that file's code needs the ISA
+    static const detail::WinogradTransforms<double> avx2 = detail::avx2_winograd_f64();
+    return avx2;
+  }
 #endif
 #if defined(FASTNN_HAVE_AVX512_KERNELS)
-  static const detail::WinogradTransforms<double> avx512 = detail::avx512_winograd_f64();
-  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+  if (active_simd_path() == SimdPath::kAvx512) {  // built only when active: that file's code needs the ISA
+    static const detail::WinogradTransforms<double> avx512 = detail::avx512_winograd_f64();
+    return avx512;
+  }
 #endif
   return generic;
 }

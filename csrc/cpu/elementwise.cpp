@@ -140,12 +140,16 @@ template <>
 const ElementwiseKernelSet<float>& active_elementwise_kernels<float>() {
   static const ElementwiseKernelSet<float> generic = generic_elementwise_f32();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
-  static const ElementwiseKernelSet<float> avx2 = avx2_elementwise_f32();
-  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+  if (active_simd_path() == SimdPath::kAvx2) {  // built only when active: that file's code needs the ISA
+    static const ElementwiseKernelSet<float> avx2 = avx2_elementwise_f32();
+    return avx2;
+  }
 #endif
 #if defined(FASTNN_HAVE_AVX512_KERNELS)
-  static const ElementwiseKernelSet<float> avx512 = avx512_elementwise_f32();
-  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+  if (active_simd_path() == SimdPath::kAvx512) {  // built only when active: that file's code needs the ISA
+    static const ElementwiseKernelSet<float> avx512 = avx512_elementwise_f32();
+    return avx512;
+  }
 #endif
   return generic;
 }
@@ -154,12 +158,16 @@ template <>
 const ElementwiseKernelSet<double>& active_elementwise_kernels<double>() {
   static const ElementwiseKernelSet<double> generic = generic_elementwise_f64();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
-  static const ElementwiseKernelSet<double> avx2 = avx2_elementwise_f64();
-  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+  if (active_simd_path() == SimdPath::kAvx2) {  // built only when active: that file's code needs the ISA
+    static const ElementwiseKernelSet<double> avx2 = avx2_elementwise_f64();
+    return avx2;
+  }
 #endif
 #if defined(FASTNN_HAVE_AVX512_KERNELS)
-  static const ElementwiseKernelSet<double> avx512 = avx512_elementwise_f64();
-  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+  if (active_simd_path() == SimdPath::kAvx512) {  // built only when active: that file's code needs the ISA
+    static const ElementwiseKernelSet<double> avx512 = avx512_elementwise_f64();
+    return avx512;
+  }
 #endif
   return generic;
 }

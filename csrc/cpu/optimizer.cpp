@@ -35,12 +35,16 @@ template <>
 const OptimizerKernelSet<float>& active_optimizer_kernels<float>() {
   static const OptimizerKernelSet<float> generic = generic_optimizer_f32();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
-  static const OptimizerKernelSet<float> avx2 = avx2_optimizer_f32();
-  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+  if (active_simd_path() == SimdPath::kAvx2) {  // built only when active: that file's code needs the ISA
+    static const OptimizerKernelSet<float> avx2 = avx2_optimizer_f32();
+    return avx2;
+  }
 #endif
 #if defined(FASTNN_HAVE_AVX512_KERNELS)
-  static const OptimizerKernelSet<float> avx512 = avx512_optimizer_f32();
-  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+  if (active_simd_path() == SimdPath::kAvx512) {  // built only when active: that file's code needs the ISA
+    static const OptimizerKernelSet<float> avx512 = avx512_optimizer_f32();
+    return avx512;
+  }
 #endif
   return generic;
 }
@@ -49,12 +53,16 @@ template <>
 const OptimizerKernelSet<double>& active_optimizer_kernels<double>() {
   static const OptimizerKernelSet<double> generic = generic_optimizer_f64();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
-  static const OptimizerKernelSet<double> avx2 = avx2_optimizer_f64();
-  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+  if (active_simd_path() == SimdPath::kAvx2) {  // built only when active: that file's code needs the ISA
+    static const OptimizerKernelSet<double> avx2 = avx2_optimizer_f64();
+    return avx2;
+  }
 #endif
 #if defined(FASTNN_HAVE_AVX512_KERNELS)
-  static const OptimizerKernelSet<double> avx512 = avx512_optimizer_f64();
-  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+  if (active_simd_path() == SimdPath::kAvx512) {  // built only when active: that file's code needs the ISA
+    static const OptimizerKernelSet<double> avx512 = avx512_optimizer_f64();
+    return avx512;
+  }
 #endif
   return generic;
 }

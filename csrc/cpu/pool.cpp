@@ -50,12 +50,16 @@ template <>
 const PoolNormKernelSet<float>& active_pool_norm_kernels<float>() {
   static const PoolNormKernelSet<float> generic = generic_pool_norm_f32();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
-  static const PoolNormKernelSet<float> avx2 = avx2_pool_norm_f32();
-  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+  if (active_simd_path() == SimdPath::kAvx2) {  // built only when active: that file's code needs the ISA
+    static const PoolNormKernelSet<float> avx2 = avx2_pool_norm_f32();
+    return avx2;
+  }
 #endif
 #if defined(FASTNN_HAVE_AVX512_KERNELS)
-  static const PoolNormKernelSet<float> avx512 = avx512_pool_norm_f32();
-  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+  if (active_simd_path() == SimdPath::kAvx512) {  // built only when active: that file's code needs the ISA
+    static const PoolNormKernelSet<float> avx512 = avx512_pool_norm_f32();
+    return avx512;
+  }
 #endif
   return generic;
 }
@@ -64,12 +68,16 @@ template <>
 const PoolNormKernelSet<double>& active_pool_norm_kernels<double>() {
   static const PoolNormKernelSet<double> generic = generic_pool_norm_f64();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
-  static const PoolNormKernelSet<double> avx2 = avx2_pool_norm_f64();
-  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+  if (active_simd_path() == SimdPath::kAvx2) {  // built only when active: that file's code needs the ISA
+    static const PoolNormKernelSet<double> avx2 = avx2_pool_norm_f64();
+    return avx2;
+  }
 #endif
 #if defined(FASTNN_HAVE_AVX512_KERNELS)
-  static const PoolNormKernelSet<double> avx512 = avx512_pool_norm_f64();
-  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+  if (active_simd_path() == SimdPath::kAvx512) {  // built only when active: that file's code needs the ISA
+    static const PoolNormKernelSet<double> avx512 = avx512_pool_norm_f64();
+    return avx512;
+  }
 #endif
   return generic;
 }

@@ -151,12 +151,16 @@ template <>
 const GemmKernelSet<float>& active_kernels<float>() {
   static const GemmKernelSet<float> generic = generic_kernels_f32();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
-  static const GemmKernelSet<float> avx2 = avx2_kernels_f32();
-  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+  if (active_simd_path() == SimdPath::kAvx2) {  // built only when active: that file's code needs the ISA
+    static const GemmKernelSet<float> avx2 = avx2_kernels_f32();
+    return avx2;
+  }
 #endif
 #if defined(FASTNN_HAVE_AVX512_KERNELS)
-  static const GemmKernelSet<float> avx512 = avx512_kernels_f32();
-  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+  if (active_simd_path() == SimdPath::kAvx512) {  // built only when active: that file's code needs the ISA
+    static const GemmKernelSet<float> avx512 = avx512_kernels_f32();
+    return avx512;
+  }
 #endif
   return generic;
 }
@@ -165,12 +169,16 @@ template <>
 const GemmKernelSet<double>& active_kernels<double>() {
   static const GemmKernelSet<double> generic = generic_kernels_f64();
 #if defined(FASTNN_HAVE_AVX2_KERNELS)
-  static const GemmKernelSet<double> avx2 = avx2_kernels_f64();
-  if (active_simd_path() == SimdPath::kAvx2) return avx2;
+  if (active_simd_path() == SimdPath::kAvx2) {  // built only when active: that file's code needs the ISA
+    static const GemmKernelSet<double> avx2 = avx2_kernels_f64();
+    return avx2;
+  }
 #endif
 #if defined(FASTNN_HAVE_AVX512_KERNELS)
-  static const GemmKernelSet<double> avx512 = avx512_kernels_f64();
-  if (active_simd_path() == SimdPath::kAvx512) return avx512;
+  if (active_simd_path() == SimdPath::kAvx512) {  // built only when active: that file's code needs the ISA
+    static const GemmKernelSet<double> avx512 = avx512_kernels_f64();
+    return avx512;
+  }
 #endif
   return generic;
 }

@@ -145,3 +145,33 @@ def test_conv2d_with_zero_input_channels(dtype):
     for fn in (_C.conv2d_forward, _C.conv2d_forward_ref):
         y = fn(x, w, bias, padding="same")
         np.testing.assert_array_equal(y, np.broadcast_to(bias, (2, 5, 6, 4)))
+
+
+@pytest.mark.parametrize("first_path", ["generic", "best"])
+def test_every_kernel_family_runs_on_a_path_chosen_before_its_first_call(first_path):
+    # Each family's dispatcher built its per-ISA kernel tables as function statics one after another, so the first
+    # call on the generic path (a test fixture, FASTNN_SIMD=generic) also ran the AVX2 and AVX-512 files' table
+    # constructors, compiled with those ISAs: on a Zen 3 (no AVX-512) that was SIGILL. Each table is now built only
+    # when its path is active. A fresh process, since the tables are built once.
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np
+from fastnn import _C
+if {first_path!r} == "generic":
+    _C.set_simd_path("generic")
+for dt in (np.float32, np.float64):
+    x = np.linspace(-2, 2, 2 * 6 * 6 * 16).astype(dt).reshape(2, 6, 6, 16)
+    _C.activation_forward(x, "relu")
+    _C.gemm(x.reshape(72, 16), np.ones((16, 8), dt))
+    _C.max_pool2d_forward(x, 2, 2)
+    flat = x.reshape(72, 16)
+    _C.batch_norm_train_forward(flat, np.ones(16, dt), np.zeros(16, dt), 1e-3, False)
+    _C.conv2d_forward(x, np.ones((3, 3, 16, 16), dt), None, strides=1, padding="same")
+    v, g = np.zeros(5, dt), np.ones(5, dt)
+    _C.optimizer_update("sgd", [v], [g], [], params={{"lr": 0.1}})
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stdout, done.stderr[:3000])
