@@ -224,9 +224,20 @@ DirectOrder direct_order(const GemmKernelSet<T>& ks, const GemmParams<T>& p) {
   const double b_bytes = static_cast<double>(p.k) * static_cast<double>(p.n) * elem;
   const double a_bytes = static_cast<double>(p.m) * static_cast<double>(p.k) * elem;
   constexpr int64_t kFewRowTiles = 12;
+  // By rows, every row tile re-reads all of B from L2, one K x NR panel at a time whose rows lie ldb apart; the
+  // packed path re-reads only A's packed MR x K micro-panels (contiguous, fewer bytes per FMA). On a core with a
+  // small L2 (<= 1 MiB: the Zen cores) a wide B (rows of 1-2 KiB and more: few rows per 4 KiB page, out of the
+  // prefetchers' reach) then costs more than packing, once there are enough rows to amortize it. Measured on a
+  // Zen 3 (512 KiB L2, one thread, packed / direct time, B within half of L2: the only case this rule decides):
+  // 2048x128x512 0.62, 256x128x512 0.76, 64x128x512 0.81-0.94, 2048x128x256 0.86, 256x64x256 ~1.0, 32x128x512
+  // ~1.03; N <= 128 stays direct (2048x288x64: direct 1.5x faster). A Sapphire Rapids (2 MiB L2) ran 64x512x128
+  // and 1600x512x128 direct at 1.05-1.25x OpenBLAS: it keeps them.
+  const double b_row_bytes = static_cast<double>(p.n) * elem;
+  const bool wide_b_streams_slowly =
+      l2 <= 1024.0 * 1024.0 && ((b_row_bytes >= 2048.0 && p.m >= 64) || (b_row_bytes >= 1024.0 && p.m >= 512));
   // Half of L2, not all of it: a B that fills L2 is partly evicted by A's rows and C while the row tiles stream
   // it (300x700x600, B 1.7 MB in a 2 MB L2: direct 133, packed 167 GFLOP/s with AVX-512; 101 / 113 with AVX2).
-  if (b_bytes <= l2 / 2) return DirectOrder::kByRows;
+  if (b_bytes <= l2 / 2) return wide_b_streams_slowly ? DirectOrder::kNone : DirectOrder::kByRows;
   // A transposed B is copied whole first, so a large one goes to the packed path, which copies it in
   // cache-sized blocks instead.
   if (p.trans_b) return DirectOrder::kNone;
