@@ -30,7 +30,7 @@ def restore_threads():
     fastnn.set_num_threads(previous)
 
 
-@pytest.fixture(params=["auto", "packed", "direct"])
+@pytest.fixture(params=["auto", "packed", "direct", "prepacked"])
 def gemm_path(request):
     """Runs the test once per GEMM algorithm (forced for every shape), and once as dispatched by shape."""
     previous = _C.gemm_path()

@@ -21,6 +21,7 @@
 #include "fastnn/parallel.h"
 #include "fastnn/runtime.h"
 #include "gemm_kernels.h"
+#include "gemm_prepacked.h"
 
 namespace fastnn::cpu {
 namespace {
@@ -285,6 +286,45 @@ void direct_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
   }
 }
 
+// The packed algorithm's inner loops: rows [ic, ic + mcur) of C (their A rows packed in a_packed) against B panels
+// [q_begin, q_end) of the KC x NC block starting at column jc (b_packed: its panels, NR x kc each), C = alpha *
+// product + beta * C, then the epilogue when this is the last K block. Edge tiles go through an aligned scratch
+// tile, so the arithmetic is always the full micro-kernel.
+template <typename T>
+void multiply_packed_panels(const GemmKernelSet<T>& ks, T* c, const T* a_packed, const T* b_packed,
+                            const GemmParams<T>& p, int64_t ic, int64_t mcur, int64_t jc, int64_t nc, int64_t kc,
+                            int64_t q_begin, int64_t q_end, T beta, bool apply_epilogue_now) {
+  const int64_t MR = ks.mr, NR = ks.nr;
+  alignas(64) T edge_tile[16 * 32];  // MR x NR scratch for partial tiles (MR <= 16, NR <= 32)
+  for (int64_t q = q_begin; q < q_end; ++q) {
+    const int64_t jr = q * NR;
+    const int64_t ncur = std::min(NR, nc - jr);
+    const T* bp = b_packed + q * NR * kc;
+    for (int64_t ir = 0; ir < mcur; ir += MR) {
+      const int64_t mrcur = std::min(MR, mcur - ir);
+      const T* ap = a_packed + ir * kc;
+      T* ct = c + (ic + ir) * p.ldc + jc + jr;
+      if (mrcur == MR && ncur == NR) {
+        ks.kernel(kc, ap, bp, ct, p.ldc, p.alpha, beta);
+      } else {
+        ks.kernel(kc, ap, bp, edge_tile, NR, T(1), T(0));
+        for (int64_t i = 0; i < mrcur; ++i) {
+          T* ci = ct + i * p.ldc;
+          const T* ti = edge_tile + i * NR;
+          if (beta == T(0)) {
+            for (int64_t j = 0; j < ncur; ++j) ci[j] = p.alpha * ti[j];
+          } else {
+            for (int64_t j = 0; j < ncur; ++j) ci[j] = p.alpha * ti[j] + beta * ci[j];
+          }
+        }
+      }
+      if (apply_epilogue_now)
+        ks.epilogue(ct, p.ldc, static_cast<int>(mrcur), static_cast<int>(ncur), p.bias ? p.bias + jc + jr : nullptr,
+                    p.activation == Activation::kRelu);
+    }
+  }
+}
+
 template <typename T>
 void gemm_packed(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const GemmParams<T>& p) {
   const int64_t MR = ks.mr, NR = ks.nr;
@@ -322,7 +362,6 @@ void gemm_packed(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
       const int64_t tasks = m_blocks * n_splits;
       parallel_for(0, tasks, threads > 1 ? 1 : tasks, [&](int64_t t0, int64_t t1) {
         T* a_packed = thread_scratch<T>(kPackedA, mc * kc);
-        alignas(64) T edge_tile[16 * 32];  // MR x NR scratch for partial tiles (MR <= 16, NR <= 32)
         int64_t packed_block = -1;
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t mb = t / n_splits, split = t % n_splits;
@@ -333,33 +372,8 @@ void gemm_packed(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
             packed_block = mb;
           }
           const int64_t q_begin = n_panels * split / n_splits, q_end = n_panels * (split + 1) / n_splits;
-          for (int64_t q = q_begin; q < q_end; ++q) {
-            const int64_t jr = q * NR;
-            const int64_t ncur = std::min(NR, nc - jr);
-            const T* bp = b_packed + q * NR * kc;
-            for (int64_t ir = 0; ir < mcur; ir += MR) {
-              const int64_t mrcur = std::min(MR, mcur - ir);
-              const T* ap = a_packed + ir * kc;
-              T* ct = c + (ic + ir) * p.ldc + jc + jr;
-              if (mrcur == MR && ncur == NR) {
-                ks.kernel(kc, ap, bp, ct, p.ldc, p.alpha, beta);
-              } else {
-                ks.kernel(kc, ap, bp, edge_tile, NR, T(1), T(0));
-                for (int64_t i = 0; i < mrcur; ++i) {
-                  T* ci = ct + i * p.ldc;
-                  const T* ti = edge_tile + i * NR;
-                  if (beta == T(0)) {
-                    for (int64_t j = 0; j < ncur; ++j) ci[j] = p.alpha * ti[j];
-                  } else {
-                    for (int64_t j = 0; j < ncur; ++j) ci[j] = p.alpha * ti[j] + beta * ci[j];
-                  }
-                }
-              }
-              if (last_k_block && epilogue)
-                ks.epilogue(ct, p.ldc, static_cast<int>(mrcur), static_cast<int>(ncur),
-                            p.bias ? p.bias + jc + jr : nullptr, p.activation == Activation::kRelu);
-            }
-          }
+          multiply_packed_panels(ks, c, a_packed, b_packed, p, ic, mcur, jc, nc, kc, q_begin, q_end, beta,
+                                 last_k_block && epilogue);
         }
       });
     }
@@ -398,6 +412,11 @@ void gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) {
       return;
     }
     case GemmPath::kGemv: gemv_path(ks, c, a, b, p); return;
+    case GemmPath::kPrepacked: {
+      const PackedB<T> packed(b, p.k, p.n, p.ldb, p.trans_b);
+      gemm_prepacked(c, a, packed, p);
+      return;
+    }
     case GemmPath::kAuto: break;
   }
   if (vector_shaped) {
@@ -426,6 +445,75 @@ void gemm_strided_batched(T* c, int64_t stride_c, const T* a, int64_t stride_a, 
   }
 }
 
+template <typename T>
+PackedB<T>::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb, bool trans_b)
+    : ks_(detail::blocked_kernels<T>()), k_(std::max<int64_t>(k, 0)), n_(std::max<int64_t>(n, 0)) {
+  const int64_t NR = ks_.nr;
+  const int64_t j_blocks = ceil_div(n_, ks_.nc);
+  k_blocks_ = ceil_div(k_, ks_.kc);
+  offsets_.resize(static_cast<size_t>(std::max<int64_t>(1, j_blocks * k_blocks_)), 0);
+  int64_t total = 0;
+  for (int64_t jb = 0; jb < j_blocks; ++jb) {
+    const int64_t nc = std::min(ks_.nc, n_ - jb * ks_.nc);
+    for (int64_t pb = 0; pb < k_blocks_; ++pb) {
+      offsets_[static_cast<size_t>(jb * k_blocks_ + pb)] = total;
+      total += round_up(nc, NR) * std::min(ks_.kc, k_ - pb * ks_.kc);
+    }
+  }
+  data_ = static_cast<T*>(storage_.reserve(sizeof(T) * static_cast<size_t>(std::max<int64_t>(total, 1))));
+  GemmParams<T> shape;
+  shape.k = k_;
+  shape.n = n_;
+  shape.ldb = ldb;
+  shape.trans_b = trans_b;
+  for (int64_t jb = 0; jb < j_blocks; ++jb) {
+    const int64_t jc = jb * ks_.nc, nc = std::min(ks_.nc, n_ - jc);
+    for (int64_t pb = 0; pb < k_blocks_; ++pb) {
+      const int64_t pc = pb * ks_.kc, kc = std::min(ks_.kc, k_ - pc);
+      T* dst = data_ + offsets_[static_cast<size_t>(jb * k_blocks_ + pb)];
+      for (int64_t q = 0; q < ceil_div(nc, NR); ++q)
+        pack_b_panel(dst + q * NR * kc, b, shape, pc, kc, jc + q * NR, std::min(NR, nc - q * NR),
+                     static_cast<int>(NR));
+    }
+  }
+}
+
+template <typename T>
+void gemm_prepacked(T* c, const T* a, const PackedB<T>& b, const GemmParams<T>& p) {
+  if (p.k != b.k() || p.n != b.n())
+    throw std::invalid_argument("gemm_prepacked: the product is (" + std::to_string(p.m) + " x " +
+                                std::to_string(p.k) + ") @ (" + std::to_string(p.k) + " x " + std::to_string(p.n) +
+                                ") but B was packed as " + std::to_string(b.k()) + " x " + std::to_string(b.n()));
+  DenormalsAreZero ftz;
+  if (p.m <= 0 || p.n <= 0) return;
+  if (p.k <= 0 || p.alpha == T(0)) {
+    scale_only(c, p);
+    return;
+  }
+  const GemmKernelSet<T>& ks = b.kernels();
+  const int64_t MR = ks.mr, M = p.m, N = p.n, K = p.k;
+  const bool epilogue = has_epilogue(p);
+  const int64_t mc = std::min(round_up(M, MR), std::max<int64_t>(MR, ks.mc / MR * MR));
+  T* a_packed = thread_scratch<T>(kPackedA, mc * std::min(K, ks.kc));
+  for (int64_t jc = 0, jb = 0; jc < N; jc += ks.nc, ++jb) {
+    const int64_t nc = std::min(ks.nc, N - jc);
+    for (int64_t pc = 0, pb = 0; pc < K; pc += ks.kc, ++pb) {
+      const int64_t kc = std::min(ks.kc, K - pc);
+      const T beta = pc == 0 ? p.beta : T(1);
+      for (int64_t ic = 0; ic < M; ic += mc) {
+        const int64_t mcur = std::min(mc, M - ic);
+        pack_a_block(a_packed, a, p, ic, mcur, pc, kc, static_cast<int>(MR));
+        multiply_packed_panels(ks, c, a_packed, b.block(jb, pb), p, ic, mcur, jc, nc, kc, 0, ceil_div(nc, ks.nr),
+                               beta, pc + kc == K && epilogue);
+      }
+    }
+  }
+}
+
+template class PackedB<float>;
+template class PackedB<double>;
+template void gemm_prepacked<float>(float*, const float*, const PackedB<float>&, const GemmParams<float>&);
+template void gemm_prepacked<double>(double*, const double*, const PackedB<double>&, const GemmParams<double>&);
 template void gemm<float>(float*, const float*, const float*, const GemmParams<float>&);
 template void gemm<double>(double*, const double*, const double*, const GemmParams<double>&);
 template void gemm_strided_batched<float>(float*, int64_t, const float*, int64_t, const float*, int64_t, int64_t,

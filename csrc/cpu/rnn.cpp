@@ -3,7 +3,14 @@
 // blocks of batch rows run in parallel, each through the whole sequence on one thread.
 #include "fastnn/rnn.h"
 
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
 #include "elementwise_kernels.h"
+#include "gemm_prepacked.h"
 #include "rnn_impl.h"
 
 namespace fastnn {
@@ -21,6 +28,67 @@ RnnWorkspaceSizes rnn_workspace_sizes(const RnnParams& p) {
 
 namespace cpu {
 namespace {
+
+// The weights packed for the kernel call running now, shared by its threads and freed when it returns: the
+// recurrent kernel does not change during a call, and between calls the optimizer updates it in place, so nothing
+// is reused across calls (each call draws a new number). Calls from two Python threads at once are told apart by
+// their numbers only approximately (a worker reads the latest number): the worst case is a repack, never a stale
+// panel, since a pointer's contents are constant while any call that reads them runs.
+std::atomic<uint64_t> g_rnn_calls{0};
+
+template <typename T>
+class CallWeights {
+ public:
+  static CallWeights& instance() {
+    static CallWeights weights;
+    return weights;
+  }
+  std::shared_ptr<const PackedB<T>> get(const T* b, const GemmParams<T>& p) {
+    const uint64_t call = g_rnn_calls.load(std::memory_order_acquire);
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const Entry& e : entries_)
+      if (e.call == call && e.b == b && e.k == p.k && e.n == p.n && e.ldb == p.ldb) return e.packed;
+    // Bounded: entries a finished call could not release (packed under a later call's number) age out.
+    if (entries_.size() >= kMaxEntries) entries_.erase(entries_.begin());
+    // Only a K within one KC block: then the prepacked product has the bits of cpu::gemm's direct and packed paths
+    // (one chain over K). A longer K (the backward's dZ @ R^T over all gates, K = G*U) would be cut into KC
+    // blocks and A repacked at every step; cpu::gemm's direct path reads it in place, faster there (29 vs 34 ms
+    // per LSTM backward on one Zen 3 core). Null: cpu::gemm.
+    std::shared_ptr<const PackedB<T>> packed;
+    if (p.k <= detail::blocked_kernels<T>().kc) packed = std::make_shared<const PackedB<T>>(b, p.k, p.n, p.ldb, false);
+    entries_.push_back({call, b, p.k, p.n, p.ldb, std::move(packed)});
+    return entries_.back().packed;
+  }
+  void release(uint64_t call) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.erase(std::remove_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.call == call; }),
+                   entries_.end());
+  }
+
+ private:
+  struct Entry {
+    uint64_t call;
+    const T* b;
+    int64_t k, n, ldb;
+    std::shared_ptr<const PackedB<T>> packed;
+  };
+  static constexpr size_t kMaxEntries = 16;  // a call packs at most G slices of R and G of R^T
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
+
+// Numbers one kernel call and frees its packed weights when it ends (an exception included).
+template <typename T>
+class CallScope {
+ public:
+  CallScope() : call_(g_rnn_calls.fetch_add(1, std::memory_order_acq_rel) + 1) {}
+  ~CallScope() { CallWeights<T>::instance().release(call_); }
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+
+ private:
+  uint64_t call_;
+};
 
 // Rows per block: the batch is cut into ceil(B / 32) near-equal blocks (a function of B alone, so the work
 // and every result are the same for any thread count). 32 rows keep the per-step GEMM (rows x G*U x U) large
@@ -61,6 +129,16 @@ struct FastPolicy {
     return r;
   }
   static void gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) { cpu::gemm(c, a, b, p); }
+  // A step's product against the recurrent kernel R (forward) or R^T (backward): B packed once per kernel call
+  // (CallWeights), then every step multiplies the block's few rows by the packed panels. cpu::gemm would read R
+  // by rows ldb apart at every step (its direct path: 2 KiB apart for the benchmark's 128 x 512 kernel; one Zen 3
+  // core: the LSTM forward 26.6 -> 17.7 ms) or repack it, and would take its GEMV kernels for a single row, whose
+  // bits differ: the prepacked product's row results do not depend on the number of rows.
+  static void step_gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) {
+    const std::shared_ptr<const PackedB<T>> packed = CallWeights<T>::instance().get(b, p);
+    if (packed) gemm_prepacked(c, a, *packed, p);
+    else cpu::gemm(c, a, b, p);
+  }
   static void column_sums(T* acc, const T* x, int64_t rows, int64_t cols) {
     cpu::bias_add_backward(acc, x, rows, cols);
   }
@@ -90,6 +168,7 @@ void rnn_forward(const RnnParams& p, T* outputs, T* h_last, T* c_last, const T* 
                            recurrent_bias, ws);
   DenormalsAreZero ftz;
   if (p.batch <= 0 || p.units <= 0) return;
+  CallScope<T> call;
   rnn_detail::Engine<T, FastPolicy<T>> e(p, recurrent_kernel, mask, recurrent_masks);
   e.forward(outputs, h_last, c_last, xproj, h0, c0, recurrent_bias, ws);
 }
@@ -102,6 +181,7 @@ void rnn_backward(const RnnParams& p, T* d_xproj, T* d_recurrent_kernel, T* d_h0
     return rnn_backward_ref(p, d_xproj, d_recurrent_kernel, d_h0, d_c0, d_recurrent_bias, ws, recurrent_kernel,
                             d_outputs, d_h_last, d_c_last, mask, recurrent_masks);
   DenormalsAreZero ftz;
+  CallScope<T> call;
   rnn_detail::Engine<T, FastPolicy<T>> e(p, recurrent_kernel, mask, recurrent_masks);
   if (rnn_detail::degenerate_backward(p, d_xproj, d_recurrent_kernel, d_h0, d_c0, d_recurrent_bias, d_h_last,
                                       d_c_last))

@@ -1,7 +1,10 @@
 // Internal to rnn.cpp and rnn_ref.cpp: the sequence recurrence (fastnn/rnn.h), written once over a Policy that
-// supplies the GEMM, the activations, the column sums and the way batch-row blocks are run:
-//   rnn.cpp      FastPolicy: cpu::gemm, the SIMD activation kernels of the active path, blocks of rows run in
-//                parallel through parallel_for;
+// supplies the GEMM, the activations, the column sums and the way batch-row blocks are run. `step_gemm` is a
+// product against the recurrent kernel (or its transpose), which stays the same through one kernel call;
+// `gemm` is any other product:
+//   rnn.cpp      FastPolicy: step_gemm on the weights packed once per call and thread (cpu/gemm_prepacked.h),
+//                cpu::gemm, the SIMD activation kernels of the active path, blocks of rows run in parallel
+//                through parallel_for;
 //   rnn_ref.cpp  RefPolicy: the textbook gemm_ref, the scalar activation twins (libm), one block, one thread.
 //
 // Forward, per block of rows (the whole sequence on one thread), per step s: the step's xproj rows are copied into
@@ -180,7 +183,7 @@ struct Engine {
       }
       g.n = (k1 - k0) * U;
       g.bias = bias ? bias + k0 * U : nullptr;
-      Policy::gemm(dst, a, R + k0 * U, g);
+      Policy::step_gemm(dst, a, R + k0 * U, g);
       return;
     }
     g.n = U;
@@ -188,7 +191,7 @@ struct Engine {
       const T* m = rmask(k, r0);
       for (int64_t i = 0; i < nr * U; ++i) hm[i] = h[i] * m[i];
       g.bias = bias ? bias + k * U : nullptr;
-      Policy::gemm(dst + (k - k0) * U, hm, R + k * U, g);
+      Policy::step_gemm(dst + (k - k0) * U, hm, R + k * U, g);
     }
   }
 
@@ -206,19 +209,19 @@ struct Engine {
     if (M == 0) {
       g.k = (k1 - k0) * U;
       g.beta = 1;
-      Policy::gemm(dh, dz + k0 * U, rt + k0 * U * U, g);
+      Policy::step_gemm(dh, dz + k0 * U, rt + k0 * U * U, g);
       return;
     }
     if (M == 1) {
       g.k = (k1 - k0) * U;
-      Policy::gemm(tmp, dz + k0 * U, rt + k0 * U * U, g);
+      Policy::step_gemm(tmp, dz + k0 * U, rt + k0 * U * U, g);
       const T* m = rmask(0, r0);
       for (int64_t i = 0; i < nr * U; ++i) dh[i] += tmp[i] * m[i];
       return;
     }
     g.k = U;
     for (int64_t k = k0; k < k1; ++k) {
-      Policy::gemm(tmp, dz + k * U, rt + k * U * U, g);
+      Policy::step_gemm(tmp, dz + k * U, rt + k * U * U, g);
       const T* m = rmask(k, r0);
       for (int64_t i = 0; i < nr * U; ++i) dh[i] += tmp[i] * m[i];
     }
@@ -342,7 +345,7 @@ struct Engine {
         g.ldb = GU;
         g.ldc = GU;
         g.beta = 1;
-        Policy::gemm(pre + 2 * U, extra, R + 2 * U, g);
+        Policy::step_gemm(pre + 2 * U, extra, R + 2 * U, g);
         for (int64_t i = 0; i < nr; ++i) {
           T* a = gates + i * GU;
           act.forward(a + 2 * U, pre + i * GU + 2 * U, U);
@@ -538,7 +541,7 @@ struct Engine {
         g.lda = GU;
         g.ldb = U;
         g.ldc = U;
-        Policy::gemm(tmp, dz + 2 * U, rt + 2 * U * U, g);
+        Policy::step_gemm(tmp, dz + 2 * U, rt + 2 * U * U, g);
         for (int64_t i = 0; i < nr; ++i) {
           if (!kept(r0 + i, t)) continue;
           const T* a = gates + i * GU;

@@ -37,6 +37,7 @@ struct RefPolicy {
     return r;
   }
   static void gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) { cpu::gemm_ref(c, a, b, p); }
+  static void step_gemm(T* c, const T* a, const T* b, const GemmParams<T>& p) { cpu::gemm_ref(c, a, b, p); }
   static void column_sums(T* acc, const T* x, int64_t rows, int64_t cols) {
     cpu::bias_add_backward_ref(acc, x, rows, cols);
   }

@@ -194,7 +194,7 @@ void bind_gemm(py::module_& m) {
         py::arg("trans_b") = false, py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("bias") = py::none(),
         py::arg("activation") = "linear", "The reference triple-loop twin of gemm (same arguments).");
   m.def("gemm_path", [] {
-    static const char* names[] = {"auto", "packed", "direct", "gemv"};
+    static const char* names[] = {"auto", "packed", "direct", "gemv", "prepacked"};
     return std::string(names[static_cast<int>(cpu::gemm_path())]);
   });
   m.def("set_gemm_path", [](const std::string& name) {
@@ -202,10 +202,12 @@ void bind_gemm(py::module_& m) {
     else if (name == "packed") cpu::set_gemm_path(cpu::GemmPath::kPacked);
     else if (name == "direct") cpu::set_gemm_path(cpu::GemmPath::kDirect);
     else if (name == "gemv") cpu::set_gemm_path(cpu::GemmPath::kGemv);
-    else throw py::value_error("set_gemm_path: expected 'auto', 'packed', 'direct' or 'gemv', but received '" + name + "'");
+    else if (name == "prepacked") cpu::set_gemm_path(cpu::GemmPath::kPrepacked);
+    else throw py::value_error("set_gemm_path: expected 'auto', 'packed', 'direct', 'gemv' or 'prepacked', but received '" + name + "'");
   }, py::arg("name"),
         "Forces one GEMM algorithm for every shape (for tests); 'auto' picks by shape. 'gemv' exists only for "
-        "M == 1 or N == 1: forced, gemm of any other shape raises ValueError.");
+        "M == 1 or N == 1: forced, gemm of any other shape raises ValueError. 'prepacked': op(B) packed whole, then the "
+        "recurrence kernels' single-threaded product on it.");
   m.def("batched_matmul", &batched_matmul, py::arg("a"), py::arg("b"),
         "(batch, M, K) @ (batch, K, N) -> new (batch, M, N) array; any strides, zero for broadcast operands.");
 }

@@ -75,12 +75,12 @@ def _gemm_case(data, fn):
     dtype = _dtype(data, bad_rate=False)
     # The algorithm: as dispatched by shape, or forced (so that the packed path's packing, KC slices, NC blocks and
     # column splits, with zero and negative row strides, are reached at sizes whose NumPy reference stays cheap).
-    path = data.draw(st.sampled_from(["auto", "auto", "packed", "packed", "direct", "gemv"]), label="path") \
+    path = data.draw(st.sampled_from(["auto", "auto", "packed", "packed", "direct", "gemv", "prepacked"]), label="path") \
         if fn is _C.gemm else "auto"
     sizes = fz.size() if path == "auto" else st.one_of(fz.size(), fz.gemm_block_sizes(dtype))
     m, n, k = (data.draw(sizes, label=s) for s in "mnk")
     keep = ""  # dimensions the size cap below must not shrink (they cross a block edge on purpose)
-    if path == "packed":
+    if path in ("packed", "prepacked"):
         blk = fz.gemm_blocking(dtype)
         small = st.sampled_from((1, 2, 3, 5, 7, 13))
         scenario = data.draw(st.sampled_from(["any", "kc", "nc", "split"]), label="packed_scenario")
@@ -321,7 +321,8 @@ def test_fuzz_reached_every_gemm_branch():
     wanted = {"gemm[gemv]", "gemm[direct]", "gemm[packed]", "gemm[packed: several KC slices]",
               "gemm[packed: several NC blocks]", "gemm[packed: columns split across threads]",
               "gemm[packed: zero row stride]", "gemm[packed: negative row stride]",
-              "batched_matmul[one product per thread]", "batched_matmul[all threads per product]"}
+              "batched_matmul[one product per thread]", "batched_matmul[all threads per product]",
+              "gemm[prepacked]", "gemm[prepacked: several KC slices]", "gemm[prepacked: several NC blocks]"}
     if _C.get_num_threads() < 2:
         wanted.discard("gemm[packed: columns split across threads]")
     assert not wanted - reached, f"never reached: {sorted(wanted - reached)}"
@@ -1085,7 +1086,7 @@ def test_set_simd_path(data):
 
 @given(st.data())
 def test_set_gemm_path(data):
-    _path_setter(data, _C.gemm_path, _C.set_gemm_path, ["auto", "packed", "direct", "gemv"])
+    _path_setter(data, _C.gemm_path, _C.set_gemm_path, ["auto", "packed", "direct", "gemv", "prepacked"])
 
 
 @given(st.data())

@@ -52,7 +52,7 @@ GEMM_SHAPES = [(1, 1, 1), (1, 37, 5), (37, 1, 5), (1, 3000, 700), (3000, 1, 700)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("path", ["auto", "packed", "direct", "gemv"])
+@pytest.mark.parametrize("path", ["auto", "packed", "direct", "gemv", "prepacked"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_gemm_every_path_flushes_denormals(dtype, path, threads, restore_threads, guard_off):
     rng = np.random.default_rng(0)

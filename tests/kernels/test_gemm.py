@@ -180,8 +180,9 @@ def test_one_and_two_threads_are_bit_identical(restore_threads, gemm_path, cache
             ran_parallel = fastnn.build_info()["parallel_regions"] - before
             assert np.array_equal(one, two)
             # The direct path by rows splits row tiles only: a product of one row tile may run on one thread there.
+            # The prepacked path (the recurrence's product, run by one thread per block of rows) never forks.
             single_tile_direct = m <= mr and (gemm_path == "direct" or (gemm_path == "auto" and m > 1 and n > 1))
-            assert ran_parallel >= (0 if single_tile_direct else 1), (m, n, k)
+            assert ran_parallel >= (0 if single_tile_direct or gemm_path == "prepacked" else 1), (m, n, k)
     finally:
         backend._C.set_oversubscription_guard(previous_guard)
 
@@ -279,3 +280,31 @@ class TestBadInput:
             backend.gemm(a, b, bias=np.ones(4, np.float32))
         with pytest.raises(ValueError, match="activation must be one of"):
             backend.gemm(a, b, activation="swish")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prepacked_rows_do_not_depend_on_the_other_rows(dtype):
+    """The recurrence kernels multiply a compacted block of rows by their pre-packed weights each step: a row's
+    result must be the same bits whatever rows surround it (M = 1 included, where gemm() itself takes GEMV), and
+    for K <= KC the bits of the packed and direct paths (one fused chain over K in order)."""
+    rng = np.random.default_rng(21)
+    kc = fastnn.build_info()["gemm_blocking"][np.dtype(dtype).name]["kc"]
+    previous = backend._C.gemm_path()
+    try:
+        for m, k, n in [(33, 128, 512), (7, 64, 100), (64, kc + 5, 48)]:
+            a, b = random_matrix(rng, (m, k), dtype), random_matrix(rng, (k, n), dtype)
+            bias = random_matrix(rng, (n,), dtype)
+            backend._C.set_gemm_path("prepacked")
+            whole = backend.gemm(a, b, bias=bias)
+            for rows in ([0], [m - 1], [1, 4, 5], list(range(1, m, 2))):
+                part = backend.gemm(np.ascontiguousarray(a[rows]), b, bias=bias)
+                assert np.array_equal(part.view(np.uint8), whole[rows].view(np.uint8)), (m, k, n, rows)
+            np.testing.assert_allclose(whole, a.astype(np.float64) @ b + bias, rtol=1e-4 if dtype == np.float32
+                                       else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-12)
+            if k <= kc:
+                for path in ("packed", "direct"):
+                    backend._C.set_gemm_path(path)
+                    other = backend.gemm(a, b, bias=bias)
+                    assert np.array_equal(other.view(np.uint8), whole.view(np.uint8)), (m, k, n, path)
+    finally:
+        backend._C.set_gemm_path(previous)

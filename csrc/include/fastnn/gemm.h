@@ -44,8 +44,9 @@ void gemm_strided_batched(T* c, int64_t stride_c, const T* a, int64_t stride_a, 
 // Which algorithm gemm() uses. kAuto (the default) picks by shape: matrix-vector kernels when M or N is 1,
 // the direct (unpacked) kernel for small products, the packed BLIS-style path otherwise. Tests force each
 // path over the same shape sweep. kGemv exists only where M or N is 1: forced, gemm() of any other shape throws
-// std::invalid_argument (a forced path never silently runs another).
-enum class GemmPath : int { kAuto = 0, kPacked = 1, kDirect = 2, kGemv = 3 };
+// std::invalid_argument (a forced path never silently runs another). kPrepacked packs op(B) whole, then runs the
+// recurrence kernels' product on it on the calling thread (cpu/gemm_prepacked.h), so the shape sweeps test it too.
+enum class GemmPath : int { kAuto = 0, kPacked = 1, kDirect = 2, kGemv = 3, kPrepacked = 4 };
 void set_gemm_path(GemmPath path);
 GemmPath gemm_path();
 

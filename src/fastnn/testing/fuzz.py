@@ -102,6 +102,10 @@ def gemm_branches(path, m, n, k, dtype, a, b, trans_a, trans_b, threads=None):
         return ["gemv"]
     if path == "direct":
         return ["direct"]
+    if path == "prepacked":
+        blk = gemm_blocking(dtype)
+        return ["prepacked"] + (["prepacked: several KC slices"] if k > blk["kc"] else []) + \
+            (["prepacked: several NC blocks"] if n > blk["nc"] else [])
     if path != "packed":
         return []
     blk = gemm_blocking(dtype)
