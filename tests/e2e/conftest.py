@@ -15,6 +15,11 @@ from pathlib import Path
 
 import pytest
 
+# TensorFlow enables its oneDNN kernels by default only on some CPUs: on AMD (a Zen 3 here) it runs its own
+# Conv2D, which refuses channels_first on the CPU ("only supports the NHWC tensor format"), so the Keras side of
+# the channels_first cross-checks could not run. oneDNN has NCHW; set before any test module imports TensorFlow.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # ../shared beside the clone, as CI lays it out; FASTNN_SHARED_DIR points elsewhere (e.g. a git worktree).
 SHARED_MNIST = Path(os.environ.get("FASTNN_SHARED_DIR") or PROJECT_ROOT.parent / "shared") / "data" / "mnist"
