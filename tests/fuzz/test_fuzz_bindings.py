@@ -245,7 +245,7 @@ def _gemm_case(data, fn):
         _C.set_gemm_path(previous)
 
 
-@settings(max_examples=fz.examples(3, at_least=200))  # every algorithm and blocking edge, also under .ci/sanitize
+@settings(max_examples=fz.examples(3, at_least=320))  # every algorithm and blocking edge, also under .ci/sanitize
 @given(st.data())
 def test_gemm(data):
     _gemm_case(data, _C.gemm)
