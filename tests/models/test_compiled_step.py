@@ -137,6 +137,28 @@ def test_a_pre_relu_value_used_elsewhere_is_not_fused():
         assert "B_add_relu" not in src and "relu_y=s" not in src and src.count("B_activation_forward(") == 2, src
 
 
+@pytest.mark.parametrize("after", ["relu", "lambda_relu", "add_relu"])
+def test_a_relu_after_a_fused_pair_records_and_matches_eager(after):
+    # Regression: once a BatchNormalization -> ReLU pair was fused (its ReLU backward removed), a later ReLU that
+    # read the fused output looked up the removed line and recording raised TypeError.
+    def build():
+        inp = fastnn.Input((6, 6, 2))
+        h = L.Activation("relu")(L.BatchNormalization()(L.Conv2D(4, 3, padding="same")(inp)))
+        if after == "relu":
+            h = L.Activation("relu")(h)
+        elif after == "lambda_relu":
+            h = L.Lambda(lambda t: fastnn.ops.relu(t) * 2.0)(h)
+        else:
+            h = L.Activation("relu")(L.Add()([h, L.Conv2D(4, 1)(h)]))
+            h = L.Activation("relu")(h)
+        return fastnn.Model(inp, L.Dense(3)(L.Flatten()(h)))
+
+    x, y = RNG.standard_normal((12, 6, 6, 2)).astype(np.float32), RNG.standard_normal((12, 3)).astype(np.float32)
+    model = _assert_compiled_equals_eager(build, x, y, {"optimizer": "adam", "loss": "mse"}, {"batch_size": 4})
+    train = next(e.plan.source for k, e in model._compiled_steps.entries.items() if k[0] == "train")
+    assert "relu_y=s" in train, train  # the first pair is still fused
+
+
 def test_lstm_over_a_masked_embedding():
     x, y = _sequences()
     _assert_compiled_equals_eager(_lstm, x, y, {"optimizer": "adam", "loss": "binary_crossentropy",

@@ -492,12 +492,23 @@ def _fused(rec, lines):
     if not hasattr(rec.impl, "add_relu"):
         return lines
     lines = list(lines)
-    calls = {e[4].out: (i, e[4]) for i, e in enumerate(lines) if isinstance(e[4], _Call)}
-    users = {}
-    for i, (_, uses, _, _, _) in enumerate(lines):
-        for u in set(uses):
-            users.setdefault(u, []).append(i)
-    subs = {e[2][0]: (i, e[1][0], int(e[0].rsplit("[", 1)[1][:-1])) for i, e in enumerate(lines) if e[3] == "sub"}
+
+    def indexed():
+        """Who defines and who uses each local, read from the lines as they stand: a fusion renames locals and
+        drops lines, so the maps are rebuilt after each one (a stale map sent a later ReLU to a removed line)."""
+        calls, users, subs = {}, {}, {}
+        for i, e in enumerate(lines):
+            if e is None:
+                continue
+            if isinstance(e[4], _Call):
+                calls[e[4].out] = (i, e[4])
+            for u in set(e[1]):
+                users.setdefault(u, []).append(i)
+            if e[3] == "sub" and e[0].endswith("]"):  # ``y = t[k]``, not a fusion's renaming ``r = y``
+                subs[e[2][0]] = (i, e[1][0], int(e[0].rsplit("[", 1)[1][:-1]))
+        return calls, users, subs
+
+    calls, users, subs = indexed()
 
     def relu_call(c):
         return (c.fname == "activation_forward" and len(c.args) >= 2 and c.args[1][1] == "relu"
@@ -507,8 +518,8 @@ def _fused(rec, lines):
         line, _, defines, kind, _ = lines[i]
         lines[i] = (call.line(), call.uses(), defines, kind, call)
 
-    for i, entry in enumerate(list(lines)):
-        relu = entry[4]
+    for i in range(len(lines)):
+        relu = lines[i][4] if lines[i] is not None else None
         if not isinstance(relu, _Call) or not relu_call(relu):
             continue
         src = relu.args[0][0]  # the ReLU's input local
@@ -561,6 +572,7 @@ def _fused(rec, lines):
                 bwd.set_kwarg("relu_y", relu.out, relu.result)
                 set_line(consumers[0], bwd)
                 lines[j] = None  # removed below: batch_norm_backward masks the gradient itself
+        calls, users, subs = indexed()
     return [e for e in lines if e is not None]
 
 
