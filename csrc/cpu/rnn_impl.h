@@ -40,7 +40,7 @@ class Scratch {
 
  private:
   static ScratchBuffer& kept(int slot) {
-    static thread_local ScratchBuffer buffers[2];
+    static thread_local ScratchBuffer buffers[3];
     return buffers[slot];
   }
   BoundedScratch buffer_;
@@ -238,8 +238,8 @@ struct Engine {
       if (nr <= 0) return;
       const int64_t nU = nr * U, nGU = nr * GU;
       // Scratch: double-buffered states and per-step buffers when nothing is saved; always the masked-h and
-      // recurrent-product buffers.
-      std::vector<T> scratch(static_cast<size_t>(7 * nU + 3 * nGU));
+      // recurrent-product buffers; the kept rows' states gathered (and, when saved, their step buffers).
+      std::vector<T> scratch(static_cast<size_t>(12 * nU + 5 * nGU));
       T* hm = scratch.data();
       T* tmpU = hm + nU;
       T* rec = tmpU + nU;  // gru: the recurrent product (nr, G*U)
@@ -248,6 +248,12 @@ struct Engine {
       T* prebuf = cbuf[1] + nU;
       T* gatebuf = prebuf + nGU;
       T* extrabuf = gatebuf + nGU;
+      T* kept_h[2] = {extrabuf + nU, extrabuf + 2 * nU};  // h_{s-1}, h_s of the kept rows
+      T* kept_c[2] = {kept_h[1] + nU, kept_h[1] + 2 * nU};
+      T* kept_pre = kept_c[1] + nU;  // when saved: pre, gates, extra of the kept rows, scattered to ws after
+      T* kept_gates = kept_pre + nGU;
+      T* kept_extra = kept_gates + nGU;
+      std::vector<int64_t> rows(static_cast<size_t>(nr));
       auto h_at = [&](int64_t s) { return ws ? ws->h_states + (s * B + r0) * U : hbuf[s & 1]; };
       auto c_at = [&](int64_t s) { return ws ? ws->c_states + (s * B + r0) * U : cbuf[s & 1]; };
       copy_rows(h_at(0), h0 + r0 * U, nU);
@@ -261,8 +267,51 @@ struct Engine {
         T* pre = ws ? ws->pre + (s * B + r0) * GU : prebuf;
         T* gates = ws ? ws->gates + (s * B + r0) * GU : gatebuf;
         T* extra = ws ? (ws->extra ? ws->extra + (s * B + r0) * U : nullptr) : extrabuf;
-        for (int64_t i = 0; i < nr; ++i) copy_rows(pre + i * GU, xproj + ((r0 + i) * S + t) * GU, GU);
-        step_forward(hp, hn, cp, cn, pre, gates, extra, rec, hm, tmpU, rbias, r0, nr);
+        // The rows this step computes: all of them, or (a mask without recurrent masks, which are per row) only
+        // the kept ones, gathered, so padding costs no GEMM rows. The GEMM's row results do not depend on the
+        // other rows (Policy::step_gemm), so a row's bits are the same either way.
+        int64_t nk = nr;
+        if (mask && M == 0) {
+          nk = 0;
+          for (int64_t i = 0; i < nr; ++i)
+            if (kept(r0 + i, t)) rows[nk++] = i;
+        }
+        if (nk == nr) {
+          for (int64_t i = 0; i < nr; ++i) copy_rows(pre + i * GU, xproj + ((r0 + i) * S + t) * GU, GU);
+          step_forward(hp, hn, cp, cn, pre, gates, extra, rec, hm, tmpU, rbias, r0, nr);
+        } else if (nk > 0) {
+          T* kpre = ws ? kept_pre : prebuf;
+          T* kgates = ws ? kept_gates : gatebuf;
+          T* kextra = ws ? (ws->extra ? kept_extra : nullptr) : extrabuf;
+          for (int64_t k = 0; k < nk; ++k) {
+            const int64_t i = rows[k];
+            copy_rows(kpre + k * GU, xproj + ((r0 + i) * S + t) * GU, GU);
+            copy_rows(kept_h[0] + k * U, hp + i * U, U);
+            if (lstm) copy_rows(kept_c[0] + k * U, cp + i * U, U);
+          }
+          step_forward(kept_h[0], kept_h[1], kept_c[0], kept_c[1], kpre, kgates, kextra, rec, hm, tmpU, rbias, r0,
+                       nk);
+          for (int64_t k = 0; k < nk; ++k) {
+            const int64_t i = rows[k];
+            copy_rows(hn + i * U, kept_h[1] + k * U, U);
+            if (lstm) copy_rows(cn + i * U, kept_c[1] + k * U, U);
+          }
+        }
+        if (ws && nk < nr) {  // the saved step buffers: the kept rows' values, zeros for the masked rows
+          for (int64_t i = 0, k = 0; i < nr; ++i) {
+            const bool computed = k < nk && rows[k] == i;
+            if (computed) {
+              copy_rows(pre + i * GU, kept_pre + k * GU, GU);
+              copy_rows(gates + i * GU, kept_gates + k * GU, GU);
+              if (extra) copy_rows(extra + i * U, kept_extra + k * U, U);
+              ++k;
+            } else {
+              zero(pre + i * GU, GU);
+              zero(gates + i * GU, GU);
+              if (extra) zero(extra + i * U, U);
+            }
+          }
+        }
         // The mask rule: a masked row keeps its states and repeats the previous output (or zeros).
         for (int64_t i = 0; i < nr; ++i) {
           const int64_t b = r0 + i;
@@ -371,19 +420,36 @@ struct Engine {
     const bool lstm = p.cell == RnnCell::kLstm;
     const bool rb = p.cell == RnnCell::kGruResetBefore;
     // dZ of every step in processing order: the recurrent-product side of each gate's pre-activation gradient.
-    // (Not zero-filled: every row is written, masked rows with zeros.)
-    Scratch<T> dz_all(S * B * GU, 0);
+    // With a mask and no recurrent masks only the kept rows are stored (a masked row's dZ is zero: it adds
+    // nothing to dR), so the weight-gradient GEMM below runs over the kept rows alone: the rows of step s, block
+    // blk start at row base[s * blocks + blk]; the h_{s-1} (and GRU-reset-before r*h) rows beside them are
+    // gathered into kept_h / kept_rh. Otherwise every row, masked ones as zeros, at s * B + b.
+    const int64_t blocks = Policy::blocks(B);
+    const bool compact = mask != nullptr && M == 0;
+    std::vector<int64_t> base(static_cast<size_t>(S * blocks));
+    int64_t rows_kept = 0;
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        base[s * blocks + blk] = rows_kept;
+        const int64_t r0 = fastnn::detail::chunk_begin(B, blocks, blk);
+        const int64_t r1 = fastnn::detail::chunk_begin(B, blocks, blk + 1);
+        for (int64_t b = r0; b < r1; ++b) rows_kept += !compact || kept(b, time_of(s));
+      }
+    Scratch<T> dz_all(rows_kept * GU, 0);  // (not zero-filled: every row is written)
+    Scratch<T> kept_h(compact ? rows_kept * U : 0, 2);
+    std::unique_ptr<T[]> kept_rh(compact && rb ? new T[static_cast<size_t>(std::max<int64_t>(rows_kept * U, 1))]
+                                              : nullptr);
     // R^T (G*U, U): the per-step products dZ @ R^T read it without transposition.
     std::unique_ptr<T[]> rt(new T[static_cast<size_t>(GU * U)]);
     for (int64_t j = 0; j < U; ++j)
       for (int64_t c = 0; c < GU; ++c) rt[c * U + j] = R[j * GU + c];
-    const int64_t blocks = Policy::blocks(B);
     Policy::for_blocks(blocks, [&](int64_t blk) {
       const int64_t r0 = fastnn::detail::chunk_begin(B, blocks, blk);
       const int64_t nr = fastnn::detail::chunk_begin(B, blocks, blk + 1) - r0;
       if (nr <= 0) return;
       const int64_t nU = nr * U, nGU = nr * GU;
-      std::vector<T> scratch(static_cast<size_t>(6 * nU + 2 * nGU));
+      std::vector<T> scratch(static_cast<size_t>(7 * nU + 3 * nGU));
+      std::vector<int64_t> rows(static_cast<size_t>(nr));
       T* dh = scratch.data();
       T* dh_next = dh + nU;
       T* dc = dh_next + nU;
@@ -392,6 +458,8 @@ struct Engine {
       T* tmpU = dhn + nU;
       T* dgate = tmpU + nU;  // gradient of each gate's activated value (nr, G*U)
       T* dxrow = dgate + nGU;  // gru: the d_xproj rows of the block (nr, G*U)
+      T* kept_dz = dxrow + nGU;  // the kept rows of dz and dh_next, gathered for the step's product
+      T* kept_dh = kept_dz + nGU;
       if (d_hl) copy_rows(dh, d_hl + r0 * U, nU); else zero(dh, nU);
       if (lstm) { if (d_cl) copy_rows(dc, d_cl + r0 * U, nU); else zero(dc, nU); }
       zero(carry, nU);
@@ -401,7 +469,15 @@ struct Engine {
         const T* pre = ws.pre + (s * B + r0) * GU;
         const T* gates = ws.gates + (s * B + r0) * GU;
         const T* extra = ws.extra ? ws.extra + (s * B + r0) * U : nullptr;
-        T* dz = dz_all.get() + (s * B + r0) * GU;
+        // The rows this step computes (as in the forward): all, or the kept ones (rows[0..nk)).
+        int64_t nk = nr;
+        if (compact) {
+          nk = 0;
+          for (int64_t i = 0; i < nr; ++i)
+            if (kept(r0 + i, t)) rows[nk++] = i;
+        }
+        T* dz_kept = dz_all.get() + base[s * blocks + blk] * GU;  // this step's stored rows
+        T* dz = nk == nr ? dz_kept : kept_dz;  // the block's dz rows (masked rows: zeros)
         // Split the incoming gradient between the candidate (kept rows) and the carries (masked rows).
         for (int64_t i = 0; i < nr; ++i) {
           const int64_t b = r0 + i;
@@ -429,15 +505,34 @@ struct Engine {
           if (!kept(r0 + i, t)) zero(dst, GU);
           else copy_rows(dst, gru ? dxrow + i * GU : dz + i * GU, GU);
         }
-        recurrent_product_backward(dh_next, dz, rt.get(), r0, nr, 0, rb ? 2 : G, tmpU);
+        if (compact) {  // the kept rows' h_{s-1} (and r*h) beside their stored dz rows, for the dR GEMM
+          const int64_t k0 = base[s * blocks + blk];
+          for (int64_t k = 0; k < nk; ++k) {
+            copy_rows(kept_h.get() + (k0 + k) * U, hp + rows[k] * U, U);
+            if (rb) copy_rows(kept_rh.get() + (k0 + k) * U, extra + rows[k] * U, U);
+          }
+        }
+        // dh_{s-1} += dZ @ R^T: for all rows, or (as in the forward) only the kept ones, gathered: a masked row's
+        // dz is zero, and the product's row results do not depend on the other rows.
+        if (nk == nr) {
+          recurrent_product_backward(dh_next, dz, rt.get(), r0, nr, 0, rb ? 2 : G, tmpU);
+        } else if (nk > 0) {
+          for (int64_t k = 0; k < nk; ++k) {
+            copy_rows(dz_kept + k * GU, dz + rows[k] * GU, GU);
+            copy_rows(kept_dh + k * U, dh_next + rows[k] * U, U);
+          }
+          recurrent_product_backward(kept_dh, dz_kept, rt.get(), r0, nk, 0, rb ? 2 : G, tmpU);
+          for (int64_t k = 0; k < nk; ++k) copy_rows(dh_next + rows[k] * U, kept_dh + k * U, U);
+        }
         std::swap(dh, dh_next);
       }
       copy_rows(d_h0 + r0 * U, dh, nU);
       if (lstm) copy_rows(d_c0 + r0 * U, dc, nU);
     });
 
-    // dR = sum over all T*B rows of (h_{s-1} * m_k)^T dZ_k: one GEMM (one per gate with per-gate masks).
-    const int64_t rows = S * B;
+    // dR = sum over all T*B rows (or the kept ones) of (h_{s-1} * m_k)^T dZ_k: one GEMM (one per gate with
+    // per-gate masks).
+    const int64_t rows = rows_kept;
     const int64_t k_end = rb ? 2 : G;
     GemmParams<T> g;
     g.m = U;
@@ -448,7 +543,7 @@ struct Engine {
     g.ldc = GU;
     if (M == 0) {
       g.n = k_end * U;
-      Policy::gemm(dR, ws.h_states, dz_all.get(), g);
+      Policy::gemm(dR, compact ? kept_h.get() : ws.h_states, dz_all.get(), g);
     } else {
       Scratch<T> hm(rows * U, 1);
       const int64_t per = M == 1 ? k_end : 1;
@@ -466,7 +561,7 @@ struct Engine {
     }
     if (rb) {  // the h gate's product is (r*h*m_2) @ R_h
       g.n = U;
-      Policy::gemm(dR + 2 * U, ws.extra, dz_all.get() + 2 * U, g);
+      Policy::gemm(dR + 2 * U, compact ? kept_rh.get() : ws.extra, dz_all.get() + 2 * U, g);
     }
     if (d_rbias) {
       zero(d_rbias, GU);

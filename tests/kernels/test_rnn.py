@@ -282,6 +282,38 @@ def test_one_and_two_threads_are_bit_identical(restore_threads, cell):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("U", [8, 24, 128, 520])
+def test_a_rows_results_do_not_depend_on_the_other_rows(cell, U):
+    # The forward and backward compute only the kept rows of each step (padding costs no GEMM rows), so the
+    # number of rows a step's product runs on changes with the other sequences' masks: a row's bits must not.
+    # Rows of a masked batch (70 rows: three blocks; fully kept, fully masked and randomly masked rows) against
+    # the same row run alone.
+    rng = np.random.default_rng(17)
+    for dtype in (np.float32, np.float64):
+        case = make_case(rng, cell, 70, 9, U, dtype=dtype, mask_kind="random")
+        case["mask"][:5] = True  # some fully kept rows
+        case["mask"][5:8] = False  # some fully masked rows
+        grads = random_grads(rng, 70, 9, U, dtype)
+        for reverse in (False, True):
+            batch = run_both(cell, case, backend.rnn_forward, backend.rnn_backward, grads, reverse=reverse)
+            ws = backend.rnn_forward(cell, *kernel_args(case), **options(case), reverse=reverse)[3]
+            for b in (0, 3, 6, 11, 40, 69):
+                one = {k: (v[b:b + 1] if isinstance(v, np.ndarray) and k not in ("R", "recurrent_bias") else v)
+                       for k, v in case.items()}
+                alone = run_both(cell, one, backend.rnn_forward, backend.rnn_backward,
+                                 tuple(g[b:b + 1] for g in grads), reverse=reverse)
+                ws_one = backend.rnn_forward(cell, *kernel_args(one), **options(one), reverse=reverse)[3]
+                # outputs, h, c; d_xproj, d_h0, d_c0 (d_recurrent_kernel and d_recurrent_bias sum over rows)
+                pairs = list(zip(batch[0], alone[0])) + [(batch[1][i], alone[1][i]) for i in (0, 2, 3)]
+                for got, want in pairs:
+                    if got is not None:
+                        np.testing.assert_array_equal(got[b:b + 1], want, err_msg=f"{cell} row {b}")
+                for got, want in zip(ws[1:], ws_one[1:]):  # the saved buffers too (masked steps: zeros)
+                    if got is not None:
+                        np.testing.assert_array_equal(got[:, b:b + 1], want, err_msg=f"{cell} ws row {b}")
+
+
 def test_reverse_reads_the_sequence_backwards():
     rng = np.random.default_rng(2)
     case = make_case(rng, "gru", 6, 7, 5, mask_kind="random")
