@@ -26,7 +26,7 @@ NO_SPECIALS = {
     "power", "pow_scalar", "rpow_scalar", "operators", "logsumexp_large", "softmax_large", "softplus_large",
     "sigmoid_large", "std", "var", "cce_probs", "bce_probs", "bce_logits", "sparse_cce_probs", "cce_logits",
     "cce_logits_axis0", "sparse_cce_logits", "getitem_bool", "equal", "argmax", "argmin", "softmax_axes",
-    "logsumexp", "dot", "matmul", "matmul_operator",
+    "logsumexp", "dot", "matmul", "matmul_operator", "dense_kept_rows",
 }
 BAD_DTYPES = ("U3", np.complex64, object, "datetime64[s]")
 

@@ -45,7 +45,7 @@ arcsinh arccosh arctanh maximum minimum fmax fmin equal not_equal less less_equa
 logical_or logical_not logical_xor isnan isinf isfinite floor ceil rint trunc logaddexp copysign signbit hypot
 nan_to_num isclose allclose array_equal
 where clip sum mean prod max min amax amin argmax argmin any all cumsum cumprod var std median quantile bincount
-count_nonzero sort argsort searchsorted nonzero argwhere unique unravel_index
+count_nonzero sort argsort searchsorted nonzero flatnonzero argwhere unique unravel_index
 take take_along_axis put_along_axis concatenate stack split array_split flip tile repeat pad reshape transpose
 moveaxis swapaxes expand_dims squeeze broadcast_to broadcast_arrays diag diagonal tril triu roll trace
 eye identity arange linspace zeros ones full empty zeros_like ones_like full_like empty_like

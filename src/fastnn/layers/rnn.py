@@ -414,25 +414,33 @@ class _FusedRNN(RNN):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         return self._fused_loop(sequences, initial_state, mask, training, *kinds)
 
-    def _input_projection(self, x, training):
+    def _input_projection(self, x, training, mask=None):
         """xproj (B, T, G*U) = x @ kernel (+ input bias): one matmul for all timesteps, or one per gate when there
-        is one input dropout mask per gate (implementation 1). Returns (xproj, recurrent bias or None)."""
+        is one input dropout mask per gate (implementation 1). With a (B, T) mask only the kept timesteps' rows are
+        computed (the recurrence never reads a masked step's projection; those rows are +0).
+        Returns (xproj, recurrent bias or None)."""
         cell = self.cell
         kernel = cell.kernel
         input_bias, recurrent_bias = (cell._biases() if isinstance(cell, GRUCell) else (cell.bias, None))
         if x.dtype != kernel.dtype:
             x = _shape.cast(x, kernel.dtype)
         dp = cell._input_dropout(x[:, 0], training)
+        if mask is None:
+            def project(xs, w, b):
+                return _nn.dense(xs, w, b, "linear")
+        else:
+            def project(xs, w, b):
+                return _nn.dense_kept_rows(xs, w, b, mask)
         if dp is not None and isinstance(dp, list):  # one mask per gate: one product per gate
             pieces = []
             for k, m in enumerate(dp):
                 xk = _ew.multiply(x, _shape.expand_dims(m, 1))
                 bk = None if input_bias is None else cell._gate_columns(input_bias, k)
-                pieces.append(_nn.dense(xk, cell._gate_columns(kernel, k), bk, "linear"))
+                pieces.append(project(xk, cell._gate_columns(kernel, k), bk))
             return _shape.concatenate(pieces, axis=-1), recurrent_bias
         if dp is not None:
             x = _ew.multiply(x, _shape.expand_dims(dp, 1))
-        return _nn.dense(x, kernel, input_bias, "linear"), recurrent_bias
+        return project(x, kernel, input_bias), recurrent_bias
 
     def _recurrent_masks(self, h0, training):
         """The state dropout masks as one (M, B, U) buffer (M = 1 shared, M = G per gate), or None."""
@@ -445,7 +453,7 @@ class _FusedRNN(RNN):
     def _fused_loop(self, sequences, initial_state, mask, training, activation, recurrent_activation):
         cell = self.cell
         kind = self._kernel_cell_kind()
-        xproj, recurrent_bias = self._input_projection(sequences, training)
+        xproj, recurrent_bias = self._input_projection(sequences, training, mask)
         h0 = initial_state[0]
         c0 = initial_state[1] if kind == "lstm" else None
         results = _rnn_op.rnn_sequence(

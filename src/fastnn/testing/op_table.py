@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fastnn import activations, ops
+from fastnn.autograd.ops import nn as _nn
 
 UNARY_SHAPES = [(3, 4), (), (1,), (1, 1), (0, 3), (2, 1, 3)]
 BINARY_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3)), ((0, 3), (3,)), ((1, 1), (1,))]
@@ -207,6 +208,11 @@ OP_TABLE = [
             ((2, 1, 3, 4), (5, 4, 2)), ((0, 3), (3, 2)), ((2, 0), (0, 3)), ((1, 1), (1, 1))], FF, rtol32=1e-4,
            atol32=1e-5),
     OpSpec("matmul_operator", lambda a, b: a @ b, lambda a, b: a @ b, [((2, 3), (3, 4))], FF, rtol32=1e-4),
+    # A masked recurrent layer's input projection: the rows whose keep is False are +0 and get no gradient.
+    OpSpec("dense_kept_rows", lambda x, w, b, keep: _nn.dense_kept_rows(x, w, b, keep),
+           lambda x, w, b, keep: np.where(np.asarray(keep)[..., None], x @ w + b, 0.0),
+           [((3, 4, 5), (5, 6), (6,), (3, 4)), ((1, 1, 1), (1, 1), (1,), (1, 1)), ((2, 13, 7), (7, 33), (33,), (2, 13)),
+            ((6, 3), (3, 2), (2,), (6,))], ("float", "float", "float", "bool"), rtol32=1e-4, atol32=1e-5),
     OpSpec("dot", ops.dot, np.dot, [((3, 4), (4, 5)), ((4,), (4,)), ((2, 3, 4), (4,)), ((2, 3), (4, 3, 2)),
                                     ((), (2, 3)), ((0, 2), (2, 3))], FF, rtol32=1e-4, atol32=1e-5),
     # -- reductions ----------------------------------------------------------------------------------------------

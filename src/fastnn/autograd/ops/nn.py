@@ -80,3 +80,68 @@ def dense(x, kernel, bias=None, activation="linear"):
         return tuple(out)
 
     return record(out, parents, backward, "dense")
+
+
+def dense_kept_rows(x, kernel, bias, keep):
+    """y = x @ kernel (+ bias) on the rows of x whose ``keep`` is True, +0 on the others: a recurrent layer's input
+    projection under a mask, where a masked timestep's projection is never read (the recurrence carries the state
+    over it), so its GEMM rows are not computed. The kept rows are gathered into one compact GEMM (each row's bits
+    are the GEMM's on that compact matrix); the gradient reaching a skipped row of x is +0, and skipped rows add
+    nothing to the kernel's and bias's gradients (the recurrence's gradient there is zero anyway).
+
+    Args:
+        x: (..., in) float tensor; kernel (in, out) of x's dtype; bias optional (out,).
+        keep: bool tensor or buffer of x's leading shape (the layer's (B, T) mask).
+
+    Returns:
+        (..., out) tensor.
+    """
+    op = "dense_kept_rows"
+    tx = x if isinstance(x, Tensor) and x._data.dtype.kind == "f" else float_tensor(x, op)
+    tk = kernel if isinstance(kernel, Tensor) and kernel._data.dtype.kind == "f" else float_tensor(kernel, op)
+    k = tk._data
+    a = tx._data
+    if a.dtype != k.dtype:
+        a = B.astype(a, k.dtype)
+    if a.ndim < 2 or a.shape[-1] != k.shape[0]:
+        raise ValueError(f"{op}: x {a.shape} must be (..., {k.shape[0]}) to match the kernel {k.shape}")
+    keep_buf = keep._data if isinstance(keep, Tensor) else keep
+    lead = a.shape[:-1]
+    if tuple(keep_buf.shape) != lead:
+        raise ValueError(f"{op}: keep must have x's leading shape {lead}, but received {tuple(keep_buf.shape)}")
+    rows, units, features = math.prod(lead), k.shape[1], k.shape[0]
+    a2 = B.contiguous(B.reshape(a, (rows, features)))
+    kc = B.contiguous(k)
+    keep_flat = B.reshape(keep_buf if keep_buf.dtype == bool else B.not_equal(keep_buf, 0), (rows,))
+    kept = B.flatnonzero(keep_flat)  # its length is data: only kernels see it, never the host
+    parents = (tx, tk)
+    b = None
+    tb = None
+    if bias is not None:
+        tb = bias if isinstance(bias, Tensor) and bias._data.dtype.kind == "f" else float_tensor(bias, op)
+        b = B.contiguous(tb._data if tb._data.dtype == k.dtype else B.astype(tb._data, k.dtype, copy=False))
+        parents = parents + (tb,)
+    a_kept = B.take(a2, kept, axis=0)
+    y = B.zeros((rows, units), k.dtype)
+    B.setitem(y, kept, B.gemm(a_kept, kc, bias=b))
+    out = B.reshape(y, lead + (units,))
+    st = _tape_state
+    if not st.grad_enabled or not (st.tapes or tx._requires_grad or tk._requires_grad or
+                                   (tb is not None and tb._requires_grad)):
+        return record(out, parents, None, op)
+
+    def backward(g, needs):
+        g_kept = B.take(B.reshape(g, (rows, units)), kept, axis=0)
+        grads = []
+        if needs[0]:
+            gx = B.zeros((rows, features), k.dtype)
+            B.setitem(gx, kept, B.gemm(g_kept, kc, trans_b=True))
+            grads.append(B.reshape(gx, a.shape))
+        else:
+            grads.append(None)
+        grads.append(B.gemm(a_kept, g_kept, trans_a=True) if needs[1] else None)
+        if b is not None:
+            grads.append(B.bias_add_backward(g_kept) if needs[2] else None)
+        return tuple(grads)
+
+    return record(out, parents, backward, op)
