@@ -10,6 +10,26 @@ from fastnn.autograd.tape import record
 from fastnn.autograd.tensor import Tensor
 
 
+def _operands(x, kernel, op):
+    """(x tensor, kernel tensor, x's buffer in the kernel's dtype, the kernel's buffer): float Tensors (the layers'
+    case) are used as they are, anything else goes through float_tensor."""
+    tx = x if isinstance(x, Tensor) and x._data.dtype.kind == "f" else float_tensor(x, op)
+    tk = kernel if isinstance(kernel, Tensor) and kernel._data.dtype.kind == "f" else float_tensor(kernel, op)
+    k = tk._data
+    a = tx._data
+    return tx, tk, (a if a.dtype == k.dtype else B.astype(a, k.dtype)), k
+
+
+def _with_bias(parents, bias, k, op):
+    """(parents with the bias tensor appended, the bias tensor, its contiguous buffer in the kernel k's dtype), or
+    (parents, None, None) without a bias."""
+    if bias is None:
+        return parents, None, None
+    tb = bias if isinstance(bias, Tensor) and bias._data.dtype.kind == "f" else float_tensor(bias, op)
+    b = tb._data
+    return parents + (tb,), tb, B.contiguous(b if b.dtype == k.dtype else B.astype(b, k.dtype, copy=False))
+
+
 def dense(x, kernel, bias=None, activation="linear"):
     """y = act(x @ kernel + bias) over the last axis of x, computed by one GEMM call with a fused epilogue.
 
@@ -23,13 +43,7 @@ def dense(x, kernel, bias=None, activation="linear"):
         (..., out) tensor.
     """
     op = "dense"
-    # Float Tensors (the layer's case) are used as they are; anything else goes through float_tensor.
-    tx = x if isinstance(x, Tensor) and x._data.dtype.kind == "f" else float_tensor(x, op)
-    tk = kernel if isinstance(kernel, Tensor) and kernel._data.dtype.kind == "f" else float_tensor(kernel, op)
-    k = tk._data
-    a = tx._data
-    if a.dtype != k.dtype:
-        a = B.astype(a, k.dtype)
+    tx, tk, a, k = _operands(x, kernel, op)
     if a.ndim == 0 or a.shape[-1] != k.shape[0]:
         raise ValueError(f"dense: the last axis of x {a.shape} must match the first axis of the kernel {k.shape}")
     lead = a.shape[:-1]
@@ -38,14 +52,7 @@ def dense(x, kernel, bias=None, activation="linear"):
     # Reshapes only when the shape changes (a 2-D x, the common case, skips them: less per-call overhead).
     a2 = B.contiguous(a if a.ndim == 2 else B.reshape(a, (rows, k.shape[0])))
     kc = B.contiguous(k)
-    parents = (tx, tk)
-    b = None
-    tb = None
-    if bias is not None:
-        tb = bias if isinstance(bias, Tensor) and bias._data.dtype.kind == "f" else float_tensor(bias, op)
-        b = tb._data
-        b = B.contiguous(b if b.dtype == k.dtype else B.astype(b, k.dtype, copy=False))
-        parents = parents + (tb,)
+    parents, tb, b = _with_bias((tx, tk), bias, k, op)
     relu = activation == "relu"
     if rows == 0:
         y = B.zeros((0, units), k.dtype)
@@ -97,12 +104,7 @@ def dense_kept_rows(x, kernel, bias, keep):
         (..., out) tensor.
     """
     op = "dense_kept_rows"
-    tx = x if isinstance(x, Tensor) and x._data.dtype.kind == "f" else float_tensor(x, op)
-    tk = kernel if isinstance(kernel, Tensor) and kernel._data.dtype.kind == "f" else float_tensor(kernel, op)
-    k = tk._data
-    a = tx._data
-    if a.dtype != k.dtype:
-        a = B.astype(a, k.dtype)
+    tx, tk, a, k = _operands(x, kernel, op)
     if a.ndim < 2 or a.shape[-1] != k.shape[0]:
         raise ValueError(f"{op}: x {a.shape} must be (..., {k.shape[0]}) to match the kernel {k.shape}")
     keep_buf = keep._data if isinstance(keep, Tensor) else keep
@@ -114,13 +116,7 @@ def dense_kept_rows(x, kernel, bias, keep):
     kc = B.contiguous(k)
     keep_flat = B.reshape(keep_buf if keep_buf.dtype == bool else B.not_equal(keep_buf, 0), (rows,))
     kept = B.flatnonzero(keep_flat)  # its length is data: only kernels see it, never the host
-    parents = (tx, tk)
-    b = None
-    tb = None
-    if bias is not None:
-        tb = bias if isinstance(bias, Tensor) and bias._data.dtype.kind == "f" else float_tensor(bias, op)
-        b = B.contiguous(tb._data if tb._data.dtype == k.dtype else B.astype(tb._data, k.dtype, copy=False))
-        parents = parents + (tb,)
+    parents, tb, b = _with_bias((tx, tk), bias, k, op)
     a_kept = B.take(a2, kept, axis=0)
     y = B.zeros((rows, units), k.dtype)
     B.setitem(y, kept, B.gemm(a_kept, kc, bias=b))
