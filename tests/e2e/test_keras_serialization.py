@@ -124,7 +124,28 @@ def _merging(lib):
     return lib.Model([a, b], [r, inner(sa)], name="merging")
 
 
+def _activations_and_norms(lib):
+    L = lib.layers
+    inputs = lib.Input((5, 6, 4), name="img")
+    h = L.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
+    h = L.Normalization(axis=-1, mean=[0.1, 0.2, 0.3, 0.4], variance=[1.0, 2.0, 3.0, 4.0], name="norm")(h)
+    h = L.GroupNormalization(groups=2, name="gn")(h)
+    h = L.PReLU(shared_axes=[1, 2], name="prelu")(h)
+    h = L.Reshape((30, 4), name="to_seq")(h)
+    h = L.LayerNormalization(axis=[1, 2], epsilon=1e-5, name="ln")(h)
+    h = L.LeakyReLU(0.2, name="leaky")(h)
+    h = L.RMSNormalization(name="rms")(h)
+    h = L.ELU(0.5, name="elu")(h)
+    h = L.GaussianNoise(0.1, seed=1, name="noise")(h)
+    h = L.GaussianDropout(0.2, name="gdrop")(h)
+    h = L.ActivityRegularization(l1=1e-3, name="actreg")(h)
+    h = L.UnitNormalization(name="unit")(h)
+    h = L.ReLU(max_value=6.0, negative_slope=0.1, name="relu")(L.Flatten(name="flat")(h))
+    return lib.Model(inputs, L.Softmax(name="softmax")(L.Dense(3, name="head")(h)), name="activations_and_norms")
+
+
 CASES = {"dense_stack": (_dense_stack, lambda rng: rng.standard_normal((3, 6))),
+         "activations_and_norms": (_activations_and_norms, lambda rng: rng.standard_normal((2, 5, 6, 4))),
          "image": (_image, lambda rng: rng.standard_normal((2, 8, 8, 3))),
          "sequence": (_sequence, lambda rng: rng.standard_normal((2, 12, 4))),
          "recurrent": (_recurrent, lambda rng: rng.integers(0, 20, (2, 7))),

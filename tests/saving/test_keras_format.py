@@ -165,8 +165,24 @@ def _merging_family():
     return fastnn.Model([i1, i2], [out1, out2]), [rng.standard_normal((3, 4)).astype("float32") for _ in range(2)]
 
 
+def _activation_norm_family():
+    inp = fastnn.Input((6, 4))
+    norm = L.Normalization()
+    norm.adapt(_rng(5).standard_normal((20, 6, 4)).astype("float32") * 2 + 1)
+    x = L.Rescaling(0.5, offset=0.1)(norm(inp))
+    x = L.PReLU(alpha_initializer="he_normal")(L.Dense(8)(x))
+    x = L.LayerNormalization(gamma_initializer="he_normal")(x)
+    x = L.GroupNormalization(groups=4, beta_initializer="he_normal")(x)
+    x = L.RMSNormalization()(L.LeakyReLU()(x))
+    x = L.ELU()(L.GaussianNoise(0.1)(x))
+    x = L.ReLU(max_value=4.0)(L.GaussianDropout(0.1)(x))
+    x = L.UnitNormalization()(L.ActivityRegularization(l2=1e-3)(x))
+    return fastnn.Model(inp, L.Softmax()(L.Dense(3)(L.Flatten()(x)))), \
+        _rng(6).standard_normal((4, 6, 4)).astype("float32")
+
+
 FAMILIES = {"dense": _dense_family, "conv2d": _conv2d_family, "conv1d": _conv1d_family,
-            "recurrent": _recurrent_family, "merging": _merging_family}
+            "recurrent": _recurrent_family, "merging": _merging_family, "activation_norm": _activation_norm_family}
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

@@ -13,7 +13,11 @@ from fastnn.layers.conv import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose
 from fastnn.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D,  # h-poollayers
                                    MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D)
 from fastnn.layers.normalization import BatchNormalization  # h-poollayers
-from fastnn.layers.regularization import SpatialDropout1D, SpatialDropout2D
+from fastnn.layers.normalization import GroupNormalization, LayerNormalization, RMSNormalization, UnitNormalization
+from fastnn.layers.regularization import (ActivityRegularization, GaussianDropout, GaussianNoise, SpatialDropout1D,
+                                          SpatialDropout2D)
+from fastnn.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from fastnn.layers.preprocessing import Normalization, Rescaling
 from fastnn.layers.embedding import Embedding  # h-embed
 from fastnn.layers.wrappers import TimeDistributed, Wrapper  # h-embed
 from fastnn.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # h-rnnl
@@ -37,4 +41,7 @@ __all__ = [
     "Embedding", "TimeDistributed", "Wrapper",  # h-embed
     "RNN", "LSTM", "GRU", "SimpleRNN", "LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells",  # h-rnnl
     "Bidirectional",  # h-rnnl
+    "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "LayerNormalization", "RMSNormalization", "UnitNormalization",
+    "GroupNormalization", "GaussianNoise", "GaussianDropout", "ActivityRegularization", "Rescaling",
+    "Normalization",
 ]

@@ -1,4 +1,6 @@
-"""Normalization layers with Keras 3's names, arguments, weights and configs: BatchNormalization.
+"""Normalization layers with Keras 3's names, arguments, weights and configs: BatchNormalization, and the
+per-sample LayerNormalization, RMSNormalization, UnitNormalization and GroupNormalization (at the end: Keras's
+formulas in Keras's order of operations on fastnn's differentiable ops).
 
 Training runs on the batch-norm kernels (``B.batch_norm_train_forward`` / ``B.batch_norm_backward``) and updates
 the moving statistics as Keras 3 does (``moving = moving * momentum + batch * (1 - momentum)``, the batch variance
@@ -22,6 +24,7 @@ from fastnn import backend as B
 from fastnn import constraints as _constraints
 from fastnn import initializers as _initializers
 from fastnn import regularizers as _regularizers
+from fastnn.autograd import Tensor
 from fastnn.autograd.ops import elementwise as _ew
 from fastnn.autograd.ops import norm as _norm
 from fastnn.autograd.ops import reduce as _reduce
@@ -327,5 +330,321 @@ class BatchNormalization(Layer):
             "renorm": self.renorm,
             "renorm_clipping": self.renorm_clipping,
             "renorm_momentum": self.renorm_momentum,
+        })
+        return config
+
+
+# ------------------------------------------------------------------------------------- per-sample normalizations
+def _rsqrt(t):
+    """1 / sqrt(t) (Keras's ``ops.rsqrt``): sqrt correctly rounded, then one division."""
+    return _ew.divide(1.0, _ew.sqrt(t))
+
+
+def _layer_axes(layer, axis, op):
+    """``axis`` (an int or a list / tuple of ints) checked, as the layer stores it before build."""
+    if isinstance(axis, (list, tuple)):
+        if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axis):
+            raise TypeError(f"Expected an int or a list/tuple of ints for the argument 'axis', but received: {axis!r}")
+        return list(axis)
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"Expected an int or a list/tuple of ints for the argument 'axis', but received: {axis!r}")
+    return int(axis)
+
+
+def _check_axes_in(layer, axes, input_shape):
+    for a in axes if isinstance(axes, list) else [axes]:
+        if a >= len(input_shape) or a < -len(input_shape):
+            raise ValueError(f"Axis {a} is out of bounds for input shape {tuple(input_shape)}. Received: "
+                             f"axis={layer.axis}")
+
+
+def _weight_shape(layer, axes, input_shape):
+    """Keras's build: the axes sorted and the shape of the per-feature weights (input_shape at those axes)."""
+    _check_axes_in(layer, axes, input_shape)
+    axes = sorted(axes) if isinstance(axes, list) else [axes]
+    shape = tuple(input_shape[a] for a in axes)
+    if any(d is None for d in shape):
+        raise ValueError(f'Layer "{layer.name}": the normalized axes {axes} of the input must be defined, but '
+                         f"received input shape {tuple(input_shape)}")
+    return axes, shape
+
+
+def _compute(x):
+    """x in Keras's compute dtype for these layers: result_type(x.dtype, float32) (float16 and ints -> float32)."""
+    return x if x.dtype in (np.float32, np.float64) else _shape.cast(x, "float32")
+
+
+def _as(weight, x, shape=None):
+    """A weight cast to x's dtype and reshaped to ``shape`` (a broadcast shape) when given."""
+    w = weight if weight.dtype == x.dtype else _shape.cast(weight, str(x.dtype))
+    return _shape.reshape(w, shape) if shape is not None else w
+
+
+def _scale_shift(x, mean, variance, gamma, beta, epsilon):
+    """Keras's normalization formula, in its order: inv = rsqrt(variance + eps) (* gamma); x * inv + (-mean * inv
+    (+ beta))."""
+    inv = _rsqrt(_ew.add(variance, epsilon))
+    if gamma is not None:
+        inv = _ew.multiply(inv, gamma)
+    res = _ew.multiply(_ew.negative(mean), inv)
+    if beta is not None:
+        res = _ew.add(res, beta)
+    return _ew.add(_ew.multiply(x, inv), res)
+
+
+class LayerNormalization(Layer):
+    """Normalizes each sample over ``axis`` (default the last): ``(x - mean) / sqrt(variance + epsilon) * gamma +
+    beta`` with the sample's mean and (biased) variance (``keras.layers.LayerNormalization``; Ba et al. 2016).
+
+    Args:
+        axis: an int or a list of ints, the axes normalized together (gamma / beta have their sizes).
+        epsilon: default 1e-3. center / scale: whether to learn beta / gamma.
+        beta_initializer ("zeros"), gamma_initializer ("ones"), regularizers and constraints for both.
+        rms_scaling: Keras's deprecated flag (x / sqrt(variance + epsilon) * gamma, no beta), with its warning.
+
+    Computed in float32 (float64 for float64 inputs); weights are never autocast, as in Keras.
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        rms_scaling = kwargs.pop("rms_scaling", False)
+        if rms_scaling:
+            import warnings
+
+            warnings.warn("You passed `rms_scaling=True`, which is deprecated. This argument incorrectly scales the "
+                          "input by the variance, not the root mean square. To correctly use RMS Normalization, "
+                          "please use `keras.layers.RMSNormalization` instead.", stacklevel=2)
+        super().__init__(**kwargs)
+        self.axis = _layer_axes(self, axis, "LayerNormalization")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or epsilon < 0:
+            raise ValueError(f"LayerNormalization: epsilon must be a number >= 0, but received epsilon={epsilon!r}")
+        self.epsilon = epsilon
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.rms_scaling = bool(rms_scaling)
+        self.beta_initializer = _initializers.get(beta_initializer)
+        self.gamma_initializer = _initializers.get(gamma_initializer)
+        self.beta_regularizer = _regularizers.get(beta_regularizer)
+        self.gamma_regularizer = _regularizers.get(gamma_regularizer)
+        self.beta_constraint = _constraints.get(beta_constraint)
+        self.gamma_constraint = _constraints.get(gamma_constraint)
+        self.supports_masking = True
+        self.autocast = False
+
+    def build(self, input_shape):
+        self.axis, shape = _weight_shape(self, self.axis, input_shape)
+        self.gamma = self.beta = None
+        if self.scale or self.rms_scaling:
+            self.gamma = self.add_weight(name="gamma", shape=shape, initializer=self.gamma_initializer,
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
+        if self.center and not self.rms_scaling:
+            self.beta = self.add_weight(name="beta", shape=shape, initializer=self.beta_initializer,
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+        self.built = True
+
+    def call(self, inputs):
+        x = _compute(inputs if isinstance(inputs, Tensor) else Tensor(inputs))
+        axes = [a % x.ndim for a in self.axis]
+        broadcast = [1] * x.ndim
+        for a in axes:
+            broadcast[a] = x.shape[a]
+        shape = None if axes == [x.ndim - 1] else tuple(broadcast)
+        gamma = _as(self.gamma, x, shape) if self.gamma is not None else None
+        if self.rms_scaling:
+            variance = _reduce.var(x, axis=tuple(axes), keepdims=True)
+            outputs = _ew.multiply(x, _rsqrt(_ew.add(variance, self.epsilon)))
+            if gamma is not None:
+                outputs = _ew.multiply(outputs, gamma)
+        else:
+            mean, variance = _norm.moments(x, axes=axes, keepdims=True)
+            beta = _as(self.beta, x, shape) if self.beta is not None else None
+            outputs = _scale_shift(x, mean, variance, gamma, beta, self.epsilon)
+        return outputs if outputs.dtype == self.dtype else _shape.cast(outputs, self.dtype)
+
+    def compute_output_shape(self, input_shape):
+        _check_axes_in(self, self.axis, input_shape)
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "axis": self.axis, "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+            "rms_scaling": self.rms_scaling,
+            "beta_initializer": serialize_keras_object(self.beta_initializer),
+            "gamma_initializer": serialize_keras_object(self.gamma_initializer),
+            "beta_regularizer": serialize_keras_object(self.beta_regularizer),
+            "gamma_regularizer": serialize_keras_object(self.gamma_regularizer),
+            "beta_constraint": serialize_keras_object(self.beta_constraint),
+            "gamma_constraint": serialize_keras_object(self.gamma_constraint),
+        })
+        return config
+
+
+class RMSNormalization(Layer):
+    """``x * rsqrt(mean(x^2 over axis) + epsilon) * scale`` (``keras.layers.RMSNormalization``, Zhang & Sennrich
+    2019): no centering, one learned ``scale`` (ones) over the normalized axes. epsilon defaults to 1e-6."""
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _layer_axes(self, axis, "RMSNormalization")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or epsilon < 0:
+            raise ValueError(f"RMSNormalization: epsilon must be a number >= 0, but received epsilon={epsilon!r}")
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        self.axis, shape = _weight_shape(self, self.axis, input_shape)
+        self.scale = self.add_weight(name="scale", shape=shape, initializer="ones")
+        self.built = True
+
+    def call(self, inputs):
+        t = inputs if isinstance(inputs, Tensor) else Tensor(inputs)
+        x = _compute(t)
+        axes = tuple(a % x.ndim for a in self.axis)
+        rrms = _rsqrt(_ew.add(_reduce.mean(_ew.square(x), axis=axes, keepdims=True), self.epsilon))
+        outputs = _ew.multiply(_ew.multiply(x, rrms), _as(self.scale, x))
+        return outputs if outputs.dtype == t.dtype else _shape.cast(outputs, str(t.dtype))
+
+    def compute_output_shape(self, input_shape):
+        _check_axes_in(self, self.axis, input_shape)
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"axis": self.axis, "epsilon": self.epsilon})
+        return config
+
+
+class UnitNormalization(Layer):
+    """Scales each sample to unit L2 norm over ``axis``: ``x * min(rsqrt(sum(x^2)), 1e12)``
+    (``keras.layers.UnitNormalization``); no weights. A zero vector stays zero."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axis):
+                raise TypeError(f"Invalid value for `axis` argument: expected an int or a list/tuple of ints. "
+                                f"Received: axis={axis}")
+            self.axis = list(axis)
+        elif isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
+            self.axis = int(axis)
+        else:
+            raise TypeError(f"Invalid value for `axis` argument: expected an int or a list/tuple of ints. "
+                            f"Received: axis={axis}")
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs):
+        x = inputs if isinstance(inputs, Tensor) else Tensor(inputs)
+        axes = tuple(self.axis) if isinstance(self.axis, list) else self.axis
+        square_sum = _reduce.sum(_ew.square(x), axis=axes, keepdims=True)
+        with B.errstate(divide="ignore"):  # a zero vector: rsqrt(0) = inf, capped at 1 / epsilon below
+            inv_norm = _rsqrt(square_sum)
+        inv_norm = _ew.minimum(inv_norm, 1.0 / 1e-12)
+        return _ew.multiply(x, inv_norm)
+
+    def compute_output_shape(self, input_shape):
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        for a in axes:
+            if a >= len(input_shape) or a < -len(input_shape):
+                raise ValueError(f"Axis {self.axis} is out of bounds for input shape {tuple(input_shape)}.")
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["axis"] = self.axis
+        return config
+
+
+class GroupNormalization(Layer):
+    """Normalizes each sample over groups of channels (``keras.layers.GroupNormalization``, Wu & He 2018): the
+    ``axis`` channels split into ``groups`` groups, each normalized with its mean and variance over the group's
+    channels and every other non-batch axis, then per-channel gamma / beta. groups=-1 is instance normalization
+    (one group per channel); groups=1 normalizes all channels together.
+
+    Args: groups (32), axis (-1), epsilon (1e-3), center, scale, and the initializers, regularizers and
+    constraints of beta and gamma, as LayerNormalization.
+    """
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        if isinstance(groups, bool) or not isinstance(groups, int) or (groups <= 0 and groups != -1):
+            raise ValueError(f"Received an invalid value for argument `groups`, expected a positive integer (or "
+                             f"`-1` for instance normalization). Received: groups={groups}")
+        super().__init__(**kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"GroupNormalization: axis must be an int, but received axis={axis!r}")
+        self.supports_masking = True
+        self.autocast = False
+        self.groups = groups
+        self.axis = int(axis)
+        self.epsilon = epsilon
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = _initializers.get(beta_initializer)
+        self.gamma_initializer = _initializers.get(gamma_initializer)
+        self.beta_regularizer = _regularizers.get(beta_regularizer)
+        self.gamma_regularizer = _regularizers.get(gamma_regularizer)
+        self.beta_constraint = _constraints.get(beta_constraint)
+        self.gamma_constraint = _constraints.get(gamma_constraint)
+
+    def build(self, input_shape):
+        _check_axes_in(self, self.axis, input_shape)
+        dim = input_shape[self.axis]
+        if dim is None:
+            raise ValueError(f"Axis {self.axis} of input tensor should have a defined dimension but the layer "
+                             f"received an input with shape {tuple(input_shape)}.")
+        if self.groups == -1:
+            self.groups = dim
+        if dim < self.groups:
+            raise ValueError(f"Number of groups ({self.groups}) cannot be more than the number of channels ({dim}).")
+        if dim % self.groups != 0:
+            raise ValueError(f"Number of groups ({self.groups}) must be a multiple of the number of channels "
+                             f"({dim}).")
+        self.input_spec = InputSpec(ndim=len(input_shape), axes={self.axis: dim})
+        self.gamma = self.beta = None
+        if self.scale:
+            self.gamma = self.add_weight(shape=(dim,), name="gamma", initializer=self.gamma_initializer,
+                                         regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
+        if self.center:
+            self.beta = self.add_weight(shape=(dim,), name="beta", initializer=self.beta_initializer,
+                                        regularizer=self.beta_regularizer, constraint=self.beta_constraint)
+        self.built = True
+
+    def call(self, inputs):
+        t = inputs if isinstance(inputs, Tensor) else Tensor(inputs)
+        shape = list(t.shape)
+        axis = self.axis % len(shape)
+        # (..., C, ...) -> (..., groups, C // groups, ...): Keras inserts the group axis before the channel axis.
+        group_shape = shape[:axis] + [self.groups, shape[axis] // self.groups] + shape[axis + 1:]
+        grouped = _compute(_shape.reshape(t, tuple(group_shape)))
+        reduce_axes = tuple(a for a in range(1, len(group_shape)) if a != axis)  # all but batch and groups
+        broadcast = [1] * len(group_shape)
+        broadcast[axis], broadcast[axis + 1] = self.groups, shape[axis] // self.groups
+        mean, variance = _norm.moments(grouped, axes=list(reduce_axes), keepdims=True)
+        gamma = _as(self.gamma, grouped, tuple(broadcast)) if self.gamma is not None else None
+        beta = _as(self.beta, grouped, tuple(broadcast)) if self.beta is not None else None
+        normalized = _scale_shift(grouped, mean, variance, gamma, beta, self.epsilon)
+        if normalized.dtype != t.dtype:
+            normalized = _shape.cast(normalized, str(t.dtype))
+        outputs = _shape.reshape(normalized, tuple(shape))
+        return outputs if outputs.dtype == self.dtype else _shape.cast(outputs, self.dtype)
+
+    def compute_output_shape(self, input_shape):
+        _check_axes_in(self, self.axis, input_shape)
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "groups": self.groups, "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": serialize_keras_object(self.beta_initializer),
+            "gamma_initializer": serialize_keras_object(self.gamma_initializer),
+            "beta_regularizer": serialize_keras_object(self.beta_regularizer),
+            "gamma_regularizer": serialize_keras_object(self.gamma_regularizer),
+            "beta_constraint": serialize_keras_object(self.beta_constraint),
+            "gamma_constraint": serialize_keras_object(self.gamma_constraint),
         })
         return config

@@ -1,13 +1,18 @@
 """Regularization layers beyond core's Dropout: SpatialDropout1D/2D (Keras 3's
-``keras.layers.SpatialDropout*``), which drop whole feature maps instead of single elements."""
+``keras.layers.SpatialDropout*``), which drop whole feature maps instead of single elements, GaussianNoise,
+GaussianDropout and ActivityRegularization."""
 from __future__ import annotations
+
+import math
+import numbers
 
 from fastnn import backend as B
 from fastnn import utils as _utils
 from fastnn.autograd import Tensor
+from fastnn.autograd.ops import elementwise as _ew
 from fastnn.layers.argument_validation import standardize_data_format
 from fastnn.layers.core import Dropout, _dropout
-from fastnn.layers.layer import InputSpec
+from fastnn.layers.layer import InputSpec, Layer
 
 
 class _SpatialDropout(Dropout):
@@ -78,4 +83,97 @@ class SpatialDropout2D(_SpatialDropout):
     def get_config(self):
         config = super().get_config()
         config["data_format"] = self.data_format
+        return config
+
+
+def _unit_interval(layer, arg, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"Invalid value received for argument `{arg}`. Expected a float value between 0 and 1. "
+                         f"Received: {arg}={value!r}")
+    return value
+
+
+class GaussianNoise(Layer):
+    """Adds zero-mean Gaussian noise of standard deviation ``stddev`` in training (``keras.layers.GaussianNoise``);
+    the identity in inference. Noise from fastnn's seeded generator (or the layer's own ``seed``)."""
+
+    def __init__(self, stddev, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = _unit_interval("GaussianNoise", "stddev", stddev)
+        self.seed = seed
+        self._gen = B.random_generator(seed) if seed is not None else None
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if not training or self.stddev <= 0:
+            return inputs
+        x = inputs if isinstance(inputs, Tensor) else Tensor(inputs)
+        gen = self._gen if self._gen is not None else _utils.rng()
+        noise = B.random_normal(gen, tuple(x.shape), self.dtype, 0.0, self.stddev)
+        return _ew.add(x, noise)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"stddev": self.stddev, "seed": self.seed})
+        return config
+
+
+class GaussianDropout(Layer):
+    """Multiplies the inputs by Gaussian noise of mean 1 and standard deviation ``sqrt(rate / (1 - rate))`` in
+    training (``keras.layers.GaussianDropout``); the identity in inference."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = _unit_interval("GaussianDropout", "rate", rate)
+        self.seed = seed
+        self._gen = B.random_generator(seed) if seed is not None else None
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if not training or self.rate <= 0:
+            return inputs
+        x = inputs if isinstance(inputs, Tensor) else Tensor(inputs)
+        gen = self._gen if self._gen is not None else _utils.rng()
+        stddev = math.sqrt(self.rate / (1.0 - self.rate)) if self.rate < 1 else math.inf  # rate 1: no signal left
+        noise = B.random_normal(gen, tuple(x.shape), self.dtype, 1.0, stddev)
+        return _ew.multiply(x, noise)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rate": self.rate, "seed": self.seed})
+        return config
+
+
+class ActivityRegularization(Layer):
+    """The identity, adding ``l1 * sum(|x|) + l2 * sum(x^2)`` of its output to the model's losses
+    (``keras.layers.ActivityRegularization``)."""
+
+    def __init__(self, l1=0.0, l2=0.0, **kwargs):
+        from fastnn import regularizers as _regularizers
+
+        kwargs.pop("activity_regularizer", None)
+        super().__init__(activity_regularizer=_regularizers.L1L2(l1=l1, l2=l2), **kwargs)
+        self.supports_masking = True
+        self.l1 = l1
+        self.l2 = l2
+        self.built = True
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("activity_regularizer", None)
+        config.update({"l1": self.l1, "l2": self.l2})
         return config
