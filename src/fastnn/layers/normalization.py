@@ -392,6 +392,24 @@ def _scale_shift(x, mean, variance, gamma, beta, epsilon):
     return _ew.add(_ew.multiply(x, inv), res)
 
 
+def _set_affine(layer, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer, beta_constraint,
+                gamma_constraint):
+    """The beta / gamma arguments of LayerNormalization and GroupNormalization, resolved onto the layer."""
+    layer.beta_initializer = _initializers.get(beta_initializer)
+    layer.gamma_initializer = _initializers.get(gamma_initializer)
+    layer.beta_regularizer = _regularizers.get(beta_regularizer)
+    layer.gamma_regularizer = _regularizers.get(gamma_regularizer)
+    layer.beta_constraint = _constraints.get(beta_constraint)
+    layer.gamma_constraint = _constraints.get(gamma_constraint)
+
+
+def _affine_config(layer):
+    """Their config entries, in Keras's order."""
+    return {name: serialize_keras_object(getattr(layer, name))
+            for name in ("beta_initializer", "gamma_initializer", "beta_regularizer", "gamma_regularizer",
+                         "beta_constraint", "gamma_constraint")}
+
+
 class LayerNormalization(Layer):
     """Normalizes each sample over ``axis`` (default the last): ``(x - mean) / sqrt(variance + epsilon) * gamma +
     beta`` with the sample's mean and (biased) variance (``keras.layers.LayerNormalization``; Ba et al. 2016).
@@ -423,12 +441,8 @@ class LayerNormalization(Layer):
         self.center = bool(center)
         self.scale = bool(scale)
         self.rms_scaling = bool(rms_scaling)
-        self.beta_initializer = _initializers.get(beta_initializer)
-        self.gamma_initializer = _initializers.get(gamma_initializer)
-        self.beta_regularizer = _regularizers.get(beta_regularizer)
-        self.gamma_regularizer = _regularizers.get(gamma_regularizer)
-        self.beta_constraint = _constraints.get(beta_constraint)
-        self.gamma_constraint = _constraints.get(gamma_constraint)
+        _set_affine(self, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer, beta_constraint,
+                    gamma_constraint)
         self.supports_masking = True
         self.autocast = False
 
@@ -471,12 +485,7 @@ class LayerNormalization(Layer):
         config.update({
             "axis": self.axis, "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
             "rms_scaling": self.rms_scaling,
-            "beta_initializer": serialize_keras_object(self.beta_initializer),
-            "gamma_initializer": serialize_keras_object(self.gamma_initializer),
-            "beta_regularizer": serialize_keras_object(self.beta_regularizer),
-            "gamma_regularizer": serialize_keras_object(self.gamma_regularizer),
-            "beta_constraint": serialize_keras_object(self.beta_constraint),
-            "gamma_constraint": serialize_keras_object(self.gamma_constraint),
+            **_affine_config(self),
         })
         return config
 
@@ -582,12 +591,8 @@ class GroupNormalization(Layer):
         self.epsilon = epsilon
         self.center = bool(center)
         self.scale = bool(scale)
-        self.beta_initializer = _initializers.get(beta_initializer)
-        self.gamma_initializer = _initializers.get(gamma_initializer)
-        self.beta_regularizer = _regularizers.get(beta_regularizer)
-        self.gamma_regularizer = _regularizers.get(gamma_regularizer)
-        self.beta_constraint = _constraints.get(beta_constraint)
-        self.gamma_constraint = _constraints.get(gamma_constraint)
+        _set_affine(self, beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer, beta_constraint,
+                    gamma_constraint)
 
     def build(self, input_shape):
         _check_axes_in(self, self.axis, input_shape)
@@ -639,12 +644,6 @@ class GroupNormalization(Layer):
         config = super().get_config()
         config.update({
             "groups": self.groups, "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
-            "scale": self.scale,
-            "beta_initializer": serialize_keras_object(self.beta_initializer),
-            "gamma_initializer": serialize_keras_object(self.gamma_initializer),
-            "beta_regularizer": serialize_keras_object(self.beta_regularizer),
-            "gamma_regularizer": serialize_keras_object(self.gamma_regularizer),
-            "beta_constraint": serialize_keras_object(self.beta_constraint),
-            "gamma_constraint": serialize_keras_object(self.gamma_constraint),
+            "scale": self.scale, **_affine_config(self),
         })
         return config
