@@ -163,3 +163,69 @@ def test_window_offsets_past_int32(dtype, simd_path):
         np.testing.assert_array_equal(a[0, row], np.where(second, flat[:, 1], flat[:, 0]))
     dy = rng.standard_normal(y.shape).astype(dtype)
     _assert_same(*_both(_C.max_pool2d_backward, dy, a, x.shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("window", WINDOWS)
+def test_fused_relu_backward_has_the_bits_of_the_two_passes(restore_threads, dtype, window):
+    # relu_y: dx * (relu_y > 0) in the pooling backward itself (the compiled step's pooling + ReLU fusion) must be
+    # exactly relu_mask_multiply(max_pool2d_backward(...)): -0, inf and NaN gradients, masked maxima (relu output
+    # 0), a position several overlapping windows chose, one image split over channel blocks, 1 and 2 threads, the
+    # reference twin.
+    pool, strides, padding = window
+    rng = np.random.default_rng(31)
+    previous_guard = _C.oversubscription_guard()
+    _C.set_oversubscription_guard("off")
+    try:
+        for shape in ((1, 12, 11, 40), (3, 7, 6, 5), (2, 5, 9, 17)):
+            x = np.maximum(rng.standard_normal(shape), 0).astype(dtype)  # a ReLU output: a third of maxima are 0
+            x.flat[::11] = 0.0
+            y, a = _C.max_pool2d_forward(x, pool, strides, padding)
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            dy.flat[::5] = -0.0
+            dy.flat[1::13] = np.inf
+            dy.flat[2::17] = np.nan
+            expected = _C.relu_mask_multiply(_C.max_pool2d_backward(dy, a, shape), x, None)
+            for threads in (1, 2):
+                fastnn.set_num_threads(threads)
+                for reference in (False, True):
+                    fused = _C.max_pool2d_backward(dy, a, shape, reference, x)
+                    assert fused.dtype == expected.dtype and fused.shape == expected.shape
+                    assert np.array_equal(fused.view(np.uint8), expected.view(np.uint8)), (shape, threads, reference)
+    finally:
+        _C.set_oversubscription_guard(previous_guard)
+
+
+def test_fused_relu_backward_refuses_a_bad_mask_source():
+    x = np.random.default_rng(0).standard_normal((2, 4, 4, 3)).astype(np.float32)
+    y, a = _C.max_pool2d_forward(x, (2, 2), (2, 2))
+    dy = np.ones_like(y)
+    with pytest.raises(TypeError, match="relu_y must have dy's dtype"):
+        _C.max_pool2d_backward(dy, a, x.shape, relu_y=x.astype(np.float64))
+    with pytest.raises(ValueError, match="relu_y of shape"):
+        _C.max_pool2d_backward(dy, a, x.shape, relu_y=x[:1])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _C.max_pool2d_backward(dy, a, x.shape, relu_y=np.zeros((2, 4, 4, 6), np.float32)[..., ::2])
+    with pytest.raises(TypeError, match="NumPy array"):
+        _C.max_pool2d_backward(dy, a, x.shape, relu_y=x.tolist())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_values_only_forward_gives_the_forward_y_bits(dtype, simd_path):
+    # max_pool2d_forward_values (inference: no argmax written) against max_pool2d_forward's y, fast and reference:
+    # every channel block edge, NaN and ties, the large-window path (64+ positions, every channel at once).
+    rng = np.random.default_rng(33)
+    for c in CHANNELS:
+        for shape, window in [((2, 7, 9, c), WINDOWS[c % len(WINDOWS)]), ((1, 9, 8, c), ((9, 8), (9, 8), "valid"))]:
+            x = rng.standard_normal(shape).astype(dtype)
+            x.flat[::9] = np.nan
+            x.flat[1::4] = 0.5
+            for reference in (False, True):
+                y, _ = _C.max_pool2d_forward(x, *window, reference)
+                values = _C.max_pool2d_forward_values(x, *window, reference)
+                assert values.dtype == y.dtype and values.shape == y.shape
+                assert np.array_equal(values.view(np.uint8), y.view(np.uint8)), (shape, window, reference)
+    with pytest.raises(ValueError, match="max_pool2d_forward_values"):
+        _C.max_pool2d_forward_values(np.ones((1, 2, 2, 1), np.float32), 3, 1)
+    with pytest.raises(TypeError, match="max_pool2d_forward_values"):
+        _C.max_pool2d_forward_values(np.ones((1, 2, 2, 1), np.int32), 2, 2)
