@@ -238,3 +238,48 @@ def test_normalization_with_given_statistics_and_a_keras_file(tmp_path):
     fm.save(str(tmp_path / "back.keras"))
     back = keras.models.load_model(str(tmp_path / "back.keras"))
     np.testing.assert_allclose(back.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+DOT_CASES = [((4, 6), (4, 6), 1, False), ((4, 6), (4, 6), -1, True), ((3, 5, 6), (3, 7, 6), 2, False),
+             ((3, 5, 6), (3, 5, 4), (1, 1), False), ((2, 3, 4, 5), (2, 5, 6), (3, 1), False),
+             ((2, 4, 6), (2, 6), (2, 1), True), ((3, 6), (3, 4, 6), (1, 2), False)]
+
+
+@pytest.mark.parametrize("shape1,shape2,axes,normalize", DOT_CASES)
+def test_dot_matches_keras(shape1, shape2, axes, normalize):
+    k_layer, f_layer = keras_parity.layer_pair("Dot", {"axes": axes, "normalize": normalize})
+    a, b = keras_parity.random_input(shape1, seed=1), keras_parity.random_input(shape2, seed=2)
+    out_shape = tuple(k_layer.compute_output_shape([shape1, shape2]))
+    assert tuple(f_layer.compute_output_shape([shape1, shape2])) == out_shape
+    upstream = keras_parity.random_input(out_shape, seed=3)
+    av, bv = tf.Variable(a), tf.Variable(b)
+    with tf.GradientTape() as tape:
+        k_y = k_layer([av, bv])
+        objective = tf.reduce_sum(k_y * upstream)
+    k_ga, k_gb = tape.gradient(objective, [av, bv])
+    fa, fb = fastnn.Variable(a), fastnn.Variable(b)
+    with fastnn.GradientTape() as tape:
+        f_y = f_layer([fa, fb])
+        objective = fastnn.ops.sum(fastnn.ops.multiply(f_y, upstream))
+    f_ga, f_gb = tape.gradient(objective, [fa, fb])
+    np.testing.assert_allclose(f_y.numpy(), np.asarray(k_y), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f_ga.numpy(), np.asarray(k_ga), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f_gb.numpy(), np.asarray(k_gb), rtol=1e-5, atol=1e-6)
+    assert f_layer.get_config() == k_layer.get_config()
+    k_out = k_layer([keras.Input(shape1[1:]), keras.Input(shape2[1:])])
+    f_out = f_layer([fastnn.Input(shape1[1:]), fastnn.Input(shape2[1:])])
+    assert tuple(f_out.shape) == tuple(k_out.shape)
+
+
+def test_dot_refuses_what_keras_refuses():
+    for kwargs, shapes in (({"axes": 0}, [(2, 3), (2, 3)]), ({"axes": 1}, [(2, 3), (2, 4)])):
+        k_layer, f_layer = keras_parity.layer_pair("Dot", kwargs)
+        x = [keras_parity.random_input(s) for s in shapes]
+        with pytest.raises(ValueError):
+            k_layer(x)
+        with pytest.raises(ValueError):
+            f_layer(x)
+    with pytest.raises(TypeError):
+        fastnn.layers.Dot("last")
+    with pytest.raises(ValueError):
+        fastnn.layers.Dot((1, 2, 3))

@@ -329,6 +329,7 @@ def _layer_cases(lib):
         "ActivityRegularization": L.ActivityRegularization(l1=0.01, l2=0.02, name="actreg"),
         "Rescaling": L.Rescaling([0.5, 1.0, 2.0], offset=0.25, name="rescale"),
         "Normalization": L.Normalization(axis=[1, 2], invert=True, name="norm"),
+        "Dot": L.Dot(axes=(1, 2), normalize=True, name="dot_layer"),
         "Normalization_fixed": L.Normalization(mean=[1.0, 2.0], variance=[3.0, 4.0], name="norm_fixed"),
         "GlobalAveragePooling1D": L.GlobalAveragePooling1D(keepdims=True, name="gap1"),
         "GlobalAveragePooling2D": L.GlobalAveragePooling2D(data_format="channels_first", name="gap2"),

@@ -115,8 +115,9 @@ def _merging(lib):
     sa, sb = shared(a), shared(inner(b))
     merged = [L.Add(name="addl")([sa, sb]), L.Subtract(name="sub")([sa, sb]), L.Multiply(name="mul")([sa, sb]),
               L.Average(name="avg")([sa, sb]), L.Maximum(name="max")([sa, sb]), L.Minimum(name="min")([sa, sb])]
+    merged.append(L.Dot(axes=1, normalize=True, name="cos")([sa, sb]))
     h = L.Concatenate(name="cat")(merged)
-    h = L.Reshape((6, 4), name="resh")(h)
+    h = L.Reshape((5, 5), name="resh")(h)
     h = L.Permute((2, 1), name="perm")(h)
     h = L.Flatten(name="flat")(h)
     h = L.Lambda(_named_function, arguments={"k": 2}, name="lam")(h) * 0.5 + 1.0  # operation nodes, too

@@ -278,3 +278,33 @@ def test_a_model_with_an_adapted_normalization_trains_compiled_as_eager_and_save
     model.save(tmp_path / "norm.keras")
     loaded = fastnn.models.load_model(tmp_path / "norm.keras")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), results[1][1])
+
+
+def test_dot_layer_values_shapes_and_gradients():
+    a, b = _x(3, 5, 6, seed=1), _x(3, 7, 6, seed=2)
+    np.testing.assert_allclose(L.Dot(2, dtype="float64")([a, b]).numpy(), np.einsum("btn,bsn->bts", a, b),
+                               rtol=1e-12)
+    c = _x(3, 5, 4, seed=3)
+    np.testing.assert_allclose(L.Dot((1, 1), dtype="float64")([a, c]).numpy(), np.einsum("btn,btm->bnm", a, c),
+                               rtol=1e-12)
+    u, v = _x(4, 6, seed=4), _x(4, 6, seed=5)
+    cos = L.Dot(-1, normalize=True, dtype="float64")([u, v]).numpy()
+    ref = (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+    assert cos.shape == (4, 1)
+    np.testing.assert_allclose(cos[:, 0], ref, rtol=1e-12)
+    d = _x(2, 3, 4, 5, seed=6)
+    e = _x(2, 5, 6, seed=7)
+    y = L.Dot((3, 1), dtype="float64")([d, e])
+    assert y.shape == (2, 3, 4, 6)
+    np.testing.assert_allclose(y.numpy(), np.einsum("bijk,bkl->bijl", d, e), rtol=1e-12)
+    check_gradients(lambda p, q: L.Dot(2, dtype="float64")([p, q]), [a, b])
+    check_gradients(lambda p, q: L.Dot(-1, normalize=True, dtype="float64")([p, q]), [u, v])
+    check_gradients(lambda p, q: L.Dot((3, 1), dtype="float64")([p, q]), [d, e])
+    assert L.Dot(1).compute_output_shape([(None, 6), (None, 6)]) == (None, 1)
+    with pytest.raises(ValueError, match="axis 0"):
+        L.Dot(0)([u, v])
+    with pytest.raises(ValueError, match="Incompatible"):
+        L.Dot(1)([u, _x(4, 5)])
+    with pytest.raises(ValueError, match="2 inputs"):
+        L.Dot(1)([u, v, u])
+    assert fastnn.layers.dot([u, v], axes=1).shape == (4, 1)

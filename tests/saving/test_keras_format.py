@@ -158,7 +158,7 @@ def _merging_family():
     shared = L.Dense(4, name="shared")
     a, b = shared(i1), shared(i2)  # one layer used twice: saved once
     merged = [L.Add()([a, b]), L.Subtract()([a, b]), L.Multiply()([a, b]), L.Average()([a, b]),
-              L.Maximum()([a, b]), L.Minimum()([a, b]), a * b + a]
+              L.Maximum()([a, b]), L.Minimum()([a, b]), a * b + a, L.Dot(axes=1)([a, b])]
     out1 = L.Dense(2, name="out1")(L.Concatenate()(merged))
     out2 = L.Dense(1, name="out2")(a)
     rng = _rng(4)

@@ -23,8 +23,8 @@ from fastnn.layers.wrappers import TimeDistributed, Wrapper  # h-embed
 from fastnn.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # h-rnnl
 from fastnn.layers.rnn import GRU, LSTM, RNN, SimpleRNN  # h-rnnl
 from fastnn.layers.bidirectional import Bidirectional  # h-rnnl
-from fastnn.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
-                                   concatenate, maximum, minimum, multiply, subtract)
+from fastnn.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
+                                   concatenate, dot, maximum, minimum, multiply, subtract)
 
 __all__ = [
     "Layer", "InputSpec", "KerasTensor", "Input", "InputLayer", "Dense", "Activation", "Dropout", "Flatten",
@@ -43,5 +43,5 @@ __all__ = [
     "Bidirectional",  # h-rnnl
     "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "LayerNormalization", "RMSNormalization", "UnitNormalization",
     "GroupNormalization", "GaussianNoise", "GaussianDropout", "ActivityRegularization", "Rescaling",
-    "Normalization",
+    "Normalization", "Dot", "dot",
 ]
