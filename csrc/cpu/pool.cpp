@@ -124,7 +124,7 @@ class Divisibility {
 // stops the unit and is returned (its flat position in argmax), else -1.
 template <typename T, bool check>
 int64_t max_backward_unit(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image, int64_t outputs,
-                          int64_t C, int64_t c0, int64_t c1, const Divisibility& by_c, const T* relu_y) {
+                          int64_t C, int64_t c0, int64_t c1, const Divisibility& by_c) {
   T* FASTNN_RESTRICT dxn = dx + n * image;
   if (c0 == 0 && c1 == C) std::fill(dxn, dxn + image, T(0));
   else
@@ -143,15 +143,6 @@ int64_t max_backward_unit(T* dx, const T* dy, const int64_t* argmax, int64_t n, 
       }
       dx[i] += dyn[s + c];
     }
-  if (relu_y != nullptr)
-    // The fused ReLU backward, after every sum of the unit is complete: x * m with m in {0, 1} is idempotent (sign
-    // and NaN included), so a position several windows chose is masked as often as chosen and still equals
-    // relu_mask_multiply's one product; every other position is +0 either way. The unit's dx is cache-hot.
-    for (int64_t s = 0; s < outputs; s += C)
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t i = an[s + c];
-        dx[i] = dx[i] * T(relu_y[i] > T(0));
-      }
   return -1;
 }
 
@@ -161,7 +152,7 @@ int64_t max_backward_unit(T* dx, const T* dy, const int64_t* argmax, int64_t n, 
 // unit and receives its gradients in output order, so the cut never changes a bit.
 template <typename T, bool check>
 int64_t max_backward(T* dx, const T* dy, const int64_t* argmax, int64_t images, int64_t image, int64_t outputs,
-                     int64_t C, const T* relu_y) {
+                     int64_t C) {
   if (images == 0 || image == 0) return -1;
   constexpr int64_t kLine = 16;
   const int64_t threads = get_num_threads();
@@ -177,7 +168,7 @@ int64_t max_backward(T* dx, const T* dy, const int64_t* argmax, int64_t images, 
   parallel_for(0, images * blocks, grain_rows(unit_elements), [&](int64_t b, int64_t e) {
     for (int64_t unit = b; unit < e; ++unit) {
       const int64_t n = unit / blocks, c0 = (unit % blocks) * block_c, c1 = std::min(C, c0 + block_c);
-      const int64_t bad = max_backward_unit<T, check>(dx, dy, argmax, n, image, outputs, C, c0, c1, by_c, relu_y);
+      const int64_t bad = max_backward_unit<T, check>(dx, dy, argmax, n, image, outputs, C, c0, c1, by_c);
       if (check && bad >= 0) {
         // The smallest bad position over all units: the first in flat order, whatever the split.
         int64_t seen = first_bad.load(std::memory_order_relaxed);
@@ -193,19 +184,18 @@ int64_t max_backward(T* dx, const T* dy, const int64_t* argmax, int64_t images, 
 }  // namespace
 
 template <typename T>
-void max_pool2d_backward(T* dx, const T* dy, const int64_t* argmax, int64_t images, int64_t image, int64_t outputs,
-                         const T* relu_y) {
+void max_pool2d_backward(T* dx, const T* dy, const int64_t* argmax, int64_t images, int64_t image, int64_t outputs) {
   DenormalsAreZero ftz;
   // Without the channel count the units are whole images (each image's argmax points into that image only).
-  max_backward<T, false>(dx, dy, argmax, images, image, outputs, 1, relu_y);
+  max_backward<T, false>(dx, dy, argmax, images, image, outputs, 1);
 }
 
 template <typename T>
 int64_t max_pool2d_backward_checked(T* dx, const T* dy, const int64_t* argmax, int64_t images, int64_t image,
-                                    int64_t outputs, int64_t c, const T* relu_y) {
+                                    int64_t outputs, int64_t c) {
   DenormalsAreZero ftz;
   if (c <= 0) return -1;
-  return max_backward<T, true>(dx, dy, argmax, images, image, outputs, c, relu_y);
+  return max_backward<T, true>(dx, dy, argmax, images, image, outputs, c);
 }
 
 int64_t max_pool2d_check_argmax(const int64_t* argmax, int64_t images, int64_t image, int64_t outputs, int64_t C) {
@@ -318,9 +308,9 @@ void avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
 
 #define FASTNN_INSTANTIATE(T)                                                                        \
   template void max_pool2d_forward<T>(T*, int64_t*, const T*, const Pool2dParams&);                 \
-  template void max_pool2d_backward<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t, const T*); \
+  template void max_pool2d_backward<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t);      \
   template int64_t max_pool2d_backward_checked<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t,  \
-                                                  int64_t, const T*);                                    \
+                                                  int64_t);                                              \
   template void avg_pool2d_forward<T>(T*, const T*, const Pool2dParams&);                           \
   template void avg_pool2d_backward<T>(T*, const T*, const Pool2dParams&);
 FASTNN_INSTANTIATE(float)

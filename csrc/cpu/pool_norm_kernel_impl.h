@@ -5,8 +5,6 @@
 // the baseline code too.
 #pragma once
 
-#include <vector>
-
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -150,9 +148,6 @@ void max_pool_rows(T* y, int64_t* argmax, const T* x, const Pool2dParams& p, int
   const int64_t oh_n = (p.h + p.pad_top + p.pad_bottom - p.pool_h) / p.stride_h + 1;
   const int64_t ow_n = (p.w + p.pad_left + p.pad_right - p.pool_w) / p.stride_w + 1;
   const int64_t C = p.c, W = p.w, H = p.h;
-  // Without argmax (inference): the window kernels still write their positions, into one output's worth of
-  // scratch that stays in L1, instead of an int64 per output to memory (twice y's bytes for float).
-  std::vector<int64_t> sink(argmax == nullptr ? static_cast<size_t>(C) : 0);
   for (int64_t row = row_begin; row < row_end; ++row) {
     const int64_t n = row / oh_n, oh = row % oh_n;
     const int64_t h0 = oh * p.stride_h - p.pad_top;
@@ -161,7 +156,7 @@ void max_pool_rows(T* y, int64_t* argmax, const T* x, const Pool2dParams& p, int
       const int64_t w0 = ow * p.stride_w - p.pad_left;
       const int64_t wb = max_i64(w0, 0), we = min_i64(w0 + p.pool_w, W);
       T* yo = y + (row * ow_n + ow) * C;
-      int64_t* ao = argmax != nullptr ? argmax + (row * ow_n + ow) * C : sink.data();
+      int64_t* ao = argmax + (row * ow_n + ow) * C;
       const int64_t first = ((n * H + hb) * W + wb) * C;
       const int64_t rows = he - hb, cols = we - wb;
       int64_t c = 0;

@@ -39,18 +39,15 @@ void max_pool2d_forward_ref(T* y, int64_t* argmax, const T* x, const Pool2dParam
             }
           const int64_t o = ((n * OH + oh) * OW + ow) * p.c + c;
           y[o] = best;
-          if (argmax != nullptr) argmax[o] = best_i;
+          argmax[o] = best_i;
         }
 }
 
 template <typename T>
-void max_pool2d_backward_ref(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image, int64_t outputs,
-                             const T* relu_y) {
+void max_pool2d_backward_ref(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image, int64_t outputs) {
   DenormalsAreZero ftz;
   for (int64_t i = 0; i < n * image; ++i) dx[i] = T(0);
   for (int64_t o = 0; o < n * outputs; ++o) dx[argmax[o]] += dy[o];
-  if (relu_y != nullptr)  // relu_mask_multiply_ref's definition, over every element
-    for (int64_t i = 0; i < n * image; ++i) dx[i] = relu_y[i] > T(0) ? dx[i] * T(1) : dx[i] * T(0);
 }
 
 template <typename T>
@@ -100,8 +97,7 @@ void avg_pool2d_backward_ref(T* dx, const T* dy, const Pool2dParams& p) {
 
 #define FASTNN_INSTANTIATE(T)                                                                        \
   template void max_pool2d_forward_ref<T>(T*, int64_t*, const T*, const Pool2dParams&);             \
-  template void max_pool2d_backward_ref<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t,      \
-                                            const T*);                                                        \
+  template void max_pool2d_backward_ref<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t);  \
   template void avg_pool2d_forward_ref<T>(T*, const T*, const Pool2dParams&);                       \
   template void avg_pool2d_backward_ref<T>(T*, const T*, const Pool2dParams&);
 FASTNN_INSTANTIATE(float)

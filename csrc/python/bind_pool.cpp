@@ -153,29 +153,20 @@ const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
 
 // -- max pooling --------------------------------------------------------------------------------------------------
 
-// y (and argmax, unless nullptr) of the max forward, on the fast kernel or its reference twin.
-void run_max_forward(py::array& y, int64_t* ap, const py::array& x, const Pool2dParams& p, char k, bool reference) {
-  void* yp = y.mutable_data();
-  const void* xp = x.data();
-  py::gil_scoped_release release;
-  if (k == 'f') (reference ? cpu::max_pool2d_forward_ref<float> : cpu::max_pool2d_forward<float>)(
-      static_cast<float*>(yp), ap, static_cast<const float*>(xp), p);
-  else (reference ? cpu::max_pool2d_forward_ref<double> : cpu::max_pool2d_forward<double>)(
-      static_cast<double*>(yp), ap, static_cast<const double*>(xp), p);
-}
-
 std::tuple<py::array, py::array> max_forward(const py::array& x, const Pool2dParams& p, char k, bool reference) {
   py::array y = new_array(x.dtype(), out_shape(p));
   py::array argmax = new_array(py::dtype::of<int64_t>(), out_shape(p));
-  run_max_forward(y, mut<int64_t>(argmax), x, p, k, reference);
+  int64_t* ap = mut<int64_t>(argmax);
+  void* yp = y.mutable_data();
+  const void* xp = x.data();
+  {
+    py::gil_scoped_release release;
+    if (k == 'f') (reference ? cpu::max_pool2d_forward_ref<float> : cpu::max_pool2d_forward<float>)(
+        static_cast<float*>(yp), ap, static_cast<const float*>(xp), p);
+    else (reference ? cpu::max_pool2d_forward_ref<double> : cpu::max_pool2d_forward<double>)(
+        static_cast<double*>(yp), ap, static_cast<const double*>(xp), p);
+  }
   return {y, argmax};
-}
-
-// y alone (no argmax written): the inference forward, same y bits.
-py::array max_forward_values(const py::array& x, const Pool2dParams& p, char k, bool reference) {
-  py::array y = new_array(x.dtype(), out_shape(p));
-  run_max_forward(y, nullptr, x, p, k, reference);
-  return y;
 }
 
 std::tuple<py::array, py::array> max_pool2d_forward(const py::array& x, const py::object& pool,
@@ -186,40 +177,14 @@ std::tuple<py::array, py::array> max_pool2d_forward(const py::array& x, const py
   return max_forward(x, pool_params(shape_of(x), pool, strides, padding, op), k, reference);
 }
 
-py::array max_pool2d_forward_values(const py::array& x, const py::object& pool, const py::object& strides,
-                                    const py::object& padding, bool reference) {
-  const std::string op = "max_pool2d_forward_values";
-  const char k = nhwc_input(x, op, "x");
-  return max_forward_values(x, pool_params(shape_of(x), pool, strides, padding, op), k, reference);
-}
-
 // dy / argmax of `dy_shape` (N, ..., C) against an input of `in` (N, H, W, C): the shared max backward.
 py::array max_backward(const py::array& dy, const py::array& argmax, const Shape& in, char k, bool reference,
-                       const std::string& op, const py::object& relu_y = py::none()) {
+                       const std::string& op) {
   const Shape ds = shape_of(dy);
   require_argmax(argmax, ds, op);
   if (ds.front() != in[0] || ds.back() != in[3])
     throw py::value_error(op + ": dy of shape " + text(ds) + " does not match input_shape " + text(in) +
                           " (the batch and channel sizes must agree)");
-  // relu_y: the fused ReLU backward's mask source, dx's own shape and dtype, C-contiguous (never converted: the
-  // fusion is exact only on the buffer the unfused relu_mask_multiply would read).
-  const void* rp = nullptr;
-  py::array relu_array;
-  if (!relu_y.is_none()) {
-    if (!py::isinstance<py::array>(relu_y))
-      throw py::type_error(op + ": relu_y must be a NumPy array of dx's shape, but received " +
-                           std::string(py::str(py::type::of(relu_y).attr("__name__"))));
-    relu_array = py::reinterpret_borrow<py::array>(relu_y);
-    if (!relu_array.dtype().is(dy.dtype()))
-      throw py::type_error(op + ": relu_y must have dy's dtype " + std::string(py::str(dy.dtype())) +
-                           ", but has " + std::string(py::str(relu_array.dtype())));
-    if (shape_of(relu_array) != in)
-      throw py::value_error(op + ": relu_y of shape " + text(shape_of(relu_array)) + " must have input_shape " +
-                            text(in));
-    if (!(relu_array.flags() & py::array::c_style))
-      throw py::value_error(op + ": relu_y must be C-contiguous");
-    rp = relu_array.data();
-  }
   py::array dx = new_array(dy.dtype(), in);
   const int64_t images = in[0], image = in[1] * in[2] * in[3];
   const int64_t outputs = images > 0 ? dy.size() / images : 0;
@@ -233,17 +198,16 @@ py::array max_backward(const py::array& dy, const py::array& argmax, const Shape
       // The fast kernel tests each index as it goes (one pass over argmax).
       if (k == 'f') bad = cpu::max_pool2d_backward_checked<float>(static_cast<float*>(dxp),
                                                                    static_cast<const float*>(dyp), ap, images, image,
-                                                                   outputs, in[3], static_cast<const float*>(rp));
+                                                                   outputs, in[3]);
       else bad = cpu::max_pool2d_backward_checked<double>(static_cast<double*>(dxp), static_cast<const double*>(dyp),
-                                                            ap, images, image, outputs, in[3],
-                                                            static_cast<const double*>(rp));
+                                                            ap, images, image, outputs, in[3]);
     } else {
       if (in[3] > 0) bad = cpu::max_pool2d_check_argmax(ap, images, image, outputs, in[3]);
       if (bad < 0) {
         if (k == 'f') cpu::max_pool2d_backward_ref<float>(static_cast<float*>(dxp), static_cast<const float*>(dyp),
-                                                          ap, images, image, outputs, static_cast<const float*>(rp));
+                                                          ap, images, image, outputs);
         else cpu::max_pool2d_backward_ref<double>(static_cast<double*>(dxp), static_cast<const double*>(dyp), ap,
-                                                  images, image, outputs, static_cast<const double*>(rp));
+                                                  images, image, outputs);
       }
     }
   }
@@ -256,10 +220,10 @@ py::array max_backward(const py::array& dy, const py::array& argmax, const Shape
 }
 
 py::array max_pool2d_backward(const py::array& dy, const py::array& argmax, const py::object& input_shape,
-                              bool reference, const py::object& relu_y) {
+                              bool reference) {
   const std::string op = "max_pool2d_backward";
   const char k = nhwc_input(dy, op, "dy");
-  return max_backward(dy, argmax, parse_input_shape(input_shape, op), k, reference, op, relu_y);
+  return max_backward(dy, argmax, parse_input_shape(input_shape, op), k, reference, op);
 }
 
 // -- average pooling ----------------------------------------------------------------------------------------------
@@ -377,16 +341,10 @@ void bind_pool(py::module_& m) {
         (std::string("(y, argmax): max pooling 2D in NHWC, padding never wins; argmax (int64, y's shape) is the flat "
                      "index into x of each maximum (the first in window order; a NaN propagates).") + pool_doc)
             .c_str());
-  m.def("max_pool2d_forward_values", &max_pool2d_forward_values, py::arg("x"), py::arg("pool"), py::arg("strides"),
-        py::arg("padding") = "valid", py::arg("reference") = false,
-        (std::string("y: max_pool2d_forward's y alone, no argmax written (inference: the same bits, a third of "
-                     "the bytes written for float32).") + pool_doc)
-            .c_str());
   m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("dy"), py::arg("argmax"), py::arg("input_shape"),
-        py::arg("reference") = false, py::arg("relu_y") = py::none(),
+        py::arg("reference") = false,
         "dx of input_shape (N, H, W, C): zero plus dy added at each argmax (overlapping windows add up). argmax "
-        "must point into its own image and channel (checked: ValueError otherwise). With relu_y (input_shape, dy's "
-        "dtype, C-contiguous) the ReLU backward is fused in: the result is exactly relu_mask_multiply(dx, relu_y).");
+        "must point into its own image and channel (checked: ValueError otherwise).");
   m.def("avg_pool2d_forward", &avg_pool2d_forward, py::arg("x"), py::arg("pool"), py::arg("strides"),
         py::arg("padding") = "valid", py::arg("reference") = false,
         (std::string("y: average pooling 2D in NHWC, padded positions excluded from each window's count "

@@ -1224,8 +1224,8 @@ FUZZ_TARGETS.update(dict.fromkeys(
 
 # The pooling and batch-normalization bindings (bind_pool.cpp, bind_batchnorm.cpp): test_fuzz_pool.py.
 FUZZ_TARGETS.update(dict.fromkeys(
-    ("max_pool2d_forward", "max_pool2d_forward_values", "max_pool2d_backward", "avg_pool2d_forward",
-     "avg_pool2d_backward", "global_avg_pool2d_forward", "global_avg_pool2d_backward", "global_max_pool2d_forward",
+    ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+     "global_avg_pool2d_forward", "global_avg_pool2d_backward", "global_max_pool2d_forward",
      "global_max_pool2d_backward", "batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"),
     "tests/fuzz/test_fuzz_pool.py"))
 # The embedding bindings (bind_embedding.cpp): test_fuzz_embedding.py.

@@ -17,8 +17,8 @@ from fastnn import _C
 from fastnn.testing import fuzz as fz
 
 ERR = (TypeError, ValueError)
-TARGETS = ("max_pool2d_forward", "max_pool2d_forward_values", "max_pool2d_backward", "avg_pool2d_forward",
-           "avg_pool2d_backward", "global_avg_pool2d_forward", "global_avg_pool2d_backward", "global_max_pool2d_forward",
+TARGETS = ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+           "global_avg_pool2d_forward", "global_avg_pool2d_backward", "global_max_pool2d_forward",
            "global_max_pool2d_backward", "batch_norm_train_forward", "batch_norm_inference_forward",
            "batch_norm_backward")
 SIZES = (0, 1, 1, 2, 3, 3, 4, 5, 5, 7, 8, 13)
@@ -133,22 +133,10 @@ def test_max_pool2d(data):
     valid = fz.c_ready(x) and _params_ok(shape, pool, strides, pads)
     if not valid:
         fz.expect(lambda: _C.max_pool2d_forward(x, pool_arg, strides_arg, pad_arg), None, None, must_raise=ERR)
-        fz.case("max_pool2d_forward_values")
-        fz.expect(lambda: _C.max_pool2d_forward_values(x, pool_arg, strides_arg, pad_arg), None, None,
-                  must_raise=ERR)
         return
     reference = data.draw(st.booleans(), label="reference")
     y, argmax = _C.max_pool2d_forward(x, pool_arg, strides_arg, pad_arg, reference)
     _check_max(y, argmax, x, pool, strides, pads, dtype)
-
-    fz.case("max_pool2d_forward_values")  # the inference forward (no argmax): y's bits
-
-    def same_y(values, expected):
-        assert values.dtype == expected.dtype and values.shape == expected.shape
-        assert np.array_equal(values.view(np.uint8), expected.view(np.uint8))
-
-    fz.expect(lambda: _C.max_pool2d_forward_values(x, pool_arg, strides_arg, pad_arg, not reference), lambda: y,
-              same_y, errors=())
 
     fz.case("max_pool2d_backward")
     dy = _array(data, rng, y.shape, data.draw(st.sampled_from([dtype] * 20 + list(fz.BAD_DTYPES)), label="dy_dtype"),
@@ -198,30 +186,6 @@ def test_max_pool2d(data):
         _close_bound(dx, expected, mag.reshape(shape), terms, dtype)
 
     fz.expect(lambda: _C.max_pool2d_backward(dy, a, in_shape, reference), ref, check, errors=())
-
-    # The fused ReLU backward (relu_y): a bad mask source raises; a good one gives relu_mask_multiply's bits.
-    relu = data.draw(st.sampled_from(["x"] * 6 + ["dtype", "shape", "strided", "list"]), label="relu_y")
-    if relu == "dtype":
-        bad = x.astype(np.float64 if dtype == np.float32 else np.float32)
-    elif relu == "shape":
-        bad = np.zeros(shape[:-1] + (shape[-1] + 1,), dtype)
-    elif relu == "strided":
-        bad = np.zeros(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2] if x.size else None
-    elif relu == "list":
-        bad = x.tolist()
-    if relu != "x" and bad is not None and not (relu == "strided" and bad.flags.c_contiguous):
-        fz.expect(lambda: _C.max_pool2d_backward(dy, a, in_shape, reference, bad), None, None, must_raise=ERR)
-        return
-    mask_source = np.ascontiguousarray(x)
-
-    def unfused():
-        return _C.relu_mask_multiply(_C.max_pool2d_backward(dy, a, in_shape, reference), mask_source, None)
-
-    def same_bits(dx, expected):
-        assert dx.shape == shape and dx.dtype == dtype
-        assert np.array_equal(dx.view(np.uint8), expected.view(np.uint8))
-
-    fz.expect(lambda: _C.max_pool2d_backward(dy, a, in_shape, reference, mask_source), unfused, same_bits, errors=())
 
 
 @given(st.data())

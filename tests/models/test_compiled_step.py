@@ -100,13 +100,8 @@ def test_mlp_with_dropout_and_adam():
 def test_cnn_with_pooling_softmax_and_accuracy():
     x = RNG.standard_normal((20, 12, 12, 1)).astype(np.float32)
     y = np.eye(5, dtype=np.float32)[RNG.integers(0, 5, 20)]
-    model = _assert_compiled_equals_eager(_cnn, x, y, {"optimizer": "adam", "loss": "categorical_crossentropy",
-                                                       "metrics": ["accuracy"]})
-    # Each Conv2D(relu) -> MaxPooling2D pair's backward is one call: the pooling backward masks its own result
-    # (same bits, asserted above); the ReLUs whose gradient comes from elsewhere keep their own pass.
-    src = next(e.plan.source for k, e in model._compiled_steps.entries.items() if k[0] == "train")
-    assert src.count("B_max_pool2d_backward(") == 2 and src.count(", relu_y=s") == 2, src
-    assert src.count("B_relu_mask_multiply(") == 2, src
+    _assert_compiled_equals_eager(_cnn, x, y, {"optimizer": "adam", "loss": "categorical_crossentropy",
+                                               "metrics": ["accuracy"]})
 
 
 def test_resnet_with_batch_normalization_statistics():

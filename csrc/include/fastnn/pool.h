@@ -59,7 +59,7 @@ inline Pool2dParams global_pool2d_params(int64_t n, int64_t h, int64_t w, int64_
 
 namespace cpu {
 
-// y = max over each window, argmax = where it came from (argmax may be nullptr: y alone, for inference).
+// y = max over each window, argmax = where it came from.
 template <typename T>
 void max_pool2d_forward(T* y, int64_t* argmax, const T* x, const Pool2dParams& p);
 template <typename T>
@@ -68,21 +68,16 @@ void max_pool2d_forward_ref(T* y, int64_t* argmax, const T* x, const Pool2dParam
 // The max backward needs only the argmax: dx is `n` images of `image` elements each (H * W * C), dy and argmax `n`
 // images of `outputs` elements each (OH * OW * C, any window shape: global pooling too). dx is assigned: zero, plus
 // dy added at each argmax. argmax must come from max_pool2d_forward of this shape (max_pool2d_check_argmax tells).
-// With relu_y (dx's shape, or nullptr): the ReLU backward that usually follows is fused in, dx then being exactly
-// relu_mask_multiply(dx, relu_y), i.e. dx * (relu_y > 0) elementwise: each summed element is multiplied once by
-// its mask (only the argmax positions are nonzero, so only they are read), for the bits of the two passes.
 template <typename T>
-void max_pool2d_backward(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image, int64_t outputs,
-                         const T* relu_y = nullptr);
+void max_pool2d_backward(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image, int64_t outputs);
 template <typename T>
-void max_pool2d_backward_ref(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image, int64_t outputs,
-                             const T* relu_y = nullptr);
+void max_pool2d_backward_ref(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image, int64_t outputs);
 // The backward with max_pool2d_check_argmax's test fused in (one pass over argmax; c is the channel count, > 0):
 // returns -1 with dx assigned as max_pool2d_backward does, or the first bad position max_pool2d_check_argmax would
 // return (dx then holds no meaning). Safe whatever argmax holds; N = 1 is split over channel blocks.
 template <typename T>
 int64_t max_pool2d_backward_checked(T* dx, const T* dy, const int64_t* argmax, int64_t n, int64_t image,
-                                    int64_t outputs, int64_t c, const T* relu_y = nullptr);
+                                    int64_t outputs, int64_t c);
 
 // The first position (flat index into argmax) whose index does not lie in its own image and channel of x
 // (0 <= index < n * image, index / image == its image, index % c == its channel), or -1 when every one does: what

@@ -697,23 +697,15 @@ def conv_same_padding(size, kernel, stride=1, dilation=1):
 # pool and strides an int or a pair; padding "valid", "same" (TensorFlow's asymmetric padding: the extra row /
 # column at the bottom / right) or (top, bottom, left, right). Hyper-parameters are validated by the kernels
 # (ValueError / TypeError naming the function). The 1-D forms are the (N, 1, L, C) case with pool / stride 1 on H.
-def max_pool2d_forward(x, pool, strides, padding="valid", with_argmax=True):
+def max_pool2d_forward(x, pool, strides, padding="valid"):
     """(y, argmax): max pooling (padding never wins; ties give the first position in window order, NaN propagates);
-    argmax (int64, y's shape) holds the flat index into x of each maximum, for max_pool2d_backward. With
-    ``with_argmax=False`` (inference: no backward) it is None and never written, y the same bits."""
-    if not with_argmax:
-        return _C.max_pool2d_forward_values(np.ascontiguousarray(x), pool, strides, padding), None
+    argmax (int64, y's shape) holds the flat index into x of each maximum, for max_pool2d_backward."""
     return _C.max_pool2d_forward(np.ascontiguousarray(x), pool, strides, padding)
 
 
-def max_pool2d_backward(dy, argmax, input_shape, relu_y=None):
-    """dx of ``input_shape``: zero plus dy added at each argmax (overlapping windows add up). With ``relu_y`` (a
-    buffer of input_shape and dy's dtype) the ReLU backward is fused in: exactly ``relu_mask_multiply(dx, relu_y)``
-    (the compiled step's pooling + ReLU fusion)."""
-    if relu_y is None:
-        return _C.max_pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), tuple(input_shape))
-    return _C.max_pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), tuple(input_shape),
-                                  relu_y=np.ascontiguousarray(relu_y))
+def max_pool2d_backward(dy, argmax, input_shape):
+    """dx of ``input_shape``: zero plus dy added at each argmax (overlapping windows add up)."""
+    return _C.max_pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), tuple(input_shape))
 
 
 def avg_pool2d_forward(x, pool, strides, padding="valid"):

@@ -43,8 +43,6 @@ name on that backend), so the same mechanism replays a CUDA backend's kernels.
 """
 from __future__ import annotations
 
-import inspect
-
 import math
 import sys
 import threading
@@ -175,11 +173,10 @@ class _Call:
     name, the local it defines, positional arguments as [source, object], keyword arguments as [key, source,
     object]."""
 
-    __slots__ = ("result", "fname", "fsrc", "out", "args", "kwargs", "meta")
+    __slots__ = ("result", "fname", "fsrc", "out", "args", "kwargs")
 
-    def __init__(self, result, fname, fsrc, out, args, kwargs, meta=(None, None)):
+    def __init__(self, result, fname, fsrc, out, args, kwargs):
         self.result, self.fname, self.fsrc, self.out = result, fname, fsrc, out
-        self.meta = meta  # (shape, dtype) of the result, kept when the result itself is not
         self.args = [list(a) for a in args]
         self.kwargs = [list(k) for k in kwargs]
 
@@ -405,8 +402,7 @@ class Recorder:
         nargs = len(args)
         call = _Call(result if constant else None, fname, fsrc, name,
                      [(src, a if consts[j] else None) for j, (src, a) in enumerate(zip(arg_src, args))],
-                     [(k, v, kwargs[k] if consts[nargs + j] else None) for j, (k, v) in enumerate(kw_src)],
-                     (getattr(result, "shape", None), getattr(result, "dtype", None)))
+                     [(k, v, kwargs[k] if consts[nargs + j] else None) for j, (k, v) in enumerate(kw_src)])
         if constant:
             self.const_locals.add(name)
         self._emit(f"{name} = {call_src}", uses, (name,), "call" if pure else "effect", call)
@@ -580,48 +576,6 @@ def _fused(rec, lines):
     return [e for e in lines if e is not None]
 
 
-def _pool_relu_fused(rec, lines):
-    """``g = max_pool2d_backward(dy, argmax, shape); r = relu_mask_multiply(g, y)``, g used nowhere else, becomes
-    ``r = max_pool2d_backward(dy, argmax, shape, relu_y=y)``: the pooling backward masks its own result with the same
-    bits (csrc/cpu/pool.cpp: each summed element multiplied once by its mask), saving a pass over the layer's whole
-    input gradient. The pair is Keras's ``Conv2D(..., activation="relu")`` (its fused ReLU backward) under a
-    ``MaxPooling2D``; only a whole step shows it (two layers), so eager execution runs the two calls."""
-    pool_backward = getattr(rec.impl, "max_pool2d_backward", None)
-    try:
-        if pool_backward is None or "relu_y" not in inspect.signature(pool_backward).parameters:
-            return lines
-    except (TypeError, ValueError):  # a backend function without a signature: leave the calls as they are
-        return lines
-    lines = list(lines)
-    calls, users = {}, {}
-    for i, e in enumerate(lines):
-        if isinstance(e[4], _Call):
-            calls[e[4].out] = (i, e[4])
-        for u in set(e[1]):
-            users.setdefault(u, []).append(i)
-    for i, e in enumerate(lines):
-        mask = e[4]
-        if not (isinstance(mask, _Call) and mask.fname == "relu_mask_multiply" and len(mask.args) == 2
-                and not mask.kwargs):
-            continue
-        g = mask.args[0][0]
-        if g not in calls or users.get(g) != [i]:
-            continue
-        pi, pool = calls[g]
-        if pool.fname != "max_pool2d_backward" or len(pool.args) != 3 or pool.kwargs:
-            continue
-        y = mask.args[1][0]
-        # relu_y must have the input gradient's shape and dtype (the kernel's contract; the mask then multiplies
-        # element by element, as relu_mask_multiply does for such a y); both are known from the recording
-        if y not in calls or calls[y][1].meta != pool.meta or pool.meta[0] is None:
-            continue
-        pool.set_kwarg("relu_y", y, None)
-        pool.out, pool.result = mask.out, mask.result
-        lines[pi] = (pool.line(), pool.uses(), (mask.out,), lines[pi][3], pool)
-        lines[i] = (None, (), (), None, None)
-    return [e for e in lines if e[0] is not None]
-
-
 def _constants_folded(rec, lines):
     """Pure calls whose arguments are all constants of the step (the losses' batch-size arithmetic, a mask of ones)
     give the same value at every replay: the plan takes the recorded value (``sK = Cj``). Not for a value a later
@@ -666,7 +620,7 @@ class Plan:
     """A recorded step: ``plan(*inputs)`` replays it and returns the flat outputs."""
 
     def __init__(self, rec: Recorder):
-        lines = _dead_code_removed(_constants_folded(rec, _pool_relu_fused(rec, _fused(rec, rec.lines))))
+        lines = _dead_code_removed(_constants_folded(rec, _fused(rec, rec.lines)))
         last_use = {}
         for i, (_, uses, defines, _, _) in enumerate(lines):
             for u in uses:

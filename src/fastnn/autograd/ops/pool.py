@@ -13,7 +13,7 @@ import numpy as np
 
 from fastnn import backend as B
 from fastnn.autograd.ops._util import float_tensor
-from fastnn.autograd.tape import is_grad_enabled, record
+from fastnn.autograd.tape import record
 
 
 def _tuple(value, n, name, op):
@@ -112,8 +112,7 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
     work = _compute_dtype(t)
     x = t._data if work == dtype else B.astype(t._data, work)
     x4, back = _to_nhwc(x, fmt)
-    # Under no_grad (predict, evaluate) no backward can follow: the kernel skips the argmax (int64, twice y's bytes).
-    y4, argmax = B.max_pool2d_forward(x4, pool, stride, pad, with_argmax=is_grad_enabled())
+    y4, argmax = B.max_pool2d_forward(x4, pool, stride, pad)
     x4_shape = tuple(x4.shape)
     y = back(y4)
     if work != dtype:
