@@ -273,15 +273,17 @@ void direct_path(const GemmKernelSet<T>& ks, T* c, const T* a, const T* b, const
   };
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   const bool serial = flops < kMinParallelFlops;
+  // The work is split by tiles, in the order's sequence (a row's panels after each other, or a panel's rows), not
+  // by whole rows or panels: a batch-32 Dense layer has 3 row tiles of 2 panels, which split by rows left one of
+  // two threads with twice the other's work. Each tile is one kernel call whatever thread runs it (same bits).
+  const int64_t tiles = row_tiles * col_panels;
   if (order == DirectOrder::kByColumns) {
-    parallel_for(0, col_panels, serial ? col_panels : 1, [&](int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; ++q)
-        for (int64_t t = 0; t < row_tiles; ++t) tile(t, q);
+    parallel_for(0, tiles, serial ? tiles : 1, [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; ++u) tile(u % row_tiles, u / row_tiles);
     });
   } else {
-    parallel_for(0, row_tiles, serial ? row_tiles : 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t)
-        for (int64_t q = 0; q < col_panels; ++q) tile(t, q);
+    parallel_for(0, tiles, serial ? tiles : 1, [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; ++u) tile(u / col_panels, u % col_panels);
     });
   }
 }
