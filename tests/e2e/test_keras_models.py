@@ -330,6 +330,8 @@ def _layer_cases(lib):
         "Rescaling": L.Rescaling([0.5, 1.0, 2.0], offset=0.25, name="rescale"),
         "Normalization": L.Normalization(axis=[1, 2], invert=True, name="norm"),
         "Dot": L.Dot(axes=(1, 2), normalize=True, name="dot_layer"),
+        "MultiHeadAttention": L.MultiHeadAttention(3, 4, value_dim=5, dropout=0.1, output_shape=6, use_bias=False,
+                                                   kernel_initializer="he_normal", seed=3, name="mha"),
         "Normalization_fixed": L.Normalization(mean=[1.0, 2.0], variance=[3.0, 4.0], name="norm_fixed"),
         "GlobalAveragePooling1D": L.GlobalAveragePooling1D(keepdims=True, name="gap1"),
         "GlobalAveragePooling2D": L.GlobalAveragePooling2D(data_format="channels_first", name="gap2"),

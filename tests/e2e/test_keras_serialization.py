@@ -94,6 +94,18 @@ def _sequence(lib):
                      name="sequence")
 
 
+def _attention(lib):
+    L = lib.layers
+    tokens = lib.Input((7,), dtype="int32", name="tokens")
+    # (no mask_zero: Keras writes a masked Add's mask computation into the config as NotEqual / LogicalOr op
+    # nodes, which fastnn's config loader does not know; masks through attention: tests/e2e/test_keras_attention.py)
+    e = L.Embedding(20, 8, name="emb")(tokens)
+    a = L.MultiHeadAttention(2, 4, dropout=0.1, name="self_attention")(e, e, use_causal_mask=True)
+    h = L.LayerNormalization(name="ln_att")(L.Add(name="res")([e, a]))
+    c = L.MultiHeadAttention(2, 3, value_dim=2, output_shape=5, name="cross")(h, e, e)
+    return lib.Model(tokens, L.GlobalAveragePooling1D(name="gap")(c), name="attention")
+
+
 def _recurrent(lib):
     L = lib.layers
     tokens = lib.Input((7,), dtype="int32", name="tokens")
@@ -150,6 +162,7 @@ CASES = {"dense_stack": (_dense_stack, lambda rng: rng.standard_normal((3, 6))),
          "image": (_image, lambda rng: rng.standard_normal((2, 8, 8, 3))),
          "sequence": (_sequence, lambda rng: rng.standard_normal((2, 12, 4))),
          "recurrent": (_recurrent, lambda rng: rng.integers(0, 20, (2, 7))),
+         "attention": (_attention, lambda rng: rng.integers(0, 20, (2, 7))),
          "merging": (_merging, lambda rng: [rng.standard_normal((3, 4)), rng.standard_normal((3, 4))])}
 CUSTOM = {"_named_function": _named_function}
 

@@ -290,6 +290,8 @@ def _saveable_children(obj):
                             cell (the weights live on the cell: layers/lstm/cell/vars)
       StackedRNNCells       cells (a list: cells/lstm_cell, cells/gru_cell, cells/lstm_cell_1)
       Bidirectional         backward_layer, forward_layer (sorted, as Keras's dir walk; not the original layer)
+      MultiHeadAttention    key_dense, output_dense, query_dense, value_dense, _dropout_layer, [_gate_dense,]
+                            _softmax (the public properties first, then the private ones, each sorted)
       Wrapper, TimeDistributed
                             layer
       LossScaleOptimizer    inner_optimizer (saved a second time on its own, as Keras does)
@@ -297,6 +299,7 @@ def _saveable_children(obj):
                             no children: only its own variables
       a user-defined Layer  its attributes as Keras walks them
     """
+    from fastnn.layers.attention import MultiHeadAttention
     from fastnn.layers.bidirectional import Bidirectional
     from fastnn.layers.layer import Layer
     from fastnn.layers.rnn import RNN
@@ -329,6 +332,15 @@ def _saveable_children(obj):
         return [("cells", list(obj.cells))]
     if isinstance(obj, Bidirectional):
         return [("backward_layer", obj.backward_layer), ("forward_layer", obj.forward_layer)]
+    if isinstance(obj, MultiHeadAttention):
+        if not obj.built or obj._shapes is None:
+            return []
+        children = [("key_dense", obj._key_dense), ("output_dense", obj._output_dense),
+                    ("query_dense", obj._query_dense), ("value_dense", obj._value_dense),
+                    ("_dropout_layer", obj._dropout_layer)]
+        if obj._use_gate:
+            children.append(("_gate_dense", obj._gate_dense))
+        return children + [("_softmax", obj._softmax)]
     if isinstance(obj, Wrapper):
         return [("layer", obj.layer)]
     if isinstance(obj, Layer):
