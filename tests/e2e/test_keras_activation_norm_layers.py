@@ -283,3 +283,20 @@ def test_dot_refuses_what_keras_refuses():
         fastnn.layers.Dot("last")
     with pytest.raises(ValueError):
         fastnn.layers.Dot((1, 2, 3))
+
+
+def test_a_softmax_layer_before_the_crossentropy_trains_as_in_keras():
+    # Keras's Softmax layer output carries its logits (TensorFlow backend), so categorical_crossentropy takes the
+    # log-softmax of the logits instead of the clipped probabilities: far from saturation both agree, near it only
+    # the logits path does; fastnn must take the same path.
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((32, 6)) * 8).astype("float32")  # large logits: saturated probabilities
+    y = np.eye(4, dtype="float32")[rng.integers(0, 4, 32)]
+
+    def build(lib, dtype="float32"):
+        inp = lib.Input((6,))
+        return lib.Model(inp, lib.layers.Softmax()(lib.layers.Dense(4)(inp)))
+
+    f_model, k_model, f_loss, k_loss = keras_parity.fit_pair(build, lambda lib: lib.optimizers.SGD(0.1), x, y)
+    np.testing.assert_allclose(f_loss, k_loss, rtol=1e-5)
+    keras_parity.assert_weights_close(f_model, k_model, rtol=1e-4, atol=1e-5)
