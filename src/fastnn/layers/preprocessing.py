@@ -2,6 +2,7 @@
 ``keras.layers.Normalization``, with ``adapt``)."""
 from __future__ import annotations
 
+import math
 import numbers
 
 from fastnn import backend as B
@@ -63,6 +64,13 @@ class Rescaling(Layer):
 
 
 _KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): the smallest standard deviation Normalization divides by
+
+
+def _mean_and_variance(data, axes):
+    """NumPy's mean and var over ``axes`` (var two-pass: the mean of the squared deviations), on the backend."""
+    mean = B.mean(data, axis=axes)
+    deviations = B.subtract(data, B.mean(data, axis=axes, keepdims=True))
+    return mean, B.mean(B.multiply(deviations, deviations), axis=axes)
 
 
 class Normalization(Layer):
@@ -152,11 +160,9 @@ class Normalization(Layer):
         """Computes the mean and variance of ``data`` over the non-kept axes and stores them in the weights."""
         import itertools
 
-        import numpy as np
-
         if isinstance(data, Tensor):
             data = data.numpy()
-        if isinstance(data, np.ndarray):
+        if B.is_buffer(data):
             batches, input_shape = None, data.shape
         elif hasattr(data, "__iter__") and not isinstance(data, (str, bytes)):
             it = iter(data)
@@ -180,19 +186,17 @@ class Normalization(Layer):
             self._check_kept_shape(input_shape)
         if batches is None:
             self._check_kept_shape(data.shape)
-            total_mean = np.mean(data, axis=self._reduce_axis)
-            total_var = np.var(data, axis=self._reduce_axis)
+            total_mean, total_var = _mean_and_variance(data, self._reduce_axis)
         else:
-            total_mean = np.zeros(self._mean_and_var_shape, self.dtype)
-            total_var = np.zeros(self._mean_and_var_shape, self.dtype)
+            total_mean = B.zeros(self._mean_and_var_shape, self.dtype)
+            total_var = B.zeros(self._mean_and_var_shape, self.dtype)
             count = 0
             for batch in batches:
                 batch = batch[0] if isinstance(batch, tuple) else batch
-                batch = np.asarray(batch.numpy() if isinstance(batch, Tensor) else batch, dtype=self.dtype)
+                batch = B.asarray(batch.numpy() if isinstance(batch, Tensor) else batch, dtype=self.dtype)
                 self._check_kept_shape(batch.shape)
-                batch_mean = np.mean(batch, axis=self._reduce_axis)
-                batch_var = np.var(batch, axis=self._reduce_axis)
-                batch_count = int(np.prod([batch.shape[d] for d in self._reduce_axis])) if self._reduce_axis else 1
+                batch_mean, batch_var = _mean_and_variance(batch, self._reduce_axis)
+                batch_count = math.prod(batch.shape[d] for d in self._reduce_axis)
                 count += batch_count
                 batch_weight = float(batch_count) / count
                 existing_weight = 1.0 - batch_weight
@@ -200,8 +204,8 @@ class Normalization(Layer):
                 total_var = ((total_var + (total_mean - new_mean) ** 2) * existing_weight
                              + (batch_var + (batch_mean - new_mean) ** 2) * batch_weight)
                 total_mean = new_mean
-        self.adapt_mean.assign(np.asarray(total_mean, dtype=self.dtype))
-        self.adapt_variance.assign(np.asarray(total_var, dtype=self.dtype))
+        self.adapt_mean.assign(B.asarray(total_mean, dtype=self.dtype))
+        self.adapt_variance.assign(B.asarray(total_var, dtype=self.dtype))
         # (Keras 3.15 never writes its count weight: it stays 0 there, and so here, so the files agree.)
 
     def _check_kept_shape(self, shape):

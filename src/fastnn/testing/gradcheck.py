@@ -103,3 +103,27 @@ def check_gradients(fn, inputs, wrt=None, rtol=1e-4, atol=1e-6, eps=1e-6, seed=0
             raise AssertionError(
                 f"input {i}: analytic gradient {t[k]!r} != numeric {n[k]!r} at {k} (|diff| {err[k]:.3e} > {bound[k]:.3e})"
             )
+
+
+def check_weight_gradients(fn, variables, upstream, rtol=1e-5, atol=1e-7, eps=1e-6):
+    """Asserts that the tape's gradients of ``sum(fn() * upstream)`` with respect to each Variable in
+    ``variables`` (a layer's float64 weights) match central differences taken by assigning shifted values to the
+    Variable (restored afterwards). ``fn()`` recomputes the output from the current values."""
+    import fastnn
+
+    for v in variables:
+        value = v.numpy().copy()
+        with fastnn.GradientTape() as tape:
+            objective = fastnn.ops.sum(fastnn.ops.multiply(fn(), upstream))
+        analytic = np.asarray(tape.gradient(objective, v).numpy(), np.float64)
+        numeric = np.zeros(value.shape)
+        try:
+            for i in np.ndindex(value.shape):
+                for sign in (1, -1):
+                    shifted = value.copy()
+                    shifted[i] += sign * eps
+                    v.assign(shifted)
+                    numeric[i] += sign * float((np.asarray(fn().numpy()) * upstream).sum()) / (2 * eps)
+        finally:
+            v.assign(value)
+        np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol, err_msg=getattr(v, "path", str(v)))
