@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.testing.compiled_step import assert_compiled_equals_eager
 from fastnn.testing.gradcheck import check_gradients, check_weight_gradients
 
 L = fastnn.layers
@@ -190,21 +191,7 @@ def _model():
 def test_compiled_step_gives_the_eager_bits_with_every_layer_traced():
     x = RNG.standard_normal((24, 6, 5)).astype("float32")
     y = np.eye(3, dtype="float32")[RNG.integers(0, 3, 24)]
-    results = []
-    for jit in (False, True):
-        fastnn.utils.set_random_seed(3)
-        model = _model()
-        model.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile=jit)
-        history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
-        results.append((history.history["loss"], model.predict(x, batch_size=8, verbose=0), model.get_weights()))
-        if jit:
-            steps = model._compiled_steps
-            assert not steps.eager_kinds, steps.eager_kinds
-    (eager_loss, eager_pred, eager_w), (jit_loss, jit_pred, jit_w) = results
-    np.testing.assert_array_equal(jit_loss, eager_loss)
-    np.testing.assert_array_equal(jit_pred, eager_pred)
-    for a, b in zip(jit_w, eager_w):
-        np.testing.assert_array_equal(a, b)
+    assert_compiled_equals_eager(_model, x, y, {"optimizer": "adam", "loss": "categorical_crossentropy"})
 
 
 def test_keras_file_round_trip(tmp_path):
@@ -249,47 +236,13 @@ def test_normalization_adapts_to_the_data_and_inverts():
 def test_a_model_with_an_adapted_normalization_trains_compiled_as_eager_and_saves(tmp_path):
     x = (RNG.standard_normal((32, 5)) * 4 + 3).astype("float32")
     y = x.sum(-1, keepdims=True)
-    results = []
-    for jit in (False, True):
-        fastnn.utils.set_random_seed(2)
+
+    def build():
         norm = L.Normalization()
         norm.adapt(x)
-        model = fastnn.Sequential([fastnn.Input((5,)), norm, L.Dense(4, activation="relu"), L.Dense(1)])
-        model.compile(optimizer="adam", loss="mse", jit_compile=jit)
-        loss = model.fit(x, y, batch_size=8, epochs=2, verbose=0).history["loss"]
-        results.append((loss, model.predict(x, verbose=0)))
-    np.testing.assert_array_equal(results[0][0], results[1][0])
-    np.testing.assert_array_equal(results[0][1], results[1][1])
+        return fastnn.Sequential([fastnn.Input((5,)), norm, L.Dense(4, activation="relu"), L.Dense(1)])
+
+    model = assert_compiled_equals_eager(build, x, y, {"optimizer": "adam", "loss": "mse"})
     model.save(tmp_path / "norm.keras")
     loaded = fastnn.models.load_model(tmp_path / "norm.keras")
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), results[1][1])
-
-
-def test_dot_layer_values_shapes_and_gradients():
-    a, b = _x(3, 5, 6, seed=1), _x(3, 7, 6, seed=2)
-    np.testing.assert_allclose(L.Dot(2, dtype="float64")([a, b]).numpy(), np.einsum("btn,bsn->bts", a, b),
-                               rtol=1e-12)
-    c = _x(3, 5, 4, seed=3)
-    np.testing.assert_allclose(L.Dot((1, 1), dtype="float64")([a, c]).numpy(), np.einsum("btn,btm->bnm", a, c),
-                               rtol=1e-12)
-    u, v = _x(4, 6, seed=4), _x(4, 6, seed=5)
-    cos = L.Dot(-1, normalize=True, dtype="float64")([u, v]).numpy()
-    ref = (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
-    assert cos.shape == (4, 1)
-    np.testing.assert_allclose(cos[:, 0], ref, rtol=1e-12)
-    d = _x(2, 3, 4, 5, seed=6)
-    e = _x(2, 5, 6, seed=7)
-    y = L.Dot((3, 1), dtype="float64")([d, e])
-    assert y.shape == (2, 3, 4, 6)
-    np.testing.assert_allclose(y.numpy(), np.einsum("bijk,bkl->bijl", d, e), rtol=1e-12)
-    check_gradients(lambda p, q: L.Dot(2, dtype="float64")([p, q]), [a, b])
-    check_gradients(lambda p, q: L.Dot(-1, normalize=True, dtype="float64")([p, q]), [u, v])
-    check_gradients(lambda p, q: L.Dot((3, 1), dtype="float64")([p, q]), [d, e])
-    assert L.Dot(1).compute_output_shape([(None, 6), (None, 6)]) == (None, 1)
-    with pytest.raises(ValueError, match="axis 0"):
-        L.Dot(0)([u, v])
-    with pytest.raises(ValueError, match="Incompatible"):
-        L.Dot(1)([u, _x(4, 5)])
-    with pytest.raises(ValueError, match="2 inputs"):
-        L.Dot(1)([u, v, u])
-    assert fastnn.layers.dot([u, v], axes=1).shape == (4, 1)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

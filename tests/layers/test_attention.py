@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.testing.compiled_step import assert_compiled_equals_eager
 from fastnn.testing.gradcheck import check_gradients, check_weight_gradients
 
 L = fastnn.layers
@@ -102,20 +103,7 @@ def _model():
 def test_compiled_step_gives_the_eager_bits_and_the_file_round_trips(tmp_path):
     x = RNG.standard_normal((24, 6, 8)).astype("float32")
     y = np.eye(3, dtype="float32")[RNG.integers(0, 3, 24)]
-    results = []
-    for jit in (False, True):
-        fastnn.utils.set_random_seed(4)
-        model = _model()
-        model.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile=jit)
-        loss = model.fit(x, y, batch_size=8, epochs=2, verbose=0).history["loss"]
-        results.append((loss, model.predict(x, verbose=0), model.get_weights()))
-        if jit:
-            assert not model._compiled_steps.eager_kinds, model._compiled_steps.eager_kinds
-    (a_loss, a_pred, a_w), (b_loss, b_pred, b_w) = results
-    np.testing.assert_array_equal(a_loss, b_loss)
-    np.testing.assert_array_equal(a_pred, b_pred)
-    for u, w in zip(a_w, b_w):
-        np.testing.assert_array_equal(u, w)
+    model = assert_compiled_equals_eager(_model, x, y, {"optimizer": "adam", "loss": "categorical_crossentropy"})
     model.save(tmp_path / "mha.keras")
     loaded = fastnn.models.load_model(tmp_path / "mha.keras")
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), b_pred)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -14,45 +14,11 @@ import fastnn
 from fastnn import backend as B
 from fastnn import layers as L
 from fastnn.models import compiled as compiled_module
+from fastnn.testing.compiled_step import assert_compiled_equals_eager as _assert_compiled_equals_eager
+from fastnn.testing.compiled_step import assert_same as _same
+from fastnn.testing.compiled_step import fit_evaluate_predict as _run
 
 RNG = np.random.default_rng(0)
-
-
-def _same(a, b, what):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), what
-        for k in a:
-            _same(a[k], b[k], f"{what}[{k!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), what
-        for i, (u, v) in enumerate(zip(a, b)):
-            _same(u, v, f"{what}[{i}]")
-    else:
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=what)
-
-
-def _run(build, x, y, compile_kwargs, fit_kwargs, jit, epochs=2, seed=1):
-    fastnn.utils.set_random_seed(seed)
-    model = build()
-    model.compile(jit_compile=jit, **compile_kwargs)
-    history = model.fit(x, y, epochs=epochs, verbose=0, **fit_kwargs)
-    bs = fit_kwargs.get("batch_size", 32)
-    ev = model.evaluate(x, y, batch_size=bs, verbose=0, return_dict=True)
-    pred = model.predict(x, batch_size=bs, verbose=0)
-    return model, {"history": history.history, "evaluate": ev, "predict": pred, "weights": model.get_weights()}
-
-
-def _assert_compiled_equals_eager(build, x, y, compile_kwargs, fit_kwargs=None, epochs=2,
-                                  kinds=("train", "test", "predict")):
-    fit_kwargs = dict(fit_kwargs or {})
-    fit_kwargs.setdefault("batch_size", 8)
-    _, eager = _run(build, x, y, compile_kwargs, fit_kwargs, False, epochs)
-    model, comp = _run(build, x, y, compile_kwargs, fit_kwargs, True, epochs)
-    _same(eager, comp, "compiled vs eager")
-    steps = model._compiled_steps
-    assert not steps.eager_kinds, steps.eager_kinds
-    assert {key[0] for key, entry in steps.entries.items() if entry.plan is not None} == set(kinds)
-    return model
 
 
 def _mlp():
