@@ -97,9 +97,8 @@ def _sequence(lib):
 def _attention(lib):
     L = lib.layers
     tokens = lib.Input((7,), dtype="int32", name="tokens")
-    # (no mask_zero: Keras writes a masked Add's mask computation into the config as NotEqual / LogicalOr op
-    # nodes, which fastnn's config loader does not know; masks through attention: tests/e2e/test_keras_attention.py)
-    e = L.Embedding(20, 8, name="emb")(tokens)
+    # mask_zero: Keras writes the masked Add's mask computation into the config as NotEqual / LogicalOr nodes
+    e = L.Embedding(20, 8, mask_zero=True, name="emb")(tokens)
     a = L.MultiHeadAttention(2, 4, dropout=0.1, name="self_attention")(e, e, use_causal_mask=True)
     h = L.LayerNormalization(name="ln_att")(L.Add(name="res")([e, a]))
     c = L.MultiHeadAttention(2, 3, value_dim=2, output_shape=5, name="cross")(h, e, e)

@@ -290,3 +290,18 @@ def test_lambda_masks():
     assert get_keras_mask(layers.Lambda(fn, mask=constant)(m)) is constant
     with pytest.warns(UserWarning, match="does not support masking"):
         assert get_keras_mask(layers.Lambda(fn)(m)) is None
+
+
+def test_the_logical_mask_operations_of_keras_configs():
+    # Keras 3.15 writes a merge layer's mask (Add of masked inputs ...) into functional configs as LogicalOr /
+    # LogicalAnd operation nodes; fastnn's loader builds them from its operation table.
+    from fastnn.layers.symbolic_ops import OPS
+
+    a = np.array([[True, False, True, False]])
+    b = np.array([[True, True, False, False]])
+    for name, expected in (("LogicalOr", a | b), ("LogicalAnd", a & b)):
+        op = OPS[name].from_config({"name": name.lower()})
+        assert op.get_config() == {"name": name.lower()}
+        np.testing.assert_array_equal(op(a, b).numpy(), expected)
+        x = fastnn.Input((4,), dtype="bool")
+        assert tuple(op(x, x).shape) == (None, 4)

@@ -138,4 +138,23 @@ class Any(SymbolicOp):
         return {"name": self.name, "axis": axis, "keepdims": self.keepdims}
 
 
-OPS = {cls.__name__: cls for cls in (Add, Subtract, Multiply, TrueDivide, Power, Negative, Matmul, NotEqual, Any)}
+def _bool_data(x):
+    return x._data if isinstance(x, Tensor) else B.asarray(x)
+
+
+class LogicalOr(SymbolicOp):
+    """``keras.ops.logical_or``: a merge layer's mask (Add, Concatenate ... of masked inputs) in Keras's configs."""
+
+    def compute(self, x1, x2):
+        return Tensor._wrap(B.logical_or(_bool_data(x1), _bool_data(x2)))
+
+
+class LogicalAnd(SymbolicOp):
+    """``keras.ops.logical_and``: masks combined in Keras's configs."""
+
+    def compute(self, x1, x2):
+        return Tensor._wrap(B.logical_and(_bool_data(x1), _bool_data(x2)))
+
+
+OPS = {cls.__name__: cls for cls in (Add, Subtract, Multiply, TrueDivide, Power, Negative, Matmul, NotEqual, Any,
+                                     LogicalOr, LogicalAnd)}
