@@ -167,3 +167,65 @@ def test_chained_attention_over_one_masked_embedding_matches_keras():
     fm = build(fastnn)
     fm.set_weights(km.get_weights())
     np.testing.assert_allclose(fm.predict(tokens, verbose=0), km.predict(tokens, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+QM = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+VM = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 0, 1, 1, 1]], bool)
+
+
+@pytest.mark.parametrize("name,kwargs", [("Attention", {}), ("Attention", {"use_scale": True}),
+                                         ("Attention", {"score_mode": "concat", "use_scale": True}),
+                                         ("AdditiveAttention", {}), ("AdditiveAttention", {"use_scale": False})])
+@pytest.mark.parametrize("call,three", [({}, False), ({"mask": [QM, VM]}, True),
+                                        ({"use_causal_mask": True, "return_attention_scores": True}, False)])
+def test_dot_and_additive_attention_match_keras(name, kwargs, call, three):
+    q = rand((2, 5, 4), seed=1)
+    v = q if call.get("use_causal_mask") else rand((2, 6, 4), seed=2)
+    inputs = [q, v, rand(v.shape, seed=4)] if three else [q, v]
+    k_layer, f_layer = keras_parity.layer_pair(name, kwargs)
+    k_layer(inputs)
+    f_layer(inputs)
+    assert [w.name for w in f_layer.weights] == [w.name for w in k_layer.weights]
+    weights = [rand(w.shape, seed=7 + i) for i, w in enumerate(k_layer.weights)]
+    k_layer.set_weights(weights)
+    f_layer.set_weights(weights)
+    upstream = rand((2, 5, 4), seed=3)
+    k_vars = [tf.Variable(a) for a in inputs]
+    with tf.GradientTape() as tape:
+        k_out = k_layer([tf.identity(t) for t in k_vars], **call)  # tensors: Keras's ops reject a Variable here
+        objective = tf.reduce_sum((k_out[0] if isinstance(k_out, tuple) else k_out) * upstream)
+    k_g = tape.gradient(objective, k_vars + list(k_layer.trainable_variables))
+    f_vars = [fastnn.Variable(a) for a in inputs]
+    with fastnn.GradientTape() as tape:
+        f_out = f_layer(f_vars, **call)
+        objective = fastnn.ops.sum(fastnn.ops.multiply(f_out[0] if isinstance(f_out, tuple) else f_out, upstream))
+    f_g = tape.gradient(objective, f_vars + list(f_layer.trainable_weights))
+    if isinstance(k_out, tuple):
+        np.testing.assert_allclose(f_out[1].numpy(), np.asarray(k_out[1]), rtol=1e-5, atol=1e-6)
+        k_out, f_out = k_out[0], f_out[0]
+    np.testing.assert_allclose(f_out.numpy(), np.asarray(k_out), rtol=1e-5, atol=1e-6)
+    for f, k in zip(f_g, k_g):
+        if k is None:
+            assert f is None or not np.any(f.numpy())
+        else:
+            np.testing.assert_allclose(f.numpy(), np.asarray(k), rtol=1e-4, atol=1e-5)
+    assert f_layer.get_config() == k_layer.get_config()
+    assert getattr(fastnn.layers, name).from_config(k_layer.get_config()).get_config() == k_layer.get_config()
+
+
+def test_attention_over_masked_embeddings_in_a_model_matches_keras():
+    tokens = np.array([[3, 5, 2, 0, 0, 0], [7, 1, 4, 9, 2, 0]], "int32")
+
+    def build(lib):
+        L = lib.layers
+        inp = lib.Input((6,), dtype="int32")
+        e = L.Embedding(12, 4, mask_zero=True)(inp)
+        a = L.Attention(use_scale=True)([e, e])
+        b = L.AdditiveAttention()([a, e])
+        return lib.Model(inp, L.GlobalAveragePooling1D()(b))
+
+    keras.utils.set_random_seed(2)
+    km = build(keras)
+    fm = fastnn.Model.from_config(km.get_config())
+    fm.set_weights(km.get_weights())
+    np.testing.assert_allclose(fm.predict(tokens, verbose=0), km.predict(tokens, verbose=0), rtol=1e-5, atol=1e-6)

@@ -330,6 +330,8 @@ def _layer_cases(lib):
         "Rescaling": L.Rescaling([0.5, 1.0, 2.0], offset=0.25, name="rescale"),
         "Normalization": L.Normalization(axis=[1, 2], invert=True, name="norm"),
         "Dot": L.Dot(axes=(1, 2), normalize=True, name="dot_layer"),
+        "Attention": L.Attention(use_scale=True, score_mode="concat", dropout=0.2, seed=1, name="att"),
+        "AdditiveAttention": L.AdditiveAttention(use_scale=False, name="additive"),
         "MultiHeadAttention": L.MultiHeadAttention(3, 4, value_dim=5, dropout=0.1, output_shape=6, use_bias=False,
                                                    kernel_initializer="he_normal", seed=3, name="mha"),
         "Normalization_fixed": L.Normalization(mean=[1.0, 2.0], variance=[3.0, 4.0], name="norm_fixed"),

@@ -97,12 +97,24 @@ def _sequence(lib):
 def _attention(lib):
     L = lib.layers
     tokens = lib.Input((7,), dtype="int32", name="tokens")
-    # mask_zero: Keras writes the masked Add's mask computation into the config as NotEqual / LogicalOr nodes
-    e = L.Embedding(20, 8, mask_zero=True, name="emb")(tokens)
+    # (masks through chained attentions: tests/e2e/test_keras_attention.py, built natively in both libraries; the
+    # LogicalOr / ConvertToTensor mask nodes of Keras's configs: the dot_attention case and test_masks.py)
+    e = L.Embedding(20, 8, name="emb")(tokens)
     a = L.MultiHeadAttention(2, 4, dropout=0.1, name="self_attention")(e, e, use_causal_mask=True)
     h = L.LayerNormalization(name="ln_att")(L.Add(name="res")([e, a]))
     c = L.MultiHeadAttention(2, 3, value_dim=2, output_shape=5, name="cross")(h, e, e)
     return lib.Model(tokens, L.GlobalAveragePooling1D(name="gap")(c), name="attention")
+
+
+def _dot_attention(lib):
+    L = lib.layers
+    tokens = lib.Input((6,), dtype="int32", name="tokens")
+    v = L.Embedding(20, 4, mask_zero=True, name="emb")(tokens)  # Keras records its mask as NotEqual nodes
+    q = L.Dense(4, name="to_q")(v)
+    a = L.Attention(use_scale=True, score_mode="concat", name="luong")([q, v])
+    b = L.AdditiveAttention(name="bahdanau")([a, v, v])
+    c = L.Attention(name="causal")([b, b], use_causal_mask=True)
+    return lib.Model(tokens, L.GlobalAveragePooling1D(name="gap")(c), name="dot_attention")
 
 
 def _recurrent(lib):
@@ -162,6 +174,7 @@ CASES = {"dense_stack": (_dense_stack, lambda rng: rng.standard_normal((3, 6))),
          "sequence": (_sequence, lambda rng: rng.standard_normal((2, 12, 4))),
          "recurrent": (_recurrent, lambda rng: rng.integers(0, 20, (2, 7))),
          "attention": (_attention, lambda rng: rng.integers(0, 20, (2, 7))),
+         "dot_attention": (_dot_attention, lambda rng: rng.integers(0, 20, (2, 6))),
          "merging": (_merging, lambda rng: [rng.standard_normal((3, 4)), rng.standard_normal((3, 4))])}
 CUSTOM = {"_named_function": _named_function}
 

@@ -305,3 +305,15 @@ def test_the_logical_mask_operations_of_keras_configs():
         np.testing.assert_array_equal(op(a, b).numpy(), expected)
         x = fastnn.Input((4,), dtype="bool")
         assert tuple(op(x, x).shape) == (None, 4)
+
+
+def test_convert_to_tensor_operation_of_keras_configs():
+    # Keras's Attention layers pass the query mask on through keras.ops.convert_to_tensor, a node in their configs.
+    from fastnn.layers.symbolic_ops import OPS
+
+    config = {"name": "convert_to_tensor", "dtype": None, "sparse": None, "ragged": None}
+    op = OPS["ConvertToTensor"].from_config(config)
+    assert op.get_config() == config
+    m = np.array([[True, False]])
+    np.testing.assert_array_equal(op(m).numpy(), m)
+    assert OPS["ConvertToTensor"](dtype="float32")(m).numpy().dtype == np.float32

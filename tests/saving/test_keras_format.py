@@ -178,6 +178,7 @@ def _activation_norm_family():
     x = L.ReLU(max_value=4.0)(L.GaussianDropout(0.1)(x))
     x = L.UnitNormalization()(L.ActivityRegularization(l2=1e-3)(x))
     x = L.MultiHeadAttention(2, 3, use_gate=True)(x, x, use_causal_mask=True)
+    x = L.AdditiveAttention()([L.Attention(use_scale=True, score_mode="concat")([x, x]), x])
     return fastnn.Model(inp, L.Softmax()(L.Dense(3)(L.Flatten()(x)))), \
         _rng(6).standard_normal((4, 6, 4)).astype("float32")
 

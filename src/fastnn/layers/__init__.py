@@ -18,7 +18,7 @@ from fastnn.layers.regularization import (ActivityRegularization, GaussianDropou
                                           SpatialDropout2D)
 from fastnn.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from fastnn.layers.preprocessing import Normalization, Rescaling
-from fastnn.layers.attention import MultiHeadAttention
+from fastnn.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from fastnn.layers.embedding import Embedding  # h-embed
 from fastnn.layers.wrappers import TimeDistributed, Wrapper  # h-embed
 from fastnn.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # h-rnnl
@@ -44,5 +44,5 @@ __all__ = [
     "Bidirectional",  # h-rnnl
     "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "LayerNormalization", "RMSNormalization", "UnitNormalization",
     "GroupNormalization", "GaussianNoise", "GaussianDropout", "ActivityRegularization", "Rescaling",
-    "Normalization", "Dot", "dot", "MultiHeadAttention",
+    "Normalization", "Dot", "dot", "MultiHeadAttention", "Attention", "AdditiveAttention",
 ]

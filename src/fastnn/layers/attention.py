@@ -1,4 +1,4 @@
-"""MultiHeadAttention (``keras.layers.MultiHeadAttention``, Vaswani et al. 2017) with Keras 3.15's arguments,
+"""Attention layers: MultiHeadAttention (``keras.layers.MultiHeadAttention``, Vaswani et al. 2017) with Keras 3.15's arguments,
 weights, config, masks and file layout, for inputs of shape (batch, sequence, features).
 
 Keras builds four EinsumDense sublayers: query / key / value project (B, T, dim) to (B, T, heads, key_dim) with a
@@ -21,15 +21,18 @@ from fastnn import backend as B
 from fastnn import constraints as _constraints
 from fastnn import initializers as _initializers
 from fastnn import regularizers as _regularizers
+from fastnn import utils as _utils
 from fastnn.autograd import Tensor
 from fastnn.autograd import keras_attrs
 from fastnn.autograd.keras_attrs import get_keras_mask, set_keras_mask
+from fastnn.autograd.ops import activation as _act
 from fastnn.autograd.ops import elementwise as _ew
 from fastnn.autograd.ops import matmul as _matmul
 from fastnn.autograd.ops import nn as _nn
+from fastnn.autograd.ops import reduce as _reduce
 from fastnn.autograd.ops import shape as _shape
 from fastnn.layers.activations import Softmax
-from fastnn.layers.core import Dropout
+from fastnn.layers.core import Dropout, _dropout
 from fastnn.layers.layer import Layer
 from fastnn.layers.serialization import serialize_keras_object
 
@@ -383,4 +386,138 @@ class MultiHeadAttention(Layer):
             "bias_constraint": serialize_keras_object(self._bias_constraint),
             "seed": self.seed,
         })
+        return config
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Attention (Luong) and AdditiveAttention (Bahdanau): keras.layers.Attention / AdditiveAttention
+# ---------------------------------------------------------------------------------------------------------------
+class Attention(Layer):
+    """Dot-product attention (``keras.layers.Attention``, Luong-style): ``layer([query, value])`` or
+    ``layer([query, value, key])`` on (batch, T, dim) / (batch, S, dim) tensors gives softmax(scores) @ value of
+    shape (batch, T, dim_value), scores = query @ key^T (times a learned scalar with ``use_scale``), or with
+    ``score_mode="concat"`` sum(tanh(query + key)) per pair (times ``concat_score_weight``).
+
+    Masks (``mask=[query_mask, value_mask]`` or the inputs' Keras masks): masked keys enter as score - 1e9, masked
+    query rows come out 0; ``use_causal_mask``; ``dropout`` on the weights in training; ``return_attention_scores``.
+    """
+
+    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.use_scale = bool(use_scale)
+        self.score_mode = score_mode
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+            raise ValueError(f"{type(self).__name__}: dropout must be a float in [0, 1), but received {dropout!r}")
+        self.dropout = dropout
+        self.seed = seed
+        self._gen = B.random_generator(seed) if seed is not None else None
+        if self.score_mode not in ("dot", "concat"):
+            raise ValueError(f"Invalid value for argument score_mode. Expected one of {{'dot', 'concat'}}. Received: "
+                             f"score_mode={score_mode}")
+        self.supports_masking = True
+
+    def _validate_inputs(self, inputs, mask=None):
+        name = type(self).__name__
+        if not isinstance(inputs, (list, tuple)):
+            raise ValueError(f"{name} layer must be called on a list of inputs, namely [query, value] or [query, "
+                             f"value, key]. Received: inputs={inputs}.")
+        if len(inputs) < 2 or len(inputs) > 3:
+            raise ValueError(f"{name} layer accepts inputs list of length 2 or 3, namely [query, value] or [query, "
+                             f"value, key]. Received length: {len(inputs)}.")
+        if mask is not None:
+            if not isinstance(mask, (list, tuple)):
+                raise ValueError(f"{name} layer mask must be a list, namely [query_mask, value_mask]. Received: "
+                                 f"mask={mask}.")
+            if len(mask) < 2 or len(mask) > 3:
+                raise ValueError(f"{name} layer accepts mask list of length 2 or 3. Received: mask={mask}.")
+
+    def build(self, input_shape):
+        self._validate_inputs(input_shape)
+        self.scale = self.concat_score_weight = None
+        if self.use_scale:
+            self.scale = self.add_weight(name="scale", shape=(), initializer="ones")
+        if self.score_mode == "concat":
+            self.concat_score_weight = self.add_weight(name="concat_score_weight", shape=(), initializer="ones")
+        self.built = True
+
+    def _scores(self, query, key):
+        if self.score_mode == "dot":
+            perm = list(range(key.ndim))
+            perm[-2], perm[-1] = perm[-1], perm[-2]
+            scores = _matmul.matmul(query, _shape.transpose(key, perm))
+            return _ew.multiply(scores, self.scale) if self.scale is not None else scores
+        pairs = _ew.add(_shape.expand_dims(query, -2), _shape.expand_dims(key, -3))
+        if self.scale is not None:
+            pairs = _ew.multiply(self.scale, pairs)
+        return _ew.multiply(self.concat_score_weight, _reduce.sum(_act.tanh(pairs), -1))
+
+    def call(self, inputs, mask=None, training=None, return_attention_scores=False, use_causal_mask=False):
+        # (training=None, not Keras's False: the same behaviour, and the graph node records no training flag,
+        # as Keras's does not)
+        self._validate_inputs(inputs, mask)
+        q, v = inputs[0], inputs[1]
+        k = inputs[2] if len(inputs) > 2 else v
+        q_mask = _as_bool(mask[0]) if mask and mask[0] is not None else None
+        v_mask = _as_bool(mask[1]) if mask and mask[1] is not None else None
+        scores = self._scores(q, k)
+        if use_causal_mask:
+            T, S = scores.shape[-2], scores.shape[-1]
+            causal = B.greater_equal(B.reshape(B.arange(T), (1, T, 1)), B.reshape(B.arange(S), (1, 1, S)))
+            v_mask = causal if v_mask is None else B.logical_and(B.expand_dims(v_mask, -2), causal)
+        if v_mask is not None:
+            padding = B.logical_not(v_mask)
+            if padding.ndim == 2:
+                padding = B.expand_dims(padding, -2)
+            large = 65504.0 if scores.dtype == "float16" else 1e9
+            scores = _ew.where(padding, _ew.subtract(scores, large), scores)
+        weights = _activations.softmax(scores, axis=-1)
+        if training and self.dropout > 0:
+            gen = self._gen if self._gen is not None else _utils.rng()
+            keep = B.greater_equal(B.random_uniform(gen, tuple(weights.shape), "float64"), self.dropout)
+            weights = _dropout(weights, keep, 1.0 / (1.0 - self.dropout))
+        output = _matmul.matmul(weights, v)
+        if q_mask is not None:
+            output = _ew.where(B.expand_dims(q_mask, -1), output, 0.0)
+        if return_attention_scores:
+            return output, weights
+        return output
+
+    def compute_mask(self, inputs, previous_mask):
+        mask = previous_mask
+        if mask is None or not isinstance(mask, (list, tuple)) or mask[0] is None:
+            return None
+        return mask[0]
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0][:-1]) + (input_shape[1][-1],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"use_scale": self.use_scale, "score_mode": self.score_mode, "dropout": self.dropout,
+                       "seed": self.seed})
+        return config
+
+
+class AdditiveAttention(Attention):
+    """Additive attention (``keras.layers.AdditiveAttention``, Bahdanau-style): scores = sum(scale * tanh(query +
+    key)) over the feature axis, ``scale`` a learned (dim,) vector (glorot_uniform) with ``use_scale`` (the
+    default). Otherwise as Attention."""
+
+    def __init__(self, use_scale=True, dropout=0.0, **kwargs):
+        super().__init__(use_scale=use_scale, dropout=dropout, **kwargs)
+
+    def build(self, input_shape):
+        self._validate_inputs(input_shape)
+        self.scale = None
+        if self.use_scale:
+            self.scale = self.add_weight(name="scale", shape=(input_shape[0][-1],), initializer="glorot_uniform")
+        self.built = True
+
+    def _scores(self, query, key):
+        pairs = _act.tanh(_ew.add(_shape.expand_dims(query, -2), _shape.expand_dims(key, -3)))
+        return _reduce.sum(_ew.multiply(self.scale, pairs) if self.use_scale else _ew.multiply(1.0, pairs), -1)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["score_mode"]
         return config

@@ -863,10 +863,12 @@ class Layer:
             value = _ctx.training if _ctx.training is not None else _training_default(type(self))
             if value is not None:
                 call_kwargs["training"] = value
-        if self._call_has_mask and "mask" not in call_kwargs and len(tensor_arguments) == 1:
+        if self._call_has_mask and "mask" not in call_kwargs and len(tensor_arguments) == 1 and \
+                not isinstance(tensor_arguments[0], (list, tuple)):
             # Keras fills in the inputs' mask for a call with a `mask` argument and records it in the node. fastnn
             # records None: when the graph runs, each call fills in the mask its input tensor carries then (the
-            # same mask Keras computes through the mask's own graph operations).
+            # same mask Keras computes through the mask's own graph operations). A list of inputs without masks
+            # (Attention([query, value])) records nothing, as in Keras.
             call_kwargs["mask"] = None
         previous_mask = kwargs.get("mask")
         if previous_mask is None:

@@ -156,5 +156,25 @@ class LogicalAnd(SymbolicOp):
         return Tensor._wrap(B.logical_and(_bool_data(x1), _bool_data(x2)))
 
 
+class ConvertToTensor(SymbolicOp):
+    """``keras.ops.convert_to_tensor``: Keras's Attention layers pass their query mask on through it, and Keras 3.15
+    writes that into functional configs as a node of its own (the identity here; ``dtype`` casts)."""
+
+    keras_module = "keras.src.ops.core"
+
+    def __init__(self, dtype=None, sparse=None, ragged=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.target_dtype, self.sparse, self.ragged = dtype, sparse, ragged
+
+    def compute(self, x):
+        t = x if isinstance(x, Tensor) else Tensor._wrap(B.asarray(x))
+        if self.target_dtype is not None and str(t.dtype) != str(self.target_dtype):
+            t = Tensor._wrap(B.astype(t._data, self.target_dtype))
+        return t
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.target_dtype, "sparse": self.sparse, "ragged": self.ragged}
+
+
 OPS = {cls.__name__: cls for cls in (Add, Subtract, Multiply, TrueDivide, Power, Negative, Matmul, NotEqual, Any,
-                                     LogicalOr, LogicalAnd)}
+                                     LogicalOr, LogicalAnd, ConvertToTensor)}
