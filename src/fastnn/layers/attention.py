@@ -116,6 +116,17 @@ def _positive(arg, value, allow_none=False):
     return int(value)
 
 
+def _positions(T, S):
+    """The query (1, T, 1) and key (1, 1, S) position grids of a (T, S) score matrix."""
+    return B.reshape(B.arange(T), (1, T, 1)), B.reshape(B.arange(S), (1, 1, S))
+
+
+def _causal_mask(T, S):
+    """(1, T, S) bool: query t attends key s <= t (Keras's causal mask)."""
+    rows, cols = _positions(T, S)
+    return B.greater_equal(rows, cols)
+
+
 def _as_bool(mask):
     if mask is None:
         return None
@@ -286,13 +297,10 @@ class MultiHeadAttention(Layer):
                 m = B.expand_dims(_as_bool(m), -2)
                 auto = m if auto is None else B.logical_and(auto, m)
         if use_causal_mask:
-            rows = B.reshape(B.arange(T), (1, T, 1))
-            cols = B.reshape(B.arange(S), (1, 1, S))
-            m = B.greater_equal(rows, cols)
+            m = _causal_mask(T, S)
             auto = m if auto is None else B.logical_and(auto, m)
         if self._sliding_window is not None:
-            rows = B.reshape(B.arange(T), (1, T, 1))
-            cols = B.reshape(B.arange(S), (1, 1, S))
+            rows, cols = _positions(T, S)
             m = B.less(B.abs(B.subtract(rows, cols)), self._sliding_window)
             auto = m if auto is None else B.logical_and(auto, m)
         if attention_mask is not None:
@@ -462,7 +470,7 @@ class Attention(Layer):
         scores = self._scores(q, k)
         if use_causal_mask:
             T, S = scores.shape[-2], scores.shape[-1]
-            causal = B.greater_equal(B.reshape(B.arange(T), (1, T, 1)), B.reshape(B.arange(S), (1, 1, S)))
+            causal = _causal_mask(T, S)
             v_mask = causal if v_mask is None else B.logical_and(B.expand_dims(v_mask, -2), causal)
         if v_mask is not None:
             padding = B.logical_not(v_mask)
